@@ -1,0 +1,66 @@
+/* config.h - the account key file (SPEC "Mounting") as plain data.
+ * Pure apart from reading the file and running password_command. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+
+#define CFG_ERROR (cfg_error_quark())
+GQuark cfg_error_quark(void);
+
+typedef enum {
+	CFG_ERROR_FILE,     /* cannot read or parse the file */
+	CFG_ERROR_GROUP,    /* a group name that is not a bare JID */
+	CFG_ERROR_KEY,      /* unknown key, or a value of the wrong form */
+	CFG_ERROR_PASSWORD, /* no password, unsafe mode, command failed */
+	CFG_ERROR_EMPTY,    /* no accounts */
+} CfgError;
+
+typedef enum {
+	CFG_TLS_REQUIRED, /* STARTTLS, mandatory (default) */
+	CFG_TLS_DIRECT,   /* XEP-0368 direct TLS */
+	CFG_TLS_PLAINTEXT /* tls = insecure-plaintext */
+} CfgTls;
+
+#define CFG_MESSAGE_LIMIT_DEFAULT (64 * 1024)
+#define CFG_PING_INTERVAL_DEFAULT 60
+
+typedef struct {
+	char *jid;       /* normalized bare JID: the group name */
+	char *password;  /* from password or the first line of password_command */
+	char *host;      /* NULL: SRV lookup of the domain */
+	guint16 port;    /* 0: default (5222, or 5223 for direct TLS) */
+	CfgTls tls;
+	char *ca_file;   /* NULL: system CAs only */
+	char *resource;  /* never NULL: given, or "xmppfs-" + 8 random hex */
+	char *nick;      /* never NULL: given, or the localpart */
+	gsize message_limit;   /* bytes; key message_limit */
+	guint ping_interval;   /* seconds; key ping_interval; 0 disables */
+} CfgAccount;
+
+typedef struct {
+	char *path;
+	GPtrArray *accounts; /* of CfgAccount*, in file order */
+} CfgFile;
+
+/* $XDG_CONFIG_HOME/xmppfs/config */
+char *cfg_default_path(void);
+
+/* Read and validate @path; run each password_command.  The error message
+ * is one line naming the file, the group and the key:
+ *   "FILE: [alice@example.org] port: not a port number: 'abc'"  */
+CfgFile *cfg_load(const char *path, GError **err);
+/* The same, from a string (for tests and fuzzing); @path names it in
+ * messages, and @mode stands for the file's mode for the password check. */
+CfgFile *cfg_load_data(const char *data, gsize len, const char *path,
+		       guint mode, GError **err);
+void cfg_free(CfgFile *cfg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CfgFile, cfg_free)
+
+/* Overwrite and free a password string. */
+void cfg_password_free(char *password);
+
+/* When false, a password_command is not run but is an error
+ * (CFG_ERROR_PASSWORD).  True by default; the fuzz target clears it so
+ * arbitrary input can never run a shell command. */
+extern bool cfg_allow_commands;
