@@ -1,0 +1,1111 @@
+/* account.c - one account: resolve, connect, log in, presence.
+ *
+ * Every function that touches libstrophe runs on the pool thread (asserted
+ * with POOL_ASSERT).  Each account has its own libstrophe context so that
+ * the library's log lines and certificate callbacks, which carry only a
+ * context, can be told apart per account: that is how a failed login, a
+ * refused certificate or a parse error becomes this account's `error:`.
+ *
+ * What FUSE threads may read (the `connection` and `status` files) is in
+ * the "shared" block of struct Account, protected by Account.lock.  The
+ * lock is never held while calling libstrophe. */
+#include "account.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <netdb.h>
+#include <string.h>
+#include <strophe.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "jid.h"
+#include "log.h"
+#include "pool.h"
+#include "text.h"
+#include "watchdog.h"
+
+#define BACKOFF_MIN_S 1
+#define BACKOFF_MAX_S 300
+#define STABLE_ONLINE_US (60 * G_USEC_PER_SEC)
+#define RUN_ROUNDS_MAX 64
+#define CLOSE_ECHO_WAIT_US (1 * G_USEC_PER_SEC)
+/* A stanza larger than this ends the connection: libstrophe would buffer
+ * it without limit, at a cost that grows with the square of its size.  A
+ * legitimate 5,000-item roster is about 300 KB. */
+#define STANZA_MAX_BYTES (1u << 20)
+
+struct Account {
+	const CfgAccount *cfg; /* immutable */
+	Pool *pool;            /* immutable */
+
+	/* shared: protected by lock */
+	GMutex lock;
+	AcctState state;
+	char *bound_jid;
+	char *server;   /* "ADDRESS:PORT" of the current or last attempt */
+	char *tls_desc; /* "on, certificate sha256 ..." */
+	char *error;    /* last error, NULL when none */
+	gint64 since;   /* unix seconds of the last state change */
+	gint64 retry_at_unix;
+	AcctShow show;  /* never OFFLINE/RECONNECT: see want_online */
+	char *show_text;
+	bool want_online;
+
+	/* pool thread only */
+	xmpp_ctx_t *ctx;
+	xmpp_log_t xlog;
+	xmpp_conn_t *conn;
+	int fd;          /* libstrophe's socket, -1 when none */
+	int fd_dup;      /* ours, for the watchdog and forced drops */
+	WdSlot wd;
+	bool conn_dead;  /* disconnected: release after run_once returns */
+	bool was_online; /* this attempt reached CONNECT */
+	bool tcp_up;     /* this attempt's TCP connect succeeded */
+	bool in_tls;     /* inside the TLS handshake (blocking in 0.12) */
+	bool busy;       /* acct_run is on the stack */
+	gint64 login_deadline; /* monotonic µs */
+	bool shutting;   /* unmount: do not reconnect */
+	bool reconnect_asked; /* `status` asked to drop and reconnect now */
+	guint gen;       /* attempt number; stale resolver answers are dropped */
+	bool resolving;
+	GPtrArray *addrs; /* candidates of this attempt: "ADDRESS PORT" */
+	guint addr_next;
+	gint64 retry_at;  /* monotonic µs; 0 when no retry is scheduled */
+	guint backoff_s;
+	gint64 online_at; /* monotonic µs of the last CONNECT */
+	guint progress;   /* bumped by every stanza libstrophe reports */
+	/* why the current attempt failed, collected while it runs */
+	char *cert_error;
+	char *auth_error;
+	bool parse_error;
+	bool oversize;
+	guint stanzas;        /* complete stanzas received */
+	guint stanzas_mark;   /* stanzas at the last size check */
+	guint64 bytes_mark;   /* bytes consumed at the last new stanza */
+	gint64 close_at;      /* closing: end the stream by then (µs) */
+	bool sm_on;           /* XEP-0198 enabled on this stream */
+	guint32 sm_h;         /* stanzas received since <enabled/> */
+};
+
+/* Contexts carry no user data that callbacks can reach; this maps them
+ * back.  Pool thread only. */
+static GHashTable *acct_by_ctx;
+
+static const char *const show_words[] = {
+	[ACCT_SHOW_AVAILABLE] = "available", [ACCT_SHOW_CHAT] = "chat",
+	[ACCT_SHOW_AWAY] = "away",           [ACCT_SHOW_XA] = "xa",
+	[ACCT_SHOW_DND] = "dnd",             [ACCT_SHOW_OFFLINE] = "offline",
+};
+
+static const char *const state_words[] = {
+	[ACCT_OFFLINE] = "offline",
+	[ACCT_CONNECTING] = "connecting",
+	[ACCT_ONLINE] = "online",
+	[ACCT_FAILED] = "failed",
+};
+
+static void attempt_next(Account *a);
+static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud);
+static void finish_close(Account *a);
+
+/* ---- shared state, any thread ---- */
+
+static void set_state(Account *a, AcctState st, const char *error)
+{
+	g_mutex_lock(&a->lock);
+	if (a->state != st)
+		a->since = g_get_real_time() / G_USEC_PER_SEC;
+	a->state = st;
+	if (error) {
+		g_free(a->error);
+		a->error = g_strdup(error);
+	}
+	g_mutex_unlock(&a->lock);
+	if (error)
+		xfs_warn("%s: %s", a->cfg->jid, error);
+	else
+		xfs_info("%s: %s", a->cfg->jid, state_words[st]);
+}
+
+static void set_str(Account *a, char **field, char *value)
+{
+	g_mutex_lock(&a->lock);
+	g_free(*field);
+	*field = value;
+	g_mutex_unlock(&a->lock);
+}
+
+static char *format_time(gint64 unix_s)
+{
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(unix_s);
+	return g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
+}
+
+char *acct_connection_text(Account *a)
+{
+	GString *s = g_string_new(NULL);
+
+	g_mutex_lock(&a->lock);
+	g_string_append_printf(s, "state: %s\n", state_words[a->state]);
+	g_string_append_printf(s, "jid: %s\n",
+			       a->bound_jid ? a->bound_jid : a->cfg->jid);
+	if (a->server)
+		g_string_append_printf(s, "server: %s\n", a->server);
+	if (a->state == ACCT_ONLINE)
+		g_string_append_printf(s, "tls: %s\n", a->tls_desc);
+	g_autofree char *since = format_time(a->since);
+	g_string_append_printf(s, "since: %s\n", since);
+	if (a->retry_at_unix && a->state != ACCT_ONLINE) {
+		g_autofree char *at = format_time(a->retry_at_unix);
+		g_string_append_printf(s, "retry: %s\n", at);
+	}
+	if (a->error)
+		g_string_append_printf(s, "error: %s\n", a->error);
+	g_mutex_unlock(&a->lock);
+	return g_string_free(s, FALSE);
+}
+
+char *acct_status_text(Account *a)
+{
+	char *out;
+
+	g_mutex_lock(&a->lock);
+	if (!a->want_online)
+		out = g_strdup("offline\n");
+	else if (a->show_text)
+		out = g_strdup_printf("%s %s\n", show_words[a->show],
+				      a->show_text);
+	else
+		out = g_strdup_printf("%s\n", show_words[a->show]);
+	g_mutex_unlock(&a->lock);
+	return out;
+}
+
+gint64 acct_since(Account *a)
+{
+	gint64 t;
+
+	g_mutex_lock(&a->lock);
+	t = a->since;
+	g_mutex_unlock(&a->lock);
+	return t;
+}
+
+int acct_parse_status(const char *line, AcctShow *show, char **text)
+{
+	gsize len = strlen(line);
+	const char *sp;
+	g_autofree char *word = NULL;
+
+	*text = NULL;
+	if (len == 0 || len > ACCT_STATUS_TEXT_MAX)
+		return -EINVAL;
+	if (!text_is_clean(line, len, false))
+		return -EILSEQ;
+	sp = strpbrk(line, " \t");
+	word = sp ? g_strndup(line, sp - line) : g_strdup(line);
+	*show = ACCT_SHOW_RECONNECT;
+	for (guint i = 0; i < G_N_ELEMENTS(show_words); i++)
+		if (g_str_equal(word, show_words[i]))
+			*show = i;
+	if (*word == '\0')
+		return -EINVAL;
+	if (sp && (*show == ACCT_SHOW_OFFLINE || *show == ACCT_SHOW_RECONNECT))
+		return 0; /* text after offline or a reconnect word is ignored */
+	if (sp) {
+		g_autofree char *t = g_strstrip(g_strdup(sp));
+		if (*t)
+			*text = g_steal_pointer(&t);
+	}
+	return 0;
+}
+
+/* ---- libstrophe callbacks, pool thread ---- */
+
+static Account *acct_of_ctx(const xmpp_ctx_t *ctx)
+{
+	return g_hash_table_lookup(acct_by_ctx, ctx);
+}
+
+/* "RECV: <failure xmlns='..sasl'><not-authorized/><text>why</text>" ->
+ * "not-authorized: why". */
+static void note_sasl_failure(Account *a, const char *msg)
+{
+	const char *cond = strstr(msg, "\"><");
+	const char *text = strstr(msg, "<text");
+	g_autofree char *c = NULL, *t = NULL;
+
+	if (!cond)
+		return;
+	cond += 3;
+	c = g_strndup(cond, strcspn(cond, "/> "));
+	if (text && (text = strchr(text, '>')))
+		t = g_strndup(text + 1, strcspn(text + 1, "<"));
+	g_free(a->auth_error);
+	a->auth_error = t && *t ? g_strdup_printf("%s: %s", c, t)
+				: g_steal_pointer(&c);
+}
+
+static void arm(Account *a, gint64 deadline)
+{
+	if (a->fd_dup >= 0)
+		wd_arm(&a->wd, a->fd_dup, deadline);
+}
+
+/* libstrophe 0.12 runs the TLS handshake as one blocking loop inside
+ * xmpp_run_once; the pool serves the other accounts meanwhile (see
+ * select() in pool.c), and the watchdog ends a handshake that stalls for
+ * ACCT_TLS_TIMEOUT_S, so this account's retry starts early. */
+static void tls_begins(Account *a)
+{
+	a->in_tls = true;
+	arm(a, MIN(a->login_deadline, g_get_monotonic_time() +
+					      ACCT_TLS_TIMEOUT_S *
+						      G_USEC_PER_SEC));
+}
+
+static void tls_ends(Account *a)
+{
+	a->in_tls = false;
+	arm(a, a->login_deadline);
+}
+
+static void tcp_connected(Account *a)
+{
+	a->tcp_up = true;
+	if (a->cfg->tls == CFG_TLS_DIRECT)
+		tls_begins(a);
+}
+
+static bool is_stanza(const char *xml, const char *name)
+{
+	size_t n = strlen(name);
+
+	return xml[0] == '<' && !strncmp(xml + 1, name, n) &&
+	       (xml[n + 1] == ' ' || xml[n + 1] == '>' || xml[n + 1] == '/');
+}
+
+/* libstrophe 0.12 keeps the XEP-0198 count of handled stanzas to itself
+ * and sends it only when the server asks; at a clean close the server then
+ * bounces everything it thinks unacknowledged.  So count as it does, and
+ * acknowledge before </stream:stream> (begin_close). */
+static void sm_count(Account *a, const char *xml)
+{
+	if (is_stanza(xml, "enabled")) {
+		a->sm_on = true;
+		a->sm_h = 0;
+	} else if (a->sm_on && (is_stanza(xml, "message") ||
+				is_stanza(xml, "presence") ||
+				is_stanza(xml, "iq"))) {
+		a->sm_h++;
+	}
+}
+
+/* libstrophe reports auth failures and parse errors only in its log; the
+ * per-account context tells whose they are. */
+static void xlog_handler(void *ud, xmpp_log_level_t level, const char *area,
+			 const char *msg)
+{
+	Account *a = ud;
+
+	/* every line means libstrophe did something: run it again */
+	a->progress++;
+	if (g_str_has_prefix(msg, "RECV: ")) {
+		a->stanzas++;
+		sm_count(a, msg + 6);
+	}
+	else if (g_str_has_prefix(msg, "parse error"))
+		a->parse_error = true;
+	else if (g_str_equal(msg, "connection successful"))
+		tcp_connected(a);
+	else if (g_str_equal(msg, "proceeding with TLS"))
+		tls_begins(a);
+	else if (a->in_tls && g_str_has_prefix(msg, "SENT: "))
+		tls_ends(a); /* the stream restarts over TLS */
+	else if (g_str_has_prefix(msg, "RECV: <failure xmlns=\"" XMPP_NS_SASL))
+		note_sasl_failure(a, msg);
+	else if (!a->auth_error && (g_str_has_suffix(msg, " auth failed") ||
+				    strstr(msg, "Cannot authenticate")))
+		a->auth_error = g_strdup(msg);
+	if (xfs_log_xml()) {
+		/* SASL PLAIN carries the password in base64: never log it */
+		if (strstr(msg, "<auth ") || strstr(msg, "<response "))
+			msg = "[authentication data not shown]";
+		xfs_debug("%s %s: %s", a->cfg->jid, area, msg);
+	}
+	/* without -d, what matters reaches the log as this account's error */
+}
+
+static int certfail_handler(const xmpp_tlscert_t *cert, const char *errormsg)
+{
+	Account *a = acct_of_ctx(xmpp_tlscert_get_ctx(cert));
+
+	if (a && !a->cert_error)
+		a->cert_error = g_strdup(errormsg ? errormsg : "unknown reason");
+	return 0; /* refuse */
+}
+
+static int sockopt_cb(xmpp_conn_t *conn, void *sock)
+{
+	Account *a = acct_of_ctx(xmpp_conn_get_context(conn));
+	int fd = *(int *)sock;
+
+	if (!a)
+		return 0;
+	a->fd = fd;
+	if (a->fd_dup >= 0) {
+		wd_disarm(&a->wd);
+		close(a->fd_dup);
+	}
+	a->fd_dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	a->login_deadline = g_get_monotonic_time() +
+			    ACCT_LOGIN_TIMEOUT_S * G_USEC_PER_SEC;
+	arm(a, a->login_deadline);
+	return 0;
+}
+
+/* ---- stanzas ---- */
+
+static void add_text_child(Account *a, xmpp_stanza_t *parent,
+			   const char *name, const char *text)
+{
+	xmpp_stanza_t *child = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_t *t = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(child, name);
+	xmpp_stanza_set_text(t, text);
+	xmpp_stanza_add_child(child, t);
+	xmpp_stanza_add_child(parent, child);
+	xmpp_stanza_release(t);
+	xmpp_stanza_release(child);
+}
+
+static void send_presence(Account *a)
+{
+	xmpp_stanza_t *p;
+	AcctShow show;
+	g_autofree char *text = NULL;
+
+	POOL_ASSERT();
+	g_mutex_lock(&a->lock);
+	show = a->show;
+	text = g_strdup(a->show_text);
+	g_mutex_unlock(&a->lock);
+	p = xmpp_presence_new(a->ctx);
+	if (show != ACCT_SHOW_AVAILABLE)
+		add_text_child(a, p, "show", show_words[show]);
+	if (text)
+		add_text_child(a, p, "status", text);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+}
+
+static void send_unavailable(Account *a)
+{
+	xmpp_stanza_t *p = xmpp_presence_new(a->ctx);
+
+	xmpp_stanza_set_type(p, "unavailable");
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+}
+
+/* Answer every get/set nobody handles, as RFC 6120 §8.2.3 requires; ping
+ * (XEP-0199) gets its empty result. */
+static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *type = xmpp_stanza_get_type(iq);
+	xmpp_stanza_t *reply;
+
+	a->progress++;
+	if (!type || (strcmp(type, "get") && strcmp(type, "set")))
+		return 1;
+	if (xmpp_stanza_get_child_by_name_and_ns(iq, "ping", "urn:xmpp:ping"))
+		reply = xmpp_stanza_reply(iq);
+	else
+		reply = xmpp_stanza_reply_error(iq, "cancel",
+						"feature-not-implemented",
+						NULL);
+	if (!reply)
+		return 1;
+	if (!xmpp_stanza_get_type(reply) ||
+	    strcmp(xmpp_stanza_get_type(reply), "error"))
+		xmpp_stanza_set_type(reply, "result");
+	xmpp_send(conn, reply);
+	xmpp_stanza_release(reply);
+	return 1;
+}
+
+/* ---- connection life ---- */
+
+/* "ab:cd:.." or "abcd.." from libstrophe -> "AB:CD:..". */
+static char *format_fingerprint(const char *fp)
+{
+	GString *s = g_string_new(NULL);
+
+	for (const char *p = fp; p && *p; p++) {
+		if (!g_ascii_isxdigit(*p))
+			continue;
+		if (s->len && (s->len + 1) % 3 == 0)
+			g_string_append_c(s, ':');
+		g_string_append_c(s, g_ascii_toupper(*p));
+	}
+	return g_string_free(s, FALSE);
+}
+
+static char *describe_tls(Account *a)
+{
+	xmpp_tlscert_t *cert;
+	g_autofree char *fp = NULL;
+
+	if (!xmpp_conn_is_secured(a->conn))
+		return g_strdup("off");
+	cert = xmpp_conn_get_peer_cert(a->conn);
+	if (!cert)
+		return g_strdup("on");
+	fp = format_fingerprint(
+		xmpp_tlscert_get_string(cert, XMPP_CERT_FINGERPRINT_SHA256));
+	xmpp_tlscert_free(cert);
+	return g_strdup_printf("on, certificate sha256 %s", fp);
+}
+
+static void on_connect(Account *a)
+{
+	if (a->fd_dup >= 0)
+		wd_disarm(&a->wd);
+	a->was_online = true;
+	a->online_at = g_get_monotonic_time();
+	set_str(a, &a->bound_jid, g_strdup(xmpp_conn_get_bound_jid(a->conn)));
+	set_str(a, &a->tls_desc, describe_tls(a));
+	g_mutex_lock(&a->lock);
+	g_clear_pointer(&a->error, g_free);
+	a->retry_at_unix = 0;
+	g_mutex_unlock(&a->lock);
+	xmpp_handler_add(a->conn, iq_handler, NULL, "iq", NULL, a);
+	xmpp_handler_add(a->conn, presence_handler, NULL, "presence", NULL, a);
+	send_presence(a);
+	set_state(a, ACCT_ONLINE, NULL);
+}
+
+static const char *stream_error_word(xmpp_error_type_t t)
+{
+	switch (t) {
+	case XMPP_SE_CONFLICT:
+		return "conflict (another client took this resource)";
+	case XMPP_SE_CONN_TIMEOUT:
+		return "connection-timeout";
+	case XMPP_SE_HOST_UNKNOWN:
+		return "host-unknown";
+	case XMPP_SE_NOT_AUTHORIZED:
+		return "not-authorized";
+	case XMPP_SE_POLICY_VIOLATION:
+		return "policy-violation";
+	case XMPP_SE_SYSTEM_SHUTDOWN:
+		return "system-shutdown";
+	case XMPP_SE_RESOURCE_CONSTRAINT:
+		return "resource-constraint";
+	case XMPP_SE_SEE_OTHER_HOST:
+		return "see-other-host";
+	case XMPP_SE_INVALID_XML:
+	case XMPP_SE_XML_NOT_WELL_FORMED:
+		return "not-well-formed";
+	default:
+		return "stream error";
+	}
+}
+
+/* Why did this attempt end?  *fatal: retrying would not help. */
+static char *failure_reason(Account *a, bool timed_out, int error,
+			    xmpp_stream_error_t *se, bool *fatal)
+{
+	*fatal = false;
+	if (a->cert_error) {
+		*fatal = true;
+		return g_strdup_printf("certificate verification failed: %s",
+				       a->cert_error);
+	}
+	if (a->auth_error) {
+		*fatal = true;
+		return g_strdup_printf("authentication failed: wrong password "
+				       "or no such account (%s)",
+				       a->auth_error);
+	}
+	if (timed_out && a->in_tls)
+		return g_strdup_printf("TLS handshake timed out after %d s "
+				       "(server stalled)", ACCT_TLS_TIMEOUT_S);
+	if (timed_out)
+		return g_strdup_printf("login timed out: no complete XMPP login "
+				       "within %d s (server silent or stalled)",
+				       ACCT_LOGIN_TIMEOUT_S);
+	if (!a->tcp_up)
+		return g_strdup_printf("could not connect: %s",
+				       error ? g_strerror(error)
+					     : "connection refused");
+	if (a->parse_error)
+		return g_strdup("the server sent malformed XML; connection "
+				"dropped");
+	if (a->oversize)
+		return g_strdup_printf("the server sent a stanza larger than "
+				       "%u KiB; connection dropped",
+				       STANZA_MAX_BYTES / 1024);
+	if (se)
+		return g_strdup_printf("stream error from server: %s%s%s",
+				       stream_error_word(se->type),
+				       se->text ? ": " : "",
+				       se->text ? se->text : "");
+	if (!a->was_online && a->cfg->tls == CFG_TLS_REQUIRED &&
+	    !xmpp_conn_is_secured(a->conn))
+		return g_strdup("login failed before TLS: the server closed "
+				"the stream or offers no STARTTLS (TLS is "
+				"required)");
+	if (error && !xmpp_conn_is_secured(a->conn))
+		return g_strdup_printf("connection failed: %s",
+				       g_strerror(error));
+	if (a->was_online)
+		return g_strdup("connection lost");
+	return g_strdup("login failed: the server closed the connection");
+}
+
+static void schedule_retry(Account *a)
+{
+	gint64 now = g_get_monotonic_time();
+	double delay_s;
+
+	if (a->was_online && now - a->online_at > STABLE_ONLINE_US)
+		a->backoff_s = BACKOFF_MIN_S;
+	/* ±25 % jitter so many clients do not come back in step */
+	delay_s = a->backoff_s * g_random_double_range(0.75, 1.25);
+	a->retry_at = now + (gint64)(delay_s * G_USEC_PER_SEC);
+	g_mutex_lock(&a->lock);
+	a->retry_at_unix = g_get_real_time() / G_USEC_PER_SEC + (gint64)delay_s;
+	g_mutex_unlock(&a->lock);
+	a->backoff_s = MIN(a->backoff_s * 2, BACKOFF_MAX_S);
+}
+
+static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
+{
+	bool timed_out = false, fatal;
+	g_autofree char *why = NULL;
+
+	if (a->fd_dup >= 0)
+		timed_out = wd_disarm(&a->wd);
+	a->conn_dead = true;
+	a->in_tls = a->in_tls && timed_out; /* kept for failure_reason */
+	if (a->reconnect_asked && !a->shutting && a->want_online) {
+		set_state(a, ACCT_CONNECTING, NULL);
+		return;
+	}
+	if (a->shutting || !a->want_online) {
+		set_state(a, ACCT_OFFLINE, NULL);
+		return;
+	}
+	why = failure_reason(a, timed_out, error, se, &fatal);
+	if (fatal) {
+		set_state(a, ACCT_FAILED, why);
+		return;
+	}
+	if (!a->was_online && a->addrs && a->addr_next < a->addrs->len) {
+		/* another address of the same server may answer */
+		g_free(a->error);
+		set_state(a, ACCT_CONNECTING, why);
+		return;
+	}
+	schedule_retry(a);
+	set_state(a, a->was_online ? ACCT_CONNECTING : ACCT_OFFLINE, why);
+}
+
+static void conn_handler(xmpp_conn_t *conn, xmpp_conn_event_t event,
+			 int error, xmpp_stream_error_t *se, void *ud)
+{
+	Account *a = ud;
+
+	POOL_ASSERT();
+	a->progress++;
+	if (event == XMPP_CONN_CONNECT)
+		on_connect(a);
+	else if (event == XMPP_CONN_DISCONNECT || event == XMPP_CONN_FAIL)
+		on_disconnect(a, error, se);
+}
+
+static long conn_flags(const CfgAccount *cfg)
+{
+	switch (cfg->tls) {
+	case CFG_TLS_DIRECT:
+		return XMPP_CONN_FLAG_LEGACY_SSL;
+	case CFG_TLS_PLAINTEXT:
+		return XMPP_CONN_FLAG_DISABLE_TLS;
+	default:
+		return XMPP_CONN_FLAG_MANDATORY_TLS;
+	}
+}
+
+static void attempt_reset(Account *a)
+{
+	g_clear_pointer(&a->cert_error, g_free);
+	g_clear_pointer(&a->auth_error, g_free);
+	a->parse_error = false;
+	a->oversize = false;
+	a->sm_on = false;
+	a->sm_h = 0;
+	a->close_at = 0;
+	a->stanzas = a->stanzas_mark = 0;
+	a->bytes_mark = 0;
+	a->was_online = false;
+	a->tcp_up = false;
+	a->in_tls = false;
+	a->conn_dead = false;
+}
+
+static xmpp_conn_t *conn_create(Account *a)
+{
+	xmpp_conn_t *conn = xmpp_conn_new(a->ctx);
+	g_autofree char *full =
+		g_strdup_printf("%s/%s", a->cfg->jid, a->cfg->resource);
+
+	xmpp_conn_set_flags(conn, conn_flags(a->cfg));
+	xmpp_conn_set_jid(conn, full);
+	xmpp_conn_set_pass(conn, a->cfg->password);
+	if (a->cfg->ca_file)
+		xmpp_conn_set_cafile(conn, a->cfg->ca_file);
+	xmpp_conn_set_certfail_handler(conn, certfail_handler);
+	xmpp_conn_set_sockopt_callback(conn, sockopt_cb);
+	return conn;
+}
+
+/* Try the next candidate address of this attempt. */
+static void attempt_next(Account *a)
+{
+	g_auto(GStrv) hp = NULL;
+	guint64 port;
+
+	if (!a->addrs || a->addr_next >= a->addrs->len) {
+		schedule_retry(a);
+		set_state(a, ACCT_OFFLINE, NULL);
+		return;
+	}
+	hp = g_strsplit(g_ptr_array_index(a->addrs, a->addr_next++), " ", 2);
+	port = g_ascii_strtoull(hp[1], NULL, 10);
+	set_str(a, &a->server,
+		strchr(hp[0], ':') ? g_strdup_printf("[%s]:%s", hp[0], hp[1])
+				   : g_strdup_printf("%s:%s", hp[0], hp[1]));
+	attempt_reset(a);
+	a->conn = conn_create(a);
+	if (xmpp_connect_client(a->conn, hp[0], (unsigned short)port,
+				conn_handler, a) != XMPP_EOK) {
+		a->conn_dead = true;
+		set_state(a, ACCT_CONNECTING, "could not start connecting");
+	}
+}
+
+static guint16 default_port(const CfgAccount *cfg)
+{
+	if (cfg->port)
+		return cfg->port;
+	return cfg->tls == CFG_TLS_DIRECT ? 5223 : 5222;
+}
+
+typedef struct {
+	Account *a;
+	Pool *pool;
+	guint gen;
+	char *host; /* NULL: SRV lookup of domain */
+	char *domain;
+	guint16 port;
+	bool direct;
+} ResolveJob;
+
+static void add_addresses(GPtrArray *out, const char *host, guint16 port)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
+	char buf[NI_MAXHOST];
+
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return;
+	for (ai = res; ai; ai = ai->ai_next)
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, buf, sizeof buf,
+				NULL, 0, NI_NUMERICHOST) == 0)
+			g_ptr_array_add(out,
+					g_strdup_printf("%s %u", buf, port));
+	freeaddrinfo(res);
+}
+
+/* RFC 6120 §3.2: the SRV records of the domain, else the domain itself.
+ * Blocking lookups, so this runs on its own short-lived thread. */
+static gpointer resolve_thread(gpointer data)
+{
+	ResolveJob *job = data;
+	GPtrArray *addrs = g_ptr_array_new_with_free_func(g_free);
+
+	if (job->host) {
+		add_addresses(addrs, job->host, job->port);
+	} else {
+		g_autoptr(GResolver) r = g_resolver_get_default();
+		GList *srv = g_resolver_lookup_service(
+			r, job->direct ? "xmpps-client" : "xmpp-client", "tcp",
+			job->domain, NULL, NULL);
+		for (GList *l = srv; l; l = l->next)
+			add_addresses(addrs, g_srv_target_get_hostname(l->data),
+				      g_srv_target_get_port(l->data));
+		g_resolver_free_targets(srv);
+		if (addrs->len == 0)
+			add_addresses(addrs, job->domain, job->port);
+	}
+	g_autofree char *err =
+		addrs->len ? NULL
+			   : g_strdup_printf("cannot resolve %s",
+					     job->host ? job->host : job->domain);
+	pool_post_resolved(job->pool, job->a, job->gen, addrs, err);
+	g_free(job->host);
+	g_free(job->domain);
+	g_free(job);
+	return NULL;
+}
+
+static bool is_ip_literal(const char *host)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	       inet_pton(AF_INET6, host, buf) == 1;
+}
+
+void acct_connect(Account *a)
+{
+	const CfgAccount *cfg = a->cfg;
+
+	POOL_ASSERT();
+	if (a->conn || a->resolving || a->shutting)
+		return;
+	a->retry_at = 0;
+	a->gen++;
+	set_state(a, ACCT_CONNECTING, NULL);
+	if (cfg->host && is_ip_literal(cfg->host)) {
+		GPtrArray *addrs = g_ptr_array_new_with_free_func(g_free);
+		g_ptr_array_add(addrs, g_strdup_printf("%s %u", cfg->host,
+						       default_port(cfg)));
+		acct_resolved(a, a->gen, addrs, NULL);
+		return;
+	}
+	ResolveJob *job = g_new0(ResolveJob, 1);
+	job->a = a;
+	job->pool = a->pool;
+	job->gen = a->gen;
+	job->host = g_strdup(cfg->host);
+	g_autofree char *domain = g_strdup(strchr(cfg->jid, '@')
+						   ? strchr(cfg->jid, '@') + 1
+						   : cfg->jid);
+	job->domain = g_steal_pointer(&domain);
+	job->port = default_port(cfg);
+	job->direct = cfg->tls == CFG_TLS_DIRECT;
+	a->resolving = true;
+	g_thread_unref(g_thread_new("xmppfs-resolve", resolve_thread, job));
+}
+
+void acct_resolved(Account *a, guint gen, GPtrArray *addrs,
+		   const char *error)
+{
+	POOL_ASSERT();
+	if (gen != a->gen) {
+		g_ptr_array_unref(addrs);
+		return;
+	}
+	a->resolving = false;
+	g_clear_pointer(&a->addrs, g_ptr_array_unref);
+	a->addrs = addrs;
+	a->addr_next = 0;
+	if (a->shutting || !a->want_online) {
+		set_state(a, ACCT_OFFLINE, NULL);
+		return;
+	}
+	if (error) {
+		schedule_retry(a);
+		set_state(a, ACCT_OFFLINE, error);
+		return;
+	}
+	attempt_next(a);
+}
+
+/* ---- the pool's view ---- */
+
+static void release_conn(Account *a)
+{
+	xmpp_conn_release(a->conn);
+	a->conn = NULL;
+	a->fd = -1;
+	if (a->fd_dup >= 0) {
+		wd_disarm(&a->wd);
+		close(a->fd_dup);
+		a->fd_dup = -1;
+	}
+}
+
+/* Bytes libstrophe has taken from the socket: received minus queued. */
+static bool consumed_bytes(int fd, guint64 *out)
+{
+	struct tcp_info ti = {0};
+	socklen_t len = sizeof ti;
+	int inq = 0;
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) +
+			  sizeof ti.tcpi_bytes_received ||
+	    ioctl(fd, SIOCINQ, &inq) < 0)
+		return false;
+	*out = ti.tcpi_bytes_received - (guint64)inq;
+	return true;
+}
+
+/* Drop the link when more than STANZA_MAX_BYTES arrived without a single
+ * complete stanza. */
+static void check_stanza_size(Account *a)
+{
+	guint64 used;
+
+	if (a->fd_dup < 0 || a->conn_dead || !consumed_bytes(a->fd_dup, &used))
+		return;
+	if (a->stanzas != a->stanzas_mark || used < a->bytes_mark) {
+		a->stanzas_mark = a->stanzas;
+		a->bytes_mark = used;
+	} else if (used - a->bytes_mark > STANZA_MAX_BYTES) {
+		a->oversize = true;
+		shutdown(a->fd_dup, SHUT_RDWR);
+	}
+}
+
+void acct_run(Account *a)
+{
+	POOL_ASSERT();
+	if (!a->conn || a->busy)
+		return;
+	/* libstrophe reads at most 4 KiB per call and does not look at what
+	 * OpenSSL already buffered: go again while calls make progress. */
+	a->busy = true;
+	for (int i = 0; i < RUN_ROUNDS_MAX && a->conn && !a->conn_dead; i++) {
+		guint before = a->progress;
+		xmpp_run_once(a->ctx, 0);
+		if (a->progress == before)
+			break;
+	}
+	a->busy = false;
+	if (a->parse_error && !a->conn_dead && a->fd_dup >= 0)
+		shutdown(a->fd_dup, SHUT_RDWR); /* libstrophe stops reading */
+	if (a->conn && a->tcp_up)
+		check_stanza_size(a);
+	if (a->conn && a->conn_dead) {
+		release_conn(a);
+		if (a->reconnect_asked) {
+			a->reconnect_asked = false;
+			if (a->want_online && !a->shutting)
+				acct_connect(a);
+			return;
+		}
+		if (a->want_online && !a->shutting && a->state != ACCT_FAILED &&
+		    !a->retry_at)
+			attempt_next(a);
+	}
+}
+
+int acct_tls_fd(Account *a)
+{
+	return a->conn && a->in_tls && !a->conn_dead ? a->fd : -1;
+}
+
+bool acct_busy(Account *a)
+{
+	return a->busy;
+}
+
+bool acct_pollfd(Account *a, struct pollfd *pfd)
+{
+	if (!a->conn || a->fd < 0)
+		return false;
+	pfd->fd = a->fd;
+	pfd->events = POLLIN;
+	if (xmpp_conn_is_connecting(a->conn) ||
+	    xmpp_conn_send_queue_len(a->conn) > 0)
+		pfd->events |= POLLOUT;
+	return true;
+}
+
+gint64 acct_deadline(Account *a, bool *ticking)
+{
+	/* login and close run on libstrophe's own timers */
+	if (a->conn && (!a->was_online || a->shutting || !a->want_online))
+		*ticking = true;
+	if (a->close_at)
+		return a->close_at;
+	return a->retry_at ? a->retry_at : G_MAXINT64;
+}
+
+void acct_tick(Account *a, gint64 now)
+{
+	POOL_ASSERT();
+	if (a->close_at && now >= a->close_at)
+		finish_close(a);
+	if (a->retry_at && now >= a->retry_at && !a->conn) {
+		a->retry_at = 0;
+		acct_connect(a);
+	}
+}
+
+/* Acknowledge everything received, then </stream:stream>. */
+static void finish_close(Account *a)
+{
+	a->close_at = 0;
+	if (!a->conn || a->conn_dead)
+		return;
+	if (a->sm_on)
+		xmpp_send_raw_string(a->conn, "<a xmlns='urn:xmpp:sm:3' h='%u'/>",
+				     a->sm_h);
+	xmpp_disconnect(a->conn);
+}
+
+/* A clean close: unavailable presence first.  The server answers it with
+ * our own unavailable presence; once that is here (presence_handler), or
+ * after CLOSE_ECHO_WAIT_US, finish_close acknowledges it with the rest,
+ * so the server has nothing unacknowledged to bounce. */
+static void begin_close(Account *a)
+{
+	if (!a->conn || a->close_at)
+		return;
+	if (a->was_online && !a->conn_dead) {
+		send_unavailable(a);
+		a->close_at = g_get_monotonic_time() + CLOSE_ECHO_WAIT_US;
+	} else if (!a->conn_dead && a->fd_dup >= 0) {
+		shutdown(a->fd_dup, SHUT_RDWR);
+	}
+}
+
+static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud)
+{
+	Account *a = ud;
+	const char *type = xmpp_stanza_get_type(p);
+	const char *from = xmpp_stanza_get_from(p);
+	const char *me = xmpp_conn_get_bound_jid(conn);
+
+	if (a->close_at && type && !strcmp(type, "unavailable") && from && me &&
+	    !strcmp(from, me))
+		finish_close(a);
+	return 1;
+}
+
+void acct_set_show(Account *a, AcctShow show, const char *text)
+{
+	POOL_ASSERT();
+	if (show == ACCT_SHOW_OFFLINE) {
+		g_mutex_lock(&a->lock);
+		a->want_online = false;
+		a->retry_at_unix = 0;
+		g_mutex_unlock(&a->lock);
+		a->retry_at = 0;
+		a->gen++; /* drop a resolver answer still on its way */
+		a->resolving = false;
+		begin_close(a);
+		if (!a->conn)
+			set_state(a, ACCT_OFFLINE, NULL);
+		return;
+	}
+	g_mutex_lock(&a->lock);
+	a->want_online = true;
+	if (show != ACCT_SHOW_RECONNECT) {
+		a->show = show;
+		g_free(a->show_text);
+		a->show_text = g_strdup(text);
+	}
+	g_mutex_unlock(&a->lock);
+	if (a->state == ACCT_ONLINE && a->conn && show != ACCT_SHOW_RECONNECT) {
+		send_presence(a);
+		return;
+	}
+	if (show == ACCT_SHOW_RECONNECT && a->conn && a->was_online) {
+		/* close cleanly, then acct_run connects again at once */
+		a->reconnect_asked = true;
+		begin_close(a);
+		a->backoff_s = BACKOFF_MIN_S;
+		return;
+	}
+	if (!a->conn && !a->resolving) {
+		a->backoff_s = BACKOFF_MIN_S;
+		acct_connect(a);
+	}
+}
+
+void acct_shutdown(Account *a)
+{
+	POOL_ASSERT();
+	a->shutting = true;
+	a->retry_at = 0;
+	begin_close(a);
+}
+
+bool acct_closed(Account *a)
+{
+	return a->conn == NULL;
+}
+
+/* ---- life ---- */
+
+Account *acct_new(const CfgAccount *cfg, Pool *pool)
+{
+	Account *a = g_new0(Account, 1);
+
+	a->cfg = cfg;
+	a->pool = pool;
+	g_mutex_init(&a->lock);
+	a->state = ACCT_OFFLINE;
+	a->since = g_get_real_time() / G_USEC_PER_SEC;
+	a->show = ACCT_SHOW_AVAILABLE;
+	a->want_online = true;
+	a->fd = -1;
+	a->fd_dup = -1;
+	a->backoff_s = BACKOFF_MIN_S;
+	wd_slot_init(&a->wd);
+	a->xlog.handler = xlog_handler;
+	a->xlog.userdata = a;
+	return a;
+}
+
+void acct_attach(Account *a)
+{
+	POOL_ASSERT();
+	if (!acct_by_ctx)
+		acct_by_ctx = g_hash_table_new(NULL, NULL);
+	a->ctx = xmpp_ctx_new(NULL, &a->xlog);
+	g_hash_table_insert(acct_by_ctx, a->ctx, a);
+}
+
+const CfgAccount *acct_cfg(const Account *a)
+{
+	return a->cfg;
+}
+
+void acct_free(Account *a)
+{
+	g_assert(!a->ctx || pool_on_thread());
+	if (a->conn)
+		release_conn(a);
+	if (a->ctx) {
+		g_hash_table_remove(acct_by_ctx, a->ctx);
+		xmpp_ctx_free(a->ctx);
+	}
+	g_clear_pointer(&a->addrs, g_ptr_array_unref);
+	g_free(a->bound_jid);
+	g_free(a->server);
+	g_free(a->tls_desc);
+	g_free(a->error);
+	g_free(a->show_text);
+	g_free(a->cert_error);
+	g_free(a->auth_error);
+	a->cert_error = a->auth_error = NULL;
+	/* a resolver thread still running will post to this account: keep it */
+	if (!a->resolving) {
+		g_mutex_clear(&a->lock);
+		g_free(a);
+	}
+}

@@ -1,0 +1,83 @@
+/* account.h - one XMPP account: its connection, login, presence.
+ *
+ * Functions marked [pool] run only on the pool thread (they call
+ * libstrophe); [any] functions read a snapshot under the account's lock
+ * and may be called from FUSE threads. */
+#pragma once
+
+#include <glib.h>
+#include <poll.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+typedef struct Account Account;
+typedef struct Pool Pool;
+
+typedef enum {
+	ACCT_OFFLINE,
+	ACCT_CONNECTING,
+	ACCT_ONLINE,
+	ACCT_FAILED, /* login or certificate refused: no retry until asked */
+} AcctState;
+
+/* The own presence a user can set through `status`. */
+typedef enum {
+	ACCT_SHOW_AVAILABLE,
+	ACCT_SHOW_CHAT,
+	ACCT_SHOW_AWAY,
+	ACCT_SHOW_XA,
+	ACCT_SHOW_DND,
+	ACCT_SHOW_OFFLINE,   /* close the stream and stay offline */
+	ACCT_SHOW_RECONNECT, /* any other word: reconnect now */
+} AcctShow;
+
+#define ACCT_LOGIN_TIMEOUT_S 15
+#define ACCT_TLS_TIMEOUT_S 10
+#define ACCT_STATUS_TEXT_MAX 1024
+
+Account *acct_new(const CfgAccount *cfg, Pool *pool);
+const CfgAccount *acct_cfg(const Account *a);
+
+/* [any] Parse what was written to `status` (one line, no newline).
+ * 0, -EINVAL (empty or too long) or -EILSEQ (not clean UTF-8). */
+int acct_parse_status(const char *line, AcctShow *show, char **text);
+
+/* [any] The text of the `connection` and `status` files. */
+char *acct_connection_text(Account *a);
+char *acct_status_text(Account *a);
+/* [any] Seconds since the epoch of the last state change. */
+gint64 acct_since(Account *a);
+
+/* [pool] Create the account's libstrophe context (first thing the pool
+ * thread does). */
+void acct_attach(Account *a);
+/* [pool] Start connecting (after mount, after `status`, on retry). */
+void acct_connect(Account *a);
+/* [pool] Apply a `status` write. */
+void acct_set_show(Account *a, AcctShow show, const char *text);
+/* [pool] The resolver thread's answer for attempt @gen. @addrs holds
+ * "ADDRESS PORT" strings; NULL with @error when nothing was found. */
+void acct_resolved(Account *a, guint gen, GPtrArray *addrs,
+		   const char *error);
+/* [pool] Let libstrophe work on this account's connection until it makes
+ * no more progress, then tidy up after a disconnect. */
+void acct_run(Account *a);
+/* [pool] Fill @pfd with the socket and events to wait for; false if the
+ * account has no socket. */
+bool acct_pollfd(Account *a, struct pollfd *pfd);
+/* [pool] The next moment (monotonic µs) the account needs acct_tick, or
+ * G_MAXINT64.  *ticking is set when libstrophe has timers running (login,
+ * close) and wants acct_run about once a second. */
+gint64 acct_deadline(Account *a, bool *ticking);
+void acct_tick(Account *a, gint64 now);
+/* [pool] The account's socket if it is inside a TLS handshake (which
+ * libstrophe 0.12 runs as a blocking loop), else -1. */
+int acct_tls_fd(Account *a);
+/* [pool] True while libstrophe is running for this account (acct_run is
+ * on the stack): it must not be entered again. */
+bool acct_busy(Account *a);
+/* [pool] Begin a clean close for unmount; acct_closed() says when done. */
+void acct_shutdown(Account *a);
+bool acct_closed(Account *a);
+void acct_free(Account *a);

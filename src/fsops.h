@@ -1,0 +1,20 @@
+/* fsops.h - the FUSE low-level operations of xmppfs. */
+#pragma once
+
+#include <fuse_lowlevel.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "pool.h"
+#include "tree.h"
+
+/* The userdata of the FUSE session. */
+typedef struct {
+	Tree *tree;
+	Pool *pool;
+	uid_t uid; /* files belong to the mounting user */
+	gid_t gid;
+	time_t mount_time;
+} Xfs;
+
+const struct fuse_lowlevel_ops *xfs_ops(void);

@@ -1,0 +1,34 @@
+/* pool.h - the connection pool thread: the only caller of libstrophe.
+ * See the DESIGN comment in pool.c. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "account.h"
+#include "config.h"
+
+struct Pool;
+
+/* Create one Account per configured account; nothing runs yet. */
+Pool *pool_new(const CfgFile *cfg);
+guint pool_n_accounts(Pool *p);
+Account *pool_account(Pool *p, guint i);
+/* Start the thread and connect every account (after daemonizing). */
+int pool_start(Pool *p);
+/* Close every stream cleanly (bounded by a few seconds) and end the
+ * thread.  Called once, after the FUSE loop ended. */
+void pool_stop(Pool *p);
+/* Free what pool_new made (after pool_stop, or if it never started). */
+void pool_free(Pool *p);
+/* True on the pool thread: asserted by every function that calls
+ * libstrophe. */
+bool pool_on_thread(void);
+#define POOL_ASSERT() g_assert(pool_on_thread())
+
+/* [any] Apply a `status` write on the pool thread; waits until applied.
+ * 0 or -ETIMEDOUT. */
+int pool_set_show(Pool *p, Account *a, AcctShow show, const char *text);
+/* [any] Hand the resolver's answer to the pool (takes @addrs). */
+void pool_post_resolved(Pool *p, Account *a, guint gen, GPtrArray *addrs,
+			const char *error);

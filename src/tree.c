@@ -1,0 +1,115 @@
+/* tree.c - see tree.h.  Nodes live as long as the tree; inode numbers are
+ * never reused while the mount lives. */
+#include "tree.h"
+
+struct Tree {
+	GMutex lock;
+	GHashTable *by_ino; /* guint64* -> TreeNode*, protected by lock */
+	guint64 next_ino;   /* protected by lock */
+	TreeNode *root;
+};
+
+static TreeNode *node_add(Tree *t, TreeNode *parent, NodeKind kind,
+			  const char *name, Account *acct)
+{
+	TreeNode *n = g_new0(TreeNode, 1);
+
+	n->kind = kind;
+	n->name = g_strdup(name);
+	n->parent = parent;
+	n->acct = acct;
+	if (kind == NODE_ROOT || kind == NODE_ACCOUNT)
+		n->children = g_ptr_array_new();
+	g_mutex_lock(&t->lock);
+	n->ino = t->next_ino++;
+	g_hash_table_insert(t->by_ino, &n->ino, n);
+	if (parent)
+		g_ptr_array_add(parent->children, n);
+	g_mutex_unlock(&t->lock);
+	return n;
+}
+
+Tree *tree_new(Pool *pool)
+{
+	Tree *t = g_new0(Tree, 1);
+
+	g_mutex_init(&t->lock);
+	t->by_ino = g_hash_table_new(g_int64_hash, g_int64_equal);
+	t->next_ino = TREE_ROOT_INO;
+	t->root = node_add(t, NULL, NODE_ROOT, "", NULL);
+	for (guint i = 0; i < pool_n_accounts(pool); i++) {
+		Account *a = pool_account(pool, i);
+		TreeNode *dir = node_add(t, t->root, NODE_ACCOUNT,
+					 acct_cfg(a)->jid, a);
+		node_add(t, dir, NODE_CONNECTION, "connection", a);
+		node_add(t, dir, NODE_STATUS, "status", a);
+	}
+	return t;
+}
+
+static void node_free(gpointer data)
+{
+	TreeNode *n = data;
+
+	if (n->children)
+		g_ptr_array_unref(n->children);
+	g_free(n->name);
+	g_free(n);
+}
+
+void tree_free(Tree *t)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, t->by_ino);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		node_free(v);
+	g_hash_table_unref(t->by_ino);
+	g_mutex_clear(&t->lock);
+	g_free(t);
+}
+
+TreeNode *tree_get(Tree *t, guint64 ino)
+{
+	TreeNode *n;
+
+	g_mutex_lock(&t->lock);
+	n = g_hash_table_lookup(t->by_ino, &ino);
+	g_mutex_unlock(&t->lock);
+	return n;
+}
+
+TreeNode *tree_child(Tree *t, TreeNode *dir, const char *name)
+{
+	TreeNode *found = NULL;
+
+	if (!dir->children)
+		return NULL;
+	g_mutex_lock(&t->lock);
+	for (guint i = 0; i < dir->children->len && !found; i++) {
+		TreeNode *c = g_ptr_array_index(dir->children, i);
+		if (g_str_equal(c->name, name))
+			found = c;
+	}
+	g_mutex_unlock(&t->lock);
+	return found;
+}
+
+GPtrArray *tree_list(Tree *t, TreeNode *dir)
+{
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+
+	g_mutex_lock(&t->lock);
+	for (guint i = 0; dir->children && i < dir->children->len; i++) {
+		TreeNode *c = g_ptr_array_index(dir->children, i);
+		g_ptr_array_add(names, g_strdup(c->name));
+	}
+	g_mutex_unlock(&t->lock);
+	return names;
+}
+
+bool tree_is_dir(const TreeNode *n)
+{
+	return n->children != NULL;
+}

@@ -1,0 +1,39 @@
+/* tree.h - the node tree of the mount: which names exist, their kinds and
+ * inode numbers.  No FUSE, no XMPP: fsops.c turns nodes into replies.
+ * Any thread; the tree has its own lock, taken only inside tree.c. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "pool.h"
+
+typedef enum {
+	NODE_ROOT,
+	NODE_ACCOUNT,    /* alice@example.org/ */
+	NODE_CONNECTION, /* alice@example.org/connection */
+	NODE_STATUS,     /* alice@example.org/status */
+} NodeKind;
+
+typedef struct TreeNode TreeNode;
+struct TreeNode {
+	guint64 ino;     /* immutable */
+	NodeKind kind;   /* immutable */
+	char *name;      /* immutable */
+	TreeNode *parent;
+	Account *acct;   /* the account it belongs to; NULL for the root */
+	GPtrArray *children; /* of TreeNode*, directories only */
+};
+
+#define TREE_ROOT_INO 1
+
+typedef struct Tree Tree;
+
+/* The root with one directory per account of @pool. */
+Tree *tree_new(Pool *pool);
+void tree_free(Tree *t);
+TreeNode *tree_get(Tree *t, guint64 ino);
+TreeNode *tree_child(Tree *t, TreeNode *dir, const char *name);
+/* Names of @dir's children, in order (a snapshot to free). */
+GPtrArray *tree_list(Tree *t, TreeNode *dir);
+bool tree_is_dir(const TreeNode *n);
