@@ -68,7 +68,6 @@ struct Account {
 	bool was_online; /* this attempt reached CONNECT */
 	bool tcp_up;     /* this attempt's TCP connect succeeded */
 	bool in_tls;     /* inside the TLS handshake (blocking in 0.12) */
-	bool busy;       /* acct_run is on the stack */
 	gint64 login_deadline; /* monotonic µs */
 	bool shutting;   /* unmount: do not reconnect */
 	bool reconnect_asked; /* `status` asked to drop and reconnect now */
@@ -259,8 +258,8 @@ static void arm(Account *a, gint64 deadline)
 }
 
 /* libstrophe 0.12 runs the TLS handshake as one blocking loop inside
- * xmpp_run_once; the pool serves the other accounts meanwhile (see
- * select() in pool.c), and the watchdog ends a handshake that stalls for
+ * xmpp_run_once; the pool serves the other accounts meanwhile (see the
+ * DESIGN of pool.c), and the watchdog ends a handshake that stalls for
  * ACCT_TLS_TIMEOUT_S, so this account's retry starts early. */
 static void tls_begins(Account *a)
 {
@@ -881,18 +880,16 @@ static void check_stanza_size(Account *a)
 void acct_run(Account *a)
 {
 	POOL_ASSERT();
-	if (!a->conn || a->busy)
+	if (!a->conn)
 		return;
 	/* libstrophe reads at most 4 KiB per call and does not look at what
 	 * OpenSSL already buffered: go again while calls make progress. */
-	a->busy = true;
 	for (int i = 0; i < RUN_ROUNDS_MAX && a->conn && !a->conn_dead; i++) {
 		guint before = a->progress;
 		xmpp_run_once(a->ctx, 0);
 		if (a->progress == before)
 			break;
 	}
-	a->busy = false;
 	if (a->parse_error && !a->conn_dead && a->fd_dup >= 0)
 		shutdown(a->fd_dup, SHUT_RDWR); /* libstrophe stops reading */
 	if (a->conn && a->tcp_up)
@@ -911,14 +908,10 @@ void acct_run(Account *a)
 	}
 }
 
-int acct_tls_fd(Account *a)
+void acct_abort(Account *a)
 {
-	return a->conn && a->in_tls && !a->conn_dead ? a->fd : -1;
-}
-
-bool acct_busy(Account *a)
-{
-	return a->busy;
+	if (a->fd_dup >= 0)
+		shutdown(a->fd_dup, SHUT_RDWR);
 }
 
 bool acct_pollfd(Account *a, struct pollfd *pfd)

@@ -71,12 +71,9 @@ bool acct_pollfd(Account *a, struct pollfd *pfd);
  * close) and wants acct_run about once a second. */
 gint64 acct_deadline(Account *a, bool *ticking);
 void acct_tick(Account *a, gint64 now);
-/* [pool] The account's socket if it is inside a TLS handshake (which
- * libstrophe 0.12 runs as a blocking loop), else -1. */
-int acct_tls_fd(Account *a);
-/* [pool] True while libstrophe is running for this account (acct_run is
- * on the stack): it must not be entered again. */
-bool acct_busy(Account *a);
+/* [pool] Shut the socket down without calling libstrophe: ends a login
+ * that waits inside the library. */
+void acct_abort(Account *a);
 /* [pool] Begin a clean close for unmount; acct_closed() says when done. */
 void acct_shutdown(Account *a);
 bool acct_closed(Account *a);

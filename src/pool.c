@@ -30,20 +30,21 @@
  * once through the eventfd (xmpp_run's 1 s select would add half a second
  * to every send).
  *
- * The TLS handshake: libstrophe 0.12 runs it as a loop of SSL_connect and
- * select(2) inside xmpp_run_once, so a server that stalls there would hold
- * the pool thread, and every other account, until the watchdog cuts it
- * off.  xmppfs defines select() itself (below): when the caller is the
- * pool thread and the only descriptor is that of an account in its TLS
- * handshake, the pool goes on serving the other accounts and the queue
- * inside that call (pool_wait_nested) until the socket is ready.  This
- * nests the loop, never libstrophe: an account whose libstrophe call is
- * on the stack (acct_busy) is not run again until it returns, and
- * requests for it, and unmount, wait in the queue until then.
+ * Blocking inside libstrophe: 0.12 runs the TLS handshake (and the TLS
+ * shutdown) as loops of SSL calls and select(2), so a server that stalls
+ * there would hold the pool thread and every other account.  Each account
+ * therefore does its libstrophe work (requests, timers, xmpp_run_once) in
+ * a coroutine of its own on the pool thread (coro.c), and xmppfs defines
+ * select() itself: a select with a timeout made from inside an account's
+ * coroutine records what it waits for and yields to the loop, which polls
+ * those descriptors with everything else and resumes the coroutine when
+ * one is ready or the timeout passed.  So libstrophe still runs on one
+ * thread only, and never waits there.  A coroutine that yielded is inside
+ * a libstrophe call: its account is not run again until it is resumed.
  *
- * The thread gets a large stack: libstrophe serialises every received
- * stanza recursively, and a deeply nested stanza from a hostile server
- * would otherwise overflow 8 MiB.
+ * Each coroutine stack is 256 MiB of reserved (not committed) memory:
+ * libstrophe serialises every received stanza recursively, and a deeply
+ * nested stanza from a hostile server would overflow an 8 MiB stack.
  *
  * Locks, in order (never take an earlier one while holding a later one):
  *   Pool.lock (queue, done flags)  ->  Account.lock (shared fields)
@@ -61,18 +62,21 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <string.h>
 #include <strophe.h>
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <unistd.h>
 
+#include "coro.h"
 #include "log.h"
 
-#define POOL_STACK_SIZE (256u << 20)
-#define POOL_CALL_TIMEOUT_US (10 * G_USEC_PER_SEC)
+#define CORO_STACK_SIZE ((size_t)256 << 20)
+#define POOL_CALL_TIMEOUT_US (20 * G_USEC_PER_SEC)
 #define POOL_STOP_TIMEOUT_US (3 * G_USEC_PER_SEC)
 #define POOL_TICK_MS 1000
 #define POOL_STOP_TICK_MS 50
+#define WAIT_FDS_MAX 8
 
 typedef enum {
 	POOL_REQ_SHOW,
@@ -92,6 +96,18 @@ typedef struct {
 	bool done;   /* protected by Pool.lock */
 } PoolReq;
 
+/* One account as the loop sees it.  Pool thread only. */
+typedef struct {
+	Account *acct;
+	Coro *coro;
+	GQueue pending;   /* PoolReq* for this account, run in its coroutine */
+	bool stop;        /* unmount: acct_shutdown at the next run */
+	/* what the coroutine's select() waits for while it is suspended */
+	struct pollfd wait[WAIT_FDS_MAX];
+	guint nwait;
+	gint64 wait_until; /* monotonic µs, G_MAXINT64 for none */
+} Slot;
+
 struct Pool {
 	GPtrArray *accounts; /* of Account*; fixed after pool_new */
 	pthread_t thread;
@@ -103,13 +119,13 @@ struct Pool {
 	GQueue queue; /* of PoolReq*, protected by lock */
 
 	/* pool thread only */
+	Slot *slots;
 	bool stopping;
 	gint64 stop_deadline;
-	GQueue deferred; /* requests that must wait for a nested wait's end */
 };
 
-static Pool *the_pool; /* the one pool, for select() */
-
+static Pool *the_pool;   /* the one pool, for select() */
+static Slot *cur_slot;   /* the slot whose coroutine runs now */
 static pthread_t pool_thread_id;
 static bool pool_thread_set;
 
@@ -143,6 +159,8 @@ Account *pool_account(Pool *p, guint i)
 {
 	return g_ptr_array_index(p->accounts, i);
 }
+
+/* ---- requests from other threads ---- */
 
 static void wake(Pool *p)
 {
@@ -212,7 +230,60 @@ void pool_post_resolved(Pool *p, Account *a, guint gen, GPtrArray *addrs,
 	submit(p, r, false);
 }
 
-static void run_req(Pool *p, PoolReq *r)
+static void req_done(Pool *p, PoolReq *r)
+{
+	bool waited;
+
+	g_mutex_lock(&p->lock);
+	r->done = true;
+	waited = r->waited;
+	if (waited)
+		g_cond_broadcast(&p->done_cond);
+	g_mutex_unlock(&p->lock);
+	if (!waited)
+		req_free(r);
+}
+
+static Slot *slot_of(Pool *p, Account *a)
+{
+	for (guint i = 0; i < p->accounts->len; i++)
+		if (p->slots[i].acct == a)
+			return &p->slots[i];
+	g_assert_not_reached();
+}
+
+/* Hand each queued request to its account; unmount marks every account. */
+static void take_queue(Pool *p)
+{
+	uint64_t n;
+	GQueue todo = G_QUEUE_INIT;
+
+	if (read(p->wakefd, &n, sizeof n) < 0 && errno != EAGAIN)
+		xfs_err("pool wake read: %s", g_strerror(errno));
+	g_mutex_lock(&p->lock);
+	todo = p->queue;
+	g_queue_init(&p->queue);
+	g_mutex_unlock(&p->lock);
+	for (PoolReq *r; (r = g_queue_pop_head(&todo));) {
+		if (r->kind != POOL_REQ_STOP) {
+			g_queue_push_tail(&slot_of(p, r->acct)->pending, r);
+			continue;
+		}
+		p->stopping = true;
+		p->stop_deadline = g_get_monotonic_time() + POOL_STOP_TIMEOUT_US;
+		for (guint i = 0; i < p->accounts->len; i++) {
+			p->slots[i].stop = true;
+			/* a coroutine stuck in a handshake: end it now */
+			if (coro_suspended(p->slots[i].coro))
+				acct_abort(p->slots[i].acct);
+		}
+		req_done(p, r);
+	}
+}
+
+/* ---- the coroutines ---- */
+
+static void run_req(PoolReq *r)
 {
 	switch (r->kind) {
 	case POOL_REQ_SHOW:
@@ -223,55 +294,100 @@ static void run_req(Pool *p, PoolReq *r)
 			      r->error);
 		break;
 	case POOL_REQ_STOP:
-		p->stopping = true;
-		p->stop_deadline = g_get_monotonic_time() + POOL_STOP_TIMEOUT_US;
-		for (guint i = 0; i < p->accounts->len; i++)
-			acct_shutdown(pool_account(p, i));
 		break;
 	}
 }
 
-/* Inside a nested wait, a request for an account whose libstrophe call is
- * on the stack, and unmount, must wait. */
-static bool must_defer(const PoolReq *r, bool nested)
+/* What an account does in one turn of the loop, on its own stack. */
+static void slot_work(void *data)
 {
-	return nested && (r->kind == POOL_REQ_STOP || acct_busy(r->acct));
-}
+	Slot *s = data;
+	Account *a = s->acct;
 
-static void run_queue(Pool *p, bool nested)
-{
-	uint64_t n;
-	GQueue todo = G_QUEUE_INIT;
-
-	if (read(p->wakefd, &n, sizeof n) < 0 && errno != EAGAIN)
-		xfs_err("pool wake read: %s", g_strerror(errno));
-	todo = p->deferred;
-	g_queue_init(&p->deferred);
-	g_mutex_lock(&p->lock);
-	for (PoolReq *r; (r = g_queue_pop_head(&p->queue));)
-		g_queue_push_tail(&todo, r);
-	g_mutex_unlock(&p->lock);
-	for (PoolReq *r; (r = g_queue_pop_head(&todo));) {
-		if (must_defer(r, nested)) {
-			g_queue_push_tail(&p->deferred, r);
-			continue;
-		}
-		run_req(p, r);
-		g_mutex_lock(&p->lock);
-		r->done = true;
-		bool waited = r->waited;
-		if (waited)
-			g_cond_broadcast(&p->done_cond);
-		g_mutex_unlock(&p->lock);
-		if (!waited)
-			req_free(r);
+	acct_tick(a, g_get_monotonic_time());
+	for (PoolReq *r; (r = g_queue_pop_head(&s->pending));) {
+		run_req(r);
+		req_done(the_pool, r);
 	}
+	if (s->stop) {
+		s->stop = false;
+		acct_shutdown(a);
+	}
+	acct_run(a);
 }
+
+static void slot_run(Slot *s)
+{
+	cur_slot = s;
+	coro_run(s->coro);
+	cur_slot = NULL;
+}
+
+/* select() from inside a coroutine with a timeout: wait in the loop. */
+static int select_yield(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+			struct timeval *tv)
+{
+	Slot *s = cur_slot;
+	int ready = 0;
+
+	s->nwait = 0;
+	for (int fd = 0; fd < nfds && s->nwait < WAIT_FDS_MAX; fd++) {
+		short ev = (rd && FD_ISSET(fd, rd) ? POLLIN : 0) |
+			   (wr && FD_ISSET(fd, wr) ? POLLOUT : 0) |
+			   (ex && FD_ISSET(fd, ex) ? POLLPRI : 0);
+		if (ev)
+			s->wait[s->nwait++] = (struct pollfd){fd, ev, 0};
+	}
+	s->wait_until = tv ? g_get_monotonic_time() +
+				     tv->tv_sec * G_USEC_PER_SEC + tv->tv_usec
+			   : G_MAXINT64;
+	coro_yield();
+	for (guint i = 0; i < s->nwait; i++) {
+		struct pollfd *w = &s->wait[i];
+		bool err = w->revents & (POLLERR | POLLHUP | POLLNVAL);
+		bool any = false;
+		if (rd && FD_ISSET(w->fd, rd) && !(err || w->revents & POLLIN))
+			FD_CLR(w->fd, rd);
+		else if (rd && FD_ISSET(w->fd, rd))
+			any = true;
+		if (wr && FD_ISSET(w->fd, wr) && !(err || w->revents & POLLOUT))
+			FD_CLR(w->fd, wr);
+		else if (wr && FD_ISSET(w->fd, wr))
+			any = true;
+		if (ex && FD_ISSET(w->fd, ex) && !(w->revents & POLLPRI))
+			FD_CLR(w->fd, ex);
+		else if (ex && FD_ISSET(w->fd, ex))
+			any = true;
+		ready += any;
+	}
+	s->nwait = 0;
+	return ready;
+}
+
+typedef int (*select_fn)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+
+/* Overrides libc's select for libstrophe (see DESIGN above): a wait from
+ * inside an account's coroutine yields to the loop; every other call, and
+ * every poll without timeout, is libc's. */
+int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
+{
+	static select_fn real_select;
+
+	if (pool_on_thread() && coro_current() && cur_slot &&
+	    !(tv && tv->tv_sec == 0 && tv->tv_usec == 0))
+		return select_yield(nfds, rd, wr, ex, tv);
+	if (!real_select)
+		real_select = (select_fn)dlsym(RTLD_NEXT, "select");
+	return real_select(nfds, rd, wr, ex, tv);
+}
+
+/* ---- the loop ---- */
 
 static bool all_closed(Pool *p)
 {
 	for (guint i = 0; i < p->accounts->len; i++)
-		if (!acct_closed(pool_account(p, i)))
+		if (!acct_closed(pool_account(p, i)) ||
+		    coro_suspended(p->slots[i].coro))
 			return false;
 	return true;
 }
@@ -284,8 +400,13 @@ static int poll_timeout(Pool *p)
 	bool ticking = false;
 	int ms;
 
-	for (guint i = 0; i < p->accounts->len; i++)
-		due = MIN(due, acct_deadline(pool_account(p, i), &ticking));
+	for (guint i = 0; i < p->accounts->len; i++) {
+		Slot *s = &p->slots[i];
+		if (coro_suspended(s->coro))
+			due = MIN(due, s->wait_until);
+		else
+			due = MIN(due, acct_deadline(s->acct, &ticking));
+	}
 	if (due == G_MAXINT64)
 		ms = -1;
 	else
@@ -297,148 +418,68 @@ static int poll_timeout(Pool *p)
 	return ms;
 }
 
-static void pool_loop(Pool *p)
+/* The descriptors of every account: a suspended coroutine's wait set, or
+ * the account's socket.  @first[i] is slot i's first entry. */
+static guint collect_fds(Pool *p, struct pollfd *fds, guint *first,
+			 guint *count)
 {
-	guint n = p->accounts->len;
-	g_autofree struct pollfd *fds = g_new0(struct pollfd, n + 1);
+	guint n = 1;
 
-	for (;;) {
-		gint64 now = g_get_monotonic_time();
-		guint nfds = 1;
-
-		for (guint i = 0; i < n; i++)
-			acct_tick(pool_account(p, i), now);
-		for (guint i = 0; i < n; i++)
-			acct_run(pool_account(p, i));
-		if (p->stopping &&
-		    (all_closed(p) || now > p->stop_deadline))
-			return;
-		fds[0] = (struct pollfd){.fd = p->wakefd, .events = POLLIN};
-		for (guint i = 0; i < n; i++)
-			if (acct_pollfd(pool_account(p, i), &fds[nfds]))
-				nfds++;
-		if (poll(fds, nfds, poll_timeout(p)) < 0 && errno != EINTR)
-			xfs_err("poll: %s", g_strerror(errno));
-		if (fds[0].revents || p->deferred.length)
-			run_queue(p, false);
-	}
-}
-
-/* Add the sockets of every account that may run now; returns the count. */
-static guint add_account_fds(Pool *p, struct pollfd *fds, Account **owner)
-{
-	guint n = 0;
-
+	fds[0] = (struct pollfd){.fd = p->wakefd, .events = POLLIN};
 	for (guint i = 0; i < p->accounts->len; i++) {
-		Account *a = pool_account(p, i);
-		if (!acct_busy(a) && acct_pollfd(a, &fds[n]))
-			owner[n++] = a;
+		Slot *s = &p->slots[i];
+		first[i] = n;
+		if (coro_suspended(s->coro)) {
+			memcpy(&fds[n], s->wait, s->nwait * sizeof *fds);
+			n += s->nwait;
+		} else if (acct_pollfd(s->acct, &fds[n])) {
+			n++;
+		}
+		count[i] = n - first[i];
 	}
 	return n;
 }
 
-/* One turn of the loop for everyone but the accounts on the stack. */
-static void serve_others(Pool *p, struct pollfd *fds, Account **owner,
-			 guint n)
+/* Resume the coroutines whose wait is over; give the others a turn. */
+static void run_slots(Pool *p, struct pollfd *fds, guint *first, guint *count)
 {
 	gint64 now = g_get_monotonic_time();
 
-	for (guint i = 0; i < p->accounts->len; i++)
-		if (!acct_busy(pool_account(p, i)))
-			acct_tick(pool_account(p, i), now);
-	for (guint i = 0; i < n; i++)
-		if (fds[i].revents)
-			acct_run(owner[i]);
+	for (guint i = 0; i < p->accounts->len; i++) {
+		Slot *s = &p->slots[i];
+		if (!coro_suspended(s->coro)) {
+			slot_run(s);
+			continue;
+		}
+		bool ready = false;
+		for (guint j = 0; j < count[i]; j++) {
+			s->wait[j].revents = fds[first[i] + j].revents;
+			ready = ready || s->wait[j].revents;
+		}
+		if (ready || now >= s->wait_until)
+			slot_run(s);
+	}
 }
 
-/* select() for an account blocked in its TLS handshake: keep the rest of
- * the pool running until @fd is ready as asked, or @tv passes. */
-static int pool_wait_nested(Pool *p, int fd, fd_set *rd, fd_set *wr,
-			    struct timeval *tv)
+static void pool_loop(Pool *p)
 {
-	guint max = p->accounts->len + 2;
-	g_autofree struct pollfd *fds = g_new0(struct pollfd, max);
-	g_autofree Account **owner = g_new0(Account *, max);
-	gint64 end = tv ? g_get_monotonic_time() + tv->tv_sec * G_USEC_PER_SEC +
-				  tv->tv_usec
-			: G_MAXINT64;
-	short want = (rd && FD_ISSET(fd, rd) ? POLLIN : 0) |
-		     (wr && FD_ISSET(fd, wr) ? POLLOUT : 0);
+	guint n = p->accounts->len;
+	g_autofree struct pollfd *fds = g_new0(struct pollfd, 1 + n * WAIT_FDS_MAX);
+	g_autofree guint *first = g_new0(guint, n);
+	g_autofree guint *count = g_new0(guint, n);
+	guint nfds = collect_fds(p, fds, first, count);
 
 	for (;;) {
-		gint64 now = g_get_monotonic_time();
-		int ms = poll_timeout(p);
-		if (end != G_MAXINT64) {
-			int left = now >= end ? 0 : (int)((end - now + 999) / 1000);
-			ms = ms < 0 ? left : MIN(ms, left);
-		}
-		fds[0] = (struct pollfd){.fd = fd, .events = want};
-		fds[1] = (struct pollfd){.fd = p->wakefd, .events = POLLIN};
-		guint n = add_account_fds(p, fds + 2, owner + 2);
-		if (poll(fds, n + 2, ms) < 0 && errno != EINTR)
-			return -1;
-		if (fds[0].revents) {
-			bool err = fds[0].revents & (POLLERR | POLLHUP | POLLNVAL);
-			if (rd && !(err || (fds[0].revents & POLLIN)))
-				FD_CLR(fd, rd);
-			if (wr && !(err || (fds[0].revents & POLLOUT)))
-				FD_CLR(fd, wr);
-			return 1;
-		}
-		if (fds[1].revents)
-			run_queue(p, true);
-		serve_others(p, fds + 2, owner + 2, n);
-		if (g_get_monotonic_time() >= end) {
-			if (rd)
-				FD_ZERO(rd);
-			if (wr)
-				FD_ZERO(wr);
-			return 0;
-		}
+		run_slots(p, fds, first, count);
+		if (p->stopping && (all_closed(p) ||
+				    g_get_monotonic_time() > p->stop_deadline))
+			return;
+		nfds = collect_fds(p, fds, first, count);
+		if (poll(fds, nfds, poll_timeout(p)) < 0 && errno != EINTR)
+			xfs_err("poll: %s", g_strerror(errno));
+		if (fds[0].revents)
+			take_queue(p);
 	}
-}
-
-/* The only descriptor in the sets, or -1. */
-static int single_fd(int nfds, fd_set *rd, fd_set *wr, fd_set *ex)
-{
-	int found = -1;
-
-	for (int fd = 0; fd < nfds; fd++) {
-		bool in = (rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) ||
-			  (ex && FD_ISSET(fd, ex));
-		if (!in)
-			continue;
-		if (found >= 0)
-			return -1;
-		found = fd;
-	}
-	return found;
-}
-
-static Account *account_in_tls(Pool *p, int fd)
-{
-	for (guint i = 0; p && fd >= 0 && i < p->accounts->len; i++)
-		if (acct_tls_fd(pool_account(p, i)) == fd)
-			return pool_account(p, i);
-	return NULL;
-}
-
-typedef int (*select_fn)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
-
-/* Overrides libc's select for libstrophe (see DESIGN above); every other
- * caller gets libc's. */
-int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
-{
-	static select_fn real_select;
-	int fd;
-
-	if (pool_on_thread() && !ex &&
-	    (fd = single_fd(nfds, rd, wr, ex)) >= 0 &&
-	    account_in_tls(the_pool, fd))
-		return pool_wait_nested(the_pool, fd, rd, wr, tv);
-	if (!real_select)
-		real_select = (select_fn)dlsym(RTLD_NEXT, "select");
-	return real_select(nfds, rd, wr, ex, tv);
 }
 
 static void *pool_main(void *data)
@@ -447,35 +488,43 @@ static void *pool_main(void *data)
 
 	pool_thread_id = pthread_self();
 	pool_thread_set = true;
-	for (guint i = 0; i < p->accounts->len; i++)
-		acct_attach(pool_account(p, i));
+	p->slots = g_new0(Slot, p->accounts->len);
+	for (guint i = 0; i < p->accounts->len; i++) {
+		Slot *s = &p->slots[i];
+		s->acct = pool_account(p, i);
+		s->coro = coro_new(slot_work, s, CORO_STACK_SIZE);
+		g_queue_init(&s->pending);
+		acct_attach(s->acct);
+	}
 	for (guint i = 0; i < p->accounts->len; i++)
 		acct_connect(pool_account(p, i));
 	pool_loop(p);
 	if (!all_closed(p))
 		xfs_warn("closing: some servers did not answer the stream "
 			 "close in time; connections dropped");
-	for (guint i = 0; i < p->accounts->len; i++)
-		acct_free(pool_account(p, i));
+	for (guint i = 0; i < p->accounts->len; i++) {
+		Slot *s = &p->slots[i];
+		for (PoolReq *r; (r = g_queue_pop_head(&s->pending));)
+			req_done(p, r);
+		if (coro_suspended(s->coro))
+			continue; /* inside libstrophe: leave it be */
+		acct_free(s->acct);
+		coro_free(s->coro);
+	}
 	g_ptr_array_set_size(p->accounts, 0);
 	return NULL;
 }
 
 int pool_start(Pool *p)
 {
-	pthread_attr_t attr;
 	int err;
 
 	p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (p->wakefd < 0)
 		return -errno;
-	g_queue_init(&p->deferred);
 	the_pool = p;
 	xmpp_initialize();
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, POOL_STACK_SIZE);
-	err = pthread_create(&p->thread, &attr, pool_main, p);
-	pthread_attr_destroy(&attr);
+	err = pthread_create(&p->thread, NULL, pool_main, p);
 	if (err)
 		return -err;
 	p->running = true;
@@ -502,6 +551,7 @@ void pool_free(Pool *p)
 	for (guint i = 0; i < p->accounts->len; i++)
 		acct_free(pool_account(p, i));
 	g_ptr_array_unref(p->accounts);
+	g_free(p->slots);
 	if (p->wakefd >= 0)
 		close(p->wakefd);
 	g_mutex_clear(&p->lock);
