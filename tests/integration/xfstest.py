@@ -1,0 +1,1017 @@
+"""xfstest - the integration test harness for xmppfs.
+
+Real mounts against a real Prosody on loopback (scripts/testbed), a second
+and independent XMPP client (slixmpp, in its own thread and event loop), and
+fake servers that misbehave on purpose.  Standard library + slixmpp only;
+run it with /usr/bin/python3 (the Debian python that has slixmpp).
+
+Rules every helper here keeps: servers bind 127.0.0.1 only; what a helper
+starts it stops, by pid; a mount is always unmounted; nothing sleeps for a
+fixed time: wait_until() polls a condition with a deadline.
+"""
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+import select
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTBED = ROOT / "scripts" / "testbed"
+DOMAIN = "localhost"
+
+# Lines in an xmppfs log that fail the test that produced them.
+BAD_LOG_PATTERNS = ("AddressSanitizer", "runtime error:", "LeakSanitizer",
+                    "CRITICAL", "WARNING **")
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def note(*args):
+    """A line the runner shows even when the test passes."""
+    print("#", *args, flush=True)
+
+
+def xmppfs_binary():
+    p = Path(os.environ.get("XMPPFS", "build/xmppfs"))
+    if not p.is_absolute():
+        p = ROOT / p
+    return p
+
+
+def wait_until(fn, timeout=10.0, what=None, interval=0.02,
+               ignore=(OSError,)):
+    """Call fn() every ~20 ms until it returns a true value, and return that
+    value.  Past the deadline raise TestFailure naming @what and the last
+    value (or exception) seen.  Exceptions in @ignore count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+            last = v
+        except ignore as e:
+            last = e
+        if time.monotonic() >= deadline:
+            if callable(what):
+                what = what()
+            raise TestFailure(f"timed out after {timeout:g} s waiting for "
+                              f"{what or getattr(fn, '__name__', 'condition')}"
+                              f"; last value: {last!r}")
+        time.sleep(interval)
+
+
+def assert_stays(fn, duration, what=None, interval=0.02):
+    """Check that fn() stays true for @duration seconds (the one way to check
+    that something does NOT happen)."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        v = fn()
+        if not v:
+            raise TestFailure(f"{what or 'condition'} stopped holding: {v!r}")
+        time.sleep(interval)
+
+
+def read_kv(path):
+    """Parse 'key: value' lines into a dict (first ': ' splits)."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f.read().splitlines():
+            if not line.strip():
+                continue
+            k, sep, v = line.partition(":")
+            if not sep:
+                raise TestFailure(f"{path}: line without 'key: value': {line!r}")
+            out[k.strip()] = v.strip()
+    return out
+
+
+def mounted_paths():
+    """Mount points from /proc/self/mountinfo (never touches the mounts)."""
+    res = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            res.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), mp))
+    return res
+
+
+def is_mounted(path):
+    return os.path.abspath(path) in mounted_paths()
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def cert_sha256(pem_path):
+    """'AB:CD:...' SHA-256 fingerprint of the first certificate in a PEM."""
+    pem = Path(pem_path).read_text()
+    m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", pem, re.S)
+    der = ssl.PEM_cert_to_DER_cert(m.group(0))
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------
+# Prosody
+
+class Server:
+    """A Prosody started by scripts/testbed in @tmpdir.
+
+    users: {"alice": "alicepw", ...} (default alice and bob)
+    roster: [("alice", "bob", "both", "Bob"), ...] or "alice:bob:both" strings
+    mutual: [("alice", "bob"), ...] adds subscription "both" both ways
+    direct_tls: also listen for XEP-0368 direct TLS
+    """
+
+    def __init__(self, tmpdir, users=None, roster=(), mutual=(),
+                 direct_tls=False, plaintext=False, port=None):
+        self.dir = Path(tmpdir)
+        self.users = dict(users or {"alice": "alicepw", "bob": "bobpw"})
+        self.roster = [r if isinstance(r, str) else ":".join(r) for r in roster]
+        for a, b in mutual:
+            self.roster += [f"{a}:{b}:both", f"{b}:{a}:both"]
+        self.direct_tls = direct_tls
+        self.plaintext = plaintext
+        self.want_port = port
+        self.port = None
+        self.direct_tls_port = None
+        self.started = False
+        self.seeded = False
+
+    @classmethod
+    def attach(cls, tmpdir, users):
+        """A Server object for a testbed another process started."""
+        s = cls(tmpdir, users=users)
+        s._read_ports()
+        s.started = False  # not ours to stop
+        return s
+
+    def _read_ports(self):
+        kv = dict(l.split("=", 1) for l in
+                  (self.dir / "ports").read_text().split())
+        self.port = int(kv["port"])
+        if "direct_tls_port" in kv:
+            self.direct_tls_port = int(kv["direct_tls_port"])
+
+    @property
+    def ca_file(self):
+        return str(self.dir / "certs" / "localhost.crt")
+
+    @property
+    def log(self):
+        return self.dir / "prosody.log"
+
+    @property
+    def debug_log(self):
+        return self.dir / "debug.log"
+
+    def jid(self, user):
+        return user if "@" in user else f"{user}@{DOMAIN}"
+
+    def password(self, user):
+        return self.users[user.split("@")[0]]
+
+    def start(self):
+        cmd = [str(TESTBED), "start", str(self.dir)]
+        if self.want_port:
+            cmd += ["--port", str(self.want_port)]
+        if self.direct_tls:
+            cmd += ["--direct-tls-port", "auto" if self.direct_tls is True
+                    else str(self.direct_tls)]
+        if self.plaintext:
+            cmd += ["--plaintext"]
+        for u, p in self.users.items():
+            cmd += ["--user", f"{u}:{p}"]
+        if not self.seeded:  # a restart keeps what the tests changed
+            for r in self.roster:
+                cmd += ["--roster", r]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise TestFailure(f"testbed start failed ({r.returncode}):\n"
+                              f"{r.stdout}{r.stderr}")
+        self.started = True
+        self.seeded = True
+        self._read_ports()
+        return self
+
+    def stop(self):
+        if not self.started:
+            return
+        self.started = False
+        r = subprocess.run([str(TESTBED), "stop", str(self.dir)],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise TestFailure(f"testbed stop failed: {r.stdout}{r.stderr}")
+
+    def restart(self):
+        """Stop and start again on the same ports (accounts, rosters and
+        archives stay)."""
+        self.stop()
+        self.want_port = self.port
+        if self.direct_tls_port:
+            self.direct_tls = self.direct_tls_port
+        return self.start()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def account(self, user, **keys):
+        """Config keys for @user on this server (password, host, port,
+        ca_file); keyword arguments add or override keys, None removes."""
+        d = {"password": self.password(user), "host": "127.0.0.1",
+             "port": self.port, "ca_file": self.ca_file}
+        for k, v in keys.items():
+            if v is None:
+                d.pop(k, None)
+            else:
+                d[k] = v
+        return d
+
+    def debug_log_text(self):
+        try:
+            return self.debug_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def c2s_session_ids(self, full_jid):
+        """Prosody's ids (e.g. 'c2s55d448bb7c30') of the c2s sessions that
+        bound @full_jid, from the debug log's 'Resource bound:' lines."""
+        text = self.debug_log_text()
+        return re.findall(r"^\S+ +\d+ [\d:]+ (c2s[0-9a-f]+)\tdebug\tResource bound: "
+                          + re.escape(full_jid) + r"$", text, re.M)
+
+    def c2s_session_lines(self, full_jid):
+        """Every debug log line of the session(s) that bound @full_jid."""
+        ids = self.c2s_session_ids(full_jid)
+        return [l for l in self.debug_log_text().splitlines()
+                if any(f" {i}\t" in l for i in ids)]
+
+    def closed_cleanly(self, full_jid):
+        """True once Prosody logged that the session of @full_jid received
+        the client's </stream:stream> (the clean-close marker)."""
+        return any(l.endswith("\tdebug\tReceived </stream:stream>")
+                   for l in self.c2s_session_lines(full_jid))
+
+
+# --------------------------------------------------------------------------
+# xmppfs mounts
+
+def keyfile_escape(v):
+    v = str(v).replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+    if v.startswith(" "):
+        v = "\\s" + v[1:]
+    return v
+
+
+def config_text(accounts):
+    """GLib key file text for {group: {key: value}}."""
+    out = []
+    for group, keys in accounts.items():
+        out.append(f"[{group}]")
+        for k, v in keys.items():
+            out.append(f"{k}={keyfile_escape(v)}")
+        out.append("")
+    return "\n".join(out)
+
+
+_active_mounts = []   # started and not yet torn down
+all_mounts = []       # every Mount of this process, for the runner's report
+
+
+class Mount:
+    """One running xmppfs with its own config, data dir and mountpoint.
+
+    accounts: {"alice@localhost": {"password": ..., "port": ...}, ...}
+              (keep order: it is the order of the groups in the file)
+    config: raw config text instead of @accounts
+    config_mode: mode of the config file (0600)
+    expect_exit: the exit status teardown expects (0)
+    """
+
+    def __init__(self, tmpdir, accounts=None, config=None, config_mode=0o600,
+                 args=(), binary=None, env=None, mount_timeout=10.0,
+                 expect_exit=0, name="m"):
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmpdir))
+        self.cfg = self.dir / "config"
+        self.data = self.dir / "data"
+        self.mnt = self.dir / "mnt"
+        self.logfile = self.dir / "xmppfs.log"
+        self.binary = Path(binary) if binary else xmppfs_binary()
+        self.args = list(args)
+        self.env = env
+        self.mount_timeout = mount_timeout
+        self.expect_exit = expect_exit
+        self.proc = None
+        self.returncode = None
+        self.closed = False
+        self.t_mounted = None
+        self.text = config if config is not None else config_text(accounts or {})
+        self.config_mode = config_mode
+        all_mounts.append(self)
+
+    # -- lifecycle --------------------------------------------------------
+
+    def start(self):
+        if not self.binary.exists():
+            raise TestFailure(f"no xmppfs binary at {self.binary} "
+                              "(build it, or set XMPPFS)")
+        self.data.mkdir()
+        self.mnt.mkdir()
+        fd = os.open(self.cfg, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.text)
+        os.chmod(self.cfg, self.config_mode)
+        cmd = [str(self.binary), "-f", *self.args, "--config", str(self.cfg),
+               "--data-dir", str(self.data), str(self.mnt)]
+        log = open(self.logfile, "wb")
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL,
+                                     start_new_session=True, env=self.env)
+        log.close()
+        (self.dir / "xmppfs.pid").write_text(f"{self.proc.pid}\n")
+        _active_mounts.append(self)
+        try:
+            wait_until(lambda: is_mounted(self.mnt) or self.proc.poll() is not None,
+                       timeout=self.mount_timeout, what=f"xmppfs to mount {self.mnt}")
+            if not is_mounted(self.mnt):
+                raise TestFailure(f"xmppfs exited with {self.proc.returncode} "
+                                  f"before mounting:\n{self.log_tail()}")
+        except BaseException:
+            self._teardown(check=False)
+            raise
+        self.t_mounted = time.monotonic()
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, etype, e, tb):
+        if etype is None:
+            self.close()
+        else:
+            try:
+                self.close()
+            except TestFailure as err:
+                print(f"teardown of {self.mnt} also failed: {err}", file=sys.stderr)
+
+    def unmount(self, timeout=5.0):
+        """fusermount3 -u, retried while busy; -uz as a last resort (and then
+        TestFailure).  Returns once the kernel no longer has the mount."""
+        if not is_mounted(self.mnt):
+            return
+        deadline = time.monotonic() + timeout
+        err = ""
+        while time.monotonic() < deadline:
+            r = subprocess.run(["fusermount3", "-u", str(self.mnt)],
+                               capture_output=True, text=True)
+            if r.returncode == 0 or not is_mounted(self.mnt):
+                return
+            err = r.stderr.strip()
+            time.sleep(0.05)
+        subprocess.run(["fusermount3", "-uz", str(self.mnt)], capture_output=True)
+        raise TestFailure(f"fusermount3 -u {self.mnt} kept failing ({err}); "
+                          "lazily unmounted")
+
+    def wait_exit(self, timeout=10.0):
+        try:
+            self.returncode = self.proc.wait(timeout)
+            return self.returncode
+        except subprocess.TimeoutExpired:
+            return None
+
+    def close(self):
+        """Unmount, wait for the process, check the log.  Raises
+        TestFailure for anything wrong; never leaves the mount or the
+        process behind."""
+        if self.closed:
+            return self.returncode
+        self._teardown(check=True)
+        return self.returncode
+
+    def _teardown(self, check):
+        self.closed = True
+        problems = []
+        try:
+            self.unmount()
+        except TestFailure as e:
+            problems.append(str(e))
+        if self.proc is not None:
+            if self.wait_exit(10.0) is None:
+                problems.append(f"xmppfs (pid {self.proc.pid}) did not exit "
+                                "within 10 s of the unmount; killed")
+                self.kill()
+            self.returncode = self.proc.returncode
+            if self.returncode != self.expect_exit and check:
+                problems.append(f"xmppfs exited with status {self.returncode}, "
+                                f"expected {self.expect_exit}")
+        if is_mounted(self.mnt):
+            subprocess.run(["fusermount3", "-uz", str(self.mnt)], capture_output=True)
+        bad = self.bad_log_lines()
+        if bad:
+            problems.append("xmppfs log has sanitizer/GLib warnings:\n  " +
+                            "\n  ".join(bad[:20]))
+        if self in _active_mounts:
+            _active_mounts.remove(self)
+        if problems and check:
+            raise TestFailure("; ".join(problems) + "\n" + self.log_tail())
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    # -- looking at it ----------------------------------------------------
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def path(self, *parts):
+        return self.mnt.joinpath(*parts)
+
+    def log_text(self):
+        try:
+            return self.logfile.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=40):
+        lines = self.log_text().splitlines()
+        return (f"--- last {min(n, len(lines))} lines of {self.logfile} ---\n" +
+                "\n".join(lines[-n:]))
+
+    def bad_log_lines(self):
+        return [l for l in self.log_text().splitlines()
+                if any(p in l for p in BAD_LOG_PATTERNS)]
+
+    def connection(self, jid):
+        return read_kv(self.path(jid, "connection"))
+
+    def wait_state(self, jid, state, timeout=10.0):
+        """Wait until @jid's connection file says state: @state; returns the
+        whole dict."""
+        def check():
+            kv = self.connection(jid)
+            return kv if kv.get("state") == state else None
+        return wait_until(check, timeout=timeout,
+                          what=lambda: f"{jid} state {state}; connection now: "
+                                       f"{self._conn_or_err(jid)}")
+
+    def _conn_or_err(self, jid):
+        try:
+            return self.connection(jid)
+        except OSError as e:
+            return e
+
+    def write(self, relpath, text):
+        """echo-like: one open, one write, one close; OSError propagates."""
+        with open(self.path(relpath), "w", encoding="utf-8") as f:
+            f.write(text)
+
+    def read(self, relpath):
+        with open(self.path(relpath), encoding="utf-8") as f:
+            return f.read()
+
+
+def run_xmppfs(args, timeout=10.0, binary=None, env=None):
+    """Run the binary to completion (for --help, bad configs...)."""
+    b = Path(binary) if binary else xmppfs_binary()
+    if not b.exists():
+        raise TestFailure(f"no xmppfs binary at {b} (build it, or set XMPPFS)")
+    return subprocess.run([str(b), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env,
+                          stdin=subprocess.DEVNULL)
+
+
+# --------------------------------------------------------------------------
+# The other side: an independent client
+
+class Peer:
+    """A slixmpp client in its own thread and asyncio loop.
+
+    p = Peer("bob@localhost", "bobpw", server).connect()
+    p.wait_presence("alice@localhost", show="away", status="gone fishing")
+    p.send_message("alice@localhost", "hi")
+    p.wait_message("alice@localhost", body="hello")
+    p.disconnect()
+
+    Presences and messages are kept in order (self.presences,
+    self.messages: lists of dicts, under self.cond) and also put on
+    thread-safe queues (self.presence_queue, self.message_queue)."""
+
+    def __init__(self, jid, password, server=None, resource="peer",
+                 host="127.0.0.1", port=None, ca_file=None, verify=True,
+                 direct_tls=False):
+        import queue
+        self.jid = jid if "/" in jid else f"{jid}/{resource}"
+        self.bare = self.jid.split("/")[0]
+        self.password = password
+        self.host = host
+        self.direct_tls = direct_tls
+        if port is None and server is not None:
+            port = server.direct_tls_port if direct_tls else server.port
+        self.port = port or 5222
+        self.ca_file = ca_file or (server.ca_file if server else None)
+        self.verify = verify
+        self.cond = threading.Condition()
+        self.presences = []
+        self.messages = []
+        self.presence_queue = queue.Queue()
+        self.message_queue = queue.Queue()
+        self.loop = None
+        self.xmpp = None
+        self.thread = None
+        self._online = threading.Event()
+        self._failed = None
+        self._gone = threading.Event()
+
+    # -- thread and loop ---------------------------------------------------
+
+    def _run(self):
+        import slixmpp
+        logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
+        asyncio.set_event_loop(self.loop)
+        x = slixmpp.ClientXMPP(self.jid, self.password)
+        x.loop = self.loop
+        self.xmpp = x
+        if self.verify and self.ca_file:
+            x.ca_certs = Path(self.ca_file)
+        elif not self.verify:
+            x.ssl_context.check_hostname = False
+            x.ssl_context.verify_mode = ssl.CERT_NONE
+        x.register_plugin("xep_0030")
+        x.register_plugin("xep_0199")
+        x.register_plugin("xep_0203")
+        x.add_event_handler("session_start", self._on_session)
+        x.add_event_handler("failed_auth", lambda *_: self._fail("authentication failed"))
+        x.add_event_handler("connection_failed", lambda e: self._fail(f"connection failed: {e}"))
+        x.add_event_handler("disconnected", lambda *_: self._gone.set())
+        x.add_event_handler("message", self._on_message)
+        x.add_event_handler("presence", self._on_presence)
+        if self.direct_tls:
+            x.connect((self.host, self.port), use_ssl=True)
+        else:
+            x.connect((self.host, self.port))
+        self.loop.run_forever()
+        # run_forever returned: cancel what slixmpp left running, then close
+        try:
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                self.loop.run_until_complete(
+                    asyncio.gather(*pending, return_exceptions=True))
+        finally:
+            self.loop.close()
+
+    def _fail(self, why):
+        self._failed = why
+        self._online.set()
+
+    async def _on_session(self, _):
+        self.xmpp.send_presence()
+        await self.xmpp.get_roster()
+        self._online.set()
+
+    def _on_message(self, msg):
+        if msg["type"] == "error":
+            kind = "error"
+        else:
+            kind = msg["type"]
+        stamp = None
+        d = msg.xml.find("{urn:xmpp:delay}delay")
+        if d is not None:
+            stamp = d.get("stamp")
+        rec = {"from": str(msg["from"]), "to": str(msg["to"]), "type": kind,
+               "body": msg["body"], "stamp": stamp, "time": time.time(),
+               "id": msg["id"], "error": _error_condition(msg.xml)}
+        with self.cond:
+            self.messages.append(rec)
+            self.cond.notify_all()
+        self.message_queue.put(rec)
+
+    def _on_presence(self, pres):
+        x = pres.xml
+        show = x.find("{jabber:client}show")
+        status = x.find("{jabber:client}status")
+        prio = x.find("{jabber:client}priority")
+        rec = {"from": str(pres["from"]), "type": x.get("type", "available"),
+               "show": (show.text or "").strip() if show is not None else "",
+               "status": (status.text or "") if status is not None else "",
+               "priority": prio.text if prio is not None else None,
+               "error": _error_condition(x), "time": time.time(),
+               "muc_codes": [c.get("code") for c in
+                             x.iter("{http://jabber.org/protocol/muc#user}status")]}
+        with self.cond:
+            self.presences.append(rec)
+            self.cond.notify_all()
+        self.presence_queue.put(rec)
+
+    def _call(self, fn, *args, timeout=10.0, **kw):
+        """Run fn(*args) in the client's loop; wait for (and await) it."""
+        async def wrapper():
+            r = fn(*args, **kw)
+            if asyncio.iscoroutine(r) or isinstance(r, asyncio.Future):
+                r = await r
+            return r
+        fut = asyncio.run_coroutine_threadsafe(wrapper(), self.loop)
+        return fut.result(timeout)
+
+    # -- public ------------------------------------------------------------
+
+    def connect(self, timeout=10.0):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True,
+                                       name=f"peer-{self.jid}")
+        self.thread.start()
+        if not self._online.wait(timeout):
+            self.disconnect()
+            raise TestFailure(f"peer {self.jid} did not come online in {timeout:g} s")
+        if self._failed:
+            self.disconnect()
+            raise TestFailure(f"peer {self.jid}: {self._failed}")
+        return self
+
+    def __enter__(self):
+        return self.connect()
+
+    def __exit__(self, *exc):
+        self.disconnect()
+
+    def disconnect(self, timeout=10.0):
+        if not self.thread:
+            return
+        if self.xmpp is not None and self.loop.is_running():
+            try:
+                self._call(self.xmpp.disconnect, timeout=timeout)
+            except Exception:
+                pass
+            self._gone.wait(timeout)
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)
+        self.thread = None
+
+    def send_message(self, to, body, mtype="chat"):
+        """Send a message; returns its id."""
+        def send():
+            msg = self.xmpp.make_message(mto=to, mbody=body, mtype=mtype)
+            msg["id"] = os.urandom(8).hex()
+            msg.send()
+            return msg["id"]
+        return self._call(send)
+
+    def send_presence(self, show=None, status=None, ptype=None, to=None):
+        kw = {}
+        if show:
+            kw["pshow"] = show
+        if status:
+            kw["pstatus"] = status
+        if ptype:
+            kw["ptype"] = ptype
+        if to:
+            kw["pto"] = to
+        self._call(lambda: self.xmpp.send_presence(**kw))
+
+    def join_room(self, room, nick, timeout=10.0):
+        """Join a MUC room (XEP-0045) and wait for our own presence in it."""
+        def send():
+            p = self.xmpp.make_presence(pto=f"{room}/{nick}")
+            p.append(ET.Element("{http://jabber.org/protocol/muc}x"))
+            p.send()
+        self._call(send)
+        def joined():
+            for p in self.latest_presences(f"{room}/{nick}", errors=True).values():
+                if p["type"] == "error":
+                    raise TestFailure(f"joining {room}: {p['error']}")
+                if "110" in p["muc_codes"]:
+                    return p
+            return None
+        return wait_until(joined, timeout=timeout, what=f"{self.bare} to join {room}")
+
+    def roster(self):
+        """{bare JID: subscription} as the server has it now."""
+        async def get():
+            await self.xmpp.get_roster()
+            r = self.xmpp.client_roster
+            return {j: r[j]["subscription"] for j in r}
+        return self._call(get)
+
+    def latest_presences(self, jid, errors=False):
+        """{full JID: latest presence dict} of @jid (bare or full).  Presence
+        errors (bounces of our own presence) say nothing about @jid's
+        availability and are left out unless @errors."""
+        out = {}
+        with self.cond:
+            for p in self.presences:
+                f = p["from"]
+                if p["type"] == "error" and not errors:
+                    continue
+                if f == jid or f.split("/")[0] == jid:
+                    out[f] = p
+        return out
+
+    def presence_errors(self, jid):
+        """Presence errors that came from @jid (bare or full)."""
+        with self.cond:
+            return [p for p in self.presences if p["type"] == "error" and
+                    (p["from"] == jid or p["from"].split("/")[0] == jid)]
+
+    def wait_presence(self, jid, show=None, status=None, ptype="available",
+                      timeout=10.0):
+        """Wait until the latest presence of @jid matches.  For a bare JID
+        and ptype 'available' any resource may match; for 'unavailable'
+        every resource seen must be unavailable.  show '' means plain
+        available (no <show/>); None means any."""
+        def check():
+            latest = self.latest_presences(jid, errors=(ptype == "error"))
+            if not latest:
+                return None
+
+            def ok(p):
+                return (p["type"] == ptype and
+                        (show is None or p["show"] == show) and
+                        (status is None or p["status"] == status))
+            if ptype == "unavailable":
+                return all(ok(p) for p in latest.values()) and latest
+            hits = [p for p in latest.values() if ok(p)]
+            return hits[-1] if hits else None
+        return wait_until(check, timeout=timeout,
+                          what=lambda: f"{self.bare} to see presence of {jid} "
+                                       f"type={ptype} show={show!r} status={status!r} "
+                                       f"(latest: {self.latest_presences(jid)})")
+
+    def wait_message(self, frm, body=None, timeout=10.0, since=0):
+        """Wait for a message from @frm (bare or full) with @body (or any);
+        @since: index into self.messages to start at."""
+        def check():
+            with self.cond:
+                for m in self.messages[since:]:
+                    f = m["from"]
+                    if (f == frm or f.split("/")[0] == frm) and \
+                            (body is None or m["body"] == body):
+                        return m
+            return None
+        return wait_until(check, timeout=timeout,
+                          what=f"{self.bare} to get a message from {frm} body={body!r}")
+
+
+def _error_condition(xml):
+    """'cancel/item-not-found' for a stanza error, else None."""
+    e = xml.find("{jabber:client}error")
+    if e is None:
+        return None
+    conds = [c.tag.split("}")[1] for c in e
+             if c.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}")
+             and not c.tag.endswith("}text")]
+    return f"{e.get('type')}/{conds[0] if conds else '?'}"
+
+
+# --------------------------------------------------------------------------
+# Servers that misbehave
+
+class _FakeServer:
+    """A TCP listener on 127.0.0.1:random served by one thread.  Subclasses
+    override on_connect(conn) and on_data(conn, data).  Connections stay
+    open until the client closes them or stop()."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.connections = 0     # accepted so far
+        self.closed_by_peer = 0  # connections the client closed
+        self.received = []       # bytes per connection, in accept order
+        self.conns = {}
+        self._wake_r, self._wake_w = os.pipe()
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True,
+                                       name=type(self).__name__)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        if self._stop:
+            return
+        self._stop = True
+        os.write(self._wake_w, b"x")
+        if self.thread.is_alive():
+            self.thread.join(10)
+        for c in list(self.conns):
+            c.close()
+        self.conns.clear()
+        self.sock.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _serve(self):
+        while not self._stop:
+            fds = [self.sock, self._wake_r] + [c for c, st in self.conns.items()
+                                                if st.get("read", True)]
+            r, _, _ = select.select(fds, [], [], 1.0)
+            for s in r:
+                if s is self._wake_r or self._stop:
+                    continue
+                if s is self.sock:
+                    c, _ = self.sock.accept()
+                    with self.lock:
+                        self.connections += 1
+                        self.received.append(bytearray())
+                    self.conns[c] = {"idx": len(self.received) - 1}
+                    self.on_connect(c)
+                    continue
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    with self.lock:
+                        self.closed_by_peer += 1
+                    self.conns.pop(s, None)
+                    s.close()
+                    continue
+                st = self.conns[s]
+                with self.lock:
+                    self.received[st["idx"]] += data
+                self.on_data(s, st, data)
+
+    def all_received(self):
+        with self.lock:
+            return b"".join(bytes(b) for b in self.received)
+
+    def on_connect(self, conn):
+        pass
+
+    def on_data(self, conn, st, data):
+        pass
+
+
+class SilentServer(_FakeServer):
+    """Accepts TCP connections and never says a word."""
+
+
+STREAM_HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                 "xmlns:stream='http://etherx.jabber.org/streams' "
+                 "id='{id}' from='localhost' version='1.0'>")
+
+
+class _StreamServer(_FakeServer):
+    features = ""
+
+    def on_data(self, conn, st, data):
+        st.setdefault("buf", b"")
+        st["buf"] += data
+        if not st.get("opened") and re.search(rb"<(stream:)?stream[^>]*>", st["buf"]):
+            st["opened"] = True
+            st["buf"] = re.split(rb"<(?:stream:)?stream[^>]*>", st["buf"], 1)[1]
+            conn.sendall((STREAM_HEADER.format(id=os.urandom(4).hex()) +
+                          "<stream:features>" + self.features +
+                          "</stream:features>").encode())
+        if st.get("opened"):
+            self.on_stanza_data(conn, st)
+
+    def on_stanza_data(self, conn, st):
+        pass
+
+
+class TlsStallServer(_StreamServer):
+    """Offers required STARTTLS, answers <starttls/> with <proceed/>, then
+    stays silent inside the TLS handshake (never reads, never answers)."""
+    features = ("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>"
+                "<required/></starttls>")
+
+    def __init__(self):
+        super().__init__()
+        self.proceeded = 0
+
+    def on_stanza_data(self, conn, st):
+        if b"<starttls" in st["buf"] and not st.get("proceed"):
+            st["proceed"] = True
+            with self.lock:
+                self.proceeded += 1
+            # keep reading to notice a close, but answer nothing
+            conn.sendall(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+
+    def on_data(self, conn, st, data):
+        if st.get("proceed"):
+            return  # TLS ClientHello and the like: never answered
+        super().on_data(conn, st, data)
+
+
+class NoTlsServer(_StreamServer):
+    """Offers SASL PLAIN without STARTTLS; records whether an <auth> ever
+    arrives (auth_seen) - a client that requires TLS must never send one."""
+    features = ("<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                "<mechanism>PLAIN</mechanism></mechanisms>")
+
+    @property
+    def auth_seen(self):
+        return b"<auth" in self.all_received()
+
+    def on_stanza_data(self, conn, st):
+        if b"<auth" in st["buf"] and not st.get("failed"):
+            st["failed"] = True
+            conn.sendall(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                         b"<not-authorized/></failure>")
+
+
+# --------------------------------------------------------------------------
+# For the runner: what a test left behind
+
+def find_files(root, name):
+    """Paths of files called @name under @root, never descending into a
+    mount point (a dead FUSE mount answers ECONNABORTED, a live one might
+    hang)."""
+    mounts = mounted_paths()
+    out = []
+    stack = [str(root)]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    if e.path not in mounts:
+                        stack.append(e.path)
+                elif e.name == name:
+                    out.append(Path(e.path))
+            except OSError:
+                continue
+    return out
+
+
+def cleanup_tree(root):
+    """Kill every xmppfs whose pid file is under @root, lazily unmount every
+    mount under it, stop every testbed in it.  For what a test left behind
+    (e.g. one killed on timeout); each pid is checked against its command
+    line first.  Returns a list of what it had to clean."""
+    root = Path(root).resolve()
+    left = []
+    for pidf in find_files(root, "xmppfs.pid"):
+        try:
+            pid = int(pidf.read_text())
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if str(pidf.parent / "mnt").encode() in cmd and pid_alive(pid):
+            left.append(f"xmppfs pid {pid} ({pidf.parent}) still running: killed")
+            os.kill(pid, signal.SIGKILL)
+    for mp in sorted(mounted_paths(), reverse=True):
+        if mp.startswith(str(root) + "/"):
+            left.append(f"{mp} still mounted: lazily unmounted")
+            subprocess.run(["fusermount3", "-uz", mp], capture_output=True)
+            if is_mounted(mp):
+                subprocess.run(["umount", "-l", mp], capture_output=True)
+    for pidf in find_files(root, "testbed.pid"):
+        left.append(f"testbed in {pidf.parent} still running: stopped")
+        subprocess.run([str(TESTBED), "stop", str(pidf.parent)],
+                       capture_output=True, timeout=60)
+    return left
