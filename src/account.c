@@ -916,6 +916,7 @@ void acct_abort(Account *a)
 
 bool acct_pollfd(Account *a, struct pollfd *pfd)
 {
+	POOL_ASSERT();
 	if (!a->conn || a->fd < 0)
 		return false;
 	pfd->fd = a->fd;
