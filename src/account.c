@@ -24,7 +24,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "history.h"
 #include "jid.h"
+#include "outbox.h"
+#include "record.h"
 #include "log.h"
 #include "pool.h"
 #include "text.h"
@@ -90,7 +93,22 @@ struct Account {
 	gint64 close_at;      /* closing: end the stream by then (µs) */
 	bool sm_on;           /* XEP-0198 enabled on this stream */
 	guint32 sm_h;         /* stanzas received since <enabled/> */
+	bool sm_out_on;       /* counting what we send since <enable/> */
+	guint32 sm_out;       /* stanzas sent since <enable/> */
+	bool r_outstanding;   /* our <r/> waits for its <a/> */
+
+	/* conversations: any thread, locks of their own */
+	HistSet *hists;
+	Outbox *outbox;
+	/* messages to send, pool thread only: OutMsg*, oldest first */
+	GQueue outq;     /* not sent on this stream yet */
+	GQueue inflight; /* sent, waiting for the server's <a h=''/> */
 };
+
+typedef struct {
+	OutboxItem *item;
+	guint32 seq; /* its number among the stanzas sent since <enable/> */
+} OutMsg;
 
 /* Contexts carry no user data that callbacks can reach; this maps them
  * back.  Pool thread only. */
@@ -294,9 +312,16 @@ static bool is_stanza(const char *xml, const char *name)
  * and sends it only when the server asks; at a clean close the server then
  * bounces everything it thinks unacknowledged.  So count as it does, and
  * acknowledge before </stream:stream> (begin_close). */
+static void sm_failed(Account *a);
+static void sm_answer(Account *a, const char *xml);
+
 static void sm_count(Account *a, const char *xml)
 {
-	if (is_stanza(xml, "enabled")) {
+	if (is_stanza(xml, "a") && strstr(xml, "urn:xmpp:sm:3")) {
+		sm_answer(a, xml);
+	} else if (is_stanza(xml, "failed") && strstr(xml, "urn:xmpp:sm:3")) {
+		sm_failed(a);
+	} else if (is_stanza(xml, "enabled")) {
 		a->sm_on = true;
 		a->sm_h = 0;
 	} else if (a->sm_on && (is_stanza(xml, "message") ||
@@ -304,6 +329,47 @@ static void sm_count(Account *a, const char *xml)
 				is_stanza(xml, "iq"))) {
 		a->sm_h++;
 	}
+}
+
+static void outmsg_free(OutMsg *m)
+{
+	outbox_item_free(m->item);
+	g_free(m);
+}
+
+/* The server has handled our first @h stanzas: their messages leave the
+ * outbox. */
+static void sm_acked(Account *a, guint32 h)
+{
+	OutMsg *m;
+
+	while ((m = g_queue_peek_head(&a->inflight)) && m->seq <= h) {
+		g_queue_pop_head(&a->inflight);
+		outbox_done(a->outbox, m->item->id);
+		outmsg_free(m);
+	}
+}
+
+static void sm_count_out(Account *a, const char *xml)
+{
+	if (is_stanza(xml, "enable")) {
+		a->sm_out_on = true;
+		a->sm_out = 0;
+	} else if (a->sm_out_on && (is_stanza(xml, "message") ||
+				    is_stanza(xml, "presence") ||
+				    is_stanza(xml, "iq"))) {
+		a->sm_out++;
+	}
+}
+
+/* "<a xmlns=... h=\"12\"/>" from the server */
+static void sm_answer(Account *a, const char *xml)
+{
+	const char *h = strstr(xml, " h=");
+
+	a->r_outstanding = false;
+	if (h && (h[3] == '"' || h[3] == '\''))
+		sm_acked(a, (guint32)g_ascii_strtoull(h + 4, NULL, 10));
 }
 
 /* libstrophe reports auth failures and parse errors only in its log; the
@@ -318,6 +384,8 @@ static void xlog_handler(void *ud, xmpp_log_level_t level, const char *area,
 	if (g_str_has_prefix(msg, "RECV: ")) {
 		a->stanzas++;
 		sm_count(a, msg + 6);
+	} else if (g_str_has_prefix(msg, "SENT: ")) {
+		sm_count_out(a, msg + 6);
 	}
 	else if (g_str_has_prefix(msg, "parse error"))
 		a->parse_error = true;
@@ -441,6 +509,184 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	return 1;
 }
 
+/* ---- messages ---- */
+
+/* The server said no to stream management: nothing will ever be acked,
+ * so what was sent counts as delivered. */
+static void sm_failed(Account *a)
+{
+	a->sm_out_on = false;
+	sm_acked(a, G_MAXUINT32);
+}
+
+static void send_message(Account *a, OutMsg *m)
+{
+	xmpp_stanza_t *msg = xmpp_message_new(a->ctx, m->item->type,
+					      m->item->to, m->item->id);
+
+	xmpp_message_set_body(msg, m->item->body);
+	xmpp_send(a->conn, msg);
+	xmpp_stanza_release(msg);
+	m->seq = a->sm_out;
+}
+
+/* Send what waits, oldest first; ask for one acknowledgement at a time. */
+static void flush_outq(Account *a)
+{
+	OutMsg *m;
+
+	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead || a->close_at)
+		return;
+	while ((m = g_queue_pop_head(&a->outq))) {
+		send_message(a, m);
+		g_queue_push_tail(&a->inflight, m);
+	}
+	if (!a->sm_out_on) {
+		sm_acked(a, G_MAXUINT32);
+		return;
+	}
+	if (a->inflight.length && !a->r_outstanding) {
+		xmpp_send_raw_string(a->conn, "<r xmlns='urn:xmpp:sm:3'/>");
+		a->r_outstanding = true;
+	}
+}
+
+/* A lost stream: what it did not acknowledge goes out again, first. */
+static void requeue_inflight(Account *a)
+{
+	OutMsg *m;
+
+	while ((m = g_queue_pop_tail(&a->inflight)))
+		g_queue_push_head(&a->outq, m);
+	a->sm_out_on = false;
+	a->r_outstanding = false;
+}
+
+void acct_queue_message(Account *a, OutboxItem *item)
+{
+	OutMsg *m = g_new0(OutMsg, 1);
+
+	POOL_ASSERT();
+	m->item = item;
+	g_queue_push_tail(&a->outq, m);
+	flush_outq(a);
+}
+
+int acct_send(Account *a, const char *to, const char *body)
+{
+	OutboxItem *item = NULL;
+	g_autoptr(GString) rec = g_string_new(NULL);
+	g_autoptr(GError) err = NULL;
+	Hist *h;
+	int ret;
+
+	ret = outbox_add(a->outbox, to, "chat", body, &item);
+	if (ret)
+		return ret;
+	h = hist_set_get(a->hists, to, true, &err);
+	if (h) {
+		record_append(rec, g_get_real_time() / G_USEC_PER_SEC,
+			      a->cfg->jid, body);
+		hist_append(h, rec->str, rec->len);
+	} else {
+		xfs_warn("%s: %s", a->cfg->jid, err->message);
+	}
+	pool_post_message(a->pool, a, item);
+	return 0;
+}
+
+/* "[error: service-unavailable] text" for a bounced message. */
+static char *error_text(xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(msg, "error");
+	xmpp_stanza_t *c = err ? xmpp_stanza_get_children(err) : NULL;
+	const char *cond = "undefined-condition";
+	g_autofree char *text = NULL, *body = xmpp_message_get_body(msg);
+	char *out;
+
+	for (; c; c = xmpp_stanza_get_next(c)) {
+		const char *name = xmpp_stanza_get_name(c);
+		if (!name || !xmpp_stanza_is_tag(c))
+			continue;
+		if (!strcmp(name, "text"))
+			text = xmpp_stanza_get_text(c);
+		else
+			cond = name;
+	}
+	out = g_strdup_printf("[error: %s]%s%s%s%s", cond, text ? " " : "",
+			      text ? text : "", body ? " " : "",
+			      body ? body : "");
+	if (text)
+		xmpp_free(xmpp_stanza_get_context(msg), g_steal_pointer(&text));
+	if (body)
+		xmpp_free(xmpp_stanza_get_context(msg), g_steal_pointer(&body));
+	return out;
+}
+
+static gint64 message_time(xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *d = xmpp_stanza_get_child_by_name_and_ns(
+		msg, "delay", "urn:xmpp:delay");
+	gint64 t;
+
+	if (d && record_parse_stamp(xmpp_stanza_get_attribute(d, "stamp"), &t))
+		return t;
+	return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+/* The text of a message worth a record, or NULL. */
+static char *message_text(xmpp_stanza_t *msg)
+{
+	const char *type = xmpp_stanza_get_type(msg);
+	char *body, *copy;
+
+	if (type && !strcmp(type, "error"))
+		return error_text(msg);
+	if (type && strcmp(type, "chat") && strcmp(type, "normal"))
+		return NULL; /* groupchat and headline: not a conversation */
+	body = xmpp_message_get_body(msg);
+	if (!body)
+		return NULL; /* chat states, receipts */
+	copy = g_strdup(body);
+	xmpp_free(xmpp_stanza_get_context(msg), body);
+	return copy;
+}
+
+static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
+{
+	Account *a = ud;
+	const char *from = xmpp_stanza_get_from(msg);
+	g_autoptr(GError) err = NULL;
+	g_autoptr(Jid) jid = from ? jid_parse(from, &err) : NULL;
+	g_autofree char *text = NULL, *bare = NULL;
+	g_autoptr(GString) rec = NULL;
+	Hist *h;
+
+	if (!jid) {
+		xfs_warn("%s: message dropped: sender '%s' is not a valid JID "
+			 "(%s)", a->cfg->jid, from ? from : "(none)",
+			 err ? err->message : "no from");
+		return 1;
+	}
+	if (!(text = message_text(msg)))
+		return 1;
+	if (!text_is_clean(text, strlen(text), true)) {
+		/* the records must stay one per line */
+		g_strdelimit(text, "\r\v\f", ' ');
+	}
+	bare = jid_bare(jid);
+	h = hist_set_get(a->hists, bare, true, &err);
+	if (!h) {
+		xfs_warn("%s: message from %s not logged: %s", a->cfg->jid,
+			 bare, err->message);
+		return 1;
+	}
+	rec = g_string_new(NULL);
+	record_append(rec, message_time(msg), bare, text);
+	hist_append(h, rec->str, rec->len);
+	return 1;
+}
+
 /* ---- connection life ---- */
 
 /* "ab:cd:.." or "abcd.." from libstrophe -> "AB:CD:..". */
@@ -488,8 +734,10 @@ static void on_connect(Account *a)
 	g_mutex_unlock(&a->lock);
 	xmpp_handler_add(a->conn, iq_handler, NULL, "iq", NULL, a);
 	xmpp_handler_add(a->conn, presence_handler, NULL, "presence", NULL, a);
+	xmpp_handler_add(a->conn, message_handler, NULL, "message", NULL, a);
 	send_presence(a);
 	set_state(a, ACCT_ONLINE, NULL);
+	flush_outq(a);
 }
 
 static const char *stream_error_word(xmpp_error_type_t t)
@@ -595,6 +843,7 @@ static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
 	if (a->fd_dup >= 0)
 		timed_out = wd_disarm(&a->wd);
 	a->conn_dead = true;
+	requeue_inflight(a);
 	a->in_tls = a->in_tls && timed_out; /* kept for failure_reason */
 	if (a->reconnect_asked && !a->shutting && a->want_online) {
 		set_state(a, ACCT_CONNECTING, NULL);
@@ -1045,9 +1294,34 @@ bool acct_closed(Account *a)
 
 /* ---- life ---- */
 
-Account *acct_new(const CfgAccount *cfg, Pool *pool)
+Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
+		  GError **err)
 {
-	Account *a = g_new0(Account, 1);
+	g_autofree char *dir = g_build_filename(data_dir, cfg->jid, NULL);
+	g_autofree char *contacts = g_build_filename(dir, "contacts", NULL);
+	g_autofree char *outbox = g_build_filename(dir, "outbox", NULL);
+	HistSet *hists = hist_set_new(contacts, err);
+	Outbox *o = hists ? outbox_open(outbox, err) : NULL;
+	Account *a;
+
+	if (!o) {
+		hist_set_free(hists);
+		return NULL;
+	}
+	a = g_new0(Account, 1);
+	a->hists = hists;
+	a->outbox = o;
+	g_queue_init(&a->outq);
+	g_queue_init(&a->inflight);
+	{
+		/* what an earlier mount accepted and never saw acknowledged */
+		g_autoptr(GPtrArray) pending = outbox_pending(o);
+		for (guint i = 0; i < pending->len; i++) {
+			OutMsg *m = g_new0(OutMsg, 1);
+			m->item = g_steal_pointer(&pending->pdata[i]);
+			g_queue_push_tail(&a->outq, m);
+		}
+	}
 
 	a->cfg = cfg;
 	a->pool = pool;
@@ -1079,6 +1353,11 @@ const CfgAccount *acct_cfg(const Account *a)
 	return a->cfg;
 }
 
+HistSet *acct_hists(Account *a)
+{
+	return a->hists;
+}
+
 void acct_free(Account *a)
 {
 	g_assert(!a->ctx || pool_on_thread());
@@ -1089,6 +1368,10 @@ void acct_free(Account *a)
 		xmpp_ctx_free(a->ctx);
 	}
 	g_clear_pointer(&a->addrs, g_ptr_array_unref);
+	g_queue_clear_full(&a->outq, (GDestroyNotify)outmsg_free);
+	g_queue_clear_full(&a->inflight, (GDestroyNotify)outmsg_free);
+	g_clear_pointer(&a->hists, hist_set_free);
+	g_clear_pointer(&a->outbox, outbox_free);
 	g_free(a->bound_jid);
 	g_free(a->server);
 	g_free(a->tls_desc);

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "history.h"
+#include "outbox.h"
 
 typedef struct Account Account;
 typedef struct Pool Pool;
@@ -36,8 +38,19 @@ typedef enum {
 #define ACCT_TLS_TIMEOUT_S 10
 #define ACCT_STATUS_TEXT_MAX 1024
 
-Account *acct_new(const CfgAccount *cfg, Pool *pool);
+/* The account, its logs under DATA_DIR/JID/contacts and its outbox
+ * DATA_DIR/JID/outbox (what an earlier mount left there is sent first). */
+Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
+		  GError **err);
 const CfgAccount *acct_cfg(const Account *a);
+/* [any] The conversations' logs. */
+HistSet *acct_hists(Account *a);
+/* [any] Accept a message (a validated, clean body): into the outbox, into
+ * the log, then to the pool.  0, or -errno when the outbox cannot store
+ * it; never fails because the link is down. */
+int acct_send(Account *a, const char *to, const char *body);
+/* [pool] Send @item (taken) when online, and keep it until acknowledged. */
+void acct_queue_message(Account *a, OutboxItem *item);
 
 /* [any] Parse what was written to `status` (one line, no newline).
  * 0, -EINVAL (empty or too long) or -EILSEQ (not clean UTF-8). */

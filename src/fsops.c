@@ -8,11 +8,15 @@
 #include "fsops.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jid.h"
 #include "log.h"
+#include "stream.h"
+#include "text.h"
 
 typedef struct {
 	NodeKind kind;
@@ -26,8 +30,12 @@ typedef struct {
 	char *text;    /* snapshot taken at open, for reads */
 	gsize len;
 	GString *wbuf; /* written bytes not yet ending in a newline */
-	GMutex lock;   /* protects wbuf: one descriptor, many threads */
+	GMutex lock;   /* protects wbuf and failed: one descriptor, many threads */
+	bool failed;   /* post: a write failed, nothing will be sent */
+	Hist *hist;    /* log: NULL while the conversation has none */
+	StreamReader *reader; /* stream */
 } Handle;
+
 
 static int status_line(Xfs *x, Account *a, const char *line)
 {
@@ -43,6 +51,10 @@ static int status_line(Xfs *x, Account *a, const char *line)
 static const FileOps file_ops[] = {
 	{NODE_CONNECTION, 0400, acct_connection_text, NULL},
 	{NODE_STATUS, 0600, acct_status_text, status_line},
+	{NODE_SEND, 0200, NULL, NULL},
+	{NODE_POST, 0200, NULL, NULL},
+	{NODE_LOG, 0400, NULL, NULL},
+	{NODE_STREAM, 0400, NULL, NULL},
 };
 
 static const FileOps *ops_of(const TreeNode *n)
@@ -78,6 +90,12 @@ static void fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 		g_autofree char *text = fo->text(n->acct);
 		st->st_size = strlen(text);
 		st->st_mtime = st->st_ctime = acct_since(n->acct);
+	} else if (n->kind == NODE_LOG || n->kind == NODE_STREAM) {
+		Hist *h = hist_set_get(acct_hists(n->acct), n->jid, false, NULL);
+		if (h && n->kind == NODE_LOG)
+			st->st_size = hist_size(h);
+		if (h)
+			st->st_mtime = st->st_ctime = hist_mtime(h);
 	}
 	st->st_blksize = 4096;
 	st->st_blocks = (st->st_size + 511) / 512;
@@ -96,6 +114,18 @@ static void reply_entry(fuse_req_t req, Xfs *x, const TreeNode *n)
 	fuse_reply_entry(req, &e);
 }
 
+/* Any valid bare JID names a conversation, listed or not; a name that is
+ * not one in normalized form is no file (ENOENT), so two spellings never
+ * make two directories. */
+static TreeNode *contact_node(Xfs *x, TreeNode *contacts, const char *name)
+{
+	g_autofree char *norm = jid_normalize_bare(name, NULL);
+
+	if (!norm || strcmp(norm, name))
+		return NULL;
+	return tree_contact(x->tree, contacts, norm);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	Xfs *x = xfs_of(req);
@@ -105,9 +135,39 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	n = tree_child(x->tree, dir, name);
+	n = dir->kind == NODE_CONTACTS ? contact_node(x, dir, name)
+				       : tree_child(x->tree, dir, name);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	reply_entry(req, x, n);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	Xfs *x = xfs_of(req);
+	TreeNode *dir = tree_get(x->tree, parent), *n;
+	g_autoptr(GError) err = NULL;
+	HistSet *hs;
+
+	if (!dir || dir->kind != NODE_CONTACTS) {
+		fuse_reply_err(req, dir ? EPERM : ENOENT);
+		return;
+	}
+	if (!(n = contact_node(x, dir, name))) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	hs = acct_hists(dir->acct);
+	if (hist_set_get(hs, name, false, NULL)) {
+		fuse_reply_err(req, EEXIST);
+		return;
+	}
+	if (!hist_set_get(hs, name, true, &err)) {
+		xfs_warn("mkdir %s: %s", name, err->message);
+		fuse_reply_err(req, EIO);
 		return;
 	}
 	reply_entry(req, x, n);
@@ -169,7 +229,13 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	names = tree_list(x->tree, dir);
+	if (dir->kind == NODE_CONTACTS) {
+		names = hist_set_names(acct_hists(dir->acct));
+		for (guint i = 0; i < names->len; i++)
+			tree_contact(x->tree, dir, g_ptr_array_index(names, i));
+	} else {
+		names = tree_list(x->tree, dir);
+	}
 	g_ptr_array_insert(names, 0, g_strdup(".."));
 	g_ptr_array_insert(names, 0, g_strdup("."));
 	buf = g_malloc(size);
@@ -200,22 +266,55 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, n ? EISDIR : ENOENT);
 		return;
 	}
-	if ((acc != O_RDONLY && !fo->line) || (acc != O_WRONLY && !fo->text)) {
+	if ((acc != O_RDONLY && !(fo->mode & 0200)) ||
+	    (acc != O_WRONLY && !(fo->mode & 0400))) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
 	h = g_new0(Handle, 1);
 	h->node = n;
 	g_mutex_init(&h->lock);
-	if (acc != O_WRONLY) {
+	if (acc != O_WRONLY && fo->text) {
 		h->text = fo->text(n->acct);
 		h->len = strlen(h->text);
 	}
 	if (acc != O_RDONLY)
 		h->wbuf = g_string_new(NULL);
+	if (n->kind == NODE_LOG)
+		h->hist = hist_set_get(acct_hists(n->acct), n->jid, false, NULL);
+	if (n->kind == NODE_STREAM) {
+		g_autoptr(GError) err = NULL;
+		h->hist = hist_set_get(acct_hists(n->acct), n->jid, true, &err);
+		if (!h->hist) {
+			xfs_warn("open %s/stream: %s", n->jid, err->message);
+			g_mutex_clear(&h->lock);
+			g_free(h);
+			fuse_reply_err(req, EIO);
+			return;
+		}
+		h->reader = stream_open(h->hist);
+		fi->nonseekable = 1;
+	}
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
 	fuse_reply_open(req, fi);
+}
+
+static void read_log(fuse_req_t req, Handle *h, size_t size, off_t off)
+{
+	g_autofree char *buf = g_malloc(MAX(size, 1));
+	gssize n = 0;
+
+	/* a conversation that began after the open */
+	if (!h->hist)
+		h->hist = hist_set_get(acct_hists(h->node->acct), h->node->jid,
+				       false, NULL);
+	if (h->hist)
+		n = hist_pread(h->hist, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, n);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -223,6 +322,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	Handle *h = (Handle *)(uintptr_t)fi->fh;
 
+	if (h->reader) {
+		stream_read(h->reader, req, size, fi->flags & O_NONBLOCK);
+		return;
+	}
+	if (h->node->kind == NODE_LOG) {
+		read_log(req, h, size, off);
+		return;
+	}
 	if (!h->text) {
 		fuse_reply_err(req, EBADF);
 		return;
@@ -265,6 +372,85 @@ static int run_lines(Xfs *x, Handle *h, bool flush_all)
 	return ret;
 }
 
+/* A body may be sent: not over the account's limit, clean UTF-8. */
+static int check_body(Account *a, const char *s, gsize len, bool allow_lf)
+{
+	if (len > acct_cfg(a)->message_limit)
+		return -EFBIG;
+	if (memchr(s, '\0', len) || !text_is_clean(s, len, allow_lf))
+		return -EILSEQ;
+	return 0;
+}
+
+/* Clean so far, perhaps ending inside a character that the next write
+ * completes. */
+static bool clean_prefix(const char *s, gsize len, bool allow_lf)
+{
+	const char *end;
+	gsize tail;
+
+	if (memchr(s, '\0', len))
+		return false;
+	g_utf8_validate_len(s, len, &end);
+	tail = len - (end - s);
+	if (tail >= 4 || (tail && g_utf8_get_char_validated(end, tail) !=
+					  (gunichar)-2))
+		return false;
+	return text_is_clean(s, end - s, allow_lf);
+}
+
+static int send_line(Xfs *x, TreeNode *n, const char *line)
+{
+	if (!*line)
+		return 0; /* an empty line is no message */
+	return acct_send(n->acct, n->jid, line);
+}
+
+/* `send`: every complete line is checked before any is sent, so a write
+ * with one bad line sends nothing. */
+static int send_write(Xfs *x, Handle *h, const char *data, size_t size)
+{
+	Account *a = h->node->acct;
+	const char *p, *end, *nl;
+	int ret = 0;
+
+	g_string_append_len(h->wbuf, data, size);
+	p = h->wbuf->str;
+	end = p + h->wbuf->len;
+	for (; (nl = memchr(p, '\n', end - p)) && !ret; p = nl + 1)
+		ret = check_body(a, p, nl - p, false);
+	if (!ret && (gsize)(end - p) > acct_cfg(a)->message_limit)
+		ret = -EFBIG;
+	if (ret) {
+		g_string_truncate(h->wbuf, 0);
+		return ret;
+	}
+	p = h->wbuf->str;
+	for (; (nl = memchr(p, '\n', end - p)) && !ret; p = nl + 1) {
+		g_autofree char *line = g_strndup(p, nl - p);
+		ret = send_line(x, h->node, line);
+	}
+	g_string_erase(h->wbuf, 0, p - h->wbuf->str);
+	return ret;
+}
+
+/* `post`: collect; the message goes at release. */
+static int post_write(Handle *h, const char *data, size_t size)
+{
+	Account *a = h->node->acct;
+
+	if (h->failed)
+		return -EIO;
+	g_string_append_len(h->wbuf, data, size);
+	/* one trailing newline is not part of the message */
+	if (h->wbuf->len > acct_cfg(a)->message_limit + 1) {
+		h->failed = true;
+		g_string_truncate(h->wbuf, 0);
+		return -EFBIG;
+	}
+	return 0;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -276,19 +462,51 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	if (size > ACCT_STATUS_TEXT_MAX + 1 ||
-	    h->wbuf->len + size > ACCT_STATUS_TEXT_MAX + 1) {
-		fuse_reply_err(req, EFBIG);
-		return;
-	}
 	g_mutex_lock(&h->lock);
-	g_string_append_len(h->wbuf, data, size);
-	ret = run_lines(x, h, false);
+	switch (h->node->kind) {
+	case NODE_SEND:
+		ret = send_write(x, h, data, size);
+		break;
+	case NODE_POST:
+		ret = post_write(h, data, size);
+		break;
+	default:
+		if (h->wbuf->len + size > ACCT_STATUS_TEXT_MAX + 1) {
+			ret = -EFBIG;
+			break;
+		}
+		g_string_append_len(h->wbuf, data, size);
+		ret = run_lines(x, h, false);
+	}
 	g_mutex_unlock(&h->lock);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
 		fuse_reply_write(req, size);
+}
+
+/* Every close of a descriptor flushes, also of copies a child inherited,
+ * so a message is never sent here (release is the last close); what
+ * would fail then is reported now, as the close's error. */
+static int flush_check(Handle *h)
+{
+	Account *a = h->node->acct;
+	bool post = h->node->kind == NODE_POST;
+	gsize len = h->wbuf->len;
+
+	if (post && h->failed)
+		return -EIO;
+	if (post && len && h->wbuf->str[len - 1] == '\n')
+		len--;
+	if (len > acct_cfg(a)->message_limit)
+		return -EFBIG;
+	if (!clean_prefix(h->wbuf->str, len, post)) {
+		h->failed = post;
+		if (!post)
+			g_string_truncate(h->wbuf, 0);
+		return -EILSEQ;
+	}
+	return 0;
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -298,10 +516,35 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (h->wbuf) {
 		g_mutex_lock(&h->lock);
-		ret = run_lines(xfs_of(req), h, true);
+		if (h->node->kind == NODE_SEND || h->node->kind == NODE_POST)
+			ret = flush_check(h);
+		else
+			ret = run_lines(xfs_of(req), h, true);
 		g_mutex_unlock(&h->lock);
 	}
 	fuse_reply_err(req, -ret);
+}
+
+/* The last close: the last line of `send`, the message of `post`. */
+static void send_final(Handle *h)
+{
+	Account *a = h->node->acct;
+	GString *b = h->wbuf;
+	bool post = h->node->kind == NODE_POST;
+	int ret;
+
+	if (post && h->failed)
+		return;
+	if (post && b->len && b->str[b->len - 1] == '\n')
+		g_string_truncate(b, b->len - 1);
+	if (b->len == 0)
+		return;
+	ret = check_body(a, b->str, b->len, post);
+	if (!ret)
+		ret = acct_send(a, h->node->jid, b->str);
+	if (ret)
+		xfs_warn("%s: message to %s not sent at close: %s",
+			 acct_cfg(a)->jid, h->node->jid, g_strerror(-ret));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -309,12 +552,30 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 {
 	Handle *h = (Handle *)(uintptr_t)fi->fh;
 
+	if (h->wbuf && (h->node->kind == NODE_SEND || h->node->kind == NODE_POST))
+		send_final(h);
+	if (h->reader)
+		stream_close(h->reader);
 	g_free(h->text);
 	if (h->wbuf)
 		g_string_free(h->wbuf, TRUE);
 	g_mutex_clear(&h->lock);
 	g_free(h);
 	fuse_reply_err(req, 0);
+}
+
+static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph)
+{
+	Handle *h = (Handle *)(uintptr_t)fi->fh;
+
+	if (h->reader) {
+		stream_poll(h->reader, req, ph);
+		return;
+	}
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -327,6 +588,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static const struct fuse_lowlevel_ops xfs_lowlevel_ops = {
 	.lookup = op_lookup,
+	.mkdir = op_mkdir,
+	.poll = op_poll,
 	.getattr = op_getattr,
 	.setattr = op_setattr,
 	.readdir = op_readdir,

@@ -144,7 +144,11 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *fo,
 		return 1;
 	fuse_opt_add_arg(args, "-odefault_permissions,fsname=xmppfs");
 
-	x.pool = pool_new(cfg);
+	x.pool = pool_new(cfg, data_dir, &err);
+	if (!x.pool) {
+		fprintf(stderr, "xmppfs: %s\n", err->message);
+		return 1;
+	}
 	x.tree = tree_new(x.pool);
 	x.uid = getuid();
 	x.gid = getgid();

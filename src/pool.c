@@ -81,6 +81,7 @@
 typedef enum {
 	POOL_REQ_SHOW,
 	POOL_REQ_RESOLVED,
+	POOL_REQ_MESSAGE,
 	POOL_REQ_STOP,
 } PoolReqKind;
 
@@ -92,6 +93,7 @@ typedef struct {
 	guint gen;
 	GPtrArray *addrs;
 	char *error;
+	OutboxItem *item;
 	bool waited; /* a FUSE thread waits for done */
 	bool done;   /* protected by Pool.lock */
 } PoolReq;
@@ -134,19 +136,24 @@ bool pool_on_thread(void)
 	return pool_thread_set && pthread_equal(pthread_self(), pool_thread_id);
 }
 
-Pool *pool_new(const CfgFile *cfg)
+Pool *pool_new(const CfgFile *cfg, const char *data_dir, GError **err)
 {
 	Pool *p = g_new0(Pool, 1);
 
 	p->accounts = g_ptr_array_new();
-	for (guint i = 0; i < cfg->accounts->len; i++)
-		g_ptr_array_add(p->accounts,
-				acct_new(g_ptr_array_index(cfg->accounts, i),
-					 p));
 	g_mutex_init(&p->lock);
 	g_cond_init(&p->done_cond);
 	g_queue_init(&p->queue);
 	p->wakefd = -1;
+	for (guint i = 0; i < cfg->accounts->len; i++) {
+		Account *a = acct_new(g_ptr_array_index(cfg->accounts, i), p,
+				      data_dir, err);
+		if (!a) {
+			pool_free(p);
+			return NULL;
+		}
+		g_ptr_array_add(p->accounts, a);
+	}
 	return p;
 }
 
@@ -176,6 +183,7 @@ static void req_free(PoolReq *r)
 	g_free(r->error);
 	if (r->addrs)
 		g_ptr_array_unref(r->addrs);
+	outbox_item_free(r->item);
 	g_free(r);
 }
 
@@ -215,6 +223,16 @@ int pool_set_show(Pool *p, Account *a, AcctShow show, const char *text)
 	r->show = show;
 	r->text = g_strdup(text);
 	return submit(p, r, true);
+}
+
+void pool_post_message(Pool *p, Account *a, OutboxItem *item)
+{
+	PoolReq *r = g_new0(PoolReq, 1);
+
+	r->kind = POOL_REQ_MESSAGE;
+	r->acct = a;
+	r->item = item;
+	submit(p, r, false);
 }
 
 void pool_post_resolved(Pool *p, Account *a, guint gen, GPtrArray *addrs,
@@ -292,6 +310,9 @@ static void run_req(PoolReq *r)
 	case POOL_REQ_RESOLVED:
 		acct_resolved(r->acct, r->gen, g_steal_pointer(&r->addrs),
 			      r->error);
+		break;
+	case POOL_REQ_MESSAGE:
+		acct_queue_message(r->acct, g_steal_pointer(&r->item));
 		break;
 	case POOL_REQ_STOP:
 		break;

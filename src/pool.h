@@ -11,7 +11,7 @@
 struct Pool;
 
 /* Create one Account per configured account; nothing runs yet. */
-Pool *pool_new(const CfgFile *cfg);
+Pool *pool_new(const CfgFile *cfg, const char *data_dir, GError **err);
 guint pool_n_accounts(Pool *p);
 Account *pool_account(Pool *p, guint i);
 /* Start the thread and connect every account (after daemonizing). */
@@ -29,6 +29,8 @@ bool pool_on_thread(void);
 /* [any] Apply a `status` write on the pool thread; waits until applied.
  * 0 or -ETIMEDOUT. */
 int pool_set_show(Pool *p, Account *a, AcctShow show, const char *text);
+/* [any] Hand an accepted message (taken) to the pool; does not wait. */
+void pool_post_message(Pool *p, Account *a, OutboxItem *item);
 /* [any] Hand the resolver's answer to the pool (takes @addrs). */
 void pool_post_resolved(Pool *p, Account *a, guint gen, GPtrArray *addrs,
 			const char *error);

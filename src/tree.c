@@ -4,6 +4,7 @@
 
 struct Tree {
 	GMutex lock;
+	GMutex contact_lock; /* serialises tree_contact; taken before lock */
 	GHashTable *by_ino; /* guint64* -> TreeNode*, protected by lock */
 	guint64 next_ino;   /* protected by lock */
 	TreeNode *root;
@@ -18,8 +19,13 @@ static TreeNode *node_add(Tree *t, TreeNode *parent, NodeKind kind,
 	n->name = g_strdup(name);
 	n->parent = parent;
 	n->acct = acct;
-	if (kind == NODE_ROOT || kind == NODE_ACCOUNT)
+	if (kind == NODE_ROOT || kind == NODE_ACCOUNT || kind == NODE_CONTACTS ||
+	    kind == NODE_CONTACT)
 		n->children = g_ptr_array_new();
+	if (kind == NODE_CONTACT)
+		n->jid = n->name;
+	else if (parent && parent->kind == NODE_CONTACT)
+		n->jid = parent->jid;
 	g_mutex_lock(&t->lock);
 	n->ino = t->next_ino++;
 	g_hash_table_insert(t->by_ino, &n->ino, n);
@@ -43,8 +49,32 @@ Tree *tree_new(Pool *pool)
 					 acct_cfg(a)->jid, a);
 		node_add(t, dir, NODE_CONNECTION, "connection", a);
 		node_add(t, dir, NODE_STATUS, "status", a);
+		node_add(t, dir, NODE_CONTACTS, "contacts", a);
 	}
 	return t;
+}
+
+TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid)
+{
+	static const struct {
+		NodeKind kind;
+		const char *name;
+	} files[] = {
+		{NODE_SEND, "send"}, {NODE_POST, "post"},
+		{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
+	};
+	TreeNode *c;
+
+	/* one lock around find-or-add, so two lookups make one node */
+	g_mutex_lock(&t->contact_lock);
+	c = tree_child(t, contacts, jid);
+	if (!c) {
+		c = node_add(t, contacts, NODE_CONTACT, jid, contacts->acct);
+		for (guint i = 0; i < G_N_ELEMENTS(files); i++)
+			node_add(t, c, files[i].kind, files[i].name, c->acct);
+	}
+	g_mutex_unlock(&t->contact_lock);
+	return c;
 }
 
 static void node_free(gpointer data)

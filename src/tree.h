@@ -13,6 +13,12 @@ typedef enum {
 	NODE_ACCOUNT,    /* alice@example.org/ */
 	NODE_CONNECTION, /* alice@example.org/connection */
 	NODE_STATUS,     /* alice@example.org/status */
+	NODE_CONTACTS,   /* alice@example.org/contacts/ */
+	NODE_CONTACT,    /* .../contacts/bob@example.org/ */
+	NODE_SEND,       /* .../contacts/bob@example.org/send */
+	NODE_POST,
+	NODE_LOG,
+	NODE_STREAM,
 } NodeKind;
 
 typedef struct TreeNode TreeNode;
@@ -22,6 +28,7 @@ struct TreeNode {
 	char *name;      /* immutable */
 	TreeNode *parent;
 	Account *acct;   /* the account it belongs to; NULL for the root */
+	const char *jid; /* the contact's bare JID (its name), under contacts/ */
 	GPtrArray *children; /* of TreeNode*, directories only */
 };
 
@@ -34,6 +41,9 @@ Tree *tree_new(Pool *pool);
 void tree_free(Tree *t);
 TreeNode *tree_get(Tree *t, guint64 ino);
 TreeNode *tree_child(Tree *t, TreeNode *dir, const char *name);
+/* The directory of @jid (a normalized bare JID) in @contacts, made with
+ * its files on first use. */
+TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid);
 /* Names of @dir's children, in order (a snapshot to free). */
 GPtrArray *tree_list(Tree *t, TreeNode *dir);
 bool tree_is_dir(const TreeNode *n);

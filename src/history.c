@@ -1,0 +1,228 @@
+/* history.c - see history.h.  Records are appended with one write(2) on
+ * an O_APPEND descriptor under the log's lock, so a record is never torn
+ * and the size every reader sees only grows by whole records. */
+#include "history.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct Hist {
+	GMutex lock;
+	int fd;
+	goffset size;    /* protected by lock */
+	gint64 mtime;    /* protected by lock */
+	GList *waiters;  /* of HistWaiter*, protected by lock */
+};
+
+struct HistSet {
+	char *dir;
+	GMutex lock;
+	GHashTable *logs; /* name -> Hist*, protected by lock */
+};
+
+static Hist *hist_open(const char *dir, const char *name, GError **err)
+{
+	g_autofree char *sub = g_build_filename(dir, name, NULL);
+	g_autofree char *path = g_build_filename(sub, "log", NULL);
+	struct stat st;
+	Hist *h;
+	int fd;
+
+	if (g_mkdir_with_parents(sub, 0700) < 0 ||
+	    (fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0 ||
+	    fstat(fd, &st) < 0) {
+		int e = errno;
+		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e),
+			    "%s: %s", path, g_strerror(e));
+		return NULL;
+	}
+	h = g_new0(Hist, 1);
+	g_mutex_init(&h->lock);
+	h->fd = fd;
+	h->size = st.st_size;
+	h->mtime = st.st_mtime;
+	return h;
+}
+
+static void hist_free(gpointer data)
+{
+	Hist *h = data;
+
+	close(h->fd);
+	g_list_free(h->waiters);
+	g_mutex_clear(&h->lock);
+	g_free(h);
+}
+
+HistSet *hist_set_new(const char *dir, GError **err)
+{
+	HistSet *s;
+	GDir *d;
+	const char *name;
+
+	if (g_mkdir_with_parents(dir, 0700) < 0) {
+		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno),
+			    "%s: %s", dir, g_strerror(errno));
+		return NULL;
+	}
+	s = g_new0(HistSet, 1);
+	s->dir = g_strdup(dir);
+	g_mutex_init(&s->lock);
+	s->logs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					hist_free);
+	d = g_dir_open(dir, 0, NULL);
+	while (d && (name = g_dir_read_name(d))) {
+		g_autofree char *log = g_build_filename(dir, name, "log", NULL);
+		Hist *h;
+		if (!g_file_test(log, G_FILE_TEST_IS_REGULAR))
+			continue;
+		if ((h = hist_open(dir, name, NULL)))
+			g_hash_table_insert(s->logs, g_strdup(name), h);
+	}
+	if (d)
+		g_dir_close(d);
+	return s;
+}
+
+void hist_set_free(HistSet *s)
+{
+	if (!s)
+		return;
+	g_hash_table_unref(s->logs);
+	g_mutex_clear(&s->lock);
+	g_free(s->dir);
+	g_free(s);
+}
+
+Hist *hist_set_get(HistSet *s, const char *name, bool create, GError **err)
+{
+	Hist *h;
+
+	g_mutex_lock(&s->lock);
+	h = g_hash_table_lookup(s->logs, name);
+	if (!h && create && (h = hist_open(s->dir, name, err)))
+		g_hash_table_insert(s->logs, g_strdup(name), h);
+	g_mutex_unlock(&s->lock);
+	return h;
+}
+
+GPtrArray *hist_set_names(HistSet *s)
+{
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer key;
+
+	g_mutex_lock(&s->lock);
+	g_hash_table_iter_init(&it, s->logs);
+	while (g_hash_table_iter_next(&it, &key, NULL))
+		g_ptr_array_add(names, g_strdup(key));
+	g_mutex_unlock(&s->lock);
+	g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+	return names;
+}
+
+static int write_all(int fd, const char *data, gsize len)
+{
+	while (len) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		data += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int hist_append(Hist *h, const char *data, gsize len)
+{
+	GList *woken;
+	int ret;
+
+	g_mutex_lock(&h->lock);
+	ret = write_all(h->fd, data, len);
+	if (ret == 0) {
+		h->size += len;
+		h->mtime = g_get_real_time() / G_USEC_PER_SEC;
+	} else {
+		/* a short write would leave half a record: cut it off */
+		if (ftruncate(h->fd, h->size) < 0) {
+			/* the size readers know stays h->size */
+		}
+	}
+	woken = h->waiters;
+	h->waiters = NULL;
+	for (GList *l = woken; l; l = l->next)
+		((HistWaiter *)l->data)->queued = false;
+	g_mutex_unlock(&h->lock);
+	for (GList *l = woken; l; l = l->next)
+		((HistWaiter *)l->data)->wake(l->data);
+	g_list_free(woken);
+	return ret;
+}
+
+goffset hist_size(Hist *h)
+{
+	goffset size;
+
+	g_mutex_lock(&h->lock);
+	size = h->size;
+	g_mutex_unlock(&h->lock);
+	return size;
+}
+
+gint64 hist_mtime(Hist *h)
+{
+	gint64 t;
+
+	g_mutex_lock(&h->lock);
+	t = h->mtime;
+	g_mutex_unlock(&h->lock);
+	return t;
+}
+
+gssize hist_pread(Hist *h, void *buf, gsize len, goffset off)
+{
+	goffset size = hist_size(h);
+	ssize_t n;
+
+	/* never past the last whole record, even while one is being written */
+	if (off >= size)
+		return 0;
+	len = MIN(len, (gsize)(size - off));
+	do
+		n = pread(h->fd, buf, len, off);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+bool hist_wait(Hist *h, HistWaiter *w, goffset cursor)
+{
+	bool ready;
+
+	g_mutex_lock(&h->lock);
+	ready = h->size > cursor;
+	if (!ready && !w->queued) {
+		h->waiters = g_list_prepend(h->waiters, w);
+		w->queued = true;
+	}
+	g_mutex_unlock(&h->lock);
+	return ready;
+}
+
+bool hist_unwait(Hist *h, HistWaiter *w)
+{
+	bool was;
+
+	g_mutex_lock(&h->lock);
+	was = w->queued;
+	if (was) {
+		h->waiters = g_list_remove(h->waiters, w);
+		w->queued = false;
+	}
+	g_mutex_unlock(&h->lock);
+	return was;
+}

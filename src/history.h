@@ -1,0 +1,45 @@
+/* history.h - append-only conversation logs on disk, and the readers that
+ * wait for them to grow.  No FUSE, no XMPP.  Any thread: each log has its
+ * own lock, taken only inside history.c.
+ *
+ * A `stream` reader is just a cursor into the log file: what it has not
+ * read yet stays on disk, so a reader that never reads costs xmppfs no
+ * memory, and sees every record when it comes back. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+
+typedef struct Hist Hist;
+typedef struct HistSet HistSet;
+
+/* Someone waiting for a log to grow past a cursor.  wake() runs once, in
+ * the appending thread, after every lock of history.c is released. */
+typedef struct HistWaiter HistWaiter;
+struct HistWaiter {
+	void (*wake)(HistWaiter *w);
+	bool queued; /* protected by the log's lock */
+};
+
+/* The logs of one account under @dir (DIR/JID/log); the existing ones are
+ * found on disk.  Creates @dir. */
+HistSet *hist_set_new(const char *dir, GError **err);
+void hist_set_free(HistSet *s);
+/* The log of @name (a normalized bare JID); with @create it is made when
+ * missing, else NULL for none.  Borrowed: lives as long as the set. */
+Hist *hist_set_get(HistSet *s, const char *name, bool create, GError **err);
+/* Names that have a log, sorted (free with g_ptr_array_unref). */
+GPtrArray *hist_set_names(HistSet *s);
+
+/* Append whole records; 0 or -errno.  Wakes the waiters. */
+int hist_append(Hist *h, const char *data, gsize len);
+goffset hist_size(Hist *h);
+/* Unix seconds of the last change. */
+gint64 hist_mtime(Hist *h);
+gssize hist_pread(Hist *h, void *buf, gsize len, goffset off);
+
+/* Wait for the log to grow past @cursor.  Returns true, and does not
+ * register @w, when it already has; otherwise @w is woken once. */
+bool hist_wait(Hist *h, HistWaiter *w, goffset cursor);
+/* Cancel a wait; true when @w was still registered (it will not wake). */
+bool hist_unwait(Hist *h, HistWaiter *w);

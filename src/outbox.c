@@ -1,0 +1,243 @@
+/* outbox.c - see outbox.h.
+ *
+ * The file is a journal of two kinds of entries:
+ *   "+ ID TO TYPE LEN\n" then LEN bytes of body and "\n"   (accepted)
+ *   "- ID\n"                                              (acknowledged)
+ * Opening replays it and writes back only what is still pending (to a
+ * temporary file renamed over the old one), so it never grows past one
+ * session's traffic.  Entries are appended with one write(2), so a crash
+ * can only cut the last entry short, and a short entry is ignored. */
+#include "outbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+struct Outbox {
+	GMutex lock;
+	char *path;
+	int fd;
+	GQueue items;     /* of OutboxItem*, oldest first, protected by lock */
+	GHashTable *by_id; /* id -> GList* in items, protected by lock */
+};
+
+void outbox_item_free(OutboxItem *it)
+{
+	if (!it)
+		return;
+	g_free(it->id);
+	g_free(it->to);
+	g_free(it->type);
+	g_free(it->body);
+	g_free(it);
+}
+
+static OutboxItem *item_copy(const OutboxItem *it)
+{
+	OutboxItem *c = g_new0(OutboxItem, 1);
+
+	c->id = g_strdup(it->id);
+	c->to = g_strdup(it->to);
+	c->type = g_strdup(it->type);
+	c->body = g_strdup(it->body);
+	return c;
+}
+
+static void items_add(Outbox *o, OutboxItem *it)
+{
+	g_queue_push_tail(&o->items, it);
+	g_hash_table_insert(o->by_id, it->id, o->items.tail);
+}
+
+static void items_remove(Outbox *o, const char *id)
+{
+	GList *l = g_hash_table_lookup(o->by_id, id);
+
+	if (!l)
+		return;
+	g_hash_table_remove(o->by_id, id);
+	outbox_item_free(l->data);
+	g_queue_delete_link(&o->items, l);
+}
+
+/* Replay @data; stops at the first entry that is cut short. */
+static void replay(Outbox *o, const char *data, gsize len)
+{
+	const char *p = data, *end = data + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', end - p);
+		if (!nl)
+			return;
+		g_autofree char *head = g_strndup(p, nl - p);
+		g_auto(GStrv) f = g_strsplit(head, " ", 0);
+		p = nl + 1;
+		if (f[0] && !strcmp(f[0], "-") && f[1]) {
+			items_remove(o, f[1]);
+			continue;
+		}
+		if (g_strv_length(f) != 5 || strcmp(f[0], "+"))
+			return;
+		guint64 blen = g_ascii_strtoull(f[4], NULL, 10);
+		if (blen > (guint64)(end - p) || (guint64)(end - p) < blen + 1 ||
+		    p[blen] != '\n')
+			return;
+		OutboxItem *it = g_new0(OutboxItem, 1);
+		it->id = g_strdup(f[1]);
+		it->to = g_strdup(f[2]);
+		it->type = g_strdup(f[3]);
+		it->body = g_strndup(p, blen);
+		items_remove(o, it->id);
+		items_add(o, it);
+		p += blen + 1;
+	}
+}
+
+static GString *entry_add(const OutboxItem *it)
+{
+	GString *s = g_string_new(NULL);
+
+	g_string_append_printf(s, "+ %s %s %s %zu\n", it->id, it->to, it->type,
+			       strlen(it->body));
+	g_string_append(s, it->body);
+	g_string_append_c(s, '\n');
+	return s;
+}
+
+static int write_all(int fd, const char *data, gsize len)
+{
+	while (len) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		data += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Write what is pending to a new file and put it in place. */
+static int compact(Outbox *o)
+{
+	g_autofree char *tmp = g_strconcat(o->path, ".new", NULL);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (GList *l = o->items.head; l && !ret; l = l->next) {
+		g_autoptr(GString) e = entry_add(l->data);
+		ret = write_all(fd, e->str, e->len);
+	}
+	if (!ret && fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	if (!ret && rename(tmp, o->path) < 0)
+		ret = -errno;
+	return ret;
+}
+
+Outbox *outbox_open(const char *path, GError **err)
+{
+	Outbox *o = g_new0(Outbox, 1);
+	g_autofree char *data = NULL;
+	gsize len = 0;
+	int ret;
+
+	g_mutex_init(&o->lock);
+	o->path = g_strdup(path);
+	o->by_id = g_hash_table_new(g_str_hash, g_str_equal);
+	g_queue_init(&o->items);
+	o->fd = -1;
+	if (g_file_get_contents(path, &data, &len, NULL))
+		replay(o, data, len);
+	ret = compact(o);
+	if (!ret)
+		o->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (ret || o->fd < 0) {
+		int e = ret ? -ret : errno;
+		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e),
+			    "%s: %s", path, g_strerror(e));
+		outbox_free(o);
+		return NULL;
+	}
+	return o;
+}
+
+void outbox_free(Outbox *o)
+{
+	if (!o)
+		return;
+	if (o->fd >= 0)
+		close(o->fd);
+	g_hash_table_unref(o->by_id);
+	g_queue_clear_full(&o->items, (GDestroyNotify)outbox_item_free);
+	g_mutex_clear(&o->lock);
+	g_free(o->path);
+	g_free(o);
+}
+
+int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
+	       OutboxItem **item)
+{
+	OutboxItem *it = g_new0(OutboxItem, 1);
+	g_autofree char *uuid = g_uuid_string_random();
+	g_autoptr(GString) e = NULL;
+	int ret;
+
+	it->id = g_strconcat("xfs-", uuid, NULL);
+	it->to = g_strdup(to);
+	it->type = g_strdup(type);
+	it->body = g_strdup(body);
+	e = entry_add(it);
+	g_mutex_lock(&o->lock);
+	ret = write_all(o->fd, e->str, e->len);
+	if (ret == 0) {
+		items_add(o, it);
+		*item = item_copy(it);
+	}
+	g_mutex_unlock(&o->lock);
+	if (ret)
+		outbox_item_free(it);
+	return ret;
+}
+
+void outbox_done(Outbox *o, const char *id)
+{
+	g_autofree char *e = g_strdup_printf("- %s\n", id);
+
+	g_mutex_lock(&o->lock);
+	if (g_hash_table_contains(o->by_id, id)) {
+		items_remove(o, id);
+		if (write_all(o->fd, e, strlen(e)) < 0) {
+			/* it will be sent once more after a remount */
+		}
+	}
+	g_mutex_unlock(&o->lock);
+}
+
+GPtrArray *outbox_pending(Outbox *o)
+{
+	GPtrArray *out =
+		g_ptr_array_new_with_free_func((GDestroyNotify)outbox_item_free);
+
+	g_mutex_lock(&o->lock);
+	for (GList *l = o->items.head; l; l = l->next)
+		g_ptr_array_add(out, item_copy(l->data));
+	g_mutex_unlock(&o->lock);
+	return out;
+}
+
+guint outbox_length(Outbox *o)
+{
+	guint n;
+
+	g_mutex_lock(&o->lock);
+	n = o->items.length;
+	g_mutex_unlock(&o->lock);
+	return n;
+}

@@ -1,0 +1,30 @@
+/* outbox.h - the persistent queue of accepted, unacknowledged messages
+ * (SPEC "Nothing is lost").  A message is in the outbox file before the
+ * write that gave it returns, and leaves it when the server acknowledged
+ * it.  No FUSE, no XMPP; any thread (one lock inside). */
+#pragma once
+
+#include <glib.h>
+
+typedef struct Outbox Outbox;
+
+typedef struct {
+	char *id;   /* the stanza id; unique across mounts */
+	char *to;   /* bare JID */
+	char *type; /* "chat" (later: "groupchat") */
+	char *body;
+} OutboxItem;
+
+/* Open (creating) the journal at @path and replay it. */
+Outbox *outbox_open(const char *path, GError **err);
+void outbox_free(Outbox *o);
+/* Store a message; on success *item is a copy the caller frees. */
+int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
+	       OutboxItem **item);
+/* The server acknowledged @id: forget it. */
+void outbox_done(Outbox *o, const char *id);
+/* What waits, oldest first (copies; free with g_ptr_array_unref). */
+GPtrArray *outbox_pending(Outbox *o);
+guint outbox_length(Outbox *o);
+void outbox_item_free(OutboxItem *it);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(OutboxItem, outbox_item_free)
