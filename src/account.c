@@ -86,6 +86,7 @@ struct Account {
 	char *cert_error;
 	char *auth_error;
 	bool parse_error;
+	bool no_mechanism; /* no SASL mechanism in common with the server */
 	bool oversize;
 	guint stanzas;        /* complete stanzas received */
 	guint stanzas_mark;   /* stanzas at the last size check */
@@ -397,9 +398,10 @@ static void xlog_handler(void *ud, xmpp_log_level_t level, const char *area,
 		tls_ends(a); /* the stream restarts over TLS */
 	else if (g_str_has_prefix(msg, "RECV: <failure xmlns=\"" XMPP_NS_SASL))
 		note_sasl_failure(a, msg);
-	else if (!a->auth_error && (g_str_has_suffix(msg, " auth failed") ||
-				    strstr(msg, "Cannot authenticate")))
+	else if (!a->auth_error && g_str_has_suffix(msg, " auth failed"))
 		a->auth_error = g_strdup(msg);
+	else if (!a->auth_error && strstr(msg, "Cannot authenticate"))
+		a->no_mechanism = true;
 	if (xfs_log_xml()) {
 		/* SASL PLAIN carries the password in base64: never log it */
 		if (strstr(msg, "<auth ") || strstr(msg, "<response "))
@@ -783,6 +785,12 @@ static char *failure_reason(Account *a, bool timed_out, int error,
 				       "or no such account (%s)",
 				       a->auth_error);
 	}
+	if (a->no_mechanism) {
+		*fatal = true;
+		return g_strdup("authentication impossible: the server offers no "
+				"SASL mechanism xmppfs supports (SCRAM-SHA-1/256/"
+				"512, PLAIN over TLS)");
+	}
 	if (timed_out && a->in_tls)
 		return g_strdup_printf("TLS handshake timed out after %d s "
 				       "(server stalled)", ACCT_TLS_TIMEOUT_S);
@@ -898,6 +906,7 @@ static void attempt_reset(Account *a)
 	g_clear_pointer(&a->cert_error, g_free);
 	g_clear_pointer(&a->auth_error, g_free);
 	a->parse_error = false;
+	a->no_mechanism = false;
 	a->oversize = false;
 	a->sm_on = false;
 	a->sm_h = 0;

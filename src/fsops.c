@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "jid.h"
@@ -126,6 +127,28 @@ static TreeNode *contact_node(Xfs *x, TreeNode *contacts, const char *name)
 	return tree_contact(x->tree, contacts, norm);
 }
 
+/* Every valid JID resolves under contacts/, so the lookup the kernel makes
+ * before FUSE_MKDIR would find the name and fail the mkdir with EEXIST;
+ * FUSE lookups carry no intent.  A lookup made from inside mkdir(2) of a
+ * JID without a conversation is answered ENOENT instead, so mkdir reaches
+ * op_mkdir.  Unreadable /proc: resolve as usual. */
+static bool caller_in_mkdir(fuse_req_t req)
+{
+	g_autofree char *path =
+		g_strdup_printf("/proc/%d/syscall", (int)fuse_req_ctx(req)->pid);
+	g_autofree char *text = NULL;
+	long nr;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return false;
+	nr = strtol(text, NULL, 10);
+#ifdef SYS_mkdir
+	if (nr == SYS_mkdir)
+		return true;
+#endif
+	return nr == SYS_mkdirat;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	Xfs *x = xfs_of(req);
@@ -133,6 +156,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (!dir || !tree_is_dir(dir)) {
 		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (dir->kind == NODE_CONTACTS &&
+	    !hist_set_get(acct_hists(dir->acct), name, false, NULL) &&
+	    caller_in_mkdir(req)) {
+		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	n = dir->kind == NODE_CONTACTS ? contact_node(x, dir, name)
@@ -382,23 +411,6 @@ static int check_body(Account *a, const char *s, gsize len, bool allow_lf)
 	return 0;
 }
 
-/* Clean so far, perhaps ending inside a character that the next write
- * completes. */
-static bool clean_prefix(const char *s, gsize len, bool allow_lf)
-{
-	const char *end;
-	gsize tail;
-
-	if (memchr(s, '\0', len))
-		return false;
-	g_utf8_validate_len(s, len, &end);
-	tail = len - (end - s);
-	if (tail >= 4 || (tail && g_utf8_get_char_validated(end, tail) !=
-					  (gunichar)-2))
-		return false;
-	return text_is_clean(s, end - s, allow_lf);
-}
-
 static int send_line(Xfs *x, TreeNode *n, const char *line)
 {
 	if (!*line)
@@ -487,7 +499,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 
 /* Every close of a descriptor flushes, also of copies a child inherited,
  * so a message is never sent here (release is the last close); what
- * would fail then is reported now, as the close's error. */
+ * would fail then is reported now, as the close's error, and then nothing
+ * is sent.  (A character split between two processes' writes would fail
+ * at the first one's close: a price for reporting bad text at close.) */
 static int flush_check(Handle *h)
 {
 	Account *a = h->node->acct;
@@ -500,7 +514,8 @@ static int flush_check(Handle *h)
 		len--;
 	if (len > acct_cfg(a)->message_limit)
 		return -EFBIG;
-	if (!clean_prefix(h->wbuf->str, len, post)) {
+	if (memchr(h->wbuf->str, '\0', len) ||
+	    !text_is_clean(h->wbuf->str, len, post)) {
 		h->failed = post;
 		if (!post)
 			g_string_truncate(h->wbuf, 0);
