@@ -282,6 +282,14 @@ class Server:
         return any(l.endswith("\tdebug\tReceived </stream:stream>")
                    for l in self.c2s_session_lines(full_jid))
 
+    def start_again(self):
+        """start() after stop() on the same ports: restart() in two steps,
+        so that a test can act while the server is down."""
+        self.want_port = self.port
+        if self.direct_tls_port:
+            self.direct_tls = self.direct_tls_port
+        return self.start()
+
 
 # --------------------------------------------------------------------------
 # xmppfs mounts
@@ -505,6 +513,41 @@ class Mount:
     def read(self, relpath):
         with open(self.path(relpath), encoding="utf-8") as f:
             return f.read()
+
+    def remount(self):
+        """Start xmppfs again on the same config, data dir and mount point
+        (its log is appended to).  Call close() first to check the first
+        run; after kill() the dead mount is torn down here unchecked."""
+        if not self.closed:
+            self._teardown(check=False)
+        if is_mounted(self.mnt):
+            subprocess.run(["fusermount3", "-uz", str(self.mnt)],
+                           capture_output=True)
+        cmd = [str(self.binary), "-f", *self.args, "--config", str(self.cfg),
+               "--data-dir", str(self.data), str(self.mnt)]
+        log = open(self.logfile, "ab")
+        log.write(b"\n--- remount ---\n")
+        log.flush()
+        self.closed = False
+        self.returncode = None
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL,
+                                     start_new_session=True, env=self.env)
+        log.close()
+        (self.dir / "xmppfs.pid").write_text(f"{self.proc.pid}\n")
+        _active_mounts.append(self)
+        try:
+            wait_until(lambda: is_mounted(self.mnt) or self.proc.poll() is not None,
+                       timeout=self.mount_timeout, what=f"xmppfs to mount {self.mnt} again")
+            if not is_mounted(self.mnt):
+                raise TestFailure(f"xmppfs exited with {self.proc.returncode} "
+                                  f"before mounting again:\n{self.log_tail()}")
+        except BaseException:
+            self._teardown(check=False)
+            raise
+        self.t_mounted = time.monotonic()
+        return self
 
 
 def run_xmppfs(args, timeout=10.0, binary=None, env=None):
@@ -789,6 +832,29 @@ class Peer:
         return wait_until(check, timeout=timeout,
                           what=f"{self.bare} to get a message from {frm} body={body!r}")
 
+    def send_raw(self, xml):
+        """Send @xml (one or more stanzas, as text) as it is; the server
+        adds 'from'."""
+        self._call(self.xmpp.send_raw, xml)
+
+    def messages_from(self, frm, since=0, errors=False):
+        """Messages from @frm (bare or full) since index @since, in order;
+        type='error' ones only with @errors."""
+        with self.cond:
+            return [m for m in self.messages[since:]
+                    if (m["from"] == frm or m["from"].split("/")[0] == frm)
+                    and (errors or m["type"] != "error")]
+
+    def wait_messages(self, frm, n, since=0, timeout=10.0):
+        """Wait until at least @n messages from @frm arrived since index
+        @since; returns all of them (maybe more than @n)."""
+        return wait_until(
+            lambda: (lambda ms: ms if len(ms) >= n else None)(
+                self.messages_from(frm, since)),
+            timeout=timeout,
+            what=lambda: f"{self.bare} to get {n} messages from {frm}; got "
+                         f"{[m['body'] for m in self.messages_from(frm, since)]!r}"[:2000])
+
 
 def _error_condition(xml):
     """'cancel/item-not-found' for a stanza error, else None."""
@@ -800,6 +866,159 @@ def _error_condition(xml):
              and not c.tag.endswith("}text")]
     return f"{e.get('type')}/{conds[0] if conds else '?'}"
 
+
+
+# --------------------------------------------------------------------------
+# Readers of files that block (stream, events, raw)
+
+def _read_syscall_nr():
+    return {"x86_64": 0, "aarch64": 63, "riscv64": 63}.get(os.uname().machine)
+
+
+class LineReader:
+    """`cat PATH` in a child process of its own; a thread collects its
+    output line by line (self.lines: str without the LF, under
+    self.cond).  A child can be killed even while it blocks in a read;
+    a thread of the test could not.
+
+    r = LineReader(m.path(A, "contacts", B, "stream")).start()
+    r.wait_open()                 # cat has the file open
+    r.wait_lines(3)               # at least 3 lines read
+    r.stop()                      # SIGINT; TestFailure if cat does not end
+    """
+
+    def __init__(self, path, argv=None):
+        self.path = str(path)
+        self.argv = argv or ["cat", self.path]
+        self.realpath = os.path.realpath(self.path)
+        self.proc = None
+        self.thread = None
+        self.cond = threading.Condition()
+        self.lines = []
+        self.partial = b""
+        self.eof = False
+        self.returncode = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+        self.thread = threading.Thread(target=self._collect, daemon=True,
+                                       name=f"reader-{self.proc.pid}")
+        self.thread.start()
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop(check=False)
+
+    def _collect(self):
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                data = b""
+            with self.cond:
+                if not data:
+                    self.eof = True
+                    self.cond.notify_all()
+                    return
+                buf = self.partial + data
+                *done, self.partial = buf.split(b"\n")
+                self.lines += [l.decode("utf-8", "replace") for l in done]
+                self.cond.notify_all()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def has_open(self):
+        """True once the child has self.path open."""
+        d = f"/proc/{self.proc.pid}/fd"
+        for fd in os.listdir(d):
+            try:
+                if os.readlink(f"{d}/{fd}") == self.realpath:
+                    return True
+            except OSError:
+                pass
+        return False
+
+    def blocked_in_read(self):
+        """True while the child sits in a read(2) (of anything)."""
+        nr = _read_syscall_nr()
+        try:
+            with open(f"/proc/{self.proc.pid}/syscall") as f:
+                first = f.read().split()[0]
+        except (OSError, IndexError):
+            return False
+        if nr is None:
+            return pid_alive(self.proc.pid)
+        return first == str(nr)
+
+    def wait_open(self, timeout=10.0):
+        """Wait until the child has the file open and sits in a read."""
+        def check():
+            if self.proc.poll() is not None:
+                self._fail_exited()
+            return self.has_open() and self.blocked_in_read()
+        return wait_until(check, timeout=timeout,
+                          what=f"{self.argv} to open {self.path} and block in read")
+
+    def _fail_exited(self):
+        raise TestFailure(f"{self.argv} exited with {self.proc.returncode}: "
+                          f"{self.proc.stderr.read().decode(errors='replace')!r}")
+
+    def snapshot(self):
+        with self.cond:
+            return list(self.lines)
+
+    def wait_lines(self, n, timeout=10.0):
+        """Wait until at least @n complete lines were read; returns them."""
+        def check():
+            with self.cond:
+                if len(self.lines) >= n:
+                    return list(self.lines)
+                if self.eof:
+                    raise TestFailure(f"{self.argv} ended after {len(self.lines)} "
+                                      f"lines: {self.lines!r}")
+            return None
+        return wait_until(check, timeout=timeout,
+                          what=lambda: f"{n} lines from {self.argv}; have "
+                                       f"{self.snapshot()!r}"[:2000])
+
+    def stop(self, sig=signal.SIGINT, timeout=5.0, check=True):
+        """Send @sig and wait for the child to end; returns the seconds
+        that took.  If it does not end in @timeout: SIGKILL, and
+        TestFailure when @check."""
+        from contextlib import suppress
+        if self.proc is None or self.returncode is not None:
+            return 0.0
+        t0 = time.monotonic()
+        if self.proc.poll() is None:
+            with suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                self.proc.kill()
+            try:
+                self.returncode = self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.returncode = None
+            if check:
+                raise TestFailure(f"{self.argv} (pid {self.proc.pid}) did not end "
+                                  f"within {timeout:g} s of signal {sig}")
+        dt = time.monotonic() - t0
+        if self.thread:
+            self.thread.join(2)
+        for f in (self.proc.stdout, self.proc.stderr):
+            with suppress(OSError):
+                f.close()
+        return dt
 
 # --------------------------------------------------------------------------
 # Servers that misbehave
