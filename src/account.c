@@ -574,7 +574,7 @@ void acct_queue_message(Account *a, OutboxItem *item)
 	flush_outq(a);
 }
 
-int acct_send(Account *a, const char *to, const char *body)
+int acct_send(Account *a, const char *to, const char *body, guint64 *seq)
 {
 	OutboxItem *item = NULL;
 	g_autoptr(GString) rec = g_string_new(NULL);
@@ -585,6 +585,7 @@ int acct_send(Account *a, const char *to, const char *body)
 	ret = outbox_add(a->outbox, to, "chat", body, &item);
 	if (ret)
 		return ret;
+	*seq = item->seq;
 	h = hist_set_get(a->hists, to, true, &err);
 	if (h) {
 		record_append(rec, g_get_real_time() / G_USEC_PER_SEC,
@@ -1365,6 +1366,11 @@ const CfgAccount *acct_cfg(const Account *a)
 HistSet *acct_hists(Account *a)
 {
 	return a->hists;
+}
+
+Outbox *acct_outbox(Account *a)
+{
+	return a->outbox;
 }
 
 void acct_free(Account *a)

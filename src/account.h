@@ -47,8 +47,11 @@ const CfgAccount *acct_cfg(const Account *a);
 HistSet *acct_hists(Account *a);
 /* [any] Accept a message (a validated, clean body): into the outbox, into
  * the log, then to the pool.  0, or -errno when the outbox cannot store
- * it; never fails because the link is down. */
-int acct_send(Account *a, const char *to, const char *body);
+ * it; never fails because the link is down.  *seq: its place in the
+ * outbox, for outbox_watch. */
+int acct_send(Account *a, const char *to, const char *body, guint64 *seq);
+/* [any] The outbox (for fsync: see outbox_watch). */
+Outbox *acct_outbox(Account *a);
 /* [pool] Send @item (taken) when online, and keep it until acknowledged. */
 void acct_queue_message(Account *a, OutboxItem *item);
 

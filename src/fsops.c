@@ -33,6 +33,7 @@ typedef struct {
 	GString *wbuf; /* written bytes not yet ending in a newline */
 	GMutex lock;   /* protects wbuf and failed: one descriptor, many threads */
 	bool failed;   /* post: a write failed, nothing will be sent */
+	guint64 last_seq; /* outbox place of the last message sent through it */
 	Hist *hist;    /* log: NULL while the conversation has none */
 	StreamReader *reader; /* stream */
 } Handle;
@@ -411,11 +412,11 @@ static int check_body(Account *a, const char *s, gsize len, bool allow_lf)
 	return 0;
 }
 
-static int send_line(Xfs *x, TreeNode *n, const char *line)
+static int send_line(Xfs *x, Handle *h, const char *line)
 {
 	if (!*line)
 		return 0; /* an empty line is no message */
-	return acct_send(n->acct, n->jid, line);
+	return acct_send(h->node->acct, h->node->jid, line, &h->last_seq);
 }
 
 /* `send`: every complete line is checked before any is sent, so a write
@@ -440,7 +441,7 @@ static int send_write(Xfs *x, Handle *h, const char *data, size_t size)
 	p = h->wbuf->str;
 	for (; (nl = memchr(p, '\n', end - p)) && !ret; p = nl + 1) {
 		g_autofree char *line = g_strndup(p, nl - p);
-		ret = send_line(x, h->node, line);
+		ret = send_line(x, h, line);
 	}
 	g_string_erase(h->wbuf, 0, p - h->wbuf->str);
 	return ret;
@@ -556,7 +557,7 @@ static void send_final(Handle *h)
 		return;
 	ret = check_body(a, b->str, b->len, post);
 	if (!ret)
-		ret = acct_send(a, h->node->jid, b->str);
+		ret = acct_send(a, h->node->jid, b->str, &h->last_seq);
 	if (ret)
 		xfs_warn("%s: message to %s not sent at close: %s",
 			 acct_cfg(a)->jid, h->node->jid, g_strerror(-ret));
@@ -577,6 +578,92 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	g_mutex_clear(&h->lock);
 	g_free(h);
 	fuse_reply_err(req, 0);
+}
+
+/* fsync on send/post: answered once the server acknowledged every message
+ * written through the descriptor, from the thread that sees the ack.  A
+ * waiting fsync holds no FUSE thread; an interrupt answers EINTR.  Who
+ * answers is whoever takes the request out of fsync_waits. */
+static GMutex fsync_lock;
+static GHashTable *fsync_waits; /* fuse_req_t -> token, under fsync_lock */
+
+static __thread bool fsync_registering;
+static __thread bool fsync_interrupted_now;
+
+static bool fsync_take(fuse_req_t req, guint64 *token)
+{
+	gpointer v = NULL;
+	bool found;
+
+	g_mutex_lock(&fsync_lock);
+	found = fsync_waits &&
+		g_hash_table_lookup_extended(fsync_waits, req, NULL, &v);
+	if (found)
+		g_hash_table_remove(fsync_waits, req);
+	g_mutex_unlock(&fsync_lock);
+	if (token)
+		*token = GPOINTER_TO_SIZE(v);
+	return found;
+}
+
+static void fsync_acked(void *data)
+{
+	if (fsync_take(data, NULL))
+		fuse_reply_err(data, 0);
+}
+
+static void fsync_interrupt(fuse_req_t req, void *data)
+{
+	guint64 token;
+
+	if (fsync_registering) {
+		fsync_interrupted_now = true;
+		return;
+	}
+	if (fsync_take(req, &token)) {
+		outbox_unwatch(data, token);
+		fuse_reply_err(req, EINTR);
+	}
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	Handle *h = (Handle *)(uintptr_t)fi->fh;
+	Outbox *o = acct_outbox(h->node->acct);
+	guint64 token;
+
+	if (!h->wbuf || !h->last_seq) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fsync_registering = true;
+	fsync_interrupted_now = false;
+	fuse_req_interrupt_func(req, fsync_interrupt, o);
+	fsync_registering = false;
+	if (fsync_interrupted_now) {
+		fuse_reply_err(req, EINTR);
+		return;
+	}
+	/* in the table before the watch, so an ack at once finds it */
+	g_mutex_lock(&fsync_lock);
+	if (!fsync_waits)
+		fsync_waits = g_hash_table_new(NULL, NULL);
+	g_hash_table_insert(fsync_waits, req, GSIZE_TO_POINTER(0));
+	g_mutex_unlock(&fsync_lock);
+	if (!outbox_watch(o, h->last_seq, fsync_acked, req, &token)) {
+		if (fsync_take(req, NULL))
+			fuse_reply_err(req, 0);
+		return;
+	}
+	g_mutex_lock(&fsync_lock);
+	if (g_hash_table_contains(fsync_waits, req))
+		g_hash_table_insert(fsync_waits, req, GSIZE_TO_POINTER(token));
+	g_mutex_unlock(&fsync_lock);
+	if (fuse_req_interrupted(req) && fsync_take(req, &token)) {
+		outbox_unwatch(o, token);
+		fuse_reply_err(req, EINTR);
+	}
 }
 
 static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -605,6 +692,7 @@ static const struct fuse_lowlevel_ops xfs_lowlevel_ops = {
 	.lookup = op_lookup,
 	.mkdir = op_mkdir,
 	.poll = op_poll,
+	.fsync = op_fsync,
 	.getattr = op_getattr,
 	.setattr = op_setattr,
 	.readdir = op_readdir,

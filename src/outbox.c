@@ -21,7 +21,17 @@ struct Outbox {
 	int fd;
 	GQueue items;     /* of OutboxItem*, oldest first, protected by lock */
 	GHashTable *by_id; /* id -> GList* in items, protected by lock */
+	guint64 next_seq;  /* protected by lock */
+	GList *watches;    /* of Watch*, protected by lock */
+	guint64 next_token;
 };
+
+typedef struct {
+	guint64 token;
+	guint64 upto;
+	void (*fn)(void *data);
+	void *data;
+} Watch;
 
 void outbox_item_free(OutboxItem *it)
 {
@@ -42,11 +52,13 @@ static OutboxItem *item_copy(const OutboxItem *it)
 	c->to = g_strdup(it->to);
 	c->type = g_strdup(it->type);
 	c->body = g_strdup(it->body);
+	c->seq = it->seq;
 	return c;
 }
 
 static void items_add(Outbox *o, OutboxItem *it)
 {
+	it->seq = ++o->next_seq;
 	g_queue_push_tail(&o->items, it);
 	g_hash_table_insert(o->by_id, it->id, o->items.tail);
 }
@@ -176,6 +188,7 @@ void outbox_free(Outbox *o)
 		close(o->fd);
 	g_hash_table_unref(o->by_id);
 	g_queue_clear_full(&o->items, (GDestroyNotify)outbox_item_free);
+	g_list_free_full(o->watches, g_free);
 	g_mutex_clear(&o->lock);
 	g_free(o->path);
 	g_free(o);
@@ -206,15 +219,76 @@ int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
 	return ret;
 }
 
+/* With the lock held: the watches that are satisfied, taken out. */
+static GList *take_done_watches(Outbox *o)
+{
+	OutboxItem *oldest = g_queue_peek_head(&o->items);
+	guint64 first = oldest ? oldest->seq : G_MAXUINT64;
+	GList *done = NULL;
+
+	for (GList *l = o->watches, *next; l; l = next) {
+		Watch *w = l->data;
+		next = l->next;
+		if (w->upto < first) {
+			o->watches = g_list_remove_link(o->watches, l);
+			done = g_list_concat(done, l);
+		}
+	}
+	return done;
+}
+
 void outbox_done(Outbox *o, const char *id)
 {
 	g_autofree char *e = g_strdup_printf("- %s\n", id);
+	GList *done = NULL;
 
 	g_mutex_lock(&o->lock);
 	if (g_hash_table_contains(o->by_id, id)) {
 		items_remove(o, id);
 		if (write_all(o->fd, e, strlen(e)) < 0) {
 			/* it will be sent once more after a remount */
+		}
+		done = take_done_watches(o);
+	}
+	g_mutex_unlock(&o->lock);
+	for (GList *l = done; l; l = l->next) {
+		Watch *w = l->data;
+		w->fn(w->data);
+	}
+	g_list_free_full(done, g_free);
+}
+
+bool outbox_watch(Outbox *o, guint64 upto, void (*fn)(void *data),
+		  void *data, guint64 *token)
+{
+	OutboxItem *oldest;
+	Watch *w;
+
+	g_mutex_lock(&o->lock);
+	oldest = g_queue_peek_head(&o->items);
+	if (!oldest || oldest->seq > upto) {
+		g_mutex_unlock(&o->lock);
+		return false;
+	}
+	w = g_new0(Watch, 1);
+	w->token = *token = ++o->next_token;
+	w->upto = upto;
+	w->fn = fn;
+	w->data = data;
+	o->watches = g_list_append(o->watches, w);
+	g_mutex_unlock(&o->lock);
+	return true;
+}
+
+void outbox_unwatch(Outbox *o, guint64 token)
+{
+	g_mutex_lock(&o->lock);
+	for (GList *l = o->watches; l; l = l->next) {
+		Watch *w = l->data;
+		if (w->token == token) {
+			o->watches = g_list_delete_link(o->watches, l);
+			g_free(w);
+			break;
 		}
 	}
 	g_mutex_unlock(&o->lock);

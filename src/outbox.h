@@ -5,6 +5,7 @@
 #pragma once
 
 #include <glib.h>
+#include <stdbool.h>
 
 typedef struct Outbox Outbox;
 
@@ -13,6 +14,7 @@ typedef struct {
 	char *to;   /* bare JID */
 	char *type; /* "chat" (later: "groupchat") */
 	char *body;
+	guint64 seq; /* order of acceptance in this mount (not stored) */
 } OutboxItem;
 
 /* Open (creating) the journal at @path and replay it. */
@@ -26,5 +28,12 @@ void outbox_done(Outbox *o, const char *id);
 /* What waits, oldest first (copies; free with g_ptr_array_unref). */
 GPtrArray *outbox_pending(Outbox *o);
 guint outbox_length(Outbox *o);
+/* Messages are acknowledged in the order they were accepted.  Call
+ * @fn(@data) once every item up to number @upto has left the outbox (on
+ * the thread of outbox_done, no lock held).  False, and no call, when
+ * that is so already.  *token names the watch for outbox_unwatch. */
+bool outbox_watch(Outbox *o, guint64 upto, void (*fn)(void *data),
+		  void *data, guint64 *token);
+void outbox_unwatch(Outbox *o, guint64 token);
 void outbox_item_free(OutboxItem *it);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(OutboxItem, outbox_item_free)

@@ -1207,3 +1207,76 @@ def test_outbox_resends_what_a_killed_server_never_read(tmp, stack):
     got = marker_first(m, bob, len(bob.messages), "unacked")
     assert bodies(bob.messages_from(A)) == want + got[:1], \
         f"duplicates? {bodies(bob.messages_from(A))!r}"
+
+
+# --------------------------------------------------------------------------
+# fsync (SPEC "Nothing is lost": fsync on send/post returns once every
+# message written on that descriptor was acknowledged by the server)
+
+def test_fsync_waits_for_the_servers_acknowledgement(server, tmp, stack):
+    m, bob = setup(stack, server, tmp, "t-c-fsync")
+    since = len(bob.messages)
+    fd = os.open(cpath(m, B, "send"), os.O_WRONLY)
+    try:
+        os.write(fd, b"acknowledged before fsync returns\n")
+        t0 = time.monotonic()
+        os.fsync(fd)
+        note(f"fsync online: {(time.monotonic() - t0) * 1000:.1f} ms")
+        # the server has it: the outbox journal no longer holds it
+        outbox = os.path.join(m.data, A, "outbox")
+        with open(outbox, encoding="utf-8", errors="replace") as f:
+            journal = f.read()
+        added = re.findall(r"^\+ (\S+) ", journal, re.M)
+        removed = re.findall(r"^- (\S+)$", journal, re.M)
+        assert added and set(added) <= set(removed), journal
+    finally:
+        os.close(fd)
+    bob.wait_messages(A, 1, since, timeout=5)
+
+    # offline: fsync blocks until the account is back and the server acked
+    m.write(f"{A}/status", "offline\n")
+    m.wait_state(A, "offline", timeout=5)
+    fd = os.open(cpath(m, B, "send"), os.O_WRONLY)
+    done = threading.Event()
+    try:
+        os.write(fd, b"written while offline\n")
+        t = threading.Thread(target=lambda: (os.fsync(fd), done.set()))
+        t.start()
+        assert_stays(lambda: not done.is_set(), 0.5,
+                     what="fsync to wait while the account is offline")
+        m.write(f"{A}/status", "available\n")
+        wait_until(done.is_set, timeout=15, what="fsync to return once online")
+        t.join(5)
+    finally:
+        os.close(fd)
+    got = bob.wait_messages(A, 2, since, timeout=5)
+    assert bodies(got)[-1] == "written while offline", bodies(got)
+
+
+def test_fsync_is_interrupted_by_a_signal(server, tmp, stack):
+    m, bob = setup(stack, server, tmp, "t-c-fsync-int")
+    m.write(f"{A}/status", "offline\n")
+    m.wait_state(A, "offline", timeout=5)
+    code = ("import os\n"
+            f"fd = os.open({str(cpath(m, B, 'send'))!r}, os.O_WRONLY)\n"
+            "os.write(fd, b'never acknowledged yet\\n')\n"
+            "print('fsync', flush=True)\n"
+            "os.fsync(fd)\n")
+    child = subprocess.Popen([sys.executable, "-c", code],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = child.stdout.readline().strip()
+        assert first == b"fsync", (first, child.stderr.read())
+        assert_stays(lambda: child.poll() is None, 0.3,
+                     what="fsync to block while offline")
+        t0 = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        child.wait(5)
+        note(f"SIGINT ended a blocked fsync in "
+             f"{(time.monotonic() - t0) * 1000:.1f} ms")
+        assert child.returncode != 0
+        assert b"KeyboardInterrupt" in child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
