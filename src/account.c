@@ -86,6 +86,9 @@ struct Account {
 	char *cert_error;
 	char *auth_error;
 	bool parse_error;
+	bool doctype;      /* the server sent a DTD */
+	char guard_tail[8]; /* the last bytes checked, for a split "<!DOC" */
+	size_t guard_tail_len;
 	bool no_mechanism; /* no SASL mechanism in common with the server */
 	bool oversize;
 	guint stanzas;        /* complete stanzas received */
@@ -786,6 +789,12 @@ static char *failure_reason(Account *a, bool timed_out, int error,
 				       "or no such account (%s)",
 				       a->auth_error);
 	}
+	if (a->doctype)
+		return g_strdup("the server sent a DTD (<!DOCTYPE or <!ENTITY, "
+				"forbidden in XMPP); connection dropped");
+	if (a->parse_error)
+		return g_strdup("the server sent malformed XML; connection "
+				"dropped");
 	if (a->no_mechanism) {
 		*fatal = true;
 		return g_strdup("authentication impossible: the server offers no "
@@ -803,9 +812,6 @@ static char *failure_reason(Account *a, bool timed_out, int error,
 		return g_strdup_printf("could not connect: %s",
 				       error ? g_strerror(error)
 					     : "connection refused");
-	if (a->parse_error)
-		return g_strdup("the server sent malformed XML; connection "
-				"dropped");
 	if (a->oversize)
 		return g_strdup_printf("the server sent a stanza larger than "
 				       "%u KiB; connection dropped",
@@ -907,6 +913,8 @@ static void attempt_reset(Account *a)
 	g_clear_pointer(&a->cert_error, g_free);
 	g_clear_pointer(&a->auth_error, g_free);
 	a->parse_error = false;
+	a->doctype = false;
+	a->guard_tail_len = 0;
 	a->no_mechanism = false;
 	a->oversize = false;
 	a->sm_on = false;
@@ -1165,6 +1173,47 @@ void acct_run(Account *a)
 		    !a->retry_at)
 			attempt_next(a);
 	}
+}
+
+static bool has_dtd(const char *buf, size_t len)
+{
+	static const char *const bad[] = {"<!DOCTYPE", "<!ENTITY", "<!ELEMENT",
+					  "<!ATTLIST"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+		if (memmem(buf, len, bad[i], strlen(bad[i])))
+			return true;
+	return false;
+}
+
+bool acct_guard_input(Account *a, const char *buf, size_t len)
+{
+	char joined[sizeof a->guard_tail + 16];
+	size_t head = MIN(len, sizeof joined - a->guard_tail_len);
+
+	if (a->doctype)
+		return false;
+	/* a marker split between two reads: the kept tail plus the start */
+	memcpy(joined, a->guard_tail, a->guard_tail_len);
+	memcpy(joined + a->guard_tail_len, buf, head);
+	if (has_dtd(joined, a->guard_tail_len + head) || has_dtd(buf, len)) {
+		a->doctype = true;
+		acct_abort(a);
+		return false;
+	}
+	if (len >= sizeof a->guard_tail) {
+		memcpy(a->guard_tail, buf + len - sizeof a->guard_tail,
+		       sizeof a->guard_tail);
+		a->guard_tail_len = sizeof a->guard_tail;
+	} else {
+		size_t keep = MIN(a->guard_tail_len,
+				  sizeof a->guard_tail - len);
+		memmove(a->guard_tail, a->guard_tail + a->guard_tail_len - keep,
+			keep);
+		memcpy(a->guard_tail + keep, buf, len);
+		a->guard_tail_len = keep + len;
+	}
+	return true;
 }
 
 void acct_abort(Account *a)

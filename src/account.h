@@ -87,6 +87,11 @@ bool acct_pollfd(Account *a, struct pollfd *pfd);
  * close) and wants acct_run about once a second. */
 gint64 acct_deadline(Account *a, bool *ticking);
 void acct_tick(Account *a, gint64 now);
+/* [pool] Check bytes libstrophe is about to parse (see guard.c): false
+ * when they hold a DTD (<!DOCTYPE, <!ENTITY), which RFC 6120 forbids and
+ * which expat would expand for many seconds of CPU; the link is then
+ * dropped. */
+bool acct_guard_input(Account *a, const char *buf, size_t len);
 /* [pool] Shut the socket down without calling libstrophe: ends a login
  * that waits inside the library. */
 void acct_abort(Account *a);

@@ -337,6 +337,12 @@ static void slot_work(void *data)
 	acct_run(a);
 }
 
+Account *pool_current_account(void)
+{
+	return pool_on_thread() && coro_current() && cur_slot ? cur_slot->acct
+							      : NULL;
+}
+
 static void slot_run(Slot *s)
 {
 	cur_slot = s;

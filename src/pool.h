@@ -26,6 +26,9 @@ void pool_free(Pool *p);
 bool pool_on_thread(void);
 #define POOL_ASSERT() g_assert(pool_on_thread())
 
+/* [pool] The account whose coroutine runs now, or NULL. */
+Account *pool_current_account(void);
+
 /* [any] Apply a `status` write on the pool thread; waits until applied.
  * 0 or -ETIMEDOUT. */
 int pool_set_show(Pool *p, Account *a, AcctShow show, const char *text);

@@ -1,0 +1,52 @@
+/* guard.c - look at what libstrophe reads before it parses it.
+ *
+ * libstrophe 0.12 hands every byte from the server to expat, which
+ * accepts a DTD and expands nested entities (a 747-byte "billion laughs"
+ * burnt 14 s of CPU in one call, on the pool thread, freezing every
+ * account).  RFC 6120 forbids DTDs in XMPP.  xmppfs defines recv() and
+ * SSL_read() itself: libstrophe's calls reach these first (as select()
+ * in pool.c), and when the caller is an account's coroutine on the pool
+ * thread, the bytes read are checked with acct_guard_input before
+ * libstrophe sees them.  A DTD ends the connection: the read reports the
+ * end of the stream and the account's error says why.  Every other
+ * caller gets the library's function unchanged. */
+#include <dlfcn.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "account.h"
+#include "pool.h"
+
+typedef ssize_t (*recv_fn)(int, void *, size_t, int);
+typedef int (*ssl_read_fn)(SSL *, void *, int);
+
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	static recv_fn real;
+	Account *a;
+	ssize_t n;
+
+	if (!real)
+		real = (recv_fn)dlsym(RTLD_NEXT, "recv");
+	n = real(fd, buf, len, flags);
+	if (n > 0 && !(flags & MSG_PEEK) && (a = pool_current_account()) &&
+	    !acct_guard_input(a, buf, n))
+		return 0;
+	return n;
+}
+
+int SSL_read(SSL *ssl, void *buf, int num)
+{
+	static ssl_read_fn real;
+	Account *a;
+	int n;
+
+	if (!real)
+		real = (ssl_read_fn)dlsym(RTLD_NEXT, "SSL_read");
+	n = real(ssl, buf, num);
+	if (n > 0 && (a = pool_current_account()) &&
+	    !acct_guard_input(a, buf, n))
+		return 0;
+	return n;
+}
