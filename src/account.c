@@ -430,6 +430,9 @@ static int sockopt_cb(xmpp_conn_t *conn, void *sock)
 
 	if (!a)
 		return 0;
+	/* stanzas are small and latency matters: a message followed by an
+	 * <r/> waited for the server's delayed ACK (~40 ms) under Nagle */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	a->fd = fd;
 	if (a->fd_dup >= 0) {
 		wd_disarm(&a->wd);
