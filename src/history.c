@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 struct Hist {
 	GMutex lock;
 	int fd;
@@ -123,27 +125,13 @@ GPtrArray *hist_set_names(HistSet *s)
 	return names;
 }
 
-static int write_all(int fd, const char *data, gsize len)
-{
-	while (len) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= n;
-	}
-	return 0;
-}
-
 int hist_append(Hist *h, const char *data, gsize len)
 {
 	GList *woken;
 	int ret;
 
 	g_mutex_lock(&h->lock);
-	ret = write_all(h->fd, data, len);
+	ret = util_write_all(h->fd, data, len);
 	if (ret == 0) {
 		h->size += len;
 		h->mtime = g_get_real_time() / G_USEC_PER_SEC;

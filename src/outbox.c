@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util.h"
+
 struct Outbox {
 	GMutex lock;
 	char *path;
@@ -118,20 +120,6 @@ static GString *entry_add(const OutboxItem *it)
 	return s;
 }
 
-static int write_all(int fd, const char *data, gsize len)
-{
-	while (len) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= n;
-	}
-	return 0;
-}
-
 /* Write what is pending to a new file and put it in place. */
 static int compact(Outbox *o)
 {
@@ -143,7 +131,7 @@ static int compact(Outbox *o)
 		return -errno;
 	for (GList *l = o->items.head; l && !ret; l = l->next) {
 		g_autoptr(GString) e = entry_add(l->data);
-		ret = write_all(fd, e->str, e->len);
+		ret = util_write_all(fd, e->str, e->len);
 	}
 	if (!ret && fsync(fd) < 0)
 		ret = -errno;
@@ -208,7 +196,7 @@ int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
 	it->body = g_strdup(body);
 	e = entry_add(it);
 	g_mutex_lock(&o->lock);
-	ret = write_all(o->fd, e->str, e->len);
+	ret = util_write_all(o->fd, e->str, e->len);
 	if (ret == 0) {
 		items_add(o, it);
 		*item = item_copy(it);
@@ -245,7 +233,7 @@ void outbox_done(Outbox *o, const char *id)
 	g_mutex_lock(&o->lock);
 	if (g_hash_table_contains(o->by_id, id)) {
 		items_remove(o, id);
-		if (write_all(o->fd, e, strlen(e)) < 0) {
+		if (util_write_all(o->fd, e, strlen(e)) < 0) {
 			/* it will be sent once more after a remount */
 		}
 		done = take_done_watches(o);
