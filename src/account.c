@@ -27,7 +27,9 @@
 #include "history.h"
 #include "jid.h"
 #include "outbox.h"
+#include "errmap.h"
 #include "record.h"
+#include "roster.h"
 #include "log.h"
 #include "pool.h"
 #include "text.h"
@@ -97,13 +99,21 @@ struct Account {
 	gint64 close_at;      /* closing: end the stream by then (µs) */
 	bool sm_on;           /* XEP-0198 enabled on this stream */
 	guint32 sm_h;         /* stanzas received since <enabled/> */
+	bool sm_offered;      /* the stream features list XEP-0198 */
+	bool sm_r_pending;    /* the server asked <r/>: answer after the run */
+	bool sm_ask;          /* messages went out: ask <r/> after the run */
 	bool sm_out_on;       /* counting what we send since <enable/> */
 	guint32 sm_out;       /* stanzas sent since <enable/> */
-	bool r_outstanding;   /* our <r/> waits for its <a/> */
 
 	/* conversations: any thread, locks of their own */
 	HistSet *hists;
 	Outbox *outbox;
+	Roster *roster;
+	Hist *events;
+	/* pool thread only */
+	bool rosterver;       /* the server offers roster versioning */
+	GHashTable *iq_waits; /* iq id -> PoolReq* waiting for the answer */
+	guint iq_next;
 	/* messages to send, pool thread only: OutMsg*, oldest first */
 	GQueue outq;     /* not sent on this stream yet */
 	GQueue inflight; /* sent, waiting for the server's <a h=''/> */
@@ -134,6 +144,8 @@ static const char *const state_words[] = {
 static void attempt_next(Account *a);
 static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud);
 static void finish_close(Account *a);
+static char *error_event_text(xmpp_stanza_t *st, const char *kind);
+static bool roster_push(Account *a, xmpp_stanza_t *iq);
 
 /* ---- shared state, any thread ---- */
 
@@ -152,6 +164,34 @@ static void set_state(Account *a, AcctState st, const char *error)
 		xfs_warn("%s: %s", a->cfg->jid, error);
 	else
 		xfs_info("%s: %s", a->cfg->jid, state_words[st]);
+	{
+		g_autofree char *text =
+			error ? g_strdup_printf("%s: %s", state_words[st], error)
+			      : g_strdup(state_words[st]);
+		acct_event(a, "connection", a->cfg->jid, text);
+	}
+}
+
+void acct_event(Account *a, const char *kind, const char *jid,
+		const char *text)
+{
+	char t[RECORD_TIME_LEN + 1];
+	g_auto(GStrv) lines = NULL;
+	GString *out = g_string_new(NULL);
+	g_autofree char *clean = g_strdup(text ? text : "");
+
+	if (!a->events)
+		return;
+	record_format_time(g_get_real_time() / G_USEC_PER_SEC, t);
+	g_strdelimit(clean, "\r\t", ' ');
+	lines = g_strsplit(clean, "\n", -1);
+	for (char **l = lines; *l; l++) {
+		if (!**l && l != lines && !l[1])
+			break; /* a trailing newline */
+		g_string_append_printf(out, "%s\t%s\t%s\t%s\n", t, kind, jid, *l);
+	}
+	hist_append(a->events, out->str, out->len);
+	g_string_free(out, TRUE);
 }
 
 static void set_str(Account *a, char **field, char *value)
@@ -321,7 +361,9 @@ static void sm_answer(Account *a, const char *xml);
 
 static void sm_count(Account *a, const char *xml)
 {
-	if (is_stanza(xml, "a") && strstr(xml, "urn:xmpp:sm:3")) {
+	if (is_stanza(xml, "r") && strstr(xml, "urn:xmpp:sm:3")) {
+		a->sm_r_pending = true;
+	} else if (is_stanza(xml, "a") && strstr(xml, "urn:xmpp:sm:3")) {
 		sm_answer(a, xml);
 	} else if (is_stanza(xml, "failed") && strstr(xml, "urn:xmpp:sm:3")) {
 		sm_failed(a);
@@ -371,7 +413,6 @@ static void sm_answer(Account *a, const char *xml)
 {
 	const char *h = strstr(xml, " h=");
 
-	a->r_outstanding = false;
 	if (h && (h[3] == '"' || h[3] == '\''))
 		sm_acked(a, (guint32)g_ascii_strtoull(h + 4, NULL, 10));
 }
@@ -388,6 +429,10 @@ static void xlog_handler(void *ud, xmpp_log_level_t level, const char *area,
 	if (g_str_has_prefix(msg, "RECV: ")) {
 		a->stanzas++;
 		sm_count(a, msg + 6);
+		if (strstr(msg, "urn:xmpp:features:rosterver"))
+			a->rosterver = true;
+		if (is_stanza(msg + 6, "features") && strstr(msg, "urn:xmpp:sm:3"))
+			a->sm_offered = true;
 	} else if (g_str_has_prefix(msg, "SENT: ")) {
 		sm_count_out(a, msg + 6);
 	}
@@ -499,9 +544,18 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	xmpp_stanza_t *reply;
 
 	a->progress++;
+	if (type && !strcmp(type, "error")) {
+		g_autofree char *ev = error_event_text(iq, "iq");
+		const char *from = xmpp_stanza_get_from(iq);
+		acct_event(a, "error", from ? from : a->cfg->jid, ev);
+	}
 	if (!type || (strcmp(type, "get") && strcmp(type, "set")))
 		return 1;
-	if (xmpp_stanza_get_child_by_name_and_ns(iq, "ping", "urn:xmpp:ping"))
+	if (!strcmp(type, "set") &&
+	    xmpp_stanza_get_child_by_name_and_ns(iq, "query", XMPP_NS_ROSTER) &&
+	    roster_push(a, iq))
+		reply = xmpp_stanza_reply(iq);
+	else if (xmpp_stanza_get_child_by_name_and_ns(iq, "ping", "urn:xmpp:ping"))
 		reply = xmpp_stanza_reply(iq);
 	else
 		reply = xmpp_stanza_reply_error(iq, "cancel",
@@ -538,7 +592,7 @@ static void send_message(Account *a, OutMsg *m)
 	m->seq = a->sm_out;
 }
 
-/* Send what waits, oldest first; ask for one acknowledgement at a time. */
+/* Send what waits, oldest first. */
 static void flush_outq(Account *a)
 {
 	OutMsg *m;
@@ -549,14 +603,36 @@ static void flush_outq(Account *a)
 		send_message(a, m);
 		g_queue_push_tail(&a->inflight, m);
 	}
-	if (!a->sm_out_on) {
+	/* libstrophe 0.12 asks for an acknowledgement (<r/>) after every
+	 * stanza by itself.  Sending our own made it worse: it queued ours as
+	 * a stanza for resumption that the server never counts, so its queue
+	 * grew ~1 KB a message for the life of the stream. */
+	if (!a->sm_out_on)
 		sm_acked(a, G_MAXUINT32);
+	else if (a->inflight.length)
+		a->sm_ask = true;
+}
+
+/* Turn XEP-0198 on for this stream (no resumption: see conn_flags). */
+static void sm_enable(Account *a)
+{
+	if (a->sm_offered)
+		xmpp_send_raw_string(a->conn, "<enable xmlns='urn:xmpp:sm:3'/>");
+}
+
+/* After a run: answer the server's <r/>, and ask one <r/> for what we
+ * sent during it. */
+static void sm_after_run(Account *a)
+{
+	if (!a->conn || a->conn_dead || !a->was_online)
 		return;
-	}
-	if (a->inflight.length && !a->r_outstanding) {
+	if (a->sm_r_pending && a->sm_on)
+		xmpp_send_raw_string(a->conn, "<a xmlns='urn:xmpp:sm:3' h='%u'/>",
+				     a->sm_h);
+	if (a->sm_ask && a->sm_out_on && a->inflight.length)
 		xmpp_send_raw_string(a->conn, "<r xmlns='urn:xmpp:sm:3'/>");
-		a->r_outstanding = true;
-	}
+	a->sm_r_pending = false;
+	a->sm_ask = false;
 }
 
 /* A lost stream: what it did not acknowledge goes out again, first. */
@@ -567,7 +643,6 @@ static void requeue_inflight(Account *a)
 	while ((m = g_queue_pop_tail(&a->inflight)))
 		g_queue_push_head(&a->outq, m);
 	a->sm_out_on = false;
-	a->r_outstanding = false;
 }
 
 void acct_queue_message(Account *a, OutboxItem *item)
@@ -693,7 +768,254 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 	rec = g_string_new(NULL);
 	record_append(rec, message_time(msg), bare, text);
 	hist_append(h, rec->str, rec->len);
+	if (g_str_has_prefix(text, "[error: ")) {
+		/* "[error: cond] rest" -> "message cond rest" */
+		g_autofree char *ev = g_strdup_printf("message %s", text + 8);
+		char *close = strchr(ev, ']');
+		if (close)
+			memmove(close, close + 1, strlen(close));
+		acct_event(a, "error", from, ev);
+	} else
+		acct_event(a, "message", bare, text);
 	return 1;
+}
+
+/* ---- roster (RFC 6121 §2) ---- */
+
+static RosterItem *item_from_stanza(xmpp_stanza_t *item)
+{
+	const char *jid = xmpp_stanza_get_attribute(item, "jid");
+	const char *name = xmpp_stanza_get_attribute(item, "name");
+	const char *sub = xmpp_stanza_get_attribute(item, "subscription");
+	const char *ask = xmpp_stanza_get_attribute(item, "ask");
+	g_autofree char *bare = jid ? jid_normalize_bare(jid, NULL) : NULL;
+	GPtrArray *groups = g_ptr_array_new();
+	RosterItem *it;
+
+	if (!bare)
+		return NULL; /* never a file name */
+	it = roster_item_new(bare);
+	it->name = name && *name ? g_strdup(name) : NULL;
+	g_free(it->subscription);
+	it->subscription = g_strdup(sub ? sub : "none");
+	it->ask = ask && !strcmp(ask, "subscribe");
+	for (xmpp_stanza_t *g = xmpp_stanza_get_children(item); g;
+	     g = xmpp_stanza_get_next(g)) {
+		char *t;
+		if (!xmpp_stanza_is_tag(g) ||
+		    strcmp(xmpp_stanza_get_name(g), "group"))
+			continue;
+		t = xmpp_stanza_get_text(g);
+		if (t && text_is_clean(t, strlen(t), false))
+			g_ptr_array_add(groups, g_strdup(t));
+		if (t)
+			xmpp_free(xmpp_stanza_get_context(g), t);
+	}
+	g_ptr_array_add(groups, NULL);
+	g_strfreev(it->groups);
+	it->groups = (char **)g_ptr_array_free(groups, FALSE);
+	return it;
+}
+
+static void roster_event(Account *a, const RosterItem *it, const char *jid)
+{
+	g_autofree char *text =
+		it ? g_strdup_printf("set %s%s %s", it->subscription,
+				     it->ask ? " pending-out" : "",
+				     it->name ? it->name : "")
+		   : g_strdup("remove");
+	acct_event(a, "roster", it ? it->jid : jid, text);
+}
+
+/* A roster push: accepted only from our own account (RFC 6121 §2.1.6). */
+static bool roster_push(Account *a, xmpp_stanza_t *iq)
+{
+	const char *from = xmpp_stanza_get_from(iq);
+	xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(
+		iq, "query", XMPP_NS_ROSTER);
+	xmpp_stanza_t *item = q ? xmpp_stanza_get_child_by_name(q, "item") : NULL;
+	g_autofree char *from_bare = from ? jid_normalize_bare(from, NULL) : NULL;
+	const char *ver = q ? xmpp_stanza_get_attribute(q, "ver") : NULL;
+	RosterItem *it;
+
+	if (!item || (from && (!from_bare || strcmp(from_bare, a->cfg->jid))))
+		return false;
+	if (!(it = item_from_stanza(item)))
+		return true;
+	if (!strcmp(it->subscription, "remove")) {
+		g_autofree char *jid = g_strdup(it->jid);
+		roster_item_free(it);
+		roster_remove(a->roster, jid, ver);
+		roster_event(a, NULL, jid);
+		return true;
+	}
+	roster_event(a, it, NULL);
+	roster_set(a->roster, it, ver);
+	return true;
+}
+
+static int roster_result(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(
+		iq, "query", XMPP_NS_ROSTER);
+	GPtrArray *items;
+
+	if (!q)
+		return 0; /* an empty result: our cached version is current */
+	items = g_ptr_array_new_with_free_func((GDestroyNotify)roster_item_free);
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(q); c;
+	     c = xmpp_stanza_get_next(c)) {
+		RosterItem *it;
+		if (xmpp_stanza_is_tag(c) &&
+		    !strcmp(xmpp_stanza_get_name(c), "item") &&
+		    (it = item_from_stanza(c)))
+			g_ptr_array_add(items, it);
+	}
+	roster_replace(a->roster, items, xmpp_stanza_get_attribute(q, "ver"));
+	acct_event(a, "roster", a->cfg->jid, "fetched");
+	return 0;
+}
+
+/* The roster at login; with versioning only what changed (XEP-0237). */
+static void roster_fetch(Account *a)
+{
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", "roster-get");
+	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
+	g_autofree char *ver = a->rosterver ? roster_version(a->roster) : NULL;
+
+	xmpp_stanza_set_name(q, "query");
+	xmpp_stanza_set_ns(q, XMPP_NS_ROSTER);
+	if (a->rosterver)
+		xmpp_stanza_set_attribute(q, "ver", ver ? ver : "");
+	xmpp_stanza_add_child(iq, q);
+	xmpp_stanza_release(q);
+	xmpp_id_handler_add(a->conn, roster_result, "roster-get", a);
+	xmpp_send(a->conn, iq);
+	xmpp_stanza_release(iq);
+}
+
+static char *next_iq_id(Account *a)
+{
+	return g_strdup_printf("xfs-iq-%u", ++a->iq_next);
+}
+
+static int error_errno(xmpp_stanza_t *st)
+{
+	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(st, "error");
+
+	for (xmpp_stanza_t *c = err ? xmpp_stanza_get_children(err) : NULL; c;
+	     c = xmpp_stanza_get_next(c))
+		if (xmpp_stanza_is_tag(c) &&
+		    strcmp(xmpp_stanza_get_name(c), "text"))
+			return errmap_condition(xmpp_stanza_get_name(c));
+	return EIO;
+}
+
+/* The answer to a roster change: the waiting write gets its result. */
+static int change_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *id = xmpp_stanza_get_id(iq);
+	const char *type = xmpp_stanza_get_type(iq);
+	PoolReq *r = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
+
+	if (!r)
+		return 0;
+	g_hash_table_remove(a->iq_waits, id);
+	pool_complete(r, type && !strcmp(type, "result") ? 0 : -error_errno(iq));
+	return 0;
+}
+
+static void send_subscription(Account *a, const char *jid, const char *type)
+{
+	xmpp_stanza_t *p = xmpp_presence_new(a->ctx);
+
+	xmpp_stanza_set_type(p, type);
+	xmpp_stanza_set_to(p, jid);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+}
+
+static xmpp_stanza_t *change_item(Account *a, const RosterChange *c)
+{
+	xmpp_stanza_t *item = xmpp_stanza_new(a->ctx);
+	g_autoptr(RosterItem) old = roster_get(a->roster, c->jid);
+	const char *name = c->set_name ? c->name : old ? old->name : NULL;
+	char **groups = c->set_groups ? c->groups : old ? old->groups : NULL;
+
+	xmpp_stanza_set_name(item, "item");
+	xmpp_stanza_set_attribute(item, "jid", c->jid);
+	if (c->remove) {
+		xmpp_stanza_set_attribute(item, "subscription", "remove");
+		return item;
+	}
+	if (name && *name)
+		xmpp_stanza_set_attribute(item, "name", name);
+	for (char **g = groups; g && *g; g++)
+		add_text_child(a, item, "group", *g);
+	return item;
+}
+
+void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r)
+{
+	g_autofree char *id = next_iq_id(a);
+	xmpp_stanza_t *iq, *q;
+
+	POOL_ASSERT();
+	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	iq = xmpp_iq_new(a->ctx, "set", id);
+	q = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(q, "query");
+	xmpp_stanza_set_ns(q, XMPP_NS_ROSTER);
+	xmpp_stanza_add_child_ex(q, change_item(a, c), 0);
+	xmpp_stanza_add_child_ex(iq, q, 0);
+	g_hash_table_insert(a->iq_waits, g_strdup(id), r);
+	xmpp_id_handler_add(a->conn, change_answer, id, a);
+	xmpp_send(a->conn, iq);
+	xmpp_stanza_release(iq);
+	if (c->add)
+		send_subscription(a, c->jid, "subscribe");
+}
+
+int acct_subscription(Account *a, const char *jid, const char *word)
+{
+	static const struct {
+		const char *word, *type;
+	} words[] = {
+		{"subscribe", "subscribe"},     {"approve", "subscribed"},
+		{"deny", "unsubscribed"},       {"unsubscribe", "unsubscribe"},
+		{"cancel", "unsubscribed"},
+	};
+
+	POOL_ASSERT();
+	for (guint i = 0; i < G_N_ELEMENTS(words); i++) {
+		if (strcmp(word, words[i].word))
+			continue;
+		if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead)
+			return -ENOTCONN;
+		send_subscription(a, jid, words[i].type);
+		if (!strcmp(word, "approve") || !strcmp(word, "deny"))
+			roster_set_pending_in(a->roster, jid, false);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* The stream is gone: no answer will come to what waits for one. */
+static void fail_iq_waits(Account *a)
+{
+	GHashTableIter iter;
+	gpointer v;
+
+	g_hash_table_iter_init(&iter, a->iq_waits);
+	while (g_hash_table_iter_next(&iter, NULL, &v)) {
+		g_hash_table_iter_remove(&iter);
+		pool_complete(v, -ECONNRESET);
+	}
 }
 
 /* ---- connection life ---- */
@@ -744,6 +1066,8 @@ static void on_connect(Account *a)
 	xmpp_handler_add(a->conn, iq_handler, NULL, "iq", NULL, a);
 	xmpp_handler_add(a->conn, presence_handler, NULL, "presence", NULL, a);
 	xmpp_handler_add(a->conn, message_handler, NULL, "message", NULL, a);
+	sm_enable(a);
+	roster_fetch(a);
 	send_presence(a);
 	set_state(a, ACCT_ONLINE, NULL);
 	flush_outq(a);
@@ -862,6 +1186,8 @@ static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
 		timed_out = wd_disarm(&a->wd);
 	a->conn_dead = true;
 	requeue_inflight(a);
+	fail_iq_waits(a);
+	roster_presence_clear(a->roster);
 	a->in_tls = a->in_tls && timed_out; /* kept for failure_reason */
 	if (a->reconnect_asked && !a->shutting && a->want_online) {
 		set_state(a, ACCT_CONNECTING, NULL);
@@ -899,15 +1225,20 @@ static void conn_handler(xmpp_conn_t *conn, xmpp_conn_event_t event,
 		on_disconnect(a, error, se);
 }
 
+/* XEP-0198 is ours, not libstrophe's: 0.12 keeps the text of every stanza
+ * it sent for a resumption it cannot export, and its queue was never
+ * trimmed (~850 bytes a message for the life of the stream).  xmppfs
+ * counts both directions itself (sm_count, sm_count_out) and so enables,
+ * answers and asks on its own (sm_enable, sm_after_run). */
 static long conn_flags(const CfgAccount *cfg)
 {
 	switch (cfg->tls) {
 	case CFG_TLS_DIRECT:
-		return XMPP_CONN_FLAG_LEGACY_SSL;
+		return XMPP_CONN_FLAG_LEGACY_SSL | XMPP_CONN_FLAG_DISABLE_SM;
 	case CFG_TLS_PLAINTEXT:
-		return XMPP_CONN_FLAG_DISABLE_TLS;
+		return XMPP_CONN_FLAG_DISABLE_TLS | XMPP_CONN_FLAG_DISABLE_SM;
 	default:
-		return XMPP_CONN_FLAG_MANDATORY_TLS;
+		return XMPP_CONN_FLAG_MANDATORY_TLS | XMPP_CONN_FLAG_DISABLE_SM;
 	}
 }
 
@@ -923,6 +1254,10 @@ static void attempt_reset(Account *a)
 	a->sm_on = false;
 	a->sm_h = 0;
 	a->close_at = 0;
+	a->rosterver = false;
+	a->sm_offered = false;
+	a->sm_r_pending = false;
+	a->sm_ask = false;
 	a->stanzas = a->stanzas_mark = 0;
 	a->bytes_mark = 0;
 	a->was_online = false;
@@ -1160,6 +1495,10 @@ void acct_run(Account *a)
 		if (a->progress == before)
 			break;
 	}
+	if (a->conn && !a->conn_dead && (a->sm_r_pending || a->sm_ask)) {
+		sm_after_run(a);
+		xmpp_run_once(a->ctx, 0); /* write it now */
+	}
 	if (a->parse_error && !a->conn_dead && a->fd_dup >= 0)
 		shutdown(a->fd_dup, SHUT_RDWR); /* libstrophe stops reading */
 	if (a->conn && a->tcp_up)
@@ -1287,16 +1626,96 @@ static void begin_close(Account *a)
 	}
 }
 
+static char *child_text(xmpp_stanza_t *st, const char *name)
+{
+	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(st, name);
+	char *t = c ? xmpp_stanza_get_text(c) : NULL;
+	char *out = t ? g_strdup(t) : NULL;
+
+	if (t)
+		xmpp_free(xmpp_stanza_get_context(st), t);
+	if (out)
+		g_strdelimit(out, "\t\r\n", ' ');
+	return out;
+}
+
+/* "presence item-not-found text" for an error stanza. */
+static char *error_event_text(xmpp_stanza_t *st, const char *kind)
+{
+	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(st, "error");
+	const char *cond = "undefined-condition";
+	g_autofree char *text = err ? child_text(err, "text") : NULL;
+
+	for (xmpp_stanza_t *c = err ? xmpp_stanza_get_children(err) : NULL; c;
+	     c = xmpp_stanza_get_next(c))
+		if (xmpp_stanza_is_tag(c) &&
+		    strcmp(xmpp_stanza_get_name(c), "text"))
+			cond = xmpp_stanza_get_name(c);
+	return g_strdup_printf("%s %s%s%s", kind, cond, text ? " " : "",
+			       text ? text : "");
+}
+
+static void subscription_presence(Account *a, const char *type,
+				  const char *bare, xmpp_stanza_t *p)
+{
+	g_autofree char *status = child_text(p, "status");
+
+	if (!strcmp(type, "subscribe")) {
+		if (a->cfg->auto_approve) {
+			acct_subscription(a, bare, "approve");
+		} else {
+			roster_set_pending_in(a->roster, bare, true);
+		}
+	} else if (!strcmp(type, "unsubscribe")) {
+		roster_set_pending_in(a->roster, bare, false);
+	}
+	acct_event(a, type, bare, status);
+}
+
+static void contact_presence(Account *a, const char *type, Jid *jid,
+			     xmpp_stanza_t *p)
+{
+	g_autofree char *bare = jid_bare(jid), *full = jid_full(jid);
+	g_autofree char *show = child_text(p, "show");
+	g_autofree char *status = child_text(p, "status");
+	g_autofree char *prio = child_text(p, "priority");
+	const char *word = type ? "unavailable" : show ? show : "available";
+	g_autofree char *ev = NULL;
+	static const char *const shows[] = {"chat", "away", "xa", "dnd"};
+
+	if (!type && show && !g_strv_contains(shows, show))
+		word = "available";
+	roster_presence(a->roster, bare, jid->resource ? jid->resource : "",
+			type ? NULL : word, prio ? atoi(prio) : 0, status);
+	ev = g_strdup_printf("%s%s%s", word, status ? " " : "",
+			     status ? status : "");
+	acct_event(a, "presence", full, ev);
+}
+
 static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud)
 {
 	Account *a = ud;
 	const char *type = xmpp_stanza_get_type(p);
 	const char *from = xmpp_stanza_get_from(p);
 	const char *me = xmpp_conn_get_bound_jid(conn);
+	g_autoptr(Jid) jid = from ? jid_parse(from, NULL) : NULL;
+	g_autofree char *bare = jid ? jid_bare(jid) : NULL;
 
 	if (a->close_at && type && !strcmp(type, "unavailable") && from && me &&
-	    !strcmp(from, me))
+	    !strcmp(from, me)) {
 		finish_close(a);
+		return 1;
+	}
+	if (!jid)
+		return 1; /* no sender, or one that is not a valid JID */
+	if (type && !strcmp(type, "error")) {
+		g_autofree char *ev = error_event_text(p, "presence");
+		acct_event(a, "error", from, ev);
+	} else if (type && strcmp(type, "unavailable")) {
+		subscription_presence(a, type, bare, p);
+	} else if (strcmp(bare, a->cfg->jid)) {
+		contact_presence(a, type, jid, p);
+	}
 	return 1;
 }
 
@@ -1373,6 +1792,20 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	a = g_new0(Account, 1);
 	a->hists = hists;
 	a->outbox = o;
+	{
+		g_autofree char *rpath = g_build_filename(dir, "roster", NULL);
+		a->roster = roster_new(rpath);
+	}
+	a->events = hist_open(dir, "events", err);
+	if (!a->events) {
+		roster_free(a->roster);
+		outbox_free(o);
+		hist_set_free(hists);
+		g_free(a);
+		return NULL;
+	}
+	a->iq_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					    NULL);
 	g_queue_init(&a->outq);
 	g_queue_init(&a->inflight);
 	{
@@ -1425,6 +1858,16 @@ Outbox *acct_outbox(Account *a)
 	return a->outbox;
 }
 
+Roster *acct_roster(Account *a)
+{
+	return a->roster;
+}
+
+Hist *acct_events(Account *a)
+{
+	return a->events;
+}
+
 void acct_free(Account *a)
 {
 	g_assert(!a->ctx || pool_on_thread());
@@ -1439,6 +1882,9 @@ void acct_free(Account *a)
 	g_queue_clear_full(&a->inflight, (GDestroyNotify)outmsg_free);
 	g_clear_pointer(&a->hists, hist_set_free);
 	g_clear_pointer(&a->outbox, outbox_free);
+	g_clear_pointer(&a->roster, roster_free);
+	g_clear_pointer(&a->events, hist_close);
+	g_clear_pointer(&a->iq_waits, g_hash_table_unref);
 	g_free(a->bound_jid);
 	g_free(a->server);
 	g_free(a->tls_desc);

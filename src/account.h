@@ -12,9 +12,22 @@
 #include "config.h"
 #include "history.h"
 #include "outbox.h"
+#include "roster.h"
 
 typedef struct Account Account;
 typedef struct Pool Pool;
+typedef struct PoolReq PoolReq;
+
+/* A change of one roster item (mkdir, rmdir, name, groups). */
+typedef struct {
+	char *jid;
+	bool add;       /* mkdir: new item, then ask for their presence */
+	bool remove;    /* rmdir */
+	bool set_name;
+	char *name;     /* NULL: no name */
+	bool set_groups;
+	char **groups;
+} RosterChange;
 
 typedef enum {
 	ACCT_OFFLINE,
@@ -45,6 +58,19 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 const CfgAccount *acct_cfg(const Account *a);
 /* [any] The conversations' logs. */
 HistSet *acct_hists(Account *a);
+/* [any] The roster, presence and pending requests. */
+Roster *acct_roster(Account *a);
+/* [any] The events log (`events` reads it like a stream). */
+Hist *acct_events(Account *a);
+/* [any] Append "TIME<TAB>KIND<TAB>JID<TAB>TEXT" lines to `events` (one
+ * per line of @text). */
+void acct_event(Account *a, const char *kind, const char *jid,
+		const char *text);
+/* [pool] Send a roster change; pool_complete(@r) when the server
+ * answered. */
+void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r);
+/* [pool] Send a subscription presence; 0 or -errno. */
+int acct_subscription(Account *a, const char *jid, const char *word);
 /* [any] Accept a message (a validated, clean body): into the outbox, into
  * the log, then to the pool.  0, or -errno when the outbox cannot store
  * it; never fails because the link is down.  *seq: its place in the

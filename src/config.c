@@ -347,6 +347,19 @@ static bool parse_ping_interval(Reader *r, const char *key,
 	return true;
 }
 
+static bool parse_auto_approve(Reader *r, const char *key, const char *value,
+			       GError **err)
+{
+	g_autofree char *v = shown(value);
+
+	if (!strcmp(value, "true") || !strcmp(value, "false")) {
+		r->acct->auto_approve = !strcmp(value, "true");
+		return true;
+	}
+	key_error(r, key, err, CFG_ERROR_KEY, "not true or false: %s", v);
+	return false;
+}
+
 typedef bool (*KeyParser)(Reader *r, const char *key, const char *value,
 			  GError **err);
 
@@ -364,6 +377,7 @@ static const struct {
 	{ "nick", parse_nick },
 	{ "message_limit", parse_message_limit },
 	{ "ping_interval", parse_ping_interval },
+	{ "auto_approve", parse_auto_approve },
 };
 
 static KeyParser find_key(const char *name)

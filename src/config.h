@@ -36,6 +36,7 @@ typedef struct {
 	char *nick;      /* never NULL: given, or the localpart */
 	gsize message_limit;   /* bytes; key message_limit */
 	guint ping_interval;   /* seconds; key ping_interval; 0 disables */
+	bool auto_approve;     /* approve subscription requests; default no */
 } CfgAccount;
 
 typedef struct {

@@ -19,11 +19,20 @@
 #include "stream.h"
 #include "text.h"
 
+/* g_ptr_array_sort passes pointers to the elements */
+static gint cmp_names(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 typedef struct {
 	NodeKind kind;
 	mode_t mode;
-	char *(*text)(Account *a);
+	char *(*text)(Account *a, const char *jid);
+	/* a line written to a control file (status) */
 	int (*line)(Xfs *x, Account *a, const char *line);
+	/* a whole write to a roster file: one value, answered by the server */
+	int (*value)(Xfs *x, Account *a, const char *jid, const char *value);
 } FileOps;
 
 typedef struct {
@@ -50,13 +59,79 @@ static int status_line(Xfs *x, Account *a, const char *line)
 	return pool_set_show(x->pool, a, show, text);
 }
 
+static char *connection_text(Account *a, const char *jid)
+{
+	return acct_connection_text(a);
+}
+
+static char *status_text(Account *a, const char *jid)
+{
+	return acct_status_text(a);
+}
+
+static char *presence_text(Account *a, const char *jid)
+{
+	return roster_presence_text(acct_roster(a), jid);
+}
+
+static char *name_text(Account *a, const char *jid)
+{
+	return roster_name_text(acct_roster(a), jid);
+}
+
+static char *groups_text(Account *a, const char *jid)
+{
+	return roster_groups_text(acct_roster(a), jid);
+}
+
+static char *subscription_text(Account *a, const char *jid)
+{
+	return roster_subscription_text(acct_roster(a), jid);
+}
+
+static int name_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	RosterChange c = {.jid = (char *)jid, .set_name = true};
+
+	if (strchr(v, '\n') || !text_is_clean(v, strlen(v), false))
+		return strchr(v, '\n') ? -EINVAL : -EILSEQ;
+	c.name = *v ? (char *)v : NULL;
+	return pool_roster_change(x->pool, a, &c);
+}
+
+static int groups_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	g_auto(GStrv) groups = *v ? g_strsplit(v, "\n", -1) : g_new0(char *, 1);
+	RosterChange c = {.jid = (char *)jid, .set_groups = true};
+
+	for (char **g = groups; *g; g++) {
+		if (!**g || strlen(*g) > 1023)
+			return -EINVAL;
+		if (!text_is_clean(*g, strlen(*g), false))
+			return -EILSEQ;
+	}
+	c.groups = groups;
+	return pool_roster_change(x->pool, a, &c);
+}
+
+static int subscription_value(Xfs *x, Account *a, const char *jid,
+			      const char *v)
+{
+	return pool_subscription(x->pool, a, jid, v);
+}
+
 static const FileOps file_ops[] = {
-	{NODE_CONNECTION, 0400, acct_connection_text, NULL},
-	{NODE_STATUS, 0600, acct_status_text, status_line},
-	{NODE_SEND, 0200, NULL, NULL},
-	{NODE_POST, 0200, NULL, NULL},
-	{NODE_LOG, 0400, NULL, NULL},
-	{NODE_STREAM, 0400, NULL, NULL},
+	{NODE_CONNECTION, 0400, connection_text, NULL, NULL},
+	{NODE_STATUS, 0600, status_text, status_line, NULL},
+	{NODE_SEND, 0200, NULL, NULL, NULL},
+	{NODE_POST, 0200, NULL, NULL, NULL},
+	{NODE_LOG, 0400, NULL, NULL, NULL},
+	{NODE_STREAM, 0400, NULL, NULL, NULL},
+	{NODE_EVENTS, 0400, NULL, NULL, NULL},
+	{NODE_PRESENCE, 0400, presence_text, NULL, NULL},
+	{NODE_NAME, 0600, name_text, NULL, name_value},
+	{NODE_GROUPS, 0600, groups_text, NULL, groups_value},
+	{NODE_SUBSCRIPTION, 0600, subscription_text, NULL, subscription_value},
 };
 
 static const FileOps *ops_of(const TreeNode *n)
@@ -89,9 +164,11 @@ static void fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 	st->st_mode = S_IFREG | (fo ? fo->mode : 0400);
 	st->st_nlink = 1;
 	if (fo && fo->text) {
-		g_autofree char *text = fo->text(n->acct);
+		g_autofree char *text = fo->text(n->acct, n->jid);
 		st->st_size = strlen(text);
 		st->st_mtime = st->st_ctime = acct_since(n->acct);
+	} else if (n->kind == NODE_EVENTS) {
+		st->st_mtime = st->st_ctime = hist_mtime(acct_events(n->acct));
 	} else if (n->kind == NODE_LOG || n->kind == NODE_STREAM) {
 		Hist *h = hist_set_get(acct_hists(n->acct), n->jid, false, NULL);
 		if (h && n->kind == NODE_LOG)
@@ -110,8 +187,10 @@ static void reply_entry(fuse_req_t req, Xfs *x, const TreeNode *n)
 	e.ino = n->ino;
 	e.generation = 1;
 	fill_attr(x, n, &e.attr);
-	/* accounts never change while mounted; file attributes always may */
-	e.entry_timeout = 1.0;
+	/* accounts never change while mounted; file attributes always may;
+	 * a contact's directory is looked up afresh each time, so mkdir of a
+	 * JID that resolved a moment ago still reaches op_mkdir */
+	e.entry_timeout = n->kind == NODE_CONTACT ? 0.0 : 1.0;
 	e.attr_timeout = tree_is_dir(n) ? 1.0 : 0.0;
 	fuse_reply_entry(req, &e);
 }
@@ -128,11 +207,30 @@ static TreeNode *contact_node(Xfs *x, TreeNode *contacts, const char *name)
 	return tree_contact(x->tree, contacts, norm);
 }
 
+/* Roster items and everyone with a conversation, sorted, once each. */
+static GPtrArray *contact_names(Account *a)
+{
+	GPtrArray *names = hist_set_names(acct_hists(a));
+	g_autoptr(GPtrArray) roster = roster_jids(acct_roster(a));
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+
+	for (guint i = 0; i < names->len; i++)
+		g_hash_table_add(seen, g_ptr_array_index(names, i));
+	for (guint i = 0; i < roster->len; i++) {
+		char *j = g_ptr_array_index(roster, i);
+		if (!g_hash_table_contains(seen, j))
+			g_ptr_array_add(names, g_strdup(j));
+	}
+	g_ptr_array_sort(names, cmp_names);
+	return names;
+}
+
+
 /* Every valid JID resolves under contacts/, so the lookup the kernel makes
  * before FUSE_MKDIR would find the name and fail the mkdir with EEXIST;
  * FUSE lookups carry no intent.  A lookup made from inside mkdir(2) of a
- * JID without a conversation is answered ENOENT instead, so mkdir reaches
- * op_mkdir.  Unreadable /proc: resolve as usual. */
+ * JID that is not in the roster is answered ENOENT instead, so mkdir
+ * reaches op_mkdir.  Unreadable /proc: resolve as usual. */
 static bool caller_in_mkdir(fuse_req_t req)
 {
 	g_autofree char *path =
@@ -160,8 +258,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (dir->kind == NODE_CONTACTS &&
-	    !hist_set_get(acct_hists(dir->acct), name, false, NULL) &&
-	    caller_in_mkdir(req)) {
+	    !roster_has(acct_roster(dir->acct), name) && caller_in_mkdir(req)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
@@ -179,8 +276,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	Xfs *x = xfs_of(req);
 	TreeNode *dir = tree_get(x->tree, parent), *n;
-	g_autoptr(GError) err = NULL;
-	HistSet *hs;
+	RosterChange c = {.add = true};
+	int ret;
 
 	if (!dir || dir->kind != NODE_CONTACTS) {
 		fuse_reply_err(req, dir ? EPERM : ENOENT);
@@ -190,17 +287,39 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	hs = acct_hists(dir->acct);
-	if (hist_set_get(hs, name, false, NULL)) {
+	if (roster_has(acct_roster(dir->acct), name)) {
 		fuse_reply_err(req, EEXIST);
 		return;
 	}
-	if (!hist_set_get(hs, name, true, &err)) {
-		xfs_warn("mkdir %s: %s", name, err->message);
-		fuse_reply_err(req, EIO);
+	/* a roster item, and a request for their presence */
+	c.jid = (char *)name;
+	ret = pool_roster_change(x->pool, dir->acct, &c);
+	if (ret) {
+		fuse_reply_err(req, -ret);
 		return;
 	}
 	reply_entry(req, x, n);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	Xfs *x = xfs_of(req);
+	TreeNode *dir = tree_get(x->tree, parent);
+	RosterChange c = {.remove = true};
+	int ret;
+
+	if (!dir || dir->kind != NODE_CONTACTS) {
+		fuse_reply_err(req, dir ? EPERM : ENOENT);
+		return;
+	}
+	if (!roster_has(acct_roster(dir->acct), name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	/* the roster item goes; the conversation's log stays on disk */
+	c.jid = (char *)name;
+	ret = pool_roster_change(x->pool, dir->acct, &c);
+	fuse_reply_err(req, -ret);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -234,7 +353,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	}
 	/* `echo x > status` truncates first: a no-op for a control file */
-	if ((to_set & FUSE_SET_ATTR_SIZE) && !(fo && fo->line)) {
+	if ((to_set & FUSE_SET_ATTR_SIZE) && !(fo && (fo->line || fo->value))) {
 		fuse_reply_err(req, tree_is_dir(n) ? EISDIR : EACCES);
 		return;
 	}
@@ -244,6 +363,45 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	fill_attr(x, n, &st);
 	fuse_reply_attr(req, &st, 0.0);
+}
+
+/* ".", ".." and the children of @dir, sorted where they are dynamic. */
+static GPtrArray *list_dir(Xfs *x, TreeNode *dir)
+{
+	GPtrArray *names;
+
+	if (dir->kind == NODE_CONTACTS) {
+		names = contact_names(dir->acct);
+		for (guint i = 0; i < names->len; i++)
+			tree_contact(x->tree, dir, g_ptr_array_index(names, i));
+	} else {
+		names = tree_list(x->tree, dir);
+	}
+	g_ptr_array_insert(names, 0, g_strdup(".."));
+	g_ptr_array_insert(names, 0, g_strdup("."));
+	return names;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	Xfs *x = xfs_of(req);
+	TreeNode *dir = tree_get(x->tree, ino);
+
+	if (!dir || !tree_is_dir(dir)) {
+		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+		return;
+	}
+	fi->fh = (uintptr_t)list_dir(x, dir);
+	fuse_reply_open(req, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	if (fi->fh)
+		g_ptr_array_unref((GPtrArray *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -259,15 +417,12 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	if (dir->kind == NODE_CONTACTS) {
-		names = hist_set_names(acct_hists(dir->acct));
-		for (guint i = 0; i < names->len; i++)
-			tree_contact(x->tree, dir, g_ptr_array_index(names, i));
+	if (fi->fh) {
+		/* the listing taken at opendir: pages of one readdir agree */
+		names = g_ptr_array_ref((GPtrArray *)(uintptr_t)fi->fh);
 	} else {
-		names = tree_list(x->tree, dir);
+		names = list_dir(x, dir);
 	}
-	g_ptr_array_insert(names, 0, g_strdup(".."));
-	g_ptr_array_insert(names, 0, g_strdup("."));
 	buf = g_malloc(size);
 	for (guint i = off; i < names->len; i++) {
 		const char *name = g_ptr_array_index(names, i);
@@ -305,13 +460,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->node = n;
 	g_mutex_init(&h->lock);
 	if (acc != O_WRONLY && fo->text) {
-		h->text = fo->text(n->acct);
+		h->text = fo->text(n->acct, n->jid);
 		h->len = strlen(h->text);
 	}
 	if (acc != O_RDONLY)
 		h->wbuf = g_string_new(NULL);
 	if (n->kind == NODE_LOG)
 		h->hist = hist_set_get(acct_hists(n->acct), n->jid, false, NULL);
+	if (n->kind == NODE_EVENTS) {
+		h->hist = acct_events(n->acct);
+		h->reader = stream_open(h->hist);
+		fi->nonseekable = 1;
+	}
 	if (n->kind == NODE_STREAM) {
 		g_autoptr(GError) err = NULL;
 		h->hist = hist_set_get(acct_hists(n->acct), n->jid, true, &err);
@@ -464,6 +624,43 @@ static int post_write(Handle *h, const char *data, size_t size)
 	return 0;
 }
 
+/* name and groups: what was written through the descriptor so far is
+ * the value (one trailing newline dropped), applied at each write, which
+ * returns the server's answer; printf may write one group per call.
+ * subscription: each complete line is one word. */
+static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
+{
+	const FileOps *fo = ops_of(h->node);
+	g_autofree char *v = NULL;
+	gsize len;
+	int ret;
+
+	if (h->wbuf->len + size > 64 * 1024)
+		return -EFBIG;
+	if (memchr(data, '\0', size))
+		return -EILSEQ;
+	g_string_append_len(h->wbuf, data, size);
+	if (h->node->kind == NODE_SUBSCRIPTION) {
+		char *nl;
+		while ((nl = memchr(h->wbuf->str, '\n', h->wbuf->len))) {
+			g_autofree char *word =
+				g_strndup(h->wbuf->str, nl - h->wbuf->str);
+			g_string_erase(h->wbuf, 0, nl - h->wbuf->str + 1);
+			ret = fo->value(x, h->node->acct, h->node->jid, word);
+			if (ret) {
+				g_string_truncate(h->wbuf, 0);
+				return ret;
+			}
+		}
+		return 0;
+	}
+	len = h->wbuf->len;
+	if (len && h->wbuf->str[len - 1] == '\n')
+		len--;
+	v = g_strndup(h->wbuf->str, len);
+	return fo->value(x, h->node->acct, h->node->jid, v);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -482,6 +679,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		break;
 	case NODE_POST:
 		ret = post_write(h, data, size);
+		break;
+	case NODE_NAME:
+	case NODE_GROUPS:
+	case NODE_SUBSCRIPTION:
+		ret = value_write(x, h, data, size);
 		break;
 	default:
 		if (h->wbuf->len + size > ACCT_STATUS_TEXT_MAX + 1) {
@@ -534,8 +736,15 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		g_mutex_lock(&h->lock);
 		if (h->node->kind == NODE_SEND || h->node->kind == NODE_POST)
 			ret = flush_check(h);
-		else
+		else if (ops_of(h->node)->line)
 			ret = run_lines(xfs_of(req), h, true);
+		else if (h->node->kind == NODE_SUBSCRIPTION && h->wbuf->len) {
+			g_autofree char *word = g_strndup(h->wbuf->str,
+							  h->wbuf->len);
+			g_string_truncate(h->wbuf, 0);
+			ret = subscription_value(xfs_of(req), h->node->acct,
+						 h->node->jid, word);
+		}
 		g_mutex_unlock(&h->lock);
 	}
 	fuse_reply_err(req, -ret);
@@ -691,11 +900,14 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static const struct fuse_lowlevel_ops xfs_lowlevel_ops = {
 	.lookup = op_lookup,
 	.mkdir = op_mkdir,
+	.rmdir = op_rmdir,
 	.poll = op_poll,
 	.fsync = op_fsync,
 	.getattr = op_getattr,
 	.setattr = op_setattr,
+	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.releasedir = op_releasedir,
 	.open = op_open,
 	.read = op_read,
 	.write = op_write,

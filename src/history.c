@@ -5,10 +5,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
+
+/* g_ptr_array_sort passes pointers to the elements */
+static gint cmp_names(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 struct Hist {
 	GMutex lock;
@@ -24,7 +31,7 @@ struct HistSet {
 	GHashTable *logs; /* name -> Hist*, protected by lock */
 };
 
-static Hist *hist_open(const char *dir, const char *name, GError **err)
+Hist *hist_open(const char *dir, const char *name, GError **err)
 {
 	g_autofree char *sub = g_build_filename(dir, name, NULL);
 	g_autofree char *path = g_build_filename(sub, "log", NULL);
@@ -56,6 +63,12 @@ static void hist_free(gpointer data)
 	g_list_free(h->waiters);
 	g_mutex_clear(&h->lock);
 	g_free(h);
+}
+
+void hist_close(Hist *h)
+{
+	if (h)
+		hist_free(h);
 }
 
 HistSet *hist_set_new(const char *dir, GError **err)
@@ -121,7 +134,7 @@ GPtrArray *hist_set_names(HistSet *s)
 	while (g_hash_table_iter_next(&it, &key, NULL))
 		g_ptr_array_add(names, g_strdup(key));
 	g_mutex_unlock(&s->lock);
-	g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+	g_ptr_array_sort(names, cmp_names);
 	return names;
 }
 

@@ -31,6 +31,10 @@ Hist *hist_set_get(HistSet *s, const char *name, bool create, GError **err);
 /* Names that have a log, sorted (free with g_ptr_array_unref). */
 GPtrArray *hist_set_names(HistSet *s);
 
+/* One log on its own: DIR/NAME/log, made when missing. */
+Hist *hist_open(const char *dir, const char *name, GError **err);
+void hist_close(Hist *h);
+
 /* Append whole records; 0 or -errno.  Wakes the waiters. */
 int hist_append(Hist *h, const char *data, gsize len);
 goffset hist_size(Hist *h);

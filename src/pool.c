@@ -82,10 +82,12 @@ typedef enum {
 	POOL_REQ_SHOW,
 	POOL_REQ_RESOLVED,
 	POOL_REQ_MESSAGE,
+	POOL_REQ_ROSTER,
+	POOL_REQ_SUBSCRIPTION,
 	POOL_REQ_STOP,
 } PoolReqKind;
 
-typedef struct {
+struct PoolReq {
 	PoolReqKind kind;
 	Account *acct;
 	AcctShow show;
@@ -94,9 +96,13 @@ typedef struct {
 	GPtrArray *addrs;
 	char *error;
 	OutboxItem *item;
+	RosterChange change;
+	char *jid;
+	char *word;
+	int result;  /* 0 or -errno, for the waiting thread */
 	bool waited; /* a FUSE thread waits for done */
 	bool done;   /* protected by Pool.lock */
-} PoolReq;
+};
 
 /* One account as the loop sees it.  Pool thread only. */
 typedef struct {
@@ -184,6 +190,11 @@ static void req_free(PoolReq *r)
 	if (r->addrs)
 		g_ptr_array_unref(r->addrs);
 	outbox_item_free(r->item);
+	g_free(r->change.jid);
+	g_free(r->change.name);
+	g_strfreev(r->change.groups);
+	g_free(r->jid);
+	g_free(r->word);
 	g_free(r);
 }
 
@@ -205,6 +216,7 @@ static int submit(Pool *p, PoolReq *r, bool wait)
 		if (!g_cond_wait_until(&p->done_cond, &p->lock, deadline))
 			break;
 	if (r->done) {
+		ret = r->result;
 		req_free(r);
 	} else {
 		r->waited = false; /* the pool frees it when it gets to it */
@@ -222,6 +234,30 @@ int pool_set_show(Pool *p, Account *a, AcctShow show, const char *text)
 	r->acct = a;
 	r->show = show;
 	r->text = g_strdup(text);
+	return submit(p, r, true);
+}
+
+int pool_roster_change(Pool *p, Account *a, const RosterChange *c)
+{
+	PoolReq *r = g_new0(PoolReq, 1);
+
+	r->kind = POOL_REQ_ROSTER;
+	r->acct = a;
+	r->change = *c;
+	r->change.jid = g_strdup(c->jid);
+	r->change.name = g_strdup(c->name);
+	r->change.groups = g_strdupv(c->groups);
+	return submit(p, r, true);
+}
+
+int pool_subscription(Pool *p, Account *a, const char *jid, const char *word)
+{
+	PoolReq *r = g_new0(PoolReq, 1);
+
+	r->kind = POOL_REQ_SUBSCRIPTION;
+	r->acct = a;
+	r->jid = g_strdup(jid);
+	r->word = g_strdup(word);
 	return submit(p, r, true);
 }
 
@@ -246,6 +282,14 @@ void pool_post_resolved(Pool *p, Account *a, guint gen, GPtrArray *addrs,
 	r->addrs = addrs;
 	r->error = g_strdup(error);
 	submit(p, r, false);
+}
+
+static void req_done(Pool *p, PoolReq *r);
+
+void pool_complete(PoolReq *r, int result)
+{
+	r->result = result;
+	req_done(the_pool, r);
 }
 
 static void req_done(Pool *p, PoolReq *r)
@@ -301,9 +345,16 @@ static void take_queue(Pool *p)
 
 /* ---- the coroutines ---- */
 
-static void run_req(PoolReq *r)
+/* Run @r; false when its answer comes later (pool_complete). */
+static bool run_req(PoolReq *r)
 {
 	switch (r->kind) {
+	case POOL_REQ_ROSTER:
+		acct_roster_change(r->acct, &r->change, r);
+		return false;
+	case POOL_REQ_SUBSCRIPTION:
+		r->result = acct_subscription(r->acct, r->jid, r->word);
+		break;
 	case POOL_REQ_SHOW:
 		acct_set_show(r->acct, r->show, r->text);
 		break;
@@ -317,6 +368,7 @@ static void run_req(PoolReq *r)
 	case POOL_REQ_STOP:
 		break;
 	}
+	return true;
 }
 
 /* What an account does in one turn of the loop, on its own stack. */
@@ -326,10 +378,9 @@ static void slot_work(void *data)
 	Account *a = s->acct;
 
 	acct_tick(a, g_get_monotonic_time());
-	for (PoolReq *r; (r = g_queue_pop_head(&s->pending));) {
-		run_req(r);
-		req_done(the_pool, r);
-	}
+	for (PoolReq *r; (r = g_queue_pop_head(&s->pending));)
+		if (run_req(r))
+			req_done(the_pool, r);
 	if (s->stop) {
 		s->stop = false;
 		acct_shutdown(a);

@@ -9,6 +9,8 @@
 #include "config.h"
 
 struct Pool;
+/* A request from a FUSE thread; opaque outside pool.c. */
+typedef struct PoolReq PoolReq;
 
 /* Create one Account per configured account; nothing runs yet. */
 Pool *pool_new(const CfgFile *cfg, const char *data_dir, GError **err);
@@ -32,6 +34,15 @@ Account *pool_current_account(void);
 /* [any] Apply a `status` write on the pool thread; waits until applied.
  * 0 or -ETIMEDOUT. */
 int pool_set_show(Pool *p, Account *a, AcctShow show, const char *text);
+/* [pool] Finish a request whose answer came later (a roster change the
+ * server answered): @result is 0 or -errno for the waiting thread. */
+void pool_complete(PoolReq *r, int result);
+/* [any] Change the roster (RosterChange in account.h); waits for the
+ * server's answer.  0 or -errno. */
+int pool_roster_change(Pool *p, Account *a, const RosterChange *c);
+/* [any] Send a subscription presence (subscribe, approve, deny,
+ * unsubscribe, cancel); 0, -EINVAL for another word, -ENOTCONN offline. */
+int pool_subscription(Pool *p, Account *a, const char *jid, const char *word);
 /* [any] Hand an accepted message (taken) to the pool; does not wait. */
 void pool_post_message(Pool *p, Account *a, OutboxItem *item);
 /* [any] Hand the resolver's answer to the pool (takes @addrs). */

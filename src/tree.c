@@ -49,6 +49,7 @@ Tree *tree_new(Pool *pool)
 					 acct_cfg(a)->jid, a);
 		node_add(t, dir, NODE_CONNECTION, "connection", a);
 		node_add(t, dir, NODE_STATUS, "status", a);
+		node_add(t, dir, NODE_EVENTS, "events", a);
 		node_add(t, dir, NODE_CONTACTS, "contacts", a);
 	}
 	return t;
@@ -62,6 +63,8 @@ TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid)
 	} files[] = {
 		{NODE_SEND, "send"}, {NODE_POST, "post"},
 		{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
+		{NODE_PRESENCE, "presence"}, {NODE_NAME, "name"},
+		{NODE_GROUPS, "groups"}, {NODE_SUBSCRIPTION, "subscription"},
 	};
 	TreeNode *c;
 

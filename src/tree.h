@@ -19,6 +19,11 @@ typedef enum {
 	NODE_POST,
 	NODE_LOG,
 	NODE_STREAM,
+	NODE_PRESENCE,
+	NODE_NAME,
+	NODE_GROUPS,
+	NODE_SUBSCRIPTION,
+	NODE_EVENTS,     /* alice@example.org/events */
 } NodeKind;
 
 typedef struct TreeNode TreeNode;

@@ -274,6 +274,9 @@ def test_mkdir_valid_jid_lists_it(server, tmp, stack):
     lookup, the kernel itself would answer EEXIST unless the lookup made
     for the mkdir says ENOENT."""
     m = mount(stack, tmp, {A: server.account("alice", resource="t-c-mkdir")})
+    m.wait_state(A, "online", timeout=10)  # mkdir adds a roster item
+    # a JID of its own: mkdir puts it in alice's roster on the shared server
+    C = "mkdir-new@localhost"
     contacts = m.path(A, "contacts")
     assert C not in os.listdir(contacts)
     try:
@@ -307,6 +310,8 @@ def test_mkdir_right_after_a_lookup_of_the_same_jid(server, tmp, stack):
     """`ls contacts/JID; mkdir contacts/JID`: the first lookup must not
     leave a positive dentry that makes the mkdir EEXIST in the kernel."""
     m = mount(stack, tmp, {A: server.account("alice", resource="t-c-mkdir2")})
+    m.wait_state(A, "online", timeout=10)  # mkdir adds a roster item
+    C = "mkdir-after-lookup@localhost"     # not in any earlier test's roster
     contacts = m.path(A, "contacts")
     os.stat(m.path(A, "contacts", C))        # an unlisted JID resolves
     os.listdir(m.path(A, "contacts", C))
