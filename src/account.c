@@ -183,13 +183,17 @@ void acct_event(Account *a, const char *kind, const char *jid,
 	if (!a->events)
 		return;
 	record_format_time(g_get_real_time() / G_USEC_PER_SEC, t);
-	g_strdelimit(clean, "\r\t", ' ');
+	/* a TAB in the text is kept, as in records: only the first three of
+	 * a line separate fields */
+	g_strdelimit(clean, "\r", ' ');
 	lines = g_strsplit(clean, "\n", -1);
 	for (char **l = lines; *l; l++) {
 		if (!**l && l != lines && !l[1])
 			break; /* a trailing newline */
 		g_string_append_printf(out, "%s\t%s\t%s\t%s\n", t, kind, jid, *l);
 	}
+	if (!out->len) /* an empty text is still an event */
+		g_string_append_printf(out, "%s\t%s\t%s\t\n", t, kind, jid);
 	hist_append(a->events, out->str, out->len);
 	g_string_free(out, TRUE);
 }
@@ -873,7 +877,6 @@ static int roster_result(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 			g_ptr_array_add(items, it);
 	}
 	roster_replace(a->roster, items, xmpp_stanza_get_attribute(q, "ver"));
-	acct_event(a, "roster", a->cfg->jid, "fetched");
 	return 0;
 }
 
@@ -1495,6 +1498,9 @@ void acct_run(Account *a)
 		if (a->progress == before)
 			break;
 	}
+	/* many pushes in one run (a login re-sends pending items) make one
+	 * write of the cache, not one each */
+	roster_save(a->roster);
 	if (a->conn && !a->conn_dead && (a->sm_r_pending || a->sm_ask)) {
 		sm_after_run(a);
 		xmpp_run_once(a->ctx, 0); /* write it now */

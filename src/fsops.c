@@ -43,6 +43,7 @@ typedef struct {
 	GMutex lock;   /* protects wbuf and failed: one descriptor, many threads */
 	bool failed;   /* post: a write failed, nothing will be sent */
 	guint64 last_seq; /* outbox place of the last message sent through it */
+	pid_t opener;  /* the thread that opened it */
 	Hist *hist;    /* log: NULL while the conversation has none */
 	StreamReader *reader; /* stream */
 } Handle;
@@ -485,6 +486,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->reader = stream_open(h->hist);
 		fi->nonseekable = 1;
 	}
+	h->opener = fuse_req_ctx(req)->pid;
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
 	fuse_reply_open(req, fi);
@@ -727,6 +729,8 @@ static int flush_check(Handle *h)
 	return 0;
 }
 
+static void send_final(Handle *h);
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	Handle *h = (Handle *)(uintptr_t)fi->fh;
@@ -734,8 +738,17 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (h->wbuf) {
 		g_mutex_lock(&h->lock);
-		if (h->node->kind == NODE_SEND || h->node->kind == NODE_POST)
+		if (h->node->kind == NODE_SEND || h->node->kind == NODE_POST) {
 			ret = flush_check(h);
+			/* the opener's own close sends now, so two posts in a row
+			 * go in order (release comes after close returned, and
+			 * two releases may run at once); a child closing a copy
+			 * it inherited leaves it to release */
+			if (!ret && fuse_req_ctx(req)->pid == h->opener) {
+				send_final(h);
+				g_string_truncate(h->wbuf, 0);
+			}
+		}
 		else if (ops_of(h->node)->line)
 			ret = run_lines(xfs_of(req), h, true);
 		else if (h->node->kind == NODE_SUBSCRIPTION && h->wbuf->len) {

@@ -17,6 +17,7 @@ struct Roster {
 	GHashTable *items;    /* jid -> RosterItem*, protected by lock */
 	GHashTable *pending;  /* jid -> TRUE: their request waits */
 	GHashTable *presence; /* jid -> (resource -> Pres*) */
+	bool dirty;           /* the cache file is behind */
 };
 
 RosterItem *roster_item_new(const char *jid)
@@ -92,7 +93,7 @@ static void load(Roster *r)
 }
 
 /* With the lock held. */
-static void save(Roster *r)
+static void save_locked(Roster *r)
 {
 	g_autoptr(GKeyFile) kf = g_key_file_new();
 	GHashTableIter iter;
@@ -113,6 +114,15 @@ static void save(Roster *r)
 		g_key_file_set_boolean(kf, it->jid, "ask", it->ask);
 	}
 	g_key_file_save_to_file(kf, r->path, NULL);
+	r->dirty = false;
+}
+
+void roster_save(Roster *r)
+{
+	g_mutex_lock(&r->lock);
+	if (r->dirty)
+		save_locked(r);
+	g_mutex_unlock(&r->lock);
 }
 
 Roster *roster_new(const char *path)
@@ -135,6 +145,7 @@ void roster_free(Roster *r)
 {
 	if (!r)
 		return;
+	roster_save(r);
 	g_hash_table_unref(r->items);
 	g_hash_table_unref(r->pending);
 	g_hash_table_unref(r->presence);
@@ -171,7 +182,7 @@ void roster_replace(Roster *r, GPtrArray *items, const char *ver)
 		g_hash_table_replace(r->items, it->jid, it);
 	}
 	set_ver(r, ver);
-	save(r);
+	save_locked(r);
 	g_mutex_unlock(&r->lock);
 	g_ptr_array_unref(items);
 }
@@ -181,7 +192,7 @@ void roster_set(Roster *r, RosterItem *it, const char *ver)
 	g_mutex_lock(&r->lock);
 	g_hash_table_replace(r->items, it->jid, it);
 	set_ver(r, ver);
-	save(r);
+	r->dirty = true;
 	g_mutex_unlock(&r->lock);
 }
 
@@ -190,7 +201,7 @@ void roster_remove(Roster *r, const char *jid, const char *ver)
 	g_mutex_lock(&r->lock);
 	g_hash_table_remove(r->items, jid);
 	set_ver(r, ver);
-	save(r);
+	r->dirty = true;
 	g_mutex_unlock(&r->lock);
 }
 

@@ -27,6 +27,9 @@ void roster_free(Roster *r);
 
 /* The version of the cached roster, NULL if none (newly allocated). */
 char *roster_version(Roster *r);
+/* Write the cache if it changed since the last write (pushes only mark
+ * it: a login can bring thousands). */
+void roster_save(Roster *r);
 /* A full roster from the server replaces the cache (takes @items). */
 void roster_replace(Roster *r, GPtrArray *items, const char *ver);
 /* A push: set (takes @it) or remove (subscription "remove"). */

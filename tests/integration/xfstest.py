@@ -855,6 +855,104 @@ class Peer:
             what=lambda: f"{self.bare} to get {n} messages from {frm}; got "
                          f"{[m['body'] for m in self.messages_from(frm, since)]!r}"[:2000])
 
+    # -- roster and subscriptions ------------------------------------------
+
+    def manual_subscriptions(self):
+        """Make this client answer no subscription request by itself
+        (slixmpp approves every request and subscribes back by default).
+        Call it before connect(): then it holds from before the initial
+        presence, so that no request the server delivers at login is
+        answered.  Returns self."""
+        def manual():
+            self.xmpp.auto_authorize = None   # neither approve nor refuse
+            self.xmpp.auto_subscribe = False
+        if self.xmpp is not None and self.loop and self.loop.is_running():
+            self._call(manual)
+            return self
+        on_session = self._on_session
+
+        async def manual_then_session(ev):
+            manual()
+            await on_session(ev)
+        self._on_session = manual_then_session   # _run looks it up later
+        return self
+
+    def _roster_iq(self, itype, item=None, timeout=10.0):
+        """Send a jabber:iq:roster get/set (@item: an ET <item/>); returns
+        the answer's XML or raises TestFailure with the error."""
+        async def go():
+            from slixmpp.exceptions import IqError, IqTimeout
+            iq = self.xmpp.Iq()
+            iq["type"] = itype
+            q = ET.Element("{jabber:iq:roster}query")
+            if item is not None:
+                q.append(item)
+            iq.append(q)
+            try:
+                r = await iq.send(timeout=timeout)
+            except IqError as e:
+                return e.iq.xml
+            except IqTimeout:
+                return None
+            return r.xml
+        x = self._call(go, timeout=timeout + 2)
+        if x is None:
+            raise TestFailure(f"{self.jid}: no answer to a roster {itype}")
+        if x.get("type") == "error":
+            raise TestFailure(f"{self.jid}: roster {itype} failed: "
+                              f"{_error_condition(x)}")
+        return x
+
+    def roster_items(self):
+        """The roster as the server has it now, fetched with a fresh
+        jabber:iq:roster get (no cache): {bare JID: {"subscription",
+        "ask" (None or "subscribe"), "name" (None when absent),
+        "groups" (list, in the server's order)}}."""
+        x = self._roster_iq("get")
+        out = {}
+        q = x.find("{jabber:iq:roster}query")
+        for it in (q if q is not None else []):
+            if it.tag != "{jabber:iq:roster}item":
+                continue
+            out[it.get("jid")] = {
+                "subscription": it.get("subscription", "none"),
+                "ask": it.get("ask"),
+                "name": it.get("name"),
+                "groups": [g.text or "" for g in
+                           it.findall("{jabber:iq:roster}group")]}
+        return out
+
+    def roster_set(self, jid, name=None, groups=()):
+        """Add or change the roster item @jid (name None: no name)."""
+        it = ET.Element("{jabber:iq:roster}item", {"jid": jid})
+        if name is not None:
+            it.set("name", name)
+        for g in groups:
+            ET.SubElement(it, "{jabber:iq:roster}group").text = g
+        self._roster_iq("set", it)
+
+    def roster_remove(self, jid):
+        self._roster_iq("set", ET.Element("{jabber:iq:roster}item",
+                                          {"jid": jid, "subscription": "remove"}))
+
+    def presences_of_type(self, jid, ptype, since=0):
+        """Presences of type @ptype (e.g. 'subscribe') from @jid (bare or
+        full) since index @since of self.presences."""
+        with self.cond:
+            return [p for p in self.presences[since:]
+                    if p["type"] == ptype and
+                    (p["from"] == jid or p["from"].split("/")[0] == jid)]
+
+    def wait_presence_type(self, jid, ptype, since=0, timeout=10.0):
+        """Wait for a presence of type @ptype from @jid since index @since;
+        returns the first one."""
+        return wait_until(
+            lambda: (self.presences_of_type(jid, ptype, since) or [None])[0],
+            timeout=timeout,
+            what=lambda: f"{self.bare} to get presence type={ptype} from {jid}; "
+                         f"got since {since}: " + repr(
+                             [(p['from'], p['type']) for p in self.presences[since:]])[:1500])
+
 
 def _error_condition(xml):
     """'cancel/item-not-found' for a stanza error, else None."""
