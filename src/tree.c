@@ -20,8 +20,10 @@ static TreeNode *node_add(Tree *t, TreeNode *parent, NodeKind kind,
 	n->parent = parent;
 	n->acct = acct;
 	if (kind == NODE_ROOT || kind == NODE_ACCOUNT || kind == NODE_CONTACTS ||
-	    kind == NODE_CONTACT)
+	    kind == NODE_CONTACT) {
 		n->children = g_ptr_array_new();
+		n->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+	}
 	if (kind == NODE_CONTACT)
 		n->jid = n->name;
 	else if (parent && parent->kind == NODE_CONTACT)
@@ -29,8 +31,10 @@ static TreeNode *node_add(Tree *t, TreeNode *parent, NodeKind kind,
 	g_mutex_lock(&t->lock);
 	n->ino = t->next_ino++;
 	g_hash_table_insert(t->by_ino, &n->ino, n);
-	if (parent)
+	if (parent) {
 		g_ptr_array_add(parent->children, n);
+		g_hash_table_insert(parent->by_name, n->name, n);
+	}
 	g_mutex_unlock(&t->lock);
 	return n;
 }
@@ -86,6 +90,8 @@ static void node_free(gpointer data)
 
 	if (n->children)
 		g_ptr_array_unref(n->children);
+	if (n->by_name)
+		g_hash_table_unref(n->by_name);
 	g_free(n->name);
 	g_free(n);
 }
@@ -120,11 +126,7 @@ TreeNode *tree_child(Tree *t, TreeNode *dir, const char *name)
 	if (!dir->children)
 		return NULL;
 	g_mutex_lock(&t->lock);
-	for (guint i = 0; i < dir->children->len && !found; i++) {
-		TreeNode *c = g_ptr_array_index(dir->children, i);
-		if (g_str_equal(c->name, name))
-			found = c;
-	}
+	found = g_hash_table_lookup(dir->by_name, name);
 	g_mutex_unlock(&t->lock);
 	return found;
 }

@@ -35,6 +35,7 @@ struct TreeNode {
 	Account *acct;   /* the account it belongs to; NULL for the root */
 	const char *jid; /* the contact's bare JID (its name), under contacts/ */
 	GPtrArray *children; /* of TreeNode*, directories only */
+	GHashTable *by_name; /* name -> TreeNode* of children, directories */
 };
 
 #define TREE_ROOT_INO 1
