@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from xfstest import (LineReader, Mount, Peer, Server, TestFailure,
+from xfstest import (read_with_deadline, LineReader, Mount, Peer, Server, TestFailure,
                      assert_stays, note, wait_until)
 
 SERVER = dict(users={"alice": "alicepw", "bob": "bobpw", "carol": "carolpw",
@@ -596,29 +596,11 @@ def test_incoming_error_message_is_marked(server, tmp, stack):
 # --------------------------------------------------------------------------
 # stream: blocking, O_NONBLOCK, poll, signals, many readers
 
-def _read_with_deadline(fd, timeout=3.0):
-    """os.read(fd) in a thread; TestFailure if it does not return (a read
-    that should not block)."""
-    out = {}
-
-    def run():
-        try:
-            out["data"] = os.read(fd, 65536)
-        except OSError as e:
-            out["err"] = e
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise TestFailure(f"a read on an O_NONBLOCK stream blocked for {timeout:g} s")
-    return out
-
-
 def test_stream_nonblock_eagain_and_poll(server, tmp, stack):
     m, bob = setup(stack, server, tmp, "t-c-poll")
     fd = os.open(cpath(m, B, "stream"), os.O_RDONLY | os.O_NONBLOCK)
     stack.callback(os.close, fd)
-    out = _read_with_deadline(fd)
+    out = read_with_deadline(fd)
     assert "err" in out and out["err"].errno == errno.EAGAIN, \
         f"empty stream with O_NONBLOCK: {out} instead of EAGAIN"
     p = select.poll()
@@ -635,12 +617,12 @@ def test_stream_nonblock_eagain_and_poll(server, tmp, stack):
     assert ev and ev[0][1] & select.POLLIN, f"poll: {ev} after {dt:.1f}s"
     r, _, _ = select.select([fd], [], [], 0)
     assert r == [fd], "select does not say readable with a record waiting"
-    out = _read_with_deadline(fd)
+    out = read_with_deadline(fd)
     assert "data" in out, out
     rec = parse_record(out["data"].decode().rstrip("\n"))
     assert out["data"].endswith(b"\n") and out["data"].count(b"\n") == 1, out
     assert rec[1:] == (B, "wakes the poll"), rec
-    out = _read_with_deadline(fd)
+    out = read_with_deadline(fd)
     assert "err" in out and out["err"].errno == errno.EAGAIN, \
         f"drained stream: {out} instead of EAGAIN"
     assert p.poll(0) == [], "poll says readable after the stream was drained"

@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 
-from xfstest import (LineReader, Mount, Peer, Server, TestFailure,
+from xfstest import (read_with_deadline, LineReader, Mount, Peer, Server, TestFailure,
                      assert_stays, note, wait_until)
 
 DOM = "localhost"
@@ -704,22 +704,6 @@ def test_presence_lines_follow_resources(server, tmp, stack):
 # --------------------------------------------------------------------------
 # events
 
-def _read_with_deadline(fd, timeout=3.0):
-    out = {}
-
-    def run():
-        try:
-            out["data"] = os.read(fd, 65536)
-        except OSError as e:
-            out["err"] = e
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise TestFailure(f"a read of events with O_NONBLOCK blocked for {timeout:g} s")
-    return out
-
-
 def test_events_stream_messages_errors_connection(server, tmp, stack):
     A, B = J("ev"), J("ev", "b")
     bob = peer(stack, server, "ev-b", "ev-peer")
@@ -735,7 +719,7 @@ def test_events_stream_messages_errors_connection(server, tmp, stack):
     fd = os.open(evp, os.O_RDONLY | os.O_NONBLOCK)
     stack.callback(os.close, fd)
     for _ in range(10):     # whatever came in since the open, then EAGAIN
-        out = _read_with_deadline(fd)
+        out = read_with_deadline(fd)
         if "data" not in out:
             break
         assert out["data"], "a read of events returned end of file"
@@ -755,7 +739,7 @@ def test_events_stream_messages_errors_connection(server, tmp, stack):
     assert i2 == i1 + 1 and e1[0] == e2[0], (e1, e2)
     data = b""
     while b"second\tline\n" not in data:
-        out = _read_with_deadline(fd)
+        out = read_with_deadline(fd)
         assert "data" in out, f"O_NONBLOCK read after POLLIN: {out}; so far {data!r}"
         data += out["data"]
     assert f"\tmessage\t{B}\tfirst line\n".encode() in data, data

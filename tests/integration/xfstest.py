@@ -1332,3 +1332,23 @@ def cleanup_tree(root):
         subprocess.run([str(TESTBED), "stop", str(pidf.parent)],
                        capture_output=True, timeout=60)
     return left
+
+
+def read_with_deadline(fd, timeout=3.0):
+    """os.read(fd) in a thread, for a read that must not block (O_NONBLOCK):
+    TestFailure if it has not returned after @timeout s.  Returns a dict
+    with "data" or "err" (the OSError)."""
+    out = {}
+
+    def run():
+        try:
+            out["data"] = os.read(fd, 65536)
+        except OSError as e:
+            out["err"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise TestFailure(f"a read of fd {fd} with O_NONBLOCK blocked for "
+                          f"{timeout:g} s")
+    return out
