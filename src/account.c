@@ -99,6 +99,9 @@ struct Account {
 	gint64 close_at;      /* closing: end the stream by then (µs) */
 	bool sm_on;           /* XEP-0198 enabled on this stream */
 	guint32 sm_h;         /* stanzas received since <enabled/> */
+	gint64 last_rx;       /* monotonic µs of the last data from the server */
+	gint64 ping_due;      /* keep-alive: an answer is due by then; 0: none */
+	bool ping_dead;       /* the keep-alive ping went unanswered */
 	bool sm_offered;      /* the stream features list XEP-0198 */
 	bool sm_r_pending;    /* the server asked <r/>: answer after the run */
 	bool sm_ask;          /* messages went out: ask <r/> after the run */
@@ -145,6 +148,7 @@ static void attempt_next(Account *a);
 static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud);
 static void finish_close(Account *a);
 static char *error_event_text(xmpp_stanza_t *st, const char *kind);
+static gint64 ping_timeout(Account *a);
 static bool roster_push(Account *a, xmpp_stanza_t *iq);
 
 /* ---- shared state, any thread ---- */
@@ -431,6 +435,8 @@ static void xlog_handler(void *ud, xmpp_log_level_t level, const char *area,
 	/* every line means libstrophe did something: run it again */
 	a->progress++;
 	if (g_str_has_prefix(msg, "RECV: ")) {
+		a->last_rx = g_get_monotonic_time();
+		a->ping_due = 0; /* anything from the server proves the link */
 		a->stanzas++;
 		sm_count(a, msg + 6);
 		if (strstr(msg, "urn:xmpp:features:rosterver"))
@@ -539,6 +545,52 @@ static void send_unavailable(Account *a)
 	xmpp_stanza_release(p);
 }
 
+static xmpp_stanza_t *query_reply(Account *a, xmpp_stanza_t *iq,
+				   const char *ns, xmpp_stanza_t **query)
+{
+	xmpp_stanza_t *reply = xmpp_stanza_reply(iq);
+
+	*query = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(*query, "query");
+	xmpp_stanza_set_ns(*query, ns);
+	xmpp_stanza_add_child_ex(reply, *query, 0);
+	return reply;
+}
+
+/* XEP-0030: who we are and what we do. */
+static xmpp_stanza_t *disco_info_reply(Account *a, xmpp_stanza_t *iq)
+{
+	static const char *const features[] = {
+		XMPP_NS_DISCO_INFO, "jabber:iq:version", "urn:xmpp:ping",
+		"urn:xmpp:delay",
+	};
+	xmpp_stanza_t *q, *reply = query_reply(a, iq, XMPP_NS_DISCO_INFO, &q);
+	xmpp_stanza_t *id = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(id, "identity");
+	xmpp_stanza_set_attribute(id, "category", "client");
+	xmpp_stanza_set_attribute(id, "type", "pc");
+	xmpp_stanza_set_attribute(id, "name", "xmppfs");
+	xmpp_stanza_add_child_ex(q, id, 0);
+	for (guint i = 0; i < G_N_ELEMENTS(features); i++) {
+		xmpp_stanza_t *f = xmpp_stanza_new(a->ctx);
+		xmpp_stanza_set_name(f, "feature");
+		xmpp_stanza_set_attribute(f, "var", features[i]);
+		xmpp_stanza_add_child_ex(q, f, 0);
+	}
+	return reply;
+}
+
+/* XEP-0092: name and version, not the operating system. */
+static xmpp_stanza_t *version_reply(Account *a, xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t *q, *reply = query_reply(a, iq, "jabber:iq:version", &q);
+
+	add_text_child(a, q, "name", "xmppfs");
+	add_text_child(a, q, "version", XFS_VERSION);
+	return reply;
+}
+
 /* Answer every get/set nobody handles, as RFC 6120 §8.2.3 requires; ping
  * (XEP-0199) gets its empty result. */
 static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
@@ -561,6 +613,12 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		reply = xmpp_stanza_reply(iq);
 	else if (xmpp_stanza_get_child_by_name_and_ns(iq, "ping", "urn:xmpp:ping"))
 		reply = xmpp_stanza_reply(iq);
+	else if (!strcmp(type, "get") && xmpp_stanza_get_child_by_name_and_ns(
+						iq, "query", XMPP_NS_DISCO_INFO))
+		reply = disco_info_reply(a, iq);
+	else if (!strcmp(type, "get") && xmpp_stanza_get_child_by_name_and_ns(
+						iq, "query", "jabber:iq:version"))
+		reply = version_reply(a, iq);
 	else
 		reply = xmpp_stanza_reply_error(iq, "cancel",
 						"feature-not-implemented",
@@ -1060,6 +1118,7 @@ static void on_connect(Account *a)
 		wd_disarm(&a->wd);
 	a->was_online = true;
 	a->online_at = g_get_monotonic_time();
+	a->last_rx = a->online_at;
 	set_str(a, &a->bound_jid, g_strdup(xmpp_conn_get_bound_jid(a->conn)));
 	set_str(a, &a->tls_desc, describe_tls(a));
 	g_mutex_lock(&a->lock);
@@ -1119,6 +1178,10 @@ static char *failure_reason(Account *a, bool timed_out, int error,
 				       "or no such account (%s)",
 				       a->auth_error);
 	}
+	if (a->ping_dead)
+		return g_strdup_printf("the server did not answer a keep-alive "
+				       "ping within %d s: link dead",
+				       (int)ping_timeout(a));
 	if (a->doctype)
 		return g_strdup("the server sent a DTD (<!DOCTYPE or <!ENTITY, "
 				"forbidden in XMPP); connection dropped");
@@ -1258,6 +1321,8 @@ static void attempt_reset(Account *a)
 	a->sm_h = 0;
 	a->close_at = 0;
 	a->rosterver = false;
+	a->ping_due = 0;
+	a->ping_dead = false;
 	a->sm_offered = false;
 	a->sm_r_pending = false;
 	a->sm_ask = false;
@@ -1583,6 +1648,56 @@ bool acct_pollfd(Account *a, struct pollfd *pfd)
 	return true;
 }
 
+/* XEP-0199 keep-alive: when the link has been quiet for ping_interval
+ * seconds, ping the server; no answer (nor anything else) within
+ * ACCT_PING_TIMEOUT_S and the link is dead: drop it, the reconnect logic
+ * takes over.  A link that dies without FIN or RST is otherwise never
+ * noticed.  Idle, that is one wake-up per interval. */
+static gint64 keepalive_due(Account *a)
+{
+	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead ||
+	    !a->cfg->ping_interval)
+		return G_MAXINT64;
+	if (a->ping_due)
+		return a->ping_due;
+	return a->last_rx + (gint64)a->cfg->ping_interval * G_USEC_PER_SEC;
+}
+
+/* Seconds to wait for the answer: ACCT_PING_TIMEOUT_S, less for a short
+ * interval (a server should answer within it), never under 5. */
+static gint64 ping_timeout(Account *a)
+{
+	return CLAMP((gint64)a->cfg->ping_interval, 5, ACCT_PING_TIMEOUT_S);
+}
+
+static void keepalive(Account *a, gint64 now)
+{
+	xmpp_stanza_t *iq, *ping;
+	g_autofree char *id = NULL;
+	gint64 due = keepalive_due(a);
+
+	if (now < due)
+		return;
+	if (a->ping_due) {
+		a->ping_dead = true;
+		a->ping_due = 0;
+		acct_abort(a);
+		return;
+	}
+	id = next_iq_id(a);
+	iq = xmpp_iq_new(a->ctx, "get", id);
+	ping = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(ping, "ping");
+	xmpp_stanza_set_ns(ping, "urn:xmpp:ping");
+	xmpp_stanza_add_child_ex(iq, ping, 0);
+	xmpp_stanza_set_to(iq, strchr(a->cfg->jid, '@')
+				       ? strchr(a->cfg->jid, '@') + 1
+				       : a->cfg->jid);
+	xmpp_send(a->conn, iq);
+	xmpp_stanza_release(iq);
+	a->ping_due = now + ping_timeout(a) * G_USEC_PER_SEC;
+}
+
 gint64 acct_deadline(Account *a, bool *ticking)
 {
 	/* login and close run on libstrophe's own timers */
@@ -1590,7 +1705,9 @@ gint64 acct_deadline(Account *a, bool *ticking)
 		*ticking = true;
 	if (a->close_at)
 		return a->close_at;
-	return a->retry_at ? a->retry_at : G_MAXINT64;
+	if (a->retry_at)
+		return a->retry_at;
+	return keepalive_due(a);
 }
 
 void acct_tick(Account *a, gint64 now)
@@ -1598,6 +1715,8 @@ void acct_tick(Account *a, gint64 now)
 	POOL_ASSERT();
 	if (a->close_at && now >= a->close_at)
 		finish_close(a);
+	if (!a->close_at && !a->retry_at)
+		keepalive(a, now);
 	if (a->retry_at && now >= a->retry_at && !a->conn) {
 		a->retry_at = 0;
 		acct_connect(a);

@@ -49,6 +49,7 @@ typedef enum {
 
 #define ACCT_LOGIN_TIMEOUT_S 15
 #define ACCT_TLS_TIMEOUT_S 10
+#define ACCT_PING_TIMEOUT_S 20
 #define ACCT_STATUS_TEXT_MAX 1024
 
 /* The account, its logs under DATA_DIR/JID/contacts and its outbox

@@ -23,7 +23,9 @@ typedef enum {
 } CfgTls;
 
 #define CFG_MESSAGE_LIMIT_DEFAULT (64 * 1024)
-#define CFG_PING_INTERVAL_DEFAULT 60
+/* quiet for this long: ping; no answer in ACCT_PING_TIMEOUT_S: the link is
+ * dead.  30 + 20 s: a dead link is noticed within a minute. */
+#define CFG_PING_INTERVAL_DEFAULT 30
 
 typedef struct {
 	char *jid;       /* normalized bare JID: the group name */

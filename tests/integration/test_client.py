@@ -1,0 +1,95 @@
+"""A well-behaved client (issue 6, first part): xmppfs answers disco#info
+(XEP-0030), software version (XEP-0092) and ping (XEP-0199), refuses what
+it does not implement, and notices a dead link with its own keep-alive
+ping.  Real Prosody, slixmpp as the other party."""
+
+import os
+import signal
+import time
+import xml.etree.ElementTree as ET
+
+from xfstest import Mount, Peer, Server, TestFailure, note, wait_until
+
+SERVER = dict(users={"alice": "alicepw", "bob": "bobpw"},
+              mutual=[("alice", "bob")])
+A = "alice@localhost"
+B = "bob@localhost"
+ERR = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+
+
+def setup(stack, server, tmp, res, **keys):
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource=f"{res}-peer"))
+    m = stack.enter_context(
+        Mount(tmp, {A: server.account("alice", resource=res, **keys)}))
+    m.wait_state(A, "online", timeout=10)
+    return m, bob, f"{A}/{res}"
+
+
+def query(ns, name="query"):
+    return ET.Element(f"{{{ns}}}{name}")
+
+
+def test_answers_disco_version_and_ping(server, tmp, stack):
+    m, bob, full = setup(stack, server, tmp, "t-cl-disco")
+    r = bob.iq(full, "get", query("http://jabber.org/protocol/disco#info"))
+    assert r is not None and r.get("type") == "result", r
+    q = r.find("{http://jabber.org/protocol/disco#info}query")
+    ident = q.find("{http://jabber.org/protocol/disco#info}identity")
+    assert ident is not None and ident.get("category") == "client" \
+        and ident.get("name") == "xmppfs", ET.tostring(r)
+    feats = {f.get("var") for f in
+             q.findall("{http://jabber.org/protocol/disco#info}feature")}
+    assert {"http://jabber.org/protocol/disco#info", "jabber:iq:version",
+            "urn:xmpp:ping"} <= feats, feats
+
+    r = bob.iq(full, "get", query("jabber:iq:version"))
+    assert r is not None and r.get("type") == "result", r
+    q = r.find("{jabber:iq:version}query")
+    assert q.findtext("{jabber:iq:version}name") == "xmppfs", ET.tostring(r)
+    assert q.findtext("{jabber:iq:version}version"), ET.tostring(r)
+
+    t0 = time.monotonic()
+    r = bob.iq(full, "get", query("urn:xmpp:ping", "ping"))
+    assert r is not None and r.get("type") == "result", r
+    note(f"ping answered in {(time.monotonic() - t0) * 1000:.1f} ms")
+
+
+def test_unknown_requests_get_an_error_never_silence(server, tmp, stack):
+    m, bob, full = setup(stack, server, tmp, "t-cl-unknown")
+    for itype, ns in (("get", "jabber:iq:last"), ("set", "urn:example:x")):
+        r = bob.iq(full, itype, query(ns), timeout=5)
+        if r is None:
+            raise TestFailure(f"no answer to an {itype} of {ns}")
+        assert r.get("type") == "error", ET.tostring(r)
+        err = r.find("{jabber:client}error")
+        assert err is not None and \
+            err.find(f"{ERR}feature-not-implemented") is not None, \
+            ET.tostring(r)
+
+
+def test_keepalive_notices_a_dead_link(tmp, stack):
+    """The server stops (SIGSTOP): no FIN, no RST.  With ping_interval = 2
+    the ping goes unanswered and the link is dropped within 2 + 5 s; after
+    SIGCONT the account comes back on its own."""
+    srv = Server(tmp / "srv", users={"alice": "alicepw"})
+    srv.start()
+    stack.callback(srv.stop)
+    m = stack.enter_context(
+        Mount(tmp, {A: srv.account("alice", resource="t-cl-ka",
+                                   ping_interval="2")}))
+    m.wait_state(A, "online", timeout=10)
+    pid = int((srv.dir / "testbed.pid").read_text())
+    assert str(srv.dir).encode() in open(f"/proc/{pid}/cmdline", "rb").read()
+    os.kill(pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    try:
+        kv = wait_until(lambda: (lambda c: c if c.get("state") != "online"
+                                 else None)(m.connection(A)),
+                        timeout=15, what="the dead link to be noticed")
+        took = time.monotonic() - t0
+        note(f"dead link noticed after {took:.1f} s: {kv.get('error')}")
+        assert "keep-alive" in kv.get("error", ""), kv
+        assert took < 2 + 5 + 3, took
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    m.wait_state(A, "online", timeout=30)
