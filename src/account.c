@@ -113,6 +113,8 @@ struct Account {
 	Outbox *outbox;
 	Roster *roster;
 	Hist *events;
+	Hist *raw;
+	gint raw_readers; /* atomic */
 	/* pool thread only */
 	bool rosterver;       /* the server offers roster versioning */
 	GHashTable *iq_waits; /* iq id -> PoolReq* waiting for the answer */
@@ -425,6 +427,30 @@ static void sm_answer(Account *a, const char *xml)
 		sm_acked(a, (guint32)g_ascii_strtoull(h + 4, NULL, 10));
 }
 
+/* A received stanza for `raw` readers: one line of XML, newlines inside
+ * as character references. */
+static void raw_record(Account *a, const char *xml)
+{
+	GString *line;
+
+	if (!g_atomic_int_get(&a->raw_readers) ||
+	    !(is_stanza(xml, "message") || is_stanza(xml, "presence") ||
+	      is_stanza(xml, "iq")))
+		return;
+	line = g_string_sized_new(strlen(xml) + 1);
+	for (const char *p = xml; *p; p++) {
+		if (*p == '\n')
+			g_string_append(line, "&#10;");
+		else if (*p == '\r')
+			g_string_append(line, "&#13;");
+		else
+			g_string_append_c(line, *p);
+	}
+	g_string_append_c(line, '\n');
+	hist_append(a->raw, line->str, line->len);
+	g_string_free(line, TRUE);
+}
+
 /* libstrophe reports auth failures and parse errors only in its log; the
  * per-account context tells whose they are. */
 static void xlog_handler(void *ud, xmpp_log_level_t level, const char *area,
@@ -435,6 +461,7 @@ static void xlog_handler(void *ud, xmpp_log_level_t level, const char *area,
 	/* every line means libstrophe did something: run it again */
 	a->progress++;
 	if (g_str_has_prefix(msg, "RECV: ")) {
+		raw_record(a, msg + 6);
 		a->last_rx = g_get_monotonic_time();
 		a->ping_due = 0; /* anything from the server proves the link */
 		a->stanzas++;
@@ -1040,6 +1067,18 @@ void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r)
 	xmpp_stanza_release(iq);
 	if (c->add)
 		send_subscription(a, c->jid, "subscribe");
+}
+
+int acct_send_raw(Account *a, GPtrArray *stanzas)
+{
+	POOL_ASSERT();
+	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead)
+		return -ENOTCONN;
+	for (guint i = 0; i < stanzas->len; i++) {
+		const char *st = g_ptr_array_index(stanzas, i);
+		xmpp_send_raw(a->conn, st, strlen(st));
+	}
+	return 0;
 }
 
 int acct_subscription(Account *a, const char *jid, const char *word)
@@ -1922,7 +1961,15 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 		a->roster = roster_new(rpath);
 	}
 	a->events = hist_open(dir, "events", err);
-	if (!a->events) {
+	{
+		/* raw is for readers of this mount only: start it empty */
+		g_autofree char *raw = g_build_filename(dir, "raw", "log", NULL);
+		if (truncate(raw, 0) < 0 && errno != ENOENT)
+			xfs_warn("%s: %s", raw, g_strerror(errno));
+	}
+	a->raw = a->events ? hist_open(dir, "raw", err) : NULL;
+	if (!a->raw) {
+		hist_close(a->events);
 		roster_free(a->roster);
 		outbox_free(o);
 		hist_set_free(hists);
@@ -1993,6 +2040,16 @@ Hist *acct_events(Account *a)
 	return a->events;
 }
 
+Hist *acct_raw(Account *a)
+{
+	return a->raw;
+}
+
+void acct_raw_readers(Account *a, int delta)
+{
+	g_atomic_int_add(&a->raw_readers, delta);
+}
+
 void acct_free(Account *a)
 {
 	g_assert(!a->ctx || pool_on_thread());
@@ -2009,6 +2066,7 @@ void acct_free(Account *a)
 	g_clear_pointer(&a->outbox, outbox_free);
 	g_clear_pointer(&a->roster, roster_free);
 	g_clear_pointer(&a->events, hist_close);
+	g_clear_pointer(&a->raw, hist_close);
 	g_clear_pointer(&a->iq_waits, g_hash_table_unref);
 	g_free(a->bound_jid);
 	g_free(a->server);

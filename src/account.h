@@ -63,6 +63,13 @@ HistSet *acct_hists(Account *a);
 Roster *acct_roster(Account *a);
 /* [any] The events log (`events` reads it like a stream). */
 Hist *acct_events(Account *a);
+/* [any] The log of received stanzas read by `raw`; it is written only
+ * while someone reads: acct_raw_readers(+1/-1) counts them. */
+Hist *acct_raw(Account *a);
+void acct_raw_readers(Account *a, int delta);
+/* [pool] Send stanzas a user wrote to `raw` (checked by xmlcheck);
+ * 0 or -ENOTCONN. */
+int acct_send_raw(Account *a, GPtrArray *stanzas);
 /* [any] Append "TIME<TAB>KIND<TAB>JID<TAB>TEXT" lines to `events` (one
  * per line of @text). */
 void acct_event(Account *a, const char *kind, const char *jid,

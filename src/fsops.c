@@ -18,6 +18,7 @@
 #include "log.h"
 #include "stream.h"
 #include "text.h"
+#include "xmlcheck.h"
 
 /* g_ptr_array_sort passes pointers to the elements */
 static gint cmp_names(gconstpointer a, gconstpointer b)
@@ -129,6 +130,7 @@ static const FileOps file_ops[] = {
 	{NODE_LOG, 0400, NULL, NULL, NULL},
 	{NODE_STREAM, 0400, NULL, NULL, NULL},
 	{NODE_EVENTS, 0400, NULL, NULL, NULL},
+	{NODE_RAW, 0600, NULL, NULL, NULL},
 	{NODE_PRESENCE, 0400, presence_text, NULL, NULL},
 	{NODE_NAME, 0600, name_text, NULL, name_value},
 	{NODE_GROUPS, 0600, groups_text, NULL, groups_value},
@@ -473,6 +475,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->reader = stream_open(h->hist);
 		fi->nonseekable = 1;
 	}
+	if (n->kind == NODE_RAW) {
+		fi->nonseekable = 1;
+		if (acc != O_WRONLY) {
+			h->hist = acct_raw(n->acct);
+			h->reader = stream_open(h->hist);
+			acct_raw_readers(n->acct, +1);
+		}
+	}
 	if (n->kind == NODE_STREAM) {
 		g_autoptr(GError) err = NULL;
 		h->hist = hist_set_get(acct_hists(n->acct), n->jid, true, &err);
@@ -663,6 +673,24 @@ static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 	return fo->value(x, h->node->acct, h->node->jid, v);
 }
 
+/* raw: each write is one or more complete stanzas, all checked before
+ * any is sent; what is not well-formed XML or not a stanza is EINVAL and
+ * nothing is sent, so no write can break the stream. */
+static int raw_write(Xfs *x, Handle *h, const char *data, size_t size)
+{
+	g_autoptr(GError) err = NULL;
+	GPtrArray *stanzas;
+
+	if (size > 1024 * 1024)
+		return -EFBIG;
+	if (!(stanzas = xmlcheck_stanzas(data, size, &err))) {
+		xfs_info("%s: raw write refused: %s",
+			 acct_cfg(h->node->acct)->jid, err->message);
+		return -EINVAL;
+	}
+	return pool_send_raw(x->pool, h->node->acct, stanzas);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -686,6 +714,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	case NODE_GROUPS:
 	case NODE_SUBSCRIPTION:
 		ret = value_write(x, h, data, size);
+		break;
+	case NODE_RAW:
+		ret = raw_write(x, h, data, size);
 		break;
 	default:
 		if (h->wbuf->len + size > ACCT_STATUS_TEXT_MAX + 1) {
@@ -794,6 +825,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		send_final(h);
 	if (h->reader)
 		stream_close(h->reader);
+	if (h->reader && h->node->kind == NODE_RAW)
+		acct_raw_readers(h->node->acct, -1);
 	g_free(h->text);
 	if (h->wbuf)
 		g_string_free(h->wbuf, TRUE);

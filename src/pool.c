@@ -84,6 +84,7 @@ typedef enum {
 	POOL_REQ_MESSAGE,
 	POOL_REQ_ROSTER,
 	POOL_REQ_SUBSCRIPTION,
+	POOL_REQ_RAW,
 	POOL_REQ_STOP,
 } PoolReqKind;
 
@@ -99,6 +100,7 @@ struct PoolReq {
 	RosterChange change;
 	char *jid;
 	char *word;
+	GPtrArray *stanzas;
 	int result;  /* 0 or -errno, for the waiting thread */
 	bool waited; /* a FUSE thread waits for done */
 	bool done;   /* protected by Pool.lock */
@@ -195,6 +197,8 @@ static void req_free(PoolReq *r)
 	g_strfreev(r->change.groups);
 	g_free(r->jid);
 	g_free(r->word);
+	if (r->stanzas)
+		g_ptr_array_unref(r->stanzas);
 	g_free(r);
 }
 
@@ -247,6 +251,16 @@ int pool_roster_change(Pool *p, Account *a, const RosterChange *c)
 	r->change.jid = g_strdup(c->jid);
 	r->change.name = g_strdup(c->name);
 	r->change.groups = g_strdupv(c->groups);
+	return submit(p, r, true);
+}
+
+int pool_send_raw(Pool *p, Account *a, GPtrArray *stanzas)
+{
+	PoolReq *r = g_new0(PoolReq, 1);
+
+	r->kind = POOL_REQ_RAW;
+	r->acct = a;
+	r->stanzas = stanzas;
 	return submit(p, r, true);
 }
 
@@ -354,6 +368,9 @@ static bool run_req(PoolReq *r)
 		return false;
 	case POOL_REQ_SUBSCRIPTION:
 		r->result = acct_subscription(r->acct, r->jid, r->word);
+		break;
+	case POOL_REQ_RAW:
+		r->result = acct_send_raw(r->acct, r->stanzas);
 		break;
 	case POOL_REQ_SHOW:
 		acct_set_show(r->acct, r->show, r->text);

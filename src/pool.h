@@ -43,6 +43,9 @@ int pool_roster_change(Pool *p, Account *a, const RosterChange *c);
 /* [any] Send a subscription presence (subscribe, approve, deny,
  * unsubscribe, cancel); 0, -EINVAL for another word, -ENOTCONN offline. */
 int pool_subscription(Pool *p, Account *a, const char *jid, const char *word);
+/* [any] Send stanzas written to `raw` (taken); waits until sent.  0 or
+ * -ENOTCONN. */
+int pool_send_raw(Pool *p, Account *a, GPtrArray *stanzas);
 /* [any] Hand an accepted message (taken) to the pool; does not wait. */
 void pool_post_message(Pool *p, Account *a, OutboxItem *item);
 /* [any] Hand the resolver's answer to the pool (takes @addrs). */

@@ -24,6 +24,7 @@ typedef enum {
 	NODE_GROUPS,
 	NODE_SUBSCRIPTION,
 	NODE_EVENTS,     /* alice@example.org/events */
+	NODE_RAW,        /* alice@example.org/raw */
 } NodeKind;
 
 typedef struct TreeNode TreeNode;

@@ -8,7 +8,8 @@ import signal
 import time
 import xml.etree.ElementTree as ET
 
-from xfstest import Mount, Peer, Server, TestFailure, note, wait_until
+from xfstest import (LineReader, Mount, Peer, Server, TestFailure, note,
+                     wait_until)
 
 SERVER = dict(users={"alice": "alicepw", "bob": "bobpw"},
               mutual=[("alice", "bob")])
@@ -93,3 +94,68 @@ def test_keepalive_notices_a_dead_link(tmp, stack):
     finally:
         os.kill(pid, signal.SIGCONT)
     m.wait_state(A, "online", timeout=30)
+
+
+# --------------------------------------------------------------------------
+# raw: every received stanza as one line; write complete stanzas
+
+
+
+
+def test_raw_shows_what_arrives_one_line_each(server, tmp, stack):
+    m, bob, full = setup(stack, server, tmp, "t-cl-raw-read")
+    r = stack.enter_context(LineReader(m.path(A, "raw")))
+    r.wait_open()
+    bob.send_message(A, "first line\nsecond <line> & more")
+    bob.send_presence(show="away", status="raw test")
+    lines = r.wait_lines(2, timeout=10)
+    msg = [l for l in lines if l.startswith("<message")]
+    pres = [l for l in lines if l.startswith("<presence")]
+    assert msg and pres, lines
+    # one stanza per line: the newline of the body is a character reference
+    assert "first line&#10;second &lt;line&gt; &amp; more" in msg[0], msg[0]
+    root = ET.fromstring(msg[0])  # in the stream's default namespace
+    body = root.findtext("body") or root.findtext("{jabber:client}body")
+    assert body == "first line\nsecond <line> & more", msg[0]
+    assert "raw test" in pres[0], pres[0]
+
+
+def test_raw_write_sends_stanzas(server, tmp, stack):
+    m, bob, full = setup(stack, server, tmp, "t-cl-raw-write")
+    since = len(bob.messages)
+    with open(m.path(A, "raw"), "w") as f:
+        f.write(f"<message to='{B}' type='chat'><body>raw one</body></message>\n"
+                f"<message to='{B}' type='chat'><body>raw &amp; two</body>"
+                "</message>")
+    got = bob.wait_messages(A, 2, since, timeout=10)
+    assert [g["body"] for g in got[:2]] == ["raw one", "raw & two"], got
+
+
+def test_raw_refuses_what_is_not_stanzas_and_sends_nothing(server, tmp, stack):
+    m, bob, full = setup(stack, server, tmp, "t-cl-raw-bad")
+    since = len(bob.messages)
+    bad = [
+        f"<message to='{B}'><body>unclosed</body>",
+        f"<message to='{B}'><body>ok</body></message><foo/>",
+        "</stream:stream>",
+        f"<message to='{B}'><body>&bogus;</body></message>",
+        "<!DOCTYPE x><presence/>",
+        "hello",
+        f"<message to='{B}'><body>a</body></message>text<presence/>",
+    ]
+    for b in bad:
+        fd = os.open(m.path(A, "raw"), os.O_WRONLY)
+        try:
+            os.write(fd, b.encode())
+            raise TestFailure(f"raw accepted {b!r}")
+        except OSError as e:
+            assert e.errno == 22, (b, e)  # EINVAL
+        finally:
+            os.close(fd)
+    # the stream is intact and nothing of the above went out: the next
+    # message is the first thing bob gets
+    with open(m.path(A, "raw"), "w") as f:
+        f.write(f"<message to='{B}' type='chat'><body>marker</body></message>")
+    got = bob.wait_messages(A, 1, since, timeout=10)
+    assert got[0]["body"] == "marker", got
+    assert m.connection(A)["state"] == "online"
