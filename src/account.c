@@ -118,6 +118,7 @@ struct Account {
 	/* pool thread only */
 	bool rosterver;       /* the server offers roster versioning */
 	GHashTable *iq_waits; /* iq id -> PoolReq* waiting for the answer */
+	GHashTable *iq_calls; /* iq id -> IqWait*: requests of the iq file */
 	guint iq_next;
 	/* messages to send, pool thread only: OutMsg*, oldest first */
 	GQueue outq;     /* not sent on this stream yet */
@@ -151,6 +152,8 @@ static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud);
 static void finish_close(Account *a);
 static char *error_event_text(xmpp_stanza_t *st, const char *kind);
 static gint64 ping_timeout(Account *a);
+static gint64 iq_calls_due(Account *a);
+static void expire_iq_calls(Account *a, gint64 now, bool all, int err);
 static bool roster_push(Account *a, xmpp_stanza_t *iq);
 
 /* ---- shared state, any thread ---- */
@@ -1069,6 +1072,121 @@ void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r)
 		send_subscription(a, c->jid, "subscribe");
 }
 
+typedef struct {
+	IqCall *call;
+	gint64 deadline; /* monotonic µs */
+} IqWait;
+
+static void iqwait_free(gpointer p)
+{
+	IqWait *w = p;
+
+	iqcall_unref(w->call);
+	g_free(w);
+}
+
+/* One line of XML: newlines inside as character references. */
+static char *one_line(const char *xml)
+{
+	GString *s = g_string_new(NULL);
+
+	for (const char *p = xml; *p; p++) {
+		if (*p == '\n')
+			g_string_append(s, "&#10;");
+		else if (*p == '\r')
+			g_string_append(s, "&#13;");
+		else
+			g_string_append_c(s, *p);
+	}
+	g_string_append_c(s, '\n');
+	return g_string_free(s, FALSE);
+}
+
+static int iq_file_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *id = xmpp_stanza_get_id(iq);
+	IqWait *w = id ? g_hash_table_lookup(a->iq_calls, id) : NULL;
+	char *text = NULL;
+	size_t len;
+	g_autofree char *line = NULL;
+
+	if (!w)
+		return 0;
+	if (xmpp_stanza_to_text(iq, &text, &len) == XMPP_EOK) {
+		line = one_line(text);
+		xmpp_free(a->ctx, text);
+	}
+	iqcall_finish(w->call, line, line ? 0 : -EIO);
+	g_hash_table_remove(a->iq_calls, id);
+	return 0;
+}
+
+int acct_send_iq(Account *a, IqCall *c, const char *text)
+{
+	xmpp_stanza_t *iq;
+	const char *type, *id;
+	g_autofree char *new_id = NULL;
+	IqWait *w;
+
+	POOL_ASSERT();
+	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead)
+		return -ENOTCONN;
+	iq = xmpp_stanza_new_from_string(a->ctx, text);
+	type = iq ? xmpp_stanza_get_type(iq) : NULL;
+	if (!iq || strcmp(xmpp_stanza_get_name(iq), "iq") || !type ||
+	    (strcmp(type, "get") && strcmp(type, "set"))) {
+		if (iq)
+			xmpp_stanza_release(iq);
+		return -EINVAL;
+	}
+	if (!(id = xmpp_stanza_get_id(iq)) || !*id ||
+	    g_hash_table_contains(a->iq_calls, id)) {
+		new_id = next_iq_id(a);
+		xmpp_stanza_set_id(iq, new_id);
+		id = new_id;
+	}
+	w = g_new0(IqWait, 1);
+	w->call = iqcall_ref(c);
+	w->deadline = g_get_monotonic_time() + IQCALL_TIMEOUT_S * G_USEC_PER_SEC;
+	g_hash_table_insert(a->iq_calls, g_strdup(id), w);
+	xmpp_id_handler_add(a->conn, iq_file_answer, id, a);
+	xmpp_send(a->conn, iq);
+	xmpp_stanza_release(iq);
+	return 0;
+}
+
+/* Requests of the iq file whose answer is overdue, or whose stream is
+ * gone (@all): they end with @err. */
+static void expire_iq_calls(Account *a, gint64 now, bool all, int err)
+{
+	GHashTableIter iter;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&iter, a->iq_calls);
+	while (g_hash_table_iter_next(&iter, &k, &v)) {
+		IqWait *w = v;
+		if (!all && now < w->deadline)
+			continue;
+		if (a->conn && !a->conn_dead)
+			xmpp_id_handler_delete(a->conn, iq_file_answer, k);
+		iqcall_finish(w->call, NULL, err);
+		g_hash_table_iter_remove(&iter);
+	}
+}
+
+static gint64 iq_calls_due(Account *a)
+{
+	GHashTableIter iter;
+	gpointer v;
+	gint64 due = G_MAXINT64;
+
+	g_hash_table_iter_init(&iter, a->iq_calls);
+	while (g_hash_table_iter_next(&iter, NULL, &v))
+		due = MIN(due, ((IqWait *)v)->deadline);
+	return due;
+}
+
 int acct_send_raw(Account *a, GPtrArray *stanzas)
 {
 	POOL_ASSERT();
@@ -1292,6 +1410,7 @@ static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
 	a->conn_dead = true;
 	requeue_inflight(a);
 	fail_iq_waits(a);
+	expire_iq_calls(a, 0, true, -ECONNRESET);
 	roster_presence_clear(a->roster);
 	a->in_tls = a->in_tls && timed_out; /* kept for failure_reason */
 	if (a->reconnect_asked && !a->shutting && a->want_online) {
@@ -1746,7 +1865,7 @@ gint64 acct_deadline(Account *a, bool *ticking)
 		return a->close_at;
 	if (a->retry_at)
 		return a->retry_at;
-	return keepalive_due(a);
+	return MIN(keepalive_due(a), iq_calls_due(a));
 }
 
 void acct_tick(Account *a, gint64 now)
@@ -1756,6 +1875,7 @@ void acct_tick(Account *a, gint64 now)
 		finish_close(a);
 	if (!a->close_at && !a->retry_at)
 		keepalive(a, now);
+	expire_iq_calls(a, now, false, -ETIMEDOUT);
 	if (a->retry_at && now >= a->retry_at && !a->conn) {
 		a->retry_at = 0;
 		acct_connect(a);
@@ -1978,6 +2098,8 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	}
 	a->iq_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    NULL);
+	a->iq_calls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					    iqwait_free);
 	g_queue_init(&a->outq);
 	g_queue_init(&a->inflight);
 	{
@@ -2068,6 +2190,7 @@ void acct_free(Account *a)
 	g_clear_pointer(&a->events, hist_close);
 	g_clear_pointer(&a->raw, hist_close);
 	g_clear_pointer(&a->iq_waits, g_hash_table_unref);
+	g_clear_pointer(&a->iq_calls, g_hash_table_unref);
 	g_free(a->bound_jid);
 	g_free(a->server);
 	g_free(a->tls_desc);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "history.h"
 #include "outbox.h"
+#include "iqcall.h"
 #include "roster.h"
 
 typedef struct Account Account;
@@ -67,6 +68,10 @@ Hist *acct_events(Account *a);
  * while someone reads: acct_raw_readers(+1/-1) counts them. */
 Hist *acct_raw(Account *a);
 void acct_raw_readers(Account *a, int delta);
+/* [pool] Send the <iq/> a user wrote to `iq` (one stanza, checked by
+ * xmlcheck): it must be a get or set (-EINVAL), an id is added when it
+ * has none; @c gets the answer, or -ETIMEDOUT after IQCALL_TIMEOUT_S. */
+int acct_send_iq(Account *a, IqCall *c, const char *text);
 /* [pool] Send stanzas a user wrote to `raw` (checked by xmlcheck);
  * 0 or -ENOTCONN. */
 int acct_send_raw(Account *a, GPtrArray *stanzas);

@@ -47,6 +47,7 @@ typedef struct {
 	pid_t opener;  /* the thread that opened it */
 	Hist *hist;    /* log: NULL while the conversation has none */
 	StreamReader *reader; /* stream */
+	IqCall *call;  /* iq: this descriptor's request */
 } Handle;
 
 
@@ -131,6 +132,7 @@ static const FileOps file_ops[] = {
 	{NODE_STREAM, 0400, NULL, NULL, NULL},
 	{NODE_EVENTS, 0400, NULL, NULL, NULL},
 	{NODE_RAW, 0600, NULL, NULL, NULL},
+	{NODE_IQ, 0600, NULL, NULL, NULL},
 	{NODE_PRESENCE, 0400, presence_text, NULL, NULL},
 	{NODE_NAME, 0600, name_text, NULL, name_value},
 	{NODE_GROUPS, 0600, groups_text, NULL, groups_value},
@@ -473,10 +475,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (n->kind == NODE_EVENTS) {
 		h->hist = acct_events(n->acct);
 		h->reader = stream_open(h->hist);
-		fi->nonseekable = 1;
 	}
+	/* stream, events, raw, iq read from a cursor of their own and
+	 * ignore offsets; seeking is allowed and harmless, so that head -n1
+	 * (which seeks back after a line) works on them */
+	if (n->kind == NODE_IQ)
+		h->call = iqcall_new();
 	if (n->kind == NODE_RAW) {
-		fi->nonseekable = 1;
 		if (acc != O_WRONLY) {
 			h->hist = acct_raw(n->acct);
 			h->reader = stream_open(h->hist);
@@ -494,7 +499,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 		h->reader = stream_open(h->hist);
-		fi->nonseekable = 1;
 	}
 	h->opener = fuse_req_ctx(req)->pid;
 	fi->fh = (uintptr_t)h;
@@ -526,6 +530,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (h->reader) {
 		stream_read(h->reader, req, size, fi->flags & O_NONBLOCK);
+		return;
+	}
+	if (h->call) {
+		iqcall_read(h->call, req, size, fi->flags & O_NONBLOCK);
 		return;
 	}
 	if (h->node->kind == NODE_LOG) {
@@ -691,6 +699,29 @@ static int raw_write(Xfs *x, Handle *h, const char *data, size_t size)
 	return pool_send_raw(x->pool, h->node->acct, stanzas);
 }
 
+/* iq: one <iq type='get|set'/>; its answer is read on this descriptor. */
+static int iq_write(Xfs *x, Handle *h, const char *data, size_t size)
+{
+	g_autoptr(GError) err = NULL;
+	g_autoptr(GPtrArray) stanzas = NULL;
+	int ret;
+
+	if (size > 1024 * 1024)
+		return -EFBIG;
+	stanzas = xmlcheck_stanzas(data, size, &err);
+	if (!stanzas || stanzas->len != 1 ||
+	    !g_str_has_prefix(g_ptr_array_index(stanzas, 0), "<iq"))
+		return -EINVAL;
+	if (iqcall_pending(h->call))
+		return -EBUSY; /* one request at a time per descriptor */
+	iqcall_start(h->call);
+	ret = pool_send_iq(x->pool, h->node->acct, h->call,
+			   g_ptr_array_index(stanzas, 0));
+	if (ret)
+		iqcall_finish(h->call, NULL, 0); /* nothing to wait for */
+	return ret;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -717,6 +748,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		break;
 	case NODE_RAW:
 		ret = raw_write(x, h, data, size);
+		break;
+	case NODE_IQ:
+		ret = iq_write(x, h, data, size);
 		break;
 	default:
 		if (h->wbuf->len + size > ACCT_STATUS_TEXT_MAX + 1) {
@@ -827,6 +861,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		stream_close(h->reader);
 	if (h->reader && h->node->kind == NODE_RAW)
 		acct_raw_readers(h->node->acct, -1);
+	if (h->call)
+		iqcall_unref(h->call);
 	g_free(h->text);
 	if (h->wbuf)
 		g_string_free(h->wbuf, TRUE);

@@ -85,6 +85,7 @@ typedef enum {
 	POOL_REQ_ROSTER,
 	POOL_REQ_SUBSCRIPTION,
 	POOL_REQ_RAW,
+	POOL_REQ_IQ,
 	POOL_REQ_STOP,
 } PoolReqKind;
 
@@ -101,6 +102,7 @@ struct PoolReq {
 	char *jid;
 	char *word;
 	GPtrArray *stanzas;
+	IqCall *call;
 	int result;  /* 0 or -errno, for the waiting thread */
 	bool waited; /* a FUSE thread waits for done */
 	bool done;   /* protected by Pool.lock */
@@ -199,6 +201,8 @@ static void req_free(PoolReq *r)
 	g_free(r->word);
 	if (r->stanzas)
 		g_ptr_array_unref(r->stanzas);
+	if (r->call)
+		iqcall_unref(r->call);
 	g_free(r);
 }
 
@@ -251,6 +255,17 @@ int pool_roster_change(Pool *p, Account *a, const RosterChange *c)
 	r->change.jid = g_strdup(c->jid);
 	r->change.name = g_strdup(c->name);
 	r->change.groups = g_strdupv(c->groups);
+	return submit(p, r, true);
+}
+
+int pool_send_iq(Pool *p, Account *a, IqCall *c, const char *text)
+{
+	PoolReq *r = g_new0(PoolReq, 1);
+
+	r->kind = POOL_REQ_IQ;
+	r->acct = a;
+	r->call = iqcall_ref(c);
+	r->word = g_strdup(text);
 	return submit(p, r, true);
 }
 
@@ -371,6 +386,9 @@ static bool run_req(PoolReq *r)
 		break;
 	case POOL_REQ_RAW:
 		r->result = acct_send_raw(r->acct, r->stanzas);
+		break;
+	case POOL_REQ_IQ:
+		r->result = acct_send_iq(r->acct, r->call, r->word);
 		break;
 	case POOL_REQ_SHOW:
 		acct_set_show(r->acct, r->show, r->text);

@@ -43,6 +43,9 @@ int pool_roster_change(Pool *p, Account *a, const RosterChange *c);
 /* [any] Send a subscription presence (subscribe, approve, deny,
  * unsubscribe, cancel); 0, -EINVAL for another word, -ENOTCONN offline. */
 int pool_subscription(Pool *p, Account *a, const char *jid, const char *word);
+/* [any] Send the <iq/> written to `iq`; waits until sent.  0, -EINVAL
+ * (not a get or set iq) or -ENOTCONN. */
+int pool_send_iq(Pool *p, Account *a, IqCall *c, const char *text);
 /* [any] Send stanzas written to `raw` (taken); waits until sent.  0 or
  * -ENOTCONN. */
 int pool_send_raw(Pool *p, Account *a, GPtrArray *stanzas);

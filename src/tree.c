@@ -55,6 +55,7 @@ Tree *tree_new(Pool *pool)
 		node_add(t, dir, NODE_STATUS, "status", a);
 		node_add(t, dir, NODE_EVENTS, "events", a);
 		node_add(t, dir, NODE_RAW, "raw", a);
+		node_add(t, dir, NODE_IQ, "iq", a);
 		node_add(t, dir, NODE_CONTACTS, "contacts", a);
 	}
 	return t;

@@ -25,6 +25,7 @@ typedef enum {
 	NODE_SUBSCRIPTION,
 	NODE_EVENTS,     /* alice@example.org/events */
 	NODE_RAW,        /* alice@example.org/raw */
+	NODE_IQ,         /* alice@example.org/iq */
 } NodeKind;
 
 typedef struct TreeNode TreeNode;

@@ -159,3 +159,120 @@ def test_raw_refuses_what_is_not_stanzas_and_sends_nothing(server, tmp, stack):
     got = bob.wait_messages(A, 1, since, timeout=10)
     assert got[0]["body"] == "marker", got
     assert m.connection(A)["state"] == "online"
+
+
+# --------------------------------------------------------------------------
+# iq: write one get/set, read its answer on the same descriptor
+
+def iq_roundtrip(m, xml):
+    fd = os.open(m.path(A, "iq"), os.O_RDWR)
+    try:
+        os.write(fd, xml.encode())
+        line = os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
+    assert line.endswith("\n") and line.count("\n") == 1, line
+    return ET.fromstring(line)
+
+
+def test_iq_round_trips_to_the_server(server, tmp, stack):
+    m, bob, full = setup(stack, server, tmp, "t-cl-iq")
+    r = iq_roundtrip(m, "<iq type='get' to='localhost'><query xmlns="
+                        "'http://jabber.org/protocol/disco#info'/></iq>")
+    assert r.get("type") == "result" and r.get("id"), ET.tostring(r)
+    feats = {f.get("var") for f in r.iter(
+        "{http://jabber.org/protocol/disco#info}feature")}
+    assert "urn:xmpp:ping" in feats, feats
+    r = iq_roundtrip(m, "<iq type='get' id='mine'><query "
+                        "xmlns='jabber:iq:roster'/></iq>")
+    assert r.get("type") == "result" and r.get("id") == "mine", ET.tostring(r)
+    assert any(i.get("jid") == B for i in r.iter("{jabber:iq:roster}item")), \
+        ET.tostring(r)
+    r = iq_roundtrip(m, f"<iq type='get' to='{full.replace(A, B)}'>"
+                        "<query xmlns='jabber:iq:version'/></iq>")
+    assert r.get("type") in ("result", "error"), ET.tostring(r)
+    # an error answer is an answer too
+    r = iq_roundtrip(m, "<iq type='get' to='localhost'><query "
+                        "xmlns='urn:example:nothing'/></iq>")
+    assert r.get("type") == "error", ET.tostring(r)
+
+
+def test_iq_many_in_flight_each_sees_its_own(server, tmp, stack):
+    m, bob, full = setup(stack, server, tmp, "t-cl-iq-many")
+    fds = [os.open(m.path(A, "iq"), os.O_RDWR) for _ in range(8)]
+    try:
+        for i, fd in enumerate(fds):
+            os.write(fd, f"<iq type='get' id='many-{i}' to='localhost'>"
+                         "<ping xmlns='urn:xmpp:ping'/></iq>".encode())
+        for i, fd in reversed(list(enumerate(fds))):
+            r = ET.fromstring(os.read(fd, 65536).decode())
+            assert r.get("id") == f"many-{i}", ET.tostring(r)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_iq_refuses_anything_but_one_get_or_set(server, tmp, stack):
+    m, bob, full = setup(stack, server, tmp, "t-cl-iq-bad")
+    for bad in ("<iq type='result' id='x'/>", "<iq id='y'/>",
+                f"<message to='{B}'><body>no</body></message>",
+                "<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq><iq type='get'/>",
+                "<iq type='get'>", "not xml"):
+        fd = os.open(m.path(A, "iq"), os.O_RDWR)
+        try:
+            os.write(fd, bad.encode())
+            raise TestFailure(f"iq accepted {bad!r}")
+        except OSError as e:
+            assert e.errno == 22, (bad, e)  # EINVAL
+        finally:
+            os.close(fd)
+    assert m.connection(A)["state"] == "online"
+
+
+def test_iq_blocked_read_ends_with_sigint_and_times_out(tmp, stack):
+    """No answer (the server is stopped): a blocked read ends on SIGINT at
+    once, and a read that waits gets ETIMEDOUT after 30 s."""
+    srv = Server(tmp / "srv", users={"alice": "alicepw"})
+    srv.start()
+    stack.callback(srv.stop)
+    m = stack.enter_context(
+        Mount(tmp, {A: srv.account("alice", resource="t-cl-iq-to",
+                                   ping_interval="0")}))
+    m.wait_state(A, "online", timeout=10)
+    pid = int((srv.dir / "testbed.pid").read_text())
+    assert str(srv.dir).encode() in open(f"/proc/{pid}/cmdline", "rb").read()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        import subprocess, sys
+        code = ("import os\n"
+                f"fd = os.open({str(m.path(A, 'iq'))!r}, os.O_RDWR)\n"
+                "os.write(fd, b\"<iq type='get' to='localhost'><ping "
+                "xmlns='urn:xmpp:ping'/></iq>\")\n"
+                "print('reading', flush=True)\n"
+                "os.read(fd, 4096)\n")
+        child = subprocess.Popen([sys.executable, "-c", code],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert child.stdout.readline().strip() == b"reading"
+        time.sleep(0.2)
+        assert child.poll() is None, "the read did not wait for the answer"
+        child.send_signal(signal.SIGINT)
+        child.wait(5)
+        assert b"KeyboardInterrupt" in child.stderr.read()
+
+        fd = os.open(m.path(A, "iq"), os.O_RDWR)
+        try:
+            os.write(fd, b"<iq type='get' to='localhost'>"
+                         b"<ping xmlns='urn:xmpp:ping'/></iq>")
+            t0 = time.monotonic()
+            try:
+                os.read(fd, 4096)
+                raise TestFailure("a read without an answer returned data")
+            except OSError as e:
+                took = time.monotonic() - t0
+                assert e.errno == 110, e  # ETIMEDOUT
+            note(f"no answer: ETIMEDOUT after {took:.1f} s")
+            assert 28 < took < 35, took
+        finally:
+            os.close(fd)
+    finally:
+        os.kill(pid, signal.SIGCONT)
