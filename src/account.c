@@ -152,6 +152,7 @@ static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud);
 static void finish_close(Account *a);
 static char *error_event_text(xmpp_stanza_t *st, const char *kind);
 static gint64 ping_timeout(Account *a);
+static void add_caps(Account *a, xmpp_stanza_t *presence);
 static gint64 iq_calls_due(Account *a);
 static void expire_iq_calls(Account *a, gint64 now, bool all, int err);
 static bool roster_push(Account *a, xmpp_stanza_t *iq);
@@ -562,6 +563,7 @@ static void send_presence(Account *a)
 		add_text_child(a, p, "show", show_words[show]);
 	if (text)
 		add_text_child(a, p, "status", text);
+	add_caps(a, p);
 	xmpp_send(a->conn, p);
 	xmpp_stanza_release(p);
 }
@@ -587,22 +589,66 @@ static xmpp_stanza_t *query_reply(Account *a, xmpp_stanza_t *iq,
 	return reply;
 }
 
-/* XEP-0030: who we are and what we do. */
+/* XEP-0030: who we are and what we do.  Sorted: XEP-0115 hashes them in
+ * this order. */
+static const char *const disco_features[] = {
+	"http://jabber.org/protocol/caps", XMPP_NS_DISCO_INFO,
+	"jabber:iq:version", "urn:xmpp:delay", "urn:xmpp:ping",
+};
+#define CAPS_NODE "https://xmppfs.invalid/caps"
+
+/* XEP-0115 §5.1: base64(SHA-1("client/pc//xmppfs<" + each feature "<")). */
+static const char *caps_ver(void)
+{
+	static char *ver;
+	GChecksum *ck;
+	guint8 digest[20];
+	gsize len = sizeof digest;
+
+	if (ver)
+		return ver;
+	ck = g_checksum_new(G_CHECKSUM_SHA1);
+	g_checksum_update(ck, (const guchar *)"client/pc//xmppfs<", -1);
+	for (guint i = 0; i < G_N_ELEMENTS(disco_features); i++) {
+		g_checksum_update(ck, (const guchar *)disco_features[i], -1);
+		g_checksum_update(ck, (const guchar *)"<", 1);
+	}
+	g_checksum_get_digest(ck, digest, &len);
+	g_checksum_free(ck);
+	ver = g_base64_encode(digest, len);
+	return ver;
+}
+
+static void add_caps(Account *a, xmpp_stanza_t *presence)
+{
+	xmpp_stanza_t *c = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(c, "c");
+	xmpp_stanza_set_ns(c, "http://jabber.org/protocol/caps");
+	xmpp_stanza_set_attribute(c, "hash", "sha-1");
+	xmpp_stanza_set_attribute(c, "node", CAPS_NODE);
+	xmpp_stanza_set_attribute(c, "ver", caps_ver());
+	xmpp_stanza_add_child_ex(presence, c, 0);
+}
+
 static xmpp_stanza_t *disco_info_reply(Account *a, xmpp_stanza_t *iq)
 {
-	static const char *const features[] = {
-		XMPP_NS_DISCO_INFO, "jabber:iq:version", "urn:xmpp:ping",
-		"urn:xmpp:delay",
-	};
+	const char *const *features = disco_features;
 	xmpp_stanza_t *q, *reply = query_reply(a, iq, XMPP_NS_DISCO_INFO, &q);
 	xmpp_stanza_t *id = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_t *asked = xmpp_stanza_get_child_by_name_and_ns(
+		iq, "query", XMPP_NS_DISCO_INFO);
+	const char *node = asked ? xmpp_stanza_get_attribute(asked, "node")
+				 : NULL;
 
 	xmpp_stanza_set_name(id, "identity");
 	xmpp_stanza_set_attribute(id, "category", "client");
 	xmpp_stanza_set_attribute(id, "type", "pc");
 	xmpp_stanza_set_attribute(id, "name", "xmppfs");
 	xmpp_stanza_add_child_ex(q, id, 0);
-	for (guint i = 0; i < G_N_ELEMENTS(features); i++) {
+	if (node) /* node#ver of our caps, or any: echo it */
+		xmpp_stanza_set_attribute(q, "node", node);
+	for (guint i = 0; i < G_N_ELEMENTS(disco_features); i++) {
 		xmpp_stanza_t *f = xmpp_stanza_new(a->ctx);
 		xmpp_stanza_set_name(f, "feature");
 		xmpp_stanza_set_attribute(f, "var", features[i]);

@@ -276,3 +276,30 @@ def test_iq_blocked_read_ends_with_sigint_and_times_out(tmp, stack):
             os.close(fd)
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def test_presence_carries_entity_capabilities(server, tmp, stack):
+    """XEP-0115: the presence carries <c hash='sha-1' node ver/>, and ver
+    is the hash of what disco#info on node#ver answers (§5.1)."""
+    import base64
+    import hashlib
+    m, bob, full = setup(stack, server, tmp, "t-cl-caps")
+    bob.wait_presence(full, timeout=10)
+    caps = bob.latest_presences(full)[full]["caps"]
+    assert caps.get("hash") == "sha-1" and caps.get("node") and \
+        caps.get("ver"), caps
+    node = f"{caps['node']}#{caps['ver']}"
+    q = ET.Element("{http://jabber.org/protocol/disco#info}query",
+                   {"node": node})
+    r = bob.iq(full, "get", q)
+    ns = "{http://jabber.org/protocol/disco#info}"
+    rq = r.find(f"{ns}query")
+    assert rq is not None and rq.get("node") == node, ET.tostring(r)
+    s = ""
+    for i in sorted(rq.findall(f"{ns}identity"),
+                    key=lambda i: (i.get("category"), i.get("type"))):
+        s += f"{i.get('category')}/{i.get('type')}//{i.get('name')}<"
+    for f in sorted(f.get("var") for f in rq.findall(f"{ns}feature")):
+        s += f + "<"
+    want = base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
+    assert caps["ver"] == want, (caps["ver"], want, s)

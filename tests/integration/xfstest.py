@@ -678,7 +678,10 @@ class Peer:
                "priority": prio.text if prio is not None else None,
                "error": _error_condition(x), "time": time.time(),
                "muc_codes": [c.get("code") for c in
-                             x.iter("{http://jabber.org/protocol/muc#user}status")]}
+                             x.iter("{http://jabber.org/protocol/muc#user}status")],
+               "caps": dict((x.find("{http://jabber.org/protocol/caps}c")
+                             if x.find("{http://jabber.org/protocol/caps}c")
+                             is not None else ET.Element("c")).attrib)}
         with self.cond:
             self.presences.append(rec)
             self.cond.notify_all()
