@@ -119,6 +119,9 @@ struct Account {
 	bool rosterver;       /* the server offers roster versioning */
 	GHashTable *iq_waits; /* iq id -> PoolReq* waiting for the answer */
 	GHashTable *iq_calls; /* iq id -> IqWait*: requests of the iq file */
+	GHashTable *room_waits; /* room -> RoomWait*: joins and leaves */
+	Rooms *rooms;
+	HistSet *room_hists;
 	guint iq_next;
 	/* messages to send, pool thread only: OutMsg*, oldest first */
 	GQueue outq;     /* not sent on this stream yet */
@@ -155,6 +158,16 @@ static gint64 ping_timeout(Account *a);
 static void add_caps(Account *a, xmpp_stanza_t *presence);
 static gint64 iq_calls_due(Account *a);
 static void expire_iq_calls(Account *a, gint64 now, bool all, int err);
+static gint64 room_waits_due(Account *a);
+static void expire_room_waits(Account *a, gint64 now, bool all);
+static char *child_text(xmpp_stanza_t *st, const char *name);
+static int error_errno(xmpp_stanza_t *st);
+static void room_presence(Account *a, xmpp_stanza_t *p, const char *room,
+			  const char *nick);
+static void room_answered(Account *a, const char *room, int err);
+static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
+			 const char *nick);
+static gint64 message_time(xmpp_stanza_t *msg);
 static bool roster_push(Account *a, xmpp_stanza_t *iq);
 
 /* ---- shared state, any thread ---- */
@@ -793,6 +806,19 @@ void acct_queue_message(Account *a, OutboxItem *item)
 	flush_outq(a);
 }
 
+int acct_send_room(Account *a, const char *room, const char *body,
+		   guint64 *seq)
+{
+	OutboxItem *item = NULL;
+	int ret = outbox_add(a->outbox, room, "groupchat", body, &item);
+
+	if (ret)
+		return ret;
+	*seq = item->seq;
+	pool_post_message(a->pool, a, item);
+	return 0;
+}
+
 int acct_send(Account *a, const char *to, const char *body, guint64 *seq)
 {
 	OutboxItem *item = NULL;
@@ -889,6 +915,15 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 			 "(%s)", a->cfg->jid, from ? from : "(none)",
 			 err ? err->message : "no from");
 		return 1;
+	}
+	{
+		const char *type = xmpp_stanza_get_type(msg);
+		g_autofree char *room = jid_bare(jid);
+		if (type && !strcmp(type, "groupchat")) {
+			if (rooms_has(a->rooms, room))
+				room_message(a, msg, room, jid->resource);
+			return 1;
+		}
 	}
 	if (!(text = message_text(msg)))
 		return 1;
@@ -1282,6 +1317,249 @@ static void fail_iq_waits(Account *a)
 	}
 }
 
+/* ---- group chat (XEP-0045) ---- */
+
+#define ROOM_JOIN_TIMEOUT_S 15
+#define ROOM_LEAVE_TIMEOUT_S 5
+
+typedef struct {
+	PoolReq *req;     /* NULL: a rejoin nobody waits for */
+	bool leaving;
+	gint64 deadline;
+} RoomWait;
+
+/* The time of the last record in @room's log, 0 if none. */
+static gint64 last_record_time(Account *a, const char *room)
+{
+	Hist *h = hist_set_get(a->room_hists, room, false, NULL);
+	goffset size = h ? hist_size(h) : 0;
+	char buf[4096];
+	gssize n;
+	gint64 t = 0;
+
+	if (size < 2)
+		return 0;
+	n = hist_pread(h, buf, MIN((goffset)sizeof buf - 1, size),
+		       MAX(0, size - (goffset)sizeof buf + 1));
+	if (n <= 1)
+		return 0;
+	buf[n - 1] = '\0'; /* the last LF */
+	char *line = strrchr(buf, '\n');
+	line = line ? line + 1 : buf;
+	if (strlen(line) >= RECORD_TIME_LEN) {
+		g_autofree char *stamp = g_strndup(line, RECORD_TIME_LEN);
+		record_parse_stamp(stamp, &t);
+	}
+	return t;
+}
+
+/* Presence to ROOM/NICK with the MUC element and a history request that
+ * fetches nothing already in the log. */
+static void send_join(Account *a, const char *room, const char *nick)
+{
+	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
+	xmpp_stanza_t *p = xmpp_presence_new(a->ctx);
+	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_t *hist = xmpp_stanza_new(a->ctx);
+	gint64 last = last_record_time(a, room);
+
+	xmpp_stanza_set_to(p, to);
+	xmpp_stanza_set_name(x, "x");
+	xmpp_stanza_set_ns(x, "http://jabber.org/protocol/muc");
+	xmpp_stanza_set_name(hist, "history");
+	if (last) {
+		char since[RECORD_TIME_LEN + 1];
+		record_format_time(last + 1, since);
+		xmpp_stanza_set_attribute(hist, "since", since);
+	} else {
+		xmpp_stanza_set_attribute(hist, "maxstanzas", "50");
+	}
+	xmpp_stanza_add_child_ex(x, hist, 0);
+	xmpp_stanza_add_child_ex(p, x, 0);
+	add_caps(a, p);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+}
+
+static void room_wait(Account *a, const char *room, PoolReq *r, bool leaving)
+{
+	RoomWait *w = g_new0(RoomWait, 1);
+
+	w->req = r;
+	w->leaving = leaving;
+	w->deadline = g_get_monotonic_time() +
+		      (leaving ? ROOM_LEAVE_TIMEOUT_S : ROOM_JOIN_TIMEOUT_S) *
+			      G_USEC_PER_SEC;
+	g_hash_table_replace(a->room_waits, g_strdup(room), w);
+}
+
+/* The server answered a join or a leave of @room (or the wait ended). */
+static void room_answered(Account *a, const char *room, int err)
+{
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+	if (!w)
+		return;
+	if (err && !w->leaving)
+		rooms_set(a->rooms, room, NULL); /* not in it after all */
+	if (w->req)
+		pool_complete(w->req, w->leaving ? 0 : err);
+	g_hash_table_remove(a->room_waits, room);
+}
+
+void acct_room_join(Account *a, const char *room, PoolReq *r)
+{
+	POOL_ASSERT();
+	if (rooms_has(a->rooms, room)) {
+		pool_complete(r, -EEXIST);
+		return;
+	}
+	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	rooms_set(a->rooms, room, a->cfg->nick);
+	room_wait(a, room, r, false);
+	send_join(a, room, a->cfg->nick);
+}
+
+void acct_room_leave(Account *a, const char *room, PoolReq *r)
+{
+	g_autofree char *nick = rooms_nick(a->rooms, room);
+	g_autofree char *to = NULL;
+	xmpp_stanza_t *p;
+
+	POOL_ASSERT();
+	if (!nick) {
+		pool_complete(r, -ENOENT);
+		return;
+	}
+	rooms_set(a->rooms, room, NULL);
+	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead) {
+		pool_complete(r, 0);
+		return;
+	}
+	to = g_strdup_printf("%s/%s", room, nick);
+	p = xmpp_presence_new(a->ctx);
+	xmpp_stanza_set_type(p, "unavailable");
+	xmpp_stanza_set_to(p, to);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+	room_wait(a, room, r, true);
+}
+
+/* At every connect: back into every room we were in. */
+static void rejoin_rooms(Account *a)
+{
+	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
+
+	for (guint i = 0; i < list->len; i++) {
+		const char *room = g_ptr_array_index(list, i);
+		g_autofree char *nick = rooms_nick(a->rooms, room);
+		if (nick)
+			send_join(a, room, nick);
+	}
+}
+
+static void expire_room_waits(Account *a, gint64 now, bool all)
+{
+	g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, a->room_waits);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		if (all || now >= ((RoomWait *)v)->deadline)
+			g_ptr_array_add(due, g_strdup(k));
+	for (guint i = 0; i < due->len; i++)
+		room_answered(a, g_ptr_array_index(due, i),
+			      all ? -ECONNRESET : -ETIMEDOUT);
+}
+
+static gint64 room_waits_due(Account *a)
+{
+	GHashTableIter it;
+	gpointer v;
+	gint64 due = G_MAXINT64;
+
+	g_hash_table_iter_init(&it, a->room_waits);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		due = MIN(due, ((RoomWait *)v)->deadline);
+	return due;
+}
+
+static bool has_status(xmpp_stanza_t *x, const char *code)
+{
+	for (xmpp_stanza_t *c = x ? xmpp_stanza_get_children(x) : NULL; c;
+	     c = xmpp_stanza_get_next(c))
+		if (xmpp_stanza_is_tag(c) &&
+		    !strcmp(xmpp_stanza_get_name(c), "status") &&
+		    !g_strcmp0(xmpp_stanza_get_attribute(c, "code"), code))
+			return true;
+	return false;
+}
+
+/* Presence from ROOM/NICK: an occupant, or ourselves (status 110). */
+static void room_presence(Account *a, xmpp_stanza_t *p, const char *room,
+			  const char *nick)
+{
+	const char *type = xmpp_stanza_get_type(p);
+	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(
+		p, "x", "http://jabber.org/protocol/muc#user");
+	xmpp_stanza_t *item = x ? xmpp_stanza_get_child_by_name(x, "item") : NULL;
+	bool self = has_status(x, "110");
+
+	if (type && !strcmp(type, "error")) {
+		room_answered(a, room, -error_errno(p));
+		return;
+	}
+	if (type && !strcmp(type, "unavailable")) {
+		rooms_occupant(a->rooms, room, nick, NULL, NULL, NULL);
+		if (self)
+			room_answered(a, room, 0);
+		return;
+	}
+	rooms_occupant(a->rooms, room, nick,
+		       item ? xmpp_stanza_get_attribute(item, "role") : "none",
+		       item ? xmpp_stanza_get_attribute(item, "affiliation")
+			    : "none",
+		       item ? xmpp_stanza_get_attribute(item, "jid") : NULL);
+	if (self)
+		room_answered(a, room, 0);
+}
+
+/* A groupchat message: a record in the room's log, with the nick. */
+static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
+			 const char *nick)
+{
+	g_autofree char *subject = child_text(msg, "subject");
+	char *b = xmpp_message_get_body(msg);
+	g_autofree char *body = b ? g_strdup(b) : NULL;
+	g_autofree char *sender = NULL, *full = NULL;
+	g_autoptr(GString) rec = NULL;
+	Hist *h;
+
+	if (b)
+		xmpp_free(a->ctx, b);
+	if (subject && !body) {
+		rooms_set_subject(a->rooms, room, subject);
+		return;
+	}
+	if (!body || !nick)
+		return;
+	if (!text_is_clean(body, strlen(body), true))
+		g_strdelimit(body, "\r\v\f", ' ');
+	h = hist_set_get(a->room_hists, room, true, NULL);
+	if (!h)
+		return;
+	sender = record_escape_sender(nick);
+	rec = g_string_new(NULL);
+	record_append(rec, message_time(msg), sender, body);
+	hist_append(h, rec->str, rec->len);
+	full = g_strdup_printf("%s/%s", room, sender);
+	acct_event(a, "groupchat", full, body);
+}
+
 /* ---- connection life ---- */
 
 /* "ab:cd:.." or "abcd.." from libstrophe -> "AB:CD:..". */
@@ -1334,6 +1612,7 @@ static void on_connect(Account *a)
 	sm_enable(a);
 	roster_fetch(a);
 	send_presence(a);
+	rejoin_rooms(a);
 	set_state(a, ACCT_ONLINE, NULL);
 	flush_outq(a);
 }
@@ -1457,6 +1736,8 @@ static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
 	requeue_inflight(a);
 	fail_iq_waits(a);
 	expire_iq_calls(a, 0, true, -ECONNRESET);
+	expire_room_waits(a, 0, true);
+	rooms_clear_occupants(a->rooms);
 	roster_presence_clear(a->roster);
 	a->in_tls = a->in_tls && timed_out; /* kept for failure_reason */
 	if (a->reconnect_asked && !a->shutting && a->want_online) {
@@ -1911,7 +2192,7 @@ gint64 acct_deadline(Account *a, bool *ticking)
 		return a->close_at;
 	if (a->retry_at)
 		return a->retry_at;
-	return MIN(keepalive_due(a), iq_calls_due(a));
+	return MIN(MIN(keepalive_due(a), iq_calls_due(a)), room_waits_due(a));
 }
 
 void acct_tick(Account *a, gint64 now)
@@ -1922,6 +2203,7 @@ void acct_tick(Account *a, gint64 now)
 	if (!a->close_at && !a->retry_at)
 		keepalive(a, now);
 	expire_iq_calls(a, now, false, -ETIMEDOUT);
+	expire_room_waits(a, now, false);
 	if (a->retry_at && now >= a->retry_at && !a->conn) {
 		a->retry_at = 0;
 		acct_connect(a);
@@ -2038,6 +2320,14 @@ static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud)
 	}
 	if (!jid)
 		return 1; /* no sender, or one that is not a valid JID */
+	if (rooms_has(a->rooms, bare) && jid->resource) {
+		room_presence(a, p, bare, jid->resource);
+		return 1;
+	}
+	if (rooms_has(a->rooms, bare) && type && !strcmp(type, "error")) {
+		room_answered(a, bare, -error_errno(p));
+		return 1;
+	}
 	if (type && !strcmp(type, "error")) {
 		g_autofree char *ev = error_event_text(p, "presence");
 		acct_event(a, "error", from, ev);
@@ -2146,6 +2436,14 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 					    NULL);
 	a->iq_calls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    iqwait_free);
+	a->room_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					      g_free);
+	{
+		g_autofree char *rpath = g_build_filename(dir, "rooms.list", NULL);
+		g_autofree char *rdir = g_build_filename(dir, "rooms", NULL);
+		a->rooms = rooms_new(rpath);
+		a->room_hists = hist_set_new(rdir, NULL);
+	}
 	g_queue_init(&a->outq);
 	g_queue_init(&a->inflight);
 	{
@@ -2203,6 +2501,16 @@ Roster *acct_roster(Account *a)
 	return a->roster;
 }
 
+Rooms *acct_rooms(Account *a)
+{
+	return a->rooms;
+}
+
+HistSet *acct_room_hists(Account *a)
+{
+	return a->room_hists;
+}
+
 Hist *acct_events(Account *a)
 {
 	return a->events;
@@ -2237,6 +2545,9 @@ void acct_free(Account *a)
 	g_clear_pointer(&a->raw, hist_close);
 	g_clear_pointer(&a->iq_waits, g_hash_table_unref);
 	g_clear_pointer(&a->iq_calls, g_hash_table_unref);
+	g_clear_pointer(&a->room_waits, g_hash_table_unref);
+	g_clear_pointer(&a->rooms, rooms_free);
+	g_clear_pointer(&a->room_hists, hist_set_free);
 	g_free(a->bound_jid);
 	g_free(a->server);
 	g_free(a->tls_desc);

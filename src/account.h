@@ -14,6 +14,7 @@
 #include "outbox.h"
 #include "iqcall.h"
 #include "roster.h"
+#include "rooms.h"
 
 typedef struct Account Account;
 typedef struct Pool Pool;
@@ -60,6 +61,17 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 const CfgAccount *acct_cfg(const Account *a);
 /* [any] The conversations' logs. */
 HistSet *acct_hists(Account *a);
+/* [any] Group chats: the rooms and their logs. */
+Rooms *acct_rooms(Account *a);
+HistSet *acct_room_hists(Account *a);
+/* [any] Accept a groupchat message (as acct_send; the record comes with
+ * the room's reflection of it). */
+int acct_send_room(Account *a, const char *room, const char *body,
+		   guint64 *seq);
+/* [pool] Join @room (-EEXIST if in it, -ENOTCONN offline) or leave it;
+ * pool_complete(@r) when the server answered. */
+void acct_room_join(Account *a, const char *room, PoolReq *r);
+void acct_room_leave(Account *a, const char *room, PoolReq *r);
 /* [any] The roster, presence and pending requests. */
 Roster *acct_roster(Account *a);
 /* [any] The events log (`events` reads it like a stream). */

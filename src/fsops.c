@@ -20,6 +20,17 @@
 #include "text.h"
 #include "xmlcheck.h"
 
+/* A file of a room or of a conversation: whose logs it reads. */
+static bool in_room(const TreeNode *n)
+{
+	return n->parent && n->parent->kind == NODE_ROOM;
+}
+
+static HistSet *hists_of(const TreeNode *n)
+{
+	return in_room(n) ? acct_room_hists(n->acct) : acct_hists(n->acct);
+}
+
 /* g_ptr_array_sort passes pointers to the elements */
 static gint cmp_names(gconstpointer a, gconstpointer b)
 {
@@ -123,7 +134,25 @@ static int subscription_value(Xfs *x, Account *a, const char *jid,
 	return pool_subscription(x->pool, a, jid, v);
 }
 
+static char *nick_text(Account *a, const char *room)
+{
+	return rooms_nick_text(acct_rooms(a), room);
+}
+
+static char *subject_text(Account *a, const char *room)
+{
+	return rooms_subject_text(acct_rooms(a), room);
+}
+
+static char *occupants_text(Account *a, const char *room)
+{
+	return rooms_occupants_text(acct_rooms(a), room);
+}
+
 static const FileOps file_ops[] = {
+	{NODE_NICK, 0400, nick_text, NULL, NULL},
+	{NODE_SUBJECT, 0400, subject_text, NULL, NULL},
+	{NODE_OCCUPANTS, 0400, occupants_text, NULL, NULL},
 	{NODE_CONNECTION, 0400, connection_text, NULL, NULL},
 	{NODE_STATUS, 0600, status_text, status_line, NULL},
 	{NODE_SEND, 0200, NULL, NULL, NULL},
@@ -175,7 +204,7 @@ static void fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 	} else if (n->kind == NODE_EVENTS) {
 		st->st_mtime = st->st_ctime = hist_mtime(acct_events(n->acct));
 	} else if (n->kind == NODE_LOG || n->kind == NODE_STREAM) {
-		Hist *h = hist_set_get(acct_hists(n->acct), n->jid, false, NULL);
+		Hist *h = hist_set_get(hists_of(n), n->jid, false, NULL);
 		if (h && n->kind == NODE_LOG)
 			st->st_size = hist_size(h);
 		if (h)
@@ -195,7 +224,8 @@ static void reply_entry(fuse_req_t req, Xfs *x, const TreeNode *n)
 	/* accounts never change while mounted; file attributes always may;
 	 * a contact's directory is looked up afresh each time, so mkdir of a
 	 * JID that resolved a moment ago still reaches op_mkdir */
-	e.entry_timeout = n->kind == NODE_CONTACT ? 0.0 : 1.0;
+	e.entry_timeout =
+		n->kind == NODE_CONTACT || n->kind == NODE_ROOM ? 0.0 : 1.0;
 	e.attr_timeout = tree_is_dir(n) ? 1.0 : 0.0;
 	fuse_reply_entry(req, &e);
 }
@@ -267,13 +297,36 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	n = dir->kind == NODE_CONTACTS ? contact_node(x, dir, name)
-				       : tree_child(x->tree, dir, name);
+	if (dir->kind == NODE_ROOMS)
+		n = rooms_has(acct_rooms(dir->acct), name)
+			    ? tree_room(x->tree, dir, name)
+			    : NULL;
+	else
+		n = dir->kind == NODE_CONTACTS ? contact_node(x, dir, name)
+					       : tree_child(x->tree, dir, name);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	reply_entry(req, x, n);
+}
+
+/* mkdir rooms/ROOM: join; answered when the server confirmed. */
+static void room_mkdir(fuse_req_t req, Xfs *x, TreeNode *dir, const char *name)
+{
+	g_autofree char *norm = jid_normalize_bare(name, NULL);
+	int ret;
+
+	if (!norm || strcmp(norm, name) || !strchr(name, '@')) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ret = pool_room(x->pool, dir->acct, name, true);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	reply_entry(req, x, tree_room(x->tree, dir, name));
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -284,6 +337,10 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	RosterChange c = {.add = true};
 	int ret;
 
+	if (dir && dir->kind == NODE_ROOMS) {
+		room_mkdir(req, x, dir, name);
+		return;
+	}
 	if (!dir || dir->kind != NODE_CONTACTS) {
 		fuse_reply_err(req, dir ? EPERM : ENOENT);
 		return;
@@ -313,6 +370,14 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	RosterChange c = {.remove = true};
 	int ret;
 
+	if (dir && dir->kind == NODE_ROOMS) {
+		/* leave; the room's log stays on disk */
+		ret = rooms_has(acct_rooms(dir->acct), name)
+			      ? pool_room(x->pool, dir->acct, name, false)
+			      : -ENOENT;
+		fuse_reply_err(req, -ret);
+		return;
+	}
 	if (!dir || dir->kind != NODE_CONTACTS) {
 		fuse_reply_err(req, dir ? EPERM : ENOENT);
 		return;
@@ -379,6 +444,10 @@ static GPtrArray *list_dir(Xfs *x, TreeNode *dir)
 		names = contact_names(dir->acct);
 		for (guint i = 0; i < names->len; i++)
 			tree_contact(x->tree, dir, g_ptr_array_index(names, i));
+	} else if (dir->kind == NODE_ROOMS) {
+		names = rooms_list(acct_rooms(dir->acct));
+		for (guint i = 0; i < names->len; i++)
+			tree_room(x->tree, dir, g_ptr_array_index(names, i));
 	} else {
 		names = tree_list(x->tree, dir);
 	}
@@ -471,7 +540,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (acc != O_RDONLY)
 		h->wbuf = g_string_new(NULL);
 	if (n->kind == NODE_LOG)
-		h->hist = hist_set_get(acct_hists(n->acct), n->jid, false, NULL);
+		h->hist = hist_set_get(hists_of(n), n->jid, false, NULL);
 	if (n->kind == NODE_EVENTS) {
 		h->hist = acct_events(n->acct);
 		h->reader = stream_open(h->hist);
@@ -490,7 +559,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (n->kind == NODE_STREAM) {
 		g_autoptr(GError) err = NULL;
-		h->hist = hist_set_get(acct_hists(n->acct), n->jid, true, &err);
+		h->hist = hist_set_get(hists_of(n), n->jid, true, &err);
 		if (!h->hist) {
 			xfs_warn("open %s/stream: %s", n->jid, err->message);
 			g_mutex_clear(&h->lock);
@@ -513,7 +582,7 @@ static void read_log(fuse_req_t req, Handle *h, size_t size, off_t off)
 
 	/* a conversation that began after the open */
 	if (!h->hist)
-		h->hist = hist_set_get(acct_hists(h->node->acct), h->node->jid,
+		h->hist = hist_set_get(hists_of(h->node), h->node->jid,
 				       false, NULL);
 	if (h->hist)
 		n = hist_pread(h->hist, buf, size, off);
@@ -596,6 +665,9 @@ static int send_line(Xfs *x, Handle *h, const char *line)
 {
 	if (!*line)
 		return 0; /* an empty line is no message */
+	if (in_room(h->node))
+		return acct_send_room(h->node->acct, h->node->jid, line,
+				      &h->last_seq);
 	return acct_send(h->node->acct, h->node->jid, line, &h->last_seq);
 }
 
@@ -843,7 +915,9 @@ static void send_final(Handle *h)
 	if (b->len == 0)
 		return;
 	ret = check_body(a, b->str, b->len, post);
-	if (!ret)
+	if (!ret && in_room(h->node))
+		ret = acct_send_room(a, h->node->jid, b->str, &h->last_seq);
+	else if (!ret)
 		ret = acct_send(a, h->node->jid, b->str, &h->last_seq);
 	if (ret)
 		xfs_warn("%s: message to %s not sent at close: %s",

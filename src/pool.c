@@ -86,6 +86,8 @@ typedef enum {
 	POOL_REQ_SUBSCRIPTION,
 	POOL_REQ_RAW,
 	POOL_REQ_IQ,
+	POOL_REQ_ROOM_JOIN,
+	POOL_REQ_ROOM_LEAVE,
 	POOL_REQ_STOP,
 } PoolReqKind;
 
@@ -258,6 +260,16 @@ int pool_roster_change(Pool *p, Account *a, const RosterChange *c)
 	return submit(p, r, true);
 }
 
+int pool_room(Pool *p, Account *a, const char *room, bool join)
+{
+	PoolReq *r = g_new0(PoolReq, 1);
+
+	r->kind = join ? POOL_REQ_ROOM_JOIN : POOL_REQ_ROOM_LEAVE;
+	r->acct = a;
+	r->jid = g_strdup(room);
+	return submit(p, r, true);
+}
+
 int pool_send_iq(Pool *p, Account *a, IqCall *c, const char *text)
 {
 	PoolReq *r = g_new0(PoolReq, 1);
@@ -380,6 +392,12 @@ static bool run_req(PoolReq *r)
 	switch (r->kind) {
 	case POOL_REQ_ROSTER:
 		acct_roster_change(r->acct, &r->change, r);
+		return false;
+	case POOL_REQ_ROOM_JOIN:
+		acct_room_join(r->acct, r->jid, r);
+		return false;
+	case POOL_REQ_ROOM_LEAVE:
+		acct_room_leave(r->acct, r->jid, r);
 		return false;
 	case POOL_REQ_SUBSCRIPTION:
 		r->result = acct_subscription(r->acct, r->jid, r->word);

@@ -20,13 +20,14 @@ static TreeNode *node_add(Tree *t, TreeNode *parent, NodeKind kind,
 	n->parent = parent;
 	n->acct = acct;
 	if (kind == NODE_ROOT || kind == NODE_ACCOUNT || kind == NODE_CONTACTS ||
-	    kind == NODE_CONTACT) {
+	    kind == NODE_CONTACT || kind == NODE_ROOMS || kind == NODE_ROOM) {
 		n->children = g_ptr_array_new();
 		n->by_name = g_hash_table_new(g_str_hash, g_str_equal);
 	}
-	if (kind == NODE_CONTACT)
+	if (kind == NODE_CONTACT || kind == NODE_ROOM)
 		n->jid = n->name;
-	else if (parent && parent->kind == NODE_CONTACT)
+	else if (parent && (parent->kind == NODE_CONTACT ||
+			    parent->kind == NODE_ROOM))
 		n->jid = parent->jid;
 	g_mutex_lock(&t->lock);
 	n->ino = t->next_ino++;
@@ -57,6 +58,7 @@ Tree *tree_new(Pool *pool)
 		node_add(t, dir, NODE_RAW, "raw", a);
 		node_add(t, dir, NODE_IQ, "iq", a);
 		node_add(t, dir, NODE_CONTACTS, "contacts", a);
+		node_add(t, dir, NODE_ROOMS, "rooms", a);
 	}
 	return t;
 }
@@ -84,6 +86,30 @@ TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid)
 	}
 	g_mutex_unlock(&t->contact_lock);
 	return c;
+}
+
+TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room)
+{
+	static const struct {
+		NodeKind kind;
+		const char *name;
+	} files[] = {
+		{NODE_SEND, "send"}, {NODE_POST, "post"},
+		{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
+		{NODE_NICK, "nick"}, {NODE_SUBJECT, "subject"},
+		{NODE_OCCUPANTS, "occupants"},
+	};
+	TreeNode *r;
+
+	g_mutex_lock(&t->contact_lock);
+	r = tree_child(t, rooms, room);
+	if (!r) {
+		r = node_add(t, rooms, NODE_ROOM, room, rooms->acct);
+		for (guint i = 0; i < G_N_ELEMENTS(files); i++)
+			node_add(t, r, files[i].kind, files[i].name, r->acct);
+	}
+	g_mutex_unlock(&t->contact_lock);
+	return r;
 }
 
 static void node_free(gpointer data)

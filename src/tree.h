@@ -26,6 +26,11 @@ typedef enum {
 	NODE_EVENTS,     /* alice@example.org/events */
 	NODE_RAW,        /* alice@example.org/raw */
 	NODE_IQ,         /* alice@example.org/iq */
+	NODE_ROOMS,      /* alice@example.org/rooms/ */
+	NODE_ROOM,       /* .../rooms/room@conference.example.org/ */
+	NODE_NICK,
+	NODE_SUBJECT,
+	NODE_OCCUPANTS,
 } NodeKind;
 
 typedef struct TreeNode TreeNode;
@@ -52,6 +57,9 @@ TreeNode *tree_child(Tree *t, TreeNode *dir, const char *name);
 /* The directory of @jid (a normalized bare JID) in @contacts, made with
  * its files on first use. */
 TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid);
+/* The directory of @room (a normalized bare JID) in @rooms, made with its
+ * files on first use. */
+TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room);
 /* Names of @dir's children, in order (a snapshot to free). */
 GPtrArray *tree_list(Tree *t, TreeNode *dir);
 bool tree_is_dir(const TreeNode *n);

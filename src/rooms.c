@@ -1,0 +1,237 @@
+/* rooms.c - see rooms.h.  The file is a GKeyFile: [rooms] ROOM=NICK. */
+#include "rooms.h"
+
+#include <string.h>
+
+typedef struct {
+	char *role;
+	char *affiliation;
+	char *jid;
+} Occupant;
+
+typedef struct {
+	char *nick;
+	char *subject;
+	GHashTable *occupants; /* nick -> Occupant* */
+} Room;
+
+struct Rooms {
+	GMutex lock;
+	char *path;
+	GHashTable *rooms; /* room JID -> Room*, protected by lock */
+};
+
+static void occupant_free(gpointer p)
+{
+	Occupant *o = p;
+
+	g_free(o->role);
+	g_free(o->affiliation);
+	g_free(o->jid);
+	g_free(o);
+}
+
+static void room_free(gpointer p)
+{
+	Room *rm = p;
+
+	g_free(rm->nick);
+	g_free(rm->subject);
+	g_hash_table_unref(rm->occupants);
+	g_free(rm);
+}
+
+static Room *room_new(const char *nick)
+{
+	Room *rm = g_new0(Room, 1);
+
+	rm->nick = g_strdup(nick);
+	rm->occupants = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					      occupant_free);
+	return rm;
+}
+
+/* With the lock held. */
+static void save(Rooms *r)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, r->rooms);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		g_key_file_set_string(kf, "rooms", k, ((Room *)v)->nick);
+	g_key_file_save_to_file(kf, r->path, NULL);
+}
+
+Rooms *rooms_new(const char *path)
+{
+	Rooms *r = g_new0(Rooms, 1);
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_auto(GStrv) keys = NULL;
+
+	g_mutex_init(&r->lock);
+	r->path = g_strdup(path);
+	r->rooms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					 room_free);
+	if (g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL))
+		keys = g_key_file_get_keys(kf, "rooms", NULL, NULL);
+	for (char **k = keys; k && *k; k++) {
+		g_autofree char *nick = g_key_file_get_string(kf, "rooms", *k,
+							      NULL);
+		if (nick && *nick)
+			g_hash_table_insert(r->rooms, g_strdup(*k),
+					    room_new(nick));
+	}
+	return r;
+}
+
+void rooms_free(Rooms *r)
+{
+	if (!r)
+		return;
+	g_hash_table_unref(r->rooms);
+	g_free(r->path);
+	g_mutex_clear(&r->lock);
+	g_free(r);
+}
+
+static gint cmp_names(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+GPtrArray *rooms_list(Rooms *r)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer k;
+
+	g_mutex_lock(&r->lock);
+	g_hash_table_iter_init(&it, r->rooms);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		g_ptr_array_add(out, g_strdup(k));
+	g_mutex_unlock(&r->lock);
+	g_ptr_array_sort(out, cmp_names);
+	return out;
+}
+
+bool rooms_has(Rooms *r, const char *room)
+{
+	bool has;
+
+	g_mutex_lock(&r->lock);
+	has = g_hash_table_contains(r->rooms, room);
+	g_mutex_unlock(&r->lock);
+	return has;
+}
+
+void rooms_set(Rooms *r, const char *room, const char *nick)
+{
+	g_mutex_lock(&r->lock);
+	if (nick)
+		g_hash_table_replace(r->rooms, g_strdup(room), room_new(nick));
+	else
+		g_hash_table_remove(r->rooms, room);
+	save(r);
+	g_mutex_unlock(&r->lock);
+}
+
+char *rooms_nick(Rooms *r, const char *room)
+{
+	Room *rm;
+	char *nick;
+
+	g_mutex_lock(&r->lock);
+	rm = g_hash_table_lookup(r->rooms, room);
+	nick = rm ? g_strdup(rm->nick) : NULL;
+	g_mutex_unlock(&r->lock);
+	return nick;
+}
+
+void rooms_occupant(Rooms *r, const char *room, const char *nick,
+		    const char *role, const char *affiliation, const char *jid)
+{
+	Room *rm;
+
+	g_mutex_lock(&r->lock);
+	rm = g_hash_table_lookup(r->rooms, room);
+	if (rm && role) {
+		Occupant *o = g_new0(Occupant, 1);
+		o->role = g_strdup(role);
+		o->affiliation = g_strdup(affiliation ? affiliation : "none");
+		o->jid = g_strdup(jid);
+		g_hash_table_replace(rm->occupants, g_strdup(nick), o);
+	} else if (rm) {
+		g_hash_table_remove(rm->occupants, nick);
+	}
+	g_mutex_unlock(&r->lock);
+}
+
+void rooms_clear_occupants(Rooms *r)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_mutex_lock(&r->lock);
+	g_hash_table_iter_init(&it, r->rooms);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		g_hash_table_remove_all(((Room *)v)->occupants);
+	g_mutex_unlock(&r->lock);
+}
+
+void rooms_set_subject(Rooms *r, const char *room, const char *subject)
+{
+	Room *rm;
+
+	g_mutex_lock(&r->lock);
+	rm = g_hash_table_lookup(r->rooms, room);
+	if (rm) {
+		g_free(rm->subject);
+		rm->subject = g_strdup(subject);
+	}
+	g_mutex_unlock(&r->lock);
+}
+
+char *rooms_nick_text(Rooms *r, const char *room)
+{
+	g_autofree char *nick = rooms_nick(r, room);
+
+	return nick ? g_strdup_printf("%s\n", nick) : g_strdup("");
+}
+
+char *rooms_subject_text(Rooms *r, const char *room)
+{
+	Room *rm;
+	char *out;
+
+	g_mutex_lock(&r->lock);
+	rm = g_hash_table_lookup(r->rooms, room);
+	out = rm && rm->subject && *rm->subject
+		      ? g_strdup_printf("%s\n", rm->subject)
+		      : g_strdup("");
+	g_mutex_unlock(&r->lock);
+	return out;
+}
+
+char *rooms_occupants_text(Rooms *r, const char *room)
+{
+	GString *s = g_string_new(NULL);
+	Room *rm;
+
+	g_mutex_lock(&r->lock);
+	rm = g_hash_table_lookup(r->rooms, room);
+	if (rm) {
+		g_autoptr(GList) nicks = g_hash_table_get_keys(rm->occupants);
+		nicks = g_list_sort(nicks, (GCompareFunc)strcmp);
+		for (GList *l = nicks; l; l = l->next) {
+			Occupant *o = g_hash_table_lookup(rm->occupants, l->data);
+			g_string_append_printf(s, "%s\t%s\t%s\t%s\n",
+					       (char *)l->data, o->role,
+					       o->affiliation,
+					       o->jid ? o->jid : "");
+		}
+	}
+	g_mutex_unlock(&r->lock);
+	return g_string_free(s, FALSE);
+}
