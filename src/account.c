@@ -120,6 +120,7 @@ struct Account {
 	GHashTable *iq_waits; /* iq id -> PoolReq* waiting for the answer */
 	GHashTable *iq_calls; /* iq id -> IqWait*: requests of the iq file */
 	GHashTable *room_waits; /* room -> RoomWait*: joins and leaves */
+	GHashTable *room_seen;  /* room -> set of the log's last-second lines */
 	Rooms *rooms;
 	HistSet *room_hists;
 	guint iq_next;
@@ -1328,8 +1329,9 @@ typedef struct {
 	gint64 deadline;
 } RoomWait;
 
-/* The time of the last record in @room's log, 0 if none. */
-static gint64 last_record_time(Account *a, const char *room)
+/* The time of the last record in @room's log (0 if none), and in @seen
+ * (if not NULL) the lines of that second. */
+static gint64 last_record_time(Account *a, const char *room, GHashTable *seen)
 {
 	Hist *h = hist_set_get(a->room_hists, room, false, NULL);
 	goffset size = h ? hist_size(h) : 0;
@@ -1350,6 +1352,12 @@ static gint64 last_record_time(Account *a, const char *room)
 		g_autofree char *stamp = g_strndup(line, RECORD_TIME_LEN);
 		record_parse_stamp(stamp, &t);
 	}
+	if (seen && t) {
+		g_auto(GStrv) lines = g_strsplit(buf, "\n", -1);
+		for (char **l = lines; *l; l++)
+			if (!strncmp(*l, line, RECORD_TIME_LEN))
+				g_hash_table_add(seen, g_strdup(*l));
+	}
 	return t;
 }
 
@@ -1361,15 +1369,21 @@ static void send_join(Account *a, const char *room, const char *nick)
 	xmpp_stanza_t *p = xmpp_presence_new(a->ctx);
 	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_t *hist = xmpp_stanza_new(a->ctx);
-	gint64 last = last_record_time(a, room);
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+						 NULL);
+	gint64 last = last_record_time(a, room, seen);
 
 	xmpp_stanza_set_to(p, to);
 	xmpp_stanza_set_name(x, "x");
 	xmpp_stanza_set_ns(x, "http://jabber.org/protocol/muc");
 	xmpp_stanza_set_name(hist, "history");
+	/* from the second of the last record: a message later in that same
+	 * second is not lost; those already in the log are in room_seen and
+	 * are not written again (room_message) */
+	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
 	if (last) {
 		char since[RECORD_TIME_LEN + 1];
-		record_format_time(last + 1, since);
+		record_format_time(last, since);
 		xmpp_stanza_set_attribute(hist, "since", since);
 	} else {
 		xmpp_stanza_set_attribute(hist, "maxstanzas", "50");
@@ -1400,8 +1414,8 @@ static void room_answered(Account *a, const char *room, int err)
 
 	if (!w)
 		return;
-	if (err && !w->leaving)
-		rooms_set(a->rooms, room, NULL); /* not in it after all */
+	if (w->leaving || err)
+		rooms_set(a->rooms, room, NULL); /* left, or not in it after all */
 	if (w->req)
 		pool_complete(w->req, w->leaving ? 0 : err);
 	g_hash_table_remove(a->room_waits, room);
@@ -1434,11 +1448,13 @@ void acct_room_leave(Account *a, const char *room, PoolReq *r)
 		pool_complete(r, -ENOENT);
 		return;
 	}
-	rooms_set(a->rooms, room, NULL);
 	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead) {
+		rooms_set(a->rooms, room, NULL);
 		pool_complete(r, 0);
 		return;
 	}
+	/* the room stays known until the server confirms (room_answered):
+	 * its confirmation is a presence from the room */
 	to = g_strdup_printf("%s/%s", room, nick);
 	p = xmpp_presence_new(a->ctx);
 	xmpp_stanza_set_type(p, "unavailable");
@@ -1528,6 +1544,25 @@ static void room_presence(Account *a, xmpp_stanza_t *p, const char *room,
 		room_answered(a, room, 0);
 }
 
+/* History (a delayed message) whose records are all among the lines of
+ * the last second the log had when we joined: written already. */
+static bool already_logged(Account *a, const char *room, xmpp_stanza_t *msg,
+			   const char *records)
+{
+	GHashTable *seen = g_hash_table_lookup(a->room_seen, room);
+	g_auto(GStrv) lines = NULL;
+
+	if (!seen || !g_hash_table_size(seen) ||
+	    !xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
+						  "urn:xmpp:delay"))
+		return false;
+	lines = g_strsplit(records, "\n", -1);
+	for (char **l = lines; *l; l++)
+		if (**l && !g_hash_table_contains(seen, *l))
+			return false;
+	return true;
+}
+
 /* A groupchat message: a record in the room's log, with the nick. */
 static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 			 const char *nick)
@@ -1555,6 +1590,8 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 	sender = record_escape_sender(nick);
 	rec = g_string_new(NULL);
 	record_append(rec, message_time(msg), sender, body);
+	if (already_logged(a, room, msg, rec->str))
+		return;
 	hist_append(h, rec->str, rec->len);
 	full = g_strdup_printf("%s/%s", room, sender);
 	acct_event(a, "groupchat", full, body);
@@ -2438,6 +2475,8 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 					    iqwait_free);
 	a->room_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					      g_free);
+	a->room_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					     (GDestroyNotify)g_hash_table_unref);
 	{
 		g_autofree char *rpath = g_build_filename(dir, "rooms.list", NULL);
 		g_autofree char *rdir = g_build_filename(dir, "rooms", NULL);
@@ -2546,6 +2585,7 @@ void acct_free(Account *a)
 	g_clear_pointer(&a->iq_waits, g_hash_table_unref);
 	g_clear_pointer(&a->iq_calls, g_hash_table_unref);
 	g_clear_pointer(&a->room_waits, g_hash_table_unref);
+	g_clear_pointer(&a->room_seen, g_hash_table_unref);
 	g_clear_pointer(&a->rooms, rooms_free);
 	g_clear_pointer(&a->room_hists, hist_set_free);
 	g_free(a->bound_jid);
