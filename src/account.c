@@ -70,6 +70,7 @@ struct Account {
 	int fd_dup;      /* ours, for the watchdog and forced drops */
 	WdSlot wd;
 	bool conn_dead;  /* disconnected: release after run_once returns */
+	bool read_more;  /* the last read may have left data buffered */
 	bool was_online; /* this attempt reached CONNECT */
 	bool tcp_up;     /* this attempt's TCP connect succeeded */
 	bool in_tls;     /* inside the TLS handshake (blocking in 0.12) */
@@ -117,7 +118,7 @@ struct Account {
 	gint raw_readers; /* atomic */
 	/* pool thread only */
 	bool rosterver;       /* the server offers roster versioning */
-	GHashTable *iq_waits; /* iq id -> PoolReq* waiting for the answer */
+	GHashTable *iq_waits; /* iq id -> ChangeWait*: roster changes */
 	GHashTable *iq_calls; /* iq id -> IqWait*: requests of the iq file */
 	GHashTable *room_waits; /* room -> RoomWait*: joins and leaves */
 	GHashTable *room_seen;  /* room -> set of the log's last-second lines */
@@ -1085,19 +1086,64 @@ static int error_errno(xmpp_stanza_t *st)
 	return EIO;
 }
 
-/* The answer to a roster change: the waiting write gets its result. */
+/* A roster change waiting for the server's answer. */
+typedef struct {
+	PoolReq *req;
+	RosterItem *item; /* the item as it will be; NULL for a removal */
+	char *jid;
+} ChangeWait;
+
+static void change_wait_free(gpointer p)
+{
+	ChangeWait *w = p;
+
+	roster_item_free(w->item);
+	g_free(w->jid);
+	g_free(w);
+}
+
+/* The answer to a roster change: the waiting write gets its result, and
+ * on success our copy changes at once, so a read right after the write
+ * sees it (the server's push may come after its answer). */
 static int change_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 {
 	Account *a = ud;
 	const char *id = xmpp_stanza_get_id(iq);
 	const char *type = xmpp_stanza_get_type(iq);
-	PoolReq *r = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
+	ChangeWait *w = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
+	bool ok = type && !strcmp(type, "result");
 
-	if (!r)
+	if (!w)
 		return 0;
+	if (ok && w->item)
+		roster_set(a->roster, g_steal_pointer(&w->item), NULL);
+	else if (ok)
+		roster_remove(a->roster, w->jid, NULL);
+	pool_complete(w->req, ok ? 0 : -error_errno(iq));
 	g_hash_table_remove(a->iq_waits, id);
-	pool_complete(r, type && !strcmp(type, "result") ? 0 : -error_errno(iq));
 	return 0;
+}
+
+/* What the item will be once the server accepted @c. */
+static RosterItem *changed_item(Account *a, const RosterChange *c)
+{
+	RosterItem *it = c->remove ? NULL : roster_get(a->roster, c->jid);
+
+	if (c->remove)
+		return NULL;
+	if (!it) {
+		it = roster_item_new(c->jid);
+		it->ask = c->add;
+	}
+	if (c->set_name) {
+		g_free(it->name);
+		it->name = c->name && *c->name ? g_strdup(c->name) : NULL;
+	}
+	if (c->set_groups) {
+		g_strfreev(it->groups);
+		it->groups = c->groups ? g_strdupv(c->groups) : g_new0(char *, 1);
+	}
+	return it;
 }
 
 static void send_subscription(Account *a, const char *jid, const char *type)
@@ -1146,7 +1192,13 @@ void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r)
 	xmpp_stanza_set_ns(q, XMPP_NS_ROSTER);
 	xmpp_stanza_add_child_ex(q, change_item(a, c), 0);
 	xmpp_stanza_add_child_ex(iq, q, 0);
-	g_hash_table_insert(a->iq_waits, g_strdup(id), r);
+	{
+		ChangeWait *w = g_new0(ChangeWait, 1);
+		w->req = r;
+		w->item = changed_item(a, c);
+		w->jid = g_strdup(c->jid);
+		g_hash_table_insert(a->iq_waits, g_strdup(id), w);
+	}
 	xmpp_id_handler_add(a->conn, change_answer, id, a);
 	xmpp_send(a->conn, iq);
 	xmpp_stanza_release(iq);
@@ -1313,8 +1365,8 @@ static void fail_iq_waits(Account *a)
 
 	g_hash_table_iter_init(&iter, a->iq_waits);
 	while (g_hash_table_iter_next(&iter, NULL, &v)) {
+		pool_complete(((ChangeWait *)v)->req, -ECONNRESET);
 		g_hash_table_iter_remove(&iter);
-		pool_complete(v, -ECONNRESET);
 	}
 }
 
@@ -2081,8 +2133,12 @@ void acct_run(Account *a)
 	 * OpenSSL already buffered: go again while calls make progress. */
 	for (int i = 0; i < RUN_ROUNDS_MAX && a->conn && !a->conn_dead; i++) {
 		guint before = a->progress;
+		a->read_more = false;
 		xmpp_run_once(a->ctx, 0);
-		if (a->progress == before)
+		/* a 4 KiB piece of a large stanza logs nothing, but the rest may
+		 * wait decrypted in OpenSSL, where poll(2) cannot see it: a
+		 * 5,000-item roster sat there until the next timer, 30 s */
+		if (a->progress == before && !a->read_more)
 			break;
 	}
 	/* many pushes in one run (a login re-sends pending items) make one
@@ -2149,6 +2205,11 @@ bool acct_guard_input(Account *a, const char *buf, size_t len)
 		a->guard_tail_len = keep + len;
 	}
 	return true;
+}
+
+void acct_note_read(Account *a, bool more)
+{
+	a->read_more = a->read_more || more;
 }
 
 void acct_abort(Account *a)
@@ -2470,7 +2531,7 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 		return NULL;
 	}
 	a->iq_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					    NULL);
+					    change_wait_free);
 	a->iq_calls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    iqwait_free);
 	a->room_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,

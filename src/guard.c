@@ -7,7 +7,8 @@
  * SSL_read() itself: libstrophe's calls reach these first (as select()
  * in pool.c), and when the caller is an account's coroutine on the pool
  * thread, the bytes read are checked with acct_guard_input before
- * libstrophe sees them.  A DTD ends the connection: the read reports the
+ * libstrophe sees them, and the account learns whether more may wait
+ * inside OpenSSL (acct_note_read).  A DTD ends the connection: the read reports the
  * end of the stream and the account's error says why.  Every other
  * caller gets the library's function unchanged. */
 #include <dlfcn.h>
@@ -30,9 +31,11 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 	if (!real)
 		real = (recv_fn)dlsym(RTLD_NEXT, "recv");
 	n = real(fd, buf, len, flags);
-	if (n > 0 && !(flags & MSG_PEEK) && (a = pool_current_account()) &&
-	    !acct_guard_input(a, buf, n))
-		return 0;
+	if (n > 0 && !(flags & MSG_PEEK) && (a = pool_current_account())) {
+		if (!acct_guard_input(a, buf, n))
+			return 0;
+		acct_note_read(a, (size_t)n == len);
+	}
 	return n;
 }
 
@@ -45,8 +48,11 @@ int SSL_read(SSL *ssl, void *buf, int num)
 	if (!real)
 		real = (ssl_read_fn)dlsym(RTLD_NEXT, "SSL_read");
 	n = real(ssl, buf, num);
-	if (n > 0 && (a = pool_current_account()) &&
-	    !acct_guard_input(a, buf, n))
-		return 0;
+	if (n > 0 && (a = pool_current_account())) {
+		if (!acct_guard_input(a, buf, n))
+			return 0;
+		/* what OpenSSL holds back is invisible to poll(2) */
+		acct_note_read(a, n == num || SSL_has_pending(ssl));
+	}
 	return n;
 }

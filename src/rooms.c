@@ -61,7 +61,14 @@ static void save(Rooms *r)
 	g_hash_table_iter_init(&it, r->rooms);
 	while (g_hash_table_iter_next(&it, &k, &v))
 		g_key_file_set_string(kf, "rooms", k, ((Room *)v)->nick);
-	g_key_file_save_to_file(kf, r->path, NULL);
+	{
+		/* private like every file of the data directory */
+		gsize len;
+		g_autofree char *data = g_key_file_to_data(kf, &len, NULL);
+		g_file_set_contents_full(r->path, data, len,
+					 G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+					 NULL);
+	}
 }
 
 Rooms *rooms_new(const char *path)

@@ -113,7 +113,14 @@ static void save_locked(Roster *r)
 				      it->subscription);
 		g_key_file_set_boolean(kf, it->jid, "ask", it->ask);
 	}
-	g_key_file_save_to_file(kf, r->path, NULL);
+	{
+		/* private like every file of the data directory */
+		gsize len;
+		g_autofree char *data = g_key_file_to_data(kf, &len, NULL);
+		g_file_set_contents_full(r->path, data, len,
+					 G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+					 NULL);
+	}
 	r->dirty = false;
 }
 
