@@ -1168,6 +1168,16 @@ def test_outbox_resends_what_a_killed_server_never_read(tmp, stack):
     stack.callback(srv.stop)
     m = mount(stack, tmp, {A: srv.account("alice", resource="t-c-unacked")})
     m.wait_state(A, "online", timeout=10)
+    # stop the server only when the login exchange is over: one iq round
+    # trip through the mount (stopping it in the middle of the login burst
+    # made the link fail now and then under load, before any message)
+    fd = os.open(m.path(A, "iq"), os.O_RDWR)
+    try:
+        os.write(fd, b"<iq type='get' to='localhost'>"
+                     b"<ping xmlns='urn:xmpp:ping'/></iq>")
+        assert b"result" in os.read(fd, 4096)
+    finally:
+        os.close(fd)
     pid = int((srv.dir / "testbed.pid").read_text())
     assert str(srv.dir).encode() in open(f"/proc/{pid}/cmdline", "rb").read()
     q0 = _recv_queue(srv.port)
