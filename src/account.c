@@ -446,28 +446,34 @@ static void sm_answer(Account *a, const char *xml)
 		sm_acked(a, (guint32)g_ascii_strtoull(h + 4, NULL, 10));
 }
 
-/* A received stanza for `raw` readers: one line of XML, newlines inside
- * as character references. */
+/* One line of XML: newlines inside as character references. */
+static char *one_line(const char *xml)
+{
+	GString *s = g_string_new(NULL);
+
+	for (const char *p = xml; *p; p++) {
+		if (*p == '\n')
+			g_string_append(s, "&#10;");
+		else if (*p == '\r')
+			g_string_append(s, "&#13;");
+		else
+			g_string_append_c(s, *p);
+	}
+	g_string_append_c(s, '\n');
+	return g_string_free(s, FALSE);
+}
+
+/* A received stanza for `raw` readers, as one line. */
 static void raw_record(Account *a, const char *xml)
 {
-	GString *line;
+	g_autofree char *line = NULL;
 
 	if (!g_atomic_int_get(&a->raw_readers) ||
 	    !(is_stanza(xml, "message") || is_stanza(xml, "presence") ||
 	      is_stanza(xml, "iq")))
 		return;
-	line = g_string_sized_new(strlen(xml) + 1);
-	for (const char *p = xml; *p; p++) {
-		if (*p == '\n')
-			g_string_append(line, "&#10;");
-		else if (*p == '\r')
-			g_string_append(line, "&#13;");
-		else
-			g_string_append_c(line, *p);
-	}
-	g_string_append_c(line, '\n');
-	hist_append(a->raw, line->str, line->len);
-	g_string_free(line, TRUE);
+	line = one_line(xml);
+	hist_append(a->raw, line, strlen(line));
 }
 
 /* libstrophe reports auth failures and parse errors only in its log; the
@@ -1217,23 +1223,6 @@ static void iqwait_free(gpointer p)
 
 	iqcall_unref(w->call);
 	g_free(w);
-}
-
-/* One line of XML: newlines inside as character references. */
-static char *one_line(const char *xml)
-{
-	GString *s = g_string_new(NULL);
-
-	for (const char *p = xml; *p; p++) {
-		if (*p == '\n')
-			g_string_append(s, "&#10;");
-		else if (*p == '\r')
-			g_string_append(s, "&#13;");
-		else
-			g_string_append_c(s, *p);
-	}
-	g_string_append_c(s, '\n');
-	return g_string_free(s, FALSE);
 }
 
 static int iq_file_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
