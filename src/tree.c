@@ -4,7 +4,7 @@
 
 struct Tree {
 	GMutex lock;
-	GMutex contact_lock; /* serialises tree_contact; taken before lock */
+	GMutex contact_lock; /* serialises child_dir; taken before lock */
 	GHashTable *by_ino; /* guint64* -> TreeNode*, protected by lock */
 	guint64 next_ino;   /* protected by lock */
 	TreeNode *root;
@@ -63,53 +63,53 @@ Tree *tree_new(Pool *pool)
 	return t;
 }
 
-TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid)
-{
-	static const struct {
-		NodeKind kind;
-		const char *name;
-	} files[] = {
-		{NODE_SEND, "send"}, {NODE_POST, "post"},
-		{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
-		{NODE_PRESENCE, "presence"}, {NODE_NAME, "name"},
-		{NODE_GROUPS, "groups"}, {NODE_SUBSCRIPTION, "subscription"},
-	};
-	TreeNode *c;
+typedef struct {
+	NodeKind kind;
+	const char *name;
+} FileSpec;
 
-	/* one lock around find-or-add, so two lookups make one node */
+static const FileSpec contact_files[] = {
+	{NODE_SEND, "send"},         {NODE_POST, "post"},
+	{NODE_LOG, "log"},           {NODE_STREAM, "stream"},
+	{NODE_PRESENCE, "presence"}, {NODE_NAME, "name"},
+	{NODE_GROUPS, "groups"},     {NODE_SUBSCRIPTION, "subscription"},
+};
+
+static const FileSpec room_files[] = {
+	{NODE_SEND, "send"}, {NODE_POST, "post"},
+	{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
+	{NODE_NICK, "nick"}, {NODE_SUBJECT, "subject"},
+	{NODE_OCCUPANTS, "occupants"},
+};
+
+/* The directory @name of @kind in @parent, made with its @n @files on
+ * first use; one lock around find-or-add, so two lookups make one node. */
+static TreeNode *child_dir(Tree *t, TreeNode *parent, NodeKind kind,
+			   const char *name, const FileSpec *files, guint n)
+{
+	TreeNode *d;
+
 	g_mutex_lock(&t->contact_lock);
-	c = tree_child(t, contacts, jid);
-	if (!c) {
-		c = node_add(t, contacts, NODE_CONTACT, jid, contacts->acct);
-		for (guint i = 0; i < G_N_ELEMENTS(files); i++)
-			node_add(t, c, files[i].kind, files[i].name, c->acct);
+	d = tree_child(t, parent, name);
+	if (!d) {
+		d = node_add(t, parent, kind, name, parent->acct);
+		for (guint i = 0; i < n; i++)
+			node_add(t, d, files[i].kind, files[i].name, d->acct);
 	}
 	g_mutex_unlock(&t->contact_lock);
-	return c;
+	return d;
+}
+
+TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid)
+{
+	return child_dir(t, contacts, NODE_CONTACT, jid, contact_files,
+			 G_N_ELEMENTS(contact_files));
 }
 
 TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room)
 {
-	static const struct {
-		NodeKind kind;
-		const char *name;
-	} files[] = {
-		{NODE_SEND, "send"}, {NODE_POST, "post"},
-		{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
-		{NODE_NICK, "nick"}, {NODE_SUBJECT, "subject"},
-		{NODE_OCCUPANTS, "occupants"},
-	};
-	TreeNode *r;
-
-	g_mutex_lock(&t->contact_lock);
-	r = tree_child(t, rooms, room);
-	if (!r) {
-		r = node_add(t, rooms, NODE_ROOM, room, rooms->acct);
-		for (guint i = 0; i < G_N_ELEMENTS(files); i++)
-			node_add(t, r, files[i].kind, files[i].name, r->acct);
-	}
-	g_mutex_unlock(&t->contact_lock);
-	return r;
+	return child_dir(t, rooms, NODE_ROOM, room, room_files,
+			 G_N_ELEMENTS(room_files));
 }
 
 static void node_free(gpointer data)
