@@ -359,9 +359,13 @@ class Mount:
         with os.fdopen(fd, "w") as f:
             f.write(self.text)
         os.chmod(self.cfg, self.config_mode)
+        return self._spawn(open(self.logfile, "wb"), "")
+
+    def _spawn(self, log, again):
+        """Run xmppfs with its output to @log (closed here) and wait until
+        the mount is there; @again words the messages of a remount."""
         cmd = [str(self.binary), "-f", *self.args, "--config", str(self.cfg),
                "--data-dir", str(self.data), str(self.mnt)]
-        log = open(self.logfile, "wb")
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL,
@@ -371,10 +375,11 @@ class Mount:
         _active_mounts.append(self)
         try:
             wait_until(lambda: is_mounted(self.mnt) or self.proc.poll() is not None,
-                       timeout=self.mount_timeout, what=f"xmppfs to mount {self.mnt}")
+                       timeout=self.mount_timeout,
+                       what=f"xmppfs to mount {self.mnt}{again}")
             if not is_mounted(self.mnt):
                 raise TestFailure(f"xmppfs exited with {self.proc.returncode} "
-                                  f"before mounting:\n{self.log_tail()}")
+                                  f"before mounting{again}:\n{self.log_tail()}")
         except BaseException:
             self._teardown(check=False)
             raise
@@ -523,31 +528,12 @@ class Mount:
         if is_mounted(self.mnt):
             subprocess.run(["fusermount3", "-uz", str(self.mnt)],
                            capture_output=True)
-        cmd = [str(self.binary), "-f", *self.args, "--config", str(self.cfg),
-               "--data-dir", str(self.data), str(self.mnt)]
         log = open(self.logfile, "ab")
         log.write(b"\n--- remount ---\n")
         log.flush()
         self.closed = False
         self.returncode = None
-        self.t_start = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL,
-                                     start_new_session=True, env=self.env)
-        log.close()
-        (self.dir / "xmppfs.pid").write_text(f"{self.proc.pid}\n")
-        _active_mounts.append(self)
-        try:
-            wait_until(lambda: is_mounted(self.mnt) or self.proc.poll() is not None,
-                       timeout=self.mount_timeout, what=f"xmppfs to mount {self.mnt} again")
-            if not is_mounted(self.mnt):
-                raise TestFailure(f"xmppfs exited with {self.proc.returncode} "
-                                  f"before mounting again:\n{self.log_tail()}")
-        except BaseException:
-            self._teardown(check=False)
-            raise
-        self.t_mounted = time.monotonic()
-        return self
+        return self._spawn(log, " again")
 
 
 def run_xmppfs(args, timeout=10.0, binary=None, env=None):
