@@ -115,6 +115,16 @@ static void account_free(CfgAccount *a)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CfgAccount, account_free)
 
+static void room_free(CfgRoom *r)
+{
+	if (!r)
+		return;
+	g_free(r->jid);
+	cfg_password_free(r->password);
+	g_free(r->nick);
+	g_free(r);
+}
+
 void cfg_free(CfgFile *cfg)
 {
 	if (!cfg)
@@ -122,7 +132,19 @@ void cfg_free(CfgFile *cfg)
 	g_free(cfg->path);
 	if (cfg->accounts)
 		g_ptr_array_unref(cfg->accounts);
+	if (cfg->rooms)
+		g_ptr_array_unref(cfg->rooms);
 	g_free(cfg);
+}
+
+const CfgRoom *cfg_room(const CfgAccount *a, const char *room)
+{
+	for (guint i = 0; a->rooms && i < a->rooms->len; i++) {
+		const CfgRoom *r = g_ptr_array_index(a->rooms, i);
+		if (!strcmp(r->jid, room))
+			return r;
+	}
+	return NULL;
 }
 
 char *cfg_default_path(void)
@@ -496,6 +518,50 @@ static CfgAccount *read_account(GKeyFile *kf, const char *path, guint mode,
 	return g_steal_pointer(&acct);
 }
 
+#define ROOM_PREFIX "room "
+
+/* Read a group [room ROOM]: only password and nick, with the same
+ * checks as an account's (a password needs a file of mode 0600). */
+static CfgRoom *read_room(GKeyFile *kf, const char *path, guint mode,
+			  const char *group, GError **err)
+{
+	g_autoptr(CfgAccount) scratch = g_new0(CfgAccount, 1);
+	g_autoptr(Jid) jid = NULL;
+	g_autoptr(GError) jerr = NULL;
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+	g_auto(GStrv) names = g_key_file_get_keys(kf, group, NULL, NULL);
+	g_autofree char *norm =
+		jid_normalize_bare(group + strlen(ROOM_PREFIX), &jerr);
+	Reader r = { path, mode, group, scratch, NULL, NULL };
+	CfgRoom *room;
+
+	if (norm)
+		jid = jid_parse(norm, &jerr);
+	if (jid && !jid->local)
+		g_set_error(&jerr, CFG_ERROR, CFG_ERROR_GROUP,
+			    "'%s' has no localpart", norm);
+	if (!jid || !jid->local) {
+		set_error(err, CFG_ERROR_GROUP, path, group, NULL,
+			  "not a room's bare JID: %s", jerr->message);
+		return NULL;
+	}
+	r.jid = jid;
+	for (size_t i = 0; names && names[i]; i++) {
+		if (strcmp(names[i], "password") && strcmp(names[i], "nick")) {
+			key_error(&r, names[i], err, CFG_ERROR_KEY,
+				  "unknown key (a room has password and nick)");
+			return NULL;
+		}
+		if (!read_key(&r, kf, names[i], seen, err))
+			return NULL;
+	}
+	room = g_new0(CfgRoom, 1);
+	room->jid = g_steal_pointer(&norm);
+	room->password = g_steal_pointer(&scratch->password);
+	room->nick = g_steal_pointer(&scratch->nick);
+	return room;
+}
+
 /* Offset just past line @n (1-based), or @len. */
 static gsize line_end(const char *data, gsize len, gsize n)
 {
@@ -686,14 +752,29 @@ static bool read_accounts(GKeyFile *kf, const char *path, guint mode,
 			  GError **err)
 {
 	g_autoptr(GHashTable) jids = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GHashTable) rooms = g_hash_table_new(g_str_hash, g_str_equal);
 
 	for (size_t i = 0; groups[i]; i++) {
 		Pending *p = g_new0(Pending, 1);
 		CfgAccount *acct;
 		const char *other;
 
-		/* Rooms may one day get groups of their own; a group would be
-		 * told apart from an account here, before read_account. */
+		if (g_str_has_prefix(groups[i], ROOM_PREFIX)) {
+			CfgRoom *room = read_room(kf, path, mode, groups[i],
+						  err);
+			g_free(p);
+			if (!room)
+				return false;
+			g_ptr_array_add(cfg->rooms, room);
+			other = g_hash_table_lookup(rooms, room->jid);
+			if (other) {
+				set_error(err, CFG_ERROR_GROUP, path, groups[i],
+					  NULL, "the same room as [%s]", other);
+				return false;
+			}
+			g_hash_table_insert(rooms, room->jid, groups[i]);
+			continue;
+		}
 		p->group = groups[i];
 		g_ptr_array_add(pending, p);
 		acct = read_account(kf, path, mode, groups[i], &p->command,
@@ -735,8 +816,17 @@ CfgFile *cfg_load_data(const char *data, gsize len, const char *path,
 	cfg->accounts = g_ptr_array_new_with_free_func(
 		(GDestroyNotify)account_free);
 	pending = g_ptr_array_new_with_free_func((GDestroyNotify)pending_free);
+	cfg->rooms = g_ptr_array_new_with_free_func((GDestroyNotify)room_free);
 	if (!read_accounts(kf, path, mode, groups, cfg, pending, err))
 		return NULL;
+	if (!cfg->accounts->len) {
+		set_error(err, CFG_ERROR_EMPTY, path, NULL, NULL,
+			  "no accounts, only rooms; add a group such as "
+			  "[alice@example.org]");
+		return NULL;
+	}
+	for (guint i = 0; i < cfg->accounts->len; i++)
+		((CfgAccount *)cfg->accounts->pdata[i])->rooms = cfg->rooms;
 	for (guint i = 0; i < cfg->accounts->len; i++) {
 		Pending *p = pending->pdata[i];
 

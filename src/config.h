@@ -39,12 +39,24 @@ typedef struct {
 	gsize message_limit;   /* bytes; key message_limit */
 	guint ping_interval;   /* seconds; key ping_interval; 0 disables */
 	bool auto_approve;     /* approve subscription requests; default no */
+	const GPtrArray *rooms; /* of CfgRoom*: borrowed from the CfgFile */
 } CfgAccount;
+
+/* A group [room ROOM]: how every account joins ROOM. */
+typedef struct {
+	char *jid;      /* normalized bare JID of the room */
+	char *password; /* NULL: none */
+	char *nick;     /* NULL: the account's nick */
+} CfgRoom;
 
 typedef struct {
 	char *path;
 	GPtrArray *accounts; /* of CfgAccount*, in file order */
+	GPtrArray *rooms;    /* of CfgRoom*, in file order */
 } CfgFile;
+
+/* The group of @room (a normalized bare JID), or NULL. */
+const CfgRoom *cfg_room(const CfgAccount *a, const char *room);
 
 /* $XDG_CONFIG_HOME/xmppfs/config */
 char *cfg_default_path(void);

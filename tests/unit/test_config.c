@@ -218,6 +218,35 @@ static const Case cases[] = {
 	{ "duplicate-exact", ALICE PW "[bob@example.org]\n" PW ALICE, 0,
 	  0600, E(CFG_ERROR_GROUP, G ":", "twice", "line 5") },
 
+	/* Room groups. */
+#define RG "[room r@muc.example.org]\n"
+	{ "room-unknown-key", ALICE PW RG "host = x\n", 0, 0600,
+	  E(CFG_ERROR_KEY, "[room r@muc.example.org] host:", "unknown key",
+	    "password and nick") },
+	{ "room-no-local", ALICE PW "[room muc.example.org]\n" PW, 0, 0600,
+	  E(CFG_ERROR_GROUP, "[room muc.example.org]:", "no localpart") },
+	{ "room-bad-jid", ALICE PW "[room a b@muc.example.org]\n" PW, 0, 0600,
+	  E(CFG_ERROR_GROUP, "[room a b@muc.example.org]:", "not a room") },
+	{ "room-resource", ALICE PW "[room r@muc.example.org/n]\n" PW, 0,
+	  0600, E(CFG_ERROR_GROUP, "not a room") },
+	{ "room-password-mode", ALICE PW RG PW, 0, 0644,
+	  E(CFG_ERROR_PASSWORD, "[alice@example.org] password:", "chmod") },
+	{ "room-password-mode-only", "[alice@example.org]\n"
+	  "password_command = echo x\n" RG PW, 0, 0644,
+	  E(CFG_ERROR_PASSWORD, "[room r@muc.example.org] password:",
+	    "chmod"), .absent = "secret" },
+	{ "room-empty-password", ALICE PW RG "password =\n", 0, 0600,
+	  E(CFG_ERROR_PASSWORD, "[room r@muc.example.org] password:",
+	    "empty") },
+	{ "room-bad-nick", ALICE PW RG "nick = a\tb\n", 0, 0600,
+	  E(CFG_ERROR_KEY, "[room r@muc.example.org] nick:") },
+	{ "room-twice", ALICE PW RG "[room R@muc.example.org]\n", 0, 0600,
+	  E(CFG_ERROR_GROUP, "[room R@muc.example.org]:", "same room",
+	    "[room r@muc.example.org]") },
+	{ "room-only", RG PW, 0, 0600, E(CFG_ERROR_EMPTY, "only rooms") },
+	{ "room-set-twice", ALICE PW RG "nick = a\nnick = b\n", 0, 0600,
+	  E(CFG_ERROR_KEY, "nick:", "twice") },
+
 	/* The file. */
 	{ "empty", "", 0, 0600, E(CFG_ERROR_EMPTY, PATH ": ", "no accounts") },
 	{ "only-comments", "# nothing\n\n", 0, 0600,
@@ -447,6 +476,40 @@ static void test_default_path(void)
 	g_assert_cmpstr(path, ==, want);
 }
 
+/* [room ROOM] groups: found by every account, normalized, optional keys. */
+static void test_rooms(void)
+{
+	static const char text[] =
+		RG "password = hush\nnick = Al Ice\n" ALICE PW
+		"[room Other@MUC.example.org]\nnick = x\n"
+		"[bob@example.org]\n" PW "[room Third@muc.example.org]\n";
+	g_autoptr(GError) err = NULL;
+	g_autoptr(CfgFile) cfg =
+		cfg_load_data(text, strlen(text), PATH, 0600, &err);
+	const CfgRoom *r;
+
+	g_assert_no_error(err);
+	g_assert_cmpuint(cfg->accounts->len, ==, 2);
+	g_assert_cmpuint(cfg->rooms->len, ==, 3);
+	for (guint i = 0; i < 2; i++) {
+		const CfgAccount *a = cfg->accounts->pdata[i];
+		r = cfg_room(a, "r@muc.example.org");
+		g_assert_nonnull(r);
+		g_assert_cmpstr(r->password, ==, "hush");
+		g_assert_cmpstr(r->nick, ==, "Al Ice");
+		r = cfg_room(a, "other@muc.example.org");
+		g_assert_nonnull(r);
+		g_assert_null(r->password);
+		g_assert_cmpstr(r->nick, ==, "x");
+		r = cfg_room(a, "third@muc.example.org");
+		g_assert_nonnull(r);
+		g_assert_null(r->password);
+		g_assert_null(r->nick);
+		g_assert_null(cfg_room(a, "Other@MUC.example.org"));
+		g_assert_null(cfg_room(a, "alice@example.org"));
+	}
+}
+
 static void test_password_free(void)
 {
 	cfg_password_free(NULL);
@@ -478,6 +541,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/file/relative-ca", test_relative_ca);
 	g_test_add_func("/config/default-path", test_default_path);
 	g_test_add_func("/config/password-free", test_password_free);
+	g_test_add_func("/config/rooms", test_rooms);
 	rc = g_test_run();
 	g_unlink(ca_path);
 	g_rmdir(tmp_dir);
