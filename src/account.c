@@ -98,6 +98,7 @@ struct Account {
 	guint stanzas_mark;   /* stanzas at the last size check */
 	guint64 bytes_mark;   /* bytes consumed at the last new stanza */
 	gint64 close_at;      /* closing: end the stream by then (µs) */
+	bool going_offline;   /* our unavailable presence is sent */
 	bool sm_on;           /* XEP-0198 enabled on this stream */
 	guint32 sm_h;         /* stanzas received since <enabled/> */
 	gint64 last_rx;       /* monotonic µs of the last data from the server */
@@ -120,10 +121,13 @@ struct Account {
 	bool rosterver;       /* the server offers roster versioning */
 	GHashTable *iq_waits; /* iq id -> ChangeWait*: roster changes */
 	GHashTable *iq_calls; /* iq id -> IqWait*: requests of the iq file */
-	GHashTable *room_waits; /* room -> RoomWait*: joins and leaves */
+	GHashTable *room_waits; /* room -> RoomWait*: joins, leaves, changes */
 	GHashTable *room_seen;  /* room -> set of the log's last-second lines */
+	GHashTable *invite_passwords; /* room -> password of an invitation */
 	Rooms *rooms;
 	HistSet *room_hists;
+	char *rooms_dir;        /* DATA/JID/rooms */
+	GHashTable *privates;   /* room -> HistSet*: under lock */
 	guint iq_next;
 	/* messages to send, pool thread only: OutMsg*, oldest first */
 	GQueue outq;     /* not sent on this stream yet */
@@ -134,6 +138,10 @@ typedef struct {
 	OutboxItem *item;
 	guint32 seq; /* its number among the stanzas sent since <enable/> */
 } OutMsg;
+
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+#define NS_CONFERENCE "jabber:x:conference"
 
 /* Contexts carry no user data that callbacks can reach; this maps them
  * back.  Pool thread only. */
@@ -167,8 +175,11 @@ static int error_errno(xmpp_stanza_t *st);
 static void room_presence(Account *a, xmpp_stanza_t *p, const char *room,
 			  const char *nick);
 static void room_answered(Account *a, const char *room, int err);
-static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
-			 const char *nick);
+static void room_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
+			const char *nick);
+static bool invitation(Account *a, xmpp_stanza_t *msg, const char *from);
+static void rooms_send_presence(Account *a);
+static char *jid_unescape_nick(const char *to);
 static gint64 message_time(xmpp_stanza_t *msg);
 static bool roster_push(Account *a, xmpp_stanza_t *iq);
 
@@ -404,6 +415,18 @@ static void sm_count(Account *a, const char *xml)
 				is_stanza(xml, "iq"))) {
 		a->sm_h++;
 	}
+}
+
+/* "room@service/N%20ick" -> "room@service/N ick" */
+static char *jid_unescape_nick(const char *to)
+{
+	const char *slash = strchr(to, '/');
+	g_autofree char *nick =
+		slash ? g_uri_unescape_string(slash + 1, NULL) : NULL;
+
+	if (!nick)
+		return g_strdup(to);
+	return g_strdup_printf("%.*s/%s", (int)(slash - to), to, nick);
 }
 
 static void outmsg_free(OutMsg *m)
@@ -740,11 +763,25 @@ static void sm_failed(Account *a)
 	sm_acked(a, G_MAXUINT32);
 }
 
+/* A private message to an occupant: a chat message to ROOM/NICK with
+ * the MUC user element (XEP-0045 §7.5).  Its outbox item has the nick
+ * %-escaped, as the journal's fields are separated by spaces. */
+#define OUTBOX_TYPE_PRIVATE "chat-muc"
+
 static void send_message(Account *a, OutMsg *m)
 {
-	xmpp_stanza_t *msg = xmpp_message_new(a->ctx, m->item->type,
-					      m->item->to, m->item->id);
+	bool pm = !strcmp(m->item->type, OUTBOX_TYPE_PRIVATE);
+	g_autofree char *to = pm ? jid_unescape_nick(m->item->to) : NULL;
+	xmpp_stanza_t *msg = xmpp_message_new(
+		a->ctx, pm ? "chat" : m->item->type, pm ? to : m->item->to,
+		m->item->id);
 
+	if (pm) {
+		xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
+		xmpp_stanza_set_name(x, "x");
+		xmpp_stanza_set_ns(x, NS_MUC_USER);
+		xmpp_stanza_add_child_ex(msg, x, 0);
+	}
 	xmpp_message_set_body(msg, m->item->body);
 	xmpp_send(a->conn, msg);
 	xmpp_stanza_release(msg);
@@ -927,11 +964,19 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 	{
 		const char *type = xmpp_stanza_get_type(msg);
 		g_autofree char *room = jid_bare(jid);
-		if (type && !strcmp(type, "groupchat")) {
-			if (rooms_has(a->rooms, room))
-				room_message(a, msg, room, jid->resource);
+		if (rooms_has(a->rooms, room) ||
+		    (jid->resource && xmpp_stanza_get_child_by_name_and_ns(
+					      msg, "x", NS_MUC_USER))) {
+			/* from a room, or a private message from one we
+			 * left */
+			room_stanza(a, msg, room, jid->resource);
 			return 1;
 		}
+		if (type && !strcmp(type, "groupchat"))
+			return 1; /* from a room we are not in */
+		if ((!type || strcmp(type, "error")) &&
+		    invitation(a, msg, from))
+			return 1;
 	}
 	if (!(text = message_text(msg)))
 		return 1;
@@ -1363,12 +1408,23 @@ static void fail_iq_waits(Account *a)
 
 #define ROOM_JOIN_TIMEOUT_S 15
 #define ROOM_LEAVE_TIMEOUT_S 5
+#define ROOM_CHANGE_TIMEOUT_S 15
 
+/* One request per room waits for the server at a time. */
 typedef struct {
-	PoolReq *req;     /* NULL: a rejoin nobody waits for */
-	bool leaving;
+	PoolReq *req;  /* NULL: a rejoin nobody waits for */
+	AcctRoomOp op;
+	char *id;      /* subject: the message's id, which an error keeps */
 	gint64 deadline;
 } RoomWait;
+
+static void room_wait_free(gpointer p)
+{
+	RoomWait *w = p;
+
+	g_free(w->id);
+	g_free(w);
+}
 
 /* The time of the last record in @room's log (0 if none), and in @seen
  * (if not NULL) the lines of that second. */
@@ -1402,21 +1458,51 @@ static gint64 last_record_time(Account *a, const char *room, GHashTable *seen)
 	return t;
 }
 
+/* Our presence (show, status, caps), directed to @to when not NULL. */
+static xmpp_stanza_t *own_presence(Account *a, const char *to)
+{
+	xmpp_stanza_t *p = xmpp_presence_new(a->ctx);
+	AcctShow show;
+	g_autofree char *text = NULL;
+
+	g_mutex_lock(&a->lock);
+	show = a->show;
+	text = g_strdup(a->show_text);
+	g_mutex_unlock(&a->lock);
+	if (to)
+		xmpp_stanza_set_to(p, to);
+	if (show != ACCT_SHOW_AVAILABLE)
+		add_text_child(a, p, "show", show_words[show]);
+	if (text)
+		add_text_child(a, p, "status", text);
+	add_caps(a, p);
+	return p;
+}
+
+/* The password to join @room with: an invitation's, else the config's. */
+static const char *room_password(Account *a, const char *room)
+{
+	const char *pw = g_hash_table_lookup(a->invite_passwords, room);
+	const CfgRoom *cr = pw ? NULL : cfg_room(a->cfg, room);
+
+	return pw ? pw : cr ? cr->password : NULL;
+}
+
 /* Presence to ROOM/NICK with the MUC element and a history request that
  * fetches nothing already in the log. */
 static void send_join(Account *a, const char *room, const char *nick)
 {
 	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
-	xmpp_stanza_t *p = xmpp_presence_new(a->ctx);
+	xmpp_stanza_t *p = own_presence(a, to);
 	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_t *hist = xmpp_stanza_new(a->ctx);
 	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 						 NULL);
 	gint64 last = last_record_time(a, room, seen);
+	const char *password = room_password(a, room);
 
-	xmpp_stanza_set_to(p, to);
 	xmpp_stanza_set_name(x, "x");
-	xmpp_stanza_set_ns(x, "http://jabber.org/protocol/muc");
+	xmpp_stanza_set_ns(x, NS_MUC);
 	xmpp_stanza_set_name(hist, "history");
 	/* from the second of the last record: a message later in that same
 	 * second is not lost; those already in the log are in room_seen and
@@ -1430,66 +1516,103 @@ static void send_join(Account *a, const char *room, const char *nick)
 		xmpp_stanza_set_attribute(hist, "maxstanzas", "50");
 	}
 	xmpp_stanza_add_child_ex(x, hist, 0);
+	if (password)
+		add_text_child(a, x, "password", password);
 	xmpp_stanza_add_child_ex(p, x, 0);
-	add_caps(a, p);
 	xmpp_send(a->conn, p);
 	xmpp_stanza_release(p);
 }
 
-static void room_wait(Account *a, const char *room, PoolReq *r, bool leaving)
+/* Our presence changed: every room we are in hears it too (a presence
+ * to the server reaches contacts, not rooms). */
+static void rooms_send_presence(Account *a)
 {
-	RoomWait *w = g_new0(RoomWait, 1);
+	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
 
-	w->req = r;
-	w->leaving = leaving;
-	w->deadline = g_get_monotonic_time() +
-		      (leaving ? ROOM_LEAVE_TIMEOUT_S : ROOM_JOIN_TIMEOUT_S) *
-			      G_USEC_PER_SEC;
-	g_hash_table_replace(a->room_waits, g_strdup(room), w);
+	for (guint i = 0; i < list->len; i++) {
+		const char *room = g_ptr_array_index(list, i);
+		g_autofree char *nick = rooms_nick(a->rooms, room);
+		g_autofree char *to = NULL;
+		xmpp_stanza_t *p;
+		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+		if (!nick || (w && w->op == ACCT_ROOM_LEAVE))
+			continue;
+		to = g_strdup_printf("%s/%s", room, nick);
+		p = own_presence(a, to);
+		xmpp_send(a->conn, p);
+		xmpp_stanza_release(p);
+	}
 }
 
-/* The server answered a join or a leave of @room (or the wait ended). */
+static RoomWait *room_wait(Account *a, const char *room, PoolReq *r,
+			   AcctRoomOp op)
+{
+	RoomWait *w = g_new0(RoomWait, 1);
+	int secs = op == ACCT_ROOM_JOIN    ? ROOM_JOIN_TIMEOUT_S
+		   : op == ACCT_ROOM_LEAVE ? ROOM_LEAVE_TIMEOUT_S
+					   : ROOM_CHANGE_TIMEOUT_S;
+
+	w->req = r;
+	w->op = op;
+	w->deadline = g_get_monotonic_time() + secs * G_USEC_PER_SEC;
+	g_hash_table_replace(a->room_waits, g_strdup(room), w);
+	return w;
+}
+
+static bool room_waits_for(Account *a, const char *room, AcctRoomOp op)
+{
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+	return w && w->op == op;
+}
+
+/* The server answered what @room waits for (or the wait ended). */
 static void room_answered(Account *a, const char *room, int err)
 {
 	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
 
 	if (!w)
 		return;
-	if (w->leaving || err)
-		rooms_set(a->rooms, room, NULL); /* left, or not in it after all */
+	/* left, or not in it after all; a failed nick or subject change
+	 * leaves us where we were */
+	if (w->op == ACCT_ROOM_LEAVE || (w->op == ACCT_ROOM_JOIN && err))
+		rooms_set(a->rooms, room, NULL);
 	if (w->req)
-		pool_complete(w->req, w->leaving ? 0 : err);
+		pool_complete(w->req, w->op == ACCT_ROOM_LEAVE ? 0 : err);
 	g_hash_table_remove(a->room_waits, room);
 }
 
-void acct_room_join(Account *a, const char *room, PoolReq *r)
+static bool online(Account *a)
 {
-	POOL_ASSERT();
+	return a->state == ACCT_ONLINE && a->conn && !a->conn_dead;
+}
+
+static void room_join(Account *a, const char *room, PoolReq *r)
+{
+	const CfgRoom *cr = cfg_room(a->cfg, room);
+	const char *nick = cr && cr->nick ? cr->nick : a->cfg->nick;
+
 	if (rooms_has(a->rooms, room)) {
 		pool_complete(r, -EEXIST);
 		return;
 	}
-	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead) {
+	if (!online(a)) {
 		pool_complete(r, -ENOTCONN);
 		return;
 	}
-	rooms_set(a->rooms, room, a->cfg->nick);
-	room_wait(a, room, r, false);
-	send_join(a, room, a->cfg->nick);
+	rooms_set(a->rooms, room, nick);
+	room_wait(a, room, r, ACCT_ROOM_JOIN);
+	send_join(a, room, nick);
 }
 
-void acct_room_leave(Account *a, const char *room, PoolReq *r)
+static void room_leave(Account *a, const char *room, const char *nick,
+		       PoolReq *r)
 {
-	g_autofree char *nick = rooms_nick(a->rooms, room);
 	g_autofree char *to = NULL;
 	xmpp_stanza_t *p;
 
-	POOL_ASSERT();
-	if (!nick) {
-		pool_complete(r, -ENOENT);
-		return;
-	}
-	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead) {
+	if (!online(a)) {
 		rooms_set(a->rooms, room, NULL);
 		pool_complete(r, 0);
 		return;
@@ -1502,7 +1625,79 @@ void acct_room_leave(Account *a, const char *room, PoolReq *r)
 	xmpp_stanza_set_to(p, to);
 	xmpp_send(a->conn, p);
 	xmpp_stanza_release(p);
-	room_wait(a, room, r, true);
+	room_wait(a, room, r, ACCT_ROOM_LEAVE);
+}
+
+/* A nick change is a presence to the new ROOM/NICK; the server answers
+ * with our presence under the new nick, or an error from it. */
+static void room_nick(Account *a, const char *room, const char *old,
+		      const char *nick, PoolReq *r)
+{
+	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
+	xmpp_stanza_t *p;
+
+	if (!strcmp(old, nick)) {
+		pool_complete(r, 0);
+		return;
+	}
+	p = own_presence(a, to);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+	room_wait(a, room, r, ACCT_ROOM_NICK);
+}
+
+/* A subject change is a groupchat message with only a <subject/>; the
+ * room answers by sending it to everyone, us too, or with an error. */
+static void room_subject(Account *a, const char *room, const char *subject,
+			 PoolReq *r)
+{
+	g_autofree char *now = rooms_subject(a->rooms, room);
+	g_autofree char *id = next_iq_id(a);
+	xmpp_stanza_t *msg;
+
+	/* Prosody sends nothing for a change that changes nothing */
+	if (!g_strcmp0(now, *subject ? subject : NULL)) {
+		pool_complete(r, 0);
+		return;
+	}
+	msg = xmpp_message_new(a->ctx, "groupchat", room, id);
+	add_text_child(a, msg, "subject", subject);
+	xmpp_send(a->conn, msg);
+	xmpp_stanza_release(msg);
+	room_wait(a, room, r, ACCT_ROOM_SUBJECT)->id = g_steal_pointer(&id);
+}
+
+void acct_room_op(Account *a, const char *room, AcctRoomOp op,
+		  const char *value, PoolReq *r)
+{
+	g_autofree char *nick = NULL;
+
+	POOL_ASSERT();
+	if (op == ACCT_ROOM_JOIN) {
+		room_join(a, room, r);
+		return;
+	}
+	nick = rooms_nick(a->rooms, room);
+	if (!nick) {
+		pool_complete(r, -ENOENT);
+		return;
+	}
+	if (g_hash_table_contains(a->room_waits, room)) {
+		pool_complete(r, -EBUSY); /* one change at a time */
+		return;
+	}
+	if (op == ACCT_ROOM_LEAVE) {
+		room_leave(a, room, nick, r);
+		return;
+	}
+	if (!online(a)) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	if (op == ACCT_ROOM_NICK)
+		room_nick(a, room, nick, value, r);
+	else
+		room_subject(a, room, value, r);
 }
 
 /* At every connect: back into every room we were in. */
@@ -1556,24 +1751,110 @@ static bool has_status(xmpp_stanza_t *x, const char *code)
 	return false;
 }
 
-/* Presence from ROOM/NICK: an occupant, or ourselves (status 110). */
+/* "by NICK: REASON", "REASON", "by NICK" or "" from an <item/> or a
+ * <destroy/>. */
+static char *reason_text(xmpp_stanza_t *el)
+{
+	xmpp_stanza_t *actor = el ? xmpp_stanza_get_child_by_name(el, "actor")
+				  : NULL;
+	const char *by = actor ? xmpp_stanza_get_attribute(actor, "nick") : NULL;
+	g_autofree char *why = el ? child_text(el, "reason") : NULL;
+	g_autofree char *by_clean = by ? g_strdup(by) : NULL;
+
+	if (by_clean)
+		g_strdelimit(by_clean, "\t\r\n", ' ');
+	if (why && !*why)
+		g_clear_pointer(&why, g_free);
+	return g_strdup_printf("%s%s%s%s", by_clean ? "by " : "",
+			       by_clean ? by_clean : "",
+			       by_clean && why ? ": " : "", why ? why : "");
+}
+
+/* The room put us out (kick, ban, destruction, ...): it is gone from
+ * rooms/, with an event that says why.  Its log stays. */
+static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
+			 xmpp_stanza_t *item)
+{
+	xmpp_stanza_t *destroy = x ? xmpp_stanza_get_child_by_name(x, "destroy")
+				   : NULL;
+	const char *kind = "removed";
+	g_autofree char *text = NULL;
+
+	if (destroy) {
+		const char *alt = xmpp_stanza_get_attribute(destroy, "jid");
+		g_autofree char *why = reason_text(destroy);
+		g_autoptr(Jid) altj = alt ? jid_parse(alt, NULL) : NULL;
+		kind = "destroyed";
+		text = g_strdup_printf("%s%s%s", why,
+				       altj && *why ? "; " : "",
+				       altj ? "moved to " : "");
+		if (altj) {
+			g_autofree char *bare = jid_bare(altj);
+			char *t = g_strconcat(text, bare, NULL);
+			g_free(text);
+			text = t;
+		}
+	} else {
+		g_autofree char *why = reason_text(item);
+		if (has_status(x, "307"))
+			kind = "kicked";
+		else if (has_status(x, "301"))
+			kind = "banned";
+		text = g_strdup_printf(
+			"%s%s%s", why,
+			*why && (has_status(x, "321") || has_status(x, "322") ||
+				 has_status(x, "332"))
+				? "; "
+				: "",
+			has_status(x, "321")   ? "affiliation changed"
+			: has_status(x, "322") ? "the room is members-only now"
+			: has_status(x, "332") ? "the service shuts down"
+					       : "");
+	}
+	g_hash_table_remove(a->invite_passwords, room);
+	room_answered(a, room, -ECONNRESET); /* a join or change in flight */
+	rooms_set(a->rooms, room, NULL);
+	acct_event(a, kind, room, text);
+}
+
+/* Presence from ROOM/NICK: an occupant, or ourselves. */
 static void room_presence(Account *a, xmpp_stanza_t *p, const char *room,
 			  const char *nick)
 {
 	const char *type = xmpp_stanza_get_type(p);
-	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(
-		p, "x", "http://jabber.org/protocol/muc#user");
+	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(p, "x",
+								NS_MUC_USER);
 	xmpp_stanza_t *item = x ? xmpp_stanza_get_child_by_name(x, "item") : NULL;
-	bool self = has_status(x, "110");
+	g_autofree char *mine = rooms_nick(a->rooms, room);
+	bool self = has_status(x, "110") || !g_strcmp0(mine, nick);
 
 	if (type && !strcmp(type, "error")) {
-		room_answered(a, room, -error_errno(p));
+		/* to our join or nick change; else nothing waits for it */
+		if (g_hash_table_contains(a->room_waits, room)) {
+			room_answered(a, room, -error_errno(p));
+		} else {
+			g_autofree char *ev = error_event_text(p, "presence");
+			acct_event(a, "error", room, ev);
+		}
 		return;
 	}
 	if (type && !strcmp(type, "unavailable")) {
 		rooms_occupant(a->rooms, room, nick, NULL, NULL, NULL);
-		if (self)
+		if (has_status(x, "303")) {
+			/* a nick change: the presence of the new nick follows */
+			const char *to = item ? xmpp_stanza_get_attribute(item, "nick")
+					      : NULL;
+			if (self && to)
+				rooms_rename(a->rooms, room, to);
+			return;
+		}
+		if (!self)
+			return;
+		if (room_waits_for(a, room, ACCT_ROOM_LEAVE))
 			room_answered(a, room, 0);
+		else if (!a->going_offline)
+			room_removed(a, room, x, item);
+		/* else the echo of our going offline: we come back */
 		return;
 	}
 	rooms_occupant(a->rooms, room, nick,
@@ -1581,7 +1862,12 @@ static void room_presence(Account *a, xmpp_stanza_t *p, const char *room,
 		       item ? xmpp_stanza_get_attribute(item, "affiliation")
 			    : "none",
 		       item ? xmpp_stanza_get_attribute(item, "jid") : NULL);
-	if (self)
+	if (!has_status(x, "110"))
+		return;
+	/* the server may give us another nick than we asked for (210) */
+	rooms_rename(a->rooms, room, nick);
+	if (room_waits_for(a, room, ACCT_ROOM_JOIN) ||
+	    room_waits_for(a, room, ACCT_ROOM_NICK))
 		room_answered(a, room, 0);
 }
 
@@ -1604,21 +1890,39 @@ static bool already_logged(Account *a, const char *room, xmpp_stanza_t *msg,
 	return true;
 }
 
-/* A groupchat message: a record in the room's log, with the nick. */
-static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
-			 const char *nick)
+/* The body of @msg, NULL for none (newly allocated). */
+static char *message_body(Account *a, xmpp_stanza_t *msg)
 {
-	g_autofree char *subject = child_text(msg, "subject");
 	char *b = xmpp_message_get_body(msg);
-	g_autofree char *body = b ? g_strdup(b) : NULL;
-	g_autofree char *sender = NULL, *full = NULL;
-	g_autoptr(GString) rec = NULL;
-	Hist *h;
+	char *body = b ? g_strdup(b) : NULL;
 
 	if (b)
 		xmpp_free(a->ctx, b);
-	if (subject && !body) {
+	return body;
+}
+
+/* A groupchat message: a record in the room's log, with the nick; or a
+ * subject. */
+static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
+			 const char *nick)
+{
+	xmpp_stanza_t *subj = xmpp_stanza_get_child_by_name(msg, "subject");
+	g_autofree char *body = message_body(a, msg);
+	g_autofree char *sender = NULL, *full = NULL, *mine = NULL;
+	g_autoptr(GString) rec = NULL;
+	Hist *h;
+
+	if (subj && !body) {
+		char *t = xmpp_stanza_get_text(subj);
+		g_autofree char *subject = t ? g_strdup(t) : g_strdup("");
+		if (t)
+			xmpp_free(a->ctx, t);
+		g_strdelimit(subject, "\t\r\n", ' ');
 		rooms_set_subject(a->rooms, room, subject);
+		mine = rooms_nick(a->rooms, room);
+		if (nick && !g_strcmp0(nick, mine) &&
+		    room_waits_for(a, room, ACCT_ROOM_SUBJECT))
+			room_answered(a, room, 0);
 		return;
 	}
 	if (!body || !nick)
@@ -1636,6 +1940,171 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 	hist_append(h, rec->str, rec->len);
 	full = g_strdup_printf("%s/%s", room, sender);
 	acct_event(a, "groupchat", full, body);
+}
+
+/* ---- private messages in rooms ---- */
+
+HistSet *acct_private_hists(Account *a, const char *room)
+{
+	HistSet *s;
+
+	g_mutex_lock(&a->lock);
+	s = g_hash_table_lookup(a->privates, room);
+	if (!s) {
+		g_autoptr(GError) err = NULL;
+		g_autofree char *dir =
+			g_build_filename(a->rooms_dir, room, "private", NULL);
+		s = hist_set_new(dir, &err);
+		if (s)
+			g_hash_table_insert(a->privates, g_strdup(room), s);
+		else
+			xfs_warn("%s: %s", a->cfg->jid, err->message);
+	}
+	g_mutex_unlock(&a->lock);
+	return s;
+}
+
+/* A record in the private conversation with @nick in @room. */
+static void private_record(Account *a, const char *room, const char *nick,
+			   gint64 t, const char *sender, const char *text)
+{
+	g_autofree char *name = jid_to_filename(nick);
+	g_autoptr(GString) rec = g_string_new(NULL);
+	g_autoptr(GError) err = NULL;
+	g_autofree char *who = record_escape_sender(sender);
+	HistSet *s = acct_private_hists(a, room);
+	Hist *h = s && name ? hist_set_get(s, name, true, &err) : NULL;
+
+	if (!h) {
+		xfs_warn("%s: private message with %s/%s not logged: %s",
+			 a->cfg->jid, room, nick, err ? err->message : "");
+		return;
+	}
+	record_append(rec, t, who, text);
+	hist_append(h, rec->str, rec->len);
+}
+
+int acct_send_private(Account *a, const char *room, const char *nick,
+		      const char *body, guint64 *seq)
+{
+	g_autofree char *esc = g_uri_escape_string(nick, NULL, FALSE);
+	g_autofree char *to = g_strdup_printf("%s/%s", room, esc);
+	g_autofree char *mine = rooms_nick(a->rooms, room);
+	OutboxItem *item = NULL;
+	int ret;
+
+	if (!mine)
+		return -ENOTCONN; /* not in the room: nobody to send as */
+	ret = outbox_add(a->outbox, to, OUTBOX_TYPE_PRIVATE, body, &item);
+	if (ret)
+		return ret;
+	*seq = item->seq;
+	private_record(a, room, nick, g_get_real_time() / G_USEC_PER_SEC, mine,
+		       body);
+	pool_post_message(a->pool, a, item);
+	return 0;
+}
+
+/* A chat message (or an error) from ROOM/NICK. */
+static void private_message(Account *a, xmpp_stanza_t *msg, const char *room,
+			    const char *nick)
+{
+	const char *type = xmpp_stanza_get_type(msg);
+	g_autofree char *text = NULL, *full = NULL, *sender = NULL;
+
+	if (type && !strcmp(type, "error"))
+		text = error_text(msg);
+	else
+		text = message_body(a, msg);
+	if (!text)
+		return; /* chat states and the like */
+	if (!text_is_clean(text, strlen(text), true))
+		g_strdelimit(text, "\r\v\f", ' ');
+	private_record(a, room, nick, message_time(msg), nick, text);
+	sender = record_escape_sender(nick);
+	full = g_strdup_printf("%s/%s", room, sender);
+	acct_event(a, type && !strcmp(type, "error") ? "error" : "message",
+		   full, text);
+}
+
+/* ---- invitations ---- */
+
+/* An invitation to a room (XEP-0249 direct, or XEP-0045 mediated):
+ * an event; its password is kept for a mkdir of the room.  False when
+ * @msg is none. */
+static bool invitation(Account *a, xmpp_stanza_t *msg, const char *from)
+{
+	xmpp_stanza_t *direct =
+		xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_CONFERENCE);
+	xmpp_stanza_t *user =
+		xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER);
+	xmpp_stanza_t *inv = user ? xmpp_stanza_get_child_by_name(user, "invite")
+				  : NULL;
+	const char *roomattr, *by, *pwattr = NULL;
+	g_autofree char *room = NULL, *why = NULL, *pw = NULL, *text = NULL;
+	g_autofree char *by_clean = NULL;
+
+	if (direct) {
+		roomattr = xmpp_stanza_get_attribute(direct, "jid");
+		by = from;
+		const char *r = xmpp_stanza_get_attribute(direct, "reason");
+		why = r ? g_strdup(r) : NULL;
+		pwattr = xmpp_stanza_get_attribute(direct, "password");
+		pw = pwattr ? g_strdup(pwattr) : NULL;
+	} else if (inv) {
+		roomattr = from;
+		by = xmpp_stanza_get_attribute(inv, "from");
+		why = child_text(inv, "reason");
+		pw = child_text(user, "password");
+	} else {
+		return false;
+	}
+	room = roomattr ? jid_normalize_bare(roomattr, NULL) : NULL;
+	if (!room)
+		return true; /* an invitation to nowhere */
+	by_clean = g_strdup(by ? by : "someone");
+	g_strdelimit(by_clean, "\t\r\n", ' ');
+	if (why)
+		g_strdelimit(why, "\t\r\n", ' ');
+	text = g_strdup_printf("from %s%s%s", by_clean, why && *why ? ": " : "",
+			       why && *why ? why : "");
+	if (pw && *pw)
+		g_hash_table_replace(a->invite_passwords, g_strdup(room),
+				     g_steal_pointer(&pw));
+	acct_event(a, "invite", room, text);
+	return true;
+}
+
+/* An error that answers our subject change (Prosody's keeps only the
+ * id). */
+static bool subject_refused(Account *a, const char *room, xmpp_stanza_t *msg)
+{
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+	return w && w->op == ACCT_ROOM_SUBJECT &&
+	       !g_strcmp0(w->id, xmpp_stanza_get_id(msg));
+}
+
+/* A message from a room we are in, or from one of its occupants. */
+static void room_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
+			const char *nick)
+{
+	const char *type = xmpp_stanza_get_type(msg);
+	bool error = type && !strcmp(type, "error");
+
+	if (type && !strcmp(type, "groupchat")) {
+		room_message(a, msg, room, nick);
+	} else if (error && subject_refused(a, room, msg)) {
+		room_answered(a, room, -error_errno(msg));
+	} else if (nick) {
+		private_message(a, msg, room, nick);
+	} else if (error) {
+		/* a groupchat message the room refused */
+		g_autofree char *ev = error_event_text(msg, "message");
+		acct_event(a, "error", room, ev);
+	} else {
+		invitation(a, msg, room);
+	}
 }
 
 /* ---- connection life ---- */
@@ -1676,6 +2145,7 @@ static void on_connect(Account *a)
 	if (a->fd_dup >= 0)
 		wd_disarm(&a->wd);
 	a->was_online = true;
+	a->going_offline = false;
 	a->online_at = g_get_monotonic_time();
 	a->last_rx = a->online_at;
 	set_str(a, &a->bound_jid, g_strdup(xmpp_conn_get_bound_jid(a->conn)));
@@ -2319,6 +2789,7 @@ static void begin_close(Account *a)
 		return;
 	if (a->was_online && !a->conn_dead) {
 		send_unavailable(a);
+		a->going_offline = true;
 		a->close_at = g_get_monotonic_time() + CLOSE_ECHO_WAIT_US;
 	} else if (!a->conn_dead && a->fd_dup >= 0) {
 		shutdown(a->fd_dup, SHUT_RDWR);
@@ -2452,6 +2923,7 @@ void acct_set_show(Account *a, AcctShow show, const char *text)
 	g_mutex_unlock(&a->lock);
 	if (a->state == ACCT_ONLINE && a->conn && show != ACCT_SHOW_RECONNECT) {
 		send_presence(a);
+		rooms_send_presence(a);
 		return;
 	}
 	if (show == ACCT_SHOW_RECONNECT && a->conn && a->was_online) {
@@ -2524,14 +2996,18 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	a->iq_calls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    iqwait_free);
 	a->room_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					      g_free);
+					      room_wait_free);
+	a->invite_passwords = g_hash_table_new_full(
+		g_str_hash, g_str_equal, g_free, (GDestroyNotify)cfg_password_free);
+	a->privates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					    (GDestroyNotify)hist_set_free);
 	a->room_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					     (GDestroyNotify)g_hash_table_unref);
 	{
 		g_autofree char *rpath = g_build_filename(dir, "rooms.list", NULL);
-		g_autofree char *rdir = g_build_filename(dir, "rooms", NULL);
+		a->rooms_dir = g_build_filename(dir, "rooms", NULL);
 		a->rooms = rooms_new(rpath);
-		a->room_hists = hist_set_new(rdir, NULL);
+		a->room_hists = hist_set_new(a->rooms_dir, NULL);
 	}
 	g_queue_init(&a->outq);
 	g_queue_init(&a->inflight);
@@ -2638,6 +3114,9 @@ void acct_free(Account *a)
 	g_clear_pointer(&a->room_seen, g_hash_table_unref);
 	g_clear_pointer(&a->rooms, rooms_free);
 	g_clear_pointer(&a->room_hists, hist_set_free);
+	g_clear_pointer(&a->invite_passwords, g_hash_table_unref);
+	g_clear_pointer(&a->privates, g_hash_table_unref);
+	g_free(a->rooms_dir);
 	g_free(a->bound_jid);
 	g_free(a->server);
 	g_free(a->tls_desc);

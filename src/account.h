@@ -68,10 +68,24 @@ HistSet *acct_room_hists(Account *a);
  * the room's reflection of it). */
 int acct_send_room(Account *a, const char *room, const char *body,
 		   guint64 *seq);
-/* [pool] Join @room (-EEXIST if in it, -ENOTCONN offline) or leave it;
- * pool_complete(@r) when the server answered. */
-void acct_room_join(Account *a, const char *room, PoolReq *r);
-void acct_room_leave(Account *a, const char *room, PoolReq *r);
+/* What a request to a room does. */
+typedef enum {
+	ACCT_ROOM_JOIN,    /* -EEXIST if in it, -ENOTCONN offline */
+	ACCT_ROOM_LEAVE,
+	ACCT_ROOM_NICK,    /* @value: the new nick (a valid resourcepart) */
+	ACCT_ROOM_SUBJECT, /* @value: the subject ("" clears it) */
+} AcctRoomOp;
+/* [pool] Act on @room; pool_complete(@r) when the server answered.  Not
+ * in the room: -ENOENT; another change of it waiting: -EBUSY. */
+void acct_room_op(Account *a, const char *room, AcctRoomOp op,
+		  const char *value, PoolReq *r);
+/* [any] Private conversations in @room, DATA/JID/rooms/ROOM/private/NICK
+ * with NICK as jid_to_filename gives it (NULL if it cannot be made). */
+HistSet *acct_private_hists(Account *a, const char *room);
+/* [any] Accept a private message to @nick in @room (as acct_send);
+ * -ENOTCONN when not in the room. */
+int acct_send_private(Account *a, const char *room, const char *nick,
+		      const char *body, guint64 *seq);
 /* [any] The roster, presence and pending requests. */
 Roster *acct_roster(Account *a);
 /* [any] The events log (`events` reads it like a stream). */

@@ -20,14 +20,28 @@
 #include "text.h"
 #include "xmlcheck.h"
 
-/* A file of a room or of a conversation: whose logs it reads. */
+/* A file of a room, of a private conversation in a room, or of a
+ * conversation: whose logs it reads. */
 static bool in_room(const TreeNode *n)
 {
 	return n->parent && n->parent->kind == NODE_ROOM;
 }
 
+static bool in_private(const TreeNode *n)
+{
+	return n->parent && n->parent->kind == NODE_PRIVATE;
+}
+
+/* rooms/ROOM/private/NICK/FILE -> ROOM */
+static const char *private_room(const TreeNode *n)
+{
+	return n->parent->parent->jid;
+}
+
 static HistSet *hists_of(const TreeNode *n)
 {
+	if (in_private(n))
+		return acct_private_hists(n->acct, private_room(n));
 	return in_room(n) ? acct_room_hists(n->acct) : acct_hists(n->acct);
 }
 
@@ -149,9 +163,42 @@ static char *occupants_text(Account *a, const char *room)
 	return rooms_occupants_text(acct_rooms(a), room);
 }
 
+/* @nick as the server will have it (a resourcepart), or NULL. */
+static char *normalize_nick(const char *room, const char *nick)
+{
+	g_autoptr(Jid) j = jid_new(NULL, "x.invalid", nick, NULL);
+
+	(void)room;
+	return j ? g_strdup(j->resource) : NULL;
+}
+
+/* `nick`: the new nick; the write returns once the room took it. */
+static int nick_value(Xfs *x, Account *a, const char *room, const char *v)
+{
+	g_autofree char *nick = NULL;
+
+	if (memchr(v, '\n', strlen(v)) || !*v)
+		return -EINVAL;
+	if (!text_is_clean(v, strlen(v), false))
+		return -EILSEQ;
+	if (!(nick = normalize_nick(room, v)))
+		return -EINVAL;
+	return pool_room(x->pool, a, room, ACCT_ROOM_NICK, nick);
+}
+
+/* `subject`: one line, empty to clear; EACCES when the room says no. */
+static int subject_value(Xfs *x, Account *a, const char *room, const char *v)
+{
+	if (strchr(v, '\n'))
+		return -EINVAL;
+	if (!text_is_clean(v, strlen(v), false))
+		return -EILSEQ;
+	return pool_room(x->pool, a, room, ACCT_ROOM_SUBJECT, v);
+}
+
 static const FileOps file_ops[] = {
-	{NODE_NICK, 0400, nick_text, NULL, NULL},
-	{NODE_SUBJECT, 0400, subject_text, NULL, NULL},
+	{NODE_NICK, 0600, nick_text, NULL, nick_value},
+	{NODE_SUBJECT, 0600, subject_text, NULL, subject_value},
 	{NODE_OCCUPANTS, 0400, occupants_text, NULL, NULL},
 	{NODE_CONNECTION, 0400, connection_text, NULL, NULL},
 	{NODE_STATUS, 0600, status_text, status_line, NULL},
@@ -224,8 +271,10 @@ static void reply_entry(fuse_req_t req, Xfs *x, const TreeNode *n)
 	/* accounts never change while mounted; file attributes always may;
 	 * a contact's directory is looked up afresh each time, so mkdir of a
 	 * JID that resolved a moment ago still reaches op_mkdir */
-	e.entry_timeout =
-		n->kind == NODE_CONTACT || n->kind == NODE_ROOM ? 0.0 : 1.0;
+	e.entry_timeout = n->kind == NODE_CONTACT || n->kind == NODE_ROOM ||
+					  n->kind == NODE_PRIVATE
+				  ? 0.0
+				  : 1.0;
 	e.attr_timeout = tree_is_dir(n) ? 1.0 : 0.0;
 	fuse_reply_entry(req, &e);
 }
@@ -240,6 +289,64 @@ static TreeNode *contact_node(Xfs *x, TreeNode *contacts, const char *name)
 	if (!norm || strcmp(norm, name))
 		return NULL;
 	return tree_contact(x->tree, contacts, norm);
+}
+
+/* Any nick names a private conversation in a room, as a file name
+ * (jid_to_filename); a name that is not the file name of a nick in its
+ * normalized form is none. */
+static TreeNode *private_node(Xfs *x, TreeNode *privates, const char *name)
+{
+	g_autofree char *nick = jid_from_filename(name);
+	g_autofree char *norm = nick ? normalize_nick(privates->jid, nick) : NULL;
+	g_autofree char *back = norm ? jid_to_filename(norm) : NULL;
+
+	if (!back || strcmp(back, name))
+		return NULL;
+	return tree_private(x->tree, privates, name);
+}
+
+/* The nick of rooms/ROOM/private/NAME/FILE: an occupant's whose file name
+ * is NAME (a nick may hold a real U+2215), else NAME read back. */
+static char *private_nick(const TreeNode *n)
+{
+	const char *room = private_room(n), *name = n->parent->name;
+	g_autoptr(GPtrArray) nicks =
+		rooms_occupant_nicks(acct_rooms(n->acct), room);
+
+	for (guint i = 0; i < nicks->len; i++) {
+		g_autofree char *f = jid_to_filename(nicks->pdata[i]);
+		if (!g_strcmp0(f, name))
+			return g_strdup(nicks->pdata[i]);
+	}
+	return jid_from_filename(name);
+}
+
+/* Occupants (but us) and everyone we had a private conversation with. */
+static GPtrArray *private_names(Account *a, const char *room)
+{
+	HistSet *s = acct_private_hists(a, room);
+	GPtrArray *names = s ? hist_set_names(s)
+			     : g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) occ = rooms_occupant_nicks(acct_rooms(a), room);
+	g_autofree char *mine = rooms_nick(acct_rooms(a), room);
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+
+	for (guint i = 0; i < names->len; i++)
+		g_hash_table_add(seen, g_ptr_array_index(names, i));
+	for (guint i = 0; i < occ->len; i++) {
+		char *f;
+		if (!g_strcmp0(occ->pdata[i], mine))
+			continue;
+		f = jid_to_filename(occ->pdata[i]);
+		if (f && !g_hash_table_contains(seen, f)) {
+			g_ptr_array_add(names, f);
+			g_hash_table_add(seen, f);
+		} else {
+			g_free(f);
+		}
+	}
+	g_ptr_array_sort(names, cmp_names);
+	return names;
 }
 
 /* Roster items and everyone with a conversation, sorted, once each. */
@@ -301,6 +408,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		n = rooms_has(acct_rooms(dir->acct), name)
 			    ? tree_room(x->tree, dir, name)
 			    : NULL;
+	else if (dir->kind == NODE_PRIVATES)
+		n = private_node(x, dir, name);
 	else
 		n = dir->kind == NODE_CONTACTS ? contact_node(x, dir, name)
 					       : tree_child(x->tree, dir, name);
@@ -321,7 +430,7 @@ static void room_mkdir(fuse_req_t req, Xfs *x, TreeNode *dir, const char *name)
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	ret = pool_room(x->pool, dir->acct, name, true);
+	ret = pool_room(x->pool, dir->acct, name, ACCT_ROOM_JOIN, NULL);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -373,7 +482,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (dir && dir->kind == NODE_ROOMS) {
 		/* leave; the room's log stays on disk */
 		ret = rooms_has(acct_rooms(dir->acct), name)
-			      ? pool_room(x->pool, dir->acct, name, false)
+			      ? pool_room(x->pool, dir->acct, name,
+					  ACCT_ROOM_LEAVE, NULL)
 			      : -ENOENT;
 		fuse_reply_err(req, -ret);
 		return;
@@ -448,6 +558,10 @@ static GPtrArray *list_dir(Xfs *x, TreeNode *dir)
 		names = rooms_list(acct_rooms(dir->acct));
 		for (guint i = 0; i < names->len; i++)
 			tree_room(x->tree, dir, g_ptr_array_index(names, i));
+	} else if (dir->kind == NODE_PRIVATES) {
+		names = private_names(dir->acct, dir->jid);
+		for (guint i = 0; i < names->len; i++)
+			tree_private(x->tree, dir, g_ptr_array_index(names, i));
 	} else {
 		names = tree_list(x->tree, dir);
 	}
@@ -661,14 +775,26 @@ static int check_body(Account *a, const char *s, gsize len, bool allow_lf)
 	return 0;
 }
 
+/* One message from @h's file: to the room, an occupant or a contact. */
+static int send_body(Handle *h, const char *body)
+{
+	const TreeNode *n = h->node;
+
+	if (in_private(n)) {
+		g_autofree char *nick = private_nick(n);
+		return acct_send_private(n->acct, private_room(n), nick, body,
+					 &h->last_seq);
+	}
+	if (in_room(n))
+		return acct_send_room(n->acct, n->jid, body, &h->last_seq);
+	return acct_send(n->acct, n->jid, body, &h->last_seq);
+}
+
 static int send_line(Xfs *x, Handle *h, const char *line)
 {
 	if (!*line)
 		return 0; /* an empty line is no message */
-	if (in_room(h->node))
-		return acct_send_room(h->node->acct, h->node->jid, line,
-				      &h->last_seq);
-	return acct_send(h->node->acct, h->node->jid, line, &h->last_seq);
+	return send_body(h, line);
 }
 
 /* `send`: every complete line is checked before any is sent, so a write
@@ -816,6 +942,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	case NODE_NAME:
 	case NODE_GROUPS:
 	case NODE_SUBSCRIPTION:
+	case NODE_NICK:
+	case NODE_SUBJECT:
 		ret = value_write(x, h, data, size);
 		break;
 	case NODE_RAW:
@@ -915,10 +1043,8 @@ static void send_final(Handle *h)
 	if (b->len == 0)
 		return;
 	ret = check_body(a, b->str, b->len, post);
-	if (!ret && in_room(h->node))
-		ret = acct_send_room(a, h->node->jid, b->str, &h->last_seq);
-	else if (!ret)
-		ret = acct_send(a, h->node->jid, b->str, &h->last_seq);
+	if (!ret)
+		ret = send_body(h, b->str);
 	if (ret)
 		xfs_warn("%s: message to %s not sent at close: %s",
 			 acct_cfg(a)->jid, h->node->jid, g_strerror(-ret));

@@ -86,8 +86,7 @@ typedef enum {
 	POOL_REQ_SUBSCRIPTION,
 	POOL_REQ_RAW,
 	POOL_REQ_IQ,
-	POOL_REQ_ROOM_JOIN,
-	POOL_REQ_ROOM_LEAVE,
+	POOL_REQ_ROOM,
 	POOL_REQ_STOP,
 } PoolReqKind;
 
@@ -105,6 +104,7 @@ struct PoolReq {
 	char *word;
 	GPtrArray *stanzas;
 	IqCall *call;
+	AcctRoomOp room_op;
 	int result;  /* 0 or -errno, for the waiting thread */
 	bool waited; /* a FUSE thread waits for done */
 	bool done;   /* protected by Pool.lock */
@@ -260,13 +260,16 @@ int pool_roster_change(Pool *p, Account *a, const RosterChange *c)
 	return submit(p, r, true);
 }
 
-int pool_room(Pool *p, Account *a, const char *room, bool join)
+int pool_room(Pool *p, Account *a, const char *room, AcctRoomOp op,
+	      const char *value)
 {
 	PoolReq *r = g_new0(PoolReq, 1);
 
-	r->kind = join ? POOL_REQ_ROOM_JOIN : POOL_REQ_ROOM_LEAVE;
+	r->kind = POOL_REQ_ROOM;
+	r->room_op = op;
 	r->acct = a;
 	r->jid = g_strdup(room);
+	r->word = g_strdup(value);
 	return submit(p, r, true);
 }
 
@@ -393,11 +396,8 @@ static bool run_req(PoolReq *r)
 	case POOL_REQ_ROSTER:
 		acct_roster_change(r->acct, &r->change, r);
 		return false;
-	case POOL_REQ_ROOM_JOIN:
-		acct_room_join(r->acct, r->jid, r);
-		return false;
-	case POOL_REQ_ROOM_LEAVE:
-		acct_room_leave(r->acct, r->jid, r);
+	case POOL_REQ_ROOM:
+		acct_room_op(r->acct, r->jid, r->room_op, r->word, r);
 		return false;
 	case POOL_REQ_SUBSCRIPTION:
 		r->result = acct_subscription(r->acct, r->jid, r->word);

@@ -43,8 +43,10 @@ int pool_roster_change(Pool *p, Account *a, const RosterChange *c);
 /* [any] Send a subscription presence (subscribe, approve, deny,
  * unsubscribe, cancel); 0, -EINVAL for another word, -ENOTCONN offline. */
 int pool_subscription(Pool *p, Account *a, const char *jid, const char *word);
-/* [any] Join or leave a room; waits for the server.  0 or -errno. */
-int pool_room(Pool *p, Account *a, const char *room, bool join);
+/* [any] Join or leave a room, change the nick or subject there; waits
+ * for the server.  0 or -errno. */
+int pool_room(Pool *p, Account *a, const char *room, AcctRoomOp op,
+	      const char *value);
 /* [any] Send the <iq/> written to `iq`; waits until sent.  0, -EINVAL
  * (not a get or set iq) or -ENOTCONN. */
 int pool_send_iq(Pool *p, Account *a, IqCall *c, const char *text);

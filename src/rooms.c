@@ -156,6 +156,51 @@ char *rooms_nick(Rooms *r, const char *room)
 	return nick;
 }
 
+void rooms_rename(Rooms *r, const char *room, const char *nick)
+{
+	Room *rm;
+
+	g_mutex_lock(&r->lock);
+	rm = g_hash_table_lookup(r->rooms, room);
+	if (rm && strcmp(rm->nick, nick)) {
+		g_free(rm->nick);
+		rm->nick = g_strdup(nick);
+		save(r);
+	}
+	g_mutex_unlock(&r->lock);
+}
+
+GPtrArray *rooms_occupant_nicks(Rooms *r, const char *room)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer k;
+	Room *rm;
+
+	g_mutex_lock(&r->lock);
+	rm = g_hash_table_lookup(r->rooms, room);
+	if (rm) {
+		g_hash_table_iter_init(&it, rm->occupants);
+		while (g_hash_table_iter_next(&it, &k, NULL))
+			g_ptr_array_add(out, g_strdup(k));
+	}
+	g_mutex_unlock(&r->lock);
+	g_ptr_array_sort(out, cmp_names);
+	return out;
+}
+
+char *rooms_subject(Rooms *r, const char *room)
+{
+	Room *rm;
+	char *out;
+
+	g_mutex_lock(&r->lock);
+	rm = g_hash_table_lookup(r->rooms, room);
+	out = rm && rm->subject && *rm->subject ? g_strdup(rm->subject) : NULL;
+	g_mutex_unlock(&r->lock);
+	return out;
+}
+
 void rooms_occupant(Rooms *r, const char *room, const char *nick,
 		    const char *role, const char *affiliation, const char *jid)
 {

@@ -19,6 +19,13 @@ bool rooms_has(Rooms *r, const char *room);
 void rooms_set(Rooms *r, const char *room, const char *nick);
 /* The own nick in @room, NULL when not in it (newly allocated). */
 char *rooms_nick(Rooms *r, const char *room);
+/* The server knows us by @nick in @room now (a nick change, or a nick it
+ * chose); the rest of the room's state stays.  Written to the file. */
+void rooms_rename(Rooms *r, const char *room, const char *nick);
+/* The occupants' nicks in @room, sorted (free with g_ptr_array_unref). */
+GPtrArray *rooms_occupant_nicks(Rooms *r, const char *room);
+/* The subject of @room, NULL for none (newly allocated). */
+char *rooms_subject(Rooms *r, const char *room);
 
 /* An occupant came or changed (@role non-NULL) or left (NULL). */
 void rooms_occupant(Rooms *r, const char *room, const char *nick,

@@ -20,14 +20,16 @@ static TreeNode *node_add(Tree *t, TreeNode *parent, NodeKind kind,
 	n->parent = parent;
 	n->acct = acct;
 	if (kind == NODE_ROOT || kind == NODE_ACCOUNT || kind == NODE_CONTACTS ||
-	    kind == NODE_CONTACT || kind == NODE_ROOMS || kind == NODE_ROOM) {
+	    kind == NODE_CONTACT || kind == NODE_ROOMS || kind == NODE_ROOM ||
+	    kind == NODE_PRIVATES || kind == NODE_PRIVATE) {
 		n->children = g_ptr_array_new();
 		n->by_name = g_hash_table_new(g_str_hash, g_str_equal);
 	}
-	if (kind == NODE_CONTACT || kind == NODE_ROOM)
+	if (kind == NODE_CONTACT || kind == NODE_ROOM || kind == NODE_PRIVATE)
 		n->jid = n->name;
 	else if (parent && (parent->kind == NODE_CONTACT ||
-			    parent->kind == NODE_ROOM))
+			    parent->kind == NODE_ROOM ||
+			    parent->kind == NODE_PRIVATE))
 		n->jid = parent->jid;
 	g_mutex_lock(&t->lock);
 	n->ino = t->next_ino++;
@@ -79,7 +81,12 @@ static const FileSpec room_files[] = {
 	{NODE_SEND, "send"}, {NODE_POST, "post"},
 	{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
 	{NODE_NICK, "nick"}, {NODE_SUBJECT, "subject"},
-	{NODE_OCCUPANTS, "occupants"},
+	{NODE_OCCUPANTS, "occupants"}, {NODE_PRIVATES, "private"},
+};
+
+static const FileSpec private_files[] = {
+	{NODE_SEND, "send"}, {NODE_POST, "post"},
+	{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
 };
 
 /* The directory @name of @kind in @parent, made with its @n @files on
@@ -110,6 +117,12 @@ TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room)
 {
 	return child_dir(t, rooms, NODE_ROOM, room, room_files,
 			 G_N_ELEMENTS(room_files));
+}
+
+TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name)
+{
+	return child_dir(t, privates, NODE_PRIVATE, name, private_files,
+			 G_N_ELEMENTS(private_files));
 }
 
 static void node_free(gpointer data)

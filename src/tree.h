@@ -31,6 +31,8 @@ typedef enum {
 	NODE_NICK,
 	NODE_SUBJECT,
 	NODE_OCCUPANTS,
+	NODE_PRIVATES,   /* .../rooms/ROOM/private/ */
+	NODE_PRIVATE,    /* .../rooms/ROOM/private/NICK/ (a file name) */
 } NodeKind;
 
 typedef struct TreeNode TreeNode;
@@ -40,7 +42,9 @@ struct TreeNode {
 	char *name;      /* immutable */
 	TreeNode *parent;
 	Account *acct;   /* the account it belongs to; NULL for the root */
-	const char *jid; /* the contact's bare JID (its name), under contacts/ */
+	/* the contact's or room's bare JID (its name), under contacts/ and
+	 * rooms/; in rooms/ROOM/private/NICK/ the NICK directory's name */
+	const char *jid;
 	GPtrArray *children; /* of TreeNode*, directories only */
 	GHashTable *by_name; /* name -> TreeNode* of children, directories */
 };
@@ -60,6 +64,10 @@ TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid);
 /* The directory of @room (a normalized bare JID) in @rooms, made with its
  * files on first use. */
 TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room);
+/* The directory of the private conversation @name (a nick as
+ * jid_to_filename gives it) in @privates, made with its files on first
+ * use. */
+TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name);
 /* Names of @dir's children, in order (a snapshot to free). */
 GPtrArray *tree_list(Tree *t, TreeNode *dir);
 bool tree_is_dir(const TreeNode *n);
