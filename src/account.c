@@ -2044,18 +2044,20 @@ static bool invitation(Account *a, xmpp_stanza_t *msg, const char *from)
 	g_autofree char *room = NULL, *why = NULL, *pw = NULL, *text = NULL;
 	g_autofree char *by_clean = NULL;
 
-	if (direct) {
+	/* a mediated one first: Prosody adds an XEP-0249 element to it for
+	 * old clients, without the inviter */
+	if (inv) {
+		roomattr = from;
+		by = xmpp_stanza_get_attribute(inv, "from");
+		why = child_text(inv, "reason");
+		pw = child_text(user, "password");
+	} else if (direct) {
 		roomattr = xmpp_stanza_get_attribute(direct, "jid");
 		by = from;
 		const char *r = xmpp_stanza_get_attribute(direct, "reason");
 		why = r ? g_strdup(r) : NULL;
 		pwattr = xmpp_stanza_get_attribute(direct, "password");
 		pw = pwattr ? g_strdup(pwattr) : NULL;
-	} else if (inv) {
-		roomattr = from;
-		by = xmpp_stanza_get_attribute(inv, "from");
-		why = child_text(inv, "reason");
-		pw = child_text(user, "password");
 	} else {
 		return false;
 	}

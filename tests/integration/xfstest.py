@@ -579,6 +579,7 @@ class Peer:
         self.cond = threading.Condition()
         self.presences = []
         self.messages = []
+        self.subjects = []   # subject-only messages: from, subject, type
         self.presence_queue = queue.Queue()
         self.message_queue = queue.Queue()
         self.loop = None
@@ -611,6 +612,11 @@ class Peer:
         x.add_event_handler("disconnected", lambda *_: self._gone.set())
         x.add_event_handler("message", self._on_message)
         x.add_event_handler("presence", self._on_presence)
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+        x.register_handler(Callback(
+            "xfstest subject", MatchXPath("{jabber:client}message/{jabber:client}subject"),
+            self._on_subject))
         if self.direct_tls:
             x.connect((self.host, self.port), use_ssl=True)
         else:
@@ -652,6 +658,18 @@ class Peer:
             self.messages.append(rec)
             self.cond.notify_all()
         self.message_queue.put(rec)
+
+    def _on_subject(self, msg):
+        """A subject change (or the subject a room sends at join): slixmpp
+        hands on no message without a body."""
+        x = msg.xml
+        if x.find("{jabber:client}body") is not None:
+            return
+        subj = x.find("{jabber:client}subject")
+        with self.cond:
+            self.subjects.append({"from": x.get("from"), "subject": subj.text or "",
+                                  "type": x.get("type"), "time": time.time()})
+            self.cond.notify_all()
 
     def _on_presence(self, pres):
         x = pres.xml
@@ -820,6 +838,20 @@ class Peer:
             return None
         return wait_until(check, timeout=timeout,
                           what=f"{self.bare} to get a message from {frm} body={body!r}")
+
+    def wait_subject(self, frm, subject, since=0, timeout=10.0):
+        """Wait for a subject-only message from @frm (bare or full) with
+        @subject, since index @since of self.subjects."""
+        def check():
+            with self.cond:
+                for m in self.subjects[since:]:
+                    f = m["from"] or ""
+                    if (f == frm or f.split("/")[0] == frm) and m["subject"] == subject:
+                        return m
+            return None
+        return wait_until(check, timeout=timeout,
+                          what=lambda: f"{self.bare} to see subject {subject!r} from {frm}; "
+                                       f"saw {self.subjects[since:]!r}")
 
     def send_raw(self, xml):
         """Send @xml (one or more stanzas, as text) as it is; the server

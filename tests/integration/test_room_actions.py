@@ -1,0 +1,436 @@
+"""Group chat (XEP-0045), what a user does in a room beyond chatting:
+writing `nick` and `subject`, private messages with occupants
+(rooms/ROOM/private/NICK/), password-protected and members-only rooms,
+invitations, kicks, bans and destruction in `events`, and rejoining after
+a server restart (SPEC "The tree"; issue 7).
+
+As in test_rooms.py, every test has users and a room of its own: TAG-a is
+the account in the mount, TAG-b a slixmpp client.  Whoever joins an empty
+room first is its owner and moderator, which decides who may set the
+subject, kick and ban."""
+
+import errno
+import os
+import time
+import xml.etree.ElementTree as ET
+
+from xfstest import (LineReader, Mount, Server, TestFailure, assert_stays,
+                     config_text, note, wait_until)
+from test_rooms import (BNICK, DOM, J, MUC, ROOM, _rd_or_err, expect_errno,
+                        join, leave, listed, marker_in_log, mount,
+                        occupants, parse_records, peer, peer_says, rd,
+                        records, room_presences, rpath, wait_gone,
+                        wait_in_room, wait_occupants, wait_records,
+                        write_chunks)
+
+TAGS = ("nk", "sj", "sr", "pm", "pw", "mo", "kb", "ds", "iv", "rs", "st")
+USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
+SERVER = dict(users=USERS, direct_tls=False)
+
+NS_OWNER = "http://jabber.org/protocol/muc#owner"
+NS_ADMIN = "http://jabber.org/protocol/muc#admin"
+NS_USER = "http://jabber.org/protocol/muc#user"
+NS_DATA = "jabber:x:data"
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+def admin(p, room, ns, child):
+    """An owner or admin request of @p to @room; fails the test unless the
+    room says yes."""
+    q = ET.Element(f"{{{ns}}}query")
+    q.append(child)
+    r = p.iq(room, "set", q)
+    if r is None or r.get("type") != "result":
+        raise TestFailure(f"{p.bare}: {ns} request to {room} failed: "
+                          f"{ET.tostring(r).decode() if r is not None else 'no answer'}")
+
+
+def configure(p, room, **fields):
+    """Submit a room configuration form with just @fields
+    (muc#roomconfig_NAME=value)."""
+    x = ET.Element(f"{{{NS_DATA}}}x", {"type": "submit"})
+    for var, val in [("FORM_TYPE", "http://jabber.org/protocol/muc#roomconfig")] + \
+            [(f"muc#roomconfig_{k}", v) for k, v in fields.items()]:
+        f = ET.SubElement(x, f"{{{NS_DATA}}}field", {"var": var})
+        ET.SubElement(f, f"{{{NS_DATA}}}value").text = val
+    admin(p, room, NS_OWNER, x)
+
+
+def item(reason=None, **attrs):
+    it = ET.Element(f"{{{NS_ADMIN}}}item", attrs)
+    if reason:
+        ET.SubElement(it, f"{{{NS_ADMIN}}}reason").text = reason
+    return it
+
+
+def events_reader(stack, m, acct):
+    r = stack.enter_context(LineReader(m.path(acct, "events")))
+    r.wait_open()
+    return r
+
+
+def wait_event(r, kind, jid, timeout=10.0):
+    """Wait for an event line KIND<TAB>JID; returns its text."""
+    def check():
+        for line in r.snapshot():
+            f = line.split("\t", 3)
+            if len(f) == 4 and f[1] == kind and f[2] == jid:
+                return (f[3],)
+        return None
+    return wait_until(check, timeout=timeout,
+                      what=lambda: f"a {kind} event for {jid}; events: "
+                                   f"{r.snapshot()[-10:]!r}")[0]
+
+
+def write_value(path, text):
+    """open(O_WRONLY|O_TRUNC), one write, close, as `echo > file` does."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def alice_first(stack, server, tmp, tag, **keys):
+    """Alice creates ROOM (so she is its owner), then the peer joins."""
+    A, room, bnick = J(tag), ROOM(tag), BNICK(tag)
+    m = mount(stack, server, tmp, tag, f"{tag}-mount", **keys)
+    join(m, A, room)
+    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
+    bob.join_room(room, bnick)
+    wait_occupants(m, A, room, lambda o: bnick in [x[0] for x in o],
+                   f"to list {bnick}")
+    return m, bob, room, f"{tag}-a", bnick
+
+
+def bob_first(stack, server, tmp, tag, **keys):
+    """The peer creates ROOM (owner), then alice joins with mkdir."""
+    A, room, bnick = J(tag), ROOM(tag), BNICK(tag)
+    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
+    bob.join_room(room, bnick)
+    m = mount(stack, server, tmp, tag, f"{tag}-mount", **keys)
+    join(m, A, room)
+    anick = keys.get("nick", f"{tag}-a")
+    wait_in_room(bob, room, anick)
+    return m, bob, room, anick, bnick
+
+
+# --------------------------------------------------------------------------
+# nick
+
+def test_nick_change(server, tmp, stack):
+    tag = "nk"
+    A = J(tag)
+    m, bob, room, anick, bnick = bob_first(stack, server, tmp, tag)
+    new = "Alice ∕ Neu"
+    since = len(bob.presences)
+    t0 = time.monotonic()
+    write_value(rpath(m, A, room, "nick"), new + "\n")
+    note(f"nick change: {time.monotonic() - t0:.3f}s")
+    # the write returned once the room took it: the peer sees both halves
+    wait_in_room(bob, room, new, since)
+    old = room_presences(bob, room, anick, since)
+    assert ("unavailable", ["303"]) in [(t, c) for t, c in old], old
+    assert rd(m, A, room, "nick") == new + "\n", rd(m, A, room, "nick")
+    occ = wait_occupants(m, A, room, lambda o: new in [x[0] for x in o] and
+                         anick not in [x[0] for x in o], "to follow the change")
+    assert sorted(x[0] for x in occ) == sorted([new, bnick]), occ
+    n = len(bob.messages)
+    write_chunks(rpath(m, A, room, "send"), "under my new name\n")
+    bob.wait_message(f"{room}/{new}", "under my new name", since=n)
+    wait_records(m, A, room, [(new, "under my new name")])
+
+    # someone else's nick: EEXIST, and nothing changes
+    problems = [expect_errno(lambda: write_value(rpath(m, A, room, "nick"), bnick),
+                             errno.EEXIST, "taking the peer's nick")]
+    for bad in ("\n", "two\nlines", "bad\x07bell"):
+        problems.append(expect_errno(lambda: write_value(rpath(m, A, room, "nick"), bad),
+                                     errno.EILSEQ if "\x07" in bad else errno.EINVAL,
+                                     f"nick {bad!r}"))
+    problems = [p for p in problems if p]
+    assert not problems, "\n".join(problems)
+    assert rd(m, A, room, "nick") == new + "\n", rd(m, A, room, "nick")
+
+    # a status write reaches the room too
+    m.write(f"{A}/status", "away lunch\n")
+    wait_until(lambda: [p for p in bob.latest_presences(f"{room}/{new}").values()
+                        if p["show"] == "away" and p["status"] == "lunch"],
+               timeout=10, what=lambda: f"the peer to see alice away in the room; "
+                                        f"{bob.latest_presences(f'{room}/{new}')!r}")
+
+    # the new nick is the one we rejoin with
+    since = len(bob.presences)
+    m.write(f"{A}/status", "reconnect\n")
+    def back():
+        types = [t for t, _ in room_presences(bob, room, new, since)]
+        return "unavailable" in types and \
+            "available" in types[types.index("unavailable"):]
+    wait_until(back, timeout=15,
+               what=lambda: f"alice to come back as {new!r}: "
+                            f"{room_presences(bob, room, new, since)!r}")
+    assert not room_presences(bob, room, anick, since), \
+        room_presences(bob, room, anick, since)
+
+
+# --------------------------------------------------------------------------
+# subject
+
+def test_subject_change(server, tmp, stack):
+    tag = "sj"
+    A = J(tag)
+    m, bob, room, anick, bnick = alice_first(stack, server, tmp, tag)
+    since = len(bob.subjects)
+    t0 = time.monotonic()
+    write_value(rpath(m, A, room, "subject"), "Plans & dates\n")
+    note(f"subject change: {time.monotonic() - t0:.3f}s")
+    assert rd(m, A, room, "subject") == "Plans & dates\n", rd(m, A, room, "subject")
+    bob.wait_subject(f"{room}/{anick}", "Plans & dates", since)
+    # the same subject again changes nothing and returns at once
+    write_value(rpath(m, A, room, "subject"), "Plans & dates\n")
+    # clearing it
+    write_value(rpath(m, A, room, "subject"), "\n")
+    assert rd(m, A, room, "subject") == "", rd(m, A, room, "subject")
+    bob.wait_subject(f"{room}/{anick}", "", since)
+    # one line only
+    problem = expect_errno(lambda: write_value(rpath(m, A, room, "subject"), "a\nb\n"),
+                           errno.EINVAL, "a subject of two lines")
+    assert problem is None, problem
+    # not a record of the log
+    recs = marker_in_log(m, A, room, bob, bnick, tag)
+    assert not [r for r in recs if "Plans" in r[2]], recs
+
+
+def test_subject_refused_is_eacces(server, tmp, stack):
+    tag = "sr"
+    A = J(tag)
+    m, bob, room, anick, bnick = bob_first(stack, server, tmp, tag)
+    bob.send_raw(f"<message to='{room}' type='groupchat'>"
+                 f"<subject>Owner's topic</subject></message>")
+    wait_until(lambda: rd(m, A, room, "subject") == "Owner's topic\n", timeout=5,
+               what=lambda: f"the owner's subject; now {_rd_or_err(m, A, room, 'subject')!r}")
+    since = len(bob.subjects)
+    problem = expect_errno(lambda: write_value(rpath(m, A, room, "subject"), "mine\n"),
+                           errno.EACCES, "a participant setting the subject")
+    assert problem is None, problem
+    assert rd(m, A, room, "subject") == "Owner's topic\n", rd(m, A, room, "subject")
+    # the room changed nothing: a marker after the attempt comes with no
+    # subject before it
+    peer_says(bob, room, bnick, "after the attempt")
+    assert not bob.subjects[since:], bob.subjects[since:]
+
+
+# --------------------------------------------------------------------------
+# private messages
+
+def test_private_messages(server, tmp, stack):
+    tag = "pm"
+    A = J(tag)
+    m, bob, room, anick, bnick = bob_first(stack, server, tmp, tag)
+    pdir = rpath(m, A, room, "private")
+    # occupants are listed, we are not
+    wait_until(lambda: os.listdir(pdir) == [bnick], timeout=5,
+               what=lambda: f"private/ to list {bnick}: {os.listdir(pdir)!r}")
+    ev = events_reader(stack, m, A)
+    stream = stack.enter_context(LineReader(os.path.join(pdir, bnick, "stream")))
+    stream.wait_open()
+    bob.send_message(f"{room}/{anick}", "psst, only for you")
+    lines = stream.wait_lines(1)
+    f = lines[0].split("\t", 2)
+    assert f[1:] == [bnick, "psst, only for you"], lines
+    assert wait_event(ev, "message", f"{room}/{bnick}") == "psst, only for you"
+    # not in the room's log
+    recs = marker_in_log(m, A, room, bob, bnick, tag)
+    assert not [r for r in recs if "psst" in r[2]], recs
+
+    n = len(bob.messages)
+    write_chunks(os.path.join(pdir, bnick, "send"), "hello back\n")
+    got = bob.wait_message(f"{room}/{anick}", "hello back", since=n)
+    assert got["type"] == "chat", got
+    write_chunks(os.path.join(pdir, bnick, "post"), "two\nlines")
+    bob.wait_message(f"{room}/{anick}", "two\nlines", since=n)
+    with open(os.path.join(pdir, bnick, "log"), encoding="utf-8") as fh:
+        log = parse_records(fh.read())
+    assert [r[1:] for r in log] == [(bnick, "psst, only for you"),
+                                    (anick, "hello back"), (anick, "two"),
+                                    (anick, "lines")], log
+    # kept on disk under the room
+    on_disk = m.data / A / "rooms" / room / "private" / bnick / "log"
+    assert on_disk.exists(), list((m.data / A / "rooms" / room).rglob("*"))
+    # a nick that is not there: the room bounces it, into that log
+    ghost = "Nobody Here"
+    write_chunks(os.path.join(pdir, ghost, "send"), "anyone?\n")
+    wait_until(lambda: "[error: " in open(os.path.join(pdir, ghost, "log"),
+                                          encoding="utf-8").read(),
+               timeout=10, ignore=(OSError,),
+               what=lambda: f"the bounce in private/{ghost}/log")
+    # names that are not a nick's file name are no file
+    problem = expect_errno(lambda: os.stat(os.path.join(pdir, "a/b")), errno.ENOENT,
+                           "private/a/b")
+    assert problem is None, problem
+
+
+# --------------------------------------------------------------------------
+# joining rooms that are not open to all
+
+def test_password_room(server, tmp, stack):
+    tag = "pw"
+    A, room, bnick = J(tag), ROOM(tag), BNICK(tag)
+    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
+    bob.join_room(room, bnick)
+    configure(bob, room, passwordprotectedroom="1", roomsecret="s3cret w0rd")
+    m = mount(stack, server, tmp, tag, f"{tag}-mount")
+    problem = expect_errno(lambda: join(m, A, room), errno.EACCES,
+                           "mkdir of a password room without the password")
+    assert problem is None, problem
+    assert listed(m, A) == [], listed(m, A)
+    m.close()
+    # with the password in a [room ROOM] group
+    cfg = config_text({A: server.account(f"{tag}-a", resource=f"{tag}-mount2")}) + \
+        f"\n[room {room}]\npassword=s3cret w0rd\nnick=Pass Holder\n"
+    m2 = stack.enter_context(Mount(tmp, config=cfg))
+    m2.wait_state(A, "online", timeout=10)
+    join(m2, A, room)
+    wait_in_room(bob, room, "Pass Holder")
+    assert rd(m2, A, room, "nick") == "Pass Holder\n", rd(m2, A, room, "nick")
+    peer_says(bob, room, bnick, "for those who know")
+    wait_records(m2, A, room, [(bnick, "for those who know")])
+
+
+def test_members_only_is_eacces(server, tmp, stack):
+    tag = "mo"
+    A, room, bnick = J(tag), ROOM(tag), BNICK(tag)
+    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
+    bob.join_room(room, bnick)
+    configure(bob, room, membersonly="1")
+    m = mount(stack, server, tmp, tag, f"{tag}-mount")
+    t0 = time.monotonic()
+    problem = expect_errno(lambda: join(m, A, room), errno.EACCES,
+                           "mkdir of a members-only room")
+    assert problem is None, problem
+    note(f"refused in {time.monotonic() - t0:.3f}s")
+    assert listed(m, A) == [], listed(m, A)
+    # made a member, alice gets in
+    admin(bob, room, NS_ADMIN, item(jid=A, affiliation="member"))
+    join(m, A, room)
+    wait_in_room(bob, room, f"{tag}-a")
+    assert listed(m, A) == [room], listed(m, A)
+
+
+# --------------------------------------------------------------------------
+# put out of a room
+
+def test_kick_and_ban(server, tmp, stack):
+    tag = "kb"
+    A = J(tag)
+    m, bob, room, anick, bnick = bob_first(stack, server, tmp, tag)
+    ev = events_reader(stack, m, A)
+    peer_says(bob, room, bnick, "before the kick")
+    wait_records(m, A, room, [(bnick, "before the kick")])
+    admin(bob, room, NS_ADMIN, item(reason="too loud", nick=anick, role="none"))
+    text = wait_event(ev, "kicked", room)
+    assert text == f"by {bnick}: too loud" or text == "too loud", text
+    wait_until(lambda: listed(m, A) == [], timeout=5,
+               what=lambda: f"rooms/ to forget {room}: {listed(m, A)}")
+    problem = expect_errno(lambda: os.stat(rpath(m, A, room)), errno.ENOENT,
+                           "the room's directory after the kick")
+    assert problem is None, problem
+    # the log stays, and a mkdir joins again
+    join(m, A, room)
+    assert count_recs(records(m, A, room), bnick, "before the kick") == 1
+    # banned: out, and no way back in
+    admin(bob, room, NS_ADMIN, item(reason="enough", jid=A, affiliation="outcast"))
+    text = wait_event(ev, "banned", room)
+    assert "enough" in text, text
+    wait_until(lambda: listed(m, A) == [], timeout=5,
+               what=lambda: f"rooms/ to forget {room}: {listed(m, A)}")
+    problem = expect_errno(lambda: join(m, A, room), errno.EACCES,
+                           "mkdir of a room we are banned from")
+    assert problem is None, problem
+    with open(m.data / A / "rooms.list") as f:
+        assert room not in f.read()
+
+
+def count_recs(recs, nick, text):
+    return sum(1 for r in recs if r[1:] == (nick, text))
+
+
+def test_room_destroyed(server, tmp, stack):
+    tag = "ds"
+    A = J(tag)
+    m, bob, room, anick, bnick = bob_first(stack, server, tmp, tag)
+    ev = events_reader(stack, m, A)
+    d = ET.Element(f"{{{NS_OWNER}}}destroy", {"jid": f"elsewhere@{MUC}"})
+    ET.SubElement(d, f"{{{NS_OWNER}}}reason").text = "moving house"
+    admin(bob, room, NS_OWNER, d)
+    text = wait_event(ev, "destroyed", room)
+    assert text == f"moving house; moved to elsewhere@{MUC}", text
+    wait_until(lambda: listed(m, A) == [], timeout=5,
+               what=lambda: f"rooms/ to forget {room}: {listed(m, A)}")
+
+
+# --------------------------------------------------------------------------
+# invitations
+
+def test_invitations(server, tmp, stack):
+    tag = "iv"
+    A, bnick = J(tag), BNICK(tag)
+    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
+    m = mount(stack, server, tmp, tag, f"{tag}-mount")
+    ev = events_reader(stack, m, A)
+    # XEP-0249, from the user
+    direct = f"direct-{tag}@{MUC}"
+    bob.send_raw(f"<message to='{A}'><x xmlns='jabber:x:conference' "
+                 f"jid='{direct}' reason='come and see'/></message>")
+    text = wait_event(ev, "invite", direct)
+    assert text == f"from {bob.jid}: come and see" or \
+        text == f"from {bob.bare}: come and see", text
+    # mediated, through a password room: the password comes with it
+    room = ROOM(tag)
+    bob.join_room(room, bnick)
+    configure(bob, room, passwordprotectedroom="1", roomsecret="open sesame")
+    bob.send_raw(f"<message to='{room}'><x xmlns='{NS_USER}'>"
+                 f"<invite to='{A}'><reason>join us</reason></invite></x></message>")
+    text = wait_event(ev, "invite", room)
+    assert text.startswith("from ") and text.endswith(": join us"), text
+    assert "open sesame" not in text, text
+    # nothing of it in contacts/
+    assert room not in os.listdir(m.path(A, "contacts")), os.listdir(m.path(A, "contacts"))
+    join(m, A, room)
+    wait_in_room(bob, room, f"{tag}-a")
+
+
+# --------------------------------------------------------------------------
+# the server restarts
+
+def test_rejoin_after_server_restart(tmp, stack):
+    tag = "st"
+    A, room, bnick = J(tag), ROOM(tag), BNICK(tag)
+    users = {f"{tag}-a": "apw", f"{tag}-b": "bpw"}
+    srv = Server(tmp / "srv", users=users, direct_tls=False)
+    srv.start()
+    stack.callback(srv.stop)
+    bob = peer(stack, srv, f"{tag}-b", f"{tag}-peer")
+    bob.join_room(room, bnick)
+    m = mount(stack, srv, tmp, tag, f"{tag}-mount")
+    join(m, A, room)
+    wait_in_room(bob, room, f"{tag}-a")
+    peer_says(bob, room, bnick, "before the restart")
+    wait_records(m, A, room, [(bnick, "before the restart")])
+    bob.disconnect()
+    srv.restart()
+    t0 = time.monotonic()
+    m.wait_state(A, "online", timeout=30)
+    bob2 = peer(stack, srv, f"{tag}-b", f"{tag}-peer2")
+    bob2.join_room(room, bnick)
+    wait_occupants(m, A, room, lambda o: {bnick, f"{tag}-a"} <= {x[0] for x in o},
+                   "to list both again", timeout=20)
+    note(f"server up to alice back in the room: {time.monotonic() - t0:.2f}s")
+    assert listed(m, A) == [room], listed(m, A)
+    n = len(bob2.messages)
+    write_chunks(rpath(m, A, room, "send"), "after the restart\n")
+    bob2.wait_message(f"{room}/{tag}-a", "after the restart", since=n)
+    peer_says(bob2, room, bnick, "welcome back")
+    recs = wait_records(m, A, room, [(bnick, "welcome back"), (f"{tag}-a", "after the restart")])
+    assert count_recs(recs, bnick, "before the restart") == 1, recs
