@@ -265,6 +265,21 @@ def test_private_messages(server, tmp, stack):
                                           encoding="utf-8").read(),
                timeout=10, ignore=(OSError,),
                what=lambda: f"the bounce in private/{ghost}/log")
+    # a nick with a slash: a file name with U+2215 in its place, and a
+    # reply through it reaches the nick with the slash
+    carol = peer(stack, server, f"{tag}-b", f"{tag}-peer2")
+    cnick = "Car/ol"
+    carol.join_room(room, cnick)
+    carol.send_message(f"{room}/{anick}", "from a slashed nick")
+    cfile = "Car\u2215ol"
+    wait_until(lambda: cfile in os.listdir(pdir), timeout=5,
+               what=lambda: f"private/ to list {cfile!r}: {os.listdir(pdir)!r}")
+    wait_until(lambda: "from a slashed nick" in open(os.path.join(pdir, cfile, "log"),
+                                                     encoding="utf-8").read(),
+               timeout=5, ignore=(OSError,), what=f"the message in private/{cfile}/log")
+    n = len(carol.messages)
+    write_chunks(os.path.join(pdir, cfile, "send"), "slash back\n")
+    carol.wait_message(f"{room}/{anick}", "slash back", since=n)
     # names that are not a nick's file name are no file
     problem = expect_errno(lambda: os.stat(os.path.join(pdir, "a/b")), errno.ENOENT,
                            "private/a/b")
