@@ -178,6 +178,8 @@ static void room_answered(Account *a, const char *room, int err);
 static void room_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
 			const char *nick);
 static bool invitation(Account *a, xmpp_stanza_t *msg, const char *from);
+static void private_message(Account *a, xmpp_stanza_t *msg, const char *room,
+			    const char *nick);
 static void rooms_send_presence(Account *a);
 static char *jid_unescape_nick(const char *to);
 static gint64 message_time(xmpp_stanza_t *msg);
@@ -536,9 +538,12 @@ static void xlog_handler(void *ud, xmpp_log_level_t level, const char *area,
 	else if (!a->auth_error && strstr(msg, "Cannot authenticate"))
 		a->no_mechanism = true;
 	if (xfs_log_xml()) {
-		/* SASL PLAIN carries the password in base64: never log it */
+		/* SASL PLAIN carries the password in base64: never log it;
+		 * nor a room's password, in a join or an invitation */
 		if (strstr(msg, "<auth ") || strstr(msg, "<response "))
 			msg = "[authentication data not shown]";
+		else if (strstr(msg, "<password>") || strstr(msg, " password="))
+			msg = "[a stanza with a room password, not shown]";
 		xfs_debug("%s %s: %s", a->cfg->jid, area, msg);
 	}
 	/* without -d, what matters reaches the log as this account's error */
@@ -964,16 +969,18 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 	{
 		const char *type = xmpp_stanza_get_type(msg);
 		g_autofree char *room = jid_bare(jid);
-		if (rooms_has(a->rooms, room) ||
-		    (jid->resource && xmpp_stanza_get_child_by_name_and_ns(
-					      msg, "x", NS_MUC_USER))) {
-			/* from a room, or a private message from one we
-			 * left */
+		if (rooms_has(a->rooms, room)) {
 			room_stanza(a, msg, room, jid->resource);
 			return 1;
 		}
 		if (type && !strcmp(type, "groupchat"))
 			return 1; /* from a room we are not in */
+		if (jid->resource && xmpp_stanza_get_child_by_name_and_ns(
+					     msg, "x", NS_MUC_USER)) {
+			/* a private message from a room we left */
+			private_message(a, msg, room, jid->resource);
+			return 1;
+		}
 		if ((!type || strcmp(type, "error")) &&
 		    invitation(a, msg, from))
 			return 1;

@@ -45,6 +45,19 @@ static HistSet *hists_of(const TreeNode *n)
 	return in_room(n) ? acct_room_hists(n->acct) : acct_hists(n->acct);
 }
 
+/* The log a file of @n reads (made with @create), or NULL. */
+static Hist *hist_of(const TreeNode *n, bool create, GError **err)
+{
+	HistSet *s = hists_of(n);
+
+	if (!s) {
+		g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_IO,
+			    "no log directory for %s", n->jid);
+		return NULL;
+	}
+	return hist_set_get(s, n->jid, create, err);
+}
+
 /* g_ptr_array_sort passes pointers to the elements */
 static gint cmp_names(gconstpointer a, gconstpointer b)
 {
@@ -251,7 +264,7 @@ static void fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 	} else if (n->kind == NODE_EVENTS) {
 		st->st_mtime = st->st_ctime = hist_mtime(acct_events(n->acct));
 	} else if (n->kind == NODE_LOG || n->kind == NODE_STREAM) {
-		Hist *h = hist_set_get(hists_of(n), n->jid, false, NULL);
+		Hist *h = hist_of(n, false, NULL);
 		if (h && n->kind == NODE_LOG)
 			st->st_size = hist_size(h);
 		if (h)
@@ -654,7 +667,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (acc != O_RDONLY)
 		h->wbuf = g_string_new(NULL);
 	if (n->kind == NODE_LOG)
-		h->hist = hist_set_get(hists_of(n), n->jid, false, NULL);
+		h->hist = hist_of(n, false, NULL);
 	if (n->kind == NODE_EVENTS) {
 		h->hist = acct_events(n->acct);
 		h->reader = stream_open(h->hist);
@@ -673,7 +686,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (n->kind == NODE_STREAM) {
 		g_autoptr(GError) err = NULL;
-		h->hist = hist_set_get(hists_of(n), n->jid, true, &err);
+		h->hist = hist_of(n, true, &err);
 		if (!h->hist) {
 			xfs_warn("open %s/stream: %s", n->jid, err->message);
 			g_mutex_clear(&h->lock);
@@ -696,8 +709,7 @@ static void read_log(fuse_req_t req, Handle *h, size_t size, off_t off)
 
 	/* a conversation that began after the open */
 	if (!h->hist)
-		h->hist = hist_set_get(hists_of(h->node), h->node->jid,
-				       false, NULL);
+		h->hist = hist_of(h->node, false, NULL);
 	if (h->hist)
 		n = hist_pread(h->hist, buf, size, off);
 	if (n < 0)

@@ -304,13 +304,18 @@ def test_password_room(server, tmp, stack):
     # with the password in a [room ROOM] group
     cfg = config_text({A: server.account(f"{tag}-a", resource=f"{tag}-mount2")}) + \
         f"\n[room {room}]\npassword=s3cret w0rd\nnick=Pass Holder\n"
-    m2 = stack.enter_context(Mount(tmp, config=cfg))
+    m2 = stack.enter_context(Mount(tmp, config=cfg, args=["-d"]))
     m2.wait_state(A, "online", timeout=10)
     join(m2, A, room)
     wait_in_room(bob, room, "Pass Holder")
     assert rd(m2, A, room, "nick") == "Pass Holder\n", rd(m2, A, room, "nick")
     peer_says(bob, room, bnick, "for those who know")
     wait_records(m2, A, room, [(bnick, "for those who know")])
+    # -d logs the XML stream, but not the room's password
+    log = m2.log_text()
+    assert "for those who know" in log, "-d logged no stanzas"
+    assert "s3cret" not in log, "the room password is in the -d log"
+    assert "room password, not shown" in log, log[-2000:]
 
 
 def test_members_only_is_eacces(server, tmp, stack):
