@@ -860,8 +860,11 @@ int acct_send_room(Account *a, const char *room, const char *body,
 		   guint64 *seq)
 {
 	OutboxItem *item = NULL;
-	int ret = outbox_add(a->outbox, room, "groupchat", body, &item);
+	int ret;
 
+	if (!rooms_has(a->rooms, room))
+		return -ENOTCONN; /* put out of it, or left */
+	ret = outbox_add(a->outbox, room, "groupchat", body, &item);
 	if (ret)
 		return ret;
 	*seq = item->seq;
@@ -2030,7 +2033,7 @@ static void private_message(Account *a, xmpp_stanza_t *msg, const char *room,
 	private_record(a, room, nick, message_time(msg), nick, text);
 	sender = record_escape_sender(nick);
 	full = g_strdup_printf("%s/%s", room, sender);
-	acct_event(a, type && !strcmp(type, "error") ? "error" : "message",
+	acct_event(a, type && !strcmp(type, "error") ? "error" : "private",
 		   full, text);
 }
 

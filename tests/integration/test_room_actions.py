@@ -239,7 +239,7 @@ def test_private_messages(server, tmp, stack):
     lines = stream.wait_lines(1)
     f = lines[0].split("\t", 2)
     assert f[1:] == [bnick, "psst, only for you"], lines
-    assert wait_event(ev, "message", f"{room}/{bnick}") == "psst, only for you"
+    assert wait_event(ev, "private", f"{room}/{bnick}") == "psst, only for you"
     # not in the room's log
     recs = marker_in_log(m, A, room, bob, bnick, tag)
     assert not [r for r in recs if "psst" in r[2]], recs
@@ -348,6 +348,8 @@ def test_kick_and_ban(server, tmp, stack):
     ev = events_reader(stack, m, A)
     peer_says(bob, room, bnick, "before the kick")
     wait_records(m, A, room, [(bnick, "before the kick")])
+    held = os.open(rpath(m, A, room, "send"), os.O_WRONLY)
+    stack.callback(os.close, held)
     admin(bob, room, NS_ADMIN, item(reason="too loud", nick=anick, role="none"))
     text = wait_event(ev, "kicked", room)
     assert text == f"by {bnick}: too loud" or text == "too loud", text
@@ -355,6 +357,10 @@ def test_kick_and_ban(server, tmp, stack):
                what=lambda: f"rooms/ to forget {room}: {listed(m, A)}")
     problem = expect_errno(lambda: os.stat(rpath(m, A, room)), errno.ENOENT,
                            "the room's directory after the kick")
+    assert problem is None, problem
+    # a descriptor opened before cannot speak in a room we are out of
+    problem = expect_errno(lambda: os.write(held, b"still here?\n"), errno.ENOTCONN,
+                           "writing to send of a room we were kicked from")
     assert problem is None, problem
     # the log stays, and a mkdir joins again
     join(m, A, room)
