@@ -9,7 +9,7 @@
  * What FUSE threads may read (the `connection` and `status` files) is in
  * the "shared" block of struct Account, protected by Account.lock.  The
  * lock is never held while calling libstrophe. */
-#include "account.h"
+#include "account_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,103 +45,10 @@
  * legitimate 5,000-item roster is about 300 KB. */
 #define STANZA_MAX_BYTES (1u << 20)
 
-struct Account {
-	const CfgAccount *cfg; /* immutable */
-	Pool *pool;            /* immutable */
-
-	/* shared: protected by lock */
-	GMutex lock;
-	AcctState state;
-	char *bound_jid;
-	char *server;   /* "ADDRESS:PORT" of the current or last attempt */
-	char *tls_desc; /* "on, certificate sha256 ..." */
-	char *error;    /* last error, NULL when none */
-	gint64 since;   /* unix seconds of the last state change */
-	gint64 retry_at_unix;
-	AcctShow show;  /* never OFFLINE/RECONNECT: see want_online */
-	char *show_text;
-	bool want_online;
-
-	/* pool thread only */
-	xmpp_ctx_t *ctx;
-	xmpp_log_t xlog;
-	xmpp_conn_t *conn;
-	int fd;          /* libstrophe's socket, -1 when none */
-	int fd_dup;      /* ours, for the watchdog and forced drops */
-	WdSlot wd;
-	bool conn_dead;  /* disconnected: release after run_once returns */
-	bool read_more;  /* the last read may have left data buffered */
-	bool was_online; /* this attempt reached CONNECT */
-	bool tcp_up;     /* this attempt's TCP connect succeeded */
-	bool in_tls;     /* inside the TLS handshake (blocking in 0.12) */
-	gint64 login_deadline; /* monotonic µs */
-	bool shutting;   /* unmount: do not reconnect */
-	bool reconnect_asked; /* `status` asked to drop and reconnect now */
-	guint gen;       /* attempt number; stale resolver answers are dropped */
-	bool resolving;
-	GPtrArray *addrs; /* candidates of this attempt: "ADDRESS PORT" */
-	guint addr_next;
-	gint64 retry_at;  /* monotonic µs; 0 when no retry is scheduled */
-	guint backoff_s;
-	gint64 online_at; /* monotonic µs of the last CONNECT */
-	guint progress;   /* bumped by every stanza libstrophe reports */
-	/* why the current attempt failed, collected while it runs */
-	char *cert_error;
-	char *auth_error;
-	bool parse_error;
-	bool doctype;      /* the server sent a DTD */
-	char guard_tail[8]; /* the last bytes checked, for a split "<!DOC" */
-	size_t guard_tail_len;
-	bool no_mechanism; /* no SASL mechanism in common with the server */
-	bool oversize;
-	guint stanzas;        /* complete stanzas received */
-	guint stanzas_mark;   /* stanzas at the last size check */
-	guint64 bytes_mark;   /* bytes consumed at the last new stanza */
-	gint64 close_at;      /* closing: end the stream by then (µs) */
-	bool going_offline;   /* our unavailable presence is sent */
-	bool sm_on;           /* XEP-0198 enabled on this stream */
-	guint32 sm_h;         /* stanzas received since <enabled/> */
-	gint64 last_rx;       /* monotonic µs of the last data from the server */
-	gint64 ping_due;      /* keep-alive: an answer is due by then; 0: none */
-	bool ping_dead;       /* the keep-alive ping went unanswered */
-	bool sm_offered;      /* the stream features list XEP-0198 */
-	bool sm_r_pending;    /* the server asked <r/>: answer after the run */
-	bool sm_ask;          /* messages went out: ask <r/> after the run */
-	bool sm_out_on;       /* counting what we send since <enable/> */
-	guint32 sm_out;       /* stanzas sent since <enable/> */
-
-	/* conversations: any thread, locks of their own */
-	HistSet *hists;
-	Outbox *outbox;
-	Roster *roster;
-	Hist *events;
-	Hist *raw;
-	gint raw_readers; /* atomic */
-	/* pool thread only */
-	bool rosterver;       /* the server offers roster versioning */
-	GHashTable *iq_waits; /* iq id -> ChangeWait*: roster changes */
-	GHashTable *iq_calls; /* iq id -> IqWait*: requests of the iq file */
-	GHashTable *room_waits; /* room -> RoomWait*: joins, leaves, changes */
-	GHashTable *room_seen;  /* room -> set of the log's last-second lines */
-	GHashTable *invite_passwords; /* room -> password of an invitation */
-	Rooms *rooms;
-	HistSet *room_hists;
-	char *rooms_dir;        /* DATA/JID/rooms */
-	GHashTable *privates;   /* room -> HistSet*: under lock */
-	guint iq_next;
-	/* messages to send, pool thread only: OutMsg*, oldest first */
-	GQueue outq;     /* not sent on this stream yet */
-	GQueue inflight; /* sent, waiting for the server's <a h=''/> */
-};
-
 typedef struct {
 	OutboxItem *item;
 	guint32 seq; /* its number among the stanzas sent since <enable/> */
 } OutMsg;
-
-#define NS_MUC "http://jabber.org/protocol/muc"
-#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
-#define NS_CONFERENCE "jabber:x:conference"
 
 /* Contexts carry no user data that callbacks can reach; this maps them
  * back.  Pool thread only. */
@@ -163,26 +70,9 @@ static const char *const state_words[] = {
 static void attempt_next(Account *a);
 static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud);
 static void finish_close(Account *a);
-static char *error_event_text(xmpp_stanza_t *st, const char *kind);
 static gint64 ping_timeout(Account *a);
-static void add_caps(Account *a, xmpp_stanza_t *presence);
 static gint64 iq_calls_due(Account *a);
 static void expire_iq_calls(Account *a, gint64 now, bool all, int err);
-static gint64 room_waits_due(Account *a);
-static void expire_room_waits(Account *a, gint64 now, bool all);
-static char *child_text(xmpp_stanza_t *st, const char *name);
-static int error_errno(xmpp_stanza_t *st);
-static void room_presence(Account *a, xmpp_stanza_t *p, const char *room,
-			  const char *nick);
-static void room_answered(Account *a, const char *room, int err);
-static void room_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
-			const char *nick);
-static bool invitation(Account *a, xmpp_stanza_t *msg, const char *from);
-static void private_message(Account *a, xmpp_stanza_t *msg, const char *room,
-			    const char *nick);
-static void rooms_send_presence(Account *a);
-static char *jid_unescape_nick(const char *to);
-static gint64 message_time(xmpp_stanza_t *msg);
 static bool roster_push(Account *a, xmpp_stanza_t *iq);
 
 /* ---- shared state, any thread ---- */
@@ -419,18 +309,6 @@ static void sm_count(Account *a, const char *xml)
 	}
 }
 
-/* "room@service/N%20ick" -> "room@service/N ick" */
-static char *jid_unescape_nick(const char *to)
-{
-	const char *slash = strchr(to, '/');
-	g_autofree char *nick =
-		slash ? g_uri_unescape_string(slash + 1, NULL) : NULL;
-
-	if (!nick)
-		return g_strdup(to);
-	return g_strdup_printf("%.*s/%s", (int)(slash - to), to, nick);
-}
-
 static void outmsg_free(OutMsg *m)
 {
 	outbox_item_free(m->item);
@@ -582,7 +460,7 @@ static int sockopt_cb(xmpp_conn_t *conn, void *sock)
 
 /* ---- stanzas ---- */
 
-static void add_text_child(Account *a, xmpp_stanza_t *parent,
+void acct_add_text_child(Account *a, xmpp_stanza_t *parent,
 			   const char *name, const char *text)
 {
 	xmpp_stanza_t *child = xmpp_stanza_new(a->ctx);
@@ -596,25 +474,40 @@ static void add_text_child(Account *a, xmpp_stanza_t *parent,
 	xmpp_stanza_release(child);
 }
 
-static void send_presence(Account *a)
+/* Our presence (show, status, caps), directed to @to when not NULL. */
+xmpp_stanza_t *acct_own_presence(Account *a, const char *to)
 {
-	xmpp_stanza_t *p;
+	xmpp_stanza_t *p = xmpp_presence_new(a->ctx);
 	AcctShow show;
 	g_autofree char *text = NULL;
 
-	POOL_ASSERT();
 	g_mutex_lock(&a->lock);
 	show = a->show;
 	text = g_strdup(a->show_text);
 	g_mutex_unlock(&a->lock);
-	p = xmpp_presence_new(a->ctx);
+	if (to)
+		xmpp_stanza_set_to(p, to);
 	if (show != ACCT_SHOW_AVAILABLE)
-		add_text_child(a, p, "show", show_words[show]);
+		acct_add_text_child(a, p, "show", show_words[show]);
 	if (text)
-		add_text_child(a, p, "status", text);
-	add_caps(a, p);
+		acct_add_text_child(a, p, "status", text);
+	acct_add_caps(a, p);
+	return p;
+}
+
+static void send_presence(Account *a)
+{
+	xmpp_stanza_t *p;
+
+	POOL_ASSERT();
+	p = acct_own_presence(a, NULL);
 	xmpp_send(a->conn, p);
 	xmpp_stanza_release(p);
+}
+
+bool acct_is_online(Account *a)
+{
+	return a->state == ACCT_ONLINE && a->conn && !a->conn_dead;
 }
 
 static void send_unavailable(Account *a)
@@ -668,7 +561,7 @@ static const char *caps_ver(void)
 	return ver;
 }
 
-static void add_caps(Account *a, xmpp_stanza_t *presence)
+void acct_add_caps(Account *a, xmpp_stanza_t *presence)
 {
 	xmpp_stanza_t *c = xmpp_stanza_new(a->ctx);
 
@@ -711,8 +604,8 @@ static xmpp_stanza_t *version_reply(Account *a, xmpp_stanza_t *iq)
 {
 	xmpp_stanza_t *q, *reply = query_reply(a, iq, "jabber:iq:version", &q);
 
-	add_text_child(a, q, "name", "xmppfs");
-	add_text_child(a, q, "version", XFS_VERSION);
+	acct_add_text_child(a, q, "name", "xmppfs");
+	acct_add_text_child(a, q, "version", XFS_VERSION);
 	return reply;
 }
 
@@ -726,7 +619,7 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 
 	a->progress++;
 	if (type && !strcmp(type, "error")) {
-		g_autofree char *ev = error_event_text(iq, "iq");
+		g_autofree char *ev = acct_error_event_text(iq, "iq");
 		const char *from = xmpp_stanza_get_from(iq);
 		acct_event(a, "error", from ? from : a->cfg->jid, ev);
 	}
@@ -768,25 +661,14 @@ static void sm_failed(Account *a)
 	sm_acked(a, G_MAXUINT32);
 }
 
-/* A private message to an occupant: a chat message to ROOM/NICK with
- * the MUC user element (XEP-0045 §7.5).  Its outbox item has the nick
- * %-escaped, as the journal's fields are separated by spaces. */
-#define OUTBOX_TYPE_PRIVATE "chat-muc"
-
 static void send_message(Account *a, OutMsg *m)
 {
-	bool pm = !strcmp(m->item->type, OUTBOX_TYPE_PRIVATE);
-	g_autofree char *to = pm ? jid_unescape_nick(m->item->to) : NULL;
-	xmpp_stanza_t *msg = xmpp_message_new(
-		a->ctx, pm ? "chat" : m->item->type, pm ? to : m->item->to,
-		m->item->id);
+	xmpp_stanza_t *msg =
+		!strcmp(m->item->type, OUTBOX_TYPE_PRIVATE)
+			? muc_private_stanza(a, m->item)
+			: xmpp_message_new(a->ctx, m->item->type, m->item->to,
+					   m->item->id);
 
-	if (pm) {
-		xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
-		xmpp_stanza_set_name(x, "x");
-		xmpp_stanza_set_ns(x, NS_MUC_USER);
-		xmpp_stanza_add_child_ex(msg, x, 0);
-	}
 	xmpp_message_set_body(msg, m->item->body);
 	xmpp_send(a->conn, msg);
 	xmpp_stanza_release(msg);
@@ -856,22 +738,6 @@ void acct_queue_message(Account *a, OutboxItem *item)
 	flush_outq(a);
 }
 
-int acct_send_room(Account *a, const char *room, const char *body,
-		   guint64 *seq)
-{
-	OutboxItem *item = NULL;
-	int ret;
-
-	if (!rooms_has(a->rooms, room))
-		return -ENOTCONN; /* put out of it, or left */
-	ret = outbox_add(a->outbox, room, "groupchat", body, &item);
-	if (ret)
-		return ret;
-	*seq = item->seq;
-	pool_post_message(a->pool, a, item);
-	return 0;
-}
-
 int acct_send(Account *a, const char *to, const char *body, guint64 *seq)
 {
 	OutboxItem *item = NULL;
@@ -897,7 +763,7 @@ int acct_send(Account *a, const char *to, const char *body, guint64 *seq)
 }
 
 /* "[error: service-unavailable] text" for a bounced message. */
-static char *error_text(xmpp_stanza_t *msg)
+char *acct_error_text(xmpp_stanza_t *msg)
 {
 	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(msg, "error");
 	xmpp_stanza_t *c = err ? xmpp_stanza_get_children(err) : NULL;
@@ -924,7 +790,7 @@ static char *error_text(xmpp_stanza_t *msg)
 	return out;
 }
 
-static gint64 message_time(xmpp_stanza_t *msg)
+gint64 acct_message_time(xmpp_stanza_t *msg)
 {
 	xmpp_stanza_t *d = xmpp_stanza_get_child_by_name_and_ns(
 		msg, "delay", "urn:xmpp:delay");
@@ -942,7 +808,7 @@ static char *message_text(xmpp_stanza_t *msg)
 	char *body, *copy;
 
 	if (type && !strcmp(type, "error"))
-		return error_text(msg);
+		return acct_error_text(msg);
 	if (type && strcmp(type, "chat") && strcmp(type, "normal"))
 		return NULL; /* groupchat and headline: not a conversation */
 	body = xmpp_message_get_body(msg);
@@ -970,22 +836,8 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 		return 1;
 	}
 	{
-		const char *type = xmpp_stanza_get_type(msg);
 		g_autofree char *room = jid_bare(jid);
-		if (rooms_has(a->rooms, room)) {
-			room_stanza(a, msg, room, jid->resource);
-			return 1;
-		}
-		if (type && !strcmp(type, "groupchat"))
-			return 1; /* from a room we are not in */
-		if (jid->resource && xmpp_stanza_get_child_by_name_and_ns(
-					     msg, "x", NS_MUC_USER)) {
-			/* a private message from a room we left */
-			private_message(a, msg, room, jid->resource);
-			return 1;
-		}
-		if ((!type || strcmp(type, "error")) &&
-		    invitation(a, msg, from))
+		if (muc_message_from(a, msg, room, jid->resource, from))
 			return 1;
 	}
 	if (!(text = message_text(msg)))
@@ -1002,7 +854,7 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 		return 1;
 	}
 	rec = g_string_new(NULL);
-	record_append(rec, message_time(msg), bare, text);
+	record_append(rec, acct_message_time(msg), bare, text);
 	hist_append(h, rec->str, rec->len);
 	if (g_str_has_prefix(text, "[error: ")) {
 		/* "[error: cond] rest" -> "message cond rest" */
@@ -1130,12 +982,12 @@ static void roster_fetch(Account *a)
 	xmpp_stanza_release(iq);
 }
 
-static char *next_iq_id(Account *a)
+char *acct_next_id(Account *a)
 {
 	return g_strdup_printf("xfs-iq-%u", ++a->iq_next);
 }
 
-static int error_errno(xmpp_stanza_t *st)
+int acct_error_errno(xmpp_stanza_t *st)
 {
 	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(st, "error");
 
@@ -1180,7 +1032,7 @@ static int change_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		roster_set(a->roster, g_steal_pointer(&w->item), NULL);
 	else if (ok)
 		roster_remove(a->roster, w->jid, NULL);
-	pool_complete(w->req, ok ? 0 : -error_errno(iq));
+	pool_complete(w->req, ok ? 0 : -acct_error_errno(iq));
 	g_hash_table_remove(a->iq_waits, id);
 	return 0;
 }
@@ -1233,13 +1085,13 @@ static xmpp_stanza_t *change_item(Account *a, const RosterChange *c)
 	if (name && *name)
 		xmpp_stanza_set_attribute(item, "name", name);
 	for (char **g = groups; g && *g; g++)
-		add_text_child(a, item, "group", *g);
+		acct_add_text_child(a, item, "group", *g);
 	return item;
 }
 
 void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r)
 {
-	g_autofree char *id = next_iq_id(a);
+	g_autofree char *id = acct_next_id(a);
 	xmpp_stanza_t *iq, *q;
 
 	POOL_ASSERT();
@@ -1320,7 +1172,7 @@ int acct_send_iq(Account *a, IqCall *c, const char *text)
 	}
 	if (!(id = xmpp_stanza_get_id(iq)) || !*id ||
 	    g_hash_table_contains(a->iq_calls, id)) {
-		new_id = next_iq_id(a);
+		new_id = acct_next_id(a);
 		xmpp_stanza_set_id(iq, new_id);
 		id = new_id;
 	}
@@ -1414,711 +1266,6 @@ static void fail_iq_waits(Account *a)
 	}
 }
 
-/* ---- group chat (XEP-0045) ---- */
-
-#define ROOM_JOIN_TIMEOUT_S 15
-#define ROOM_LEAVE_TIMEOUT_S 5
-#define ROOM_CHANGE_TIMEOUT_S 15
-
-/* One request per room waits for the server at a time. */
-typedef struct {
-	PoolReq *req;  /* NULL: a rejoin nobody waits for */
-	AcctRoomOp op;
-	char *id;      /* subject: the message's id, which an error keeps */
-	gint64 deadline;
-} RoomWait;
-
-static void room_wait_free(gpointer p)
-{
-	RoomWait *w = p;
-
-	g_free(w->id);
-	g_free(w);
-}
-
-/* The time of the last record in @room's log (0 if none), and in @seen
- * (if not NULL) the lines of that second. */
-static gint64 last_record_time(Account *a, const char *room, GHashTable *seen)
-{
-	Hist *h = hist_set_get(a->room_hists, room, false, NULL);
-	goffset size = h ? hist_size(h) : 0;
-	char buf[4096];
-	gssize n;
-	gint64 t = 0;
-
-	if (size < 2)
-		return 0;
-	n = hist_pread(h, buf, MIN((goffset)sizeof buf - 1, size),
-		       MAX(0, size - (goffset)sizeof buf + 1));
-	if (n <= 1)
-		return 0;
-	buf[n - 1] = '\0'; /* the last LF */
-	char *line = strrchr(buf, '\n');
-	line = line ? line + 1 : buf;
-	if (strlen(line) >= RECORD_TIME_LEN) {
-		g_autofree char *stamp = g_strndup(line, RECORD_TIME_LEN);
-		record_parse_stamp(stamp, &t);
-	}
-	if (seen && t) {
-		g_auto(GStrv) lines = g_strsplit(buf, "\n", -1);
-		for (char **l = lines; *l; l++)
-			if (!strncmp(*l, line, RECORD_TIME_LEN))
-				g_hash_table_add(seen, g_strdup(*l));
-	}
-	return t;
-}
-
-/* Our presence (show, status, caps), directed to @to when not NULL. */
-static xmpp_stanza_t *own_presence(Account *a, const char *to)
-{
-	xmpp_stanza_t *p = xmpp_presence_new(a->ctx);
-	AcctShow show;
-	g_autofree char *text = NULL;
-
-	g_mutex_lock(&a->lock);
-	show = a->show;
-	text = g_strdup(a->show_text);
-	g_mutex_unlock(&a->lock);
-	if (to)
-		xmpp_stanza_set_to(p, to);
-	if (show != ACCT_SHOW_AVAILABLE)
-		add_text_child(a, p, "show", show_words[show]);
-	if (text)
-		add_text_child(a, p, "status", text);
-	add_caps(a, p);
-	return p;
-}
-
-/* The password to join @room with: an invitation's, else the config's. */
-static const char *room_password(Account *a, const char *room)
-{
-	const char *pw = g_hash_table_lookup(a->invite_passwords, room);
-	const CfgRoom *cr = pw ? NULL : cfg_room(a->cfg, room);
-
-	return pw ? pw : cr ? cr->password : NULL;
-}
-
-/* Presence to ROOM/NICK with the MUC element and a history request that
- * fetches nothing already in the log. */
-static void send_join(Account *a, const char *room, const char *nick)
-{
-	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
-	xmpp_stanza_t *p = own_presence(a, to);
-	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_t *hist = xmpp_stanza_new(a->ctx);
-	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-						 NULL);
-	gint64 last = last_record_time(a, room, seen);
-	const char *password = room_password(a, room);
-
-	xmpp_stanza_set_name(x, "x");
-	xmpp_stanza_set_ns(x, NS_MUC);
-	xmpp_stanza_set_name(hist, "history");
-	/* from the second of the last record: a message later in that same
-	 * second is not lost; those already in the log are in room_seen and
-	 * are not written again (room_message) */
-	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
-	if (last) {
-		char since[RECORD_TIME_LEN + 1];
-		record_format_time(last, since);
-		xmpp_stanza_set_attribute(hist, "since", since);
-	} else {
-		xmpp_stanza_set_attribute(hist, "maxstanzas", "50");
-	}
-	xmpp_stanza_add_child_ex(x, hist, 0);
-	if (password)
-		add_text_child(a, x, "password", password);
-	xmpp_stanza_add_child_ex(p, x, 0);
-	xmpp_send(a->conn, p);
-	xmpp_stanza_release(p);
-}
-
-/* Our presence changed: every room we are in hears it too (a presence
- * to the server reaches contacts, not rooms). */
-static void rooms_send_presence(Account *a)
-{
-	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
-
-	for (guint i = 0; i < list->len; i++) {
-		const char *room = g_ptr_array_index(list, i);
-		g_autofree char *nick = rooms_nick(a->rooms, room);
-		g_autofree char *to = NULL;
-		xmpp_stanza_t *p;
-		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-
-		if (!nick || (w && w->op == ACCT_ROOM_LEAVE))
-			continue;
-		to = g_strdup_printf("%s/%s", room, nick);
-		p = own_presence(a, to);
-		xmpp_send(a->conn, p);
-		xmpp_stanza_release(p);
-	}
-}
-
-static RoomWait *room_wait(Account *a, const char *room, PoolReq *r,
-			   AcctRoomOp op)
-{
-	RoomWait *w = g_new0(RoomWait, 1);
-	int secs = op == ACCT_ROOM_JOIN    ? ROOM_JOIN_TIMEOUT_S
-		   : op == ACCT_ROOM_LEAVE ? ROOM_LEAVE_TIMEOUT_S
-					   : ROOM_CHANGE_TIMEOUT_S;
-
-	w->req = r;
-	w->op = op;
-	w->deadline = g_get_monotonic_time() + secs * G_USEC_PER_SEC;
-	g_hash_table_replace(a->room_waits, g_strdup(room), w);
-	return w;
-}
-
-static bool room_waits_for(Account *a, const char *room, AcctRoomOp op)
-{
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-
-	return w && w->op == op;
-}
-
-/* The server answered what @room waits for (or the wait ended). */
-static void room_answered(Account *a, const char *room, int err)
-{
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-
-	if (!w)
-		return;
-	/* left, or not in it after all; a failed nick or subject change
-	 * leaves us where we were */
-	if (w->op == ACCT_ROOM_LEAVE || (w->op == ACCT_ROOM_JOIN && err))
-		rooms_set(a->rooms, room, NULL);
-	if (w->req)
-		pool_complete(w->req, w->op == ACCT_ROOM_LEAVE ? 0 : err);
-	g_hash_table_remove(a->room_waits, room);
-}
-
-static bool online(Account *a)
-{
-	return a->state == ACCT_ONLINE && a->conn && !a->conn_dead;
-}
-
-static void room_join(Account *a, const char *room, PoolReq *r)
-{
-	const CfgRoom *cr = cfg_room(a->cfg, room);
-	const char *nick = cr && cr->nick ? cr->nick : a->cfg->nick;
-
-	if (rooms_has(a->rooms, room)) {
-		pool_complete(r, -EEXIST);
-		return;
-	}
-	if (!online(a)) {
-		pool_complete(r, -ENOTCONN);
-		return;
-	}
-	rooms_set(a->rooms, room, nick);
-	room_wait(a, room, r, ACCT_ROOM_JOIN);
-	send_join(a, room, nick);
-}
-
-static void room_leave(Account *a, const char *room, const char *nick,
-		       PoolReq *r)
-{
-	g_autofree char *to = NULL;
-	xmpp_stanza_t *p;
-
-	if (!online(a)) {
-		rooms_set(a->rooms, room, NULL);
-		pool_complete(r, 0);
-		return;
-	}
-	/* the room stays known until the server confirms (room_answered):
-	 * its confirmation is a presence from the room */
-	to = g_strdup_printf("%s/%s", room, nick);
-	p = xmpp_presence_new(a->ctx);
-	xmpp_stanza_set_type(p, "unavailable");
-	xmpp_stanza_set_to(p, to);
-	xmpp_send(a->conn, p);
-	xmpp_stanza_release(p);
-	room_wait(a, room, r, ACCT_ROOM_LEAVE);
-}
-
-/* A nick change is a presence to the new ROOM/NICK; the server answers
- * with our presence under the new nick, or an error from it. */
-static void room_nick(Account *a, const char *room, const char *old,
-		      const char *nick, PoolReq *r)
-{
-	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
-	xmpp_stanza_t *p;
-
-	if (!strcmp(old, nick)) {
-		pool_complete(r, 0);
-		return;
-	}
-	p = own_presence(a, to);
-	xmpp_send(a->conn, p);
-	xmpp_stanza_release(p);
-	room_wait(a, room, r, ACCT_ROOM_NICK);
-}
-
-/* A subject change is a groupchat message with only a <subject/>; the
- * room answers by sending it to everyone, us too, or with an error. */
-static void room_subject(Account *a, const char *room, const char *subject,
-			 PoolReq *r)
-{
-	g_autofree char *now = rooms_subject(a->rooms, room);
-	g_autofree char *id = next_iq_id(a);
-	xmpp_stanza_t *msg;
-
-	/* Prosody sends nothing for a change that changes nothing */
-	if (!g_strcmp0(now, *subject ? subject : NULL)) {
-		pool_complete(r, 0);
-		return;
-	}
-	msg = xmpp_message_new(a->ctx, "groupchat", room, id);
-	add_text_child(a, msg, "subject", subject);
-	xmpp_send(a->conn, msg);
-	xmpp_stanza_release(msg);
-	room_wait(a, room, r, ACCT_ROOM_SUBJECT)->id = g_steal_pointer(&id);
-}
-
-void acct_room_op(Account *a, const char *room, AcctRoomOp op,
-		  const char *value, PoolReq *r)
-{
-	g_autofree char *nick = NULL;
-
-	POOL_ASSERT();
-	if (op == ACCT_ROOM_JOIN) {
-		room_join(a, room, r);
-		return;
-	}
-	nick = rooms_nick(a->rooms, room);
-	if (!nick) {
-		pool_complete(r, -ENOENT);
-		return;
-	}
-	if (g_hash_table_contains(a->room_waits, room)) {
-		pool_complete(r, -EBUSY); /* one change at a time */
-		return;
-	}
-	if (op == ACCT_ROOM_LEAVE) {
-		room_leave(a, room, nick, r);
-		return;
-	}
-	if (!online(a)) {
-		pool_complete(r, -ENOTCONN);
-		return;
-	}
-	if (op == ACCT_ROOM_NICK)
-		room_nick(a, room, nick, value, r);
-	else
-		room_subject(a, room, value, r);
-}
-
-/* At every connect: back into every room we were in. */
-static void rejoin_rooms(Account *a)
-{
-	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
-
-	for (guint i = 0; i < list->len; i++) {
-		const char *room = g_ptr_array_index(list, i);
-		g_autofree char *nick = rooms_nick(a->rooms, room);
-		if (nick)
-			send_join(a, room, nick);
-	}
-}
-
-static void expire_room_waits(Account *a, gint64 now, bool all)
-{
-	g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func(g_free);
-	GHashTableIter it;
-	gpointer k, v;
-
-	g_hash_table_iter_init(&it, a->room_waits);
-	while (g_hash_table_iter_next(&it, &k, &v))
-		if (all || now >= ((RoomWait *)v)->deadline)
-			g_ptr_array_add(due, g_strdup(k));
-	for (guint i = 0; i < due->len; i++)
-		room_answered(a, g_ptr_array_index(due, i),
-			      all ? -ECONNRESET : -ETIMEDOUT);
-}
-
-static gint64 room_waits_due(Account *a)
-{
-	GHashTableIter it;
-	gpointer v;
-	gint64 due = G_MAXINT64;
-
-	g_hash_table_iter_init(&it, a->room_waits);
-	while (g_hash_table_iter_next(&it, NULL, &v))
-		due = MIN(due, ((RoomWait *)v)->deadline);
-	return due;
-}
-
-static bool has_status(xmpp_stanza_t *x, const char *code)
-{
-	for (xmpp_stanza_t *c = x ? xmpp_stanza_get_children(x) : NULL; c;
-	     c = xmpp_stanza_get_next(c))
-		if (xmpp_stanza_is_tag(c) &&
-		    !strcmp(xmpp_stanza_get_name(c), "status") &&
-		    !g_strcmp0(xmpp_stanza_get_attribute(c, "code"), code))
-			return true;
-	return false;
-}
-
-/* "by NICK: REASON", "REASON", "by NICK" or "" from an <item/> or a
- * <destroy/>. */
-static char *reason_text(xmpp_stanza_t *el)
-{
-	xmpp_stanza_t *actor = el ? xmpp_stanza_get_child_by_name(el, "actor")
-				  : NULL;
-	const char *by = actor ? xmpp_stanza_get_attribute(actor, "nick") : NULL;
-	g_autofree char *why = el ? child_text(el, "reason") : NULL;
-	g_autofree char *by_clean = by ? g_strdup(by) : NULL;
-
-	if (by_clean)
-		g_strdelimit(by_clean, "\t\r\n", ' ');
-	if (why && !*why)
-		g_clear_pointer(&why, g_free);
-	return g_strdup_printf("%s%s%s%s", by_clean ? "by " : "",
-			       by_clean ? by_clean : "",
-			       by_clean && why ? ": " : "", why ? why : "");
-}
-
-/* The room put us out (kick, ban, destruction, ...): it is gone from
- * rooms/, with an event that says why.  Its log stays. */
-static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
-			 xmpp_stanza_t *item)
-{
-	xmpp_stanza_t *destroy = x ? xmpp_stanza_get_child_by_name(x, "destroy")
-				   : NULL;
-	const char *kind = "removed";
-	g_autofree char *text = NULL;
-
-	if (destroy) {
-		const char *alt = xmpp_stanza_get_attribute(destroy, "jid");
-		g_autofree char *why = reason_text(destroy);
-		g_autoptr(Jid) altj = alt ? jid_parse(alt, NULL) : NULL;
-		kind = "destroyed";
-		text = g_strdup_printf("%s%s%s", why,
-				       altj && *why ? "; " : "",
-				       altj ? "moved to " : "");
-		if (altj) {
-			g_autofree char *bare = jid_bare(altj);
-			char *t = g_strconcat(text, bare, NULL);
-			g_free(text);
-			text = t;
-		}
-	} else {
-		g_autofree char *why = reason_text(item);
-		if (has_status(x, "307"))
-			kind = "kicked";
-		else if (has_status(x, "301"))
-			kind = "banned";
-		text = g_strdup_printf(
-			"%s%s%s", why,
-			*why && (has_status(x, "321") || has_status(x, "322") ||
-				 has_status(x, "332"))
-				? "; "
-				: "",
-			has_status(x, "321")   ? "affiliation changed"
-			: has_status(x, "322") ? "the room is members-only now"
-			: has_status(x, "332") ? "the service shuts down"
-					       : "");
-	}
-	g_hash_table_remove(a->invite_passwords, room);
-	room_answered(a, room, -ECONNRESET); /* a join or change in flight */
-	rooms_set(a->rooms, room, NULL);
-	acct_event(a, kind, room, text);
-}
-
-/* Presence from ROOM/NICK: an occupant, or ourselves. */
-static void room_presence(Account *a, xmpp_stanza_t *p, const char *room,
-			  const char *nick)
-{
-	const char *type = xmpp_stanza_get_type(p);
-	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(p, "x",
-								NS_MUC_USER);
-	xmpp_stanza_t *item = x ? xmpp_stanza_get_child_by_name(x, "item") : NULL;
-	g_autofree char *mine = rooms_nick(a->rooms, room);
-	bool self = has_status(x, "110") || !g_strcmp0(mine, nick);
-
-	if (type && !strcmp(type, "error")) {
-		/* to our join or nick change; else nothing waits for it */
-		if (g_hash_table_contains(a->room_waits, room)) {
-			room_answered(a, room, -error_errno(p));
-		} else {
-			g_autofree char *ev = error_event_text(p, "presence");
-			acct_event(a, "error", room, ev);
-		}
-		return;
-	}
-	if (type && !strcmp(type, "unavailable")) {
-		rooms_occupant(a->rooms, room, nick, NULL, NULL, NULL);
-		if (has_status(x, "303")) {
-			/* a nick change: the presence of the new nick follows */
-			const char *to = item ? xmpp_stanza_get_attribute(item, "nick")
-					      : NULL;
-			if (self && to)
-				rooms_rename(a->rooms, room, to);
-			return;
-		}
-		if (!self)
-			return;
-		if (room_waits_for(a, room, ACCT_ROOM_LEAVE))
-			room_answered(a, room, 0);
-		else if (!a->going_offline)
-			room_removed(a, room, x, item);
-		/* else the echo of our going offline: we come back */
-		return;
-	}
-	rooms_occupant(a->rooms, room, nick,
-		       item ? xmpp_stanza_get_attribute(item, "role") : "none",
-		       item ? xmpp_stanza_get_attribute(item, "affiliation")
-			    : "none",
-		       item ? xmpp_stanza_get_attribute(item, "jid") : NULL);
-	if (!has_status(x, "110"))
-		return;
-	/* the server may give us another nick than we asked for (210) */
-	rooms_rename(a->rooms, room, nick);
-	if (room_waits_for(a, room, ACCT_ROOM_JOIN) ||
-	    room_waits_for(a, room, ACCT_ROOM_NICK))
-		room_answered(a, room, 0);
-}
-
-/* History (a delayed message) whose records are all among the lines of
- * the last second the log had when we joined: written already. */
-static bool already_logged(Account *a, const char *room, xmpp_stanza_t *msg,
-			   const char *records)
-{
-	GHashTable *seen = g_hash_table_lookup(a->room_seen, room);
-	g_auto(GStrv) lines = NULL;
-
-	if (!seen || !g_hash_table_size(seen) ||
-	    !xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
-						  "urn:xmpp:delay"))
-		return false;
-	lines = g_strsplit(records, "\n", -1);
-	for (char **l = lines; *l; l++)
-		if (**l && !g_hash_table_contains(seen, *l))
-			return false;
-	return true;
-}
-
-/* The body of @msg, NULL for none (newly allocated). */
-static char *message_body(Account *a, xmpp_stanza_t *msg)
-{
-	char *b = xmpp_message_get_body(msg);
-	char *body = b ? g_strdup(b) : NULL;
-
-	if (b)
-		xmpp_free(a->ctx, b);
-	return body;
-}
-
-/* A groupchat message: a record in the room's log, with the nick; or a
- * subject. */
-static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
-			 const char *nick)
-{
-	xmpp_stanza_t *subj = xmpp_stanza_get_child_by_name(msg, "subject");
-	g_autofree char *body = message_body(a, msg);
-	g_autofree char *sender = NULL, *full = NULL, *mine = NULL;
-	g_autoptr(GString) rec = NULL;
-	Hist *h;
-
-	if (subj && !body) {
-		char *t = xmpp_stanza_get_text(subj);
-		g_autofree char *subject = t ? g_strdup(t) : g_strdup("");
-		if (t)
-			xmpp_free(a->ctx, t);
-		g_strdelimit(subject, "\t\r\n", ' ');
-		rooms_set_subject(a->rooms, room, subject);
-		mine = rooms_nick(a->rooms, room);
-		if (nick && !g_strcmp0(nick, mine) &&
-		    room_waits_for(a, room, ACCT_ROOM_SUBJECT))
-			room_answered(a, room, 0);
-		return;
-	}
-	if (!body || !nick)
-		return;
-	if (!text_is_clean(body, strlen(body), true))
-		g_strdelimit(body, "\r\v\f", ' ');
-	h = hist_set_get(a->room_hists, room, true, NULL);
-	if (!h)
-		return;
-	sender = record_escape_sender(nick);
-	rec = g_string_new(NULL);
-	record_append(rec, message_time(msg), sender, body);
-	if (already_logged(a, room, msg, rec->str))
-		return;
-	hist_append(h, rec->str, rec->len);
-	full = g_strdup_printf("%s/%s", room, sender);
-	acct_event(a, "groupchat", full, body);
-}
-
-/* ---- private messages in rooms ---- */
-
-HistSet *acct_private_hists(Account *a, const char *room)
-{
-	HistSet *s;
-
-	g_mutex_lock(&a->lock);
-	s = g_hash_table_lookup(a->privates, room);
-	if (!s) {
-		g_autoptr(GError) err = NULL;
-		g_autofree char *dir =
-			g_build_filename(a->rooms_dir, room, "private", NULL);
-		s = hist_set_new(dir, &err);
-		if (s)
-			g_hash_table_insert(a->privates, g_strdup(room), s);
-		else
-			xfs_warn("%s: %s", a->cfg->jid, err->message);
-	}
-	g_mutex_unlock(&a->lock);
-	return s;
-}
-
-/* A record in the private conversation with @nick in @room. */
-static void private_record(Account *a, const char *room, const char *nick,
-			   gint64 t, const char *sender, const char *text)
-{
-	g_autofree char *name = jid_to_filename(nick);
-	g_autoptr(GString) rec = g_string_new(NULL);
-	g_autoptr(GError) err = NULL;
-	g_autofree char *who = record_escape_sender(sender);
-	HistSet *s = acct_private_hists(a, room);
-	Hist *h = s && name ? hist_set_get(s, name, true, &err) : NULL;
-
-	if (!h) {
-		xfs_warn("%s: private message with %s/%s not logged: %s",
-			 a->cfg->jid, room, nick, err ? err->message : "");
-		return;
-	}
-	record_append(rec, t, who, text);
-	hist_append(h, rec->str, rec->len);
-}
-
-int acct_send_private(Account *a, const char *room, const char *nick,
-		      const char *body, guint64 *seq)
-{
-	g_autofree char *esc = g_uri_escape_string(nick, NULL, FALSE);
-	g_autofree char *to = g_strdup_printf("%s/%s", room, esc);
-	g_autofree char *mine = rooms_nick(a->rooms, room);
-	OutboxItem *item = NULL;
-	int ret;
-
-	if (!mine)
-		return -ENOTCONN; /* not in the room: nobody to send as */
-	ret = outbox_add(a->outbox, to, OUTBOX_TYPE_PRIVATE, body, &item);
-	if (ret)
-		return ret;
-	*seq = item->seq;
-	private_record(a, room, nick, g_get_real_time() / G_USEC_PER_SEC, mine,
-		       body);
-	pool_post_message(a->pool, a, item);
-	return 0;
-}
-
-/* A chat message (or an error) from ROOM/NICK. */
-static void private_message(Account *a, xmpp_stanza_t *msg, const char *room,
-			    const char *nick)
-{
-	const char *type = xmpp_stanza_get_type(msg);
-	g_autofree char *text = NULL, *full = NULL, *sender = NULL;
-
-	if (type && !strcmp(type, "error"))
-		text = error_text(msg);
-	else
-		text = message_body(a, msg);
-	if (!text)
-		return; /* chat states and the like */
-	if (!text_is_clean(text, strlen(text), true))
-		g_strdelimit(text, "\r\v\f", ' ');
-	private_record(a, room, nick, message_time(msg), nick, text);
-	sender = record_escape_sender(nick);
-	full = g_strdup_printf("%s/%s", room, sender);
-	acct_event(a, type && !strcmp(type, "error") ? "error" : "private",
-		   full, text);
-}
-
-/* ---- invitations ---- */
-
-/* An invitation to a room (XEP-0249 direct, or XEP-0045 mediated):
- * an event; its password is kept for a mkdir of the room.  False when
- * @msg is none. */
-static bool invitation(Account *a, xmpp_stanza_t *msg, const char *from)
-{
-	xmpp_stanza_t *direct =
-		xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_CONFERENCE);
-	xmpp_stanza_t *user =
-		xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER);
-	xmpp_stanza_t *inv = user ? xmpp_stanza_get_child_by_name(user, "invite")
-				  : NULL;
-	const char *roomattr, *by, *pwattr = NULL;
-	g_autofree char *room = NULL, *why = NULL, *pw = NULL, *text = NULL;
-	g_autofree char *by_clean = NULL;
-
-	/* a mediated one first: Prosody adds an XEP-0249 element to it for
-	 * old clients, without the inviter */
-	if (inv) {
-		roomattr = from;
-		by = xmpp_stanza_get_attribute(inv, "from");
-		why = child_text(inv, "reason");
-		pw = child_text(user, "password");
-	} else if (direct) {
-		roomattr = xmpp_stanza_get_attribute(direct, "jid");
-		by = from;
-		const char *r = xmpp_stanza_get_attribute(direct, "reason");
-		why = r ? g_strdup(r) : NULL;
-		pwattr = xmpp_stanza_get_attribute(direct, "password");
-		pw = pwattr ? g_strdup(pwattr) : NULL;
-	} else {
-		return false;
-	}
-	room = roomattr ? jid_normalize_bare(roomattr, NULL) : NULL;
-	if (!room)
-		return true; /* an invitation to nowhere */
-	by_clean = g_strdup(by ? by : "someone");
-	g_strdelimit(by_clean, "\t\r\n", ' ');
-	if (why)
-		g_strdelimit(why, "\t\r\n", ' ');
-	text = g_strdup_printf("from %s%s%s", by_clean, why && *why ? ": " : "",
-			       why && *why ? why : "");
-	if (pw && *pw)
-		g_hash_table_replace(a->invite_passwords, g_strdup(room),
-				     g_steal_pointer(&pw));
-	acct_event(a, "invite", room, text);
-	return true;
-}
-
-/* An error that answers our subject change (Prosody's keeps only the
- * id). */
-static bool subject_refused(Account *a, const char *room, xmpp_stanza_t *msg)
-{
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-
-	return w && w->op == ACCT_ROOM_SUBJECT &&
-	       !g_strcmp0(w->id, xmpp_stanza_get_id(msg));
-}
-
-/* A message from a room we are in, or from one of its occupants. */
-static void room_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
-			const char *nick)
-{
-	const char *type = xmpp_stanza_get_type(msg);
-	bool error = type && !strcmp(type, "error");
-
-	if (type && !strcmp(type, "groupchat")) {
-		room_message(a, msg, room, nick);
-	} else if (error && subject_refused(a, room, msg)) {
-		room_answered(a, room, -error_errno(msg));
-	} else if (nick) {
-		private_message(a, msg, room, nick);
-	} else if (error) {
-		/* a groupchat message the room refused */
-		g_autofree char *ev = error_event_text(msg, "message");
-		acct_event(a, "error", room, ev);
-	} else {
-		invitation(a, msg, room);
-	}
-}
-
 /* ---- connection life ---- */
 
 /* "ab:cd:.." or "abcd.." from libstrophe -> "AB:CD:..". */
@@ -2172,7 +1319,7 @@ static void on_connect(Account *a)
 	sm_enable(a);
 	roster_fetch(a);
 	send_presence(a);
-	rejoin_rooms(a);
+	muc_rejoin(a);
 	set_state(a, ACCT_ONLINE, NULL);
 	flush_outq(a);
 }
@@ -2296,8 +1443,7 @@ static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
 	requeue_inflight(a);
 	fail_iq_waits(a);
 	expire_iq_calls(a, 0, true, -ECONNRESET);
-	expire_room_waits(a, 0, true);
-	rooms_clear_occupants(a->rooms);
+	muc_disconnected(a);
 	roster_presence_clear(a->roster);
 	a->in_tls = a->in_tls && timed_out; /* kept for failure_reason */
 	if (a->reconnect_asked && !a->shutting && a->want_online) {
@@ -2738,7 +1884,7 @@ static void keepalive(Account *a, gint64 now)
 		acct_abort(a);
 		return;
 	}
-	id = next_iq_id(a);
+	id = acct_next_id(a);
 	iq = xmpp_iq_new(a->ctx, "get", id);
 	ping = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_set_name(ping, "ping");
@@ -2761,7 +1907,7 @@ gint64 acct_deadline(Account *a, bool *ticking)
 		return a->close_at;
 	if (a->retry_at)
 		return a->retry_at;
-	return MIN(MIN(keepalive_due(a), iq_calls_due(a)), room_waits_due(a));
+	return MIN(MIN(keepalive_due(a), iq_calls_due(a)), muc_waits_due(a));
 }
 
 void acct_tick(Account *a, gint64 now)
@@ -2772,7 +1918,7 @@ void acct_tick(Account *a, gint64 now)
 	if (!a->close_at && !a->retry_at)
 		keepalive(a, now);
 	expire_iq_calls(a, now, false, -ETIMEDOUT);
-	expire_room_waits(a, now, false);
+	muc_expire_waits(a, now, false);
 	if (a->retry_at && now >= a->retry_at && !a->conn) {
 		a->retry_at = 0;
 		acct_connect(a);
@@ -2808,7 +1954,7 @@ static void begin_close(Account *a)
 	}
 }
 
-static char *child_text(xmpp_stanza_t *st, const char *name)
+char *acct_child_text(xmpp_stanza_t *st, const char *name)
 {
 	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(st, name);
 	char *t = c ? xmpp_stanza_get_text(c) : NULL;
@@ -2822,11 +1968,11 @@ static char *child_text(xmpp_stanza_t *st, const char *name)
 }
 
 /* "presence item-not-found text" for an error stanza. */
-static char *error_event_text(xmpp_stanza_t *st, const char *kind)
+char *acct_error_event_text(xmpp_stanza_t *st, const char *kind)
 {
 	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(st, "error");
 	const char *cond = "undefined-condition";
-	g_autofree char *text = err ? child_text(err, "text") : NULL;
+	g_autofree char *text = err ? acct_child_text(err, "text") : NULL;
 
 	for (xmpp_stanza_t *c = err ? xmpp_stanza_get_children(err) : NULL; c;
 	     c = xmpp_stanza_get_next(c))
@@ -2840,7 +1986,7 @@ static char *error_event_text(xmpp_stanza_t *st, const char *kind)
 static void subscription_presence(Account *a, const char *type,
 				  const char *bare, xmpp_stanza_t *p)
 {
-	g_autofree char *status = child_text(p, "status");
+	g_autofree char *status = acct_child_text(p, "status");
 
 	if (!strcmp(type, "subscribe")) {
 		if (a->cfg->auto_approve) {
@@ -2858,9 +2004,9 @@ static void contact_presence(Account *a, const char *type, Jid *jid,
 			     xmpp_stanza_t *p)
 {
 	g_autofree char *bare = jid_bare(jid), *full = jid_full(jid);
-	g_autofree char *show = child_text(p, "show");
-	g_autofree char *status = child_text(p, "status");
-	g_autofree char *prio = child_text(p, "priority");
+	g_autofree char *show = acct_child_text(p, "show");
+	g_autofree char *status = acct_child_text(p, "status");
+	g_autofree char *prio = acct_child_text(p, "priority");
 	const char *word = type ? "unavailable" : show ? show : "available";
 	g_autofree char *ev = NULL;
 	static const char *const shows[] = {"chat", "away", "xa", "dnd"};
@@ -2890,16 +2036,10 @@ static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud)
 	}
 	if (!jid)
 		return 1; /* no sender, or one that is not a valid JID */
-	if (rooms_has(a->rooms, bare) && jid->resource) {
-		room_presence(a, p, bare, jid->resource);
+	if (muc_presence_from(a, p, bare, jid->resource))
 		return 1;
-	}
-	if (rooms_has(a->rooms, bare) && type && !strcmp(type, "error")) {
-		room_answered(a, bare, -error_errno(p));
-		return 1;
-	}
 	if (type && !strcmp(type, "error")) {
-		g_autofree char *ev = error_event_text(p, "presence");
+		g_autofree char *ev = acct_error_event_text(p, "presence");
 		acct_event(a, "error", from, ev);
 	} else if (type && strcmp(type, "unavailable")) {
 		subscription_presence(a, type, bare, p);
@@ -2935,7 +2075,7 @@ void acct_set_show(Account *a, AcctShow show, const char *text)
 	g_mutex_unlock(&a->lock);
 	if (a->state == ACCT_ONLINE && a->conn && show != ACCT_SHOW_RECONNECT) {
 		send_presence(a);
-		rooms_send_presence(a);
+		muc_send_presence(a);
 		return;
 	}
 	if (show == ACCT_SHOW_RECONNECT && a->conn && a->was_online) {
@@ -3007,20 +2147,7 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 					    change_wait_free);
 	a->iq_calls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    iqwait_free);
-	a->room_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					      room_wait_free);
-	a->invite_passwords = g_hash_table_new_full(
-		g_str_hash, g_str_equal, g_free, (GDestroyNotify)cfg_password_free);
-	a->privates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					    (GDestroyNotify)hist_set_free);
-	a->room_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					     (GDestroyNotify)g_hash_table_unref);
-	{
-		g_autofree char *rpath = g_build_filename(dir, "rooms.list", NULL);
-		a->rooms_dir = g_build_filename(dir, "rooms", NULL);
-		a->rooms = rooms_new(rpath);
-		a->room_hists = hist_set_new(a->rooms_dir, NULL);
-	}
+	muc_init(a, dir);
 	g_queue_init(&a->outq);
 	g_queue_init(&a->inflight);
 	{
@@ -3078,16 +2205,6 @@ Roster *acct_roster(Account *a)
 	return a->roster;
 }
 
-Rooms *acct_rooms(Account *a)
-{
-	return a->rooms;
-}
-
-HistSet *acct_room_hists(Account *a)
-{
-	return a->room_hists;
-}
-
 Hist *acct_events(Account *a)
 {
 	return a->events;
@@ -3122,13 +2239,7 @@ void acct_free(Account *a)
 	g_clear_pointer(&a->raw, hist_close);
 	g_clear_pointer(&a->iq_waits, g_hash_table_unref);
 	g_clear_pointer(&a->iq_calls, g_hash_table_unref);
-	g_clear_pointer(&a->room_waits, g_hash_table_unref);
-	g_clear_pointer(&a->room_seen, g_hash_table_unref);
-	g_clear_pointer(&a->rooms, rooms_free);
-	g_clear_pointer(&a->room_hists, hist_set_free);
-	g_clear_pointer(&a->invite_passwords, g_hash_table_unref);
-	g_clear_pointer(&a->privates, g_hash_table_unref);
-	g_free(a->rooms_dir);
+	muc_free(a);
 	g_free(a->bound_jid);
 	g_free(a->server);
 	g_free(a->tls_desc);

@@ -1,4 +1,5 @@
-/* account.h - one XMPP account: its connection, login, presence.
+/* account.h - one XMPP account: its connection, login, presence, and (in
+ * muc.c) its group chats.
  *
  * Functions marked [pool] run only on the pool thread (they call
  * libstrophe); [any] functions read a snapshot under the account's lock

@@ -4,7 +4,7 @@
  *
  * Threads and what they own:
  *
- *  - The pool thread (this file and account.c) owns libstrophe: every
+ *  - The pool thread (this file, account.c and muc.c) owns libstrophe: every
  *    xmpp_ctx_t, xmpp_conn_t and stanza.  libstrophe has no locks, so no
  *    other thread ever calls an xmpp_* function; POOL_ASSERT() checks it
  *    in every function that does.  Each account has its own context (all

@@ -1,0 +1,166 @@
+/* account_int.h - inside the account layer: struct Account and what
+ * account.c and muc.c share.  Nothing outside those two files includes
+ * it; everything here runs on the pool thread unless it says otherwise
+ * (POOL_ASSERT), and only these two files may call libstrophe (the meson
+ * test strophe-confined checks it). */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <strophe.h>
+
+#include "account.h"
+#include "history.h"
+#include "outbox.h"
+#include "rooms.h"
+#include "roster.h"
+#include "watchdog.h"
+
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+#define NS_CONFERENCE "jabber:x:conference"
+
+/* The outbox type of a private message to a room's occupant; its `to`
+ * is ROOM/NICK with the nick %-escaped, as the journal's fields are
+ * separated by spaces. */
+#define OUTBOX_TYPE_PRIVATE "chat-muc"
+
+struct Account {
+	const CfgAccount *cfg; /* immutable */
+	Pool *pool;            /* immutable */
+
+	/* shared: protected by lock */
+	GMutex lock;
+	AcctState state;
+	char *bound_jid;
+	char *server;   /* "ADDRESS:PORT" of the current or last attempt */
+	char *tls_desc; /* "on, certificate sha256 ..." */
+	char *error;    /* last error, NULL when none */
+	gint64 since;   /* unix seconds of the last state change */
+	gint64 retry_at_unix;
+	AcctShow show;  /* never OFFLINE/RECONNECT: see want_online */
+	char *show_text;
+	bool want_online;
+
+	/* pool thread only */
+	xmpp_ctx_t *ctx;
+	xmpp_log_t xlog;
+	xmpp_conn_t *conn;
+	int fd;          /* libstrophe's socket, -1 when none */
+	int fd_dup;      /* ours, for the watchdog and forced drops */
+	WdSlot wd;
+	bool conn_dead;  /* disconnected: release after run_once returns */
+	bool read_more;  /* the last read may have left data buffered */
+	bool was_online; /* this attempt reached CONNECT */
+	bool tcp_up;     /* this attempt's TCP connect succeeded */
+	bool in_tls;     /* inside the TLS handshake (blocking in 0.12) */
+	gint64 login_deadline; /* monotonic µs */
+	bool shutting;   /* unmount: do not reconnect */
+	bool reconnect_asked; /* `status` asked to drop and reconnect now */
+	guint gen;       /* attempt number; stale resolver answers are dropped */
+	bool resolving;
+	GPtrArray *addrs; /* candidates of this attempt: "ADDRESS PORT" */
+	guint addr_next;
+	gint64 retry_at;  /* monotonic µs; 0 when no retry is scheduled */
+	guint backoff_s;
+	gint64 online_at; /* monotonic µs of the last CONNECT */
+	guint progress;   /* bumped by every stanza libstrophe reports */
+	/* why the current attempt failed, collected while it runs */
+	char *cert_error;
+	char *auth_error;
+	bool parse_error;
+	bool doctype;      /* the server sent a DTD */
+	char guard_tail[8]; /* the last bytes checked, for a split "<!DOC" */
+	size_t guard_tail_len;
+	bool no_mechanism; /* no SASL mechanism in common with the server */
+	bool oversize;
+	guint stanzas;        /* complete stanzas received */
+	guint stanzas_mark;   /* stanzas at the last size check */
+	guint64 bytes_mark;   /* bytes consumed at the last new stanza */
+	gint64 close_at;      /* closing: end the stream by then (µs) */
+	bool going_offline;   /* our unavailable presence is sent */
+	bool sm_on;           /* XEP-0198 enabled on this stream */
+	guint32 sm_h;         /* stanzas received since <enabled/> */
+	gint64 last_rx;       /* monotonic µs of the last data from the server */
+	gint64 ping_due;      /* keep-alive: an answer is due by then; 0: none */
+	bool ping_dead;       /* the keep-alive ping went unanswered */
+	bool sm_offered;      /* the stream features list XEP-0198 */
+	bool sm_r_pending;    /* the server asked <r/>: answer after the run */
+	bool sm_ask;          /* messages went out: ask <r/> after the run */
+	bool sm_out_on;       /* counting what we send since <enable/> */
+	guint32 sm_out;       /* stanzas sent since <enable/> */
+
+	/* conversations: any thread, locks of their own */
+	HistSet *hists;
+	Outbox *outbox;
+	Roster *roster;
+	Hist *events;
+	Hist *raw;
+	gint raw_readers; /* atomic */
+	/* pool thread only */
+	bool rosterver;       /* the server offers roster versioning */
+	GHashTable *iq_waits; /* iq id -> ChangeWait*: roster changes */
+	GHashTable *iq_calls; /* iq id -> IqWait*: requests of the iq file */
+	GHashTable *room_waits; /* room -> RoomWait*: joins, leaves, changes */
+	GHashTable *room_seen;  /* room -> set of the log's last-second lines */
+	GHashTable *invite_passwords; /* room -> password of an invitation */
+	Rooms *rooms;
+	HistSet *room_hists;
+	char *rooms_dir;        /* DATA/JID/rooms */
+	GHashTable *privates;   /* room -> HistSet*: under lock */
+	guint iq_next;
+	/* messages to send, pool thread only: OutMsg*, oldest first */
+	GQueue outq;     /* not sent on this stream yet */
+	GQueue inflight; /* sent, waiting for the server's <a h=''/> */
+};
+
+/* ---- account.c, for muc.c ---- */
+
+/* A child element <@name>@text</@name> of @parent. */
+void acct_add_text_child(Account *a, xmpp_stanza_t *parent, const char *name,
+			 const char *text);
+/* XEP-0115 caps of our presence. */
+void acct_add_caps(Account *a, xmpp_stanza_t *presence);
+/* Our presence (show, status, caps), directed to @to when not NULL. */
+xmpp_stanza_t *acct_own_presence(Account *a, const char *to);
+/* The text of @st's child @name on one line (TAB, CR, LF as spaces),
+ * NULL when it has none. */
+char *acct_child_text(xmpp_stanza_t *st, const char *name);
+/* The errno of a stanza error (errmap.c); EIO when it names none. */
+int acct_error_errno(xmpp_stanza_t *st);
+/* "KIND CONDITION[ TEXT]" for an error stanza, as `events` shows it. */
+char *acct_error_event_text(xmpp_stanza_t *st, const char *kind);
+/* "[error: CONDITION] TEXT BODY" for a bounced message. */
+char *acct_error_text(xmpp_stanza_t *msg);
+/* A fresh id for a stanza we send. */
+char *acct_next_id(Account *a);
+/* Unix seconds of a message: its XEP-0203 stamp, else now. */
+gint64 acct_message_time(xmpp_stanza_t *msg);
+/* On a stream that is up and not closing. */
+bool acct_is_online(Account *a);
+
+/* ---- muc.c, for account.c ---- */
+
+/* Make and free the account's group-chat state (@dir: DATA/JID). */
+void muc_init(Account *a, const char *dir);
+void muc_free(Account *a);
+/* At a connect: back into every room we were in. */
+void muc_rejoin(Account *a);
+/* Our presence changed: every room we are in hears it too. */
+void muc_send_presence(Account *a);
+/* The link went down: what waited for a room ends with ECONNRESET. */
+void muc_disconnected(Account *a);
+/* Waits for rooms: the earliest deadline, and ending those past it. */
+gint64 muc_waits_due(Account *a);
+void muc_expire_waits(Account *a, gint64 now, bool all);
+/* A presence from @bare (a room when rooms_has) with @resource (the nick,
+ * or NULL); false when it is not about a room. */
+bool muc_presence_from(Account *a, xmpp_stanza_t *p, const char *bare,
+		       const char *resource);
+/* A message from @bare/@resource: true when it was a room's (groupchat,
+ * private, subject, error) or an invitation, and is handled. */
+bool muc_message_from(Account *a, xmpp_stanza_t *msg, const char *bare,
+		      const char *resource, const char *from);
+/* The stanza of an outbox item of type OUTBOX_TYPE_PRIVATE, without its
+ * body. */
+xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item);

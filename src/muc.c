@@ -1,0 +1,822 @@
+/* muc.c - group chat (XEP-0045): joining and leaving rooms, their
+ * messages, occupants, nick and subject, private messages with
+ * occupants, invitations, and being put out of a room.
+ *
+ * Part of the account layer (account_int.h): it runs on the pool thread
+ * and calls libstrophe, except where a function says [any].  What FUSE
+ * threads read of a room (Rooms, the logs) has locks of its own.
+ *
+ * A request to a room (join, leave, nick, subject) waits in room_waits,
+ * one per room, until the room answers with a presence or a message, or
+ * its deadline passes; a room that puts us out (kick, ban, destruction)
+ * leaves rooms/ with an event. */
+#include "account_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "jid.h"
+#include "log.h"
+#include "pool.h"
+#include "record.h"
+#include "text.h"
+
+#define ROOM_JOIN_TIMEOUT_S 15
+#define ROOM_LEAVE_TIMEOUT_S 5
+#define ROOM_CHANGE_TIMEOUT_S 15
+
+/* One request per room waits for the server at a time. */
+typedef struct {
+	PoolReq *req;  /* NULL: a rejoin nobody waits for */
+	AcctRoomOp op;
+	char *id;      /* subject: the message's id, which an error keeps */
+	gint64 deadline;
+} RoomWait;
+
+static void room_wait_free(gpointer p)
+{
+	RoomWait *w = p;
+
+	g_free(w->id);
+	g_free(w);
+}
+
+/* The time of the last record in @room's log (0 if none), and in @seen
+ * (if not NULL) the lines of that second. */
+static gint64 last_record_time(Account *a, const char *room, GHashTable *seen)
+{
+	Hist *h = hist_set_get(a->room_hists, room, false, NULL);
+	goffset size = h ? hist_size(h) : 0;
+	char buf[4096];
+	gssize n;
+	gint64 t = 0;
+
+	if (size < 2)
+		return 0;
+	n = hist_pread(h, buf, MIN((goffset)sizeof buf - 1, size),
+		       MAX(0, size - (goffset)sizeof buf + 1));
+	if (n <= 1)
+		return 0;
+	buf[n - 1] = '\0'; /* the last LF */
+	char *line = strrchr(buf, '\n');
+	line = line ? line + 1 : buf;
+	if (strlen(line) >= RECORD_TIME_LEN) {
+		g_autofree char *stamp = g_strndup(line, RECORD_TIME_LEN);
+		record_parse_stamp(stamp, &t);
+	}
+	if (seen && t) {
+		g_auto(GStrv) lines = g_strsplit(buf, "\n", -1);
+		for (char **l = lines; *l; l++)
+			if (!strncmp(*l, line, RECORD_TIME_LEN))
+				g_hash_table_add(seen, g_strdup(*l));
+	}
+	return t;
+}
+
+/* The password to join @room with: an invitation's, else the config's. */
+static const char *room_password(Account *a, const char *room)
+{
+	const char *pw = g_hash_table_lookup(a->invite_passwords, room);
+	const CfgRoom *cr = pw ? NULL : cfg_room(a->cfg, room);
+
+	return pw ? pw : cr ? cr->password : NULL;
+}
+
+/* Presence to ROOM/NICK with the MUC element and a history request that
+ * fetches nothing already in the log. */
+static void send_join(Account *a, const char *room, const char *nick)
+{
+	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
+	xmpp_stanza_t *p = acct_own_presence(a, to);
+	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_t *hist = xmpp_stanza_new(a->ctx);
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+						 NULL);
+	gint64 last = last_record_time(a, room, seen);
+	const char *password = room_password(a, room);
+
+	xmpp_stanza_set_name(x, "x");
+	xmpp_stanza_set_ns(x, NS_MUC);
+	xmpp_stanza_set_name(hist, "history");
+	/* from the second of the last record: a message later in that same
+	 * second is not lost; those already in the log are in room_seen and
+	 * are not written again (room_message) */
+	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+	if (last) {
+		char since[RECORD_TIME_LEN + 1];
+		record_format_time(last, since);
+		xmpp_stanza_set_attribute(hist, "since", since);
+	} else {
+		xmpp_stanza_set_attribute(hist, "maxstanzas", "50");
+	}
+	xmpp_stanza_add_child_ex(x, hist, 0);
+	if (password)
+		acct_add_text_child(a, x, "password", password);
+	xmpp_stanza_add_child_ex(p, x, 0);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+}
+
+/* Our presence changed: every room we are in hears it too (a presence
+ * to the server reaches contacts, not rooms). */
+void muc_send_presence(Account *a)
+{
+	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
+
+	for (guint i = 0; i < list->len; i++) {
+		const char *room = g_ptr_array_index(list, i);
+		g_autofree char *nick = rooms_nick(a->rooms, room);
+		g_autofree char *to = NULL;
+		xmpp_stanza_t *p;
+		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+		if (!nick || (w && w->op == ACCT_ROOM_LEAVE))
+			continue;
+		to = g_strdup_printf("%s/%s", room, nick);
+		p = acct_own_presence(a, to);
+		xmpp_send(a->conn, p);
+		xmpp_stanza_release(p);
+	}
+}
+
+static RoomWait *room_wait(Account *a, const char *room, PoolReq *r,
+			   AcctRoomOp op)
+{
+	RoomWait *w = g_new0(RoomWait, 1);
+	int secs = op == ACCT_ROOM_JOIN    ? ROOM_JOIN_TIMEOUT_S
+		   : op == ACCT_ROOM_LEAVE ? ROOM_LEAVE_TIMEOUT_S
+					   : ROOM_CHANGE_TIMEOUT_S;
+
+	w->req = r;
+	w->op = op;
+	w->deadline = g_get_monotonic_time() + secs * G_USEC_PER_SEC;
+	g_hash_table_replace(a->room_waits, g_strdup(room), w);
+	return w;
+}
+
+static bool room_waits_for(Account *a, const char *room, AcctRoomOp op)
+{
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+	return w && w->op == op;
+}
+
+/* The server answered what @room waits for (or the wait ended). */
+static void muc_answered(Account *a, const char *room, int err)
+{
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+	if (!w)
+		return;
+	/* left, or not in it after all; a failed nick or subject change
+	 * leaves us where we were */
+	if (w->op == ACCT_ROOM_LEAVE || (w->op == ACCT_ROOM_JOIN && err))
+		rooms_set(a->rooms, room, NULL);
+	if (w->req)
+		pool_complete(w->req, w->op == ACCT_ROOM_LEAVE ? 0 : err);
+	g_hash_table_remove(a->room_waits, room);
+}
+
+static void room_join(Account *a, const char *room, PoolReq *r)
+{
+	const CfgRoom *cr = cfg_room(a->cfg, room);
+	const char *nick = cr && cr->nick ? cr->nick : a->cfg->nick;
+
+	if (rooms_has(a->rooms, room)) {
+		pool_complete(r, -EEXIST);
+		return;
+	}
+	if (!acct_is_online(a)) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	rooms_set(a->rooms, room, nick);
+	room_wait(a, room, r, ACCT_ROOM_JOIN);
+	send_join(a, room, nick);
+}
+
+static void room_leave(Account *a, const char *room, const char *nick,
+		       PoolReq *r)
+{
+	g_autofree char *to = NULL;
+	xmpp_stanza_t *p;
+
+	if (!acct_is_online(a)) {
+		rooms_set(a->rooms, room, NULL);
+		pool_complete(r, 0);
+		return;
+	}
+	/* the room stays known until the server confirms (muc_answered):
+	 * its confirmation is a presence from the room */
+	to = g_strdup_printf("%s/%s", room, nick);
+	p = xmpp_presence_new(a->ctx);
+	xmpp_stanza_set_type(p, "unavailable");
+	xmpp_stanza_set_to(p, to);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+	room_wait(a, room, r, ACCT_ROOM_LEAVE);
+}
+
+/* A nick change is a presence to the new ROOM/NICK; the server answers
+ * with our presence under the new nick, or an error from it. */
+static void room_nick(Account *a, const char *room, const char *old,
+		      const char *nick, PoolReq *r)
+{
+	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
+	xmpp_stanza_t *p;
+
+	if (!strcmp(old, nick)) {
+		pool_complete(r, 0);
+		return;
+	}
+	p = acct_own_presence(a, to);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+	room_wait(a, room, r, ACCT_ROOM_NICK);
+}
+
+/* A subject change is a groupchat message with only a <subject/>; the
+ * room answers by sending it to everyone, us too, or with an error. */
+static void room_subject(Account *a, const char *room, const char *subject,
+			 PoolReq *r)
+{
+	g_autofree char *now = rooms_subject(a->rooms, room);
+	g_autofree char *id = acct_next_id(a);
+	xmpp_stanza_t *msg;
+
+	/* Prosody sends nothing for a change that changes nothing */
+	if (!g_strcmp0(now, *subject ? subject : NULL)) {
+		pool_complete(r, 0);
+		return;
+	}
+	msg = xmpp_message_new(a->ctx, "groupchat", room, id);
+	acct_add_text_child(a, msg, "subject", subject);
+	xmpp_send(a->conn, msg);
+	xmpp_stanza_release(msg);
+	room_wait(a, room, r, ACCT_ROOM_SUBJECT)->id = g_steal_pointer(&id);
+}
+
+void acct_room_op(Account *a, const char *room, AcctRoomOp op,
+		  const char *value, PoolReq *r)
+{
+	g_autofree char *nick = NULL;
+
+	POOL_ASSERT();
+	if (op == ACCT_ROOM_JOIN) {
+		room_join(a, room, r);
+		return;
+	}
+	nick = rooms_nick(a->rooms, room);
+	if (!nick) {
+		pool_complete(r, -ENOENT);
+		return;
+	}
+	if (g_hash_table_contains(a->room_waits, room)) {
+		pool_complete(r, -EBUSY); /* one change at a time */
+		return;
+	}
+	if (op == ACCT_ROOM_LEAVE) {
+		room_leave(a, room, nick, r);
+		return;
+	}
+	if (!acct_is_online(a)) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	if (op == ACCT_ROOM_NICK)
+		room_nick(a, room, nick, value, r);
+	else
+		room_subject(a, room, value, r);
+}
+
+/* At every connect: back into every room we were in. */
+void muc_rejoin(Account *a)
+{
+	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
+
+	for (guint i = 0; i < list->len; i++) {
+		const char *room = g_ptr_array_index(list, i);
+		g_autofree char *nick = rooms_nick(a->rooms, room);
+		if (nick)
+			send_join(a, room, nick);
+	}
+}
+
+void muc_expire_waits(Account *a, gint64 now, bool all)
+{
+	g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, a->room_waits);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		if (all || now >= ((RoomWait *)v)->deadline)
+			g_ptr_array_add(due, g_strdup(k));
+	for (guint i = 0; i < due->len; i++)
+		muc_answered(a, g_ptr_array_index(due, i),
+			      all ? -ECONNRESET : -ETIMEDOUT);
+}
+
+gint64 muc_waits_due(Account *a)
+{
+	GHashTableIter it;
+	gpointer v;
+	gint64 due = G_MAXINT64;
+
+	g_hash_table_iter_init(&it, a->room_waits);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		due = MIN(due, ((RoomWait *)v)->deadline);
+	return due;
+}
+
+static bool has_status(xmpp_stanza_t *x, const char *code)
+{
+	for (xmpp_stanza_t *c = x ? xmpp_stanza_get_children(x) : NULL; c;
+	     c = xmpp_stanza_get_next(c))
+		if (xmpp_stanza_is_tag(c) &&
+		    !strcmp(xmpp_stanza_get_name(c), "status") &&
+		    !g_strcmp0(xmpp_stanza_get_attribute(c, "code"), code))
+			return true;
+	return false;
+}
+
+/* "by NICK: REASON", "REASON", "by NICK" or "" from an <item/> or a
+ * <destroy/>. */
+static char *reason_text(xmpp_stanza_t *el)
+{
+	xmpp_stanza_t *actor = el ? xmpp_stanza_get_child_by_name(el, "actor")
+				  : NULL;
+	const char *by = actor ? xmpp_stanza_get_attribute(actor, "nick") : NULL;
+	g_autofree char *why = el ? acct_child_text(el, "reason") : NULL;
+	g_autofree char *by_clean = by ? g_strdup(by) : NULL;
+
+	if (by_clean)
+		g_strdelimit(by_clean, "\t\r\n", ' ');
+	if (why && !*why)
+		g_clear_pointer(&why, g_free);
+	return g_strdup_printf("%s%s%s%s", by_clean ? "by " : "",
+			       by_clean ? by_clean : "",
+			       by_clean && why ? ": " : "", why ? why : "");
+}
+
+/* The room put us out (kick, ban, destruction, ...): it is gone from
+ * rooms/, with an event that says why.  Its log stays. */
+static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
+			 xmpp_stanza_t *item)
+{
+	xmpp_stanza_t *destroy = x ? xmpp_stanza_get_child_by_name(x, "destroy")
+				   : NULL;
+	const char *kind = "removed";
+	g_autofree char *text = NULL;
+
+	if (destroy) {
+		const char *alt = xmpp_stanza_get_attribute(destroy, "jid");
+		g_autofree char *why = reason_text(destroy);
+		g_autoptr(Jid) altj = alt ? jid_parse(alt, NULL) : NULL;
+		kind = "destroyed";
+		text = g_strdup_printf("%s%s%s", why,
+				       altj && *why ? "; " : "",
+				       altj ? "moved to " : "");
+		if (altj) {
+			g_autofree char *bare = jid_bare(altj);
+			char *t = g_strconcat(text, bare, NULL);
+			g_free(text);
+			text = t;
+		}
+	} else {
+		g_autofree char *why = reason_text(item);
+		if (has_status(x, "307"))
+			kind = "kicked";
+		else if (has_status(x, "301"))
+			kind = "banned";
+		text = g_strdup_printf(
+			"%s%s%s", why,
+			*why && (has_status(x, "321") || has_status(x, "322") ||
+				 has_status(x, "332"))
+				? "; "
+				: "",
+			has_status(x, "321")   ? "affiliation changed"
+			: has_status(x, "322") ? "the room is members-only now"
+			: has_status(x, "332") ? "the service shuts down"
+					       : "");
+	}
+	g_hash_table_remove(a->invite_passwords, room);
+	muc_answered(a, room, -ECONNRESET); /* a join or change in flight */
+	rooms_set(a->rooms, room, NULL);
+	acct_event(a, kind, room, text);
+}
+
+/* Presence from ROOM/NICK: an occupant, or ourselves. */
+static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
+			  const char *nick)
+{
+	const char *type = xmpp_stanza_get_type(p);
+	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(p, "x",
+								NS_MUC_USER);
+	xmpp_stanza_t *item = x ? xmpp_stanza_get_child_by_name(x, "item") : NULL;
+	g_autofree char *mine = rooms_nick(a->rooms, room);
+	bool self = has_status(x, "110") || !g_strcmp0(mine, nick);
+
+	if (type && !strcmp(type, "error")) {
+		/* to our join or nick change; else nothing waits for it */
+		if (g_hash_table_contains(a->room_waits, room)) {
+			muc_answered(a, room, -acct_error_errno(p));
+		} else {
+			g_autofree char *ev = acct_error_event_text(p, "presence");
+			acct_event(a, "error", room, ev);
+		}
+		return;
+	}
+	if (type && !strcmp(type, "unavailable")) {
+		rooms_occupant(a->rooms, room, nick, NULL, NULL, NULL);
+		if (has_status(x, "303")) {
+			/* a nick change: the presence of the new nick follows */
+			const char *to = item ? xmpp_stanza_get_attribute(item, "nick")
+					      : NULL;
+			if (self && to)
+				rooms_rename(a->rooms, room, to);
+			return;
+		}
+		if (!self)
+			return;
+		if (room_waits_for(a, room, ACCT_ROOM_LEAVE))
+			muc_answered(a, room, 0);
+		else if (!a->going_offline)
+			room_removed(a, room, x, item);
+		/* else the echo of our going offline: we come back */
+		return;
+	}
+	rooms_occupant(a->rooms, room, nick,
+		       item ? xmpp_stanza_get_attribute(item, "role") : "none",
+		       item ? xmpp_stanza_get_attribute(item, "affiliation")
+			    : "none",
+		       item ? xmpp_stanza_get_attribute(item, "jid") : NULL);
+	if (!has_status(x, "110"))
+		return;
+	/* the server may give us another nick than we asked for (210) */
+	rooms_rename(a->rooms, room, nick);
+	if (room_waits_for(a, room, ACCT_ROOM_JOIN) ||
+	    room_waits_for(a, room, ACCT_ROOM_NICK))
+		muc_answered(a, room, 0);
+}
+
+/* History (a delayed message) whose records are all among the lines of
+ * the last second the log had when we joined: written already. */
+static bool already_logged(Account *a, const char *room, xmpp_stanza_t *msg,
+			   const char *records)
+{
+	GHashTable *seen = g_hash_table_lookup(a->room_seen, room);
+	g_auto(GStrv) lines = NULL;
+
+	if (!seen || !g_hash_table_size(seen) ||
+	    !xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
+						  "urn:xmpp:delay"))
+		return false;
+	lines = g_strsplit(records, "\n", -1);
+	for (char **l = lines; *l; l++)
+		if (**l && !g_hash_table_contains(seen, *l))
+			return false;
+	return true;
+}
+
+/* The body of @msg, NULL for none (newly allocated). */
+static char *message_body(Account *a, xmpp_stanza_t *msg)
+{
+	char *b = xmpp_message_get_body(msg);
+	char *body = b ? g_strdup(b) : NULL;
+
+	if (b)
+		xmpp_free(a->ctx, b);
+	return body;
+}
+
+/* A groupchat message: a record in the room's log, with the nick; or a
+ * subject. */
+static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
+			 const char *nick)
+{
+	xmpp_stanza_t *subj = xmpp_stanza_get_child_by_name(msg, "subject");
+	g_autofree char *body = message_body(a, msg);
+	g_autofree char *sender = NULL, *full = NULL, *mine = NULL;
+	g_autoptr(GString) rec = NULL;
+	Hist *h;
+
+	if (subj && !body) {
+		char *t = xmpp_stanza_get_text(subj);
+		g_autofree char *subject = t ? g_strdup(t) : g_strdup("");
+		if (t)
+			xmpp_free(a->ctx, t);
+		g_strdelimit(subject, "\t\r\n", ' ');
+		rooms_set_subject(a->rooms, room, subject);
+		mine = rooms_nick(a->rooms, room);
+		if (nick && !g_strcmp0(nick, mine) &&
+		    room_waits_for(a, room, ACCT_ROOM_SUBJECT))
+			muc_answered(a, room, 0);
+		return;
+	}
+	if (!body || !nick)
+		return;
+	if (!text_is_clean(body, strlen(body), true))
+		g_strdelimit(body, "\r\v\f", ' ');
+	h = hist_set_get(a->room_hists, room, true, NULL);
+	if (!h)
+		return;
+	sender = record_escape_sender(nick);
+	rec = g_string_new(NULL);
+	record_append(rec, acct_message_time(msg), sender, body);
+	if (already_logged(a, room, msg, rec->str))
+		return;
+	hist_append(h, rec->str, rec->len);
+	full = g_strdup_printf("%s/%s", room, sender);
+	acct_event(a, "groupchat", full, body);
+}
+
+/* ---- private messages in rooms ---- */
+
+HistSet *acct_private_hists(Account *a, const char *room)
+{
+	HistSet *s;
+
+	g_mutex_lock(&a->lock);
+	s = g_hash_table_lookup(a->privates, room);
+	if (!s) {
+		g_autoptr(GError) err = NULL;
+		g_autofree char *dir =
+			g_build_filename(a->rooms_dir, room, "private", NULL);
+		s = hist_set_new(dir, &err);
+		if (s)
+			g_hash_table_insert(a->privates, g_strdup(room), s);
+		else
+			xfs_warn("%s: %s", a->cfg->jid, err->message);
+	}
+	g_mutex_unlock(&a->lock);
+	return s;
+}
+
+/* A record in the private conversation with @nick in @room. */
+static void private_record(Account *a, const char *room, const char *nick,
+			   gint64 t, const char *sender, const char *text)
+{
+	g_autofree char *name = jid_to_filename(nick);
+	g_autoptr(GString) rec = g_string_new(NULL);
+	g_autoptr(GError) err = NULL;
+	g_autofree char *who = record_escape_sender(sender);
+	HistSet *s = acct_private_hists(a, room);
+	Hist *h = s && name ? hist_set_get(s, name, true, &err) : NULL;
+
+	if (!h) {
+		xfs_warn("%s: private message with %s/%s not logged: %s",
+			 a->cfg->jid, room, nick, err ? err->message : "");
+		return;
+	}
+	record_append(rec, t, who, text);
+	hist_append(h, rec->str, rec->len);
+}
+
+int acct_send_private(Account *a, const char *room, const char *nick,
+		      const char *body, guint64 *seq)
+{
+	g_autofree char *esc = g_uri_escape_string(nick, NULL, FALSE);
+	g_autofree char *to = g_strdup_printf("%s/%s", room, esc);
+	g_autofree char *mine = rooms_nick(a->rooms, room);
+	OutboxItem *item = NULL;
+	int ret;
+
+	if (!mine)
+		return -ENOTCONN; /* not in the room: nobody to send as */
+	ret = outbox_add(a->outbox, to, OUTBOX_TYPE_PRIVATE, body, &item);
+	if (ret)
+		return ret;
+	*seq = item->seq;
+	private_record(a, room, nick, g_get_real_time() / G_USEC_PER_SEC, mine,
+		       body);
+	pool_post_message(a->pool, a, item);
+	return 0;
+}
+
+/* A chat message (or an error) from ROOM/NICK. */
+static void muc_private_message(Account *a, xmpp_stanza_t *msg, const char *room,
+			    const char *nick)
+{
+	const char *type = xmpp_stanza_get_type(msg);
+	g_autofree char *text = NULL, *full = NULL, *sender = NULL;
+
+	if (type && !strcmp(type, "error"))
+		text = acct_error_text(msg);
+	else
+		text = message_body(a, msg);
+	if (!text)
+		return; /* chat states and the like */
+	if (!text_is_clean(text, strlen(text), true))
+		g_strdelimit(text, "\r\v\f", ' ');
+	private_record(a, room, nick, acct_message_time(msg), nick, text);
+	sender = record_escape_sender(nick);
+	full = g_strdup_printf("%s/%s", room, sender);
+	acct_event(a, type && !strcmp(type, "error") ? "error" : "private",
+		   full, text);
+}
+
+/* ---- invitations ---- */
+
+/* An invitation to a room (XEP-0249 direct, or XEP-0045 mediated):
+ * an event; its password is kept for a mkdir of the room.  False when
+ * @msg is none. */
+static bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from)
+{
+	xmpp_stanza_t *direct =
+		xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_CONFERENCE);
+	xmpp_stanza_t *user =
+		xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER);
+	xmpp_stanza_t *inv = user ? xmpp_stanza_get_child_by_name(user, "invite")
+				  : NULL;
+	const char *roomattr, *by, *pwattr = NULL;
+	g_autofree char *room = NULL, *why = NULL, *pw = NULL, *text = NULL;
+	g_autofree char *by_clean = NULL;
+
+	/* a mediated one first: Prosody adds an XEP-0249 element to it for
+	 * old clients, without the inviter */
+	if (inv) {
+		roomattr = from;
+		by = xmpp_stanza_get_attribute(inv, "from");
+		why = acct_child_text(inv, "reason");
+		pw = acct_child_text(user, "password");
+	} else if (direct) {
+		roomattr = xmpp_stanza_get_attribute(direct, "jid");
+		by = from;
+		const char *r = xmpp_stanza_get_attribute(direct, "reason");
+		why = r ? g_strdup(r) : NULL;
+		pwattr = xmpp_stanza_get_attribute(direct, "password");
+		pw = pwattr ? g_strdup(pwattr) : NULL;
+	} else {
+		return false;
+	}
+	room = roomattr ? jid_normalize_bare(roomattr, NULL) : NULL;
+	if (!room)
+		return true; /* an invitation to nowhere */
+	by_clean = g_strdup(by ? by : "someone");
+	g_strdelimit(by_clean, "\t\r\n", ' ');
+	if (why)
+		g_strdelimit(why, "\t\r\n", ' ');
+	text = g_strdup_printf("from %s%s%s", by_clean, why && *why ? ": " : "",
+			       why && *why ? why : "");
+	if (pw && *pw)
+		g_hash_table_replace(a->invite_passwords, g_strdup(room),
+				     g_steal_pointer(&pw));
+	acct_event(a, "invite", room, text);
+	return true;
+}
+
+/* An error that answers our subject change (Prosody's keeps only the
+ * id). */
+static bool subject_refused(Account *a, const char *room, xmpp_stanza_t *msg)
+{
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+	return w && w->op == ACCT_ROOM_SUBJECT &&
+	       !g_strcmp0(w->id, xmpp_stanza_get_id(msg));
+}
+
+/* A message from a room we are in, or from one of its occupants. */
+static void muc_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
+			const char *nick)
+{
+	const char *type = xmpp_stanza_get_type(msg);
+	bool error = type && !strcmp(type, "error");
+
+	if (type && !strcmp(type, "groupchat")) {
+		room_message(a, msg, room, nick);
+	} else if (error && subject_refused(a, room, msg)) {
+		muc_answered(a, room, -acct_error_errno(msg));
+	} else if (nick) {
+		muc_private_message(a, msg, room, nick);
+	} else if (error) {
+		/* a groupchat message the room refused */
+		g_autofree char *ev = acct_error_event_text(msg, "message");
+		acct_event(a, "error", room, ev);
+	} else {
+		muc_invitation(a, msg, room);
+	}
+}
+
+/* "room@service/N%20ick" -> "room@service/N ick" */
+static char *jid_unescape_nick(const char *to)
+{
+	const char *slash = strchr(to, '/');
+	g_autofree char *nick =
+		slash ? g_uri_unescape_string(slash + 1, NULL) : NULL;
+
+	if (!nick)
+		return g_strdup(to);
+	return g_strdup_printf("%.*s/%s", (int)(slash - to), to, nick);
+}
+
+int acct_send_room(Account *a, const char *room, const char *body,
+		   guint64 *seq)
+{
+	OutboxItem *item = NULL;
+	int ret;
+
+	if (!rooms_has(a->rooms, room))
+		return -ENOTCONN; /* put out of it, or left */
+	ret = outbox_add(a->outbox, room, "groupchat", body, &item);
+	if (ret)
+		return ret;
+	*seq = item->seq;
+	pool_post_message(a->pool, a, item);
+	return 0;
+}
+
+Rooms *acct_rooms(Account *a)
+{
+	return a->rooms;
+}
+
+HistSet *acct_room_hists(Account *a)
+{
+	return a->room_hists;
+}
+
+/* ---- what account.c asks of the rooms ---- */
+
+void muc_init(Account *a, const char *dir)
+{
+	g_autofree char *list = g_build_filename(dir, "rooms.list", NULL);
+
+	a->room_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					      room_wait_free);
+	a->room_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					     (GDestroyNotify)g_hash_table_unref);
+	a->invite_passwords = g_hash_table_new_full(
+		g_str_hash, g_str_equal, g_free, (GDestroyNotify)cfg_password_free);
+	a->privates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					    (GDestroyNotify)hist_set_free);
+	a->rooms_dir = g_build_filename(dir, "rooms", NULL);
+	a->rooms = rooms_new(list);
+	a->room_hists = hist_set_new(a->rooms_dir, NULL);
+}
+
+void muc_free(Account *a)
+{
+	g_clear_pointer(&a->room_waits, g_hash_table_unref);
+	g_clear_pointer(&a->room_seen, g_hash_table_unref);
+	g_clear_pointer(&a->invite_passwords, g_hash_table_unref);
+	g_clear_pointer(&a->privates, g_hash_table_unref);
+	g_clear_pointer(&a->rooms, rooms_free);
+	g_clear_pointer(&a->room_hists, hist_set_free);
+	g_clear_pointer(&a->rooms_dir, g_free);
+}
+
+void muc_disconnected(Account *a)
+{
+	muc_expire_waits(a, 0, true);
+	rooms_clear_occupants(a->rooms);
+}
+
+bool muc_presence_from(Account *a, xmpp_stanza_t *p, const char *bare,
+		       const char *resource)
+{
+	const char *type = xmpp_stanza_get_type(p);
+
+	if (!rooms_has(a->rooms, bare))
+		return false;
+	if (resource)
+		muc_presence(a, p, bare, resource);
+	else if (type && !strcmp(type, "error"))
+		muc_answered(a, bare, -acct_error_errno(p));
+	else
+		return false;
+	return true;
+}
+
+bool muc_message_from(Account *a, xmpp_stanza_t *msg, const char *bare,
+		      const char *resource, const char *from)
+{
+	const char *type = xmpp_stanza_get_type(msg);
+
+	if (rooms_has(a->rooms, bare)) {
+		muc_stanza(a, msg, bare, resource);
+		return true;
+	}
+	if (type && !strcmp(type, "groupchat"))
+		return true; /* from a room we are not in */
+	if (resource &&
+	    xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER)) {
+		/* a private message from a room we left */
+		muc_private_message(a, msg, bare, resource);
+		return true;
+	}
+	return (!type || strcmp(type, "error")) &&
+	       muc_invitation(a, msg, from);
+}
+
+xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item)
+{
+	g_autofree char *to = jid_unescape_nick(item->to);
+	xmpp_stanza_t *msg = xmpp_message_new(a->ctx, "chat", to, item->id);
+	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(x, "x");
+	xmpp_stanza_set_ns(x, NS_MUC_USER);
+	xmpp_stanza_add_child_ex(msg, x, 0);
+	return msg;
+}
