@@ -71,7 +71,6 @@ static void attempt_next(Account *a);
 static int presence_handler(xmpp_conn_t *conn, xmpp_stanza_t *p, void *ud);
 static void finish_close(Account *a);
 static gint64 ping_timeout(Account *a);
-static gint64 iq_calls_due(Account *a);
 static void expire_iq_calls(Account *a, gint64 now, bool all, int err);
 static bool roster_push(Account *a, xmpp_stanza_t *iq);
 
@@ -1120,8 +1119,8 @@ void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r)
 }
 
 typedef struct {
+	WaitHead head;
 	IqCall *call;
-	gint64 deadline; /* monotonic µs */
 } IqWait;
 
 static void iqwait_free(gpointer p)
@@ -1178,7 +1177,8 @@ int acct_send_iq(Account *a, IqCall *c, const char *text)
 	}
 	w = g_new0(IqWait, 1);
 	w->call = iqcall_ref(c);
-	w->deadline = g_get_monotonic_time() + IQCALL_TIMEOUT_S * G_USEC_PER_SEC;
+	w->head.deadline =
+		g_get_monotonic_time() + IQCALL_TIMEOUT_S * G_USEC_PER_SEC;
 	g_hash_table_insert(a->iq_calls, g_strdup(id), w);
 	xmpp_id_handler_add(a->conn, iq_file_answer, id, a);
 	xmpp_send(a->conn, iq);
@@ -1196,7 +1196,7 @@ static void expire_iq_calls(Account *a, gint64 now, bool all, int err)
 	g_hash_table_iter_init(&iter, a->iq_calls);
 	while (g_hash_table_iter_next(&iter, &k, &v)) {
 		IqWait *w = v;
-		if (!all && now < w->deadline)
+		if (!all && now < w->head.deadline)
 			continue;
 		if (a->conn && !a->conn_dead)
 			xmpp_id_handler_delete(a->conn, iq_file_answer, k);
@@ -1205,15 +1205,15 @@ static void expire_iq_calls(Account *a, gint64 now, bool all, int err)
 	}
 }
 
-static gint64 iq_calls_due(Account *a)
+gint64 acct_waits_due(GHashTable *waits)
 {
 	GHashTableIter iter;
 	gpointer v;
 	gint64 due = G_MAXINT64;
 
-	g_hash_table_iter_init(&iter, a->iq_calls);
+	g_hash_table_iter_init(&iter, waits);
 	while (g_hash_table_iter_next(&iter, NULL, &v))
-		due = MIN(due, ((IqWait *)v)->deadline);
+		due = MIN(due, ((WaitHead *)v)->deadline);
 	return due;
 }
 
@@ -1907,7 +1907,8 @@ gint64 acct_deadline(Account *a, bool *ticking)
 		return a->close_at;
 	if (a->retry_at)
 		return a->retry_at;
-	return MIN(MIN(keepalive_due(a), iq_calls_due(a)), muc_waits_due(a));
+	return MIN(MIN(keepalive_due(a), acct_waits_due(a->iq_calls)),
+		   acct_waits_due(a->room_waits));
 }
 
 void acct_tick(Account *a, gint64 now)

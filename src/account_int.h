@@ -101,7 +101,8 @@ struct Account {
 	bool rosterver;       /* the server offers roster versioning */
 	GHashTable *iq_waits; /* iq id -> ChangeWait*: roster changes */
 	GHashTable *iq_calls; /* iq id -> IqWait*: requests of the iq file */
-	GHashTable *room_waits; /* room -> RoomWait*: joins, leaves, changes */
+	GHashTable *room_waits; /* room -> RoomWait* (muc.c): joins, leaves,
+				 * changes */
 	GHashTable *room_seen;  /* room -> set of the log's last-second lines */
 	GHashTable *invite_passwords; /* room -> password of an invitation */
 	Rooms *rooms;
@@ -136,6 +137,14 @@ char *acct_error_text(xmpp_stanza_t *msg);
 char *acct_next_id(Account *a);
 /* Unix seconds of a message: its XEP-0203 stamp, else now. */
 gint64 acct_message_time(xmpp_stanza_t *msg);
+/* A request waiting for the server, kept in a table of its kind (the
+ * iq file's requests, rooms' joins and changes), starts with this. */
+typedef struct {
+	gint64 deadline; /* monotonic µs: it ends with ETIMEDOUT then */
+} WaitHead;
+/* The earliest deadline in a table whose values start with a WaitHead,
+ * G_MAXINT64 when it is empty. */
+gint64 acct_waits_due(GHashTable *waits);
 /* On a stream that is up and not closing. */
 bool acct_is_online(Account *a);
 
@@ -150,8 +159,7 @@ void muc_rejoin(Account *a);
 void muc_send_presence(Account *a);
 /* The link went down: what waited for a room ends with ECONNRESET. */
 void muc_disconnected(Account *a);
-/* Waits for rooms: the earliest deadline, and ending those past it. */
-gint64 muc_waits_due(Account *a);
+/* End the rooms' waits past their deadline (@all: every one). */
 void muc_expire_waits(Account *a, gint64 now, bool all);
 /* A presence from @bare (a room when rooms_has) with @resource (the nick,
  * or NULL); false when it is not about a room. */

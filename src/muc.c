@@ -27,10 +27,10 @@
 
 /* One request per room waits for the server at a time. */
 typedef struct {
+	WaitHead head;
 	PoolReq *req;  /* NULL: a rejoin nobody waits for */
 	AcctRoomOp op;
 	char *id;      /* subject: the message's id, which an error keeps */
-	gint64 deadline;
 } RoomWait;
 
 static void room_wait_free(gpointer p)
@@ -149,7 +149,7 @@ static RoomWait *room_wait(Account *a, const char *room, PoolReq *r,
 
 	w->req = r;
 	w->op = op;
-	w->deadline = g_get_monotonic_time() + secs * G_USEC_PER_SEC;
+	w->head.deadline = g_get_monotonic_time() + secs * G_USEC_PER_SEC;
 	g_hash_table_replace(a->room_waits, g_strdup(room), w);
 	return w;
 }
@@ -161,6 +161,32 @@ static bool room_waits_for(Account *a, const char *room, AcctRoomOp op)
 	return w && w->op == op;
 }
 
+/* A refusal that another try will not change: banned, members-only, a
+ * wrong password, no such room, the nick taken. */
+static bool refusal_is_final(int err)
+{
+	return err == -EACCES || err == -ENOENT || err == -EEXIST ||
+	       err == -EPERM || err == -EINVAL;
+}
+
+/* A rejoin after a reconnect failed: a final refusal puts the room out of
+ * rooms/ (as a kick would); anything else (no answer, the service down)
+ * keeps it, to be tried at the next connect. */
+static void rejoin_failed(Account *a, const char *room, int err)
+{
+	g_autofree char *text = NULL;
+
+	if (refusal_is_final(err)) {
+		text = g_strdup_printf("rejoin refused: %s", g_strerror(-err));
+		rooms_set(a->rooms, room, NULL);
+		acct_event(a, "removed", room, text);
+	} else if (err != -ECONNRESET) {
+		text = g_strdup_printf("rejoin failed: %s; trying again at "
+				       "the next connect", g_strerror(-err));
+		acct_event(a, "error", room, text);
+	}
+}
+
 /* The server answered what @room waits for (or the wait ended). */
 static void muc_answered(Account *a, const char *room, int err)
 {
@@ -170,8 +196,10 @@ static void muc_answered(Account *a, const char *room, int err)
 		return;
 	/* left, or not in it after all; a failed nick or subject change
 	 * leaves us where we were */
-	if (w->op == ACCT_ROOM_LEAVE || (w->op == ACCT_ROOM_JOIN && err))
+	if (w->op == ACCT_ROOM_LEAVE || (w->op == ACCT_ROOM_JOIN && err && w->req))
 		rooms_set(a->rooms, room, NULL);
+	else if (w->op == ACCT_ROOM_JOIN && err)
+		rejoin_failed(a, room, err);
 	if (w->req)
 		pool_complete(w->req, w->op == ACCT_ROOM_LEAVE ? 0 : err);
 	g_hash_table_remove(a->room_waits, room);
@@ -260,6 +288,7 @@ void acct_room_op(Account *a, const char *room, AcctRoomOp op,
 		  const char *value, PoolReq *r)
 {
 	g_autofree char *nick = NULL;
+	RoomWait *w;
 
 	POOL_ASSERT();
 	if (op == ACCT_ROOM_JOIN) {
@@ -271,8 +300,10 @@ void acct_room_op(Account *a, const char *room, AcctRoomOp op,
 		pool_complete(r, -ENOENT);
 		return;
 	}
-	if (g_hash_table_contains(a->room_waits, room)) {
-		pool_complete(r, -EBUSY); /* one change at a time */
+	w = g_hash_table_lookup(a->room_waits, room);
+	if (w && (w->req || op != ACCT_ROOM_LEAVE)) {
+		/* one change at a time; a leave replaces a rejoin */
+		pool_complete(r, -EBUSY);
 		return;
 	}
 	if (op == ACCT_ROOM_LEAVE) {
@@ -297,8 +328,10 @@ void muc_rejoin(Account *a)
 	for (guint i = 0; i < list->len; i++) {
 		const char *room = g_ptr_array_index(list, i);
 		g_autofree char *nick = rooms_nick(a->rooms, room);
-		if (nick)
-			send_join(a, room, nick);
+		if (!nick)
+			continue;
+		room_wait(a, room, NULL, ACCT_ROOM_JOIN);
+		send_join(a, room, nick);
 	}
 }
 
@@ -310,23 +343,11 @@ void muc_expire_waits(Account *a, gint64 now, bool all)
 
 	g_hash_table_iter_init(&it, a->room_waits);
 	while (g_hash_table_iter_next(&it, &k, &v))
-		if (all || now >= ((RoomWait *)v)->deadline)
+		if (all || now >= ((RoomWait *)v)->head.deadline)
 			g_ptr_array_add(due, g_strdup(k));
 	for (guint i = 0; i < due->len; i++)
 		muc_answered(a, g_ptr_array_index(due, i),
 			      all ? -ECONNRESET : -ETIMEDOUT);
-}
-
-gint64 muc_waits_due(Account *a)
-{
-	GHashTableIter it;
-	gpointer v;
-	gint64 due = G_MAXINT64;
-
-	g_hash_table_iter_init(&it, a->room_waits);
-	while (g_hash_table_iter_next(&it, NULL, &v))
-		due = MIN(due, ((RoomWait *)v)->deadline);
-	return due;
 }
 
 static bool has_status(xmpp_stanza_t *x, const char *code)

@@ -23,7 +23,7 @@ from test_rooms import (BNICK, DOM, J, MUC, ROOM, _rd_or_err, expect_errno,
                         wait_in_room, wait_occupants, wait_records,
                         write_chunks)
 
-TAGS = ("nk", "sj", "sr", "pm", "pw", "mo", "kb", "ds", "iv", "rs", "st")
+TAGS = ("nk", "sj", "sr", "pm", "pw", "mo", "kb", "ds", "iv", "rs", "st", "rb")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -374,6 +374,27 @@ def test_kick_and_ban(server, tmp, stack):
     problem = expect_errno(lambda: join(m, A, room), errno.EACCES,
                            "mkdir of a room we are banned from")
     assert problem is None, problem
+    with open(m.data / A / "rooms.list") as f:
+        assert room not in f.read()
+
+
+def test_rejoin_refused_after_a_ban_while_offline(server, tmp, stack):
+    tag = "rb"
+    A = J(tag)
+    m, bob, room, anick, bnick = bob_first(stack, server, tmp, tag)
+    ev = events_reader(stack, m, A)
+    since = len(bob.presences)
+    m.write(f"{A}/status", "offline\n")
+    m.wait_state(A, "offline", timeout=5)
+    wait_gone(bob, room, anick, since)
+    admin(bob, room, NS_ADMIN, item(jid=A, affiliation="outcast"))
+    assert listed(m, A) == [room], listed(m, A)   # still ours while offline
+    m.write(f"{A}/status", "available\n")
+    m.wait_state(A, "online", timeout=10)
+    text = wait_event(ev, "removed", room)
+    assert text.startswith("rejoin refused: "), text
+    wait_until(lambda: listed(m, A) == [], timeout=5,
+               what=lambda: f"rooms/ to forget {room}: {listed(m, A)}")
     with open(m.data / A / "rooms.list") as f:
         assert room not in f.read()
 
