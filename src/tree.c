@@ -4,7 +4,8 @@
 
 struct Tree {
 	GMutex lock;
-	GMutex contact_lock; /* serialises child_dir; taken before lock */
+	GMutex contact_lock; /* serialises child_dir and ensure_files; taken
+			     * before lock */
 	GHashTable *by_ino; /* guint64* -> TreeNode*, protected by lock */
 	guint64 next_ino;   /* protected by lock */
 	TreeNode *root;
@@ -89,40 +90,74 @@ static const FileSpec private_files[] = {
 	{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
 };
 
-/* The directory @name of @kind in @parent, made with its @n @files on
- * first use; one lock around find-or-add, so two lookups make one node. */
+/* The files a directory of @kind is made with, or false for none. */
+static bool files_of(NodeKind kind, const FileSpec **files, guint *n)
+{
+	switch (kind) {
+	case NODE_CONTACT:
+		*files = contact_files;
+		*n = G_N_ELEMENTS(contact_files);
+		return true;
+	case NODE_ROOM:
+		*files = room_files;
+		*n = G_N_ELEMENTS(room_files);
+		return true;
+	case NODE_PRIVATE:
+		*files = private_files;
+		*n = G_N_ELEMENTS(private_files);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* A conversation's directory gets its files the first time someone looks
+ * inside it: `ls contacts/` and `ls -l contacts/` of a 5,000-item roster
+ * make one node per contact, not nine. */
+static void ensure_files(Tree *t, TreeNode *d)
+{
+	const FileSpec *files;
+	guint n;
+
+	if (!files_of(d->kind, &files, &n) || g_atomic_int_get(&d->files_made))
+		return;
+	g_mutex_lock(&t->contact_lock);
+	if (!d->files_made) {
+		for (guint i = 0; i < n; i++)
+			node_add(t, d, files[i].kind, files[i].name, d->acct);
+		g_atomic_int_set(&d->files_made, 1);
+	}
+	g_mutex_unlock(&t->contact_lock);
+}
+
+/* The directory @name of @kind in @parent, made on first use; one lock
+ * around find-or-add, so two lookups make one node. */
 static TreeNode *child_dir(Tree *t, TreeNode *parent, NodeKind kind,
-			   const char *name, const FileSpec *files, guint n)
+			   const char *name)
 {
 	TreeNode *d;
 
 	g_mutex_lock(&t->contact_lock);
 	d = tree_child(t, parent, name);
-	if (!d) {
+	if (!d)
 		d = node_add(t, parent, kind, name, parent->acct);
-		for (guint i = 0; i < n; i++)
-			node_add(t, d, files[i].kind, files[i].name, d->acct);
-	}
 	g_mutex_unlock(&t->contact_lock);
 	return d;
 }
 
 TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid)
 {
-	return child_dir(t, contacts, NODE_CONTACT, jid, contact_files,
-			 G_N_ELEMENTS(contact_files));
+	return child_dir(t, contacts, NODE_CONTACT, jid);
 }
 
 TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room)
 {
-	return child_dir(t, rooms, NODE_ROOM, room, room_files,
-			 G_N_ELEMENTS(room_files));
+	return child_dir(t, rooms, NODE_ROOM, room);
 }
 
 TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name)
 {
-	return child_dir(t, privates, NODE_PRIVATE, name, private_files,
-			 G_N_ELEMENTS(private_files));
+	return child_dir(t, privates, NODE_PRIVATE, name);
 }
 
 static void node_free(gpointer data)
@@ -166,6 +201,7 @@ TreeNode *tree_child(Tree *t, TreeNode *dir, const char *name)
 
 	if (!dir->children)
 		return NULL;
+	ensure_files(t, dir);
 	g_mutex_lock(&t->lock);
 	found = g_hash_table_lookup(dir->by_name, name);
 	g_mutex_unlock(&t->lock);
@@ -176,6 +212,7 @@ GPtrArray *tree_list(Tree *t, TreeNode *dir)
 {
 	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
 
+	ensure_files(t, dir);
 	g_mutex_lock(&t->lock);
 	for (guint i = 0; dir->children && i < dir->children->len; i++) {
 		TreeNode *c = g_ptr_array_index(dir->children, i);

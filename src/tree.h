@@ -47,6 +47,7 @@ struct TreeNode {
 	const char *jid;
 	GPtrArray *children; /* of TreeNode*, directories only */
 	GHashTable *by_name; /* name -> TreeNode* of children, directories */
+	gint files_made; /* atomic: a conversation's files are made (tree.c) */
 };
 
 #define TREE_ROOT_INO 1
@@ -58,15 +59,13 @@ Tree *tree_new(Pool *pool);
 void tree_free(Tree *t);
 TreeNode *tree_get(Tree *t, guint64 ino);
 TreeNode *tree_child(Tree *t, TreeNode *dir, const char *name);
-/* The directory of @jid (a normalized bare JID) in @contacts, made with
- * its files on first use. */
+/* The directory of @jid (a normalized bare JID) in @contacts, made on
+ * first use; its files are made when first looked up or listed. */
 TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid);
-/* The directory of @room (a normalized bare JID) in @rooms, made with its
- * files on first use. */
+/* The directory of @room (a normalized bare JID) in @rooms, likewise. */
 TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room);
 /* The directory of the private conversation @name (a nick as
- * jid_to_filename gives it) in @privates, made with its files on first
- * use. */
+ * jid_to_filename gives it) in @privates, likewise. */
 TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name);
 /* Names of @dir's children, in order (a snapshot to free). */
 GPtrArray *tree_list(Tree *t, TreeNode *dir);

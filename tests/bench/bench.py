@@ -898,12 +898,17 @@ class Bench:
         self.mnt.mkdir()
         self.write_config()
         self.roster_setup(n_roster)
+        echo = self.spawn_raw("echo", "echo-peer", resource="peer")
+        self.expect_line(echo, "ready")
+        if a.roster_only:
+            self.roster_rounds(reps, n_roster)
+            self.stop_child(echo)
+            self.report()
+            return
         t = time.monotonic()
         self.make_logs()
         log(f"bench: wrote logs of 10,000 and 1,000,000 records "
             f"({time.monotonic() - t:.1f} s)")
-        echo = self.spawn_raw("echo", "echo-peer", resource="peer")
-        self.expect_line(echo, "ready")
 
         for r in range(reps):
             log(f"bench: round {r + 1} of {reps}")
@@ -941,14 +946,17 @@ class Bench:
                 self.add("hwm_xmppfs",
                          status_kb(self.xproc.pid, "VmHWM") / 1024, extra=True)
             self.unmount()
+        self.roster_rounds(reps, n_roster)
+        self.stop_child(echo)
+        self.report()
+
+    def roster_rounds(self, reps, n_roster):
         for r in range(reps):
             log(f"bench: roster of {n_roster}, round {r + 1} of {reps}")
             self.roster_round(r, 5)
         log(f"bench: roster of {n_roster} with a third of the requests out, "
             f"once")
         self.roster_ask_once()
-        self.stop_child(echo)
-        self.report()
 
     def cleanup(self):
         try:
@@ -967,16 +975,7 @@ class Bench:
 
     # -- the table ----------------------------------------------------------
 
-    def report(self):
-        R = {k: median(v) for k, v in self.results.items()}
-        E = {k: median(v) for k, v in self.extra.items()}
-        P = self.params
-        rows = []
-
-        def row(what, x, base, ratio, target, ok):
-            rows.append((what, x, base, ratio, target,
-                         "-" if ok is None else ("yes" if ok else "NO")))
-
+    def message_rows(self, R, P, row):
         tp = R["tp_xmppfs"] / R["tp_raw"]
         row(f"throughput, one send fd, N={P['n_tp']:,} (msg/s)",
             f"{R['tp_xmppfs']:.0f}", f"{R['tp_raw']:.0f}", f"{tp:.2f}",
@@ -1013,6 +1012,44 @@ class Bench:
         row(f"CPU idle online, per minute (ms; over {P['idle_s']:g} s)",
             f"{R['idle_cpu_xmppfs']:.2f}", f"{R['idle_cpu_raw']:.2f}", "",
             "< 10", R["idle_cpu_xmppfs"] < 10)
+
+    def message_notes(self, E, P):
+        print(f"side figures (medians): during throughput Prosody used "
+              f"{E['tp_prosody_xmppfs'] * 100:.0f}% of a core (xmppfs run) / "
+              f"{E['tp_prosody_raw'] * 100:.0f}% (raw run); the receiver "
+              f"{E['tp_rx_xmppfs'] * 100:.0f}% / {E['tp_rx_raw'] * 100:.0f}%; "
+              f"xmppfs {E['tp_xmppfs_cpu'] * 100:.0f}%.")
+        print(f"  with N={P['n_tp']:,}, xmppfs accepted the writes at "
+              f"{E['tp_accept_xmppfs']:.0f} msg/s (all write(2) calls "
+              f"returned); the raw client had them all routed by the server "
+              f"at {E['tp_accept_raw']:.0f} msg/s.")
+        print(f"  shell loops alone (until the last process exited): echo > send "
+              f"{E['loop_self_xmppfs']:.2f} ms/msg, go-sendxmpp "
+              f"{E['loop_self_raw']:.1f} ms/msg; echo round trip of the raw "
+              f"client without TCP_NODELAY (-n): "
+              f"{E['rtt_med_raw_nagle']:.2f} ms.")
+        print(f"  per tail -n 10, xmppfs read {E['tail10k_kb']:.0f} KB (10,000 "
+              f"records, {self.logs['10k'][1].stat().st_size / 1e6:.1f} MB) "
+              f"and {E['tail1M_kb']:.0f} KB (1,000,000 records, "
+              f"{self.logs['1M'][1].stat().st_size / 1e6:.0f} MB), "
+              f"FUSE requests included.")
+        print(f"  idle wake-ups per minute: xmppfs "
+              f"{E['idle_wakeups_xmppfs']:.0f}, raw (1 s loop) "
+              f"{E['idle_wakeups_raw']:.0f}; xmppfs RSS after the load "
+              f"{E['rss_after_xmppfs']:.1f} MB (peak {E['hwm_xmppfs']:.1f} MB).")
+
+    def report(self):
+        R = {k: median(v) for k, v in self.results.items()}
+        E = {k: median(v) for k, v in self.extra.items()}
+        P = self.params
+        rows = []
+
+        def row(what, x, base, ratio, target, ok):
+            rows.append((what, x, base, ratio, target,
+                         "-" if ok is None else ("yes" if ok else "NO")))
+
+        if not self.args.roster_only:
+            self.message_rows(R, P, row)
         # the big roster; its targets are for 5,000 items
         nr = P["n_roster"]
         N = f"{nr:,}"
@@ -1063,29 +1100,8 @@ class Bench:
         print("raw = tests/bench/rawclient (libstrophe alone, same TLS and "
               "server); for the process-per-message row it is go-sendxmpp; "
               "for tail it is the same file on the local disk.")
-        print(f"side figures (medians): during throughput Prosody used "
-              f"{E['tp_prosody_xmppfs'] * 100:.0f}% of a core (xmppfs run) / "
-              f"{E['tp_prosody_raw'] * 100:.0f}% (raw run); the receiver "
-              f"{E['tp_rx_xmppfs'] * 100:.0f}% / {E['tp_rx_raw'] * 100:.0f}%; "
-              f"xmppfs {E['tp_xmppfs_cpu'] * 100:.0f}%.")
-        print(f"  with N={P['n_tp']:,}, xmppfs accepted the writes at "
-              f"{E['tp_accept_xmppfs']:.0f} msg/s (all write(2) calls "
-              f"returned); the raw client had them all routed by the server "
-              f"at {E['tp_accept_raw']:.0f} msg/s.")
-        print(f"  shell loops alone (until the last process exited): echo > send "
-              f"{E['loop_self_xmppfs']:.2f} ms/msg, go-sendxmpp "
-              f"{E['loop_self_raw']:.1f} ms/msg; echo round trip of the raw "
-              f"client without TCP_NODELAY (-n): "
-              f"{E['rtt_med_raw_nagle']:.2f} ms.")
-        print(f"  per tail -n 10, xmppfs read {E['tail10k_kb']:.0f} KB (10,000 "
-              f"records, {self.logs['10k'][1].stat().st_size / 1e6:.1f} MB) "
-              f"and {E['tail1M_kb']:.0f} KB (1,000,000 records, "
-              f"{self.logs['1M'][1].stat().st_size / 1e6:.0f} MB), "
-              f"FUSE requests included.")
-        print(f"  idle wake-ups per minute: xmppfs "
-              f"{E['idle_wakeups_xmppfs']:.0f}, raw (1 s loop) "
-              f"{E['idle_wakeups_raw']:.0f}; xmppfs RSS after the load "
-              f"{E['rss_after_xmppfs']:.1f} MB (peak {E['hwm_xmppfs']:.1f} MB).")
+        if not self.args.roster_only:
+            self.message_notes(E, P)
         print(f"big roster: account {BIG}@{DOMAIN} with {N} items (none and "
               f"from, every third named), mounted alone by an xmppfs of its "
               f"own, fresh each round" + ("" if full else
@@ -1163,6 +1179,8 @@ def main():
     ap.add_argument("--reps", type=int, default=0)
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory")
+    ap.add_argument("--roster-only", action="store_true",
+                    help="only the big-roster figures (issue 5)")
     args = ap.parse_args()
     b = None
     try:
