@@ -361,23 +361,92 @@ static bool has_status(xmpp_stanza_t *x, const char *code)
 	return false;
 }
 
+/* Text from the wire for one line of `events` or `subject`: every
+ * control character (TAB, CR, LF, the C1 ones) becomes a space; NULL
+ * stays NULL. */
+static char *one_line_text(const char *s)
+{
+	GString *out;
+
+	if (!s)
+		return NULL;
+	out = g_string_sized_new(strlen(s));
+	for (const char *p = s; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char_validated(p, -1);
+		if (c == (gunichar)-1 || c == (gunichar)-2)
+			break; /* the XML parser let no such text through */
+		if (g_unichar_iscntrl(c))
+			g_string_append_c(out, ' ');
+		else
+			g_string_append_len(out, p, g_utf8_next_char(p) - p);
+	}
+	return g_string_free(out, FALSE);
+}
+
+/* The text of @el's child @name on one line, NULL for none or empty. */
+static char *child_line(xmpp_stanza_t *el, const char *name)
+{
+	g_autofree char *t = el ? acct_child_text(el, name) : NULL;
+
+	return t && *t ? one_line_text(t) : NULL;
+}
+
+/* @word when it is one of @words, else "none": what a hostile room puts
+ * in a role or affiliation never reaches `occupants`. */
+static const char *known_word(const char *word, const char *const *words)
+{
+	return word && g_strv_contains(words, word) ? word : "none";
+}
+
+static const char *const roles[] = {"moderator", "participant", "visitor",
+				     "none", NULL};
+static const char *const affiliations[] = {"owner",   "admin",  "member",
+					    "outcast", "none", NULL};
+
+/* A JID from an attribute in its normalized form, or NULL. */
+static char *valid_jid(const char *s)
+{
+	g_autoptr(Jid) j = s ? jid_parse(s, NULL) : NULL;
+	g_autofree char *bare = j ? jid_bare(j) : NULL;
+
+	if (!j)
+		return NULL;
+	return j->resource ? g_strdup_printf("%s/%s", bare, j->resource)
+			   : g_steal_pointer(&bare);
+}
+
+/* A nick (a resourcepart) in its normalized form, or NULL. */
+static char *valid_nick(const char *s)
+{
+	g_autoptr(Jid) j = s ? jid_new(NULL, "x.invalid", s, NULL) : NULL;
+
+	return j ? g_strdup(j->resource) : NULL;
+}
+
 /* "by NICK: REASON", "REASON", "by NICK" or "" from an <item/> or a
  * <destroy/>. */
 static char *reason_text(xmpp_stanza_t *el)
 {
 	xmpp_stanza_t *actor = el ? xmpp_stanza_get_child_by_name(el, "actor")
 				  : NULL;
-	const char *by = actor ? xmpp_stanza_get_attribute(actor, "nick") : NULL;
-	g_autofree char *why = el ? acct_child_text(el, "reason") : NULL;
-	g_autofree char *by_clean = by ? g_strdup(by) : NULL;
+	g_autofree char *by = one_line_text(
+		actor ? xmpp_stanza_get_attribute(actor, "nick") : NULL);
+	g_autofree char *why = child_line(el, "reason");
 
-	if (by_clean)
-		g_strdelimit(by_clean, "\t\r\n", ' ');
-	if (why && !*why)
-		g_clear_pointer(&why, g_free);
-	return g_strdup_printf("%s%s%s%s", by_clean ? "by " : "",
-			       by_clean ? by_clean : "",
-			       by_clean && why ? ": " : "", why ? why : "");
+	return g_strdup_printf("%s%s%s%s", by ? "by " : "", by ? by : "",
+			       by && why ? ": " : "", why ? why : "");
+}
+
+/* Why the room put us out, after the reason. */
+static const char *removal_cause(xmpp_stanza_t *x)
+{
+	if (has_status(x, "321"))
+		return "affiliation changed";
+	if (has_status(x, "322"))
+		return "the room is members-only now";
+	if (has_status(x, "332"))
+		return "the service shuts down";
+	return NULL;
 }
 
 /* The room put us out (kick, ban, destruction, ...): it is gone from
@@ -387,44 +456,31 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 {
 	xmpp_stanza_t *destroy = x ? xmpp_stanza_get_child_by_name(x, "destroy")
 				   : NULL;
-	const char *kind = "removed";
-	g_autofree char *text = NULL;
+	const char *kind = "removed", *more = NULL;
+	g_autofree char *why = reason_text(destroy ? destroy : item);
+	g_autofree char *alt = NULL;
+	g_autoptr(GString) text = g_string_new(why);
 
 	if (destroy) {
-		const char *alt = xmpp_stanza_get_attribute(destroy, "jid");
-		g_autofree char *why = reason_text(destroy);
-		g_autoptr(Jid) altj = alt ? jid_parse(alt, NULL) : NULL;
+		g_autoptr(Jid) j = jid_parse(
+			xmpp_stanza_get_attribute(destroy, "jid") ?: "", NULL);
 		kind = "destroyed";
-		text = g_strdup_printf("%s%s%s", why,
-				       altj && *why ? "; " : "",
-				       altj ? "moved to " : "");
-		if (altj) {
-			g_autofree char *bare = jid_bare(altj);
-			char *t = g_strconcat(text, bare, NULL);
-			g_free(text);
-			text = t;
-		}
+		alt = j ? jid_bare(j) : NULL;
+		more = alt ? "moved to " : NULL;
+	} else if (has_status(x, "307")) {
+		kind = "kicked";
+	} else if (has_status(x, "301")) {
+		kind = "banned";
 	} else {
-		g_autofree char *why = reason_text(item);
-		if (has_status(x, "307"))
-			kind = "kicked";
-		else if (has_status(x, "301"))
-			kind = "banned";
-		text = g_strdup_printf(
-			"%s%s%s", why,
-			*why && (has_status(x, "321") || has_status(x, "322") ||
-				 has_status(x, "332"))
-				? "; "
-				: "",
-			has_status(x, "321")   ? "affiliation changed"
-			: has_status(x, "322") ? "the room is members-only now"
-			: has_status(x, "332") ? "the service shuts down"
-					       : "");
+		more = removal_cause(x);
 	}
+	if (more)
+		g_string_append_printf(text, "%s%s%s", text->len ? "; " : "",
+				       more, alt ? alt : "");
 	g_hash_table_remove(a->invite_passwords, room);
 	muc_answered(a, room, -ECONNRESET); /* a join or change in flight */
 	rooms_set(a->rooms, room, NULL);
-	acct_event(a, kind, room, text);
+	acct_event(a, kind, room, text->str);
 }
 
 /* Presence from ROOM/NICK: an occupant, or ourselves. */
@@ -452,8 +508,9 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 		rooms_occupant(a->rooms, room, nick, NULL, NULL, NULL);
 		if (has_status(x, "303")) {
 			/* a nick change: the presence of the new nick follows */
-			const char *to = item ? xmpp_stanza_get_attribute(item, "nick")
-					      : NULL;
+			g_autofree char *to = valid_nick(
+				item ? xmpp_stanza_get_attribute(item, "nick")
+				     : NULL);
 			if (self && to)
 				rooms_rename(a->rooms, room, to);
 			return;
@@ -467,11 +524,20 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 		/* else the echo of our going offline: we come back */
 		return;
 	}
-	rooms_occupant(a->rooms, room, nick,
-		       item ? xmpp_stanza_get_attribute(item, "role") : "none",
-		       item ? xmpp_stanza_get_attribute(item, "affiliation")
-			    : "none",
-		       item ? xmpp_stanza_get_attribute(item, "jid") : NULL);
+	{
+		g_autofree char *jid = valid_jid(
+			item ? xmpp_stanza_get_attribute(item, "jid") : NULL);
+		rooms_occupant(
+			a->rooms, room, nick,
+			known_word(item ? xmpp_stanza_get_attribute(item, "role")
+					: NULL,
+				   roles),
+			known_word(item ? xmpp_stanza_get_attribute(
+						  item, "affiliation")
+					: NULL,
+				   affiliations),
+			jid);
+	}
 	if (!has_status(x, "110"))
 		return;
 	/* the server may give us another nick than we asked for (210) */
@@ -524,10 +590,9 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 
 	if (subj && !body) {
 		char *t = xmpp_stanza_get_text(subj);
-		g_autofree char *subject = t ? g_strdup(t) : g_strdup("");
+		g_autofree char *subject = one_line_text(t ? t : "");
 		if (t)
 			xmpp_free(a->ctx, t);
-		g_strdelimit(subject, "\t\r\n", ' ');
 		rooms_set_subject(a->rooms, room, subject);
 		mine = rooms_nick(a->rooms, room);
 		if (nick && !g_strcmp0(nick, mine) &&
@@ -650,36 +715,33 @@ static bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from)
 		xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER);
 	xmpp_stanza_t *inv = user ? xmpp_stanza_get_child_by_name(user, "invite")
 				  : NULL;
-	const char *roomattr, *by, *pwattr = NULL;
-	g_autofree char *room = NULL, *why = NULL, *pw = NULL, *text = NULL;
-	g_autofree char *by_clean = NULL;
+	const char *roomattr;
+	g_autofree char *room = NULL, *by = NULL, *why = NULL, *pw = NULL;
+	g_autofree char *text = NULL;
 
 	/* a mediated one first: Prosody adds an XEP-0249 element to it for
 	 * old clients, without the inviter */
 	if (inv) {
 		roomattr = from;
-		by = xmpp_stanza_get_attribute(inv, "from");
-		why = acct_child_text(inv, "reason");
+		by = valid_jid(xmpp_stanza_get_attribute(inv, "from"));
+		why = child_line(inv, "reason");
 		pw = acct_child_text(user, "password");
 	} else if (direct) {
 		roomattr = xmpp_stanza_get_attribute(direct, "jid");
-		by = from;
-		const char *r = xmpp_stanza_get_attribute(direct, "reason");
-		why = r ? g_strdup(r) : NULL;
-		pwattr = xmpp_stanza_get_attribute(direct, "password");
-		pw = pwattr ? g_strdup(pwattr) : NULL;
+		by = valid_jid(from);
+		why = one_line_text(xmpp_stanza_get_attribute(direct, "reason"));
+		pw = g_strdup(xmpp_stanza_get_attribute(direct, "password"));
 	} else {
 		return false;
 	}
 	room = roomattr ? jid_normalize_bare(roomattr, NULL) : NULL;
-	if (!room)
-		return true; /* an invitation to nowhere */
-	by_clean = g_strdup(by ? by : "someone");
-	g_strdelimit(by_clean, "\t\r\n", ' ');
-	if (why)
-		g_strdelimit(why, "\t\r\n", ' ');
-	text = g_strdup_printf("from %s%s%s", by_clean, why && *why ? ": " : "",
-			       why && *why ? why : "");
+	if (!room || !strchr(room, '@')) {
+		xfs_info("%s: an invitation to no room from %s dropped",
+			 a->cfg->jid, by ? by : "someone");
+		return true;
+	}
+	text = g_strdup_printf("from %s%s%s", by ? by : "someone",
+			       why && *why ? ": " : "", why && *why ? why : "");
 	if (pw && *pw)
 		g_hash_table_replace(a->invite_passwords, g_strdup(room),
 				     g_steal_pointer(&pw));

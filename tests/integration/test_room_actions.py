@@ -350,9 +350,9 @@ def test_kick_and_ban(server, tmp, stack):
     wait_records(m, A, room, [(bnick, "before the kick")])
     held = os.open(rpath(m, A, room, "send"), os.O_WRONLY)
     stack.callback(os.close, held)
-    admin(bob, room, NS_ADMIN, item(reason="too loud", nick=anick, role="none"))
+    admin(bob, room, NS_ADMIN, item(reason="too\nloud", nick=anick, role="none"))
     text = wait_event(ev, "kicked", room)
-    assert text == f"by {bnick}: too loud" or text == "too loud", text
+    assert text == f"by {bnick}: too loud" or text == "too loud", repr(text)
     wait_until(lambda: listed(m, A) == [], timeout=5,
                what=lambda: f"rooms/ to forget {room}: {listed(m, A)}")
     problem = expect_errno(lambda: os.stat(rpath(m, A, room)), errno.ENOENT,
@@ -433,6 +433,18 @@ def test_invitations(server, tmp, stack):
     text = wait_event(ev, "invite", direct)
     assert text == f"from {bob.jid}: come and see" or \
         text == f"from {bob.bare}: come and see", text
+    # what the inviter wrote stays on one line of events: newline, TAB and
+    # a C1 control (NEL) become spaces
+    odd = f"odd-{tag}@{MUC}"
+    bob.send_raw(f"<message to='{A}'><x xmlns='jabber:x:conference' jid='{odd}' "
+                 f"reason='line one&#10;line two&#9;tab&#x85;nel'/></message>")
+    text = wait_event(ev, "invite", odd)
+    assert text.endswith(": line one line two tab nel"), repr(text)
+    lines = [l for l in ev.snapshot() if odd in l]
+    assert len(lines) == 1 and lines[0].count("\t") == 3, lines
+    # an invitation to something that is no room is no event
+    bob.send_raw(f"<message to='{A}'><x xmlns='jabber:x:conference' "
+                 f"jid='not a jid'/></message>")
     # mediated, through a password room: the password comes with it
     room = ROOM(tag)
     bob.join_room(room, bnick)
@@ -442,6 +454,7 @@ def test_invitations(server, tmp, stack):
     text = wait_event(ev, "invite", room)
     assert text.startswith("from ") and text.endswith(": join us"), text
     assert "open sesame" not in text, text
+    assert not [l for l in ev.snapshot() if "not a jid" in l], ev.snapshot()
     # nothing of it in contacts/
     assert room not in os.listdir(m.path(A, "contacts")), os.listdir(m.path(A, "contacts"))
     join(m, A, room)
