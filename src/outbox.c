@@ -4,9 +4,11 @@
  *   "+ ID TO TYPE LEN\n" then LEN bytes of body and "\n"   (accepted)
  *   "- ID\n"                                              (acknowledged)
  * Opening replays it and writes back only what is still pending (to a
- * temporary file renamed over the old one), so it never grows past one
- * session's traffic.  Entries are appended with one write(2), so a crash
- * can only cut the last entry short, and a short entry is ignored. */
+ * temporary file renamed over the old one).  The same happens while
+ * mounted once the file is past OUTBOX_COMPACT_MIN and four times what is
+ * pending, so a mount that runs for months keeps a small file.  Entries
+ * are appended with one write(2), so a crash can only cut the last entry
+ * short, and a short entry is ignored. */
 #include "outbox.h"
 
 #include <errno.h>
@@ -17,6 +19,8 @@
 
 #include "util.h"
 
+#define OUTBOX_COMPACT_MIN (256 * 1024)
+
 struct Outbox {
 	GMutex lock;
 	char *path;
@@ -26,6 +30,8 @@ struct Outbox {
 	guint64 next_seq;  /* protected by lock */
 	GList *watches;    /* of Watch*, protected by lock */
 	guint64 next_token;
+	goffset bytes;        /* of the file, protected by lock */
+	goffset pending_bytes; /* of the entries still pending, likewise */
 };
 
 typedef struct {
@@ -58,8 +64,16 @@ static OutboxItem *item_copy(const OutboxItem *it)
 	return c;
 }
 
+/* What @it takes in the file: its "+" entry and its "-" entry. */
+static goffset entry_bytes(const OutboxItem *it)
+{
+	return 32 + 2 * strlen(it->id) + strlen(it->to) + strlen(it->type) +
+	       strlen(it->body);
+}
+
 static void items_add(Outbox *o, OutboxItem *it)
 {
+	o->pending_bytes += entry_bytes(it);
 	it->seq = ++o->next_seq;
 	g_queue_push_tail(&o->items, it);
 	g_hash_table_insert(o->by_id, it->id, o->items.tail);
@@ -72,6 +86,7 @@ static void items_remove(Outbox *o, const char *id)
 	if (!l)
 		return;
 	g_hash_table_remove(o->by_id, id);
+	o->pending_bytes -= entry_bytes(l->data);
 	outbox_item_free(l->data);
 	g_queue_delete_link(&o->items, l);
 }
@@ -120,18 +135,21 @@ static GString *entry_add(const OutboxItem *it)
 	return s;
 }
 
-/* Write what is pending to a new file and put it in place. */
-static int compact(Outbox *o)
+/* Write what is pending to a new file and put it in place; its size in
+ * *size. */
+static int compact(Outbox *o, goffset *size)
 {
 	g_autofree char *tmp = g_strconcat(o->path, ".new", NULL);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	int ret = 0;
 
+	*size = 0;
 	if (fd < 0)
 		return -errno;
 	for (GList *l = o->items.head; l && !ret; l = l->next) {
 		g_autoptr(GString) e = entry_add(l->data);
 		ret = util_write_all(fd, e->str, e->len);
+		*size += e->len;
 	}
 	if (!ret && fsync(fd) < 0)
 		ret = -errno;
@@ -139,6 +157,26 @@ static int compact(Outbox *o)
 	if (!ret && rename(tmp, o->path) < 0)
 		ret = -errno;
 	return ret;
+}
+
+/* With the lock held: a file mostly of entries that cancel out is
+ * written again with only what is pending.  On failure the old file
+ * stays in use (it is still right, only larger). */
+static void compact_if_worth_it(Outbox *o)
+{
+	goffset size;
+	int fd;
+
+	if (o->bytes < OUTBOX_COMPACT_MIN || o->bytes < 4 * o->pending_bytes)
+		return;
+	if (compact(o, &size) < 0)
+		return;
+	fd = open(o->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return; /* the old descriptor appends to the renamed-over file */
+	close(o->fd);
+	o->fd = fd;
+	o->bytes = size;
 }
 
 Outbox *outbox_open(const char *path, GError **err)
@@ -155,7 +193,7 @@ Outbox *outbox_open(const char *path, GError **err)
 	o->fd = -1;
 	if (g_file_get_contents(path, &data, &len, NULL))
 		replay(o, data, len);
-	ret = compact(o);
+	ret = compact(o, &o->bytes);
 	if (!ret)
 		o->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (ret || o->fd < 0) {
@@ -198,6 +236,7 @@ int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
 	g_mutex_lock(&o->lock);
 	ret = util_write_all(o->fd, e->str, e->len);
 	if (ret == 0) {
+		o->bytes += e->len;
 		items_add(o, it);
 		*item = item_copy(it);
 	}
@@ -236,6 +275,8 @@ void outbox_done(Outbox *o, const char *id)
 		if (util_write_all(o->fd, e, strlen(e)) < 0) {
 			/* it will be sent once more after a remount */
 		}
+		o->bytes += strlen(e);
+		compact_if_worth_it(o);
 		done = take_done_watches(o);
 	}
 	g_mutex_unlock(&o->lock);

@@ -1,0 +1,171 @@
+/* test_outbox.c - the persistent outbox: what is accepted survives a
+ * reopen until it is acknowledged, in order; a journal cut short loses
+ * only its last entry; watches fire once everything up to them is
+ * acknowledged; and the file stays small however long the mount runs. */
+#include "outbox.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char *dir;
+
+static char *journal(const char *name)
+{
+	return g_build_filename(dir, name, NULL);
+}
+
+static Outbox *open_ok(const char *path)
+{
+	g_autoptr(GError) err = NULL;
+	Outbox *o = outbox_open(path, &err);
+
+	g_assert_no_error(err);
+	g_assert_nonnull(o);
+	return o;
+}
+
+static char *add(Outbox *o, const char *to, const char *body)
+{
+	g_autoptr(OutboxItem) it = NULL;
+
+	g_assert_cmpint(outbox_add(o, to, "chat", body, &it), ==, 0);
+	g_assert_cmpstr(it->body, ==, body);
+	return g_strdup(it->id);
+}
+
+static goffset file_size(const char *path)
+{
+	struct stat st;
+
+	g_assert_cmpint(g_stat(path, &st), ==, 0);
+	return st.st_size;
+}
+
+/* Pending items come back after a reopen, in order, with their bodies
+ * (newlines and all); acknowledged ones do not. */
+static void test_survives_reopen(void)
+{
+	g_autofree char *path = journal("reopen");
+	Outbox *o = open_ok(path);
+	g_autofree char *a = add(o, "bob@example.org", "one");
+	g_autofree char *b = add(o, "room@muc.example.org/N%20ick", "two\nlines");
+	g_autofree char *c = add(o, "bob@example.org", "three");
+	g_autoptr(GPtrArray) p = NULL;
+
+	outbox_done(o, b);
+	outbox_done(o, "no-such-id");
+	g_assert_cmpuint(outbox_length(o), ==, 2);
+	outbox_free(o);
+	o = open_ok(path);
+	p = outbox_pending(o);
+	g_assert_cmpuint(p->len, ==, 2);
+	g_assert_cmpstr(((OutboxItem *)p->pdata[0])->id, ==, a);
+	g_assert_cmpstr(((OutboxItem *)p->pdata[0])->body, ==, "one");
+	g_assert_cmpstr(((OutboxItem *)p->pdata[1])->id, ==, c);
+	g_assert_cmpstr(((OutboxItem *)p->pdata[1])->to, ==, "bob@example.org");
+	outbox_free(o);
+}
+
+/* A crash in the middle of an append: the cut entry is lost, the rest
+ * is kept. */
+static void test_cut_short(void)
+{
+	g_autofree char *path = journal("cut");
+	Outbox *o = open_ok(path);
+	g_autofree char *a = add(o, "bob@example.org", "kept");
+	g_autoptr(GPtrArray) p = NULL;
+	g_autofree char *data = NULL;
+	gsize len;
+
+	outbox_free(o);
+	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+	{
+		g_autofree char *more = g_strconcat(
+			data, "+ xfs-cut bob@example.org chat 10\nhalf", NULL);
+		g_assert_true(g_file_set_contents(path, more, -1, NULL));
+	}
+	o = open_ok(path);
+	p = outbox_pending(o);
+	g_assert_cmpuint(p->len, ==, 1);
+	g_assert_cmpstr(((OutboxItem *)p->pdata[0])->id, ==, a);
+	outbox_free(o);
+}
+
+static void count(void *data)
+{
+	(*(int *)data)++;
+}
+
+/* A watch fires once every item up to it left the outbox, and only
+ * then; an unwatched one never. */
+static void test_watches(void)
+{
+	g_autofree char *path = journal("watch");
+	Outbox *o = open_ok(path);
+	g_autoptr(OutboxItem) i1 = NULL, i2 = NULL;
+	guint64 t1, t2;
+	int fired = 0, never = 0;
+
+	g_assert_cmpint(outbox_add(o, "b@x.org", "chat", "1", &i1), ==, 0);
+	g_assert_cmpint(outbox_add(o, "b@x.org", "chat", "2", &i2), ==, 0);
+	g_assert_true(outbox_watch(o, i2->seq, count, &fired, &t1));
+	g_assert_true(outbox_watch(o, i2->seq, count, &never, &t2));
+	outbox_unwatch(o, t2);
+	outbox_done(o, i2->id); /* out of order: i1 still waits */
+	g_assert_cmpint(fired, ==, 0);
+	outbox_done(o, i1->id);
+	g_assert_cmpint(fired, ==, 1);
+	g_assert_cmpint(never, ==, 0);
+	g_assert_false(outbox_watch(o, i2->seq, count, &fired, &t1));
+	outbox_free(o);
+}
+
+/* A long mount: 20,000 messages of 200 bytes go through (4 MB of
+ * journal); the file stays under a megabyte and still holds what is
+ * pending. */
+static void test_stays_small(void)
+{
+	g_autofree char *path = journal("small");
+	g_autofree char *body = g_strnfill(200, 'x');
+	Outbox *o = open_ok(path);
+	g_autofree char *keep = add(o, "bob@example.org", "the one left");
+	goffset largest = 0;
+	g_autoptr(GPtrArray) p = NULL;
+
+	for (int i = 0; i < 20000; i++) {
+		g_autofree char *id = add(o, "bob@example.org", body);
+		outbox_done(o, id);
+		largest = MAX(largest, file_size(path));
+	}
+	g_test_message("largest journal: %" G_GOFFSET_FORMAT " bytes", largest);
+	g_assert_cmpint(largest, <, 1024 * 1024);
+	outbox_free(o);
+	o = open_ok(path);
+	p = outbox_pending(o);
+	g_assert_cmpuint(p->len, ==, 1);
+	g_assert_cmpstr(((OutboxItem *)p->pdata[0])->id, ==, keep);
+	g_assert_cmpstr(((OutboxItem *)p->pdata[0])->body, ==, "the one left");
+	outbox_free(o);
+}
+
+int main(int argc, char **argv)
+{
+	int ret;
+
+	g_test_init(&argc, &argv, NULL);
+	dir = g_dir_make_tmp("test-outbox-XXXXXX", NULL);
+	g_assert_nonnull(dir);
+	g_test_add_func("/outbox/survives-reopen", test_survives_reopen);
+	g_test_add_func("/outbox/cut-short", test_cut_short);
+	g_test_add_func("/outbox/watches", test_watches);
+	g_test_add_func("/outbox/stays-small", test_stays_small);
+	ret = g_test_run();
+	{
+		g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			g_warning("could not remove %s", dir);
+	}
+	g_free(dir);
+	return ret;
+}
