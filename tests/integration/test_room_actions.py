@@ -280,6 +280,9 @@ def test_private_messages(server, tmp, stack):
     n = len(carol.messages)
     write_chunks(os.path.join(pdir, cfile, "send"), "slash back\n")
     carol.wait_message(f"{room}/{anick}", "slash back", since=n)
+    # in the room's log the sender field keeps the slash (it is no file name)
+    peer_says(carol, room, cnick, "said in the room")
+    wait_records(m, A, room, [(cnick, "said in the room")])
     # names that are not a nick's file name are no file
     problem = expect_errno(lambda: os.stat(os.path.join(pdir, "a/b")), errno.ENOENT,
                            "private/a/b")
