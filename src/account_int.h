@@ -108,7 +108,8 @@ struct Account {
 	Rooms *rooms;
 	HistSet *room_hists;
 	char *rooms_dir;        /* DATA/JID/rooms */
-	GHashTable *privates;   /* room -> HistSet*: under lock */
+	GMutex privates_lock;   /* any thread; only around privates */
+	GHashTable *privates;   /* room -> HistSet*, under privates_lock */
 	guint iq_next;
 	/* messages to send, pool thread only: OutMsg*, oldest first */
 	GQueue outq;     /* not sent on this stream yet */

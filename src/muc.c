@@ -31,6 +31,7 @@ typedef struct {
 	PoolReq *req;  /* NULL: a rejoin nobody waits for */
 	AcctRoomOp op;
 	char *id;      /* subject: the message's id, which an error keeps */
+	char *value;   /* nick: the new nick; subject: the subject as shown */
 } RoomWait;
 
 static void room_wait_free(gpointer p)
@@ -38,327 +39,8 @@ static void room_wait_free(gpointer p)
 	RoomWait *w = p;
 
 	g_free(w->id);
+	g_free(w->value);
 	g_free(w);
-}
-
-/* The time of the last record in @room's log (0 if none), and in @seen
- * (if not NULL) the lines of that second. */
-static gint64 last_record_time(Account *a, const char *room, GHashTable *seen)
-{
-	Hist *h = hist_set_get(a->room_hists, room, false, NULL);
-	goffset size = h ? hist_size(h) : 0;
-	char buf[4096];
-	gssize n;
-	gint64 t = 0;
-
-	if (size < 2)
-		return 0;
-	n = hist_pread(h, buf, MIN((goffset)sizeof buf - 1, size),
-		       MAX(0, size - (goffset)sizeof buf + 1));
-	if (n <= 1)
-		return 0;
-	buf[n - 1] = '\0'; /* the last LF */
-	char *line = strrchr(buf, '\n');
-	line = line ? line + 1 : buf;
-	if (strlen(line) >= RECORD_TIME_LEN) {
-		g_autofree char *stamp = g_strndup(line, RECORD_TIME_LEN);
-		record_parse_stamp(stamp, &t);
-	}
-	if (seen && t) {
-		g_auto(GStrv) lines = g_strsplit(buf, "\n", -1);
-		for (char **l = lines; *l; l++)
-			if (!strncmp(*l, line, RECORD_TIME_LEN))
-				g_hash_table_add(seen, g_strdup(*l));
-	}
-	return t;
-}
-
-/* The password to join @room with: an invitation's, else the config's. */
-static const char *room_password(Account *a, const char *room)
-{
-	const char *pw = g_hash_table_lookup(a->invite_passwords, room);
-	const CfgRoom *cr = pw ? NULL : cfg_room(a->cfg, room);
-
-	return pw ? pw : cr ? cr->password : NULL;
-}
-
-/* Presence to ROOM/NICK with the MUC element and a history request that
- * fetches nothing already in the log. */
-static void send_join(Account *a, const char *room, const char *nick)
-{
-	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
-	xmpp_stanza_t *p = acct_own_presence(a, to);
-	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_t *hist = xmpp_stanza_new(a->ctx);
-	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-						 NULL);
-	gint64 last = last_record_time(a, room, seen);
-	const char *password = room_password(a, room);
-
-	xmpp_stanza_set_name(x, "x");
-	xmpp_stanza_set_ns(x, NS_MUC);
-	xmpp_stanza_set_name(hist, "history");
-	/* from the second of the last record: a message later in that same
-	 * second is not lost; those already in the log are in room_seen and
-	 * are not written again (room_message) */
-	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
-	if (last) {
-		char since[RECORD_TIME_LEN + 1];
-		record_format_time(last, since);
-		xmpp_stanza_set_attribute(hist, "since", since);
-	} else {
-		xmpp_stanza_set_attribute(hist, "maxstanzas", "50");
-	}
-	xmpp_stanza_add_child_ex(x, hist, 0);
-	if (password)
-		acct_add_text_child(a, x, "password", password);
-	xmpp_stanza_add_child_ex(p, x, 0);
-	xmpp_send(a->conn, p);
-	xmpp_stanza_release(p);
-}
-
-/* Our presence changed: every room we are in hears it too (a presence
- * to the server reaches contacts, not rooms). */
-void muc_send_presence(Account *a)
-{
-	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
-
-	for (guint i = 0; i < list->len; i++) {
-		const char *room = g_ptr_array_index(list, i);
-		g_autofree char *nick = rooms_nick(a->rooms, room);
-		g_autofree char *to = NULL;
-		xmpp_stanza_t *p;
-		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-
-		if (!nick || (w && w->op == ACCT_ROOM_LEAVE))
-			continue;
-		to = g_strdup_printf("%s/%s", room, nick);
-		p = acct_own_presence(a, to);
-		xmpp_send(a->conn, p);
-		xmpp_stanza_release(p);
-	}
-}
-
-static RoomWait *room_wait(Account *a, const char *room, PoolReq *r,
-			   AcctRoomOp op)
-{
-	RoomWait *w = g_new0(RoomWait, 1);
-	int secs = op == ACCT_ROOM_JOIN    ? ROOM_JOIN_TIMEOUT_S
-		   : op == ACCT_ROOM_LEAVE ? ROOM_LEAVE_TIMEOUT_S
-					   : ROOM_CHANGE_TIMEOUT_S;
-
-	w->req = r;
-	w->op = op;
-	w->head.deadline = g_get_monotonic_time() + secs * G_USEC_PER_SEC;
-	g_hash_table_replace(a->room_waits, g_strdup(room), w);
-	return w;
-}
-
-static bool room_waits_for(Account *a, const char *room, AcctRoomOp op)
-{
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-
-	return w && w->op == op;
-}
-
-/* A refusal that another try will not change: banned, members-only, a
- * wrong password, no such room, the nick taken. */
-static bool refusal_is_final(int err)
-{
-	return err == -EACCES || err == -ENOENT || err == -EEXIST ||
-	       err == -EPERM || err == -EINVAL;
-}
-
-/* A rejoin after a reconnect failed: a final refusal puts the room out of
- * rooms/ (as a kick would); anything else (no answer, the service down)
- * keeps it, to be tried at the next connect. */
-static void rejoin_failed(Account *a, const char *room, int err)
-{
-	g_autofree char *text = NULL;
-
-	if (refusal_is_final(err)) {
-		text = g_strdup_printf("rejoin refused: %s", g_strerror(-err));
-		rooms_set(a->rooms, room, NULL);
-		acct_event(a, "removed", room, text);
-	} else if (err != -ECONNRESET) {
-		text = g_strdup_printf("rejoin failed: %s; trying again at "
-				       "the next connect", g_strerror(-err));
-		acct_event(a, "error", room, text);
-	}
-}
-
-/* The server answered what @room waits for (or the wait ended). */
-static void muc_answered(Account *a, const char *room, int err)
-{
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-
-	if (!w)
-		return;
-	/* left, or not in it after all; a failed nick or subject change
-	 * leaves us where we were */
-	if (w->op == ACCT_ROOM_LEAVE || (w->op == ACCT_ROOM_JOIN && err && w->req))
-		rooms_set(a->rooms, room, NULL);
-	else if (w->op == ACCT_ROOM_JOIN && err)
-		rejoin_failed(a, room, err);
-	if (w->req)
-		pool_complete(w->req, w->op == ACCT_ROOM_LEAVE ? 0 : err);
-	g_hash_table_remove(a->room_waits, room);
-}
-
-static void room_join(Account *a, const char *room, PoolReq *r)
-{
-	const CfgRoom *cr = cfg_room(a->cfg, room);
-	const char *nick = cr && cr->nick ? cr->nick : a->cfg->nick;
-
-	if (rooms_has(a->rooms, room)) {
-		pool_complete(r, -EEXIST);
-		return;
-	}
-	if (!acct_is_online(a)) {
-		pool_complete(r, -ENOTCONN);
-		return;
-	}
-	rooms_set(a->rooms, room, nick);
-	room_wait(a, room, r, ACCT_ROOM_JOIN);
-	send_join(a, room, nick);
-}
-
-static void room_leave(Account *a, const char *room, const char *nick,
-		       PoolReq *r)
-{
-	g_autofree char *to = NULL;
-	xmpp_stanza_t *p;
-
-	if (!acct_is_online(a)) {
-		rooms_set(a->rooms, room, NULL);
-		pool_complete(r, 0);
-		return;
-	}
-	/* the room stays known until the server confirms (muc_answered):
-	 * its confirmation is a presence from the room */
-	to = g_strdup_printf("%s/%s", room, nick);
-	p = xmpp_presence_new(a->ctx);
-	xmpp_stanza_set_type(p, "unavailable");
-	xmpp_stanza_set_to(p, to);
-	xmpp_send(a->conn, p);
-	xmpp_stanza_release(p);
-	room_wait(a, room, r, ACCT_ROOM_LEAVE);
-}
-
-/* A nick change is a presence to the new ROOM/NICK; the server answers
- * with our presence under the new nick, or an error from it. */
-static void room_nick(Account *a, const char *room, const char *old,
-		      const char *nick, PoolReq *r)
-{
-	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
-	xmpp_stanza_t *p;
-
-	if (!strcmp(old, nick)) {
-		pool_complete(r, 0);
-		return;
-	}
-	p = acct_own_presence(a, to);
-	xmpp_send(a->conn, p);
-	xmpp_stanza_release(p);
-	room_wait(a, room, r, ACCT_ROOM_NICK);
-}
-
-/* A subject change is a groupchat message with only a <subject/>; the
- * room answers by sending it to everyone, us too, or with an error. */
-static void room_subject(Account *a, const char *room, const char *subject,
-			 PoolReq *r)
-{
-	g_autofree char *now = rooms_subject(a->rooms, room);
-	g_autofree char *id = acct_next_id(a);
-	xmpp_stanza_t *msg;
-
-	/* Prosody sends nothing for a change that changes nothing */
-	if (!g_strcmp0(now, *subject ? subject : NULL)) {
-		pool_complete(r, 0);
-		return;
-	}
-	msg = xmpp_message_new(a->ctx, "groupchat", room, id);
-	acct_add_text_child(a, msg, "subject", subject);
-	xmpp_send(a->conn, msg);
-	xmpp_stanza_release(msg);
-	room_wait(a, room, r, ACCT_ROOM_SUBJECT)->id = g_steal_pointer(&id);
-}
-
-void acct_room_op(Account *a, const char *room, AcctRoomOp op,
-		  const char *value, PoolReq *r)
-{
-	g_autofree char *nick = NULL;
-	RoomWait *w;
-
-	POOL_ASSERT();
-	if (op == ACCT_ROOM_JOIN) {
-		room_join(a, room, r);
-		return;
-	}
-	nick = rooms_nick(a->rooms, room);
-	if (!nick) {
-		pool_complete(r, -ENOENT);
-		return;
-	}
-	w = g_hash_table_lookup(a->room_waits, room);
-	if (w && (w->req || op != ACCT_ROOM_LEAVE)) {
-		/* one change at a time; a leave replaces a rejoin */
-		pool_complete(r, -EBUSY);
-		return;
-	}
-	if (op == ACCT_ROOM_LEAVE) {
-		room_leave(a, room, nick, r);
-		return;
-	}
-	if (!acct_is_online(a)) {
-		pool_complete(r, -ENOTCONN);
-		return;
-	}
-	if (op == ACCT_ROOM_NICK)
-		room_nick(a, room, nick, value, r);
-	else
-		room_subject(a, room, value, r);
-}
-
-/* At every connect: back into every room we were in. */
-void muc_rejoin(Account *a)
-{
-	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
-
-	for (guint i = 0; i < list->len; i++) {
-		const char *room = g_ptr_array_index(list, i);
-		g_autofree char *nick = rooms_nick(a->rooms, room);
-		if (!nick)
-			continue;
-		room_wait(a, room, NULL, ACCT_ROOM_JOIN);
-		send_join(a, room, nick);
-	}
-}
-
-void muc_expire_waits(Account *a, gint64 now, bool all)
-{
-	g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func(g_free);
-	GHashTableIter it;
-	gpointer k, v;
-
-	g_hash_table_iter_init(&it, a->room_waits);
-	while (g_hash_table_iter_next(&it, &k, &v))
-		if (all || now >= ((RoomWait *)v)->head.deadline)
-			g_ptr_array_add(due, g_strdup(k));
-	for (guint i = 0; i < due->len; i++)
-		muc_answered(a, g_ptr_array_index(due, i),
-			      all ? -ECONNRESET : -ETIMEDOUT);
-}
-
-static bool has_status(xmpp_stanza_t *x, const char *code)
-{
-	for (xmpp_stanza_t *c = x ? xmpp_stanza_get_children(x) : NULL; c;
-	     c = xmpp_stanza_get_next(c))
-		if (xmpp_stanza_is_tag(c) &&
-		    !strcmp(xmpp_stanza_get_name(c), "status") &&
-		    !g_strcmp0(xmpp_stanza_get_attribute(c, "code"), code))
-			return true;
-	return false;
 }
 
 /* Text from the wire for one line of `events` or `subject`: every
@@ -423,6 +105,361 @@ static char *valid_nick(const char *s)
 	return j ? g_strdup(j->resource) : NULL;
 }
 
+/* The time of the last record in @room's log (0 if none), and in @seen
+ * (if not NULL) the lines of that second.  The end of the log is read in
+ * a window large enough to hold the whole last record (first 4 KiB, then
+ * up to 1 MiB for a long one). */
+static gint64 last_record_time(Account *a, const char *room, GHashTable *seen)
+{
+	static const gsize windows[] = {4096, 1024 * 1024};
+	Hist *h = hist_set_get(a->room_hists, room, false, NULL);
+	goffset size = h ? hist_size(h) : 0;
+	g_autofree char *buf = NULL;
+	char *line = NULL;
+	gint64 t = 0;
+
+	if (size < 2)
+		return 0;
+	for (guint w = 0; w < G_N_ELEMENTS(windows) && !line; w++) {
+		gsize want = MIN((goffset)windows[w], size);
+		gssize n;
+
+		g_free(buf);
+		buf = g_malloc(want + 1);
+		n = hist_pread(h, buf, want, size - (goffset)want);
+		if (n <= 1)
+			return 0;
+		buf[n - 1] = '\0'; /* the last LF */
+		line = strrchr(buf, '\n');
+		if (line)
+			line++;
+		else if ((goffset)want == size)
+			line = buf; /* the log is one record */
+	}
+	if (!line || strlen(line) < RECORD_TIME_LEN)
+		return 0;
+	{
+		g_autofree char *stamp = g_strndup(line, RECORD_TIME_LEN);
+		record_parse_stamp(stamp, &t);
+	}
+	if (seen && t) {
+		g_auto(GStrv) lines = g_strsplit(buf, "\n", -1);
+		for (char **l = lines; *l; l++)
+			if (!strncmp(*l, line, RECORD_TIME_LEN))
+				g_hash_table_add(seen, g_strdup(*l));
+	}
+	return t;
+}
+
+/* The password to join @room with: the config's, else an invitation's
+ * (anyone can send one: it never overrides what the user wrote). */
+static const char *room_password(Account *a, const char *room)
+{
+	const CfgRoom *cr = cfg_room(a->cfg, room);
+
+	if (cr && cr->password)
+		return cr->password;
+	return g_hash_table_lookup(a->invite_passwords, room);
+}
+
+/* Presence to ROOM/NICK with the MUC element and a history request that
+ * fetches nothing already in the log. */
+static void send_join(Account *a, const char *room, const char *nick)
+{
+	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
+	xmpp_stanza_t *p = acct_own_presence(a, to);
+	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_t *hist = xmpp_stanza_new(a->ctx);
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+						 NULL);
+	gint64 last = last_record_time(a, room, seen);
+	const char *password = room_password(a, room);
+
+	xmpp_stanza_set_name(x, "x");
+	xmpp_stanza_set_ns(x, NS_MUC);
+	xmpp_stanza_set_name(hist, "history");
+	/* from the second of the last record: a message later in that same
+	 * second is not lost; those already in the log are in room_seen and
+	 * are not written again (room_message) */
+	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+	if (last) {
+		char since[RECORD_TIME_LEN + 1];
+		record_format_time(last, since);
+		xmpp_stanza_set_attribute(hist, "since", since);
+	} else {
+		xmpp_stanza_set_attribute(hist, "maxstanzas", "50");
+	}
+	xmpp_stanza_add_child_ex(x, hist, 0);
+	if (password)
+		acct_add_text_child(a, x, "password", password);
+	xmpp_stanza_add_child_ex(p, x, 0);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+}
+
+/* Our presence changed: every room we are in hears it too (a presence
+ * to the server reaches contacts, not rooms). */
+void muc_send_presence(Account *a)
+{
+	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
+
+	for (guint i = 0; i < list->len; i++) {
+		const char *room = g_ptr_array_index(list, i);
+		g_autofree char *nick = rooms_nick(a->rooms, room);
+		g_autofree char *to = NULL;
+		xmpp_stanza_t *p;
+		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+		/* not to a room we are not in yet: a presence without the
+		 * MUC element would be an old-style join */
+		if (!nick || (w && w->op == ACCT_ROOM_LEAVE) ||
+		    !rooms_joined(a->rooms, room))
+			continue;
+		to = g_strdup_printf("%s/%s", room, nick);
+		p = acct_own_presence(a, to);
+		xmpp_send(a->conn, p);
+		xmpp_stanza_release(p);
+	}
+}
+
+static RoomWait *room_wait(Account *a, const char *room, PoolReq *r,
+			   AcctRoomOp op)
+{
+	RoomWait *w = g_new0(RoomWait, 1);
+	int secs = op == ACCT_ROOM_JOIN    ? ROOM_JOIN_TIMEOUT_S
+		   : op == ACCT_ROOM_LEAVE ? ROOM_LEAVE_TIMEOUT_S
+					   : ROOM_CHANGE_TIMEOUT_S;
+
+	w->req = r;
+	w->op = op;
+	w->head.deadline = g_get_monotonic_time() + secs * G_USEC_PER_SEC;
+	g_hash_table_replace(a->room_waits, g_strdup(room), w);
+	return w;
+}
+
+static bool room_waits_for(Account *a, const char *room, AcctRoomOp op)
+{
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+	return w && w->op == op;
+}
+
+/* Unavailable presence to ROOM/NICK. */
+static void send_leave(Account *a, const char *room)
+{
+	g_autofree char *nick = rooms_nick(a->rooms, room);
+	g_autofree char *to = NULL;
+	xmpp_stanza_t *p;
+
+	if (!nick)
+		return;
+	to = g_strdup_printf("%s/%s", room, nick);
+	p = xmpp_presence_new(a->ctx);
+	xmpp_stanza_set_type(p, "unavailable");
+	xmpp_stanza_set_to(p, to);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+}
+
+/* A refusal that another try will not change: banned, members-only, a
+ * wrong password, no such room. */
+static bool refusal_is_final(int err)
+{
+	/* not a nick conflict: a server that has not yet seen our old
+	 * session go may still hold the nick */
+	return err == -EACCES || err == -ENOENT || err == -EPERM ||
+	       err == -EINVAL;
+}
+
+/* A rejoin after a reconnect failed: a final refusal puts the room out of
+ * rooms/ (as a kick would); anything else (no answer, the service down)
+ * keeps it, to be tried at the next connect. */
+static void rejoin_failed(Account *a, const char *room, int err)
+{
+	g_autofree char *text = NULL;
+
+	if (refusal_is_final(err)) {
+		text = g_strdup_printf("rejoin refused: %s", g_strerror(-err));
+		rooms_set(a->rooms, room, NULL);
+		acct_event(a, "removed", room, text);
+	} else if (err != -ECONNRESET) {
+		text = g_strdup_printf("rejoin failed: %s; trying again at "
+				       "the next connect", g_strerror(-err));
+		acct_event(a, "error", room, text);
+	}
+}
+
+/* The server answered what @room waits for (or the wait ended). */
+static void muc_answered(Account *a, const char *room, int err)
+{
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+	if (!w)
+		return;
+	/* left, or not in it after all; a failed nick or subject change
+	 * leaves us where we were */
+	if (w->op == ACCT_ROOM_JOIN && err == -ETIMEDOUT && acct_is_online(a))
+		send_leave(a, room); /* should the room let us in after all */
+	if (w->op == ACCT_ROOM_LEAVE || (w->op == ACCT_ROOM_JOIN && err && w->req))
+		rooms_set(a->rooms, room, NULL);
+	else if (w->op == ACCT_ROOM_JOIN && err)
+		rejoin_failed(a, room, err);
+	if (w->req)
+		pool_complete(w->req, w->op == ACCT_ROOM_LEAVE ? 0 : err);
+	g_hash_table_remove(a->room_waits, room);
+}
+
+static void room_join(Account *a, const char *room, PoolReq *r)
+{
+	const CfgRoom *cr = cfg_room(a->cfg, room);
+	const char *nick = cr && cr->nick ? cr->nick : a->cfg->nick;
+
+	if (rooms_has(a->rooms, room)) {
+		pool_complete(r, -EEXIST);
+		return;
+	}
+	if (!acct_is_online(a)) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	rooms_set(a->rooms, room, nick);
+	room_wait(a, room, r, ACCT_ROOM_JOIN);
+	send_join(a, room, nick);
+}
+
+static void room_leave(Account *a, const char *room, PoolReq *r)
+{
+	if (!acct_is_online(a)) {
+		rooms_set(a->rooms, room, NULL);
+		pool_complete(r, 0);
+		return;
+	}
+	/* the room stays known until the server confirms (muc_answered):
+	 * its confirmation is a presence from the room */
+	send_leave(a, room);
+	room_wait(a, room, r, ACCT_ROOM_LEAVE);
+}
+
+/* A nick change is a presence to the new ROOM/NICK; the server answers
+ * with our presence under the new nick, or an error from it. */
+static void room_nick(Account *a, const char *room, const char *old,
+		      const char *nick, PoolReq *r)
+{
+	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
+	xmpp_stanza_t *p;
+
+	if (!strcmp(old, nick)) {
+		pool_complete(r, 0);
+		return;
+	}
+	p = acct_own_presence(a, to);
+	xmpp_send(a->conn, p);
+	xmpp_stanza_release(p);
+	room_wait(a, room, r, ACCT_ROOM_NICK)->value = g_strdup(nick);
+}
+
+/* A subject change is a groupchat message with only a <subject/>; the
+ * room answers by sending it to everyone, us too, or with an error. */
+static void room_subject(Account *a, const char *room, const char *subject,
+			 PoolReq *r)
+{
+	g_autofree char *now = rooms_subject(a->rooms, room);
+	g_autofree char *shown = one_line_text(subject);
+	g_autofree char *id = acct_next_id(a);
+	xmpp_stanza_t *msg;
+	RoomWait *w;
+
+	/* Prosody sends nothing for a change that changes nothing */
+	if (!g_strcmp0(now ? now : "", shown)) {
+		pool_complete(r, 0);
+		return;
+	}
+	msg = xmpp_message_new(a->ctx, "groupchat", room, id);
+	acct_add_text_child(a, msg, "subject", subject);
+	xmpp_send(a->conn, msg);
+	xmpp_stanza_release(msg);
+	w = room_wait(a, room, r, ACCT_ROOM_SUBJECT);
+	w->id = g_steal_pointer(&id);
+	w->value = g_steal_pointer(&shown);
+}
+
+void acct_room_op(Account *a, const char *room, AcctRoomOp op,
+		  const char *value, PoolReq *r)
+{
+	g_autofree char *nick = NULL;
+	RoomWait *w;
+
+	POOL_ASSERT();
+	if (op == ACCT_ROOM_JOIN) {
+		room_join(a, room, r);
+		return;
+	}
+	nick = rooms_nick(a->rooms, room);
+	if (!nick) {
+		pool_complete(r, -ENOENT);
+		return;
+	}
+	w = g_hash_table_lookup(a->room_waits, room);
+	if (w && (w->req || op != ACCT_ROOM_LEAVE)) {
+		/* one change at a time; a leave replaces a rejoin */
+		pool_complete(r, -EBUSY);
+		return;
+	}
+	if (op == ACCT_ROOM_LEAVE) {
+		room_leave(a, room, r);
+		return;
+	}
+	if (!acct_is_online(a)) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	if (op == ACCT_ROOM_NICK)
+		room_nick(a, room, nick, value, r);
+	else
+		room_subject(a, room, value, r);
+}
+
+/* At every connect: back into every room we were in. */
+void muc_rejoin(Account *a)
+{
+	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
+
+	for (guint i = 0; i < list->len; i++) {
+		const char *room = g_ptr_array_index(list, i);
+		g_autofree char *nick = rooms_nick(a->rooms, room);
+		if (!nick)
+			continue;
+		room_wait(a, room, NULL, ACCT_ROOM_JOIN);
+		send_join(a, room, nick);
+	}
+}
+
+void muc_expire_waits(Account *a, gint64 now, bool all)
+{
+	g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, a->room_waits);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		if (all || now >= ((RoomWait *)v)->head.deadline)
+			g_ptr_array_add(due, g_strdup(k));
+	for (guint i = 0; i < due->len; i++)
+		muc_answered(a, g_ptr_array_index(due, i),
+			      all ? -ECONNRESET : -ETIMEDOUT);
+}
+
+static bool has_status(xmpp_stanza_t *x, const char *code)
+{
+	for (xmpp_stanza_t *c = x ? xmpp_stanza_get_children(x) : NULL; c;
+	     c = xmpp_stanza_get_next(c))
+		if (xmpp_stanza_is_tag(c) &&
+		    !strcmp(xmpp_stanza_get_name(c), "status") &&
+		    !g_strcmp0(xmpp_stanza_get_attribute(c, "code"), code))
+			return true;
+	return false;
+}
+
 /* "by NICK: REASON", "REASON", "by NICK" or "" from an <item/> or a
  * <destroy/>. */
 static char *reason_text(xmpp_stanza_t *el)
@@ -444,8 +481,6 @@ static const char *removal_cause(xmpp_stanza_t *x)
 		return "affiliation changed";
 	if (has_status(x, "322"))
 		return "the room is members-only now";
-	if (has_status(x, "332"))
-		return "the service shuts down";
 	return NULL;
 }
 
@@ -461,6 +496,20 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 	g_autofree char *alt = NULL;
 	g_autoptr(GString) text = g_string_new(why);
 
+	if (!destroy && (has_status(x, "332") || has_status(x, "333"))) {
+		/* the service shuts down or failed: not the room's decision
+		 * about us, so it stays ours and is rejoined at the next
+		 * connect */
+		g_string_append_printf(text, "%sthe room's service %s; rejoined "
+				       "at the next connect",
+				       text->len ? "; " : "",
+				       has_status(x, "332") ? "shuts down"
+							    : "failed");
+		muc_answered(a, room, -ECONNRESET);
+		rooms_set_joined(a->rooms, room, false);
+		acct_event(a, "error", room, text->str);
+		return;
+	}
 	if (destroy) {
 		g_autoptr(Jid) j = jid_parse(
 			xmpp_stanza_get_attribute(destroy, "jid") ?: "", NULL);
@@ -481,6 +530,27 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 	muc_answered(a, room, -ECONNRESET); /* a join or change in flight */
 	rooms_set(a->rooms, room, NULL);
 	acct_event(a, kind, room, text->str);
+}
+
+/* We made the room (201): accept the default configuration, so that a
+ * server that locks new rooms (XEP-0045 §10.1.2) opens it to others. */
+static void unlock_new_room(Account *a, const char *room)
+{
+	g_autofree char *id = acct_next_id(a);
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", id);
+	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_t *form = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_to(iq, room);
+	xmpp_stanza_set_name(q, "query");
+	xmpp_stanza_set_ns(q, "http://jabber.org/protocol/muc#owner");
+	xmpp_stanza_set_name(form, "x");
+	xmpp_stanza_set_ns(form, "jabber:x:data");
+	xmpp_stanza_set_type(form, "submit");
+	xmpp_stanza_add_child_ex(q, form, 0);
+	xmpp_stanza_add_child_ex(iq, q, 0);
+	xmpp_send(a->conn, iq);
+	xmpp_stanza_release(iq);
 }
 
 /* Presence from ROOM/NICK: an occupant, or ourselves. */
@@ -542,9 +612,15 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 		return;
 	/* the server may give us another nick than we asked for (210) */
 	rooms_rename(a->rooms, room, nick);
-	if (room_waits_for(a, room, ACCT_ROOM_JOIN) ||
-	    room_waits_for(a, room, ACCT_ROOM_NICK))
+	rooms_set_joined(a->rooms, room, true);
+	if (has_status(x, "201"))
+		unlock_new_room(a, room);
+	if (room_waits_for(a, room, ACCT_ROOM_JOIN))
 		muc_answered(a, room, 0);
+	else if (room_waits_for(a, room, ACCT_ROOM_NICK) &&
+		 !g_strcmp0(nick, ((RoomWait *)g_hash_table_lookup(
+					   a->room_waits, room))->value))
+		muc_answered(a, room, 0); /* not a presence under the old nick */
 }
 
 /* History (a delayed message) whose records are all among the lines of
@@ -593,10 +669,14 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 		g_autofree char *subject = one_line_text(t ? t : "");
 		if (t)
 			xmpp_free(a->ctx, t);
+		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
 		rooms_set_subject(a->rooms, room, subject);
 		mine = rooms_nick(a->rooms, room);
-		if (nick && !g_strcmp0(nick, mine) &&
-		    room_waits_for(a, room, ACCT_ROOM_SUBJECT))
+		/* ours comes back from our nick (Prosody) or, from a server
+		 * that sends it as the room's, with our text */
+		if (w && w->op == ACCT_ROOM_SUBJECT &&
+		    ((nick && !g_strcmp0(nick, mine)) ||
+		     !g_strcmp0(subject, w->value)))
 			muc_answered(a, room, 0);
 		return;
 	}
@@ -623,7 +703,7 @@ HistSet *acct_private_hists(Account *a, const char *room)
 {
 	HistSet *s;
 
-	g_mutex_lock(&a->lock);
+	g_mutex_lock(&a->privates_lock);
 	s = g_hash_table_lookup(a->privates, room);
 	if (!s) {
 		g_autoptr(GError) err = NULL;
@@ -635,7 +715,7 @@ HistSet *acct_private_hists(Account *a, const char *room)
 		else
 			xfs_warn("%s: %s", a->cfg->jid, err->message);
 	}
-	g_mutex_unlock(&a->lock);
+	g_mutex_unlock(&a->privates_lock);
 	return s;
 }
 
@@ -742,7 +822,9 @@ static bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from)
 	}
 	text = g_strdup_printf("from %s%s%s", by ? by : "someone",
 			       why && *why ? ": " : "", why && *why ? why : "");
-	if (pw && *pw)
+	/* not for a room we are in: a stranger's invitation must not change
+	 * the password we rejoin with */
+	if (pw && *pw && !rooms_has(a->rooms, room))
 		g_hash_table_replace(a->invite_passwords, g_strdup(room),
 				     g_steal_pointer(&pw));
 	acct_event(a, "invite", room, text);
@@ -833,6 +915,7 @@ void muc_init(Account *a, const char *dir)
 		g_str_hash, g_str_equal, g_free, (GDestroyNotify)cfg_password_free);
 	a->privates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    (GDestroyNotify)hist_set_free);
+	g_mutex_init(&a->privates_lock);
 	a->rooms_dir = g_build_filename(dir, "rooms", NULL);
 	a->rooms = rooms_new(list);
 	a->room_hists = hist_set_new(a->rooms_dir, NULL);
@@ -844,6 +927,7 @@ void muc_free(Account *a)
 	g_clear_pointer(&a->room_seen, g_hash_table_unref);
 	g_clear_pointer(&a->invite_passwords, g_hash_table_unref);
 	g_clear_pointer(&a->privates, g_hash_table_unref);
+	g_mutex_clear(&a->privates_lock);
 	g_clear_pointer(&a->rooms, rooms_free);
 	g_clear_pointer(&a->room_hists, hist_set_free);
 	g_clear_pointer(&a->rooms_dir, g_free);
@@ -883,8 +967,10 @@ bool muc_message_from(Account *a, xmpp_stanza_t *msg, const char *bare,
 	if (type && !strcmp(type, "groupchat"))
 		return true; /* from a room we are not in */
 	if (resource &&
-	    xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER)) {
-		/* a private message from a room we left */
+	    xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER) &&
+	    hist_set_get(a->room_hists, bare, false, NULL)) {
+		/* a private message from a room we left (one we were in: not
+		 * anyone's chat message dressed up as a room's) */
 		muc_private_message(a, msg, bare, resource);
 		return true;
 	}

@@ -1,4 +1,8 @@
-/* rooms.c - see rooms.h.  The file is a GKeyFile: [rooms] ROOM=NICK. */
+/* rooms.c - see rooms.h.  The file has one line per room, ROOM<TAB>NICK
+ * (neither holds a TAB or LF: both are validated JID parts).  An older
+ * xmppfs wrote a GKeyFile ([rooms] ROOM=NICK), which cannot hold a room
+ * whose name starts with '#' or holds '=', '[' or ']' (IRC gateways'
+ * rooms do); it is still read. */
 #include "rooms.h"
 
 #include <string.h>
@@ -12,6 +16,7 @@ typedef struct {
 typedef struct {
 	char *nick;
 	char *subject;
+	bool joined;           /* the room confirmed us on this stream */
 	GHashTable *occupants; /* nick -> Occupant* */
 } Room;
 
@@ -54,34 +59,27 @@ static Room *room_new(const char *nick)
 /* With the lock held. */
 static void save(Rooms *r)
 {
-	g_autoptr(GKeyFile) kf = g_key_file_new();
+	GString *out = g_string_new(NULL);
 	GHashTableIter it;
 	gpointer k, v;
 
 	g_hash_table_iter_init(&it, r->rooms);
 	while (g_hash_table_iter_next(&it, &k, &v))
-		g_key_file_set_string(kf, "rooms", k, ((Room *)v)->nick);
-	{
-		/* private like every file of the data directory */
-		gsize len;
-		g_autofree char *data = g_key_file_to_data(kf, &len, NULL);
-		g_file_set_contents_full(r->path, data, len,
-					 G_FILE_SET_CONTENTS_CONSISTENT, 0600,
-					 NULL);
-	}
+		g_string_append_printf(out, "%s\t%s\n", (char *)k,
+				       ((Room *)v)->nick);
+	/* private like every file of the data directory */
+	g_file_set_contents_full(r->path, out->str, out->len,
+				 G_FILE_SET_CONTENTS_CONSISTENT, 0600, NULL);
+	g_string_free(out, TRUE);
 }
 
-Rooms *rooms_new(const char *path)
+/* The format of an older xmppfs: [rooms] ROOM=NICK. */
+static void load_keyfile(Rooms *r, const char *data, gsize len)
 {
-	Rooms *r = g_new0(Rooms, 1);
 	g_autoptr(GKeyFile) kf = g_key_file_new();
 	g_auto(GStrv) keys = NULL;
 
-	g_mutex_init(&r->lock);
-	r->path = g_strdup(path);
-	r->rooms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					 room_free);
-	if (g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL))
+	if (g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, NULL))
 		keys = g_key_file_get_keys(kf, "rooms", NULL, NULL);
 	for (char **k = keys; k && *k; k++) {
 		g_autofree char *nick = g_key_file_get_string(kf, "rooms", *k,
@@ -89,6 +87,35 @@ Rooms *rooms_new(const char *path)
 		if (nick && *nick)
 			g_hash_table_insert(r->rooms, g_strdup(*k),
 					    room_new(nick));
+	}
+}
+
+Rooms *rooms_new(const char *path)
+{
+	Rooms *r = g_new0(Rooms, 1);
+	g_autofree char *data = NULL;
+	gsize len = 0;
+
+	g_mutex_init(&r->lock);
+	r->path = g_strdup(path);
+	r->rooms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					 room_free);
+	if (!g_file_get_contents(path, &data, &len, NULL))
+		return r;
+	if (g_str_has_prefix(data, "[rooms]")) {
+		load_keyfile(r, data, len);
+		return r;
+	}
+	{
+		g_auto(GStrv) lines = g_strsplit(data, "\n", -1);
+		for (char **l = lines; *l; l++) {
+			char *tab = strchr(*l, '\t');
+			if (!tab || tab == *l || !tab[1])
+				continue;
+			*tab = '\0';
+			g_hash_table_insert(r->rooms, g_strdup(*l),
+					    room_new(tab + 1));
+		}
 	}
 	return r;
 }
@@ -227,9 +254,37 @@ void rooms_clear_occupants(Rooms *r)
 
 	g_mutex_lock(&r->lock);
 	g_hash_table_iter_init(&it, r->rooms);
-	while (g_hash_table_iter_next(&it, NULL, &v))
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		g_hash_table_remove_all(((Room *)v)->occupants);
+		((Room *)v)->joined = false;
+	}
 	g_mutex_unlock(&r->lock);
+}
+
+void rooms_set_joined(Rooms *r, const char *room, bool joined)
+{
+	Room *rm;
+
+	g_mutex_lock(&r->lock);
+	rm = g_hash_table_lookup(r->rooms, room);
+	if (rm) {
+		rm->joined = joined;
+		if (!joined)
+			g_hash_table_remove_all(rm->occupants);
+	}
+	g_mutex_unlock(&r->lock);
+}
+
+bool rooms_joined(Rooms *r, const char *room)
+{
+	Room *rm;
+	bool joined;
+
+	g_mutex_lock(&r->lock);
+	rm = g_hash_table_lookup(r->rooms, room);
+	joined = rm && rm->joined;
+	g_mutex_unlock(&r->lock);
+	return joined;
 }
 
 void rooms_set_subject(Rooms *r, const char *room, const char *subject)

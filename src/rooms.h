@@ -31,7 +31,11 @@ char *rooms_subject(Rooms *r, const char *room);
 void rooms_occupant(Rooms *r, const char *room, const char *nick,
 		    const char *role, const char *affiliation,
 		    const char *jid);
+/* The stream went down: no room has us or its occupants any more. */
 void rooms_clear_occupants(Rooms *r);
+/* The room confirmed us (or we are out of it, and its occupants gone). */
+void rooms_set_joined(Rooms *r, const char *room, bool joined);
+bool rooms_joined(Rooms *r, const char *room);
 void rooms_set_subject(Rooms *r, const char *room, const char *subject);
 
 /* The texts of rooms/ROOM/{nick,subject,occupants}. */

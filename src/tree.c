@@ -48,6 +48,7 @@ Tree *tree_new(Pool *pool)
 	Tree *t = g_new0(Tree, 1);
 
 	g_mutex_init(&t->lock);
+	g_mutex_init(&t->contact_lock);
 	t->by_ino = g_hash_table_new(g_int64_hash, g_int64_equal);
 	t->next_ino = TREE_ROOT_INO;
 	t->root = node_add(t, NULL, NODE_ROOT, "", NULL);
@@ -182,6 +183,7 @@ void tree_free(Tree *t)
 		node_free(v);
 	g_hash_table_unref(t->by_ino);
 	g_mutex_clear(&t->lock);
+	g_mutex_clear(&t->contact_lock);
 	g_free(t);
 }
 

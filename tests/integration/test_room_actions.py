@@ -23,7 +23,7 @@ from test_rooms import (BNICK, DOM, J, MUC, ROOM, _rd_or_err, expect_errno,
                         wait_in_room, wait_occupants, wait_records,
                         write_chunks)
 
-TAGS = ("nk", "sj", "sr", "pm", "pw", "mo", "kb", "ds", "iv", "rs", "st", "rb")
+TAGS = ("nk", "sj", "sr", "pm", "pw", "mo", "kb", "ds", "iv", "rs", "st", "rb", "lk", "hn")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -418,6 +418,45 @@ def test_room_destroyed(server, tmp, stack):
     assert text == f"moving house; moved to elsewhere@{MUC}", text
     wait_until(lambda: listed(m, A) == [], timeout=5,
                what=lambda: f"rooms/ to forget {room}: {listed(m, A)}")
+
+
+# --------------------------------------------------------------------------
+# rooms xmppfs makes, and room names
+
+def test_new_room_on_a_locking_service_is_open_to_others(server, tmp, stack):
+    """Prosody (like most servers) locks a room it creates until its owner
+    configures it; mkdir made the room, so xmppfs accepts the default
+    configuration and the others can come in."""
+    tag = "lk"
+    A, bnick = J(tag), BNICK(tag)
+    room = f"{tag}-room@locked.localhost"
+    m = mount(stack, server, tmp, tag, f"{tag}-mount")
+    join(m, A, room)
+    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
+    bob.join_room(room, bnick)      # fails with item-not-found while locked
+    wait_occupants(m, A, room, lambda o: bnick in [x[0] for x in o],
+                   f"to list {bnick}")
+
+
+def test_room_names_a_key_file_cannot_hold_survive_a_remount(server, tmp, stack):
+    """IRC gateways name rooms '#chan%irc.example.org@...'; a room list
+    kept as a GLib key file lost those (a line starting with '#' is a
+    comment there) and could not store '=' or '[' at all."""
+    tag = "hn"
+    A = J(tag)
+    rooms = [f"#{tag}%irc.example.org@{MUC}", f"{tag}=a[b]@{MUC}"]
+    m = mount(stack, server, tmp, tag, f"{tag}-mount")
+    for r in rooms:
+        join(m, A, r)
+    assert listed(m, A) == sorted(rooms), listed(m, A)
+    m.close()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    assert listed(m, A) == sorted(rooms), listed(m, A)
+    for r in rooms:
+        wait_until(lambda: rd(m, A, r, "nick") == f"{tag}-a\n" and
+                   [o for o in occupants(m, A, r) if o[0] == f"{tag}-a"],
+                   timeout=10, what=lambda: f"to be back in {r}")
 
 
 # --------------------------------------------------------------------------
