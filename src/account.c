@@ -818,16 +818,64 @@ static char *message_text(xmpp_stanza_t *msg)
 	return copy;
 }
 
+void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
+		      gint64 t, bool archived)
+{
+	g_autoptr(GError) err = NULL;
+	g_autofree char *text = NULL, *bare = jid_bare(jid), *peer = NULL;
+	g_autofree char *full = NULL;
+	g_autoptr(GString) rec = NULL;
+	const char *sender = bare;
+	Hist *h;
+
+	if (!(text = message_text(msg)))
+		return;
+	if (!text_is_clean(text, strlen(text), true)) {
+		/* the records must stay one per line */
+		g_strdelimit(text, "\r\v\f", ' ');
+	}
+	if (archived && !strcmp(bare, a->cfg->jid)) {
+		/* what another client of ours sent */
+		const char *to = xmpp_stanza_get_to(msg);
+		peer = to ? jid_normalize_bare(to, NULL) : NULL;
+		if (!peer || !strcmp(peer, a->cfg->jid))
+			return;
+	}
+	h = hist_set_get(a->hists, peer ? peer : bare, true, &err);
+	if (!h) {
+		xfs_warn("%s: message from %s not logged: %s", a->cfg->jid,
+			 bare, err->message);
+		return;
+	}
+	rec = g_string_new(NULL);
+	record_append(rec, t, sender, text);
+	hist_append(h, rec->str, rec->len);
+	if (peer)
+		return; /* our own words are no event */
+	if (g_str_has_prefix(text, "[error: ")) {
+		/* "[error: cond] rest" -> "message cond rest" */
+		g_autofree char *ev = g_strdup_printf("message %s", text + 8);
+		char *close = strchr(ev, ']');
+		if (close)
+			memmove(close, close + 1, strlen(close));
+		full = jid->resource ? g_strdup_printf("%s/%s", bare,
+						       jid->resource)
+				     : g_strdup(bare);
+		acct_event(a, "error", full, ev);
+	} else {
+		acct_event(a, "message", bare, text);
+	}
+}
+
 static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 {
 	Account *a = ud;
 	const char *from = xmpp_stanza_get_from(msg);
 	g_autoptr(GError) err = NULL;
 	g_autoptr(Jid) jid = from ? jid_parse(from, &err) : NULL;
-	g_autofree char *text = NULL, *bare = NULL;
-	g_autoptr(GString) rec = NULL;
-	Hist *h;
 
+	if (mam_message(a, msg))
+		return 1; /* a result of our archive query */
 	if (!jid) {
 		xfs_warn("%s: message dropped: sender '%s' is not a valid JID "
 			 "(%s)", a->cfg->jid, from ? from : "(none)",
@@ -839,31 +887,9 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 		if (muc_message_from(a, msg, room, jid->resource, from))
 			return 1;
 	}
-	if (!(text = message_text(msg)))
-		return 1;
-	if (!text_is_clean(text, strlen(text), true)) {
-		/* the records must stay one per line */
-		g_strdelimit(text, "\r\v\f", ' ');
-	}
-	bare = jid_bare(jid);
-	h = hist_set_get(a->hists, bare, true, &err);
-	if (!h) {
-		xfs_warn("%s: message from %s not logged: %s", a->cfg->jid,
-			 bare, err->message);
-		return 1;
-	}
-	rec = g_string_new(NULL);
-	record_append(rec, acct_message_time(msg), bare, text);
-	hist_append(h, rec->str, rec->len);
-	if (g_str_has_prefix(text, "[error: ")) {
-		/* "[error: cond] rest" -> "message cond rest" */
-		g_autofree char *ev = g_strdup_printf("message %s", text + 8);
-		char *close = strchr(ev, ']');
-		if (close)
-			memmove(close, close + 1, strlen(close));
-		acct_event(a, "error", from, ev);
-	} else
-		acct_event(a, "message", bare, text);
+	if (mam_seen_live(a, msg))
+		return 1; /* the archive gave it to us already */
+	acct_log_message(a, msg, jid, acct_message_time(msg), false);
 	return 1;
 }
 
@@ -1318,7 +1344,9 @@ static void on_connect(Account *a)
 	xmpp_handler_add(a->conn, message_handler, NULL, "message", NULL, a);
 	sm_enable(a);
 	roster_fetch(a);
+	mam_before_presence(a);
 	send_presence(a);
+	mam_after_presence(a);
 	muc_rejoin(a);
 	set_state(a, ACCT_ONLINE, NULL);
 	flush_outq(a);
@@ -2149,6 +2177,7 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	a->iq_calls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    iqwait_free);
 	muc_init(a, dir);
+	mam_init(a, dir);
 	g_queue_init(&a->outq);
 	g_queue_init(&a->inflight);
 	{
@@ -2241,6 +2270,7 @@ void acct_free(Account *a)
 	g_clear_pointer(&a->iq_waits, g_hash_table_unref);
 	g_clear_pointer(&a->iq_calls, g_hash_table_unref);
 	muc_free(a);
+	mam_free(a);
 	g_free(a->bound_jid);
 	g_free(a->server);
 	g_free(a->tls_desc);

@@ -11,6 +11,7 @@
 
 #include "account.h"
 #include "history.h"
+#include "jid.h"
 #include "outbox.h"
 #include "rooms.h"
 #include "roster.h"
@@ -114,6 +115,13 @@ struct Account {
 	/* messages to send, pool thread only: OutMsg*, oldest first */
 	GQueue outq;     /* not sent on this stream yet */
 	GQueue inflight; /* sent, waiting for the server's <a h=''/> */
+	/* the archive (mam.c), pool thread only */
+	char *mam_path;       /* DATA/JID/mam: the last archive id seen */
+	char *mam_last;       /* NULL: none yet */
+	char *mam_query;      /* queryid of the query in flight, or NULL */
+	bool mam_probe;       /* that query only learns the newest id */
+	bool mam_off;         /* the server has no archive for us */
+	GHashTable *mam_seen; /* archive ids logged on this stream */
 };
 
 /* ---- account.c, for muc.c ---- */
@@ -146,8 +154,30 @@ typedef struct {
 /* The earliest deadline in a table whose values start with a WaitHead,
  * G_MAXINT64 when it is empty. */
 gint64 acct_waits_due(GHashTable *waits);
+/* A chat message (or a bounce) from @jid: a record in its conversation at
+ * @t, and an event.  @archived: it comes from our archive, where what we
+ * sent from another client is ours (recorded, no event). */
+void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
+		      gint64 t, bool archived);
 /* On a stream that is up and not closing. */
 bool acct_is_online(Account *a);
+
+/* ---- mam.c, for account.c ---- */
+
+/* Load and free the archive state (@dir: DATA/JID). */
+void mam_init(Account *a, const char *dir);
+void mam_free(Account *a);
+/* At a connect, before the initial presence: fetch what the archive has
+ * after the last message we saw (then the server sends no offline
+ * messages as well).  After the presence, when we know of no last
+ * message yet: learn the archive's newest id. */
+void mam_before_presence(Account *a);
+void mam_after_presence(Account *a);
+/* @msg is a result of our query: handled, true. */
+bool mam_message(Account *a, xmpp_stanza_t *msg);
+/* A live message: note its archive id; true when it is one the archive
+ * gave us already (not to be logged twice). */
+bool mam_seen_live(Account *a, xmpp_stanza_t *msg);
 
 /* ---- muc.c, for account.c ---- */
 

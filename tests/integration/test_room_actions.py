@@ -210,6 +210,7 @@ def test_subject_refused_is_eacces(server, tmp, stack):
                  f"<subject>Owner's topic</subject></message>")
     wait_until(lambda: rd(m, A, room, "subject") == "Owner's topic\n", timeout=5,
                what=lambda: f"the owner's subject; now {_rd_or_err(m, A, room, 'subject')!r}")
+    bob.wait_subject(f"{room}/{bnick}", "Owner's topic")   # its own, back
     since = len(bob.subjects)
     problem = expect_errno(lambda: write_value(rpath(m, A, room, "subject"), "mine\n"),
                            errno.EACCES, "a participant setting the subject")

@@ -1,0 +1,238 @@
+/* mam.c - catching up from the server's archive (XEP-0313), so that a
+ * message that arrived while the mount was offline or unmounted is in its
+ * conversation's log even when another client of the account took it
+ * (SPEC "Nothing is lost").
+ *
+ * The id of the last archived message we logged is kept in DATA/JID/mam.
+ * At a connect, before the initial presence, we ask for everything after
+ * it, page by page; a server that saw our query then sends no offline
+ * messages as well (Prosody), and live ones that the archive also returns
+ * are logged once, by their archive id (<stanza-id/>).  With no id yet
+ * (the first mount) nothing old is fetched: after the presence (and the
+ * offline messages it brings) we only learn the newest id.
+ *
+ * Part of the account layer (account_int.h): pool thread only.  Groupchat
+ * is not here: a room sends its history at the join (muc.c). */
+#include "account_int.h"
+
+#include <string.h>
+
+#include "jid.h"
+#include "log.h"
+#include "pool.h"
+#include "record.h"
+
+#define NS_MAM "urn:xmpp:mam:2"
+#define NS_RSM "http://jabber.org/protocol/rsm"
+#define NS_SID "urn:xmpp:sid:0"
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define MAM_PAGE "100"
+/* a stream's set of logged archive ids is forgotten past this many */
+#define MAM_SEEN_MAX 10000
+
+void mam_init(Account *a, const char *dir)
+{
+	g_autofree char *text = NULL;
+
+	a->mam_path = g_build_filename(dir, "mam", NULL);
+	a->mam_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					    NULL);
+	if (g_file_get_contents(a->mam_path, &text, NULL, NULL)) {
+		g_strstrip(text);
+		if (*text && !strpbrk(text, " \t\n<>&'\""))
+			a->mam_last = g_steal_pointer(&text);
+	}
+}
+
+void mam_free(Account *a)
+{
+	g_clear_pointer(&a->mam_path, g_free);
+	g_clear_pointer(&a->mam_last, g_free);
+	g_clear_pointer(&a->mam_query, g_free);
+	g_clear_pointer(&a->mam_seen, g_hash_table_unref);
+}
+
+/* @id is the newest archive id we know: kept for the next connect.  No
+ * fsync: after a crash an older id only fetches again what the log has
+ * (a duplicate, not a loss). */
+static void set_last(Account *a, const char *id)
+{
+	if (!id || !*id || strpbrk(id, " \t\n<>&'\"") ||
+	    !g_strcmp0(a->mam_last, id))
+		return;
+	g_free(a->mam_last);
+	a->mam_last = g_strdup(id);
+	if (!g_file_set_contents_full(a->mam_path, id, -1,
+				      G_FILE_SET_CONTENTS_NONE, 0600, NULL))
+		xfs_warn("%s: cannot write %s", a->cfg->jid, a->mam_path);
+}
+
+/* Remember that the message with archive id @id is logged; false when it
+ * was already. */
+static bool first_time(Account *a, const char *id)
+{
+	if (g_hash_table_size(a->mam_seen) >= MAM_SEEN_MAX)
+		g_hash_table_remove_all(a->mam_seen);
+	return g_hash_table_add(a->mam_seen, g_strdup(id));
+}
+
+static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+
+/* <iq type='set'><query xmlns='urn:xmpp:mam:2' queryid=Q><set/></query> */
+static void send_query(Account *a, const char *after, bool probe)
+{
+	g_autofree char *id = acct_next_id(a);
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", id);
+	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_t *set = xmpp_stanza_new(a->ctx);
+
+	g_free(a->mam_query);
+	a->mam_query = g_strdup(id);
+	a->mam_probe = probe;
+	xmpp_stanza_set_name(q, "query");
+	xmpp_stanza_set_ns(q, NS_MAM);
+	xmpp_stanza_set_attribute(q, "queryid", id);
+	xmpp_stanza_set_name(set, "set");
+	xmpp_stanza_set_ns(set, NS_RSM);
+	acct_add_text_child(a, set, "max", probe ? "1" : MAM_PAGE);
+	if (probe) {
+		/* the last page: the newest message */
+		xmpp_stanza_t *before = xmpp_stanza_new(a->ctx);
+		xmpp_stanza_set_name(before, "before");
+		xmpp_stanza_add_child_ex(set, before, 0);
+	} else {
+		acct_add_text_child(a, set, "after", after);
+	}
+	xmpp_stanza_add_child_ex(q, set, 0);
+	xmpp_stanza_add_child_ex(iq, q, 0);
+	xmpp_id_handler_add(a->conn, query_answer, id, a);
+	xmpp_send(a->conn, iq);
+	xmpp_stanza_release(iq);
+}
+
+void mam_before_presence(Account *a)
+{
+	POOL_ASSERT();
+	g_hash_table_remove_all(a->mam_seen);
+	g_clear_pointer(&a->mam_query, g_free);
+	if (a->mam_last && !a->mam_off)
+		send_query(a, a->mam_last, false);
+}
+
+void mam_after_presence(Account *a)
+{
+	POOL_ASSERT();
+	if (!a->mam_last && !a->mam_off && !a->mam_query)
+		send_query(a, NULL, true);
+}
+
+/* The end of a page: the next one, or done. */
+static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *type = xmpp_stanza_get_type(iq);
+	xmpp_stanza_t *fin = xmpp_stanza_get_child_by_name_and_ns(iq, "fin",
+								  NS_MAM);
+	xmpp_stanza_t *set = fin ? xmpp_stanza_get_child_by_name_and_ns(
+					   fin, "set", NS_RSM)
+				 : NULL;
+	g_autofree char *last = set ? acct_child_text(set, "last") : NULL;
+	bool probe = a->mam_probe;
+
+	g_clear_pointer(&a->mam_query, g_free);
+	if (!type || strcmp(type, "result")) {
+		/* no archive here (or not for us): live and offline
+		 * messages are all there is */
+		g_autofree char *ev = acct_error_event_text(iq, "archive");
+		a->mam_off = true;
+		acct_event(a, "error", a->cfg->jid, ev);
+		return 0;
+	}
+	if (last)
+		set_last(a, last);
+	if (!probe && last &&
+	    g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"), "true"))
+		send_query(a, last, false);
+	return 0;
+}
+
+/* The archive id the server gave a live message, when it is ours. */
+static const char *stanza_id(Account *a, xmpp_stanza_t *msg)
+{
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(msg); c;
+	     c = xmpp_stanza_get_next(c)) {
+		const char *by;
+		g_autofree char *bare = NULL;
+		if (!xmpp_stanza_is_tag(c) ||
+		    strcmp(xmpp_stanza_get_name(c), "stanza-id") ||
+		    g_strcmp0(xmpp_stanza_get_ns(c), NS_SID))
+			continue;
+		by = xmpp_stanza_get_attribute(c, "by");
+		bare = by ? jid_normalize_bare(by, NULL) : NULL;
+		if (bare && !strcmp(bare, a->cfg->jid))
+			return xmpp_stanza_get_attribute(c, "id");
+	}
+	return NULL;
+}
+
+bool mam_seen_live(Account *a, xmpp_stanza_t *msg)
+{
+	const char *id = stanza_id(a, msg);
+
+	if (!id)
+		return false;
+	if (!first_time(a, id))
+		return true;
+	/* while a catch-up runs, its pages move the id forward; a live
+	 * message must not skip what they have not reached */
+	if (!a->mam_query || a->mam_probe)
+		set_last(a, id);
+	return false;
+}
+
+bool mam_message(Account *a, xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *res = xmpp_stanza_get_child_by_name_and_ns(msg, "result",
+								  NS_MAM);
+	const char *from = xmpp_stanza_get_from(msg);
+	g_autofree char *from_bare = from ? jid_normalize_bare(from, NULL) : NULL;
+	xmpp_stanza_t *fwd, *inner, *delay;
+	const char *id, *ifrom;
+	g_autoptr(Jid) jid = NULL;
+	gint64 t;
+
+	if (!res)
+		return false;
+	/* only our own archive answers our query; anything else claiming
+	 * to be a result is dropped */
+	if ((from && g_strcmp0(from_bare, a->cfg->jid)) || !a->mam_query ||
+	    g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), a->mam_query))
+		return true;
+	id = xmpp_stanza_get_attribute(res, "id");
+	fwd = xmpp_stanza_get_child_by_name_and_ns(res, "forwarded", NS_FORWARD);
+	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
+	if (!id || !inner || a->mam_probe || !first_time(a, id))
+		return true;
+	ifrom = xmpp_stanza_get_from(inner);
+	jid = ifrom ? jid_parse(ifrom, NULL) : NULL;
+	if (!jid)
+		return true;
+	/* what xmppfs sent is in the log since it was written */
+	{
+		g_autofree char *bare = jid_bare(jid);
+		if (!strcmp(bare, a->cfg->jid) &&
+		    g_str_has_prefix(xmpp_stanza_get_id(inner) ?: "", "xfs-"))
+			return true;
+	}
+	/* rooms' private messages stay live-only: the room is their place */
+	if (xmpp_stanza_get_child_by_name_and_ns(inner, "x",
+						 "http://jabber.org/protocol/muc#user"))
+		return true;
+	delay = xmpp_stanza_get_child_by_name_and_ns(fwd, "delay",
+						     "urn:xmpp:delay");
+	if (!delay || !record_parse_stamp(
+			      xmpp_stanza_get_attribute(delay, "stamp"), &t))
+		t = acct_message_time(inner);
+	acct_log_message(a, inner, jid, t, true);
+	return true;
+}

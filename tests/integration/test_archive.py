@@ -1,0 +1,174 @@
+"""Catching up from the server's archive (XEP-0313; SPEC "Nothing is
+lost"): a message that arrived while the mount was unmounted is in the
+conversation's log after the next mount, also when another client of the
+account took it (so the server kept no offline copy), and exactly once
+when the server did keep one.
+
+Every test has its users: TAG-a is the account (in the mount, and as a
+second slixmpp client 'phone'), TAG-b the other party."""
+
+import os
+import time
+
+from xfstest import LineReader, Mount, Peer, TestFailure, note, wait_until
+
+DOM = "localhost"
+TAGS = ("tk", "of", "fm", "ow")
+USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
+SERVER = dict(users=USERS, direct_tls=False)
+
+
+def J(tag, who="a"):
+    return f"{tag}-{who}@{DOM}"
+
+
+def mount(stack, server, tmp, tag):
+    a = J(tag)
+    m = stack.enter_context(Mount(tmp, {a: server.account(f"{tag}-a",
+                                                          resource=f"{tag}-mount")}))
+    m.wait_state(a, "online", timeout=10)
+    return m
+
+
+def peer(server, user, res):
+    return Peer(server.jid(user), server.password(user), server,
+                resource=res).connect()
+
+
+def records(m, acct, contact):
+    path = m.path(acct, "contacts", contact, "log")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    return [tuple(l.split("\t", 2)) for l in text.split("\n")[:-1]]
+
+
+def wait_record(m, acct, contact, sender, body, timeout=10.0):
+    return wait_until(
+        lambda: [r for r in records(m, acct, contact) if r[1:] == (sender, body)],
+        timeout=timeout,
+        what=lambda: f"({sender!r}, {body!r}) in contacts/{contact}/log; log: "
+                     f"{records(m, acct, contact)!r}")
+
+
+def count(recs, sender, body):
+    return sum(1 for r in recs if r[1:] == (sender, body))
+
+
+def live_first(stack, server, tmp, tag):
+    """A mount that has logged one live message (so it knows an archive
+    id), and the other party."""
+    A, B = J(tag), J(tag, "b")
+    bob = peer(server, f"{tag}-b", f"{tag}-peer")
+    stack.callback(bob.disconnect)
+    m = mount(stack, server, tmp, tag)
+    bob.send_message(A, "live before")
+    wait_record(m, A, B, B, "live before")
+    return m, bob
+
+
+def test_message_another_client_took_while_unmounted(server, tmp, stack):
+    tag = "tk"
+    A, B = J(tag), J(tag, "b")
+    m, bob = live_first(stack, server, tmp, tag)
+    m.close()
+    phone = peer(server, f"{tag}-a", "phone")
+    try:
+        bob.send_message(A, "while you were out")
+        phone.wait_message(B, "while you were out")   # the phone has it: no offline copy
+        sent_at = time.time()
+    finally:
+        phone.disconnect()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    t0 = time.monotonic()
+    got = wait_record(m, A, B, B, "while you were out")
+    note(f"online to the archived message in the log: {time.monotonic() - t0:.3f}s")
+    stamp = time.mktime(time.strptime(got[0][0], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert abs(stamp - sent_at) < 5, (got, sent_at)
+    # a message after it, live; then nothing is there twice
+    bob.send_message(A, "live after")
+    recs = wait_record(m, A, B, B, "live after") and records(m, A, B)
+    for body in ("live before", "while you were out", "live after"):
+        assert count(recs, B, body) == 1, (body, recs)
+    # and a remount with nothing new fetches nothing again
+    m.close()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    bob.send_message(A, "marker")
+    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    for body in ("live before", "while you were out", "live after", "marker"):
+        assert count(recs, B, body) == 1, (body, recs)
+
+
+def test_offline_message_logged_once(server, tmp, stack):
+    """Nobody of the account online: the server keeps an offline copy and
+    archives it too; the log has it once."""
+    tag = "of"
+    A, B = J(tag), J(tag, "b")
+    m, bob = live_first(stack, server, tmp, tag)
+    m.close()
+    bob.send_message(A, "offline one")
+    bob.send_message(A, "offline two")
+    time.sleep(0.3)   # let the server store them before the login
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    wait_record(m, A, B, B, "offline two")
+    bob.send_message(A, "marker")
+    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    for body in ("live before", "offline one", "offline two", "marker"):
+        assert count(recs, B, body) == 1, (body, recs)
+    bodies = [r[2] for r in recs]
+    assert bodies.index("offline one") < bodies.index("offline two"), bodies
+
+
+def test_first_mount_fetches_no_old_history(server, tmp, stack):
+    """The archive may hold years; a first mount starts from now."""
+    tag = "fm"
+    A, B = J(tag), J(tag, "b")
+    bob = peer(server, f"{tag}-b", f"{tag}-peer")
+    stack.callback(bob.disconnect)
+    phone = peer(server, f"{tag}-a", "phone")
+    bob.send_message(A, "old history")
+    phone.wait_message(B, "old history")
+    phone.disconnect()
+    m = mount(stack, server, tmp, tag)
+    bob.send_message(A, "first live")
+    recs = wait_record(m, A, B, B, "first live") and records(m, A, B)
+    assert count(recs, B, "old history") == 0, recs
+    # it knows where the archive ends now: what comes while unmounted is fetched
+    m.close()
+    phone = peer(server, f"{tag}-a", "phone")
+    bob.send_message(A, "taken by the phone")
+    phone.wait_message(B, "taken by the phone")
+    phone.disconnect()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    wait_record(m, A, B, B, "taken by the phone")
+
+
+def test_own_words_from_another_client(server, tmp, stack):
+    """What the account said from another client while unmounted is part
+    of the conversation: a record with our own JID, and no event (a bot
+    must not answer itself)."""
+    tag = "ow"
+    A, B = J(tag), J(tag, "b")
+    m, bob = live_first(stack, server, tmp, tag)
+    m.close()
+    phone = peer(server, f"{tag}-a", "phone")
+    n = len(bob.messages)
+    phone.send_message(B, "sent from my phone")
+    bob.wait_message(A, "sent from my phone", since=n)
+    phone.disconnect()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    ev = stack.enter_context(LineReader(m.path(A, "events")))
+    ev.wait_open()
+    wait_record(m, A, B, A, "sent from my phone")
+    bob.send_message(A, "marker")
+    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    assert count(recs, A, "sent from my phone") == 1, recs
+    lines = ev.wait_lines(1)   # the marker's event; none for our own words
+    assert not [l for l in ev.snapshot() if "sent from my phone" in l], ev.snapshot()
