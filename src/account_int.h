@@ -120,6 +120,7 @@ struct Account {
 	char *mam_last;       /* NULL: none yet */
 	char *mam_query;      /* queryid of the query in flight, or NULL */
 	bool mam_probe;       /* that query only learns the newest id */
+	char *mam_live_during; /* newest live id while a catch-up runs */
 	bool mam_off;         /* the server has no archive for us */
 	GHashTable *mam_seen; /* archive ids logged on this stream */
 };

@@ -49,6 +49,7 @@ void mam_free(Account *a)
 	g_clear_pointer(&a->mam_path, g_free);
 	g_clear_pointer(&a->mam_last, g_free);
 	g_clear_pointer(&a->mam_query, g_free);
+	g_clear_pointer(&a->mam_live_during, g_free);
 	g_clear_pointer(&a->mam_seen, g_hash_table_unref);
 }
 
@@ -115,6 +116,7 @@ void mam_before_presence(Account *a)
 	POOL_ASSERT();
 	g_hash_table_remove_all(a->mam_seen);
 	g_clear_pointer(&a->mam_query, g_free);
+	g_clear_pointer(&a->mam_live_during, g_free);
 	if (a->mam_last && !a->mam_off)
 		send_query(a, a->mam_last, false);
 }
@@ -151,8 +153,15 @@ static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	if (last)
 		set_last(a, last);
 	if (!probe && last &&
-	    g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"), "true"))
+	    g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"), "true")) {
 		send_query(a, last, false);
+		return 0;
+	}
+	/* a live message that came during the catch-up and that no page
+	 * returned is newer than the archive's last page */
+	if (a->mam_live_during)
+		set_last(a, a->mam_live_during);
+	g_clear_pointer(&a->mam_live_during, g_free);
 	return 0;
 }
 
@@ -184,9 +193,14 @@ bool mam_seen_live(Account *a, xmpp_stanza_t *msg)
 	if (!first_time(a, id))
 		return true;
 	/* while a catch-up runs, its pages move the id forward; a live
-	 * message must not skip what they have not reached */
-	if (!a->mam_query || a->mam_probe)
+	 * message must not skip what they have not reached (query_answer
+	 * takes it at the end) */
+	if (!a->mam_query || a->mam_probe) {
 		set_last(a, id);
+	} else {
+		g_free(a->mam_live_during);
+		a->mam_live_during = g_strdup(id);
+	}
 	return false;
 }
 
@@ -211,6 +225,8 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
 	id = xmpp_stanza_get_attribute(res, "id");
 	fwd = xmpp_stanza_get_child_by_name_and_ns(res, "forwarded", NS_FORWARD);
 	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
+	if (id && !g_strcmp0(id, a->mam_live_during))
+		g_clear_pointer(&a->mam_live_during, g_free); /* a page has it */
 	if (!id || !inner || a->mam_probe || !first_time(a, id))
 		return true;
 	ifrom = xmpp_stanza_get_from(inner);
