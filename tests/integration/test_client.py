@@ -108,7 +108,13 @@ def test_raw_shows_what_arrives_one_line_each(server, tmp, stack):
     r.wait_open()
     bob.send_message(A, "first line\nsecond <line> & more")
     bob.send_presence(show="away", status="raw test")
-    lines = r.wait_lines(2, timeout=10)
+    # other stanzas may come too (the answer to the archive query made
+    # at login, for one): wait for these two among them
+    wait_until(lambda: [l for l in r.snapshot() if l.startswith("<message")] and
+               [l for l in r.snapshot() if l.startswith("<presence")],
+               timeout=10, what=lambda: f"a message and a presence in raw: "
+                                        f"{r.snapshot()!r}"[:2000])
+    lines = r.snapshot()
     msg = [l for l in lines if l.startswith("<message")]
     pres = [l for l in lines if l.startswith("<presence")]
     assert msg and pres, lines
