@@ -45,11 +45,6 @@
  * legitimate 5,000-item roster is about 300 KB. */
 #define STANZA_MAX_BYTES (1u << 20)
 
-typedef struct {
-	OutboxItem *item;
-	guint32 seq; /* its number among the stanzas sent since <enable/> */
-} OutMsg;
-
 /* Contexts carry no user data that callbacks can reach; this maps them
  * back.  Pool thread only. */
 static GHashTable *acct_by_ctx;
@@ -681,6 +676,8 @@ static void flush_outq(Account *a)
 
 	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead || a->close_at)
 		return;
+	if (a->held.length)
+		return; /* an earlier mount's go first, once the archive told */
 	while ((m = g_queue_pop_head(&a->outq))) {
 		send_message(a, m);
 		g_queue_push_tail(&a->inflight, m);
@@ -725,6 +722,25 @@ static void requeue_inflight(Account *a)
 	while ((m = g_queue_pop_tail(&a->inflight)))
 		g_queue_push_head(&a->outq, m);
 	a->sm_out_on = false;
+}
+
+void acct_release_held(Account *a, GHashTable *sent)
+{
+	OutMsg *m;
+
+	POOL_ASSERT();
+	/* before what this mount accepted: the order of acceptance */
+	while ((m = g_queue_pop_tail(&a->held))) {
+		if (sent && g_hash_table_contains(sent, m->item->id)) {
+			xfs_info("%s: %s is in the archive: not sent again",
+				 a->cfg->jid, m->item->id);
+			outbox_done(a->outbox, m->item->id);
+			outmsg_free(m);
+			continue;
+		}
+		g_queue_push_head(&a->outq, m);
+	}
+	flush_outq(a);
 }
 
 void acct_queue_message(Account *a, OutboxItem *item)
@@ -1349,6 +1365,7 @@ static void on_connect(Account *a)
 	mam_after_presence(a);
 	muc_rejoin(a);
 	set_state(a, ACCT_ONLINE, NULL);
+	mam_check_outbox(a);
 	flush_outq(a);
 }
 
@@ -1936,7 +1953,7 @@ gint64 acct_deadline(Account *a, bool *ticking)
 	if (a->retry_at)
 		return a->retry_at;
 	return MIN(MIN(keepalive_due(a), acct_waits_due(a->iq_calls)),
-		   acct_waits_due(a->room_waits));
+		   MIN(acct_waits_due(a->room_waits), mam_due(a)));
 }
 
 void acct_tick(Account *a, gint64 now)
@@ -1948,6 +1965,7 @@ void acct_tick(Account *a, gint64 now)
 		keepalive(a, now);
 	expire_iq_calls(a, now, false, -ETIMEDOUT);
 	muc_expire_waits(a, now, false);
+	mam_tick(a, now);
 	if (a->retry_at && now >= a->retry_at && !a->conn) {
 		a->retry_at = 0;
 		acct_connect(a);
@@ -2180,13 +2198,15 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	mam_init(a, dir);
 	g_queue_init(&a->outq);
 	g_queue_init(&a->inflight);
+	g_queue_init(&a->held);
 	{
-		/* what an earlier mount accepted and never saw acknowledged */
+		/* what an earlier mount accepted and never saw acknowledged:
+		 * held until the archive shows which the server has */
 		g_autoptr(GPtrArray) pending = outbox_pending(o);
 		for (guint i = 0; i < pending->len; i++) {
 			OutMsg *m = g_new0(OutMsg, 1);
 			m->item = g_steal_pointer(&pending->pdata[i]);
-			g_queue_push_tail(&a->outq, m);
+			g_queue_push_tail(&a->held, m);
 		}
 	}
 
@@ -2261,6 +2281,7 @@ void acct_free(Account *a)
 	}
 	g_clear_pointer(&a->addrs, g_ptr_array_unref);
 	g_queue_clear_full(&a->outq, (GDestroyNotify)outmsg_free);
+	g_queue_clear_full(&a->held, (GDestroyNotify)outmsg_free);
 	g_queue_clear_full(&a->inflight, (GDestroyNotify)outmsg_free);
 	g_clear_pointer(&a->hists, hist_set_free);
 	g_clear_pointer(&a->outbox, outbox_free);

@@ -115,17 +115,27 @@ struct Account {
 	/* messages to send, pool thread only: OutMsg*, oldest first */
 	GQueue outq;     /* not sent on this stream yet */
 	GQueue inflight; /* sent, waiting for the server's <a h=''/> */
+	GQueue held;     /* an earlier mount's, until the archive is asked */
 	/* the archive (mam.c), pool thread only */
 	char *mam_path;       /* DATA/JID/mam: the last archive id seen */
 	char *mam_last;       /* NULL: none yet */
 	char *mam_query;      /* queryid of the query in flight, or NULL */
 	bool mam_probe;       /* that query only learns the newest id */
 	char *mam_live_during; /* newest live id while a catch-up runs */
+	char *mam_check;      /* queryid of the outbox check, or NULL */
+	GHashTable *mam_sent; /* held ids the archive has (the check) */
+	gint64 mam_check_due; /* monotonic µs; 0: no check running */
 	bool mam_off;         /* the server has no archive for us */
 	GHashTable *mam_seen; /* archive ids logged on this stream */
 };
 
-/* ---- account.c, for muc.c ---- */
+/* A message on its way: accepted (in the outbox), sent or not yet. */
+typedef struct {
+	OutboxItem *item;
+	guint32 seq; /* its number among the stanzas sent since <enable/> */
+} OutMsg;
+
+/* ---- account.c, for muc.c and mam.c ---- */
 
 /* A child element <@name>@text</@name> of @parent. */
 void acct_add_text_child(Account *a, xmpp_stanza_t *parent, const char *name,
@@ -160,6 +170,9 @@ gint64 acct_waits_due(GHashTable *waits);
  * sent from another client is ours (recorded, no event). */
 void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
 		      gint64 t, bool archived);
+/* The held messages (an earlier mount's) go out, but those whose id is
+ * in @sent (NULL: none), which the server has already. */
+void acct_release_held(Account *a, GHashTable *sent);
 /* On a stream that is up and not closing. */
 bool acct_is_online(Account *a);
 
@@ -174,6 +187,14 @@ void mam_free(Account *a);
  * message yet: learn the archive's newest id. */
 void mam_before_presence(Account *a);
 void mam_after_presence(Account *a);
+/* At a connect: ask the archive which of the held messages (a->held)
+ * the server already has, then acct_release_held.  At once when it
+ * cannot tell. */
+void mam_check_outbox(Account *a);
+/* The check's deadline (G_MAXINT64: none), and its end when it passed:
+ * the held messages go out unchecked rather than never. */
+gint64 mam_due(Account *a);
+void mam_tick(Account *a, gint64 now);
 /* @msg is a result of our query: handled, true. */
 bool mam_message(Account *a, xmpp_stanza_t *msg);
 /* A live message: note its archive id; true when it is one the archive

@@ -20,6 +20,7 @@
 #include "jid.h"
 #include "log.h"
 #include "pool.h"
+#include "outbox.h"
 #include "record.h"
 
 #define NS_MAM "urn:xmpp:mam:2"
@@ -51,6 +52,8 @@ void mam_free(Account *a)
 	g_clear_pointer(&a->mam_query, g_free);
 	g_clear_pointer(&a->mam_live_during, g_free);
 	g_clear_pointer(&a->mam_seen, g_hash_table_unref);
+	g_clear_pointer(&a->mam_check, g_free);
+	g_clear_pointer(&a->mam_sent, g_hash_table_unref);
 }
 
 /* @id is the newest archive id we know: kept for the next connect.  No
@@ -78,37 +81,69 @@ static bool first_time(Account *a, const char *id)
 }
 
 static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+static void check_result(Account *a, xmpp_stanza_t *res);
 
-/* <iq type='set'><query xmlns='urn:xmpp:mam:2' queryid=Q><set/></query> */
-static void send_query(Account *a, const char *after, bool probe)
+static void add_field(Account *a, xmpp_stanza_t *form, const char *var,
+		      const char *value)
 {
-	g_autofree char *id = acct_next_id(a);
+	xmpp_stanza_t *f = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(f, "field");
+	xmpp_stanza_set_attribute(f, "var", var);
+	acct_add_text_child(a, f, "value", value);
+	xmpp_stanza_add_child_ex(form, f, 0);
+}
+
+/* <iq type='set'><query xmlns='urn:xmpp:mam:2' queryid=ID>[a form with
+ * start]<set>max, after or before</set></query></iq>; returns ID, whose
+ * answer goes to @answer. */
+static char *send_query(Account *a, const char *start, const char *after,
+			bool last_page, const char *max,
+			xmpp_handler answer)
+{
+	char *id = acct_next_id(a);
 	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", id);
 	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_t *set = xmpp_stanza_new(a->ctx);
 
-	g_free(a->mam_query);
-	a->mam_query = g_strdup(id);
-	a->mam_probe = probe;
 	xmpp_stanza_set_name(q, "query");
 	xmpp_stanza_set_ns(q, NS_MAM);
 	xmpp_stanza_set_attribute(q, "queryid", id);
+	if (start) {
+		xmpp_stanza_t *form = xmpp_stanza_new(a->ctx);
+		xmpp_stanza_set_name(form, "x");
+		xmpp_stanza_set_ns(form, "jabber:x:data");
+		xmpp_stanza_set_type(form, "submit");
+		add_field(a, form, "FORM_TYPE", NS_MAM);
+		add_field(a, form, "start", start);
+		xmpp_stanza_add_child_ex(q, form, 0);
+	}
 	xmpp_stanza_set_name(set, "set");
 	xmpp_stanza_set_ns(set, NS_RSM);
-	acct_add_text_child(a, set, "max", probe ? "1" : MAM_PAGE);
-	if (probe) {
-		/* the last page: the newest message */
+	acct_add_text_child(a, set, "max", max);
+	if (last_page) {
 		xmpp_stanza_t *before = xmpp_stanza_new(a->ctx);
 		xmpp_stanza_set_name(before, "before");
 		xmpp_stanza_add_child_ex(set, before, 0);
-	} else {
+	} else if (after) {
 		acct_add_text_child(a, set, "after", after);
 	}
 	xmpp_stanza_add_child_ex(q, set, 0);
 	xmpp_stanza_add_child_ex(iq, q, 0);
-	xmpp_id_handler_add(a->conn, query_answer, id, a);
+	xmpp_id_handler_add(a->conn, answer, id, a);
 	xmpp_send(a->conn, iq);
 	xmpp_stanza_release(iq);
+	return id;
+}
+
+/* The catch-up (or, @probe, learning the newest id): one page. */
+static void catch_up(Account *a, const char *after, bool probe)
+{
+	g_free(a->mam_query);
+	a->mam_query = send_query(a, NULL, after, probe, probe ? "1" : MAM_PAGE,
+				  query_answer);
+	a->mam_probe = probe;
 }
 
 void mam_before_presence(Account *a)
@@ -118,14 +153,14 @@ void mam_before_presence(Account *a)
 	g_clear_pointer(&a->mam_query, g_free);
 	g_clear_pointer(&a->mam_live_during, g_free);
 	if (a->mam_last && !a->mam_off)
-		send_query(a, a->mam_last, false);
+		catch_up(a, a->mam_last, false);
 }
 
 void mam_after_presence(Account *a)
 {
 	POOL_ASSERT();
 	if (!a->mam_last && !a->mam_off && !a->mam_query)
-		send_query(a, NULL, true);
+		catch_up(a, NULL, true);
 }
 
 /* The end of a page: the next one, or done. */
@@ -141,6 +176,8 @@ static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	g_autofree char *last = set ? acct_child_text(set, "last") : NULL;
 	bool probe = a->mam_probe;
 
+	if (g_strcmp0(xmpp_stanza_get_id(iq), a->mam_query))
+		return 0; /* of an earlier stream */
 	g_clear_pointer(&a->mam_query, g_free);
 	if (!type || strcmp(type, "result")) {
 		/* no archive here (or not for us): live and offline
@@ -154,7 +191,7 @@ static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		set_last(a, last);
 	if (!probe && last &&
 	    g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"), "true")) {
-		send_query(a, last, false);
+		catch_up(a, last, false);
 		return 0;
 	}
 	/* a live message that came during the catch-up and that no page
@@ -219,7 +256,14 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
 		return false;
 	/* only our own archive answers our query; anything else claiming
 	 * to be a result is dropped */
-	if ((from && g_strcmp0(from_bare, a->cfg->jid)) || !a->mam_query ||
+	if (from && g_strcmp0(from_bare, a->cfg->jid))
+		return true;
+	if (a->mam_check &&
+	    !g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), a->mam_check)) {
+		check_result(a, res);
+		return true;
+	}
+	if (!a->mam_query ||
 	    g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), a->mam_query))
 		return true;
 	id = xmpp_stanza_get_attribute(res, "id");
@@ -251,4 +295,124 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
 		t = acct_message_time(inner);
 	acct_log_message(a, inner, jid, t, true);
 	return true;
+}
+
+/* ---- the outbox check ----
+ *
+ * What an earlier mount accepted and never saw acknowledged may have
+ * reached the server all the same (a crash after the send).  Before it is
+ * sent again, the archive is asked for what we sent since the oldest of
+ * it was accepted (its id holds the time); what is there is not sent. */
+
+#define MAM_CHECK_TIMEOUT_US (20 * G_USEC_PER_SEC)
+#define MAM_CHECK_SKEW_S 300 /* the server's clock against ours */
+
+static void check_done(Account *a, bool told)
+{
+	g_clear_pointer(&a->mam_check, g_free);
+	a->mam_check_due = 0;
+	acct_release_held(a, told ? a->mam_sent : NULL);
+	if (a->mam_sent)
+		g_hash_table_remove_all(a->mam_sent);
+}
+
+static void check_page(Account *a, const char *after)
+{
+	gint64 t = G_MAXINT64;
+	char start[RECORD_TIME_LEN + 1];
+
+	for (GList *l = a->held.head; l; l = l->next) {
+		gint64 it = outbox_item_time(((OutMsg *)l->data)->item);
+		if (it)
+			t = MIN(t, it);
+	}
+	record_format_time(t - MAM_CHECK_SKEW_S, start);
+	g_free(a->mam_check);
+	a->mam_check = send_query(a, start, after, false, MAM_PAGE,
+				  check_answer);
+	a->mam_check_due = g_get_monotonic_time() + MAM_CHECK_TIMEOUT_US;
+}
+
+void mam_check_outbox(Account *a)
+{
+	bool any_time = false;
+
+	POOL_ASSERT();
+	g_clear_pointer(&a->mam_check, g_free);
+	a->mam_check_due = 0;
+	if (!a->held.length)
+		return;
+	for (GList *l = a->held.head; l && !any_time; l = l->next)
+		any_time = outbox_item_time(((OutMsg *)l->data)->item) != 0;
+	if (a->mam_off || !any_time) {
+		acct_release_held(a, NULL);
+		return;
+	}
+	if (!a->mam_sent)
+		a->mam_sent = g_hash_table_new_full(g_str_hash, g_str_equal,
+						    g_free, NULL);
+	g_hash_table_remove_all(a->mam_sent);
+	check_page(a, NULL);
+}
+
+static void check_result(Account *a, xmpp_stanza_t *res)
+{
+	xmpp_stanza_t *fwd =
+		xmpp_stanza_get_child_by_name_and_ns(res, "forwarded", NS_FORWARD);
+	xmpp_stanza_t *inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message")
+				   : NULL;
+	const char *from = inner ? xmpp_stanza_get_from(inner) : NULL;
+	const char *id = inner ? xmpp_stanza_get_id(inner) : NULL;
+	g_autoptr(Jid) jid = from ? jid_parse(from, NULL) : NULL;
+	g_autofree char *bare = jid ? jid_bare(jid) : NULL;
+
+	if (id && bare && !strcmp(bare, a->cfg->jid) &&
+	    g_str_has_prefix(id, "xfs-"))
+		g_hash_table_add(a->mam_sent, g_strdup(id));
+}
+
+static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *type = xmpp_stanza_get_type(iq);
+	xmpp_stanza_t *fin = xmpp_stanza_get_child_by_name_and_ns(iq, "fin",
+								  NS_MAM);
+	xmpp_stanza_t *set = fin ? xmpp_stanza_get_child_by_name_and_ns(
+					   fin, "set", NS_RSM)
+				 : NULL;
+	g_autofree char *last = set ? acct_child_text(set, "last") : NULL;
+
+	if (g_strcmp0(xmpp_stanza_get_id(iq), a->mam_check))
+		return 0; /* of an earlier stream, or given up on */
+	if (!type || strcmp(type, "result")) {
+		check_done(a, false);
+		return 0;
+	}
+	if (last &&
+	    g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"), "true")) {
+		check_page(a, last);
+		return 0;
+	}
+	check_done(a, true);
+	return 0;
+}
+
+gint64 mam_due(Account *a)
+{
+	return a->mam_check_due ? a->mam_check_due : G_MAXINT64;
+}
+
+void mam_tick(Account *a, gint64 now)
+{
+	if (!a->mam_check_due || now < a->mam_check_due)
+		return;
+	if (!acct_is_online(a)) {
+		/* the link went: the next connect asks again */
+		g_clear_pointer(&a->mam_check, g_free);
+		a->mam_check_due = 0;
+		return;
+	}
+	xfs_warn("%s: the archive did not answer in time: the outbox is sent "
+		 "unchecked", a->cfg->jid);
+	check_done(a, false);
 }

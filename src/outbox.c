@@ -41,6 +41,20 @@ typedef struct {
 	void *data;
 } Watch;
 
+gint64 outbox_item_time(const OutboxItem *it)
+{
+	const char *p = it->id;
+	char *end;
+	gint64 t;
+
+	if (!g_str_has_prefix(p, "xfs-") || !g_ascii_isdigit(p[4]))
+		return 0;
+	t = g_ascii_strtoll(p + 4, &end, 10);
+	/* an older id is "xfs-" and a UUID, whose first group (8 hex
+	 * digits) may be all decimal: no time before 2001 */
+	return *end == '-' && t >= 1000000000 ? t : 0;
+}
+
 void outbox_item_free(OutboxItem *it)
 {
 	if (!it)
@@ -228,7 +242,10 @@ int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
 	g_autoptr(GString) e = NULL;
 	int ret;
 
-	it->id = g_strconcat("xfs-", uuid, NULL);
+	/* the time in the id lets a later mount look for the message in the
+	 * server's archive (mam.c) without another field in the journal */
+	it->id = g_strdup_printf("xfs-%" G_GINT64_FORMAT "-%s",
+				 g_get_real_time() / G_USEC_PER_SEC, uuid);
 	it->to = g_strdup(to);
 	it->type = g_strdup(type);
 	it->body = g_strdup(body);

@@ -10,7 +10,7 @@
 typedef struct Outbox Outbox;
 
 typedef struct {
-	char *id;   /* the stanza id; unique across mounts */
+	char *id;   /* the stanza id, "xfs-UNIXTIME-UUID"; unique across mounts */
 	char *to;   /* bare JID */
 	char *type; /* "chat" (later: "groupchat") */
 	char *body;
@@ -35,5 +35,8 @@ guint outbox_length(Outbox *o);
 bool outbox_watch(Outbox *o, guint64 upto, void (*fn)(void *data),
 		  void *data, guint64 *token);
 void outbox_unwatch(Outbox *o, guint64 token);
+/* Unix seconds when @it was accepted, 0 when its id does not say (ids of
+ * an older xmppfs). */
+gint64 outbox_item_time(const OutboxItem *it);
 void outbox_item_free(OutboxItem *it);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(OutboxItem, outbox_item_free)

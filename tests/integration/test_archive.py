@@ -13,7 +13,7 @@ import time
 from xfstest import LineReader, Mount, Peer, TestFailure, note, wait_until
 
 DOM = "localhost"
-TAGS = ("tk", "of", "fm", "ow")
+TAGS = ("tk", "of", "fm", "ow", "cr")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -172,3 +172,39 @@ def test_own_words_from_another_client(server, tmp, stack):
     assert count(recs, A, "sent from my phone") == 1, recs
     lines = ev.wait_lines(1)   # the marker's event; none for our own words
     assert not [l for l in ev.snapshot() if "sent from my phone" in l], ev.snapshot()
+
+
+def test_outbox_after_a_crash_is_not_sent_twice(server, tmp, stack):
+    """A crash between sending a message and the server's acknowledgement
+    leaves it in the outbox, though the server has it.  At the next mount
+    the archive is asked first: what is there is not sent again, the rest
+    is, in order.  (The crash is staged: the journal gets two entries, one
+    of them a message the server already has with that id.)"""
+    tag = "cr"
+    A, B = J(tag), J(tag, "b")
+    m, bob = live_first(stack, server, tmp, tag)
+    m.close()
+    now = int(time.time())
+    sent = f"xfs-{now}-{os.urandom(16).hex()}"
+    lost = f"xfs-{now}-{os.urandom(16).hex()}"
+    phone = peer(server, f"{tag}-a", "phone")
+    try:
+        n = len(bob.messages)
+        phone.send_raw(f"<message to='{B}' type='chat' id='{sent}'>"
+                       f"<body>reached the server</body></message>")
+        bob.wait_message(A, "reached the server", since=n)
+    finally:
+        phone.disconnect()
+    journal = m.data / A / "outbox"
+    with open(journal, "ab") as f:
+        for id_, body in ((sent, b"reached the server"), (lost, b"never reached it")):
+            f.write(f"+ {id_} {B} chat {len(body)}\n".encode() + body + b"\n")
+    n = len(bob.messages)
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    bob.wait_message(A, "never reached it", since=n)
+    m.write(f"{A}/contacts/{B}/send", "written after the mount\n")
+    bob.wait_message(A, "written after the mount", since=n)
+    bodies = [x["body"] for x in bob.messages_from(A, since=n)]
+    assert bodies == ["never reached it", "written after the mount"], bodies
+    assert "not sent again" in m.log_text(), m.log_tail()

@@ -44,6 +44,26 @@ static goffset file_size(const char *path)
 
 /* Pending items come back after a reopen, in order, with their bodies
  * (newlines and all); acknowledged ones do not. */
+/* The id says when the message was accepted; an older id says nothing. */
+static void test_item_time(void)
+{
+	g_autofree char *path = journal("time");
+	Outbox *o = open_ok(path);
+	g_autoptr(OutboxItem) it = NULL;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	OutboxItem old = {.id = (char *)"xfs-2f1a-uuid"};
+	OutboxItem odd = {.id = (char *)"xfs-12x-uuid"};
+	OutboxItem uuid = {.id = (char *)"xfs-12345678-1234-4abc-8def-0123456789ab"};
+
+	g_assert_cmpint(outbox_add(o, "b@x.org", "chat", "t", &it), ==, 0);
+	g_assert_cmpint(outbox_item_time(it), >=, now);
+	g_assert_cmpint(outbox_item_time(it), <=, now + 1);
+	g_assert_cmpint(outbox_item_time(&old), ==, 0);
+	g_assert_cmpint(outbox_item_time(&odd), ==, 0);
+	g_assert_cmpint(outbox_item_time(&uuid), ==, 0);
+	outbox_free(o);
+}
+
 static void test_survives_reopen(void)
 {
 	g_autofree char *path = journal("reopen");
@@ -157,6 +177,7 @@ int main(int argc, char **argv)
 	dir = g_dir_make_tmp("test-outbox-XXXXXX", NULL);
 	g_assert_nonnull(dir);
 	g_test_add_func("/outbox/survives-reopen", test_survives_reopen);
+	g_test_add_func("/outbox/item-time", test_item_time);
 	g_test_add_func("/outbox/cut-short", test_cut_short);
 	g_test_add_func("/outbox/watches", test_watches);
 	g_test_add_func("/outbox/stays-small", test_stays_small);
