@@ -853,7 +853,8 @@ void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
 	if (archived && !strcmp(bare, a->cfg->jid)) {
 		/* what another client of ours sent */
 		const char *to = xmpp_stanza_get_to(msg);
-		peer = to ? jid_normalize_bare(to, NULL) : NULL;
+		g_autoptr(Jid) tj = to ? jid_parse(to, NULL) : NULL;
+		peer = tj ? jid_bare(tj) : NULL;
 		if (!peer || !strcmp(peer, a->cfg->jid))
 			return;
 	}
@@ -906,6 +907,7 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 	if (mam_seen_live(a, msg))
 		return 1; /* the archive gave it to us already */
 	acct_log_message(a, msg, jid, acct_message_time(msg), false);
+	mam_logged_live(a, msg);
 	return 1;
 }
 
@@ -983,11 +985,23 @@ static bool roster_push(Account *a, xmpp_stanza_t *iq)
 	return true;
 }
 
+bool acct_from_self(Account *a, xmpp_stanza_t *st)
+{
+	const char *from = xmpp_stanza_get_from(st);
+	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
+
+	return !from || !g_strcmp0(bare, a->cfg->jid);
+}
+
 static int roster_result(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 {
 	Account *a = ud;
 	xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(
 		iq, "query", XMPP_NS_ROSTER);
+
+	/* an id handler fires for any stanza with that id, from anyone */
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
+		return 1; /* not the answer: keep waiting for it */
 	GPtrArray *items;
 
 	if (!q)
@@ -1066,6 +1080,9 @@ static int change_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	const char *type = xmpp_stanza_get_type(iq);
 	ChangeWait *w = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
 	bool ok = type && !strcmp(type, "result");
+
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
+		return 1; /* not the answer: keep waiting for it */
 
 	if (!w)
 		return 0;

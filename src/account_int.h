@@ -121,12 +121,16 @@ struct Account {
 	char *mam_last;       /* NULL: none yet */
 	char *mam_query;      /* queryid of the query in flight, or NULL */
 	bool mam_probe;       /* that query only learns the newest id */
-	char *mam_live_during; /* newest live id while a catch-up runs */
+	GHashTable *mam_returned; /* ids the catch-up in flight returned */
+	gint64 mam_stamp;     /* when the file was last written (unix s) */
+	guint mam_live_count; /* live ids logged since the last catch-up */
+	bool mam_restarted;   /* the catch-up started over by time */
 	char *mam_check;      /* queryid of the outbox check, or NULL */
 	GHashTable *mam_sent; /* held ids the archive has (the check) */
 	gint64 mam_check_due; /* monotonic µs; 0: no check running */
 	bool mam_off;         /* the server has no archive for us */
-	GHashTable *mam_seen; /* archive ids logged on this stream */
+	GHashTable *mam_seen; /* archive ids logged since mam_last (in the
+			       * file too) */
 };
 
 /* A message on its way: accepted (in the outbox), sent or not yet. */
@@ -173,6 +177,9 @@ void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
 /* The held messages (an earlier mount's) go out, but those whose id is
  * in @sent (NULL: none), which the server has already. */
 void acct_release_held(Account *a, GHashTable *sent);
+/* @st comes from our own account's side: no 'from', or our bare JID.
+ * (An id handler fires for any stanza with the id, from anyone.) */
+bool acct_from_self(Account *a, xmpp_stanza_t *st);
 /* On a stream that is up and not closing. */
 bool acct_is_online(Account *a);
 
@@ -197,11 +204,17 @@ gint64 mam_due(Account *a);
 void mam_tick(Account *a, gint64 now);
 /* @msg is a result of our query: handled, true. */
 bool mam_message(Account *a, xmpp_stanza_t *msg);
-/* A live message: note its archive id; true when it is one the archive
- * gave us already (not to be logged twice). */
+/* A live message: true when the archive gave it to us already (not to be
+ * logged twice).  Once logged, mam_logged_live notes its archive id. */
 bool mam_seen_live(Account *a, xmpp_stanza_t *msg);
+void mam_logged_live(Account *a, xmpp_stanza_t *msg);
 
-/* ---- muc.c, for account.c ---- */
+/* ---- muc.c, for account.c and mam.c ---- */
+
+/* An archived message from @from that belongs to rooms (a room's error
+ * bounce, a private message) or is an invitation (then an event): true,
+ * and it is no conversation's. */
+bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from);
 
 /* Make and free the account's group-chat state (@dir: DATA/JID). */
 void muc_init(Account *a, const char *dir);

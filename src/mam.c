@@ -15,70 +15,27 @@
  * is not here: a room sends its history at the join (muc.c). */
 #include "account_int.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "jid.h"
 #include "log.h"
 #include "pool.h"
 #include "outbox.h"
 #include "record.h"
+#include "util.h"
 
 #define NS_MAM "urn:xmpp:mam:2"
 #define NS_RSM "http://jabber.org/protocol/rsm"
 #define NS_SID "urn:xmpp:sid:0"
 #define NS_FORWARD "urn:xmpp:forward:0"
 #define MAM_PAGE "100"
-/* a stream's set of logged archive ids is forgotten past this many */
-#define MAM_SEEN_MAX 10000
-
-void mam_init(Account *a, const char *dir)
-{
-	g_autofree char *text = NULL;
-
-	a->mam_path = g_build_filename(dir, "mam", NULL);
-	a->mam_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					    NULL);
-	if (g_file_get_contents(a->mam_path, &text, NULL, NULL)) {
-		g_strstrip(text);
-		if (*text && !strpbrk(text, " \t\n<>&'\""))
-			a->mam_last = g_steal_pointer(&text);
-	}
-}
-
-void mam_free(Account *a)
-{
-	g_clear_pointer(&a->mam_path, g_free);
-	g_clear_pointer(&a->mam_last, g_free);
-	g_clear_pointer(&a->mam_query, g_free);
-	g_clear_pointer(&a->mam_live_during, g_free);
-	g_clear_pointer(&a->mam_seen, g_hash_table_unref);
-	g_clear_pointer(&a->mam_check, g_free);
-	g_clear_pointer(&a->mam_sent, g_hash_table_unref);
-}
-
-/* @id is the newest archive id we know: kept for the next connect.  No
- * fsync: after a crash an older id only fetches again what the log has
- * (a duplicate, not a loss). */
-static void set_last(Account *a, const char *id)
-{
-	if (!id || !*id || strpbrk(id, " \t\n<>&'\"") ||
-	    !g_strcmp0(a->mam_last, id))
-		return;
-	g_free(a->mam_last);
-	a->mam_last = g_strdup(id);
-	if (!g_file_set_contents_full(a->mam_path, id, -1,
-				      G_FILE_SET_CONTENTS_NONE, 0600, NULL))
-		xfs_warn("%s: cannot write %s", a->cfg->jid, a->mam_path);
-}
-
-/* Remember that the message with archive id @id is logged; false when it
- * was already. */
-static bool first_time(Account *a, const char *id)
-{
-	if (g_hash_table_size(a->mam_seen) >= MAM_SEEN_MAX)
-		g_hash_table_remove_all(a->mam_seen);
-	return g_hash_table_add(a->mam_seen, g_strdup(id));
-}
+/* live messages logged since the last catch-up that make it worth asking
+ * the archive again (for what went to our other clients only) */
+#define MAM_LIVE_BATCH 500
+#define MAM_FROM_START "*"
 
 static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
 static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
@@ -137,30 +94,167 @@ static char *send_query(Account *a, const char *start, const char *after,
 	return id;
 }
 
-/* The catch-up (or, @probe, learning the newest id): one page. */
-static void catch_up(Account *a, const char *after, bool probe)
+/* An archive id we may write to the file and send back: printable ASCII
+ * without XML's specials. */
+static bool id_ok(const char *id)
+{
+	if (!id || !*id || strlen(id) > 256)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (*p <= ' ' || *p > '~' || strchr("<>&'\"", *p))
+			return false;
+	return true;
+}
+
+/* The file: "last ID" (or "last *": from the start of the archive), then
+ * "seen ID" for each message logged since, live or from the archive. */
+void mam_init(Account *a, const char *dir)
+{
+	g_autofree char *text = NULL;
+	struct stat st;
+
+	a->mam_path = g_build_filename(dir, "mam", NULL);
+	a->mam_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					    NULL);
+	a->mam_returned = g_hash_table_new_full(g_str_hash, g_str_equal,
+						g_free, NULL);
+	if (!g_file_get_contents(a->mam_path, &text, NULL, NULL))
+		return;
+	if (stat(a->mam_path, &st) == 0)
+		a->mam_stamp = st.st_mtime;
+	{
+		g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+		for (char **l = lines; *l; l++) {
+			if (g_str_has_prefix(*l, "last ") &&
+			    (id_ok(*l + 5) || !strcmp(*l + 5, MAM_FROM_START))) {
+				g_free(a->mam_last);
+				a->mam_last = g_strdup(*l + 5);
+			} else if (g_str_has_prefix(*l, "seen ") && id_ok(*l + 5)) {
+				g_hash_table_add(a->mam_seen, g_strdup(*l + 5));
+			}
+		}
+	}
+}
+
+void mam_free(Account *a)
+{
+	g_clear_pointer(&a->mam_path, g_free);
+	g_clear_pointer(&a->mam_last, g_free);
+	g_clear_pointer(&a->mam_query, g_free);
+	g_clear_pointer(&a->mam_seen, g_hash_table_unref);
+	g_clear_pointer(&a->mam_returned, g_hash_table_unref);
+	g_clear_pointer(&a->mam_check, g_free);
+	g_clear_pointer(&a->mam_sent, g_hash_table_unref);
+}
+
+/* Write the whole file (atomically: a crash leaves the old one). */
+static void save(Account *a)
+{
+	GString *out = g_string_new(NULL);
+	GHashTableIter it;
+	gpointer k;
+
+	if (a->mam_last)
+		g_string_append_printf(out, "last %s\n", a->mam_last);
+	g_hash_table_iter_init(&it, a->mam_seen);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		g_string_append_printf(out, "seen %s\n", (char *)k);
+	if (!g_file_set_contents_full(a->mam_path, out->str, out->len,
+				      G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+				      NULL))
+		xfs_warn("%s: cannot write %s", a->cfg->jid, a->mam_path);
+	a->mam_stamp = g_get_real_time() / G_USEC_PER_SEC;
+	g_string_free(out, TRUE);
+}
+
+/* A message with archive id @id is in its log now: remembered (appended
+ * to the file) so that no later catch-up logs it again. */
+static void note_logged(Account *a, const char *id)
+{
+	g_autofree char *line = NULL;
+	int fd;
+
+	if (!id_ok(id) || !g_hash_table_add(a->mam_seen, g_strdup(id)))
+		return;
+	line = g_strdup_printf("seen %s\n", id);
+	fd = open(a->mam_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || util_write_all(fd, line, strlen(line)) < 0)
+		xfs_warn("%s: cannot write %s", a->cfg->jid, a->mam_path);
+	if (fd >= 0)
+		close(fd);
+	a->mam_stamp = g_get_real_time() / G_USEC_PER_SEC;
+}
+
+/* One page of the catch-up after @after (NULL: from the start). */
+static void catch_up(Account *a, const char *after, const char *start,
+		     bool probe)
 {
 	g_free(a->mam_query);
-	a->mam_query = send_query(a, NULL, after, probe, probe ? "1" : MAM_PAGE,
+	a->mam_query = send_query(a, start, after, probe, probe ? "1" : MAM_PAGE,
 				  query_answer);
 	a->mam_probe = probe;
+	a->mam_live_count = 0;
+}
+
+static void catch_up_from_last(Account *a)
+{
+	g_hash_table_remove_all(a->mam_returned);
+	catch_up(a, strcmp(a->mam_last, MAM_FROM_START) ? a->mam_last : NULL,
+		 NULL, false);
 }
 
 void mam_before_presence(Account *a)
 {
 	POOL_ASSERT();
-	g_hash_table_remove_all(a->mam_seen);
 	g_clear_pointer(&a->mam_query, g_free);
-	g_clear_pointer(&a->mam_live_during, g_free);
 	if (a->mam_last && !a->mam_off)
-		catch_up(a, a->mam_last, false);
+		catch_up_from_last(a);
 }
 
 void mam_after_presence(Account *a)
 {
 	POOL_ASSERT();
 	if (!a->mam_last && !a->mam_off && !a->mam_query)
-		catch_up(a, NULL, true);
+		catch_up(a, NULL, NULL, true);
+}
+
+/* The catch-up reached the end: everything up to @last is in the logs;
+ * of the ids seen, only those it did not return can be newer. */
+static void caught_up(Account *a, const char *last)
+{
+	GHashTableIter it;
+	gpointer k;
+
+	if (last) {
+		g_free(a->mam_last);
+		a->mam_last = g_strdup(last);
+	} else if (!a->mam_last) {
+		a->mam_last = g_strdup(MAM_FROM_START); /* an empty archive */
+	}
+	g_hash_table_iter_init(&it, a->mam_returned);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		g_hash_table_remove(a->mam_seen, k);
+	g_hash_table_remove_all(a->mam_returned);
+	/* what stays is newer than @last, or older (logged before the first
+	 * catch-up): never returned again; a bound keeps the file small */
+	if (g_hash_table_size(a->mam_seen) > 5 * MAM_LIVE_BATCH)
+		g_hash_table_remove_all(a->mam_seen);
+	save(a);
+}
+
+/* Our id fell out of the archive (expired): ask for what came since the
+ * file was last written instead. */
+static void restart_by_time(Account *a)
+{
+	char start[RECORD_TIME_LEN + 1];
+
+	record_format_time(MAX(a->mam_stamp, (gint64)60) - 60, start);
+	g_clear_pointer(&a->mam_last, g_free);
+	g_hash_table_remove_all(a->mam_returned);
+	xfs_info("%s: the archive no longer has our last message; asking for "
+		 "everything since %s", a->cfg->jid, start);
+	catch_up(a, NULL, start, false);
+	a->mam_restarted = true;
 }
 
 /* The end of a page: the next one, or done. */
@@ -176,29 +270,37 @@ static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	g_autofree char *last = set ? acct_child_text(set, "last") : NULL;
 	bool probe = a->mam_probe;
 
+	if ((strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq)))
+		return 1; /* not the answer: keep waiting for it */
 	if (g_strcmp0(xmpp_stanza_get_id(iq), a->mam_query))
 		return 0; /* of an earlier stream */
 	g_clear_pointer(&a->mam_query, g_free);
 	if (!type || strcmp(type, "result")) {
-		/* no archive here (or not for us): live and offline
-		 * messages are all there is */
+		int err = acct_error_errno(iq);
 		g_autofree char *ev = acct_error_event_text(iq, "archive");
-		a->mam_off = true;
+		if (err == ENOENT && !probe && !a->mam_restarted) {
+			restart_by_time(a);
+			return 0;
+		}
+		/* no archive here (or not for us): live and offline
+		 * messages are all there is, this time */
+		a->mam_off = err == ENOSYS || err == EHOSTUNREACH;
 		acct_event(a, "error", a->cfg->jid, ev);
 		return 0;
 	}
-	if (last)
-		set_last(a, last);
-	if (!probe && last &&
-	    g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"), "true")) {
-		catch_up(a, last, false);
+	if (last && !id_ok(last))
+		g_clear_pointer(&last, g_free);
+	if (probe) {
+		caught_up(a, last);
 		return 0;
 	}
-	/* a live message that came during the catch-up and that no page
-	 * returned is newer than the archive's last page */
-	if (a->mam_live_during)
-		set_last(a, a->mam_live_during);
-	g_clear_pointer(&a->mam_live_during, g_free);
+	if (last &&
+	    g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"), "true")) {
+		catch_up(a, last, NULL, false);
+		return 0;
+	}
+	a->mam_restarted = false;
+	caught_up(a, last);
 	return 0;
 }
 
@@ -225,28 +327,27 @@ bool mam_seen_live(Account *a, xmpp_stanza_t *msg)
 {
 	const char *id = stanza_id(a, msg);
 
+	return id && g_hash_table_contains(a->mam_seen, id);
+}
+
+void mam_logged_live(Account *a, xmpp_stanza_t *msg)
+{
+	const char *id = stanza_id(a, msg);
+
 	if (!id)
-		return false;
-	if (!first_time(a, id))
-		return true;
-	/* while a catch-up runs, its pages move the id forward; a live
-	 * message must not skip what they have not reached (query_answer
-	 * takes it at the end) */
-	if (!a->mam_query || a->mam_probe) {
-		set_last(a, id);
-	} else {
-		g_free(a->mam_live_during);
-		a->mam_live_during = g_strdup(id);
-	}
-	return false;
+		return;
+	note_logged(a, id);
+	/* now and then, what went only to our other clients (a message to
+	 * the phone's full JID, one we sent from it) */
+	if (a->mam_last && !a->mam_off && !a->mam_query &&
+	    ++a->mam_live_count >= MAM_LIVE_BATCH)
+		catch_up_from_last(a);
 }
 
 bool mam_message(Account *a, xmpp_stanza_t *msg)
 {
 	xmpp_stanza_t *res = xmpp_stanza_get_child_by_name_and_ns(msg, "result",
 								  NS_MAM);
-	const char *from = xmpp_stanza_get_from(msg);
-	g_autofree char *from_bare = from ? jid_normalize_bare(from, NULL) : NULL;
 	xmpp_stanza_t *fwd, *inner, *delay;
 	const char *id, *ifrom;
 	g_autoptr(Jid) jid = NULL;
@@ -256,7 +357,7 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
 		return false;
 	/* only our own archive answers our query; anything else claiming
 	 * to be a result is dropped */
-	if (from && g_strcmp0(from_bare, a->cfg->jid))
+	if (!acct_from_self(a, msg))
 		return true;
 	if (a->mam_check &&
 	    !g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), a->mam_check)) {
@@ -267,33 +368,36 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
 	    g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), a->mam_query))
 		return true;
 	id = xmpp_stanza_get_attribute(res, "id");
+	if (!id_ok(id) || a->mam_probe)
+		return true;
+	g_hash_table_add(a->mam_returned, g_strdup(id));
+	if (g_hash_table_contains(a->mam_seen, id))
+		return true; /* logged already, live or by an earlier page */
 	fwd = xmpp_stanza_get_child_by_name_and_ns(res, "forwarded", NS_FORWARD);
 	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
-	if (id && !g_strcmp0(id, a->mam_live_during))
-		g_clear_pointer(&a->mam_live_during, g_free); /* a page has it */
-	if (!id || !inner || a->mam_probe || !first_time(a, id))
-		return true;
-	ifrom = xmpp_stanza_get_from(inner);
+	ifrom = inner ? xmpp_stanza_get_from(inner) : NULL;
 	jid = ifrom ? jid_parse(ifrom, NULL) : NULL;
 	if (!jid)
 		return true;
-	/* what xmppfs sent is in the log since it was written */
 	{
+		/* what xmppfs sent is in the log since it was written */
 		g_autofree char *bare = jid_bare(jid);
 		if (!strcmp(bare, a->cfg->jid) &&
 		    g_str_has_prefix(xmpp_stanza_get_id(inner) ?: "", "xfs-"))
 			return true;
 	}
-	/* rooms' private messages stay live-only: the room is their place */
-	if (xmpp_stanza_get_child_by_name_and_ns(inner, "x",
-						 "http://jabber.org/protocol/muc#user"))
+	if (muc_archived(a, inner, jid)) {
+		/* a room's, or an invitation: not a conversation */
+		note_logged(a, id);
 		return true;
+	}
 	delay = xmpp_stanza_get_child_by_name_and_ns(fwd, "delay",
 						     "urn:xmpp:delay");
 	if (!delay || !record_parse_stamp(
 			      xmpp_stanza_get_attribute(delay, "stamp"), &t))
 		t = acct_message_time(inner);
 	acct_log_message(a, inner, jid, t, true);
+	note_logged(a, id);
 	return true;
 }
 
@@ -382,6 +486,8 @@ static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 				 : NULL;
 	g_autofree char *last = set ? acct_child_text(set, "last") : NULL;
 
+	if ((strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq)))
+		return 1; /* not the answer: keep waiting for it */
 	if (g_strcmp0(xmpp_stanza_get_id(iq), a->mam_check))
 		return 0; /* of an earlier stream, or given up on */
 	if (!type || strcmp(type, "result")) {

@@ -989,3 +989,16 @@ xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item)
 	xmpp_stanza_add_child_ex(msg, x, 0);
 	return msg;
 }
+
+bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from)
+{
+	g_autofree char *bare = jid_bare(from);
+	const char *type = xmpp_stanza_get_type(msg);
+
+	if ((!type || strcmp(type, "error")) &&
+	    muc_invitation(a, msg, xmpp_stanza_get_from(msg)))
+		return true;
+	return rooms_has(a->rooms, bare) ||
+	       hist_set_get(a->room_hists, bare, false, NULL) ||
+	       xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER);
+}

@@ -13,7 +13,7 @@ import time
 from xfstest import LineReader, Mount, Peer, TestFailure, note, wait_until
 
 DOM = "localhost"
-TAGS = ("tk", "of", "fm", "ow", "cr")
+TAGS = ("tk", "of", "fm", "ow", "cr", "ph", "ea", "iv")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -208,3 +208,76 @@ def test_outbox_after_a_crash_is_not_sent_twice(server, tmp, stack):
     bodies = [x["body"] for x in bob.messages_from(A, since=n)]
     assert bodies == ["never reached it", "written after the mount"], bodies
     assert "not sent again" in m.log_text(), m.log_tail()
+
+
+def test_what_only_the_phone_got_while_mounted(server, tmp, stack):
+    """A message to the phone's full JID never reaches the mount, and what
+    the phone sends neither (no carbons); live messages after them must
+    not make the next catch-up skip them."""
+    tag = "ph"
+    A, B = J(tag), J(tag, "b")
+    m, bob = live_first(stack, server, tmp, tag)
+    phone = peer(server, f"{tag}-a", "phone")
+    stack.callback(phone.disconnect)
+    bob.send_message(f"{A}/phone", "to the phone only")
+    phone.wait_message(B, "to the phone only")
+    n = len(bob.messages)
+    phone.send_message(f"{B}/{tag}-peer", "from the phone, to bob's full JID")
+    bob.wait_message(A, "from the phone, to bob's full JID", since=n)
+    bob.send_message(A, "live after")
+    wait_record(m, A, B, B, "live after")
+    m.write(f"{A}/status", "reconnect\n")
+    wait_record(m, A, B, B, "to the phone only")
+    wait_record(m, A, B, A, "from the phone, to bob's full JID")
+    bob.send_message(A, "marker")
+    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    for sender, body in ((B, "live before"), (B, "to the phone only"),
+                         (A, "from the phone, to bob's full JID"),
+                         (B, "live after"), (B, "marker")):
+        assert count(recs, sender, body) == 1, (body, recs)
+
+
+def test_empty_archive_at_the_first_mount(server, tmp, stack):
+    """The first mount found nothing in the archive: the next one still
+    fetches what came since."""
+    tag = "ea"
+    A, B = J(tag), J(tag, "b")
+    bob = peer(server, f"{tag}-b", f"{tag}-peer")
+    stack.callback(bob.disconnect)
+    m = mount(stack, server, tmp, tag)
+    wait_until(lambda: (m.data / A / "mam").exists(), timeout=10,
+               what="the archive state to be written")
+    m.close()
+    phone = peer(server, f"{tag}-a", "phone")
+    try:
+        bob.send_message(A, "the first message ever")
+        phone.wait_message(B, "the first message ever")
+    finally:
+        phone.disconnect()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    wait_record(m, A, B, B, "the first message ever")
+
+
+def test_invitation_while_unmounted(server, tmp, stack):
+    """The catch-up replaces the offline delivery, which brought
+    invitations: they come from the archive as events, not as a
+    conversation with the room."""
+    tag = "iv"
+    A = J(tag)
+    m, bob = live_first(stack, server, tmp, tag)
+    m.close()
+    room = f"{tag}-room@conference.localhost"
+    bob.send_raw(f"<message to='{A}'><x xmlns='jabber:x:conference' "
+                 f"jid='{room}' reason='join us'/><body>join us</body></message>")
+    time.sleep(0.3)
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    ev = stack.enter_context(LineReader(m.path(A, "events")))
+    ev.wait_open()
+    def invited():
+        with open(m.data / A / "events" / "log", encoding="utf-8") as f:
+            return [l for l in f.read().split("\n")
+                    if "\tinvite\t" in l and room in l]
+    wait_until(invited, timeout=10, what="the invitation in events")
+    assert room not in os.listdir(m.path(A, "contacts")), os.listdir(m.path(A, "contacts"))
