@@ -257,20 +257,34 @@ static void restart_by_time(Account *a)
 	a->mam_restarted = true;
 }
 
-/* The end of a page: the next one, or done. */
-static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+/* The end of a page (its <fin/>): the last id on it (NULL for none or
+ * one we would not keep), and whether the archive has no more. */
+static char *page_end(xmpp_stanza_t *iq, bool *complete)
 {
-	Account *a = ud;
-	const char *type = xmpp_stanza_get_type(iq);
 	xmpp_stanza_t *fin = xmpp_stanza_get_child_by_name_and_ns(iq, "fin",
 								  NS_MAM);
 	xmpp_stanza_t *set = fin ? xmpp_stanza_get_child_by_name_and_ns(
 					   fin, "set", NS_RSM)
 				 : NULL;
-	g_autofree char *last = set ? acct_child_text(set, "last") : NULL;
+	char *last = set ? acct_child_text(set, "last") : NULL;
+
+	*complete = !fin || !g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"),
+				       "true");
+	if (last && !id_ok(last))
+		g_clear_pointer(&last, g_free);
+	return last;
+}
+
+/* The end of a page: the next one, or done. */
+static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *type = xmpp_stanza_get_type(iq);
+	bool complete;
+	g_autofree char *last = page_end(iq, &complete);
 	bool probe = a->mam_probe;
 
-	if ((strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq)))
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
 		return 1; /* not the answer: keep waiting for it */
 	if (g_strcmp0(xmpp_stanza_get_id(iq), a->mam_query))
 		return 0; /* of an earlier stream */
@@ -288,14 +302,11 @@ static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		acct_event(a, "error", a->cfg->jid, ev);
 		return 0;
 	}
-	if (last && !id_ok(last))
-		g_clear_pointer(&last, g_free);
 	if (probe) {
 		caught_up(a, last);
 		return 0;
 	}
-	if (last &&
-	    g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"), "true")) {
+	if (last && !complete) {
 		catch_up(a, last, NULL, false);
 		return 0;
 	}
@@ -479,14 +490,10 @@ static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 {
 	Account *a = ud;
 	const char *type = xmpp_stanza_get_type(iq);
-	xmpp_stanza_t *fin = xmpp_stanza_get_child_by_name_and_ns(iq, "fin",
-								  NS_MAM);
-	xmpp_stanza_t *set = fin ? xmpp_stanza_get_child_by_name_and_ns(
-					   fin, "set", NS_RSM)
-				 : NULL;
-	g_autofree char *last = set ? acct_child_text(set, "last") : NULL;
+	bool complete;
+	g_autofree char *last = page_end(iq, &complete);
 
-	if ((strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq)))
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
 		return 1; /* not the answer: keep waiting for it */
 	if (g_strcmp0(xmpp_stanza_get_id(iq), a->mam_check))
 		return 0; /* of an earlier stream, or given up on */
@@ -494,8 +501,7 @@ static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		check_done(a, false);
 		return 0;
 	}
-	if (last &&
-	    g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"), "true")) {
+	if (last && !complete) {
 		check_page(a, last);
 		return 0;
 	}
