@@ -875,9 +875,7 @@ void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
 		char *close = strchr(ev, ']');
 		if (close)
 			memmove(close, close + 1, strlen(close));
-		full = jid->resource ? g_strdup_printf("%s/%s", bare,
-						       jid->resource)
-				     : g_strdup(bare);
+		full = jid_full(jid);
 		acct_event(a, "error", full, ev);
 	} else {
 		acct_event(a, "message", bare, text);

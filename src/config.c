@@ -312,13 +312,11 @@ static char *resourcepart(Reader *r, const char *key, const char *value,
 			  GError **err)
 {
 	g_autoptr(GError) jerr = NULL;
-	g_autoptr(Jid) jid = jid_new(NULL, r->jid->domain, value, &jerr);
+	char *part = jid_normalize_resource(value, &jerr);
 
-	if (!jid) {
+	if (!part)
 		key_error(r, key, err, CFG_ERROR_KEY, "%s", jerr->message);
-		return NULL;
-	}
-	return g_steal_pointer(&jid->resource);
+	return part;
 }
 
 static bool parse_resource(Reader *r, const char *key, const char *value,

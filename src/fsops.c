@@ -176,15 +176,6 @@ static char *occupants_text(Account *a, const char *room)
 	return rooms_occupants_text(acct_rooms(a), room);
 }
 
-/* @nick as the server will have it (a resourcepart), or NULL. */
-static char *normalize_nick(const char *room, const char *nick)
-{
-	g_autoptr(Jid) j = jid_new(NULL, "x.invalid", nick, NULL);
-
-	(void)room;
-	return j ? g_strdup(j->resource) : NULL;
-}
-
 /* `nick`: the new nick; the write returns once the room took it. */
 static int nick_value(Xfs *x, Account *a, const char *room, const char *v)
 {
@@ -194,7 +185,7 @@ static int nick_value(Xfs *x, Account *a, const char *room, const char *v)
 		return -EINVAL;
 	if (!text_is_clean(v, strlen(v), false))
 		return -EILSEQ;
-	if (!(nick = normalize_nick(room, v)))
+	if (!(nick = jid_normalize_resource(v, NULL)))
 		return -EINVAL;
 	return pool_room(x->pool, a, room, ACCT_ROOM_NICK, nick);
 }
@@ -310,7 +301,7 @@ static TreeNode *contact_node(Xfs *x, TreeNode *contacts, const char *name)
 static TreeNode *private_node(Xfs *x, TreeNode *privates, const char *name)
 {
 	g_autofree char *nick = jid_from_filename(name);
-	g_autofree char *norm = nick ? normalize_nick(privates->jid, nick) : NULL;
+	g_autofree char *norm = nick ? jid_normalize_resource(nick, NULL) : NULL;
 	g_autofree char *back = norm ? jid_to_filename(norm) : NULL;
 
 	if (!back || strcmp(back, name))

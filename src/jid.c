@@ -353,6 +353,16 @@ Jid *jid_new(const char *local, const char *domain, const char *resource,
 	return g_steal_pointer(&jid);
 }
 
+char *jid_normalize_resource(const char *str, GError **err)
+{
+	if (!str) {
+		g_set_error(err, JID_ERROR, JID_ERROR_EMPTY,
+			    "resourcepart is empty");
+		return NULL;
+	}
+	return normalize_resource(str, err);
+}
+
 /* RFC 7622 §3.1: the resource starts at the first '/', so it may hold '@'
  * and '/'; the localpart ends at the first '@' before that. */
 Jid *jid_parse(const char *str, GError **err)

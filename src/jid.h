@@ -46,6 +46,10 @@ char *jid_full(const Jid *jid);
  * NULL with @err (JID_ERROR_NOT_BARE for a resource) otherwise. */
 char *jid_normalize_bare(const char *str, GError **err);
 
+/* A resourcepart (a resource, or a MUC nick) validated and normalized as
+ * jid_new does it; NULL with @err otherwise. */
+char *jid_normalize_resource(const char *str, GError **err);
+
 /* A resource or nick as a file name: '/' becomes U+2215 (DIVISION SLASH),
  * and "." and ".." become U+2024 (ONE DOT LEADER) runs so no name can
  * walk the tree.  NULL for an empty string. */

@@ -89,20 +89,8 @@ static const char *const affiliations[] = {"owner",   "admin",  "member",
 static char *valid_jid(const char *s)
 {
 	g_autoptr(Jid) j = s ? jid_parse(s, NULL) : NULL;
-	g_autofree char *bare = j ? jid_bare(j) : NULL;
 
-	if (!j)
-		return NULL;
-	return j->resource ? g_strdup_printf("%s/%s", bare, j->resource)
-			   : g_steal_pointer(&bare);
-}
-
-/* A nick (a resourcepart) in its normalized form, or NULL. */
-static char *valid_nick(const char *s)
-{
-	g_autoptr(Jid) j = s ? jid_new(NULL, "x.invalid", s, NULL) : NULL;
-
-	return j ? g_strdup(j->resource) : NULL;
+	return j ? jid_full(j) : NULL;
 }
 
 /* The time of the last record in @room's log (0 if none), and in @seen
@@ -578,9 +566,10 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 		rooms_occupant(a->rooms, room, nick, NULL, NULL, NULL);
 		if (has_status(x, "303")) {
 			/* a nick change: the presence of the new nick follows */
-			g_autofree char *to = valid_nick(
+			g_autofree char *to = jid_normalize_resource(
 				item ? xmpp_stanza_get_attribute(item, "nick")
-				     : NULL);
+				     : NULL,
+				NULL);
 			if (self && to)
 				rooms_rename(a->rooms, room, to);
 			return;

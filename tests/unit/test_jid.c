@@ -368,6 +368,32 @@ static void test_filename_null(void)
 	g_assert_null(jid_from_filename(NULL));
 }
 
+/* A nick alone gets what jid_new gives a resourcepart: the same
+ * normalized form, the same refusals. */
+static void test_resource_alone(void)
+{
+	static const char *const parts[] = {
+		"laptop", "Al Ice", "a/b@c", "\uFF21lice", "..", "B\u00f8b",
+	};
+	static const char *const bad[] = {"", "a\tb", "a\nb", "\x01x"};
+	g_autoptr(GError) err = NULL;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(parts); i++) {
+		g_autoptr(Jid) j = jid_new(NULL, "example.org", parts[i], NULL);
+		g_autofree char *r = jid_normalize_resource(parts[i], NULL);
+		g_assert_nonnull(j);
+		g_assert_cmpstr(r, ==, j->resource);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autofree char *r = jid_normalize_resource(bad[i], &err);
+		g_assert_null(r);
+		g_assert_nonnull(err);
+		g_clear_error(&err);
+	}
+	g_assert_null(jid_normalize_resource(NULL, &err));
+	g_assert_error(err, JID_ERROR, JID_ERROR_EMPTY);
+}
+
 static void test_free_null(void)
 {
 	jid_free(NULL);
@@ -401,5 +427,6 @@ int main(int argc, char **argv)
 		  test_from_filename);
 	g_test_add_func("/jid/filename/null", test_filename_null);
 	g_test_add_func("/jid/free/null", test_free_null);
+	g_test_add_func("/jid/resource/alone", test_resource_alone);
 	return g_test_run();
 }
