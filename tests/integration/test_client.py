@@ -108,16 +108,15 @@ def test_raw_shows_what_arrives_one_line_each(server, tmp, stack):
     r.wait_open()
     bob.send_message(A, "first line\nsecond <line> & more")
     bob.send_presence(show="away", status="raw test")
-    # other stanzas may come too (the answer to the archive query made
-    # at login, for one): wait for these two among them
-    wait_until(lambda: [l for l in r.snapshot() if l.startswith("<message")] and
-               [l for l in r.snapshot() if l.startswith("<presence")],
-               timeout=10, what=lambda: f"a message and a presence in raw: "
-                                        f"{r.snapshot()!r}"[:2000])
-    lines = r.snapshot()
-    msg = [l for l in lines if l.startswith("<message")]
-    pres = [l for l in lines if l.startswith("<presence")]
-    assert msg and pres, lines
+    # other stanzas come too (the archive query made at login is answered
+    # with a message and an iq): wait for the peer's two among them
+    def from_bob(kind):
+        return [l for l in r.snapshot()
+                if l.startswith(f"<{kind}") and f'from="{bob.jid}"' in l]
+    wait_until(lambda: from_bob("message") and from_bob("presence"),
+               timeout=10, what=lambda: f"a message and a presence from "
+                                        f"{bob.jid} in raw: {r.snapshot()!r}"[:2000])
+    msg, pres = from_bob("message"), from_bob("presence")
     # one stanza per line: the newline of the body is a character reference
     assert "first line&#10;second &lt;line&gt; &amp; more" in msg[0], msg[0]
     root = ET.fromstring(msg[0])  # in the stream's default namespace
