@@ -10,7 +10,7 @@ second slixmpp client 'phone'), TAG-b the other party."""
 import os
 import time
 
-from xfstest import LineReader, Mount, Peer, TestFailure, note, wait_until
+from xfstest import LineReader, Mount, Peer, note, wait_until
 
 DOM = "localhost"
 TAGS = ("tk", "of", "fm", "ow", "cr", "ph", "ea", "iv")
@@ -170,7 +170,7 @@ def test_own_words_from_another_client(server, tmp, stack):
     bob.send_message(A, "marker")
     recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
     assert count(recs, A, "sent from my phone") == 1, recs
-    lines = ev.wait_lines(1)   # the marker's event; none for our own words
+    ev.wait_lines(1)   # the marker's event; none for our own words
     assert not [l for l in ev.snapshot() if "sent from my phone" in l], ev.snapshot()
 
 

@@ -22,7 +22,9 @@ import threading
 import time
 
 from xfstest import (read_with_deadline, LineReader, Mount, Peer, Server, TestFailure,
-                     assert_stays, note, wait_until)
+                     assert_stays, note, wait_until, TIME_RE, write_chunks,
+                     expect_errno)
+
 
 SERVER = dict(users={"alice": "alicepw", "bob": "bobpw", "carol": "carolpw",
                      "dave": "davepw"},
@@ -32,7 +34,6 @@ A = "alice@localhost"
 B = "bob@localhost"
 C = "carol@localhost"
 D = "dave@localhost"
-TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 # Bodies that XML, a record or a careless implementation could mangle.
 SPECIAL = [
@@ -76,22 +77,6 @@ def reader(stack, path):
     r = stack.enter_context(LineReader(path))
     r.wait_open()
     return r
-
-
-def write_chunks(path, *chunks):
-    """open, one write per chunk, close; OSError propagates (from the
-    write or from close)."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        for c in chunks:
-            os.write(fd, c.encode() if isinstance(c, str) else c)
-    except BaseException:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-        raise
-    os.close(fd)
 
 
 def epoch(ts):
@@ -153,21 +138,6 @@ def check_arrival(rec, t0, t1):
 
 def bodies(msgs):
     return [m["body"] for m in msgs]
-
-
-def expect_errno(fn, want, what):
-    """fn() must raise OSError with an errno in @want; returns a problem
-    string or None."""
-    want = (want,) if isinstance(want, int) else tuple(want)
-    try:
-        fn()
-    except OSError as e:
-        if e.errno in want:
-            return None
-        return f"{what}: {errno.errorcode.get(e.errno, e.errno)} instead of " \
-               f"{'/'.join(errno.errorcode[w] for w in want)}"
-    return f"{what}: succeeded instead of failing with " \
-           f"{'/'.join(errno.errorcode[w] for w in want)}"
 
 
 def marker_first(m, bob, since, tag, acct=A, jid=B):

@@ -14,10 +14,10 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
-from xfstest import (Mount, NoTlsServer, Peer, ROOT, SilentServer,
-                     TestFailure, TlsStallServer, assert_stays, cert_sha256,
-                     is_mounted, note, run_xmppfs, wait_until,
-                     xmppfs_binary)
+from xfstest import (Mount, NoTlsServer, Peer, ROOT, SilentServer, TestFailure,
+                     TlsStallServer, assert_stays, cert_sha256, is_mounted, note,
+                     run_xmppfs, wait_until, xmppfs_binary, TIME_RE)
+
 
 CAROL_PW = "c4rol-Pw-0x5eed-7f3a"
 SERVER = dict(users={"alice": "alicepw", "bob": "bobpw", "carol": CAROL_PW},
@@ -25,7 +25,6 @@ SERVER = dict(users={"alice": "alicepw", "bob": "bobpw", "carol": CAROL_PW},
 
 A = "alice@localhost"
 B = "bob@localhost"
-TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 def mount(stack, tmp, accounts, **kw):

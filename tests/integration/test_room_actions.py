@@ -14,14 +14,13 @@ import os
 import time
 import xml.etree.ElementTree as ET
 
-from xfstest import (LineReader, Mount, Server, TestFailure, assert_stays,
-                     config_text, note, wait_until)
-from test_rooms import (BNICK, DOM, J, MUC, ROOM, _rd_or_err, expect_errno,
-                        join, leave, listed, marker_in_log, mount,
-                        occupants, parse_records, peer, peer_says, rd,
-                        records, room_presences, rpath, wait_gone,
-                        wait_in_room, wait_occupants, wait_records,
-                        write_chunks)
+from xfstest import (LineReader, Mount, Server, TestFailure, config_text, note,
+                     wait_until, write_chunks, expect_errno, events_reader)
+
+from test_rooms import (BNICK, J, MUC, ROOM, _rd_or_err, join, listed,
+                        marker_in_log, mount, occupants, parse_records, peer,
+                        peer_says, rd, records, room_presences, rpath, wait_gone,
+                        wait_in_room, wait_occupants, wait_records)
 
 TAGS = ("nk", "sj", "sr", "pm", "pw", "mo", "kb", "ds", "iv", "rs", "st", "rb", "lk", "hn")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
@@ -63,12 +62,6 @@ def item(reason=None, **attrs):
     if reason:
         ET.SubElement(it, f"{{{NS_ADMIN}}}reason").text = reason
     return it
-
-
-def events_reader(stack, m, acct):
-    r = stack.enter_context(LineReader(m.path(acct, "events")))
-    r.wait_open()
-    return r
 
 
 def wait_event(r, kind, jid, timeout=10.0):

@@ -16,11 +16,12 @@ anything before it would be too."""
 import calendar
 import errno
 import os
-import re
 import time
 
-from xfstest import (LineReader, Mount, Peer, TestFailure, assert_stays,
-                     note, wait_until)
+from xfstest import (LineReader, Mount, Peer, TestFailure, note,
+                     wait_until, TIME_RE, write_chunks, expect_errno, events_reader,
+                     parse_event)
+
 
 DOM = "localhost"
 MUC = "conference.localhost"
@@ -29,9 +30,6 @@ TAGS = ("jn", "mw", "ow", "hi", "ol", "nc", "lv", "kl", "rc", "rm", "ns",
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
-TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-KINDS = {"message", "groupchat", "presence", "subscribe", "subscribed",
-         "unsubscribe", "unsubscribed", "roster", "error", "connection"}
 
 
 def J(tag, who="a"):
@@ -95,21 +93,6 @@ def leave(m, acct, room):
 
 def listed(m, acct):
     return sorted(os.listdir(m.path(acct, "rooms")))
-
-
-def write_chunks(path, *chunks):
-    """open, one write per chunk, close; OSError propagates."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        for c in chunks:
-            os.write(fd, c.encode())
-    except BaseException:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-        raise
-    os.close(fd)
 
 
 def parse_record(line, where="stream"):
@@ -226,33 +209,6 @@ def setup(stack, server, tmp, tag, **keys):
     note(f"mkdir rooms/{room}: {dt:.3f}s")
     wait_in_room(bob, room, anick)
     return m, bob, room, anick, bnick
-
-
-def expect_errno(fn, want, what):
-    """fn() must raise OSError with errno @want; returns a problem string
-    or None."""
-    try:
-        fn()
-    except OSError as e:
-        if e.errno == want:
-            return None
-        return f"{what}: {errno.errorcode.get(e.errno, e.errno)} ({e}) " \
-               f"instead of {errno.errorcode[want]}"
-    return f"{what}: succeeded instead of failing with {errno.errorcode[want]}"
-
-
-def events_reader(stack, m, acct):
-    r = stack.enter_context(LineReader(m.path(acct, "events")))
-    r.wait_open()
-    return r
-
-
-def parse_event(line):
-    f = line.split("\t", 3)
-    if len(f) != 4 or not TIME_RE.match(f[0]) or f[1] not in KINDS:
-        raise TestFailure(f"events: not a TIME<TAB>KIND<TAB>JID<TAB>TEXT line "
-                          f"with a known kind: {line!r}")
-    return tuple(f)
 
 
 def epoch(ts):

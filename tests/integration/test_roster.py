@@ -18,11 +18,12 @@ import re
 import select
 import stat
 import subprocess
-import threading
 import time
 
-from xfstest import (read_with_deadline, LineReader, Mount, Peer, Server, TestFailure,
-                     assert_stays, note, wait_until)
+from xfstest import (read_with_deadline, Mount, Peer, Server, TestFailure,
+                     assert_stays, note, wait_until, expect_errno, events_reader,
+                     parse_event)
+
 
 DOM = "localhost"
 TAGS = ("mk", "ap", "dn", "st", "aa", "us", "ue", "rn", "gr", "rm", "bd",
@@ -53,9 +54,6 @@ SERVER = dict(
     ],
     direct_tls=False)
 
-TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-KINDS = {"message", "groupchat", "presence", "subscribe", "subscribed",
-         "unsubscribe", "unsubscribed", "roster", "error", "connection"}
 SUB_RE = re.compile(r"^(none|to|from|both)( pending-out)?( pending-in)?\n$")
 
 
@@ -106,19 +104,6 @@ def echo(path, text):
                           f"{len(text.encode())}")
 
 
-def expect_errno(fn, want, what):
-    """fn() must raise OSError with errno @want; returns a problem string
-    or None."""
-    try:
-        fn()
-    except OSError as e:
-        if e.errno == want:
-            return None
-        return f"{what}: {errno.errorcode.get(e.errno, e.errno)} ({e}) " \
-               f"instead of {errno.errorcode[want]}"
-    return f"{what}: succeeded instead of failing with {errno.errorcode[want]}"
-
-
 def wait_file(m, acct, jid, name, want, timeout=10.0):
     """Wait until contacts/JID/NAME reads exactly @want (a str, or a
     predicate on the text)."""
@@ -158,20 +143,6 @@ def wait_server_item(chk, jid, pred, what, timeout=10.0):
 
 
 # -- events -----------------------------------------------------------------
-
-def events_reader(stack, m, acct):
-    r = stack.enter_context(LineReader(m.path(acct, "events")))
-    r.wait_open()
-    return r
-
-
-def parse_event(line):
-    f = line.split("\t", 3)
-    if len(f) != 4 or not TIME_RE.match(f[0]) or f[1] not in KINDS:
-        raise TestFailure(f"events: not a TIME<TAB>KIND<TAB>JID<TAB>TEXT line "
-                          f"with a known kind: {line!r}")
-    return tuple(f)
-
 
 def events(r, since=0):
     return [parse_event(l) for l in r.snapshot()[since:]]

@@ -11,6 +11,7 @@ fixed time: wait_until() polls a condition with a deadline.
 """
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
@@ -1391,3 +1392,57 @@ def read_with_deadline(fd, timeout=3.0):
         raise TestFailure(f"a read of fd {fd} with O_NONBLOCK blocked for "
                           f"{timeout:g} s")
     return out
+
+
+# --------------------------------------------------------------------------
+# Helpers the test files share: records, writes, errors, events
+
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+# the kinds of `events` lines the tests of roster and rooms expect
+KINDS = {"message", "groupchat", "presence", "subscribe", "subscribed",
+         "unsubscribe", "unsubscribed", "roster", "error", "connection"}
+
+
+def write_chunks(path, *chunks):
+    """open, one write per chunk, close; OSError propagates (from the
+    write or from close)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for c in chunks:
+            os.write(fd, c.encode() if isinstance(c, str) else c)
+    except BaseException:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        raise
+    os.close(fd)
+
+
+def expect_errno(fn, want, what):
+    """fn() must raise OSError with an errno in @want; returns a problem
+    string or None."""
+    want = (want,) if isinstance(want, int) else tuple(want)
+    try:
+        fn()
+    except OSError as e:
+        if e.errno in want:
+            return None
+        return f"{what}: {errno.errorcode.get(e.errno, e.errno)} ({e}) instead of " \
+               f"{'/'.join(errno.errorcode[w] for w in want)}"
+    return f"{what}: succeeded instead of failing with " \
+           f"{'/'.join(errno.errorcode[w] for w in want)}"
+
+
+def events_reader(stack, m, acct):
+    r = stack.enter_context(LineReader(m.path(acct, "events")))
+    r.wait_open()
+    return r
+
+
+def parse_event(line):
+    f = line.split("\t", 3)
+    if len(f) != 4 or not TIME_RE.match(f[0]) or f[1] not in KINDS:
+        raise TestFailure(f"events: not a TIME<TAB>KIND<TAB>JID<TAB>TEXT line "
+                          f"with a known kind: {line!r}")
+    return tuple(f)
