@@ -117,7 +117,8 @@ struct Account {
 	GQueue inflight; /* sent, waiting for the server's <a h=''/> */
 	GQueue held;     /* an earlier mount's, until the archive is asked */
 	/* the archive (mam.c), pool thread only */
-	char *mam_path;       /* DATA/JID/mam: the last archive id seen */
+	char *mam_path;       /* DATA/JID/mam: where the catch-up is */
+	int mam_fd;           /* appends to it, -1 until the first */
 	char *mam_last;       /* NULL: none yet */
 	char *mam_query;      /* queryid of the query in flight, or NULL */
 	bool mam_probe;       /* that query only learns the newest id */

@@ -114,6 +114,7 @@ void mam_init(Account *a, const char *dir)
 	struct stat st;
 
 	a->mam_path = g_build_filename(dir, "mam", NULL);
+	a->mam_fd = -1;
 	a->mam_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    NULL);
 	a->mam_returned = g_hash_table_new_full(g_str_hash, g_str_equal,
@@ -138,6 +139,9 @@ void mam_init(Account *a, const char *dir)
 
 void mam_free(Account *a)
 {
+	if (a->mam_fd >= 0)
+		close(a->mam_fd);
+	a->mam_fd = -1;
 	g_clear_pointer(&a->mam_path, g_free);
 	g_clear_pointer(&a->mam_last, g_free);
 	g_clear_pointer(&a->mam_query, g_free);
@@ -165,6 +169,10 @@ static void save(Account *a)
 		xfs_warn("%s: cannot write %s", a->cfg->jid, a->mam_path);
 	a->mam_stamp = g_get_real_time() / G_USEC_PER_SEC;
 	g_string_free(out, TRUE);
+	/* the file was renamed over: later appends go to the new one */
+	if (a->mam_fd >= 0)
+		close(a->mam_fd);
+	a->mam_fd = -1;
 }
 
 /* A message with archive id @id is in its log now: remembered (appended
@@ -172,16 +180,16 @@ static void save(Account *a)
 static void note_logged(Account *a, const char *id)
 {
 	g_autofree char *line = NULL;
-	int fd;
 
 	if (!id_ok(id) || !g_hash_table_add(a->mam_seen, g_strdup(id)))
 		return;
 	line = g_strdup_printf("seen %s\n", id);
-	fd = open(a->mam_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || util_write_all(fd, line, strlen(line)) < 0)
+	/* one descriptor for the life of the file, not an open per message */
+	if (a->mam_fd < 0)
+		a->mam_fd = open(a->mam_path,
+				 O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (a->mam_fd < 0 || util_write_all(a->mam_fd, line, strlen(line)) < 0)
 		xfs_warn("%s: cannot write %s", a->cfg->jid, a->mam_path);
-	if (fd >= 0)
-		close(fd);
 	a->mam_stamp = g_get_real_time() / G_USEC_PER_SEC;
 }
 
