@@ -108,21 +108,27 @@ def test_raw_shows_what_arrives_one_line_each(server, tmp, stack):
     r.wait_open()
     bob.send_message(A, "first line\nsecond <line> & more")
     bob.send_presence(show="away", status="raw test")
-    # other stanzas come too (the archive query made at login is answered
-    # with a message and an iq): wait for the peer's two among them
-    def from_bob(kind):
+    # other stanzas come too: the archive query made at login is answered
+    # with a message and an iq, and the server's answer to our presence probe
+    # (bob's earlier presence, with a delay) may come after raw opened. Wait
+    # for the peer's message and for the presence carrying the new status.
+    def from_bob(kind, text=""):
         return [l for l in r.snapshot()
-                if l.startswith(f"<{kind}") and f'from="{bob.jid}"' in l]
-    wait_until(lambda: from_bob("message") and from_bob("presence"),
+                if l.startswith(f"<{kind}") and f'from="{bob.jid}"' in l
+                and text in l]
+    wait_until(lambda: from_bob("message") and from_bob("presence", "raw test"),
                timeout=10, what=lambda: f"a message and a presence from "
                                         f"{bob.jid} in raw: {r.snapshot()!r}"[:2000])
-    msg, pres = from_bob("message"), from_bob("presence")
+    msg, pres = from_bob("message"), from_bob("presence", "raw test")
     # one stanza per line: the newline of the body is a character reference
     assert "first line&#10;second &lt;line&gt; &amp; more" in msg[0], msg[0]
     root = ET.fromstring(msg[0])  # in the stream's default namespace
     body = root.findtext("body") or root.findtext("{jabber:client}body")
     assert body == "first line\nsecond <line> & more", msg[0]
-    assert "raw test" in pres[0], pres[0]
+    proot = ET.fromstring(pres[0])
+    ns = "{jabber:client}" if proot.tag.startswith("{") else ""
+    assert proot.findtext(f"{ns}status") == "raw test", pres[0]
+    assert proot.findtext(f"{ns}show") == "away", pres[0]
 
 
 def test_raw_write_sends_stanzas(server, tmp, stack):
