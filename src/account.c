@@ -835,7 +835,7 @@ static char *message_text(xmpp_stanza_t *msg)
 }
 
 void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
-		      gint64 t, bool archived)
+		      gint64 t, bool copy)
 {
 	g_autoptr(GError) err = NULL;
 	g_autofree char *text = NULL, *bare = jid_bare(jid), *peer = NULL;
@@ -850,7 +850,7 @@ void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
 		/* the records must stay one per line */
 		g_strdelimit(text, "\r\v\f", ' ');
 	}
-	if (archived && !strcmp(bare, a->cfg->jid)) {
+	if (copy && !strcmp(bare, a->cfg->jid)) {
 		/* what another client of ours sent */
 		const char *to = xmpp_stanza_get_to(msg);
 		g_autoptr(Jid) tj = to ? jid_parse(to, NULL) : NULL;
@@ -891,6 +891,8 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 
 	if (mam_message(a, msg))
 		return 1; /* a result of our archive query */
+	if (mam_carbon(a, msg))
+		return 1; /* what another client of ours got or sent */
 	if (!jid) {
 		xfs_warn("%s: message dropped: sender '%s' is not a valid JID "
 			 "(%s)", a->cfg->jid, from ? from : "(none)",
@@ -1375,6 +1377,7 @@ static void on_connect(Account *a)
 	xmpp_handler_add(a->conn, message_handler, NULL, "message", NULL, a);
 	sm_enable(a);
 	roster_fetch(a);
+	mam_enable_carbons(a);
 	mam_before_presence(a);
 	send_presence(a);
 	mam_after_presence(a);

@@ -171,10 +171,10 @@ typedef struct {
  * G_MAXINT64 when it is empty. */
 gint64 acct_waits_due(GHashTable *waits);
 /* A chat message (or a bounce) from @jid: a record in its conversation at
- * @t, and an event.  @archived: it comes from our archive, where what we
- * sent from another client is ours (recorded, no event). */
+ * @t, and an event.  @copy: it is a copy (from our archive or a carbon),
+ * where what we sent from another client is ours (recorded, no event). */
 void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
-		      gint64 t, bool archived);
+		      gint64 t, bool copy);
 /* The held messages (an earlier mount's) go out, but those whose id is
  * in @sent (NULL: none), which the server has already. */
 void acct_release_held(Account *a, GHashTable *sent);
@@ -209,6 +209,10 @@ bool mam_message(Account *a, xmpp_stanza_t *msg);
  * logged twice).  Once logged, mam_logged_live notes its archive id. */
 bool mam_seen_live(Account *a, xmpp_stanza_t *msg);
 void mam_logged_live(Account *a, xmpp_stanza_t *msg);
+/* At a connect: ask the server to copy to us what our other clients get
+ * and send (XEP-0280).  mam_carbon takes such a copy: handled, true. */
+void mam_enable_carbons(Account *a);
+bool mam_carbon(Account *a, xmpp_stanza_t *msg);
 
 /* ---- muc.c, for account.c and mam.c ---- */
 
@@ -216,6 +220,8 @@ void mam_logged_live(Account *a, xmpp_stanza_t *msg);
  * bounce, a private message) or is an invitation (then an event): true,
  * and it is no conversation's. */
 bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from);
+/* @bare is a room we are or were in. */
+bool muc_known_room(Account *a, const char *bare);
 
 /* Make and free the account's group-chat state (@dir: DATA/JID). */
 void muc_init(Account *a, const char *dir);

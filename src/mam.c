@@ -11,6 +11,10 @@
  * (the first mount) nothing old is fetched: after the presence (and the
  * offline messages it brings) we only learn the newest id.
  *
+ * While mounted, carbons (XEP-0280, at the end of this file) bring what
+ * our other clients get and send as it happens; the archive ids they
+ * carry keep the next catch-up from logging it again.
+ *
  * Part of the account layer (account_int.h): pool thread only.  Groupchat
  * is not here: a room sends its history at the join (muc.c). */
 #include "account_int.h"
@@ -363,6 +367,30 @@ void mam_logged_live(Account *a, xmpp_stanza_t *msg)
 		catch_up_from_last(a);
 }
 
+/* A copy of a message one of our other clients got or sent (@from: its
+ * sender), from the archive or a carbon: logged as if it had come here,
+ * but what belongs to rooms is nobody's conversation. */
+static void log_copy(Account *a, xmpp_stanza_t *inner, const Jid *from,
+		     gint64 t)
+{
+	g_autofree char *bare = jid_bare(from);
+
+	if (!strcmp(bare, a->cfg->jid)) {
+		/* our own words: to a room or an occupant, they are no
+		 * conversation, and an invitation we sent is no event */
+		const char *to = xmpp_stanza_get_to(inner);
+		g_autoptr(Jid) tj = to ? jid_parse(to, NULL) : NULL;
+		g_autofree char *peer = tj ? jid_bare(tj) : NULL;
+		if (!peer || muc_known_room(a, peer) ||
+		    xmpp_stanza_get_child_by_name_and_ns(inner, "x",
+							 NS_MUC_USER))
+			return;
+	} else if (muc_archived(a, inner, from)) {
+		return; /* a room's, or an invitation (an event) */
+	}
+	acct_log_message(a, inner, from, t, true);
+}
+
 bool mam_message(Account *a, xmpp_stanza_t *msg)
 {
 	xmpp_stanza_t *res = xmpp_stanza_get_child_by_name_and_ns(msg, "result",
@@ -405,17 +433,12 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
 		    g_str_has_prefix(xmpp_stanza_get_id(inner) ?: "", "xfs-"))
 			return true;
 	}
-	if (muc_archived(a, inner, jid)) {
-		/* a room's, or an invitation: not a conversation */
-		note_logged(a, id);
-		return true;
-	}
 	delay = xmpp_stanza_get_child_by_name_and_ns(fwd, "delay",
 						     "urn:xmpp:delay");
 	if (!delay || !record_parse_stamp(
 			      xmpp_stanza_get_attribute(delay, "stamp"), &t))
 		t = acct_message_time(inner);
-	acct_log_message(a, inner, jid, t, true);
+	log_copy(a, inner, jid, t);
 	note_logged(a, id);
 	return true;
 }
@@ -535,4 +558,94 @@ void mam_tick(Account *a, gint64 now)
 	xfs_warn("%s: the archive did not answer in time: the outbox is sent "
 		 "unchecked", a->cfg->jid);
 	check_done(a, false);
+}
+
+/* ---- carbons (XEP-0280) ----
+ *
+ * With carbons on, the server copies to us what our other clients get
+ * (a message to the phone's full JID) and send, as it happens; before,
+ * that reached the logs only at the next catch-up.  The copies carry the
+ * archive id, so the catch-up does not log them again. */
+
+#define NS_CARBONS "urn:xmpp:carbons:2"
+
+static int carbons_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+
+	(void)conn;
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
+		return 1; /* not the answer: keep waiting for it */
+	if (!g_strcmp0(xmpp_stanza_get_type(iq), "error"))
+		xfs_info("%s: the server does not copy our other clients' "
+			 "messages to us (carbons: %s); they reach the logs "
+			 "at the next catch-up", a->cfg->jid,
+			 g_strerror(acct_error_errno(iq)));
+	return 0;
+}
+
+void mam_enable_carbons(Account *a)
+{
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", "xfs-carbons");
+	xmpp_stanza_t *en = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(en, "enable");
+	xmpp_stanza_set_ns(en, NS_CARBONS);
+	xmpp_stanza_add_child(iq, en);
+	xmpp_stanza_release(en);
+	xmpp_id_handler_add(a->conn, carbons_answer, "xfs-carbons", a);
+	xmpp_send(a->conn, iq);
+	xmpp_stanza_release(iq);
+}
+
+bool mam_carbon(Account *a, xmpp_stanza_t *msg)
+{
+	const char *from = xmpp_stanza_get_from(msg);
+	xmpp_stanza_t *wrap = NULL, *fwd, *inner;
+	g_autoptr(Jid) outer = from ? jid_parse(from, NULL) : NULL;
+	g_autoptr(Jid) jid = NULL;
+	g_autofree char *bare = NULL;
+	const char *ifrom;
+	bool sent = false;
+
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(msg); c;
+	     c = xmpp_stanza_get_next(c)) {
+		const char *name = xmpp_stanza_get_name(c);
+		if (xmpp_stanza_is_tag(c) &&
+		    !g_strcmp0(xmpp_stanza_get_ns(c), NS_CARBONS) &&
+		    (!strcmp(name, "received") || !strcmp(name, "sent"))) {
+			wrap = c;
+			sent = !strcmp(name, "sent");
+			break;
+		}
+	}
+	if (!wrap)
+		return false;
+	/* only our own account copies to us (XEP-0280 §11): anyone else's
+	 * "copy" is a forgery of a message from whoever it names */
+	if (!outer || outer->resource ||
+	    strcmp((bare = jid_bare(outer)), a->cfg->jid)) {
+		xfs_warn("%s: a carbon copy from '%s' dropped: only our own "
+			 "account sends them", a->cfg->jid, from ? from : "");
+		return true;
+	}
+	g_clear_pointer(&bare, g_free);
+	fwd = xmpp_stanza_get_child_by_name_and_ns(wrap, "forwarded",
+						   NS_FORWARD);
+	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
+	ifrom = inner ? xmpp_stanza_get_from(inner) : NULL;
+	if (!ifrom && sent)
+		ifrom = a->cfg->jid;
+	jid = ifrom ? jid_parse(ifrom, NULL) : NULL;
+	if (!jid)
+		return true;
+	/* a sent copy is ours, a received one another's */
+	bare = jid_bare(jid);
+	if (sent != !strcmp(bare, a->cfg->jid))
+		return true;
+	if (mam_seen_live(a, inner))
+		return true;
+	log_copy(a, inner, jid, acct_message_time(inner));
+	mam_logged_live(a, inner);
+	return true;
 }

@@ -987,7 +987,12 @@ bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from)
 	if ((!type || strcmp(type, "error")) &&
 	    muc_invitation(a, msg, xmpp_stanza_get_from(msg)))
 		return true;
-	return rooms_has(a->rooms, bare) ||
-	       hist_set_get(a->room_hists, bare, false, NULL) ||
+	return muc_known_room(a, bare) ||
 	       xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER);
+}
+
+bool muc_known_room(Account *a, const char *bare)
+{
+	return rooms_has(a->rooms, bare) ||
+	       hist_set_get(a->room_hists, bare, false, NULL);
 }

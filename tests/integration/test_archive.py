@@ -10,10 +10,11 @@ second slixmpp client 'phone'), TAG-b the other party."""
 import os
 import time
 
-from xfstest import LineReader, Mount, Peer, note, wait_until
+from xfstest import (LineReader, Mount, Peer, events_reader, note,
+                     parse_event, wait_until)
 
 DOM = "localhost"
-TAGS = ("tk", "of", "fm", "ow", "cr", "ph", "ea", "iv")
+TAGS = ("tk", "of", "fm", "ow", "cr", "ph", "ea", "iv", "cb")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -211,9 +212,10 @@ def test_outbox_after_a_crash_is_not_sent_twice(server, tmp, stack):
 
 
 def test_what_only_the_phone_got_while_mounted(server, tmp, stack):
-    """A message to the phone's full JID never reaches the mount, and what
-    the phone sends neither (no carbons); live messages after them must
-    not make the next catch-up skip them."""
+    """A message to the phone's full JID, and what the phone sends, reach
+    the mount as carbons; the catch-up at the reconnect, which the archive
+    answers with the same messages, must not log them again, nor skip
+    them for the live messages after them."""
     tag = "ph"
     A, B = J(tag), J(tag, "b")
     m, bob = live_first(stack, server, tmp, tag)
@@ -281,3 +283,46 @@ def test_invitation_while_unmounted(server, tmp, stack):
                     if "\tinvite\t" in l and room in l]
     wait_until(invited, timeout=10, what="the invitation in events")
     assert room not in os.listdir(m.path(A, "contacts")), os.listdir(m.path(A, "contacts"))
+
+
+def test_carbons_bring_what_the_phone_gets_live(server, tmp, stack):
+    """With the mount online, what the phone gets is logged at once, with
+    an event; what the phone sends is logged as ours, with none.  A
+    "carbon" from anyone but our own account is a forgery and changes
+    nothing."""
+    tag = "cb"
+    A, B = J(tag), J(tag, "b")
+    m, bob = live_first(stack, server, tmp, tag)
+    ev = events_reader(stack, m, A)
+    phone = peer(server, f"{tag}-a", "phone")
+    stack.callback(phone.disconnect)
+    t0 = time.monotonic()
+    bob.send_message(f"{A}/phone", "to the phone only")
+    wait_record(m, A, B, B, "to the phone only")
+    note(f"message to the phone's full JID in the mount's log after "
+         f"{time.monotonic() - t0:.3f}s")
+    phone.send_message(f"{B}/{tag}-peer", "from the phone")
+    wait_record(m, A, B, A, "from the phone")
+    # a forged copy: bob claims alice's phone got a message from carol
+    bob.send_raw(f"<message to='{A}' type='chat'>"
+                 "<received xmlns='urn:xmpp:carbons:2'>"
+                 "<forwarded xmlns='urn:xmpp:forward:0'>"
+                 f"<message xmlns='jabber:client' type='chat' to='{A}/phone' "
+                 f"from='carol@{DOM}/x'><body>forged</body></message>"
+                 "</forwarded></received></message>")
+    bob.send_message(A, "after the forgery")
+    wait_record(m, A, B, B, "after the forgery")
+    # (a lookup of any JID succeeds: the listing and the disk tell)
+    assert f"carol@{DOM}" not in os.listdir(m.path(A, "contacts")), \
+        "a forged carbon made a conversation"
+    assert not (m.data / A / "contacts" / f"carol@{DOM}").exists()
+    assert count(records(m, A, B), B, "forged") == 0, records(m, A, B)
+    msgs = wait_until(
+        lambda: (lambda es: es if any(e[3] == "after the forgery" for e in es)
+                 else None)([parse_event(l) for l in ev.snapshot()]),
+        timeout=10, what=lambda: f"the marker's event: {ev.snapshot()!r}")
+    got = [(k, j, t) for _, k, j, t in msgs if k == "message"]
+    assert got == [("message", B, "to the phone only"),
+                   ("message", B, "after the forgery")], got
+    log = m.logfile.read_text(errors="replace")
+    assert "carbon copy from" in log and "dropped" in log, log[-2000:]
