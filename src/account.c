@@ -1710,6 +1710,9 @@ void acct_connect(Account *a)
 		return;
 	a->retry_at = 0;
 	a->gen++;
+	g_mutex_lock(&a->lock);
+	a->retry_at_unix = 0; /* no retry pending while we try */
+	g_mutex_unlock(&a->lock);
 	set_state(a, ACCT_CONNECTING, NULL);
 	if (cfg->host && is_ip_literal(cfg->host)) {
 		GPtrArray *addrs = g_ptr_array_new_with_free_func(g_free);
