@@ -520,11 +520,35 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 	acct_event(a, kind, room, text->str);
 }
 
-/* We made the room (201): accept the default configuration, so that a
- * server that locks new rooms (XEP-0045 §10.1.2) opens it to others. */
-static void unlock_new_room(Account *a, const char *room)
+/* The room's answer to unlock_new_room: the join it completes is done. */
+static int unlock_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 {
-	g_autofree char *id = acct_next_id(a);
+	Account *a = ud;
+	const char *from = xmpp_stanza_get_from(iq);
+	g_autofree char *room = from ? jid_normalize_bare(from, NULL) : NULL;
+	RoomWait *w = room ? g_hash_table_lookup(a->room_waits, room) : NULL;
+
+	(void)conn;
+	/* an id handler fires for any stanza with the id, from anyone */
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !w ||
+	    w->op != ACCT_ROOM_JOIN ||
+	    g_strcmp0(w->id, xmpp_stanza_get_id(iq)))
+		return 1;
+	if (!g_strcmp0(xmpp_stanza_get_type(iq), "error"))
+		xfs_warn("%s: %s: the new room refused its default "
+			 "configuration (%s); it may stay locked to others",
+			 a->cfg->jid, room, g_strerror(acct_error_errno(iq)));
+	muc_answered(a, room, 0); /* we are in, either way */
+	return 0;
+}
+
+/* We made the room (201): accept the default configuration, so that a
+ * server that locks new rooms (XEP-0045 §10.1.2) opens it to others.
+ * Returns the request's id; unlock_answer completes the join then, so
+ * that others can join once mkdir returns. */
+static char *unlock_new_room(Account *a, const char *room)
+{
+	char *id = acct_next_id(a);
 	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", id);
 	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_t *form = xmpp_stanza_new(a->ctx);
@@ -537,8 +561,10 @@ static void unlock_new_room(Account *a, const char *room)
 	xmpp_stanza_set_type(form, "submit");
 	xmpp_stanza_add_child_ex(q, form, 0);
 	xmpp_stanza_add_child_ex(iq, q, 0);
+	xmpp_id_handler_add(a->conn, unlock_answer, id, a);
 	xmpp_send(a->conn, iq);
 	xmpp_stanza_release(iq);
+	return id;
 }
 
 /* Presence from ROOM/NICK: an occupant, or ourselves. */
@@ -602,8 +628,15 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 	/* the server may give us another nick than we asked for (210) */
 	rooms_rename(a->rooms, room, nick);
 	rooms_set_joined(a->rooms, room, true);
-	if (has_status(x, "201"))
-		unlock_new_room(a, room);
+	if (has_status(x, "201")) {
+		g_autofree char *id = unlock_new_room(a, room);
+		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+		if (w && w->op == ACCT_ROOM_JOIN) {
+			g_free(w->id);
+			w->id = g_steal_pointer(&id);
+			return; /* done when the room is open to others */
+		}
+	}
 	if (room_waits_for(a, room, ACCT_ROOM_JOIN))
 		muc_answered(a, room, 0);
 	else if (room_waits_for(a, room, ACCT_ROOM_NICK) &&
