@@ -1974,7 +1974,8 @@ gint64 acct_deadline(Account *a, bool *ticking)
 	if (a->retry_at)
 		return a->retry_at;
 	return MIN(MIN(keepalive_due(a), acct_waits_due(a->iq_calls)),
-		   MIN(acct_waits_due(a->room_waits), mam_due(a)));
+		   MIN(MIN(acct_waits_due(a->room_waits), muc_due(a)),
+		       mam_due(a)));
 }
 
 void acct_tick(Account *a, gint64 now)
@@ -1986,6 +1987,7 @@ void acct_tick(Account *a, gint64 now)
 		keepalive(a, now);
 	expire_iq_calls(a, now, false, -ETIMEDOUT);
 	muc_expire_waits(a, now, false);
+	muc_tick(a, now);
 	mam_tick(a, now);
 	if (a->retry_at && now >= a->retry_at && !a->conn) {
 		a->retry_at = 0;

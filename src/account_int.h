@@ -106,6 +106,9 @@ struct Account {
 				 * changes */
 	GHashTable *room_seen;  /* room -> set of the log's last-second lines */
 	GHashTable *invite_passwords; /* room -> password of an invitation */
+	gint64 room_retry_at;   /* monotonic µs: rejoin the rooms we are not
+				 * in (0: none due) */
+	int room_retry_s;       /* the next wait after that (backoff) */
 	Rooms *rooms;
 	HistSet *room_hists;
 	char *rooms_dir;        /* DATA/JID/rooms */
@@ -234,6 +237,11 @@ void muc_send_presence(Account *a);
 void muc_disconnected(Account *a);
 /* End the rooms' waits past their deadline (@all: every one). */
 void muc_expire_waits(Account *a, gint64 now, bool all);
+/* Rooms kept but not joined while online (the service shut down, a
+ * rejoin that failed for now) are tried again on a backoff timer: when it
+ * is due (G_MAXINT64: never), and the try. */
+gint64 muc_due(Account *a);
+void muc_tick(Account *a, gint64 now);
 /* A presence from @bare (a room when rooms_has) with @resource (the nick,
  * or NULL); false when it is not about a room. */
 bool muc_presence_from(Account *a, xmpp_stanza_t *p, const char *bare,

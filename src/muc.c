@@ -24,6 +24,9 @@
 #define ROOM_JOIN_TIMEOUT_S 15
 #define ROOM_LEAVE_TIMEOUT_S 5
 #define ROOM_CHANGE_TIMEOUT_S 15
+/* rooms kept but not joined are tried again after this, doubling */
+#define ROOM_RETRY_MIN_S 5
+#define ROOM_RETRY_MAX_S 600
 
 /* One request per room waits for the server at a time. */
 typedef struct {
@@ -259,9 +262,23 @@ static bool refusal_is_final(int err)
 	       err == -EINVAL;
 }
 
-/* A rejoin after a reconnect failed: a final refusal puts the room out of
- * rooms/ (as a kick would); anything else (no answer, the service down)
- * keeps it, to be tried at the next connect. */
+/* A room stays ours but we are not in it: try again later.  Returns the
+ * seconds until then. */
+static int schedule_retry(Account *a)
+{
+	if (!a->room_retry_s)
+		a->room_retry_s = ROOM_RETRY_MIN_S;
+	if (!a->room_retry_at)
+		a->room_retry_at = g_get_monotonic_time() +
+				   (gint64)a->room_retry_s * G_USEC_PER_SEC;
+	return (int)((a->room_retry_at - g_get_monotonic_time() +
+		      G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
+}
+
+/* A rejoin failed: a final refusal puts the room out of rooms/ (as a kick
+ * would); anything else (no answer, the service down, the nick still
+ * taken) keeps it, to be tried again on a backoff timer and at the next
+ * connect. */
 static void rejoin_failed(Account *a, const char *room, int err)
 {
 	g_autofree char *text = NULL;
@@ -271,8 +288,9 @@ static void rejoin_failed(Account *a, const char *room, int err)
 		rooms_set(a->rooms, room, NULL);
 		acct_event(a, "removed", room, text);
 	} else if (err != -ECONNRESET) {
-		text = g_strdup_printf("rejoin failed: %s; trying again at "
-				       "the next connect", g_strerror(-err));
+		text = g_strdup_printf("rejoin failed: %s; trying again in "
+				       "%d s", g_strerror(-err),
+				       schedule_retry(a));
 		acct_event(a, "error", room, text);
 	}
 }
@@ -408,18 +426,44 @@ void acct_room_op(Account *a, const char *room, AcctRoomOp op,
 }
 
 /* At every connect: back into every room we were in. */
-void muc_rejoin(Account *a)
+/* Join every room we are not in and not already joining or leaving. */
+static void rejoin_missing(Account *a)
 {
 	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
 
 	for (guint i = 0; i < list->len; i++) {
 		const char *room = g_ptr_array_index(list, i);
 		g_autofree char *nick = rooms_nick(a->rooms, room);
-		if (!nick)
+		if (!nick || rooms_joined(a->rooms, room) ||
+		    g_hash_table_contains(a->room_waits, room))
 			continue;
 		room_wait(a, room, NULL, ACCT_ROOM_JOIN);
 		send_join(a, room, nick);
 	}
+}
+
+void muc_rejoin(Account *a)
+{
+	a->room_retry_at = 0;
+	a->room_retry_s = ROOM_RETRY_MIN_S;
+	rejoin_missing(a);
+}
+
+gint64 muc_due(Account *a)
+{
+	return a->room_retry_at ? a->room_retry_at : G_MAXINT64;
+}
+
+void muc_tick(Account *a, gint64 now)
+{
+	if (!a->room_retry_at || now < a->room_retry_at)
+		return;
+	a->room_retry_at = 0;
+	if (!acct_is_online(a))
+		return; /* the connect rejoins them all */
+	/* the next failure waits twice as long */
+	a->room_retry_s = MIN(a->room_retry_s * 2, ROOM_RETRY_MAX_S);
+	rejoin_missing(a);
 }
 
 void muc_expire_waits(Account *a, gint64 now, bool all)
@@ -486,15 +530,15 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 
 	if (!destroy && (has_status(x, "332") || has_status(x, "333"))) {
 		/* the service shuts down or failed: not the room's decision
-		 * about us, so it stays ours and is rejoined at the next
-		 * connect */
-		g_string_append_printf(text, "%sthe room's service %s; rejoined "
-				       "at the next connect",
-				       text->len ? "; " : "",
-				       has_status(x, "332") ? "shuts down"
-							    : "failed");
+		 * about us, so it stays ours and is tried again later */
 		muc_answered(a, room, -ECONNRESET);
 		rooms_set_joined(a->rooms, room, false);
+		g_string_append_printf(text, "%sthe room's service %s; trying "
+				       "again in %d s",
+				       text->len ? "; " : "",
+				       has_status(x, "332") ? "shuts down"
+							    : "failed",
+				       schedule_retry(a));
 		acct_event(a, "error", room, text->str);
 		return;
 	}
@@ -628,6 +672,7 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 	/* the server may give us another nick than we asked for (210) */
 	rooms_rename(a->rooms, room, nick);
 	rooms_set_joined(a->rooms, room, true);
+	a->room_retry_s = ROOM_RETRY_MIN_S; /* the service works again */
 	if (has_status(x, "201")) {
 		g_autofree char *id = unlock_new_room(a, room);
 		RoomWait *w = g_hash_table_lookup(a->room_waits, room);

@@ -22,7 +22,8 @@ from test_rooms import (BNICK, J, MUC, ROOM, _rd_or_err, join, listed,
                         peer_says, rd, records, room_presences, rpath, wait_gone,
                         wait_in_room, wait_occupants, wait_records)
 
-TAGS = ("nk", "sj", "sr", "pm", "pw", "mo", "kb", "ds", "iv", "rs", "st", "rb", "lk", "hn")
+TAGS = ("nk", "sj", "sr", "pm", "pw", "mo", "kb", "ds", "iv", "rs", "st", "rb", "lk", "hn",
+        "rt")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -397,6 +398,40 @@ def test_rejoin_refused_after_a_ban_while_offline(server, tmp, stack):
                what=lambda: f"rooms/ to forget {room}: {listed(m, A)}")
     with open(m.data / A / "rooms.list") as f:
         assert room not in f.read()
+
+
+def test_rejoin_tried_again_while_online(server, tmp, stack):
+    """A rejoin that fails for now (someone else holds our nick) keeps the
+    room, and xmppfs tries again on its own while online: the room is not
+    lost until the next connect, which may be days away."""
+    tag = "rt"
+    A = J(tag)
+    m, bob, room, anick, bnick = bob_first(stack, server, tmp, tag)
+    ev = events_reader(stack, m, A)
+    since = len(bob.presences)
+    m.write(f"{A}/status", "offline\n")
+    m.wait_state(A, "offline", timeout=5)
+    wait_gone(bob, room, anick, since)
+    # bob's second client takes alice's nick while she is away
+    squatter = peer(stack, server, f"{tag}-b", f"{tag}-squatter")
+    squatter.join_room(room, anick)
+    m.write(f"{A}/status", "available\n")
+    m.wait_state(A, "online", timeout=10)
+    text = wait_event(ev, "error", room)
+    assert text.startswith("rejoin failed: ") and "trying again in 5 s" in text, text
+    assert listed(m, A) == [room], listed(m, A)
+    since = len(bob.presences)
+    t0 = time.monotonic()
+    squatter.send_presence(ptype="unavailable", to=f"{room}/{anick}")
+    wait_gone(bob, room, anick, since)
+    since = len(bob.presences)
+    wait_in_room(bob, room, anick, since, timeout=20)
+    note(f"the nick free to alice back in the room: {time.monotonic() - t0:.1f} s")
+    assert listed(m, A) == [room], listed(m, A)
+    marker_in_log(m, A, room, bob, bnick, tag)
+    n = len(bob.messages)
+    m.write(f"{A}/rooms/{room}/send", "back without a reconnect\n")
+    bob.wait_message(f"{room}/{anick}", "back without a reconnect", since=n)
 
 
 def count_recs(recs, nick, text):
