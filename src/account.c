@@ -1378,7 +1378,6 @@ static void on_connect(Account *a)
 	sm_enable(a);
 	roster_fetch(a);
 	mam_enable_carbons(a);
-	mam_before_presence(a);
 	send_presence(a);
 	mam_after_presence(a);
 	muc_rejoin(a);

@@ -192,11 +192,9 @@ bool acct_is_online(Account *a);
 /* Load and free the archive state (@dir: DATA/JID). */
 void mam_init(Account *a, const char *dir);
 void mam_free(Account *a);
-/* At a connect, before the initial presence: fetch what the archive has
- * after the last message we saw (then the server sends no offline
- * messages as well).  After the presence, when we know of no last
- * message yet: learn the archive's newest id. */
-void mam_before_presence(Account *a);
+/* At a connect, right after the initial presence (which brings the
+ * offline messages): fetch what the archive has after the last message
+ * we saw; when we know of none yet, only learn the archive's newest id. */
 void mam_after_presence(Account *a);
 /* At a connect: ask the archive which of the held messages (a->held)
  * the server already has, then acct_release_held.  At once when it

@@ -4,12 +4,16 @@
  * (SPEC "Nothing is lost").
  *
  * The id of the last archived message we logged is kept in DATA/JID/mam.
- * At a connect, before the initial presence, we ask for everything after
- * it, page by page; a server that saw our query then sends no offline
- * messages as well (Prosody), and live ones that the archive also returns
- * are logged once, by their archive id (<stanza-id/>).  With no id yet
- * (the first mount) nothing old is fetched: after the presence (and the
- * offline messages it brings) we only learn the newest id.
+ * At a connect, right after the initial presence, we ask for everything
+ * after it, page by page.  The presence first, so that the server hands
+ * us its offline messages and deletes them: Prosody neither sends nor
+ * deletes them for a session that queried the archive before its
+ * presence, so its offline store would grow for ever, and a message it
+ * stored but did not archive (a no-store hint, an archiving preference)
+ * would never reach us.  The offline copies come before the query's
+ * answer and carry their archive id (<stanza-id/>), as live messages do,
+ * so the catch-up does not log them again.  With no id yet (the first
+ * mount) nothing old is fetched: we only learn the newest id.
  *
  * While mounted, carbons (XEP-0280, at the end of this file) bring what
  * our other clients get and send as it happens; the archive ids they
@@ -215,18 +219,15 @@ static void catch_up_from_last(Account *a)
 		 NULL, false);
 }
 
-void mam_before_presence(Account *a)
-{
-	POOL_ASSERT();
-	g_clear_pointer(&a->mam_query, g_free);
-	if (a->mam_last && !a->mam_off)
-		catch_up_from_last(a);
-}
-
 void mam_after_presence(Account *a)
 {
 	POOL_ASSERT();
-	if (!a->mam_last && !a->mam_off && !a->mam_query)
+	g_clear_pointer(&a->mam_query, g_free); /* the link's that went */
+	if (a->mam_off)
+		return;
+	if (a->mam_last)
+		catch_up_from_last(a);
+	else
 		catch_up(a, NULL, NULL, true);
 }
 

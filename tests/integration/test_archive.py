@@ -15,7 +15,7 @@ from xfstest import (Mount, Peer, events_reader, note,
                      parse_event, wait_until)
 
 DOM = "localhost"
-TAGS = ("tk", "of", "fm", "ow", "cr", "ph", "ea", "iv", "cb")
+TAGS = ("tk", "of", "fm", "ow", "cr", "ph", "ea", "iv", "cb", "oc", "ns")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -342,3 +342,44 @@ def test_carbons_bring_what_the_phone_gets_live(server, tmp, stack):
                    ("message", B, "after the forgery")], got
     log = m.logfile.read_text(errors="replace")
     assert "carbon copy from" in log and "dropped" in log, log[-2000:]
+
+
+def test_offline_store_is_consumed(server, tmp, stack):
+    """The server's offline copies go to the mount, which takes them:
+    the phone that logs in later gets none of them again (a client that
+    asked the archive before its presence would leave them on the server,
+    where the store grows for ever and floods the phone)."""
+    tag = "oc"
+    A, B = J(tag), J(tag, "b")
+    m, bob = live_first(stack, server, tmp, tag)
+    m.close()
+    bob.send_message(A, "kept for you offline")
+    stored(bob)
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    bob.send_message(A, "marker")
+    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    assert count(recs, B, "kept for you offline") == 1, recs
+    phone = peer(server, f"{tag}-a", "phone")
+    stack.callback(phone.disconnect)
+    stored(phone)   # offline copies come at its presence, before this
+    got = [x for x in phone.messages if x.get("body") == "kept for you offline"]
+    assert not got, f"the phone got the offline copy again: {got!r}"
+
+
+def test_message_the_archive_did_not_keep(server, tmp, stack):
+    """A message with a no-store hint is not archived but kept offline:
+    the mount must still get it."""
+    tag = "ns"
+    A, B = J(tag), J(tag, "b")
+    m, bob = live_first(stack, server, tmp, tag)
+    m.close()
+    bob.send_raw(f"<message to='{A}' type='chat'><body>off the record</body>"
+                 "<no-store xmlns='urn:xmpp:hints'/></message>")
+    stored(bob)
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    wait_record(m, A, B, B, "off the record")
+    bob.send_message(A, "marker")
+    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    assert count(recs, B, "off the record") == 1, recs
