@@ -501,7 +501,8 @@ static void send_presence(Account *a)
 
 bool acct_is_online(Account *a)
 {
-	return a->state == ACCT_ONLINE && a->conn && !a->conn_dead;
+	return a->state == ACCT_ONLINE && a->conn && !a->conn_dead &&
+	       !a->close_at;
 }
 
 static void send_unavailable(Account *a)

@@ -302,6 +302,16 @@ static void muc_answered(Account *a, const char *room, int err)
 
 	if (!w)
 		return;
+	if (w->op == ACCT_ROOM_JOIN && w->id && err == -ETIMEDOUT) {
+		/* the room let us in (110) but never answered the unlock:
+		 * we are in all the same */
+		xfs_warn("%s: %s: no answer to accepting the new room's "
+			 "configuration; it may stay locked to others",
+			 a->cfg->jid, room);
+		err = 0;
+	}
+	if (w->op == ACCT_ROOM_JOIN && !err)
+		a->room_retry_s = ROOM_RETRY_MIN_S; /* rooms work again */
 	/* left, or not in it after all; a failed nick or subject change
 	 * leaves us where we were */
 	if (w->op == ACCT_ROOM_JOIN && err == -ETIMEDOUT && acct_is_online(a))
@@ -532,6 +542,8 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 		/* the service shuts down or failed: not the room's decision
 		 * about us, so it stays ours and is tried again later */
 		muc_answered(a, room, -ECONNRESET);
+		if (!rooms_has(a->rooms, room))
+			return; /* a mkdir in flight: it failed, no room */
 		rooms_set_joined(a->rooms, room, false);
 		g_string_append_printf(text, "%sthe room's service %s; trying "
 				       "again in %d s",
@@ -569,21 +581,28 @@ static int unlock_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 {
 	Account *a = ud;
 	const char *from = xmpp_stanza_get_from(iq);
-	g_autofree char *room = from ? jid_normalize_bare(from, NULL) : NULL;
+	const char *type = xmpp_stanza_get_type(iq);
+	g_autoptr(Jid) j = from ? jid_parse(from, NULL) : NULL;
+	g_autofree char *room = j && !j->resource ? jid_bare(j) : NULL;
 	RoomWait *w = room ? g_hash_table_lookup(a->room_waits, room) : NULL;
 
 	(void)conn;
-	/* an id handler fires for any stanza with the id, from anyone */
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !w ||
-	    w->op != ACCT_ROOM_JOIN ||
-	    g_strcmp0(w->id, xmpp_stanza_get_id(iq)))
+	/* an id handler fires for any stanza with the id, from anyone: the
+	 * answer comes from the room itself (an occupant's iq would carry
+	 * a nick) */
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !room ||
+	    (g_strcmp0(type, "result") && g_strcmp0(type, "error")))
 		return 1;
-	if (!g_strcmp0(xmpp_stanza_get_type(iq), "error"))
-		xfs_warn("%s: %s: the new room refused its default "
-			 "configuration (%s); it may stay locked to others",
-			 a->cfg->jid, room, g_strerror(acct_error_errno(iq)));
-	muc_answered(a, room, 0); /* we are in, either way */
-	return 0;
+	if (w && w->op == ACCT_ROOM_JOIN &&
+	    !g_strcmp0(w->id, xmpp_stanza_get_id(iq))) {
+		if (!g_strcmp0(type, "error"))
+			xfs_warn("%s: %s: the new room refused its default "
+				 "configuration (%s); it may stay locked to "
+				 "others", a->cfg->jid, room,
+				 g_strerror(acct_error_errno(iq)));
+		muc_answered(a, room, 0); /* we are in, either way */
+	}
+	return 0; /* the answer, whether a wait is left for it or not */
 }
 
 /* We made the room (201): accept the default configuration, so that a
@@ -672,7 +691,6 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 	/* the server may give us another nick than we asked for (210) */
 	rooms_rename(a->rooms, room, nick);
 	rooms_set_joined(a->rooms, room, true);
-	a->room_retry_s = ROOM_RETRY_MIN_S; /* the service works again */
 	if (has_status(x, "201")) {
 		g_autofree char *id = unlock_new_room(a, room);
 		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
@@ -682,8 +700,9 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 			return; /* done when the room is open to others */
 		}
 	}
-	if (room_waits_for(a, room, ACCT_ROOM_JOIN))
-		muc_answered(a, room, 0);
+	if (room_waits_for(a, room, ACCT_ROOM_JOIN) &&
+	    !((RoomWait *)g_hash_table_lookup(a->room_waits, room))->id)
+		muc_answered(a, room, 0); /* not while the unlock is pending */
 	else if (room_waits_for(a, room, ACCT_ROOM_NICK) &&
 		 !g_strcmp0(nick, ((RoomWait *)g_hash_table_lookup(
 					   a->room_waits, room))->value))
