@@ -623,12 +623,14 @@ bool mam_carbon(Account *a, xmpp_stanza_t *msg)
 	if (!wrap)
 		return false;
 	/* only our own account copies to us (XEP-0280 §11): anyone else's
-	 * "copy" is a forgery of a message from whoever it names */
+	 * "copy" would forge a message from whoever it names.  Their
+	 * message is theirs, handled as such; the wrapper means nothing. */
 	if (!outer || outer->resource ||
 	    strcmp((bare = jid_bare(outer)), a->cfg->jid)) {
-		xfs_warn("%s: a carbon copy from '%s' dropped: only our own "
-			 "account sends them", a->cfg->jid, from ? from : "");
-		return true;
+		xfs_debug("%s: a carbon wrapper from '%s' ignored: only our "
+			  "own account sends copies", a->cfg->jid,
+			  from ? from : "");
+		return false;
 	}
 	g_clear_pointer(&bare, g_free);
 	fwd = xmpp_stanza_get_child_by_name_and_ns(wrap, "forwarded",
@@ -646,6 +648,9 @@ bool mam_carbon(Account *a, xmpp_stanza_t *msg)
 		return true;
 	if (mam_seen_live(a, inner))
 		return true;
+	if (!stanza_id(a, inner) && a->mam_last && !a->mam_off)
+		return true; /* without its archive id the next catch-up would
+			      * log it again: that catch-up brings it */
 	log_copy(a, inner, jid, acct_message_time(inner));
 	mam_logged_live(a, inner);
 	return true;

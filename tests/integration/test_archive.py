@@ -340,8 +340,6 @@ def test_carbons_bring_what_the_phone_gets_live(server, tmp, stack):
     got = [(k, j, t) for _, k, j, t in msgs if k == "message"]
     assert got == [("message", B, "to the phone only"),
                    ("message", B, "after the forgery")], got
-    log = m.logfile.read_text(errors="replace")
-    assert "carbon copy from" in log and "dropped" in log, log[-2000:]
 
 
 def test_offline_store_is_consumed(server, tmp, stack):
