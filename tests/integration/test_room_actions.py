@@ -379,15 +379,23 @@ def test_kick_and_ban(server, tmp, stack):
         assert room not in f.read()
 
 
-def test_rejoin_refused_after_a_ban_while_offline(server, tmp, stack):
-    tag = "rb"
-    A = J(tag)
+def in_room_then_offline(stack, server, tmp, tag):
+    """bob_first, an events reader, then alice's status set to offline
+    and her leaving seen by bob."""
     m, bob, room, anick, bnick = bob_first(stack, server, tmp, tag)
+    A = J(tag)
     ev = events_reader(stack, m, A)
     since = len(bob.presences)
     m.write(f"{A}/status", "offline\n")
     m.wait_state(A, "offline", timeout=5)
     wait_gone(bob, room, anick, since)
+    return m, bob, room, anick, bnick, ev
+
+
+def test_rejoin_refused_after_a_ban_while_offline(server, tmp, stack):
+    tag = "rb"
+    A = J(tag)
+    m, bob, room, anick, bnick, ev = in_room_then_offline(stack, server, tmp, tag)
     admin(bob, room, NS_ADMIN, item(jid=A, affiliation="outcast"))
     assert listed(m, A) == [room], listed(m, A)   # still ours while offline
     m.write(f"{A}/status", "available\n")
@@ -406,12 +414,7 @@ def test_rejoin_tried_again_while_online(server, tmp, stack):
     lost until the next connect, which may be days away."""
     tag = "rt"
     A = J(tag)
-    m, bob, room, anick, bnick = bob_first(stack, server, tmp, tag)
-    ev = events_reader(stack, m, A)
-    since = len(bob.presences)
-    m.write(f"{A}/status", "offline\n")
-    m.wait_state(A, "offline", timeout=5)
-    wait_gone(bob, room, anick, since)
+    m, bob, room, anick, bnick, ev = in_room_then_offline(stack, server, tmp, tag)
     # bob's second client takes alice's nick while she is away
     squatter = peer(stack, server, f"{tag}-b", f"{tag}-squatter")
     squatter.join_room(room, anick)
