@@ -624,6 +624,8 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	    xmpp_stanza_get_child_by_name_and_ns(iq, "query", XMPP_NS_ROSTER) &&
 	    roster_push(a, iq))
 		reply = xmpp_stanza_reply(iq);
+	else if (!strcmp(type, "set") && block_push(a, iq))
+		reply = xmpp_stanza_reply(iq);
 	else if (xmpp_stanza_get_child_by_name_and_ns(iq, "ping", "urn:xmpp:ping"))
 		reply = xmpp_stanza_reply(iq);
 	else if (!strcmp(type, "get") && xmpp_stanza_get_child_by_name_and_ns(
@@ -1055,14 +1057,7 @@ int acct_error_errno(xmpp_stanza_t *st)
 	return EIO;
 }
 
-/* A roster change waiting for the server's answer. */
-typedef struct {
-	PoolReq *req;
-	RosterItem *item; /* the item as it will be; NULL for a removal */
-	char *jid;
-} ChangeWait;
-
-static void change_wait_free(gpointer p)
+void acct_change_wait_free(gpointer p)
 {
 	ChangeWait *w = p;
 
@@ -1166,6 +1161,7 @@ void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r)
 	xmpp_stanza_add_child_ex(iq, q, 0);
 	{
 		ChangeWait *w = g_new0(ChangeWait, 1);
+		w->block = -1;
 		w->req = r;
 		w->item = changed_item(a, c);
 		w->jid = g_strdup(c->jid);
@@ -1378,6 +1374,7 @@ static void on_connect(Account *a)
 	xmpp_handler_add(a->conn, message_handler, NULL, "message", NULL, a);
 	sm_enable(a);
 	roster_fetch(a);
+	block_fetch(a);
 	mam_enable_carbons(a);
 	send_presence(a);
 	mam_after_presence(a);
@@ -2214,11 +2211,12 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 		return NULL;
 	}
 	a->iq_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					    change_wait_free);
+					    acct_change_wait_free);
 	a->iq_calls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    iqwait_free);
 	muc_init(a, dir);
 	mam_init(a, dir);
+	block_init(a);
 	g_queue_init(&a->outq);
 	g_queue_init(&a->inflight);
 	g_queue_init(&a->held);
@@ -2315,6 +2313,7 @@ void acct_free(Account *a)
 	g_clear_pointer(&a->iq_calls, g_hash_table_unref);
 	muc_free(a);
 	mam_free(a);
+	block_free(a);
 	g_free(a->bound_jid);
 	g_free(a->server);
 	g_free(a->tls_desc);

@@ -111,6 +111,14 @@ void acct_event(Account *a, const char *kind, const char *jid,
 void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r);
 /* [pool] Send a subscription presence; 0 or -errno. */
 int acct_subscription(Account *a, const char *jid, const char *word);
+/* [pool] Block or unblock @jid (XEP-0191); pool_complete(@r) when the
+ * server answered: 0, -ENOTCONN offline, -EOPNOTSUPP when the server has
+ * no blocking, or the server's error. */
+void acct_block(Account *a, const char *jid, bool block, PoolReq *r);
+/* [any] "yes\n" or "no\n": whether @jid is on the blocklist. */
+char *acct_blocked_text(Account *a, const char *jid);
+/* [any] The blocklist, one JID per line, sorted. */
+char *acct_blocklist_text(Account *a);
 /* [any] Accept a message (a validated, clean body): into the outbox, into
  * the log, then to the pool.  0, or -errno when the outbox cannot store
  * it; never fails because the link is down.  *seq: its place in the

@@ -1,8 +1,8 @@
 /* account_int.h - inside the account layer: struct Account and what
- * account.c and muc.c share.  Nothing outside those two files includes
- * it; everything here runs on the pool thread unless it says otherwise
- * (POOL_ASSERT), and only these two files may call libstrophe (the meson
- * test strophe-confined checks it). */
+ * its files (account.c, muc.c, mam.c, block.c) share.  Nothing else
+ * includes it; everything here runs on the pool thread unless it says otherwise
+ * (POOL_ASSERT), and only the account layer's files may call libstrophe
+ * (the meson test strophe-confined checks it). */
 #pragma once
 
 #include <glib.h>
@@ -26,6 +26,18 @@
  * separated by spaces. */
 #define OUTBOX_TYPE_PRIVATE "chat-muc"
 
+/* A change waiting for the server's answer (in Account.iq_waits, by the
+ * iq's id): a roster change, or a blocking one (block.c).  A lost link
+ * ends them all with ECONNRESET. */
+typedef struct {
+	PoolReq *req;
+	RosterItem *item; /* roster: the item as it will be; NULL: removal */
+	char *jid;
+	int block;        /* block.c: 1 block, 0 unblock; roster: -1 */
+} ChangeWait;
+
+void acct_change_wait_free(gpointer p);
+
 struct Account {
 	const CfgAccount *cfg; /* immutable */
 	Pool *pool;            /* immutable */
@@ -42,6 +54,8 @@ struct Account {
 	AcctShow show;  /* never OFFLINE/RECONNECT: see want_online */
 	char *show_text;
 	bool want_online;
+	GHashTable *blocked; /* JIDs the server blocks for us (block.c) */
+	bool blocking_off;   /* the server has no blocking (XEP-0191) */
 
 	/* pool thread only */
 	xmpp_ctx_t *ctx;
@@ -214,6 +228,15 @@ void mam_logged_live(Account *a, xmpp_stanza_t *msg);
  * and send (XEP-0280).  mam_carbon takes such a copy: handled, true. */
 void mam_enable_carbons(Account *a);
 bool mam_carbon(Account *a, xmpp_stanza_t *msg);
+
+/* ---- block.c, for account.c ---- */
+
+void block_init(Account *a);
+void block_free(Account *a);
+/* At a connect: fetch the blocklist (then the server pushes changes). */
+void block_fetch(Account *a);
+/* @iq (a set) is a blocklist push from our own account: applied, true. */
+bool block_push(Account *a, xmpp_stanza_t *iq);
 
 /* ---- muc.c, for account.c and mam.c ---- */
 

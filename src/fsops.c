@@ -18,6 +18,7 @@
 #include "log.h"
 #include "stream.h"
 #include "text.h"
+#include "util.h"
 #include "xmlcheck.h"
 
 /* A file of a room, of a private conversation in a room, or of a
@@ -56,12 +57,6 @@ static Hist *hist_of(const TreeNode *n, bool create, GError **err)
 		return NULL;
 	}
 	return hist_set_get(s, n->jid, create, err);
-}
-
-/* g_ptr_array_sort passes pointers to the elements */
-static gint cmp_names(gconstpointer a, gconstpointer b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 typedef struct {
@@ -161,6 +156,25 @@ static int subscription_value(Xfs *x, Account *a, const char *jid,
 	return pool_subscription(x->pool, a, jid, v);
 }
 
+static char *blocked_text(Account *a, const char *jid)
+{
+	return acct_blocked_text(a, jid);
+}
+
+static char *blocklist_text(Account *a, const char *jid)
+{
+	return acct_blocklist_text(a);
+}
+
+/* `blocked`: yes or no; the write returns once the server changed its
+ * blocklist. */
+static int blocked_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	if (strcmp(v, "yes") && strcmp(v, "no"))
+		return -EINVAL;
+	return pool_block(x->pool, a, jid, !strcmp(v, "yes"));
+}
+
 static char *nick_text(Account *a, const char *room)
 {
 	return rooms_nick_text(acct_rooms(a), room);
@@ -217,6 +231,8 @@ static const FileOps file_ops[] = {
 	{NODE_NAME, 0600, name_text, NULL, name_value},
 	{NODE_GROUPS, 0600, groups_text, NULL, groups_value},
 	{NODE_SUBSCRIPTION, 0600, subscription_text, NULL, subscription_value},
+	{NODE_BLOCKED, 0600, blocked_text, NULL, blocked_value},
+	{NODE_BLOCKLIST, 0400, blocklist_text, NULL, NULL},
 };
 
 static const FileOps *ops_of(const TreeNode *n)
@@ -349,7 +365,7 @@ static GPtrArray *private_names(Account *a, const char *room)
 			g_free(f);
 		}
 	}
-	g_ptr_array_sort(names, cmp_names);
+	g_ptr_array_sort(names, util_cmp_strp);
 	return names;
 }
 
@@ -367,7 +383,7 @@ static GPtrArray *contact_names(Account *a)
 		if (!g_hash_table_contains(seen, j))
 			g_ptr_array_add(names, g_strdup(j));
 	}
-	g_ptr_array_sort(names, cmp_names);
+	g_ptr_array_sort(names, util_cmp_strp);
 	return names;
 }
 
@@ -879,7 +895,11 @@ static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 	if (len && h->wbuf->str[len - 1] == '\n')
 		len--;
 	v = g_strndup(h->wbuf->str, len);
-	return fo->value(x, h->node->acct, h->node->jid, v);
+	ret = fo->value(x, h->node->acct, h->node->jid, v);
+	if (ret) /* a failed write is not part of the next one's value (a
+		  * buffered writer retries the same bytes) */
+		g_string_truncate(h->wbuf, 0);
+	return ret;
 }
 
 /* raw: each write is one or more complete stanzas, all checked before
@@ -945,6 +965,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	case NODE_NAME:
 	case NODE_GROUPS:
 	case NODE_SUBSCRIPTION:
+	case NODE_BLOCKED:
 	case NODE_NICK:
 	case NODE_SUBJECT:
 		ret = value_write(x, h, data, size);

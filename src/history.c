@@ -11,12 +11,6 @@
 
 #include "util.h"
 
-/* g_ptr_array_sort passes pointers to the elements */
-static gint cmp_names(gconstpointer a, gconstpointer b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 struct Hist {
 	GMutex lock;
 	int fd;
@@ -134,7 +128,7 @@ GPtrArray *hist_set_names(HistSet *s)
 	while (g_hash_table_iter_next(&it, &key, NULL))
 		g_ptr_array_add(names, g_strdup(key));
 	g_mutex_unlock(&s->lock);
-	g_ptr_array_sort(names, cmp_names);
+	g_ptr_array_sort(names, util_cmp_strp);
 	return names;
 }
 

@@ -84,6 +84,7 @@ typedef enum {
 	POOL_REQ_MESSAGE,
 	POOL_REQ_ROSTER,
 	POOL_REQ_SUBSCRIPTION,
+	POOL_REQ_BLOCK,
 	POOL_REQ_RAW,
 	POOL_REQ_IQ,
 	POOL_REQ_ROOM,
@@ -105,6 +106,7 @@ struct PoolReq {
 	GPtrArray *stanzas;
 	IqCall *call;
 	AcctRoomOp room_op;
+	bool block;
 	int result;  /* 0 or -errno, for the waiting thread */
 	bool waited; /* a FUSE thread waits for done */
 	bool done;   /* protected by Pool.lock */
@@ -305,6 +307,17 @@ int pool_subscription(Pool *p, Account *a, const char *jid, const char *word)
 	return submit(p, r, true);
 }
 
+int pool_block(Pool *p, Account *a, const char *jid, bool block)
+{
+	PoolReq *r = g_new0(PoolReq, 1);
+
+	r->kind = POOL_REQ_BLOCK;
+	r->acct = a;
+	r->jid = g_strdup(jid);
+	r->block = block;
+	return submit(p, r, true);
+}
+
 void pool_post_message(Pool *p, Account *a, OutboxItem *item)
 {
 	PoolReq *r = g_new0(PoolReq, 1);
@@ -402,6 +415,9 @@ static bool run_req(PoolReq *r)
 	case POOL_REQ_SUBSCRIPTION:
 		r->result = acct_subscription(r->acct, r->jid, r->word);
 		break;
+	case POOL_REQ_BLOCK:
+		acct_block(r->acct, r->jid, r->block, r);
+		return false;
 	case POOL_REQ_RAW:
 		r->result = acct_send_raw(r->acct, r->stanzas);
 		break;

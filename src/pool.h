@@ -43,6 +43,9 @@ int pool_roster_change(Pool *p, Account *a, const RosterChange *c);
 /* [any] Send a subscription presence (subscribe, approve, deny,
  * unsubscribe, cancel); 0, -EINVAL for another word, -ENOTCONN offline. */
 int pool_subscription(Pool *p, Account *a, const char *jid, const char *word);
+/* [any] Block or unblock @jid; waits for the server's answer.  0 or
+ * -errno (see acct_block). */
+int pool_block(Pool *p, Account *a, const char *jid, bool block);
 /* [any] Join or leave a room, change the nick or subject there; waits
  * for the server.  0 or -errno. */
 int pool_room(Pool *p, Account *a, const char *room, AcctRoomOp op,

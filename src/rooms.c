@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "util.h"
+
 typedef struct {
 	char *role;
 	char *affiliation;
@@ -130,11 +132,6 @@ void rooms_free(Rooms *r)
 	g_free(r);
 }
 
-static gint cmp_names(gconstpointer a, gconstpointer b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 GPtrArray *rooms_list(Rooms *r)
 {
 	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
@@ -146,7 +143,7 @@ GPtrArray *rooms_list(Rooms *r)
 	while (g_hash_table_iter_next(&it, &k, NULL))
 		g_ptr_array_add(out, g_strdup(k));
 	g_mutex_unlock(&r->lock);
-	g_ptr_array_sort(out, cmp_names);
+	g_ptr_array_sort(out, util_cmp_strp);
 	return out;
 }
 
@@ -212,7 +209,7 @@ GPtrArray *rooms_occupant_nicks(Rooms *r, const char *room)
 			g_ptr_array_add(out, g_strdup(k));
 	}
 	g_mutex_unlock(&r->lock);
-	g_ptr_array_sort(out, cmp_names);
+	g_ptr_array_sort(out, util_cmp_strp);
 	return out;
 }
 

@@ -61,6 +61,7 @@ Tree *tree_new(Pool *pool)
 		node_add(t, dir, NODE_EVENTS, "events", a);
 		node_add(t, dir, NODE_RAW, "raw", a);
 		node_add(t, dir, NODE_IQ, "iq", a);
+		node_add(t, dir, NODE_BLOCKLIST, "blocked", a);
 		node_add(t, dir, NODE_CONTACTS, "contacts", a);
 		node_add(t, dir, NODE_ROOMS, "rooms", a);
 	}
@@ -77,6 +78,7 @@ static const FileSpec contact_files[] = {
 	{NODE_LOG, "log"},           {NODE_STREAM, "stream"},
 	{NODE_PRESENCE, "presence"}, {NODE_NAME, "name"},
 	{NODE_GROUPS, "groups"},     {NODE_SUBSCRIPTION, "subscription"},
+	{NODE_BLOCKED, "blocked"},
 };
 
 static const FileSpec room_files[] = {

@@ -23,6 +23,8 @@ typedef enum {
 	NODE_NAME,
 	NODE_GROUPS,
 	NODE_SUBSCRIPTION,
+	NODE_BLOCKED,    /* .../contacts/bob@example.org/blocked */
+	NODE_BLOCKLIST,  /* alice@example.org/blocked */
 	NODE_EVENTS,     /* alice@example.org/events */
 	NODE_RAW,        /* alice@example.org/raw */
 	NODE_IQ,         /* alice@example.org/iq */

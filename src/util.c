@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 int util_write_all(int fd, const char *data, gsize len)
@@ -16,4 +17,9 @@ int util_write_all(int fd, const char *data, gsize len)
 		len -= n;
 	}
 	return 0;
+}
+
+gint util_cmp_strp(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }

@@ -1,4 +1,4 @@
-/* util.h - small helpers shared by modules that write files.  Pure. */
+/* util.h - small helpers shared by modules.  Pure. */
 #pragma once
 
 #include <glib.h>
@@ -6,3 +6,6 @@
 /* write(2) all of @data, retrying after EINTR and short writes; 0 or
  * -errno. */
 int util_write_all(int fd, const char *data, gsize len);
+
+/* For g_ptr_array_sort of strings: it passes pointers to the elements. */
+gint util_cmp_strp(gconstpointer a, gconstpointer b);

@@ -1400,7 +1400,10 @@ def read_with_deadline(fd, timeout=3.0):
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # the kinds of `events` lines the tests of roster and rooms expect
 KINDS = {"message", "groupchat", "presence", "subscribe", "subscribed",
-         "unsubscribe", "unsubscribed", "roster", "error", "connection"}
+         "unsubscribe", "unsubscribed", "roster", "error", "connection",
+         # README's additions to SPEC
+         "private", "invite", "kicked", "banned", "destroyed", "removed",
+         "blocked"}
 
 
 def write_chunks(path, *chunks):

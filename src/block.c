@@ -1,0 +1,234 @@
+/* block.c - the server's blocklist (XEP-0191), so that a spammer is shut
+ * out with one write: `echo yes > contacts/JID/blocked`.
+ *
+ * The list is fetched at each connect; after that the server pushes every
+ * change, ours and our other clients', and each push is an event.  A
+ * change through the file waits for the server's answer, and our copy of
+ * the list changes with it, so a read right after the write sees it.  The
+ * copy is read by FUSE threads, under the account's lock.
+ *
+ * Part of the account layer (account_int.h): pool thread only, but for
+ * the text functions at the end. */
+#include "account_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "jid.h"
+#include "log.h"
+#include "pool.h"
+#include "util.h"
+
+#define NS_BLOCKING "urn:xmpp:blocking"
+#define BLOCKLIST_ID "xfs-blocklist"
+
+void block_init(Account *a)
+{
+	a->blocked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					   NULL);
+}
+
+void block_free(Account *a)
+{
+	g_clear_pointer(&a->blocked, g_hash_table_unref);
+}
+
+/* The JID an <item/> names, normalized, or NULL. */
+static char *item_jid(xmpp_stanza_t *item)
+{
+	const char *j = xmpp_stanza_get_attribute(item, "jid");
+	g_autoptr(Jid) jid = j ? jid_parse(j, NULL) : NULL;
+
+	return jid ? jid_full(jid) : NULL;
+}
+
+/* Apply the items of a <block/> (@block) or an <unblock/>; an unblock
+ * without items empties the list.  @event: say so in events. */
+static void apply(Account *a, xmpp_stanza_t *el, bool block, bool event)
+{
+	bool any = false;
+
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(el); c;
+	     c = xmpp_stanza_get_next(c)) {
+		g_autofree char *jid = NULL;
+		if (!xmpp_stanza_is_tag(c) ||
+		    strcmp(xmpp_stanza_get_name(c), "item"))
+			continue;
+		any = true;
+		if (!(jid = item_jid(c)))
+			continue;
+		g_mutex_lock(&a->lock);
+		if (block)
+			g_hash_table_add(a->blocked, g_strdup(jid));
+		else
+			g_hash_table_remove(a->blocked, jid);
+		g_mutex_unlock(&a->lock);
+		/* a push of our own change comes after its answer, which
+		 * changed the list already: the event is the push's */
+		if (event)
+			acct_event(a, "blocked", jid, block ? "yes" : "no");
+	}
+	if (!block && !any) {
+		g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
+		GHashTableIter it;
+		gpointer k;
+		g_mutex_lock(&a->lock);
+		g_hash_table_iter_init(&it, a->blocked);
+		while (g_hash_table_iter_next(&it, &k, NULL)) {
+			g_ptr_array_add(gone, k);
+			g_hash_table_iter_steal(&it);
+		}
+		g_mutex_unlock(&a->lock);
+		g_ptr_array_sort(gone, util_cmp_strp);
+		for (guint i = 0; event && i < gone->len; i++)
+			acct_event(a, "blocked", g_ptr_array_index(gone, i),
+				   "no");
+	}
+}
+
+static int list_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	xmpp_stanza_t *list;
+
+	(void)conn;
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
+		return 1; /* not the answer: keep waiting for it */
+	list = xmpp_stanza_get_child_by_name_and_ns(iq, "blocklist",
+						    NS_BLOCKING);
+	if (g_strcmp0(xmpp_stanza_get_type(iq), "result") || !list) {
+		a->blocking_off = true;
+		xfs_info("%s: the server offers no blocking (XEP-0191)",
+			 a->cfg->jid);
+		return 0;
+	}
+	a->blocking_off = false;
+	g_mutex_lock(&a->lock);
+	g_hash_table_remove_all(a->blocked);
+	g_mutex_unlock(&a->lock);
+	apply(a, list, true, false);
+	return 0;
+}
+
+void block_fetch(Account *a)
+{
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", BLOCKLIST_ID);
+	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
+
+	POOL_ASSERT();
+	xmpp_stanza_set_name(q, "blocklist");
+	xmpp_stanza_set_ns(q, NS_BLOCKING);
+	xmpp_stanza_add_child_ex(iq, q, 0);
+	xmpp_id_handler_add(a->conn, list_answer, BLOCKLIST_ID, a);
+	xmpp_send(a->conn, iq);
+	xmpp_stanza_release(iq);
+}
+
+bool block_push(Account *a, xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t *b = xmpp_stanza_get_child_by_name_and_ns(iq, "block",
+								NS_BLOCKING);
+	xmpp_stanza_t *u = xmpp_stanza_get_child_by_name_and_ns(
+		iq, "unblock", NS_BLOCKING);
+	const char *from = xmpp_stanza_get_from(iq);
+
+	/* only our own account pushes (XEP-0191 §3.3): no 'from', or our
+	 * bare JID */
+	if ((!b && !u) || (from && strcmp(from, a->cfg->jid)))
+		return false;
+	apply(a, b ? b : u, b != NULL, true);
+	return true;
+}
+
+/* The server's answer to a change through the file. */
+static int change_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *id = xmpp_stanza_get_id(iq);
+	ChangeWait *w = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
+	bool ok = !g_strcmp0(xmpp_stanza_get_type(iq), "result");
+
+	(void)conn;
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
+		return 1; /* not the answer: keep waiting for it */
+	if (!w)
+		return 0;
+	if (ok) {
+		/* the push follows, with the event; a read right after the
+		 * write already sees the change */
+		g_mutex_lock(&a->lock);
+		if (w->block)
+			g_hash_table_add(a->blocked, g_strdup(w->jid));
+		else
+			g_hash_table_remove(a->blocked, w->jid);
+		g_mutex_unlock(&a->lock);
+	}
+	pool_complete(w->req, ok ? 0 : -acct_error_errno(iq));
+	g_hash_table_remove(a->iq_waits, id);
+	return 0;
+}
+
+void acct_block(Account *a, const char *jid, bool block, PoolReq *r)
+{
+	g_autofree char *id = acct_next_id(a);
+	xmpp_stanza_t *iq, *q, *item;
+	ChangeWait *w;
+
+	POOL_ASSERT();
+	if (!acct_is_online(a)) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	if (a->blocking_off) {
+		pool_complete(r, -EOPNOTSUPP);
+		return;
+	}
+	iq = xmpp_iq_new(a->ctx, "set", id);
+	q = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(q, block ? "block" : "unblock");
+	xmpp_stanza_set_ns(q, NS_BLOCKING);
+	item = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(item, "item");
+	xmpp_stanza_set_attribute(item, "jid", jid);
+	xmpp_stanza_add_child_ex(q, item, 0);
+	xmpp_stanza_add_child_ex(iq, q, 0);
+	w = g_new0(ChangeWait, 1);
+	w->req = r;
+	w->jid = g_strdup(jid);
+	w->block = block;
+	g_hash_table_insert(a->iq_waits, g_strdup(id), w);
+	xmpp_id_handler_add(a->conn, change_answer, id, a);
+	xmpp_send(a->conn, iq);
+	xmpp_stanza_release(iq);
+}
+
+/* ---- for FUSE threads ---- */
+
+char *acct_blocked_text(Account *a, const char *jid)
+{
+	bool yes;
+
+	g_mutex_lock(&a->lock);
+	yes = g_hash_table_contains(a->blocked, jid);
+	g_mutex_unlock(&a->lock);
+	return g_strdup(yes ? "yes\n" : "no\n");
+}
+
+char *acct_blocklist_text(Account *a)
+{
+	g_autoptr(GPtrArray) jids = g_ptr_array_new();
+	GString *s = g_string_new(NULL);
+	GHashTableIter it;
+	gpointer k;
+
+	g_mutex_lock(&a->lock);
+	g_hash_table_iter_init(&it, a->blocked);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		g_ptr_array_add(jids, k);
+	g_ptr_array_sort(jids, util_cmp_strp);
+	for (guint i = 0; i < jids->len; i++)
+		g_string_append_printf(s, "%s\n",
+				       (char *)g_ptr_array_index(jids, i));
+	g_mutex_unlock(&a->lock);
+	return g_string_free(s, FALSE);
+}
