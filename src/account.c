@@ -613,7 +613,12 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	xmpp_stanza_t *reply;
 
 	a->progress++;
-	if (type && !strcmp(type, "error")) {
+	if (type && !strcmp(type, "error") &&
+	    !g_str_has_prefix(xmpp_stanza_get_id(iq) ?: "", "xfs-")) {
+		/* (an error to one of our own requests goes to whoever made
+		 * it: a write's result, the iq file, or the log for what
+		 * xmppfs asks by itself, such as carbons on a server
+		 * without them) */
 		g_autofree char *ev = acct_error_event_text(iq, "iq");
 		const char *from = xmpp_stanza_get_from(iq);
 		acct_event(a, "error", from ? from : a->cfg->jid, ev);
@@ -1025,7 +1030,7 @@ static int roster_result(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 /* The roster at login; with versioning only what changed (XEP-0237). */
 static void roster_fetch(Account *a)
 {
-	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", "roster-get");
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", "xfs-roster");
 	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
 	g_autofree char *ver = a->rosterver ? roster_version(a->roster) : NULL;
 
@@ -1035,7 +1040,7 @@ static void roster_fetch(Account *a)
 		xmpp_stanza_set_attribute(q, "ver", ver ? ver : "");
 	xmpp_stanza_add_child(iq, q);
 	xmpp_stanza_release(q);
-	xmpp_id_handler_add(a->conn, roster_result, "roster-get", a);
+	xmpp_id_handler_add(a->conn, roster_result, "xfs-roster", a);
 	xmpp_send(a->conn, iq);
 	xmpp_stanza_release(iq);
 }
