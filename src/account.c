@@ -514,10 +514,35 @@ static void send_unavailable(Account *a)
 	xmpp_stanza_release(p);
 }
 
+/* An empty result to @iq, or an error with @condition.  Pushes from our
+ * own server carry no 'from' (RFC 6120 §8.1.2.1): libstrophe's
+ * xmpp_stanza_reply gives nothing then, and they would go unanswered. */
+static xmpp_stanza_t *answer(Account *a, xmpp_stanza_t *iq,
+			     const char *condition)
+{
+	const char *from = xmpp_stanza_get_from(iq);
+	xmpp_stanza_t *r = xmpp_iq_new(a->ctx, condition ? "error" : "result",
+				       xmpp_stanza_get_id(iq) ?: "");
+
+	if (from)
+		xmpp_stanza_set_to(r, from);
+	if (condition) {
+		xmpp_stanza_t *e = xmpp_stanza_new(a->ctx);
+		xmpp_stanza_t *c = xmpp_stanza_new(a->ctx);
+		xmpp_stanza_set_name(e, "error");
+		xmpp_stanza_set_type(e, "cancel");
+		xmpp_stanza_set_name(c, condition);
+		xmpp_stanza_set_ns(c, "urn:ietf:params:xml:ns:xmpp-stanzas");
+		xmpp_stanza_add_child_ex(e, c, 0);
+		xmpp_stanza_add_child_ex(r, e, 0);
+	}
+	return r;
+}
+
 static xmpp_stanza_t *query_reply(Account *a, xmpp_stanza_t *iq,
 				   const char *ns, xmpp_stanza_t **query)
 {
-	xmpp_stanza_t *reply = xmpp_stanza_reply(iq);
+	xmpp_stanza_t *reply = answer(a, iq, NULL);
 
 	*query = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_set_name(*query, "query");
@@ -628,11 +653,11 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	if (!strcmp(type, "set") &&
 	    xmpp_stanza_get_child_by_name_and_ns(iq, "query", XMPP_NS_ROSTER) &&
 	    roster_push(a, iq))
-		reply = xmpp_stanza_reply(iq);
+		reply = answer(a, iq, NULL);
 	else if (!strcmp(type, "set") && block_push(a, iq))
-		reply = xmpp_stanza_reply(iq);
+		reply = answer(a, iq, NULL);
 	else if (xmpp_stanza_get_child_by_name_and_ns(iq, "ping", "urn:xmpp:ping"))
-		reply = xmpp_stanza_reply(iq);
+		reply = answer(a, iq, NULL);
 	else if (!strcmp(type, "get") && xmpp_stanza_get_child_by_name_and_ns(
 						iq, "query", XMPP_NS_DISCO_INFO))
 		reply = disco_info_reply(a, iq);
@@ -640,9 +665,7 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 						iq, "query", "jabber:iq:version"))
 		reply = version_reply(a, iq);
 	else
-		reply = xmpp_stanza_reply_error(iq, "cancel",
-						"feature-not-implemented",
-						NULL);
+		reply = answer(a, iq, "feature-not-implemented");
 	if (!reply)
 		return 1;
 	if (!xmpp_stanza_get_type(reply) ||

@@ -54,10 +54,11 @@ struct Account {
 	AcctShow show;  /* never OFFLINE/RECONNECT: see want_online */
 	char *show_text;
 	bool want_online;
-	GHashTable *blocked; /* JIDs the server blocks for us (block.c) */
-	bool blocking_off;   /* the server has no blocking (XEP-0191) */
+	GHashTable *blocked; /* the blocklist's JIDs (block.c) */
 
 	/* pool thread only */
+	bool blocking_off;   /* the server has no blocking (XEP-0191) */
+	bool blocking_known; /* the list was fetched on this mount */
 	xmpp_ctx_t *ctx;
 	xmpp_log_t xlog;
 	xmpp_conn_t *conn;

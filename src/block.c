@@ -2,10 +2,12 @@
  * out with one write: `echo yes > contacts/JID/blocked`.
  *
  * The list is fetched at each connect; after that the server pushes every
- * change, ours and our other clients', and each push is an event.  A
- * change through the file waits for the server's answer, and our copy of
- * the list changes with it, so a read right after the write sees it.  The
- * copy is read by FUSE threads, under the account's lock.
+ * change, ours and our other clients'.  A change through the file waits
+ * for the server's answer, and our copy of the list changes with it, so a
+ * read right after the write sees it.  Each change is one `blocked`
+ * event, whichever of answer and push brings it first; a fetch after a
+ * reconnect reports what changed meanwhile.  The copy is read by FUSE
+ * threads, under the account's lock.
  *
  * Part of the account layer (account_int.h): pool thread only, but for
  * the text functions at the end. */
@@ -22,10 +24,14 @@
 #define NS_BLOCKING "urn:xmpp:blocking"
 #define BLOCKLIST_ID "xfs-blocklist"
 
+static GHashTable *new_list(void)
+{
+	return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+}
+
 void block_init(Account *a)
 {
-	a->blocked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					   NULL);
+	a->blocked = new_list();
 }
 
 void block_free(Account *a)
@@ -42,54 +48,82 @@ static char *item_jid(xmpp_stanza_t *item)
 	return jid ? jid_full(jid) : NULL;
 }
 
-/* Apply the items of a <block/> (@block) or an <unblock/>; an unblock
- * without items empties the list.  @event: say so in events. */
-static void apply(Account *a, xmpp_stanza_t *el, bool block, bool event)
+/* Add @jid to the list or take it out; true when that changed it. */
+static bool set_blocked(Account *a, const char *jid, bool block)
 {
-	bool any = false;
+	bool changed;
 
+	g_mutex_lock(&a->lock);
+	changed = block ? g_hash_table_add(a->blocked, g_strdup(jid))
+			: g_hash_table_remove(a->blocked, jid);
+	g_mutex_unlock(&a->lock);
+	if (changed)
+		acct_event(a, "blocked", jid, block ? "yes" : "no");
+	return changed;
+}
+
+/* The JIDs of the <item/>s of @el, normalized and sorted; invalid ones
+ * are left out.  *@any: there was an item at all. */
+static GPtrArray *items(xmpp_stanza_t *el, bool *any)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+
+	*any = false;
 	for (xmpp_stanza_t *c = xmpp_stanza_get_children(el); c;
 	     c = xmpp_stanza_get_next(c)) {
-		g_autofree char *jid = NULL;
+		char *jid;
 		if (!xmpp_stanza_is_tag(c) ||
 		    strcmp(xmpp_stanza_get_name(c), "item"))
 			continue;
-		any = true;
-		if (!(jid = item_jid(c)))
-			continue;
-		g_mutex_lock(&a->lock);
-		if (block)
-			g_hash_table_add(a->blocked, g_strdup(jid));
-		else
-			g_hash_table_remove(a->blocked, jid);
-		g_mutex_unlock(&a->lock);
-		/* a push of our own change comes after its answer, which
-		 * changed the list already: the event is the push's */
-		if (event)
-			acct_event(a, "blocked", jid, block ? "yes" : "no");
+		*any = true;
+		if ((jid = item_jid(c)))
+			g_ptr_array_add(out, jid);
 	}
-	if (!block && !any) {
-		g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
-		GHashTableIter it;
-		gpointer k;
-		g_mutex_lock(&a->lock);
-		g_hash_table_iter_init(&it, a->blocked);
-		while (g_hash_table_iter_next(&it, &k, NULL)) {
-			g_ptr_array_add(gone, k);
-			g_hash_table_iter_steal(&it);
-		}
-		g_mutex_unlock(&a->lock);
-		g_ptr_array_sort(gone, util_cmp_strp);
-		for (guint i = 0; event && i < gone->len; i++)
-			acct_event(a, "blocked", g_ptr_array_index(gone, i),
-				   "no");
+	g_ptr_array_sort(out, util_cmp_strp);
+	return out;
+}
+
+/* Our copy becomes @list (taken): one swap, so that a reader never sees
+ * it half filled.  @event: an event for each JID that came or went (the
+ * changes made while we were away). */
+static void replace_list(Account *a, GHashTable *list, bool event)
+{
+	GHashTable *old;
+	g_autoptr(GPtrArray) came = g_ptr_array_new();
+	g_autoptr(GPtrArray) went = g_ptr_array_new();
+	GHashTableIter it;
+	gpointer k;
+
+	g_mutex_lock(&a->lock);
+	old = a->blocked;
+	a->blocked = list;
+	g_mutex_unlock(&a->lock);
+	if (event) {
+		g_hash_table_iter_init(&it, list);
+		while (g_hash_table_iter_next(&it, &k, NULL))
+			if (!g_hash_table_contains(old, k))
+				g_ptr_array_add(came, k);
+		g_hash_table_iter_init(&it, old);
+		while (g_hash_table_iter_next(&it, &k, NULL))
+			if (!g_hash_table_contains(list, k))
+				g_ptr_array_add(went, k);
+		g_ptr_array_sort(came, util_cmp_strp);
+		g_ptr_array_sort(went, util_cmp_strp);
+		for (guint i = 0; i < came->len; i++)
+			acct_event(a, "blocked", came->pdata[i], "yes");
+		for (guint i = 0; i < went->len; i++)
+			acct_event(a, "blocked", went->pdata[i], "no");
 	}
+	g_hash_table_unref(old);
 }
 
 static int list_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 {
 	Account *a = ud;
 	xmpp_stanza_t *list;
+	g_autoptr(GPtrArray) jids = NULL;
+	GHashTable *fresh;
+	bool any;
 
 	(void)conn;
 	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
@@ -97,16 +131,22 @@ static int list_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	list = xmpp_stanza_get_child_by_name_and_ns(iq, "blocklist",
 						    NS_BLOCKING);
 	if (g_strcmp0(xmpp_stanza_get_type(iq), "result") || !list) {
-		a->blocking_off = true;
-		xfs_info("%s: the server offers no blocking (XEP-0191)",
-			 a->cfg->jid);
+		int err = acct_error_errno(iq);
+		/* no such feature, as opposed to a failure this once */
+		a->blocking_off = err == ENOSYS || err == EHOSTUNREACH;
+		xfs_info("%s: no blocklist from the server: %s", a->cfg->jid,
+			 g_strerror(err));
+		replace_list(a, new_list(), false); /* nothing we know of */
+		a->blocking_known = false;
 		return 0;
 	}
 	a->blocking_off = false;
-	g_mutex_lock(&a->lock);
-	g_hash_table_remove_all(a->blocked);
-	g_mutex_unlock(&a->lock);
-	apply(a, list, true, false);
+	fresh = new_list();
+	jids = items(list, &any);
+	for (guint i = 0; i < jids->len; i++)
+		g_hash_table_add(fresh, g_strdup(jids->pdata[i]));
+	replace_list(a, fresh, a->blocking_known);
+	a->blocking_known = true;
 	return 0;
 }
 
@@ -131,12 +171,25 @@ bool block_push(Account *a, xmpp_stanza_t *iq)
 	xmpp_stanza_t *u = xmpp_stanza_get_child_by_name_and_ns(
 		iq, "unblock", NS_BLOCKING);
 	const char *from = xmpp_stanza_get_from(iq);
+	g_autoptr(Jid) fj = from ? jid_parse(from, NULL) : NULL;
+	g_autofree char *fbare = fj && !fj->resource ? jid_bare(fj) : NULL;
+	g_autoptr(GPtrArray) jids = NULL;
+	bool any;
 
 	/* only our own account pushes (XEP-0191 §3.3): no 'from', or our
-	 * bare JID */
-	if ((!b && !u) || (from && strcmp(from, a->cfg->jid)))
+	 * bare JID; and one change at a time */
+	if (!b == !u || (from && g_strcmp0(fbare, a->cfg->jid)))
 		return false;
-	apply(a, b ? b : u, b != NULL, true);
+	jids = items(b ? b : u, &any);
+	if (u && !any) {
+		/* an unblock without items: everything */
+		replace_list(a, new_list(), true);
+		return true;
+	}
+	/* a push of our own change comes after its answer, which changed
+	 * the list (and made the event) already */
+	for (guint i = 0; i < jids->len; i++)
+		set_blocked(a, jids->pdata[i], b != NULL);
 	return true;
 }
 
@@ -153,16 +206,9 @@ static int change_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		return 1; /* not the answer: keep waiting for it */
 	if (!w)
 		return 0;
-	if (ok) {
-		/* the push follows, with the event; a read right after the
-		 * write already sees the change */
-		g_mutex_lock(&a->lock);
-		if (w->block)
-			g_hash_table_add(a->blocked, g_strdup(w->jid));
-		else
-			g_hash_table_remove(a->blocked, w->jid);
-		g_mutex_unlock(&a->lock);
-	}
+	/* changed now, so that a read right after the write sees it */
+	if (ok)
+		set_blocked(a, w->jid, w->block);
 	pool_complete(w->req, ok ? 0 : -acct_error_errno(iq));
 	g_hash_table_remove(a->iq_waits, id);
 	return 0;
@@ -216,19 +262,21 @@ char *acct_blocked_text(Account *a, const char *jid)
 
 char *acct_blocklist_text(Account *a)
 {
-	g_autoptr(GPtrArray) jids = g_ptr_array_new();
+	g_autoptr(GPtrArray) jids = g_ptr_array_new_with_free_func(g_free);
 	GString *s = g_string_new(NULL);
 	GHashTableIter it;
 	gpointer k;
 
+	/* copied under the lock, sorted and written out of it: the pool
+	 * thread waits for this lock */
 	g_mutex_lock(&a->lock);
 	g_hash_table_iter_init(&it, a->blocked);
 	while (g_hash_table_iter_next(&it, &k, NULL))
-		g_ptr_array_add(jids, k);
+		g_ptr_array_add(jids, g_strdup(k));
+	g_mutex_unlock(&a->lock);
 	g_ptr_array_sort(jids, util_cmp_strp);
 	for (guint i = 0; i < jids->len; i++)
 		g_string_append_printf(s, "%s\n",
 				       (char *)g_ptr_array_index(jids, i));
-	g_mutex_unlock(&a->lock);
 	return g_string_free(s, FALSE);
 }

@@ -869,7 +869,7 @@ static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 {
 	const FileOps *fo = ops_of(h->node);
 	g_autofree char *v = NULL;
-	gsize len;
+	gsize len, before = h->wbuf->len;
 	int ret;
 
 	if (h->wbuf->len + size > 64 * 1024)
@@ -898,7 +898,7 @@ static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 	ret = fo->value(x, h->node->acct, h->node->jid, v);
 	if (ret) /* a failed write is not part of the next one's value (a
 		  * buffered writer retries the same bytes) */
-		g_string_truncate(h->wbuf, 0);
+		g_string_truncate(h->wbuf, before);
 	return ret;
 }
 
