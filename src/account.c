@@ -935,11 +935,18 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 		if (muc_message_from(a, msg, room, jid->resource, from))
 			return 1;
 	}
+	if (mam_hold(a, msg))
+		return 1; /* after the catch-up, in its order */
+	acct_chat_message(a, msg, jid);
+	return 1;
+}
+
+void acct_chat_message(Account *a, xmpp_stanza_t *msg, const Jid *jid)
+{
 	if (mam_seen_live(a, msg))
-		return 1; /* the archive gave it to us already */
+		return; /* the archive gave it to us already */
 	acct_log_message(a, msg, jid, acct_message_time(msg), false);
 	mam_logged_live(a, msg);
-	return 1;
 }
 
 /* ---- roster (RFC 6121 §2) ---- */
@@ -1530,6 +1537,7 @@ static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
 	a->conn_dead = true;
 	requeue_inflight(a);
 	fail_iq_waits(a);
+	mam_disconnected(a);
 	expire_iq_calls(a, 0, true, -ECONNRESET);
 	muc_disconnected(a);
 	roster_presence_clear(a->roster);
@@ -2322,6 +2330,7 @@ void acct_raw_readers(Account *a, int delta)
 void acct_free(Account *a)
 {
 	g_assert(!a->ctx || pool_on_thread());
+	mam_disconnected(a); /* what it held is logged, not lost */
 	if (a->conn)
 		release_conn(a);
 	if (a->ctx) {

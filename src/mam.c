@@ -127,6 +127,7 @@ void mam_init(Account *a, const char *dir)
 					    NULL);
 	a->mam_returned = g_hash_table_new_full(g_str_hash, g_str_equal,
 						g_free, NULL);
+	g_queue_init(&a->mam_held);
 	if (!g_file_get_contents(a->mam_path, &text, NULL, NULL))
 		return;
 	if (stat(a->mam_path, &st) == 0)
@@ -147,6 +148,8 @@ void mam_init(Account *a, const char *dir)
 
 void mam_free(Account *a)
 {
+	/* (mam_held is empty: acct_free called mam_disconnected while the
+	 * stanzas' context and the logs were still there) */
 	if (a->mam_fd >= 0)
 		close(a->mam_fd);
 	a->mam_fd = -1;
@@ -219,16 +222,59 @@ static void catch_up_from_last(Account *a)
 		 NULL, false);
 }
 
+/* ---- the hold ----
+ *
+ * The offline copies come right after our presence, before the answer
+ * to the catch-up; logged at once, they would go before older messages
+ * the archive returns (what the phone took).  So while the catch-up of a
+ * connect runs, live chat messages wait, and are logged after it, those
+ * the archive returned skipped.  Never longer than MAM_HOLD_TIMEOUT_US,
+ * never more than MAM_HOLD_MAX of them. */
+
+#define MAM_HOLD_TIMEOUT_US (20 * G_USEC_PER_SEC)
+#define MAM_HOLD_MAX 10000
+
+static void release_held(Account *a)
+{
+	xmpp_stanza_t *msg;
+
+	a->mam_hold_due = 0;
+	while ((msg = g_queue_pop_head(&a->mam_held))) {
+		const char *from = xmpp_stanza_get_from(msg);
+		g_autoptr(Jid) jid = from ? jid_parse(from, NULL) : NULL;
+		if (jid) /* (checked before it was held) */
+			acct_chat_message(a, msg, jid);
+		xmpp_stanza_release(msg);
+	}
+}
+
+bool mam_hold(Account *a, xmpp_stanza_t *msg)
+{
+	if (!a->mam_hold_due)
+		return false;
+	g_queue_push_tail(&a->mam_held, xmpp_stanza_clone(msg));
+	if (a->mam_held.length >= MAM_HOLD_MAX)
+		release_held(a);
+	return true;
+}
+
+void mam_disconnected(Account *a)
+{
+	release_held(a);
+}
+
 void mam_after_presence(Account *a)
 {
 	POOL_ASSERT();
 	g_clear_pointer(&a->mam_query, g_free); /* the link's that went */
 	if (a->mam_off)
 		return;
-	if (a->mam_last)
+	if (a->mam_last) {
 		catch_up_from_last(a);
-	else
+		a->mam_hold_due = g_get_monotonic_time() + MAM_HOLD_TIMEOUT_US;
+	} else {
 		catch_up(a, NULL, NULL, true);
+	}
 }
 
 /* The catch-up reached the end: everything up to @last is in the logs;
@@ -244,6 +290,8 @@ static void caught_up(Account *a, const char *last)
 	} else if (!a->mam_last) {
 		a->mam_last = g_strdup(MAM_FROM_START); /* an empty archive */
 	}
+	/* while the ids it returned are still in mam_seen */
+	release_held(a);
 	g_hash_table_iter_init(&it, a->mam_returned);
 	while (g_hash_table_iter_next(&it, &k, NULL))
 		g_hash_table_remove(a->mam_seen, k);
@@ -312,7 +360,13 @@ static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		/* no archive here (or not for us): live and offline
 		 * messages are all there is, this time */
 		a->mam_off = err == ENOSYS || err == EHOSTUNREACH;
-		acct_event(a, "error", a->cfg->jid, ev);
+		release_held(a);
+		if (a->mam_off)
+			xfs_info("%s: the server keeps no archive for us: "
+				 "messages another client took while we were "
+				 "away are not fetched", a->cfg->jid);
+		else
+			acct_event(a, "error", a->cfg->jid, ev);
 		return 0;
 	}
 	if (probe) {
@@ -543,11 +597,18 @@ static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 
 gint64 mam_due(Account *a)
 {
-	return a->mam_check_due ? a->mam_check_due : G_MAXINT64;
+	return MIN(a->mam_check_due ? a->mam_check_due : G_MAXINT64,
+		   a->mam_hold_due ? a->mam_hold_due : G_MAXINT64);
 }
 
 void mam_tick(Account *a, gint64 now)
 {
+	if (a->mam_hold_due && now >= a->mam_hold_due) {
+		xfs_warn("%s: the archive did not answer in time: live "
+			 "messages are logged without waiting for it",
+			 a->cfg->jid);
+		release_held(a);
+	}
 	if (!a->mam_check_due || now < a->mam_check_due)
 		return;
 	if (!acct_is_online(a)) {

@@ -15,7 +15,7 @@ from xfstest import (Mount, Peer, events_reader, note,
                      parse_event, wait_until)
 
 DOM = "localhost"
-TAGS = ("tk", "of", "fm", "ow", "cr", "ph", "ea", "iv", "cb", "oc", "ns")
+TAGS = ("tk", "of", "fm", "ow", "cr", "ph", "ea", "iv", "cb", "oc", "ns", "lo")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -381,3 +381,27 @@ def test_message_the_archive_did_not_keep(server, tmp, stack):
     bob.send_message(A, "marker")
     recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
     assert count(recs, B, "off the record") == 1, recs
+
+
+def test_log_keeps_the_archive_order(server, tmp, stack):
+    """The phone took one message, the next waited offline: the offline
+    copy comes before the archive's answer, yet the log has them in the
+    order they arrived."""
+    tag = "lo"
+    A, B = J(tag), J(tag, "b")
+    m, bob = live_first(stack, server, tmp, tag)
+    m.close()
+    phone = peer(server, f"{tag}-a", "phone")
+    try:
+        bob.send_message(A, "taken by the phone")
+        phone.wait_message(B, "taken by the phone")
+    finally:
+        phone.disconnect()
+    bob.send_message(A, "kept offline")
+    stored(bob)
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    bob.send_message(A, "marker")
+    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    assert [r[2] for r in recs] == ["live before", "taken by the phone",
+                                    "kept offline", "marker"], recs
