@@ -76,6 +76,30 @@ def events_on_disk(m, acct):
         return []
 
 
+def phone_takes(server, tag, bob, body):
+    """With the mount down, the account's phone is online and takes
+    @body from bob (so the server keeps no offline copy of it)."""
+    phone = peer(server, f"{tag}-a", "phone")
+    try:
+        bob.send_message(J(tag), body)
+        phone.wait_message(J(tag, "b"), body)
+    finally:
+        phone.disconnect()
+
+
+def remount(m, acct):
+    m.remount()
+    m.wait_state(acct, "online", timeout=10)
+
+
+def after_marker(m, bob, acct, contact):
+    """bob sends a marker; once it is logged, every record: anything bob
+    sent before it would be there too."""
+    bob.send_message(acct, "marker")
+    return wait_record(m, acct, contact, contact, "marker") and \
+        records(m, acct, contact)
+
+
 def live_first(stack, server, tmp, tag):
     """A mount that has logged one live message (so it knows an archive
     id), and the other party."""
@@ -93,15 +117,9 @@ def test_message_another_client_took_while_unmounted(server, tmp, stack):
     A, B = J(tag), J(tag, "b")
     m, bob = live_first(stack, server, tmp, tag)
     m.close()
-    phone = peer(server, f"{tag}-a", "phone")
-    try:
-        bob.send_message(A, "while you were out")
-        phone.wait_message(B, "while you were out")   # the phone has it: no offline copy
-        sent_at = time.time()
-    finally:
-        phone.disconnect()
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
+    phone_takes(server, tag, bob, "while you were out")   # no offline copy
+    sent_at = time.time()
+    remount(m, A)
     t0 = time.monotonic()
     got = wait_record(m, A, B, B, "while you were out")
     note(f"online to the archived message in the log: {time.monotonic() - t0:.3f}s")
@@ -114,10 +132,8 @@ def test_message_another_client_took_while_unmounted(server, tmp, stack):
         assert count(recs, B, body) == 1, (body, recs)
     # and a remount with nothing new fetches nothing again
     m.close()
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
-    bob.send_message(A, "marker")
-    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    remount(m, A)
+    recs = after_marker(m, bob, A, B)
     for body in ("live before", "while you were out", "live after", "marker"):
         assert count(recs, B, body) == 1, (body, recs)
 
@@ -132,11 +148,9 @@ def test_offline_message_logged_once(server, tmp, stack):
     bob.send_message(A, "offline one")
     bob.send_message(A, "offline two")
     stored(bob)   # offline copies, not live ones, at the login
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
+    remount(m, A)
     wait_record(m, A, B, B, "offline two")
-    bob.send_message(A, "marker")
-    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    recs = after_marker(m, bob, A, B)
     for body in ("live before", "offline one", "offline two", "marker"):
         assert count(recs, B, body) == 1, (body, recs)
     bodies = [r[2] for r in recs]
@@ -149,22 +163,15 @@ def test_first_mount_fetches_no_old_history(server, tmp, stack):
     A, B = J(tag), J(tag, "b")
     bob = peer(server, f"{tag}-b", f"{tag}-peer")
     stack.callback(bob.disconnect)
-    phone = peer(server, f"{tag}-a", "phone")
-    bob.send_message(A, "old history")
-    phone.wait_message(B, "old history")
-    phone.disconnect()
+    phone_takes(server, tag, bob, "old history")
     m = mount(stack, server, tmp, tag)
     bob.send_message(A, "first live")
     recs = wait_record(m, A, B, B, "first live") and records(m, A, B)
     assert count(recs, B, "old history") == 0, recs
     # it knows where the archive ends now: what comes while unmounted is fetched
     m.close()
-    phone = peer(server, f"{tag}-a", "phone")
-    bob.send_message(A, "taken by the phone")
-    phone.wait_message(B, "taken by the phone")
-    phone.disconnect()
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
+    phone_takes(server, tag, bob, "taken by the phone")
+    remount(m, A)
     wait_record(m, A, B, B, "taken by the phone")
 
 
@@ -181,11 +188,9 @@ def test_own_words_from_another_client(server, tmp, stack):
     phone.send_message(B, "sent from my phone")
     bob.wait_message(A, "sent from my phone", since=n)
     phone.disconnect()
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
+    remount(m, A)
     wait_record(m, A, B, A, "sent from my phone")
-    bob.send_message(A, "marker")
-    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    recs = after_marker(m, bob, A, B)
     assert count(recs, A, "sent from my phone") == 1, recs
     # the catch-up ran before any reader could open events: its log on
     # disk has the marker's event and none for our own words
@@ -221,8 +226,7 @@ def test_outbox_after_a_crash_is_not_sent_twice(server, tmp, stack):
         for id_, body in ((sent, b"reached the server"), (lost, b"never reached it")):
             f.write(f"+ {id_} {B} chat {len(body)}\n".encode() + body + b"\n")
     n = len(bob.messages)
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
+    remount(m, A)
     bob.wait_message(A, "never reached it", since=n)
     m.write(f"{A}/contacts/{B}/send", "written after the mount\n")
     bob.wait_message(A, "written after the mount", since=n)
@@ -251,8 +255,7 @@ def test_what_only_the_phone_got_while_mounted(server, tmp, stack):
     m.write(f"{A}/status", "reconnect\n")
     wait_record(m, A, B, B, "to the phone only")
     wait_record(m, A, B, A, "from the phone, to bob's full JID")
-    bob.send_message(A, "marker")
-    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    recs = after_marker(m, bob, A, B)
     for sender, body in ((B, "live before"), (B, "to the phone only"),
                          (A, "from the phone, to bob's full JID"),
                          (B, "live after"), (B, "marker")):
@@ -270,14 +273,8 @@ def test_empty_archive_at_the_first_mount(server, tmp, stack):
     wait_until(lambda: (m.data / A / "mam").exists(), timeout=10,
                what="the archive state to be written")
     m.close()
-    phone = peer(server, f"{tag}-a", "phone")
-    try:
-        bob.send_message(A, "the first message ever")
-        phone.wait_message(B, "the first message ever")
-    finally:
-        phone.disconnect()
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
+    phone_takes(server, tag, bob, "the first message ever")
+    remount(m, A)
     wait_record(m, A, B, B, "the first message ever")
 
 
@@ -293,8 +290,7 @@ def test_invitation_while_unmounted(server, tmp, stack):
     bob.send_raw(f"<message to='{A}'><x xmlns='jabber:x:conference' "
                  f"jid='{room}' reason='join us'/><body>join us</body></message>")
     stored(bob)
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
+    remount(m, A)
     wait_until(lambda: [l for l in events_on_disk(m, A)
                         if "\tinvite\t" in l and room in l],
                timeout=10, what="the invitation in events")
@@ -353,10 +349,8 @@ def test_offline_store_is_consumed(server, tmp, stack):
     m.close()
     bob.send_message(A, "kept for you offline")
     stored(bob)
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
-    bob.send_message(A, "marker")
-    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    remount(m, A)
+    recs = after_marker(m, bob, A, B)
     assert count(recs, B, "kept for you offline") == 1, recs
     phone = peer(server, f"{tag}-a", "phone")
     stack.callback(phone.disconnect)
@@ -375,11 +369,9 @@ def test_message_the_archive_did_not_keep(server, tmp, stack):
     bob.send_raw(f"<message to='{A}' type='chat'><body>off the record</body>"
                  "<no-store xmlns='urn:xmpp:hints'/></message>")
     stored(bob)
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
+    remount(m, A)
     wait_record(m, A, B, B, "off the record")
-    bob.send_message(A, "marker")
-    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    recs = after_marker(m, bob, A, B)
     assert count(recs, B, "off the record") == 1, recs
 
 
@@ -391,17 +383,10 @@ def test_log_keeps_the_archive_order(server, tmp, stack):
     A, B = J(tag), J(tag, "b")
     m, bob = live_first(stack, server, tmp, tag)
     m.close()
-    phone = peer(server, f"{tag}-a", "phone")
-    try:
-        bob.send_message(A, "taken by the phone")
-        phone.wait_message(B, "taken by the phone")
-    finally:
-        phone.disconnect()
+    phone_takes(server, tag, bob, "taken by the phone")
     bob.send_message(A, "kept offline")
     stored(bob)
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
-    bob.send_message(A, "marker")
-    recs = wait_record(m, A, B, B, "marker") and records(m, A, B)
+    remount(m, A)
+    recs = after_marker(m, bob, A, B)
     assert [r[2] for r in recs] == ["live before", "taken by the phone",
                                     "kept offline", "marker"], recs

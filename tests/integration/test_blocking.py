@@ -11,26 +11,15 @@ before it would be too."""
 import errno
 import xml.etree.ElementTree as ET
 
-from xfstest import (Mount, Peer, events_reader, expect_errno,
-                     parse_event, wait_until)
+from xfstest import (Peer, events_reader, expect_errno, parse_event,
+                     wait_until)
+from test_archive import J, mount
 
 DOM = "localhost"
 TAGS = ("bu", "pu", "bi")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 NS = "urn:xmpp:blocking"
-
-
-def J(tag, who="a"):
-    return f"{tag}-{who}@{DOM}"
-
-
-def mount(stack, server, tmp, tag):
-    a = J(tag)
-    m = stack.enter_context(Mount(tmp, {a: server.account(f"{tag}-a",
-                                                          resource=f"{tag}-mount")}))
-    m.wait_state(a, "online", timeout=10)
-    return m
 
 
 def peer(stack, server, user, res):
