@@ -522,7 +522,7 @@ static xmpp_stanza_t *answer(Account *a, xmpp_stanza_t *iq,
 {
 	const char *from = xmpp_stanza_get_from(iq);
 	xmpp_stanza_t *r = xmpp_iq_new(a->ctx, condition ? "error" : "result",
-				       xmpp_stanza_get_id(iq) ?: "");
+				       xmpp_stanza_get_id(iq));
 
 	if (from)
 		xmpp_stanza_set_to(r, from);
@@ -648,8 +648,9 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		const char *from = xmpp_stanza_get_from(iq);
 		acct_event(a, "error", from ? from : a->cfg->jid, ev);
 	}
-	if (!type || (strcmp(type, "get") && strcmp(type, "set")))
-		return 1;
+	if (!type || (strcmp(type, "get") && strcmp(type, "set")) ||
+	    !xmpp_stanza_get_id(iq))
+		return 1; /* a request without an id cannot be answered */
 	if (!strcmp(type, "set") &&
 	    xmpp_stanza_get_child_by_name_and_ns(iq, "query", XMPP_NS_ROSTER) &&
 	    roster_push(a, iq))
@@ -668,9 +669,6 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		reply = answer(a, iq, "feature-not-implemented");
 	if (!reply)
 		return 1;
-	if (!xmpp_stanza_get_type(reply) ||
-	    strcmp(xmpp_stanza_get_type(reply), "error"))
-		xmpp_stanza_set_type(reply, "result");
 	xmpp_send(conn, reply);
 	xmpp_stanza_release(reply);
 	return 1;
@@ -919,6 +917,7 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 	const char *from = xmpp_stanza_get_from(msg);
 	g_autoptr(GError) err = NULL;
 	g_autoptr(Jid) jid = from ? jid_parse(from, &err) : NULL;
+	gint64 t;
 
 	if (mam_message(a, msg))
 		return 1; /* a result of our archive query */
@@ -935,17 +934,19 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 		if (muc_message_from(a, msg, room, jid->resource, from))
 			return 1;
 	}
-	if (mam_hold(a, msg))
+	t = acct_message_time(msg); /* when it came, or the delay's */
+	if (mam_hold(a, msg, false, t))
 		return 1; /* after the catch-up, in its order */
-	acct_chat_message(a, msg, jid);
+	acct_chat_message(a, msg, jid, t);
 	return 1;
 }
 
-void acct_chat_message(Account *a, xmpp_stanza_t *msg, const Jid *jid)
+void acct_chat_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
+		       gint64 t)
 {
 	if (mam_seen_live(a, msg))
 		return; /* the archive gave it to us already */
-	acct_log_message(a, msg, jid, acct_message_time(msg), false);
+	acct_log_message(a, msg, jid, t, false);
 	mam_logged_live(a, msg);
 }
 

@@ -148,7 +148,8 @@ struct Account {
 	GHashTable *mam_sent; /* held ids the archive has (the check) */
 	gint64 mam_check_due; /* monotonic µs; 0: no check running */
 	bool mam_off;         /* the server has no archive for us */
-	GQueue mam_held;      /* live chat messages held (mam_hold) */
+	GQueue mam_held;      /* Held*: live messages held (mam_hold) */
+	bool mam_releasing;   /* logging them: no catch-up starts */
 	gint64 mam_hold_due;  /* monotonic µs; 0: not holding */
 	GHashTable *mam_seen; /* archive ids logged since mam_last (in the
 			       * file too) */
@@ -190,9 +191,10 @@ typedef struct {
 /* The earliest deadline in a table whose values start with a WaitHead,
  * G_MAXINT64 when it is empty. */
 gint64 acct_waits_due(GHashTable *waits);
-/* A live chat message from @jid: logged unless the archive gave it to us
- * already. */
-void acct_chat_message(Account *a, xmpp_stanza_t *msg, const Jid *jid);
+/* A live chat message from @jid that came at @t: logged unless the
+ * archive gave it to us already. */
+void acct_chat_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
+		       gint64 t);
 /* A chat message (or a bounce) from @jid: a record in its conversation at
  * @t, and an event.  @copy: it is a copy (from our archive or a carbon),
  * where what we sent from another client is ours (recorded, no event). */
@@ -230,11 +232,12 @@ bool mam_message(Account *a, xmpp_stanza_t *msg);
  * logged twice).  Once logged, mam_logged_live notes its archive id. */
 bool mam_seen_live(Account *a, xmpp_stanza_t *msg);
 void mam_logged_live(Account *a, xmpp_stanza_t *msg);
-/* A live chat message while the catch-up of a connect runs: kept (true),
- * and handed to acct_chat_message once it is done, so that the log keeps
- * the archive's order (the offline copies come before the query's
- * answer).  mam_disconnected hands them on at once. */
-bool mam_hold(Account *a, xmpp_stanza_t *msg);
+/* A live chat message (@carbon: a carbon copy) while the catch-up of a
+ * connect runs: kept with @t, the time it came (true), and logged once the
+ * catch-up is done, so that the log keeps the order of arrival (the
+ * offline copies come before the query's answer).  mam_disconnected
+ * logs them at once. */
+bool mam_hold(Account *a, xmpp_stanza_t *msg, bool carbon, gint64 t);
 void mam_disconnected(Account *a);
 /* At a connect: ask the server to copy to us what our other clients get
  * and send (XEP-0280).  mam_carbon takes such a copy: handled, true. */

@@ -132,12 +132,15 @@ static int list_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 						    NS_BLOCKING);
 	if (g_strcmp0(xmpp_stanza_get_type(iq), "result") || !list) {
 		int err = acct_error_errno(iq);
-		/* no such feature, as opposed to a failure this once */
-		a->blocking_off = err == ENOSYS || err == EHOSTUNREACH;
 		xfs_info("%s: no blocklist from the server: %s", a->cfg->jid,
 			 g_strerror(err));
-		replace_list(a, new_list(), false); /* nothing we know of */
-		a->blocking_known = false;
+		/* no such feature, as opposed to a failure this once (then
+		 * the copy we have stays, to compare the next fetch with) */
+		a->blocking_off = err == ENOSYS || err == EHOSTUNREACH;
+		if (a->blocking_off) {
+			replace_list(a, new_list(), false);
+			a->blocking_known = false;
+		}
 		return 0;
 	}
 	a->blocking_off = false;

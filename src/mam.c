@@ -234,25 +234,46 @@ static void catch_up_from_last(Account *a)
 #define MAM_HOLD_TIMEOUT_US (20 * G_USEC_PER_SEC)
 #define MAM_HOLD_MAX 10000
 
+typedef struct {
+	xmpp_stanza_t *msg;
+	gint64 t;    /* when it came (unix s), for a message without delay */
+	bool carbon; /* a carbon copy, else a chat message */
+} Held;
+
+static void log_carbon(Account *a, xmpp_stanza_t *msg, gint64 t);
+
 static void release_held(Account *a)
 {
-	xmpp_stanza_t *msg;
+	Held *h;
 
 	a->mam_hold_due = 0;
-	while ((msg = g_queue_pop_head(&a->mam_held))) {
-		const char *from = xmpp_stanza_get_from(msg);
+	/* what these log must not start a catch-up (the batch of 500)
+	 * while caught_up still has the ids of this one to forget */
+	a->mam_releasing = true;
+	while ((h = g_queue_pop_head(&a->mam_held))) {
+		const char *from = xmpp_stanza_get_from(h->msg);
 		g_autoptr(Jid) jid = from ? jid_parse(from, NULL) : NULL;
-		if (jid) /* (checked before it was held) */
-			acct_chat_message(a, msg, jid);
-		xmpp_stanza_release(msg);
+		if (h->carbon)
+			log_carbon(a, h->msg, h->t);
+		else if (jid) /* (checked before it was held) */
+			acct_chat_message(a, h->msg, jid, h->t);
+		xmpp_stanza_release(h->msg);
+		g_free(h);
 	}
+	a->mam_releasing = false;
 }
 
-bool mam_hold(Account *a, xmpp_stanza_t *msg)
+bool mam_hold(Account *a, xmpp_stanza_t *msg, bool carbon, gint64 t)
 {
+	Held *h;
+
 	if (!a->mam_hold_due)
 		return false;
-	g_queue_push_tail(&a->mam_held, xmpp_stanza_clone(msg));
+	h = g_new0(Held, 1);
+	h->msg = xmpp_stanza_clone(msg);
+	h->carbon = carbon;
+	h->t = t;
+	g_queue_push_tail(&a->mam_held, h);
 	if (a->mam_held.length >= MAM_HOLD_MAX)
 		release_held(a);
 	return true;
@@ -418,7 +439,7 @@ void mam_logged_live(Account *a, xmpp_stanza_t *msg)
 	/* now and then, what went only to our other clients (a message to
 	 * the phone's full JID, one we sent from it) */
 	if (a->mam_last && !a->mam_off && !a->mam_query &&
-	    ++a->mam_live_count >= MAM_LIVE_BATCH)
+	    !a->mam_releasing && ++a->mam_live_count >= MAM_LIVE_BATCH)
 		catch_up_from_last(a);
 }
 
@@ -660,27 +681,51 @@ void mam_enable_carbons(Account *a)
 	xmpp_stanza_release(iq);
 }
 
-bool mam_carbon(Account *a, xmpp_stanza_t *msg)
+/* The copied message of a carbon (NULL if it has none); *@wrap: its
+ * <received/> or <sent/> (NULL: @msg is no carbon), *@sent: which. */
+static xmpp_stanza_t *carbon_inner(xmpp_stanza_t *msg, xmpp_stanza_t **wrap,
+				   bool *sent)
 {
-	const char *from = xmpp_stanza_get_from(msg);
-	xmpp_stanza_t *wrap = NULL, *fwd, *inner;
-	g_autoptr(Jid) outer = from ? jid_parse(from, NULL) : NULL;
-	g_autoptr(Jid) jid = NULL;
-	g_autofree char *bare = NULL;
-	const char *ifrom;
-	bool sent = false;
+	xmpp_stanza_t *fwd;
 
-	for (xmpp_stanza_t *c = xmpp_stanza_get_children(msg); c;
+	*wrap = NULL;
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(msg); c && !*wrap;
 	     c = xmpp_stanza_get_next(c)) {
 		const char *name = xmpp_stanza_get_name(c);
 		if (xmpp_stanza_is_tag(c) &&
 		    !g_strcmp0(xmpp_stanza_get_ns(c), NS_CARBONS) &&
 		    (!strcmp(name, "received") || !strcmp(name, "sent"))) {
-			wrap = c;
-			sent = !strcmp(name, "sent");
-			break;
+			*wrap = c;
+			*sent = !strcmp(name, "sent");
 		}
 	}
+	fwd = *wrap ? xmpp_stanza_get_child_by_name_and_ns(*wrap, "forwarded",
+							   NS_FORWARD)
+		    : NULL;
+	return fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
+}
+
+/* The sender of a carbon's message (a sent one may leave it out). */
+static Jid *carbon_sender(Account *a, xmpp_stanza_t *inner, bool sent)
+{
+	const char *ifrom = xmpp_stanza_get_from(inner);
+
+	if (!ifrom && sent)
+		ifrom = a->cfg->jid;
+	return ifrom ? jid_parse(ifrom, NULL) : NULL;
+}
+
+bool mam_carbon(Account *a, xmpp_stanza_t *msg)
+{
+	const char *from = xmpp_stanza_get_from(msg);
+	xmpp_stanza_t *wrap, *inner;
+	g_autoptr(Jid) outer = from ? jid_parse(from, NULL) : NULL;
+	g_autoptr(Jid) jid = NULL;
+	g_autofree char *bare = NULL;
+	bool sent = false;
+	gint64 t;
+
+	inner = carbon_inner(msg, &wrap, &sent);
 	if (!wrap)
 		return false;
 	/* only our own account copies to us (XEP-0280 §11): anyone else's
@@ -694,25 +739,31 @@ bool mam_carbon(Account *a, xmpp_stanza_t *msg)
 		return false;
 	}
 	g_clear_pointer(&bare, g_free);
-	fwd = xmpp_stanza_get_child_by_name_and_ns(wrap, "forwarded",
-						   NS_FORWARD);
-	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
-	ifrom = inner ? xmpp_stanza_get_from(inner) : NULL;
-	if (!ifrom && sent)
-		ifrom = a->cfg->jid;
-	jid = ifrom ? jid_parse(ifrom, NULL) : NULL;
-	if (!jid)
+	if (!inner || !(jid = carbon_sender(a, inner, sent)))
 		return true;
 	/* a sent copy is ours, a received one another's */
 	bare = jid_bare(jid);
 	if (sent != !strcmp(bare, a->cfg->jid))
 		return true;
-	if (mam_seen_live(a, inner))
-		return true;
-	if (!stanza_id(a, inner) && a->mam_last && !a->mam_off)
-		return true; /* without its archive id the next catch-up would
-			      * log it again: that catch-up brings it */
-	log_copy(a, inner, jid, acct_message_time(inner));
-	mam_logged_live(a, inner);
+	t = acct_message_time(inner);
+	if (!mam_hold(a, msg, true, t))
+		log_carbon(a, msg, t);
 	return true;
+}
+
+/* A carbon copy mam_carbon checked, which came at @t. */
+static void log_carbon(Account *a, xmpp_stanza_t *msg, gint64 t)
+{
+	xmpp_stanza_t *wrap;
+	bool sent = false;
+	xmpp_stanza_t *inner = carbon_inner(msg, &wrap, &sent);
+	g_autoptr(Jid) jid = inner ? carbon_sender(a, inner, sent) : NULL;
+
+	if (!jid || mam_seen_live(a, inner))
+		return;
+	if (!stanza_id(a, inner) && a->mam_last && !a->mam_off)
+		return; /* without its archive id the next catch-up would log
+			 * it again: that catch-up brings it */
+	log_copy(a, inner, jid, t);
+	mam_logged_live(a, inner);
 }
