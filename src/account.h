@@ -75,6 +75,8 @@ typedef enum {
 	ACCT_ROOM_LEAVE,
 	ACCT_ROOM_NICK,    /* @value: the new nick (a valid resourcepart) */
 	ACCT_ROOM_SUBJECT, /* @value: the subject ("" clears it) */
+	ACCT_ROOM_INVITE,  /* @value: "JID[ REASON]" (XEP-0249); done once
+			    * sent */
 } AcctRoomOp;
 /* [pool] Act on @room; pool_complete(@r) when the server answered.  Not
  * in the room: -ENOENT; another change of it waiting: -EBUSY. */

@@ -214,10 +214,21 @@ static int subject_value(Xfs *x, Account *a, const char *room, const char *v)
 	return pool_room(x->pool, a, room, ACCT_ROOM_SUBJECT, v);
 }
 
+/* `invite`: a line "JID[ REASON]" invites JID; done once sent. */
+static int invite_value(Xfs *x, Account *a, const char *room, const char *v)
+{
+	if (!*v || strlen(v) > 4096)
+		return -EINVAL;
+	if (!text_is_clean(v, strlen(v), false))
+		return -EILSEQ;
+	return pool_room(x->pool, a, room, ACCT_ROOM_INVITE, v);
+}
+
 static const FileOps file_ops[] = {
 	{NODE_NICK, 0600, nick_text, NULL, nick_value},
 	{NODE_SUBJECT, 0600, subject_text, NULL, subject_value},
 	{NODE_OCCUPANTS, 0400, occupants_text, NULL, NULL},
+	{NODE_INVITE, 0200, NULL, NULL, invite_value},
 	{NODE_CONNECTION, 0400, connection_text, NULL, NULL},
 	{NODE_STATUS, 0600, status_text, status_line, NULL},
 	{NODE_SEND, 0200, NULL, NULL, NULL},
@@ -864,7 +875,7 @@ static int post_write(Handle *h, const char *data, size_t size)
 /* name and groups: what was written through the descriptor so far is
  * the value (one trailing newline dropped), applied at each write, which
  * returns the server's answer; printf may write one group per call.
- * subscription: each complete line is one word. */
+ * subscription and invite: each complete line is one value. */
 static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 {
 	const FileOps *fo = ops_of(h->node);
@@ -877,7 +888,7 @@ static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 	if (memchr(data, '\0', size))
 		return -EILSEQ;
 	g_string_append_len(h->wbuf, data, size);
-	if (h->node->kind == NODE_SUBSCRIPTION) {
+	if (h->node->kind == NODE_SUBSCRIPTION || h->node->kind == NODE_INVITE) {
 		char *nl;
 		while ((nl = memchr(h->wbuf->str, '\n', h->wbuf->len))) {
 			g_autofree char *word =
@@ -966,6 +977,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	case NODE_GROUPS:
 	case NODE_SUBSCRIPTION:
 	case NODE_BLOCKED:
+	case NODE_INVITE:
 	case NODE_NICK:
 	case NODE_SUBJECT:
 		ret = value_write(x, h, data, size);
@@ -1040,12 +1052,14 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		else if (ops_of(h->node)->line)
 			ret = run_lines(xfs_of(req), h, true);
-		else if (h->node->kind == NODE_SUBSCRIPTION && h->wbuf->len) {
+		else if ((h->node->kind == NODE_SUBSCRIPTION ||
+			  h->node->kind == NODE_INVITE) && h->wbuf->len) {
+			/* a last line without its newline */
 			g_autofree char *word = g_strndup(h->wbuf->str,
 							  h->wbuf->len);
 			g_string_truncate(h->wbuf, 0);
-			ret = subscription_value(xfs_of(req), h->node->acct,
-						 h->node->jid, word);
+			ret = ops_of(h->node)->value(xfs_of(req), h->node->acct,
+						     h->node->jid, word);
 		}
 		g_mutex_unlock(&h->lock);
 	}

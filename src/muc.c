@@ -399,6 +399,41 @@ static void room_subject(Account *a, const char *room, const char *subject,
 	w->value = g_steal_pointer(&shown);
 }
 
+/* A direct invitation (XEP-0249) to @value, "JID[ REASON]", with the
+ * room's password when we have one, and a body for clients that do not
+ * know invitations.  0 or -EINVAL. */
+static int room_invite(Account *a, const char *room, const char *value)
+{
+	const char *sp = strchr(value, ' ');
+	g_autofree char *who = sp ? g_strndup(value, sp - value)
+				  : g_strdup(value);
+	const char *reason = sp && sp[1] ? sp + 1 : NULL;
+	g_autoptr(Jid) jid = jid_parse(who, NULL);
+	g_autofree char *to = jid ? jid_full(jid) : NULL;
+	g_autofree char *body = NULL;
+	const char *password = room_password(a, room);
+	xmpp_stanza_t *msg, *x;
+
+	if (!jid)
+		return -EINVAL;
+	msg = xmpp_message_new(a->ctx, NULL, to, NULL);
+	body = g_strdup_printf("%s invites you to %s%s%s", a->cfg->jid, room,
+			       reason ? ": " : "", reason ? reason : "");
+	xmpp_message_set_body(msg, body);
+	x = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(x, "x");
+	xmpp_stanza_set_ns(x, NS_CONFERENCE);
+	xmpp_stanza_set_attribute(x, "jid", room);
+	if (reason)
+		xmpp_stanza_set_attribute(x, "reason", reason);
+	if (password)
+		xmpp_stanza_set_attribute(x, "password", password);
+	xmpp_stanza_add_child_ex(msg, x, 0);
+	xmpp_send(a->conn, msg);
+	xmpp_stanza_release(msg);
+	return 0;
+}
+
 void acct_room_op(Account *a, const char *room, AcctRoomOp op,
 		  const char *value, PoolReq *r)
 {
@@ -413,6 +448,11 @@ void acct_room_op(Account *a, const char *room, AcctRoomOp op,
 	nick = rooms_nick(a->rooms, room);
 	if (!nick) {
 		pool_complete(r, -ENOENT);
+		return;
+	}
+	if (op == ACCT_ROOM_INVITE) {
+		pool_complete(r, acct_is_online(a) ? room_invite(a, room, value)
+						   : -ENOTCONN);
 		return;
 	}
 	w = g_hash_table_lookup(a->room_waits, room);
@@ -435,7 +475,6 @@ void acct_room_op(Account *a, const char *room, AcctRoomOp op,
 		room_subject(a, room, value, r);
 }
 
-/* At every connect: back into every room we were in. */
 /* Join every room we are not in and not already joining or leaving. */
 static void rejoin_missing(Account *a)
 {

@@ -86,6 +86,7 @@ static const FileSpec room_files[] = {
 	{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
 	{NODE_NICK, "nick"}, {NODE_SUBJECT, "subject"},
 	{NODE_OCCUPANTS, "occupants"}, {NODE_PRIVATES, "private"},
+	{NODE_INVITE, "invite"},
 };
 
 static const FileSpec private_files[] = {

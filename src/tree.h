@@ -33,6 +33,7 @@ typedef enum {
 	NODE_NICK,
 	NODE_SUBJECT,
 	NODE_OCCUPANTS,
+	NODE_INVITE,     /* .../rooms/ROOM/invite */
 	NODE_PRIVATES,   /* .../rooms/ROOM/private/ */
 	NODE_PRIVATE,    /* .../rooms/ROOM/private/NICK/ (a file name) */
 } NodeKind;

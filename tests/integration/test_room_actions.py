@@ -23,7 +23,7 @@ from test_rooms import (BNICK, J, MUC, ROOM, _rd_or_err, join, listed,
                         wait_in_room, wait_occupants, wait_records)
 
 TAGS = ("nk", "sj", "sr", "pm", "pw", "mo", "kb", "ds", "iv", "rs", "st", "rb", "lk", "hn",
-        "rt")
+        "rt", "si")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -309,6 +309,16 @@ def test_password_room(server, tmp, stack):
     assert rd(m2, A, room, "nick") == "Pass Holder\n", rd(m2, A, room, "nick")
     peer_says(bob, room, bnick, "for those who know")
     wait_records(m2, A, room, [(bnick, "for those who know")])
+    # an invitation carries the password
+    n = len(bob.messages)
+    m2.write(f"{A}/rooms/{room}/invite", f"{J(tag, 'b')}\n")
+    # (an Element without children is false: wait for a list of them)
+    x, = wait_until(lambda: [m["xml"].find("{jabber:x:conference}x")
+                             for m in bob.messages[n:]
+                             if m["xml"].find("{jabber:x:conference}x")
+                             is not None],
+                    timeout=10, what="the invitation at bob")
+    assert x.get("jid") == room and x.get("password") == "s3cret w0rd", x.attrib
     # -d logs the XML stream, but not the room's password
     log = m2.log_text()
     assert "for those who know" in log, "-d logged no stanzas"
@@ -540,6 +550,55 @@ def test_invitations(server, tmp, stack):
 
 # --------------------------------------------------------------------------
 # the server restarts
+
+def test_sending_invitations(server, tmp, stack):
+    """A line "JID[ REASON]" written to rooms/ROOM/invite sends a direct
+    invitation (XEP-0249), with the room's password; bad lines change
+    nothing."""
+    tag = "si"
+    A, B = J(tag), J(tag, "b")
+    m, bob, room, anick, bnick = bob_first(stack, server, tmp, tag)
+    inv = f"{A}/rooms/{room}/invite"
+    NS_CONF = "{jabber:x:conference}x"
+
+    def invitations(since):
+        with bob.cond:
+            return [(x["from"], x["xml"].find(NS_CONF), x["body"])
+                    for x in bob.messages[since:]
+                    if x["xml"].find(NS_CONF) is not None]
+    n = len(bob.messages)
+    # two lines, two invitations; the second without its newline
+    write_chunks(m.path(inv), f"{B} come and see\n{B}/{tag}-peer".encode())
+    got = wait_until(lambda: (lambda v: v if len(v) >= 2 else None)(
+        invitations(n)), timeout=10,
+        what=lambda: f"two invitations at bob: {bob.messages[n:]!r}")
+    (f1, x1, b1), (f2, x2, b2) = got
+    assert f1.startswith(f"{A}/") and f2.startswith(f"{A}/"), (f1, f2)
+    assert x1.get("jid") == room and x1.get("reason") == "come and see", x1.attrib
+    assert x2.get("jid") == room and x2.get("reason") is None, x2.attrib
+    assert x1.get("password") is None, x1.attrib
+    assert room in b1 and "come and see" in b1, b1   # for clients without XEP-0249
+    # bad lines: EINVAL or EILSEQ, and nothing is sent
+    for line, want in (("@no@jid why\n", errno.EINVAL), ("\n", errno.EINVAL),
+                       (f"{B} bell\x07here\n", errno.EILSEQ)):
+        problem = expect_errno(lambda: m.write(inv, line), want,
+                               f"writing {line!r} to invite")
+        assert problem is None, problem
+    problem = expect_errno(lambda: m.read(inv), (errno.EACCES, errno.EBADF),
+                           "reading invite")
+    assert problem is None, problem
+    n = len(bob.messages)
+    m.write(inv, f"{B} marker\n")
+    wait_until(lambda: invitations(n), timeout=10, what="the marker invitation")
+    assert [x.get("reason") for _, x, _ in invitations(n)] == ["marker"], \
+        invitations(n)
+    # offline: ENOTCONN
+    m.write(f"{A}/status", "offline\n")
+    m.wait_state(A, "offline", timeout=5)
+    problem = expect_errno(lambda: m.write(inv, f"{B}\n"), errno.ENOTCONN,
+                           "inviting while offline")
+    assert problem is None, problem
+
 
 def test_rejoin_after_server_restart(tmp, stack):
     tag = "st"

@@ -654,7 +654,8 @@ class Peer:
             stamp = d.get("stamp")
         rec = {"from": str(msg["from"]), "to": str(msg["to"]), "type": kind,
                "body": msg["body"], "stamp": stamp, "time": time.time(),
-               "id": msg["id"], "error": _error_condition(msg.xml)}
+               "id": msg["id"], "error": _error_condition(msg.xml),
+               "xml": msg.xml}
         with self.cond:
             self.messages.append(rec)
             self.cond.notify_all()
