@@ -77,6 +77,9 @@ typedef enum {
 	ACCT_ROOM_SUBJECT, /* @value: the subject ("" clears it) */
 	ACCT_ROOM_INVITE,  /* @value: "JID[ REASON]" (XEP-0249); done once
 			    * sent */
+	ACCT_ROOM_KICK,    /* @value: "NICK[<TAB>REASON]"; done when the
+			    * room answered */
+	ACCT_ROOM_BAN,     /* @value: "JID[ REASON]"; likewise */
 } AcctRoomOp;
 /* [pool] Act on @room; pool_complete(@r) when the server answered.  Not
  * in the room: -ENOENT; another change of it waiting: -EBUSY. */

@@ -27,13 +27,13 @@
 #define OUTBOX_TYPE_PRIVATE "chat-muc"
 
 /* A change waiting for the server's answer (in Account.iq_waits, by the
- * iq's id): a roster change, or a blocking one (block.c).  A lost link
- * ends them all with ECONNRESET. */
+ * iq's id): a roster change, a blocking one (block.c), a kick or a ban
+ * (muc.c).  A lost link ends them all with ECONNRESET. */
 typedef struct {
 	PoolReq *req;
 	RosterItem *item; /* roster: the item as it will be; NULL: removal */
-	char *jid;
-	int block;        /* block.c: 1 block, 0 unblock; roster: -1 */
+	char *jid;        /* the JID changed; a kick or ban: the room */
+	int block;        /* block.c: 1 block, 0 unblock; else -1 */
 } ChangeWait;
 
 void acct_change_wait_free(gpointer p);

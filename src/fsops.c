@@ -214,14 +214,32 @@ static int subject_value(Xfs *x, Account *a, const char *room, const char *v)
 	return pool_room(x->pool, a, room, ACCT_ROOM_SUBJECT, v);
 }
 
-/* `invite`: a line "JID[ REASON]" invites JID; done once sent. */
-static int invite_value(Xfs *x, Account *a, const char *room, const char *v)
+/* A line of `invite` ("JID[ REASON]", done once sent), `kick`
+ * ("NICK[<TAB>REASON]") or `ban` ("JID[ REASON]"; both done when the room
+ * answered). */
+static int room_line(Xfs *x, Account *a, const char *room, const char *v,
+		       AcctRoomOp op)
 {
 	if (!*v || strlen(v) > 4096)
 		return -EINVAL;
 	if (!text_is_clean(v, strlen(v), false))
 		return -EILSEQ;
-	return pool_room(x->pool, a, room, ACCT_ROOM_INVITE, v);
+	return pool_room(x->pool, a, room, op, v);
+}
+
+static int invite_value(Xfs *x, Account *a, const char *room, const char *v)
+{
+	return room_line(x, a, room, v, ACCT_ROOM_INVITE);
+}
+
+static int kick_value(Xfs *x, Account *a, const char *room, const char *v)
+{
+	return room_line(x, a, room, v, ACCT_ROOM_KICK);
+}
+
+static int ban_value(Xfs *x, Account *a, const char *room, const char *v)
+{
+	return room_line(x, a, room, v, ACCT_ROOM_BAN);
 }
 
 static const FileOps file_ops[] = {
@@ -229,6 +247,8 @@ static const FileOps file_ops[] = {
 	{NODE_SUBJECT, 0600, subject_text, NULL, subject_value},
 	{NODE_OCCUPANTS, 0400, occupants_text, NULL, NULL},
 	{NODE_INVITE, 0200, NULL, NULL, invite_value},
+	{NODE_KICK, 0200, NULL, NULL, kick_value},
+	{NODE_BAN, 0200, NULL, NULL, ban_value},
 	{NODE_CONNECTION, 0400, connection_text, NULL, NULL},
 	{NODE_STATUS, 0600, status_text, status_line, NULL},
 	{NODE_SEND, 0200, NULL, NULL, NULL},
@@ -872,10 +892,17 @@ static int post_write(Handle *h, const char *data, size_t size)
 	return 0;
 }
 
+/* Files where each line written is one request. */
+static bool per_line(const TreeNode *n)
+{
+	return n->kind == NODE_SUBSCRIPTION || n->kind == NODE_INVITE ||
+	       n->kind == NODE_KICK || n->kind == NODE_BAN;
+}
+
 /* name and groups: what was written through the descriptor so far is
  * the value (one trailing newline dropped), applied at each write, which
  * returns the server's answer; printf may write one group per call.
- * subscription and invite: each complete line is one value. */
+ * subscription, invite, kick and ban: each complete line is one value. */
 static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 {
 	const FileOps *fo = ops_of(h->node);
@@ -888,7 +915,7 @@ static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 	if (memchr(data, '\0', size))
 		return -EILSEQ;
 	g_string_append_len(h->wbuf, data, size);
-	if (h->node->kind == NODE_SUBSCRIPTION || h->node->kind == NODE_INVITE) {
+	if (per_line(h->node)) {
 		char *nl;
 		while ((nl = memchr(h->wbuf->str, '\n', h->wbuf->len))) {
 			g_autofree char *word =
@@ -978,6 +1005,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	case NODE_SUBSCRIPTION:
 	case NODE_BLOCKED:
 	case NODE_INVITE:
+	case NODE_KICK:
+	case NODE_BAN:
 	case NODE_NICK:
 	case NODE_SUBJECT:
 		ret = value_write(x, h, data, size);
@@ -1052,8 +1081,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		else if (ops_of(h->node)->line)
 			ret = run_lines(xfs_of(req), h, true);
-		else if ((h->node->kind == NODE_SUBSCRIPTION ||
-			  h->node->kind == NODE_INVITE) && h->wbuf->len) {
+		else if (per_line(h->node) && h->wbuf->len) {
 			/* a last line without its newline */
 			g_autofree char *word = g_strndup(h->wbuf->str,
 							  h->wbuf->len);

@@ -399,15 +399,100 @@ static void room_subject(Account *a, const char *room, const char *subject,
 	w->value = g_steal_pointer(&shown);
 }
 
+/* Split "FIRST<sep>REST" at the first of @seps: FIRST (new), and REST
+ * (in @line; NULL when there is none or it is empty). */
+static char *split_line(const char *line, const char *seps, const char **rest)
+{
+	size_t n = strcspn(line, seps);
+
+	*rest = line[n] && line[n + 1] ? line + n + 1 : NULL;
+	return g_strndup(line, n);
+}
+
+/* The room's answer to a kick or a ban: the write that asked gets it. */
+static int admin_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *id = xmpp_stanza_get_id(iq);
+	const char *from = xmpp_stanza_get_from(iq);
+	ChangeWait *w = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
+	const char *type = xmpp_stanza_get_type(iq);
+
+	(void)conn;
+	/* from the room itself (an id handler fires for any stanza with
+	 * the id, from anyone) */
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !w || !from ||
+	    strcmp(from, w->jid) ||
+	    (g_strcmp0(type, "result") && g_strcmp0(type, "error")))
+		return 1;
+	pool_complete(w->req, !strcmp(type, "result")
+				      ? 0 : -acct_error_errno(iq));
+	g_hash_table_remove(a->iq_waits, id);
+	return 0;
+}
+
+/* A kick (@value "NICK[<TAB>REASON]": its role becomes none) or a ban
+ * (@value "JID[ REASON]": its affiliation becomes outcast), XEP-0045
+ * §8.2 and §9.1; @r is completed with the room's answer. */
+static void room_admin(Account *a, const char *room, AcctRoomOp op,
+		       const char *value, PoolReq *r)
+{
+	const char *reason;
+	g_autofree char *who = split_line(value, op == ACCT_ROOM_KICK
+							 ? "\t" : " \t",
+					  &reason);
+	g_autofree char *nick = NULL, *bare = NULL, *id = NULL;
+	xmpp_stanza_t *iq, *q, *item;
+	ChangeWait *w;
+
+	if (!acct_is_online(a)) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	if (op == ACCT_ROOM_KICK)
+		nick = jid_normalize_resource(who, NULL);
+	else
+		bare = jid_normalize_bare(who, NULL);
+	if (!nick && !bare) {
+		pool_complete(r, -EINVAL);
+		return;
+	}
+	id = acct_next_id(a);
+	iq = xmpp_iq_new(a->ctx, "set", id);
+	xmpp_stanza_set_to(iq, room);
+	q = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(q, "query");
+	xmpp_stanza_set_ns(q, "http://jabber.org/protocol/muc#admin");
+	item = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(item, "item");
+	if (nick) {
+		xmpp_stanza_set_attribute(item, "nick", nick);
+		xmpp_stanza_set_attribute(item, "role", "none");
+	} else {
+		xmpp_stanza_set_attribute(item, "jid", bare);
+		xmpp_stanza_set_attribute(item, "affiliation", "outcast");
+	}
+	if (reason)
+		acct_add_text_child(a, item, "reason", reason);
+	xmpp_stanza_add_child_ex(q, item, 0);
+	xmpp_stanza_add_child_ex(iq, q, 0);
+	w = g_new0(ChangeWait, 1);
+	w->req = r;
+	w->jid = g_strdup(room); /* who answers */
+	w->block = -1;
+	g_hash_table_insert(a->iq_waits, g_strdup(id), w);
+	xmpp_id_handler_add(a->conn, admin_answer, id, a);
+	xmpp_send(a->conn, iq);
+	xmpp_stanza_release(iq);
+}
+
 /* A direct invitation (XEP-0249) to @value, "JID[ REASON]", with the
  * room's password when we have one, and a body for clients that do not
  * know invitations.  0 or -EINVAL. */
 static int room_invite(Account *a, const char *room, const char *value)
 {
-	const char *sp = strchr(value, ' ');
-	g_autofree char *who = sp ? g_strndup(value, sp - value)
-				  : g_strdup(value);
-	const char *reason = sp && sp[1] ? sp + 1 : NULL;
+	const char *reason;
+	g_autofree char *who = split_line(value, " \t", &reason);
 	g_autoptr(Jid) jid = jid_parse(who, NULL);
 	g_autofree char *to = jid ? jid_full(jid) : NULL;
 	g_autofree char *body = NULL;
@@ -453,6 +538,10 @@ void acct_room_op(Account *a, const char *room, AcctRoomOp op,
 	if (op == ACCT_ROOM_INVITE) {
 		pool_complete(r, acct_is_online(a) ? room_invite(a, room, value)
 						   : -ENOTCONN);
+		return;
+	}
+	if (op == ACCT_ROOM_KICK || op == ACCT_ROOM_BAN) {
+		room_admin(a, room, op, value, r);
 		return;
 	}
 	w = g_hash_table_lookup(a->room_waits, room);

@@ -86,7 +86,8 @@ static const FileSpec room_files[] = {
 	{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
 	{NODE_NICK, "nick"}, {NODE_SUBJECT, "subject"},
 	{NODE_OCCUPANTS, "occupants"}, {NODE_PRIVATES, "private"},
-	{NODE_INVITE, "invite"},
+	{NODE_INVITE, "invite"}, {NODE_KICK, "kick"},
+	{NODE_BAN, "ban"},
 };
 
 static const FileSpec private_files[] = {

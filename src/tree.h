@@ -34,6 +34,8 @@ typedef enum {
 	NODE_SUBJECT,
 	NODE_OCCUPANTS,
 	NODE_INVITE,     /* .../rooms/ROOM/invite */
+	NODE_KICK,       /* .../rooms/ROOM/kick */
+	NODE_BAN,        /* .../rooms/ROOM/ban */
 	NODE_PRIVATES,   /* .../rooms/ROOM/private/ */
 	NODE_PRIVATE,    /* .../rooms/ROOM/private/NICK/ (a file name) */
 } NodeKind;

@@ -18,12 +18,12 @@ from xfstest import (LineReader, Mount, Server, TestFailure, config_text, note,
                      wait_until, write_chunks, expect_errno, events_reader)
 
 from test_rooms import (BNICK, J, MUC, ROOM, _rd_or_err, join, listed,
-                        marker_in_log, mount, occupants, parse_records, peer,
+                        marker_in_log, mount, nicks, occupants, parse_records, peer,
                         peer_says, rd, records, room_presences, rpath, wait_gone,
                         wait_in_room, wait_occupants, wait_records)
 
 TAGS = ("nk", "sj", "sr", "pm", "pw", "mo", "kb", "ds", "iv", "rs", "st", "rb", "lk", "hn",
-        "rt", "si")
+        "rt", "si", "mk")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -598,6 +598,60 @@ def test_sending_invitations(server, tmp, stack):
     problem = expect_errno(lambda: m.write(inv, f"{B}\n"), errno.ENOTCONN,
                            "inviting while offline")
     assert problem is None, problem
+
+
+def test_kick_and_ban_others(server, tmp, stack):
+    """As the room's owner, alice kicks bob (a line NICK<TAB>REASON to
+    kick) and bans him (JID REASON to ban); each write returns once the
+    room answered, with its refusal as the error."""
+    tag = "mk"
+    A, B, room, bnick = J(tag), J(tag, "b"), ROOM(tag), BNICK(tag)
+    m = mount(stack, server, tmp, tag, f"{tag}-mount")
+    join(m, A, room)   # alice makes the room: owner and moderator
+    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
+    bob.join_room(room, bnick)
+    kick, ban = f"{A}/rooms/{room}/kick", f"{A}/rooms/{room}/ban"
+
+    def out(code, since):
+        return wait_until(
+            lambda: [c for t, c in room_presences(bob, room, bnick, since)
+                     if t == "unavailable" and code in c],
+            timeout=10, what=lambda: f"bob out of the room with {code}: "
+                                     f"{room_presences(bob, room, bnick, since)!r}")
+    since = len(bob.presences)
+    m.write(kick, f"{bnick}\tstop that\n")
+    out("307", since)
+    wait_occupants(m, A, room, lambda occ: bnick not in nicks(occ),
+                   "bob gone from occupants")
+    # a kick is no ban: bob comes back
+    bob.join_room(room, bnick)
+    for line, want in ((f"nobody here\n", errno.ENOENT),
+                       ("\n", errno.EINVAL),
+                       (f"{bnick}\tbell\x07\n", errno.EILSEQ)):
+        problem = expect_errno(lambda: m.write(kick, line), want,
+                               f"writing {line!r} to kick")
+        assert problem is None, problem
+    problem = expect_errno(lambda: m.write(ban, "@no@jid\n"), errno.EINVAL,
+                           "banning an invalid JID")
+    assert problem is None, problem
+    since = len(bob.presences)
+    m.write(ban, f"{B} enough\n")
+    out("301", since)
+    problem = None
+    try:
+        bob.join_room(room, bnick)
+        problem = "bob joined again after the ban"
+    except TestFailure as e:
+        assert "forbidden" in str(e), e
+    assert problem is None, problem
+    # not a moderator: bob owns this one, alice only takes part
+    room2 = f"{tag}-second@{MUC}"
+    bob.join_room(room2, bnick)
+    join(m, A, room2)
+    problem = expect_errno(lambda: m.write(f"{A}/rooms/{room2}/kick", f"{bnick}\n"),
+                           (errno.EACCES, errno.EPERM), "a participant's kick")
+    assert problem is None, problem
+    assert bnick in nicks(occupants(m, A, room2)), occupants(m, A, room2)
 
 
 def test_rejoin_after_server_restart(tmp, stack):

@@ -760,17 +760,24 @@ class Peer:
         self._call(lambda: self.xmpp.send_presence(**kw))
 
     def join_room(self, room, nick, timeout=10.0):
-        """Join a MUC room (XEP-0045) and wait for our own presence in it."""
+        """Join a MUC room (XEP-0045) and wait for our own presence in it.
+        Only what the room sends after this join counts: a kick or ban
+        also carries 110, in an unavailable presence."""
+        with self.cond:
+            since = len(self.presences)
         def send():
             p = self.xmpp.make_presence(pto=f"{room}/{nick}")
             p.append(ET.Element("{http://jabber.org/protocol/muc}x"))
             p.send()
         self._call(send)
         def joined():
-            for p in self.latest_presences(f"{room}/{nick}", errors=True).values():
+            with self.cond:
+                ps = [p for p in self.presences[since:]
+                      if p["from"] == f"{room}/{nick}"]
+            for p in ps:
                 if p["type"] == "error":
                     raise TestFailure(f"joining {room}: {p['error']}")
-                if "110" in p["muc_codes"]:
+                if "110" in p["muc_codes"] and p["type"] == "available":
                     return p
             return None
         return wait_until(joined, timeout=timeout, what=f"{self.bare} to join {room}")
