@@ -76,6 +76,8 @@ typedef struct {
 	GString *wbuf; /* written bytes not yet ending in a newline */
 	GMutex lock;   /* protects wbuf and failed: one descriptor, many threads */
 	bool failed;   /* post: a write failed, nothing will be sent */
+	bool skip_rest; /* per-line files: a failed write dropped the start
+			 * of a line; its rest, up to the newline, goes too */
 	guint64 last_seq; /* outbox place of the last message sent through it */
 	pid_t opener;  /* the thread that opened it */
 	Hist *hist;    /* log: NULL while the conversation has none */
@@ -914,6 +916,13 @@ static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 		return -EFBIG;
 	if (memchr(data, '\0', size))
 		return -EILSEQ;
+	if (per_line(h->node) && h->skip_rest) {
+		const char *nl = memchr(data, '\n', size);
+		size_t n = nl ? (size_t)(nl - data) + 1 : size;
+		h->skip_rest = !nl;
+		data += n;
+		size -= n;
+	}
 	g_string_append_len(h->wbuf, data, size);
 	if (per_line(h->node)) {
 		char *nl;
@@ -923,6 +932,11 @@ static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 			g_string_erase(h->wbuf, 0, nl - h->wbuf->str + 1);
 			ret = fo->value(x, h->node->acct, h->node->jid, word);
 			if (ret) {
+				/* the lines after it are not sent; the start of
+				 * a line still open must not make another line
+				 * with what the next write brings */
+				h->skip_rest = h->wbuf->len &&
+					       h->wbuf->str[h->wbuf->len - 1] != '\n';
 				g_string_truncate(h->wbuf, 0);
 				return ret;
 			}

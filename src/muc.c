@@ -417,12 +417,14 @@ static int admin_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	const char *from = xmpp_stanza_get_from(iq);
 	ChangeWait *w = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
 	const char *type = xmpp_stanza_get_type(iq);
+	g_autoptr(Jid) fj = from ? jid_parse(from, NULL) : NULL;
+	g_autofree char *fbare = fj && !fj->resource ? jid_bare(fj) : NULL;
 
 	(void)conn;
 	/* from the room itself (an id handler fires for any stanza with
 	 * the id, from anyone) */
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !w || !from ||
-	    strcmp(from, w->jid) ||
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !w ||
+	    g_strcmp0(fbare, w->jid) ||
 	    (g_strcmp0(type, "result") && g_strcmp0(type, "error")))
 		return 1;
 	pool_complete(w->req, !strcmp(type, "result")

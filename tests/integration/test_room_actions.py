@@ -579,6 +579,7 @@ def test_sending_invitations(server, tmp, stack):
     assert x1.get("password") is None, x1.attrib
     assert room in b1 and "come and see" in b1, b1   # for clients without XEP-0249
     # bad lines: EINVAL or EILSEQ, and nothing is sent
+    n = len(bob.messages)
     for line, want in (("@no@jid why\n", errno.EINVAL), ("\n", errno.EINVAL),
                        (f"{B} bell\x07here\n", errno.EILSEQ)):
         problem = expect_errno(lambda: m.write(inv, line), want,
@@ -587,7 +588,15 @@ def test_sending_invitations(server, tmp, stack):
     problem = expect_errno(lambda: m.read(inv), (errno.EACCES, errno.EBADF),
                            "reading invite")
     assert problem is None, problem
-    n = len(bob.messages)
+    # a line cut by a failed one: its rest makes no line of its own
+    fd = os.open(m.path(inv), os.O_WRONLY)
+    try:
+        problem = expect_errno(lambda: os.write(fd, b"@bad@\nnobody-"),
+                               errno.EINVAL, "a bad line, then half a line")
+        assert problem is None, problem
+        os.write(fd, f"{B} half\n".encode())   # the rest: dropped
+    finally:
+        os.close(fd)
     m.write(inv, f"{B} marker\n")
     wait_until(lambda: invitations(n), timeout=10, what="the marker invitation")
     assert [x.get("reason") for _, x, _ in invitations(n)] == ["marker"], \
