@@ -760,6 +760,37 @@ static char *unlock_new_room(Account *a, const char *room)
 	return id;
 }
 
+/* The errno of an error that answers a join.  A room that does not exist
+ * and may not be made (XEP-0045 §10.1.1: not-allowed) is ENOENT, as one
+ * that does not exist (item-not-found) is; EPERM would read as if the
+ * room were there and closed to us. */
+static int join_errno(xmpp_stanza_t *p)
+{
+	xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(p, "error");
+
+	if (e && xmpp_stanza_get_child_by_name(e, "not-allowed"))
+		return ENOENT;
+	return acct_error_errno(p);
+}
+
+/* A presence error from @room or one of its nicks: the answer to our
+ * join, nick change or leave when one waits (a subject change is
+ * answered by a message); else an event. */
+static void presence_error(Account *a, const char *room, xmpp_stanza_t *p)
+{
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+	g_autofree char *ev = NULL;
+
+	if (w && w->op == ACCT_ROOM_JOIN) {
+		muc_answered(a, room, -join_errno(p));
+	} else if (w && (w->op == ACCT_ROOM_NICK || w->op == ACCT_ROOM_LEAVE)) {
+		muc_answered(a, room, -acct_error_errno(p));
+	} else {
+		ev = acct_error_event_text(p, "presence");
+		acct_event(a, "error", room, ev);
+	}
+}
+
 /* Presence from ROOM/NICK: an occupant, or ourselves. */
 static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 			  const char *nick)
@@ -772,13 +803,7 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 	bool self = has_status(x, "110") || !g_strcmp0(mine, nick);
 
 	if (type && !strcmp(type, "error")) {
-		/* to our join or nick change; else nothing waits for it */
-		if (g_hash_table_contains(a->room_waits, room)) {
-			muc_answered(a, room, -acct_error_errno(p));
-		} else {
-			g_autofree char *ev = acct_error_event_text(p, "presence");
-			acct_event(a, "error", room, ev);
-		}
+		presence_error(a, room, p);
 		return;
 	}
 	if (type && !strcmp(type, "unavailable")) {
@@ -1165,7 +1190,7 @@ bool muc_presence_from(Account *a, xmpp_stanza_t *p, const char *bare,
 	if (resource)
 		muc_presence(a, p, bare, resource);
 	else if (type && !strcmp(type, "error"))
-		muc_answered(a, bare, -acct_error_errno(p));
+		presence_error(a, bare, p);
 	else
 		return false;
 	return true;

@@ -16,6 +16,7 @@ anything before it would be too."""
 import calendar
 import errno
 import os
+import threading
 import time
 
 from xfstest import (LineReader, Mount, Peer, TestFailure, note,
@@ -26,7 +27,7 @@ from xfstest import (LineReader, Mount, Peer, TestFailure, note,
 DOM = "localhost"
 MUC = "conference.localhost"
 TAGS = ("jn", "mw", "ow", "hi", "ol", "nc", "lv", "kl", "rc", "rm", "ns",
-        "nm", "off")
+        "nm", "off", "nf", "to")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -422,6 +423,64 @@ def test_nick_conflict_is_eexist(server, tmp, stack):
     problem = expect_errno(lambda: os.stat(rpath(m, A, room)), errno.ENOENT,
                            "lookup of the room that was not joined")
     assert problem is None, problem
+
+
+def test_room_that_cannot_be_made_is_enoent(server, tmp, stack):
+    """closed.localhost lets no one but the server's admins make a room:
+    joining one that does not exist is ENOENT, and nothing is left of it."""
+    tag = "nf"
+    A = J(tag)
+    room = f"{tag}-nowhere@closed.localhost"
+    m = mount(stack, server, tmp, tag, f"{tag}-mount")
+    t0 = time.monotonic()
+    problem = expect_errno(lambda: os.mkdir(rpath(m, A, room)), errno.ENOENT,
+                           "mkdir of a room that may not be made")
+    note(f"refused in {time.monotonic() - t0:.3f}s")
+    assert problem is None, problem
+    assert listed(m, A) == [], listed(m, A)
+    problem = expect_errno(lambda: os.stat(rpath(m, A, room)), errno.ENOENT,
+                           "lookup of the room that was not joined")
+    assert problem is None, problem
+    # not remembered either: a remount does not try it again
+    kept = m.data / A / "rooms.list"
+    assert not kept.exists() or room not in kept.read_text(), kept.read_text()
+
+
+def test_silent_service_is_etimedout(server, tmp, stack):
+    """silent.localhost takes the join and never answers: mkdir ends with
+    ETIMEDOUT after its 15 s, the account stays online and usable all the
+    while, and the room is not kept."""
+    tag = "to"
+    A = J(tag)
+    room = f"{tag}-void@silent.localhost"
+    m = mount(stack, server, tmp, tag, f"{tag}-mount")
+    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
+    result = {}
+
+    def try_join():
+        t0 = time.monotonic()
+        try:
+            os.mkdir(rpath(m, A, room))
+            result["err"] = None
+        except OSError as e:
+            result["err"] = e.errno
+        result["took"] = time.monotonic() - t0
+
+    t = threading.Thread(target=try_join)
+    t.start()
+    try:
+        # while the join waits: the account sends and the tree answers
+        m.write(f"{A}/contacts/{J(tag, 'b')}/send", "while the room is silent\n")
+        bob.wait_message(A, "while the room is silent")
+        assert m.connection(A)["state"] == "online", m.connection(A)
+    finally:
+        t.join(30)
+    assert not t.is_alive(), "mkdir of a silent room did not end in 30 s"
+    note(f"mkdir of a silent room: {result.get('err')} after {result.get('took', 0):.1f}s")
+    assert result["err"] == errno.ETIMEDOUT, result
+    assert 14 < result["took"] < 25, result
+    assert listed(m, A) == [], listed(m, A)
+    assert m.connection(A)["state"] == "online", m.connection(A)
 
 
 def test_leave_seen_by_others(server, tmp, stack):
