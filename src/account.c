@@ -2000,8 +2000,10 @@ static void keepalive(Account *a, gint64 now)
 
 gint64 acct_deadline(Account *a, bool *ticking)
 {
-	/* login and close run on libstrophe's own timers */
-	if (a->conn && (!a->was_online || a->shutting || !a->want_online))
+	/* login and close run on libstrophe's own timers (a close's cleanup
+	 * timeout ends it when the server does not answer </stream:stream>) */
+	if (a->conn && (!a->was_online || a->shutting || !a->want_online ||
+			a->reconnect_asked))
 		*ticking = true;
 	if (a->close_at)
 		return a->close_at;
