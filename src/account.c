@@ -303,7 +303,7 @@ static void sm_count(Account *a, const char *xml)
 	}
 }
 
-static void outmsg_free(OutMsg *m)
+void acct_outmsg_free(OutMsg *m)
 {
 	outbox_item_free(m->item);
 	g_free(m);
@@ -318,7 +318,7 @@ static void sm_acked(Account *a, guint32 h)
 	while ((m = g_queue_peek_head(&a->inflight)) && m->seq <= h) {
 		g_queue_pop_head(&a->inflight);
 		outbox_done(a->outbox, m->item->id);
-		outmsg_free(m);
+		acct_outmsg_free(m);
 	}
 }
 
@@ -684,11 +684,18 @@ static void sm_failed(Account *a)
 	sm_acked(a, G_MAXUINT32);
 }
 
+static bool is_groupchat(const OutMsg *m)
+{
+	return !strcmp(m->item->type, "groupchat");
+}
+
 static void send_message(Account *a, OutMsg *m)
 {
 	xmpp_stanza_t *msg =
 		!strcmp(m->item->type, OUTBOX_TYPE_PRIVATE)
 			? muc_private_stanza(a, m->item)
+		: is_groupchat(m)
+			? muc_room_stanza(a, m->item)
 			: xmpp_message_new(a->ctx, m->item->type, m->item->to,
 					   m->item->id);
 
@@ -698,8 +705,11 @@ static void send_message(Account *a, OutMsg *m)
 	m->seq = a->sm_out;
 }
 
-/* Send what waits, oldest first. */
-static void flush_outq(Account *a)
+/* Send what waits, oldest first; what is for a room that does not have
+ * us yet waits in room_outq (muc_hold), and a room message, once sent,
+ * waits for the room's reflection (room_sent) rather than for the
+ * server's acknowledgement. */
+void acct_flush_outq(Account *a)
 {
 	OutMsg *m;
 
@@ -708,8 +718,11 @@ static void flush_outq(Account *a)
 	if (a->held.length)
 		return; /* an earlier mount's go first, once the archive told */
 	while ((m = g_queue_pop_head(&a->outq))) {
+		if (muc_hold(a, m))
+			continue;
 		send_message(a, m);
-		g_queue_push_tail(&a->inflight, m);
+		g_queue_push_tail(is_groupchat(m) ? &a->room_sent : &a->inflight,
+				  m);
 	}
 	/* libstrophe 0.12 asks for an acknowledgement (<r/>) after every
 	 * stanza by itself.  Sending our own made it worse: it queued ours as
@@ -764,12 +777,12 @@ void acct_release_held(Account *a, GHashTable *sent)
 			xfs_info("%s: %s is in the archive: not sent again",
 				 a->cfg->jid, m->item->id);
 			outbox_done(a->outbox, m->item->id);
-			outmsg_free(m);
+			acct_outmsg_free(m);
 			continue;
 		}
 		g_queue_push_head(&a->outq, m);
 	}
-	flush_outq(a);
+	acct_flush_outq(a);
 }
 
 void acct_queue_message(Account *a, OutboxItem *item)
@@ -779,7 +792,7 @@ void acct_queue_message(Account *a, OutboxItem *item)
 	POOL_ASSERT();
 	m->item = item;
 	g_queue_push_tail(&a->outq, m);
-	flush_outq(a);
+	acct_flush_outq(a);
 }
 
 int acct_send(Account *a, const char *to, const char *body, guint64 *seq)
@@ -1417,7 +1430,7 @@ static void on_connect(Account *a)
 	muc_rejoin(a);
 	set_state(a, ACCT_ONLINE, NULL);
 	mam_check_outbox(a);
-	flush_outq(a);
+	acct_flush_outq(a);
 }
 
 static const char *stream_error_word(xmpp_error_type_t t)
@@ -2259,14 +2272,19 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	g_queue_init(&a->outq);
 	g_queue_init(&a->inflight);
 	g_queue_init(&a->held);
+	g_queue_init(&a->room_outq);
+	g_queue_init(&a->room_sent);
 	{
 		/* what an earlier mount accepted and never saw acknowledged:
-		 * held until the archive shows which the server has */
+		 * held until the archive shows which the server has; a room
+		 * message, until the room's history does (muc.c) */
 		g_autoptr(GPtrArray) pending = outbox_pending(o);
 		for (guint i = 0; i < pending->len; i++) {
 			OutMsg *m = g_new0(OutMsg, 1);
 			m->item = g_steal_pointer(&pending->pdata[i]);
-			g_queue_push_tail(&a->held, m);
+			g_queue_push_tail(is_groupchat(m) ? &a->room_outq
+							  : &a->held,
+					  m);
 		}
 	}
 
@@ -2341,9 +2359,11 @@ void acct_free(Account *a)
 		xmpp_ctx_free(a->ctx);
 	}
 	g_clear_pointer(&a->addrs, g_ptr_array_unref);
-	g_queue_clear_full(&a->outq, (GDestroyNotify)outmsg_free);
-	g_queue_clear_full(&a->held, (GDestroyNotify)outmsg_free);
-	g_queue_clear_full(&a->inflight, (GDestroyNotify)outmsg_free);
+	g_queue_clear_full(&a->outq, (GDestroyNotify)acct_outmsg_free);
+	g_queue_clear_full(&a->held, (GDestroyNotify)acct_outmsg_free);
+	g_queue_clear_full(&a->inflight, (GDestroyNotify)acct_outmsg_free);
+	g_queue_clear_full(&a->room_outq, (GDestroyNotify)acct_outmsg_free);
+	g_queue_clear_full(&a->room_sent, (GDestroyNotify)acct_outmsg_free);
 	g_clear_pointer(&a->hists, hist_set_free);
 	g_clear_pointer(&a->outbox, outbox_free);
 	g_clear_pointer(&a->roster, roster_free);

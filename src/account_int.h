@@ -20,6 +20,7 @@
 #define NS_MUC "http://jabber.org/protocol/muc"
 #define NS_MUC_USER "http://jabber.org/protocol/muc#user"
 #define NS_CONFERENCE "jabber:x:conference"
+#define NS_SID "urn:xmpp:sid:0"
 
 /* The outbox type of a private message to a room's occupant; its `to`
  * is ROOM/NICK with the nick %-escaped, as the journal's fields are
@@ -134,6 +135,10 @@ struct Account {
 	GQueue outq;     /* not sent on this stream yet */
 	GQueue inflight; /* sent, waiting for the server's <a h=''/> */
 	GQueue held;     /* an earlier mount's, until the archive is asked */
+	GQueue room_outq; /* for rooms that do not have us yet (muc.c), in
+			   * the order of acceptance */
+	GQueue room_sent; /* room messages sent, until the room reflects
+			   * them (muc.c) */
 	/* the archive (mam.c), pool thread only */
 	char *mam_path;       /* DATA/JID/mam: where the catch-up is */
 	int mam_fd;           /* appends to it, -1 until the first */
@@ -200,6 +205,9 @@ void acct_chat_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
  * where what we sent from another client is ours (recorded, no event). */
 void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
 		      gint64 t, bool copy);
+void acct_outmsg_free(OutMsg *m);
+/* Send what waits in outq (when online). */
+void acct_flush_outq(Account *a);
 /* The held messages (an earlier mount's) go out, but those whose id is
  * in @sent (NULL: none), which the server has already. */
 void acct_release_held(Account *a, GHashTable *sent);
@@ -286,6 +294,11 @@ bool muc_presence_from(Account *a, xmpp_stanza_t *p, const char *bare,
  * private, subject, error) or an invitation, and is handled. */
 bool muc_message_from(Account *a, xmpp_stanza_t *msg, const char *bare,
 		      const char *resource, const char *from);
-/* The stanza of an outbox item of type OUTBOX_TYPE_PRIVATE, without its
- * body. */
+/* The stanza of an outbox item of type OUTBOX_TYPE_PRIVATE, or of one of
+ * type groupchat, without its body. */
 xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item);
+xmpp_stanza_t *muc_room_stanza(Account *a, const OutboxItem *item);
+/* @m is for a room (groupchat or private) that does not have us yet: it
+ * waits in room_outq (or, for a room we are out of, is dropped with an
+ * event), true; false when it can go out now. */
+bool muc_hold(Account *a, OutMsg *m);

@@ -9,7 +9,18 @@
  * A request to a room (join, leave, nick, subject) waits in room_waits,
  * one per room, until the room answers with a presence or a message, or
  * its deadline passes; a room that puts us out (kick, ban, destruction)
- * leaves rooms/ with an event. */
+ * leaves rooms/ with an event.  A join is done when the room has sent its
+ * history and subject after our presence (status 110), so that what we
+ * said before is known by then.
+ *
+ * A groupchat message leaves the outbox when the room reflects it (its id
+ * or origin-id comes back from the room), not at the server's XEP-0198
+ * acknowledgement, which says nothing of whether the room let it in.
+ * What is written for a room that does not have us (not joined yet, or
+ * the join's history still coming) waits in room_outq; what was sent and
+ * not reflected when the link went down goes back there, and the rejoin's
+ * history shows which of those the room has already (room_reflected):
+ * only the rest goes out again. */
 #include "account_int.h"
 
 #include <errno.h>
@@ -33,8 +44,12 @@ typedef struct {
 	WaitHead head;
 	PoolReq *req;  /* NULL: a rejoin nobody waits for */
 	AcctRoomOp op;
-	char *id;      /* subject: the message's id, which an error keeps */
+	char *id;      /* subject: the message's id, which an error keeps;
+			* join: the unlock request's, while it is pending */
 	char *value;   /* nick: the new nick; subject: the subject as shown */
+	char *old;     /* nick: the nick before */
+	bool in;       /* join: the room sent our presence (110) */
+	bool history;  /* join: ... and its history and subject after it */
 } RoomWait;
 
 static void room_wait_free(gpointer p)
@@ -43,8 +58,14 @@ static void room_wait_free(gpointer p)
 
 	g_free(w->id);
 	g_free(w->value);
+	g_free(w->old);
 	g_free(w);
 }
+
+static void room_forget(Account *a, const char *room);
+static void room_release(Account *a, const char *room);
+static void room_reflected(Account *a, const char *room, xmpp_stanza_t *msg);
+static void room_bounce(Account *a, const char *room, xmpp_stanza_t *msg);
 
 /* Text from the wire for one line of `events` or `subject`: every
  * control character (TAB, CR, LF, the C1 ones) becomes a space; NULL
@@ -285,7 +306,7 @@ static void rejoin_failed(Account *a, const char *room, int err)
 
 	if (refusal_is_final(err)) {
 		text = g_strdup_printf("rejoin refused: %s", g_strerror(-err));
-		rooms_set(a->rooms, room, NULL);
+		room_forget(a, room);
 		acct_event(a, "removed", room, text);
 	} else if (err != -ECONNRESET) {
 		text = g_strdup_printf("rejoin failed: %s; trying again in "
@@ -302,12 +323,13 @@ static void muc_answered(Account *a, const char *room, int err)
 
 	if (!w)
 		return;
-	if (w->op == ACCT_ROOM_JOIN && w->id && err == -ETIMEDOUT) {
-		/* the room let us in (110) but never answered the unlock:
-		 * we are in all the same */
-		xfs_warn("%s: %s: no answer to accepting the new room's "
-			 "configuration; it may stay locked to others",
-			 a->cfg->jid, room);
+	if (w->op == ACCT_ROOM_JOIN && w->in && err == -ETIMEDOUT) {
+		/* the room let us in (110) but never answered the unlock, or
+		 * sent no subject after its history: we are in all the same */
+		xfs_warn("%s: %s: %s", a->cfg->jid, room,
+			 w->id ? "no answer to accepting the new room's "
+				 "configuration; it may stay locked to others"
+			       : "the room sent no subject after its history");
 		err = 0;
 	}
 	if (w->op == ACCT_ROOM_JOIN && !err)
@@ -317,12 +339,25 @@ static void muc_answered(Account *a, const char *room, int err)
 	if (w->op == ACCT_ROOM_JOIN && err == -ETIMEDOUT && acct_is_online(a))
 		send_leave(a, room); /* should the room let us in after all */
 	if (w->op == ACCT_ROOM_LEAVE || (w->op == ACCT_ROOM_JOIN && err && w->req))
-		rooms_set(a->rooms, room, NULL);
+		room_forget(a, room);
 	else if (w->op == ACCT_ROOM_JOIN && err)
 		rejoin_failed(a, room, err);
 	if (w->req)
 		pool_complete(w->req, w->op == ACCT_ROOM_LEAVE ? 0 : err);
+	if (w->op == ACCT_ROOM_JOIN && !err) {
+		g_hash_table_remove(a->room_waits, room);
+		room_release(a, room); /* what waited for the room goes out */
+		return;
+	}
 	g_hash_table_remove(a->room_waits, room);
+}
+
+/* A join goes on until the room has sent our presence, opened a new room
+ * to others and sent its history and subject. */
+static void join_progress(Account *a, const char *room, RoomWait *w)
+{
+	if (w->in && !w->id && w->history)
+		muc_answered(a, room, 0);
 }
 
 static void room_join(Account *a, const char *room, PoolReq *r)
@@ -345,8 +380,11 @@ static void room_join(Account *a, const char *room, PoolReq *r)
 
 static void room_leave(Account *a, const char *room, PoolReq *r)
 {
-	if (!acct_is_online(a)) {
-		rooms_set(a->rooms, room, NULL);
+	if (!acct_is_online(a) || (!rooms_joined(a->rooms, room) &&
+				   !g_hash_table_contains(a->room_waits, room))) {
+		/* not in it (offline, or a rejoin waits for its retry):
+		 * nothing to tell the room */
+		room_forget(a, room);
 		pool_complete(r, 0);
 		return;
 	}
@@ -363,6 +401,7 @@ static void room_nick(Account *a, const char *room, const char *old,
 {
 	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
 	xmpp_stanza_t *p;
+	RoomWait *w;
 
 	if (!strcmp(old, nick)) {
 		pool_complete(r, 0);
@@ -371,7 +410,9 @@ static void room_nick(Account *a, const char *room, const char *old,
 	p = acct_own_presence(a, to);
 	xmpp_send(a->conn, p);
 	xmpp_stanza_release(p);
-	room_wait(a, room, r, ACCT_ROOM_NICK)->value = g_strdup(nick);
+	w = room_wait(a, room, r, ACCT_ROOM_NICK);
+	w->value = g_strdup(nick);
+	w->old = g_strdup(old);
 }
 
 /* A subject change is a groupchat message with only a <subject/>; the
@@ -556,7 +597,9 @@ void acct_room_op(Account *a, const char *room, AcctRoomOp op,
 		room_leave(a, room, r);
 		return;
 	}
-	if (!acct_is_online(a)) {
+	if (!acct_is_online(a) || !rooms_joined(a->rooms, room)) {
+		/* not in the room: nobody to answer (and a presence to it
+		 * without the MUC element would be an old-style join) */
 		pool_complete(r, -ENOTCONN);
 		return;
 	}
@@ -702,7 +745,7 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 				       more, alt ? alt : "");
 	g_hash_table_remove(a->invite_passwords, room);
 	muc_answered(a, room, -ECONNRESET); /* a join or change in flight */
-	rooms_set(a->rooms, room, NULL);
+	room_forget(a, room);
 	acct_event(a, kind, room, text->str);
 }
 
@@ -730,7 +773,8 @@ static int unlock_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 				 "configuration (%s); it may stay locked to "
 				 "others", a->cfg->jid, room,
 				 g_strerror(acct_error_errno(iq)));
-		muc_answered(a, room, 0); /* we are in, either way */
+		g_clear_pointer(&w->id, g_free); /* we are in, either way */
+		join_progress(a, room, w);
 	}
 	return 0; /* the answer, whether a wait is left for it or not */
 }
@@ -800,7 +844,11 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 								NS_MUC_USER);
 	xmpp_stanza_t *item = x ? xmpp_stanza_get_child_by_name(x, "item") : NULL;
 	g_autofree char *mine = rooms_nick(a->rooms, room);
-	bool self = has_status(x, "110") || !g_strcmp0(mine, nick);
+	/* before we are in, an occupant may hold the nick we asked for (the
+	 * room then gives us another, 210): only 110 says it is us */
+	bool self = has_status(x, "110") ||
+		    (rooms_joined(a->rooms, room) && !g_strcmp0(mine, nick));
+	RoomWait *w;
 
 	if (type && !strcmp(type, "error")) {
 		presence_error(a, room, p);
@@ -846,22 +894,22 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 	/* the server may give us another nick than we asked for (210) */
 	rooms_rename(a->rooms, room, nick);
 	rooms_set_joined(a->rooms, room, true);
-	if (has_status(x, "201")) {
-		g_autofree char *id = unlock_new_room(a, room);
-		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-		if (w && w->op == ACCT_ROOM_JOIN) {
+	w = g_hash_table_lookup(a->room_waits, room);
+	if (w && w->op == ACCT_ROOM_JOIN) {
+		w->in = true;
+		if (has_status(x, "201")) {
+			/* done when the room is open to others too */
 			g_free(w->id);
-			w->id = g_steal_pointer(&id);
-			return; /* done when the room is open to others */
+			w->id = unlock_new_room(a, room);
 		}
+		join_progress(a, room, w);
+	} else if (w && w->op == ACCT_ROOM_NICK && g_strcmp0(nick, w->old)) {
+		/* not a presence under the old nick; the room may have
+		 * changed the new one (rooms_rename above has its word) */
+		muc_answered(a, room, 0);
+	} else if (has_status(x, "201")) {
+		g_free(unlock_new_room(a, room));
 	}
-	if (room_waits_for(a, room, ACCT_ROOM_JOIN) &&
-	    !((RoomWait *)g_hash_table_lookup(a->room_waits, room))->id)
-		muc_answered(a, room, 0); /* not while the unlock is pending */
-	else if (room_waits_for(a, room, ACCT_ROOM_NICK) &&
-		 !g_strcmp0(nick, ((RoomWait *)g_hash_table_lookup(
-					   a->room_waits, room))->value))
-		muc_answered(a, room, 0); /* not a presence under the old nick */
 }
 
 /* History (a delayed message) whose records are all among the lines of
@@ -917,10 +965,16 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 		 * that sends it as the room's, with our text */
 		if (w && w->op == ACCT_ROOM_SUBJECT &&
 		    ((nick && !g_strcmp0(nick, mine)) ||
-		     !g_strcmp0(subject, w->value)))
+		     !g_strcmp0(subject, w->value))) {
 			muc_answered(a, room, 0);
+		} else if (w && w->op == ACCT_ROOM_JOIN && w->in) {
+			/* the subject ends the history of a join */
+			w->history = true;
+			join_progress(a, room, w);
+		}
 		return;
 	}
+	room_reflected(a, room, msg);
 	if (!body || !nick)
 		return;
 	if (!text_is_clean(body, strlen(body), true))
@@ -934,8 +988,203 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 	if (already_logged(a, room, msg, rec->str))
 		return;
 	hist_append(h, rec->str, rec->len);
-	full = g_strdup_printf("%s/%s", room, sender);
-	acct_event(a, "groupchat", full, body);
+	/* our own words are records, not events (as in contacts/): a bot
+	 * that answers events must not answer itself */
+	mine = rooms_nick(a->rooms, room);
+	if (g_strcmp0(nick, mine)) {
+		full = g_strdup_printf("%s/%s", room, sender);
+		acct_event(a, "groupchat", full, body);
+	}
+}
+
+/* ---- room messages on their way ---- */
+
+static bool is_room_item(const OutboxItem *it)
+{
+	return !strcmp(it->type, "groupchat") ||
+	       !strcmp(it->type, OUTBOX_TYPE_PRIVATE);
+}
+
+/* The room of a groupchat (ROOM) or private (ROOM/NICK) item. */
+static char *item_room(const OutboxItem *it)
+{
+	const char *slash = strchr(it->to, '/');
+
+	return slash ? g_strndup(it->to, slash - it->to) : g_strdup(it->to);
+}
+
+static bool item_in(const OutboxItem *it, const char *room)
+{
+	g_autofree char *r = item_room(it);
+
+	return !strcmp(r, room);
+}
+
+/* The room has us: joined, its history and subject in, not leaving. */
+static bool room_ready(Account *a, const char *room)
+{
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+
+	return rooms_joined(a->rooms, room) &&
+	       !(w && (w->op == ACCT_ROOM_JOIN || w->op == ACCT_ROOM_LEAVE));
+}
+
+static gint by_seq(gconstpointer x, gconstpointer y, gpointer ud)
+{
+	guint64 p = ((const OutMsg *)x)->item->seq;
+	guint64 q = ((const OutMsg *)y)->item->seq;
+
+	(void)ud;
+	return p < q ? -1 : p > q;
+}
+
+/* @m cannot reach its room: it leaves the outbox, with an event that
+ * says so and what it said. */
+static void drop_unsent(Account *a, OutMsg *m, const char *why)
+{
+	g_autofree char *room = item_room(m->item);
+	g_autofree char *body = one_line_text(m->item->body);
+	g_autofree char *text = g_strdup_printf("message not sent (%s): %s",
+						why, body);
+
+	outbox_done(a->outbox, m->item->id);
+	acct_event(a, "error", room, text);
+	acct_outmsg_free(m);
+}
+
+/* Every message of @room in @q is dropped (the room is no longer ours). */
+static void drop_room_msgs(Account *a, GQueue *q, const char *room,
+			   const char *why)
+{
+	for (GList *l = q->head, *next; l; l = next) {
+		next = l->next;
+		if (item_in(((OutMsg *)l->data)->item, room)) {
+			OutMsg *m = l->data;
+			g_queue_delete_link(q, l);
+			drop_unsent(a, m, why);
+		}
+	}
+}
+
+/* @room is no longer ours (left, put out, a join refused): what waited
+ * for it cannot go out. */
+static void room_forget(Account *a, const char *room)
+{
+	rooms_set(a->rooms, room, NULL);
+	drop_room_msgs(a, &a->room_outq, room, "out of the room");
+	drop_room_msgs(a, &a->room_sent, room, "out of the room");
+}
+
+/* The join of @room is done: what waited for it goes out, in order. */
+static void room_release(Account *a, const char *room)
+{
+	bool any = false;
+
+	for (GList *l = a->room_outq.head, *next; l; l = next) {
+		next = l->next;
+		if (item_in(((OutMsg *)l->data)->item, room)) {
+			g_queue_insert_sorted(&a->outq, l->data, by_seq, NULL);
+			g_queue_delete_link(&a->room_outq, l);
+			any = true;
+		}
+	}
+	if (any)
+		acct_flush_outq(a);
+}
+
+bool muc_hold(Account *a, OutMsg *m)
+{
+	g_autofree char *room = NULL;
+
+	if (!is_room_item(m->item))
+		return false;
+	room = item_room(m->item);
+	if (!rooms_has(a->rooms, room)) {
+		drop_unsent(a, m, "out of the room");
+		return true;
+	}
+	if (room_ready(a, room))
+		return false;
+	g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
+	return true;
+}
+
+/* The id (or origin-id, XEP-0359) of @msg is one of @q's groupchat
+ * messages to @room: that one, taken out of @q; else NULL. */
+static OutMsg *take_reflected(GQueue *q, const char *room, xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *oid =
+		xmpp_stanza_get_child_by_name_and_ns(msg, "origin-id", NS_SID);
+	const char *ids[] = {xmpp_stanza_get_id(msg),
+			     oid ? xmpp_stanza_get_attribute(oid, "id") : NULL};
+
+	for (GList *l = q->head; l; l = l->next) {
+		OutMsg *m = l->data;
+		for (guint i = 0; i < G_N_ELEMENTS(ids); i++) {
+			if (ids[i] && !strcmp(ids[i], m->item->id) &&
+			    !strcmp(m->item->type, "groupchat") &&
+			    !strcmp(m->item->to, room)) {
+				g_queue_delete_link(q, l);
+				return m;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* A groupchat message from @room (live, or history at a join): when it is
+ * one of ours on its way, the room has it, and it leaves the outbox.  In
+ * the history of a rejoin it is one whose reflection was lost (with the
+ * link, or in a crash): not to be sent again. */
+static void room_reflected(Account *a, const char *room, xmpp_stanza_t *msg)
+{
+	OutMsg *m = take_reflected(&a->room_sent, room, msg);
+
+	if (!m && (m = take_reflected(&a->room_outq, room, msg)))
+		xfs_info("%s: %s: %s is in the room's history: sent already",
+			 a->cfg->jid, room, m->item->id);
+	if (!m)
+		return;
+	outbox_done(a->outbox, m->item->id);
+	acct_outmsg_free(m);
+}
+
+/* An error from @room: to one of our messages, or about something else
+ * (an event).  Not an occupant (not-acceptable: the room lost us, as
+ * after its restart): the message waits while we join again.  Any other
+ * refusal (a visitor may not speak, ...) is final: an event with the
+ * message, which leaves the outbox. */
+static void room_bounce(Account *a, const char *room, xmpp_stanza_t *msg)
+{
+	OutMsg *m = take_reflected(&a->room_sent, room, msg);
+	g_autofree char *ev = acct_error_event_text(msg, "message");
+	xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(msg, "error");
+
+	if (!m) {
+		acct_event(a, "error", room, ev);
+		return;
+	}
+	if (e && xmpp_stanza_get_child_by_name(e, "not-acceptable")) {
+		g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
+		rooms_set_joined(a->rooms, room, false);
+		rejoin_missing(a);
+		return;
+	}
+	drop_unsent(a, m, ev);
+}
+
+xmpp_stanza_t *muc_room_stanza(Account *a, const OutboxItem *item)
+{
+	xmpp_stanza_t *msg =
+		xmpp_message_new(a->ctx, "groupchat", item->to, item->id);
+	xmpp_stanza_t *oid = xmpp_stanza_new(a->ctx);
+
+	/* a room may give the message its own id; this one it keeps */
+	xmpp_stanza_set_name(oid, "origin-id");
+	xmpp_stanza_set_ns(oid, NS_SID);
+	xmpp_stanza_set_id(oid, item->id);
+	xmpp_stanza_add_child_ex(msg, oid, 0);
+	return msg;
 }
 
 /* ---- private messages in rooms ---- */
@@ -1096,9 +1345,7 @@ static void muc_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
 	} else if (nick) {
 		muc_private_message(a, msg, room, nick);
 	} else if (error) {
-		/* a groupchat message the room refused */
-		g_autofree char *ev = acct_error_event_text(msg, "message");
-		acct_event(a, "error", room, ev);
+		room_bounce(a, room, msg);
 	} else {
 		muc_invitation(a, msg, room);
 	}
@@ -1176,8 +1423,14 @@ void muc_free(Account *a)
 
 void muc_disconnected(Account *a)
 {
+	OutMsg *m;
+
 	muc_expire_waits(a, 0, true);
 	rooms_clear_occupants(a->rooms);
+	/* not reflected: the rejoin's history tells whether the room has
+	 * them */
+	while ((m = g_queue_pop_head(&a->room_sent)))
+		g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
 }
 
 bool muc_presence_from(Account *a, xmpp_stanza_t *p, const char *bare,
