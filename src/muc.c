@@ -38,6 +38,8 @@
 /* rooms kept but not joined are tried again after this, doubling */
 #define ROOM_RETRY_MIN_S 5
 #define ROOM_RETRY_MAX_S 600
+/* invitations' passwords kept for a mkdir */
+#define INVITE_PASSWORDS_MAX 256
 
 /* One request per room waits for the server at a time. */
 typedef struct {
@@ -1313,10 +1315,15 @@ static bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from)
 	text = g_strdup_printf("from %s%s%s", by ? by : "someone",
 			       why && *why ? ": " : "", why && *why ? why : "");
 	/* not for a room we are in: a stranger's invitation must not change
-	 * the password we rejoin with */
-	if (pw && *pw && !rooms_has(a->rooms, room))
+	 * the password we rejoin with; and only so many, as anyone may send
+	 * invitations (the newest pushes out the others) */
+	if (pw && *pw && !rooms_has(a->rooms, room)) {
+		if (g_hash_table_size(a->invite_passwords) >= INVITE_PASSWORDS_MAX &&
+		    !g_hash_table_contains(a->invite_passwords, room))
+			g_hash_table_remove_all(a->invite_passwords);
 		g_hash_table_replace(a->invite_passwords, g_strdup(room),
 				     g_steal_pointer(&pw));
+	}
 	acct_event(a, "invite", room, text);
 	return true;
 }
