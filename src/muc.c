@@ -1054,18 +1054,31 @@ static void drop_unsent(Account *a, OutMsg *m, const char *why)
 	acct_outmsg_free(m);
 }
 
+/* The messages of @room in @q, taken out of it, in order. */
+static GQueue *take_room_msgs(GQueue *q, const char *room)
+{
+	GQueue *out = g_queue_new();
+
+	for (GList *l = q->head, *next; l; l = next) {
+		next = l->next;
+		if (item_in(((OutMsg *)l->data)->item, room)) {
+			g_queue_push_tail(out, l->data);
+			g_queue_delete_link(q, l);
+		}
+	}
+	return out;
+}
+
 /* Every message of @room in @q is dropped (the room is no longer ours). */
 static void drop_room_msgs(Account *a, GQueue *q, const char *room,
 			   const char *why)
 {
-	for (GList *l = q->head, *next; l; l = next) {
-		next = l->next;
-		if (item_in(((OutMsg *)l->data)->item, room)) {
-			OutMsg *m = l->data;
-			g_queue_delete_link(q, l);
-			drop_unsent(a, m, why);
-		}
-	}
+	GQueue *mine = take_room_msgs(q, room);
+	OutMsg *m;
+
+	while ((m = g_queue_pop_head(mine)))
+		drop_unsent(a, m, why);
+	g_queue_free(mine);
 }
 
 /* @room is no longer ours (left, put out, a join refused): what waited
@@ -1080,16 +1093,13 @@ static void room_forget(Account *a, const char *room)
 /* The join of @room is done: what waited for it goes out, in order. */
 static void room_release(Account *a, const char *room)
 {
-	bool any = false;
+	GQueue *mine = take_room_msgs(&a->room_outq, room);
+	bool any = mine->length > 0;
+	OutMsg *m;
 
-	for (GList *l = a->room_outq.head, *next; l; l = next) {
-		next = l->next;
-		if (item_in(((OutMsg *)l->data)->item, room)) {
-			g_queue_insert_sorted(&a->outq, l->data, by_seq, NULL);
-			g_queue_delete_link(&a->room_outq, l);
-			any = true;
-		}
-	}
+	while ((m = g_queue_pop_head(mine)))
+		g_queue_insert_sorted(&a->outq, m, by_seq, NULL);
+	g_queue_free(mine);
 	if (any)
 		acct_flush_outq(a);
 }

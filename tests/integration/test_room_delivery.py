@@ -16,9 +16,9 @@ import os
 import signal
 import time
 
-from xfstest import Mount, note, wait_until, events_reader, expect_errno
+from xfstest import note, wait_until, events_reader, expect_errno
 
-from test_rooms import (BNICK, J, ROOM, join, listed, peer, peer_says, rpath,
+from test_rooms import (BNICK, J, ROOM, join, listed, mount, peer, peer_says, rpath,
                         wait_in_room, wait_records)
 from test_room_actions import configure
 
@@ -29,11 +29,7 @@ SERVER = dict(users=USERS, direct_tls=False)
 
 def mount_d(stack, server, tmp, tag):
     """TAG-a in a mount of its own that logs the XML stream (-d), online."""
-    a = J(tag)
-    m = stack.enter_context(Mount(tmp, {a: server.account(
-        f"{tag}-a", resource=f"{tag}-mount")}, args=["-d"]))
-    m.wait_state(a, "online", timeout=10)
-    return m
+    return mount(stack, server, tmp, tag, f"{tag}-mount", args=["-d"])
 
 
 def in_room(stack, server, tmp, tag):

@@ -49,11 +49,11 @@ def BNICK(tag):
 # --------------------------------------------------------------------------
 # helpers
 
-def mount(stack, server, tmp, tag, res, **keys):
-    """TAG-a in a mount of its own, online."""
+def mount(stack, server, tmp, tag, res, args=(), **keys):
+    """TAG-a in a mount of its own (xmppfs @args), online."""
     a = J(tag)
     m = stack.enter_context(Mount(tmp, {a: server.account(f"{tag}-a", resource=res,
-                                                          **keys)}))
+                                                          **keys)}, args=args))
     m.wait_state(a, "online", timeout=10)
     return m
 
