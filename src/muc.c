@@ -35,6 +35,8 @@
 #define ROOM_JOIN_TIMEOUT_S 15
 #define ROOM_LEAVE_TIMEOUT_S 5
 #define ROOM_CHANGE_TIMEOUT_S 15
+/* in a room (110), the wait for its history and subject */
+#define ROOM_HISTORY_WAIT_S 5
 /* rooms kept but not joined are tried again after this, doubling */
 #define ROOM_RETRY_MIN_S 5
 #define ROOM_RETRY_MAX_S 600
@@ -898,6 +900,12 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 	rooms_set_joined(a->rooms, room, true);
 	w = g_hash_table_lookup(a->room_waits, room);
 	if (w && w->op == ACCT_ROOM_JOIN) {
+		/* the rest (history, subject, the unlock) follows at once; a
+		 * room that sends no subject (older than XEP-0045 1.25) must
+		 * not hold mkdir for the whole join timeout */
+		if (!w->in)
+			w->head.deadline = g_get_monotonic_time() +
+					   ROOM_HISTORY_WAIT_S * G_USEC_PER_SEC;
 		w->in = true;
 		if (has_status(x, "201")) {
 			/* done when the room is open to others too */
