@@ -70,6 +70,7 @@ static void room_forget(Account *a, const char *room);
 static void room_release(Account *a, const char *room);
 static void room_reflected(Account *a, const char *room, xmpp_stanza_t *msg);
 static void room_bounce(Account *a, const char *room, xmpp_stanza_t *msg);
+static void drop_strays(Account *a);
 
 /* Text from the wire for one line of `events` or `subject`: every
  * control character (TAB, CR, LF, the C1 ones) becomes a space; NULL
@@ -633,6 +634,7 @@ void muc_rejoin(Account *a)
 {
 	a->room_retry_at = 0;
 	a->room_retry_s = ROOM_RETRY_MIN_S;
+	drop_strays(a);
 	rejoin_missing(a);
 }
 
@@ -1110,6 +1112,21 @@ static void room_release(Account *a, const char *room)
 	g_queue_free(mine);
 	if (any)
 		acct_flush_outq(a);
+}
+
+/* What an earlier mount left for rooms we are no longer in (it left, or
+ * was put out, before the outbox heard of the message) cannot go out. */
+static void drop_strays(Account *a)
+{
+	for (GList *l = a->room_outq.head, *next; l; l = next) {
+		OutMsg *m = l->data;
+		g_autofree char *room = item_room(m->item);
+		next = l->next;
+		if (!rooms_has(a->rooms, room)) {
+			g_queue_delete_link(&a->room_outq, l);
+			drop_unsent(a, m, "out of the room");
+		}
+	}
 }
 
 bool muc_hold(Account *a, OutMsg *m)

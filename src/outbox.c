@@ -37,9 +37,18 @@ struct Outbox {
 typedef struct {
 	guint64 token;
 	guint64 upto;
+	char *to; /* the destination watched */
 	void (*fn)(void *data);
 	void *data;
 } Watch;
+
+static void watch_free(gpointer p)
+{
+	Watch *w = p;
+
+	g_free(w->to);
+	g_free(w);
+}
 
 gint64 outbox_item_time(const OutboxItem *it)
 {
@@ -228,7 +237,7 @@ void outbox_free(Outbox *o)
 		close(o->fd);
 	g_hash_table_unref(o->by_id);
 	g_queue_clear_full(&o->items, (GDestroyNotify)outbox_item_free);
-	g_list_free_full(o->watches, g_free);
+	g_list_free_full(o->watches, watch_free);
 	g_mutex_clear(&o->lock);
 	g_free(o->path);
 	g_free(o);
@@ -263,17 +272,28 @@ int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
 	return ret;
 }
 
+/* With the lock held: an item to @to, number @upto or older, waits. */
+static bool pending_to(Outbox *o, const char *to, guint64 upto)
+{
+	for (GList *l = o->items.head; l; l = l->next) {
+		OutboxItem *it = l->data;
+		if (it->seq > upto)
+			break;
+		if (!strcmp(it->to, to))
+			return true;
+	}
+	return false;
+}
+
 /* With the lock held: the watches that are satisfied, taken out. */
 static GList *take_done_watches(Outbox *o)
 {
-	OutboxItem *oldest = g_queue_peek_head(&o->items);
-	guint64 first = oldest ? oldest->seq : G_MAXUINT64;
 	GList *done = NULL;
 
 	for (GList *l = o->watches, *next; l; l = next) {
 		Watch *w = l->data;
 		next = l->next;
-		if (w->upto < first) {
+		if (!pending_to(o, w->to, w->upto)) {
 			o->watches = g_list_remove_link(o->watches, l);
 			done = g_list_concat(done, l);
 		}
@@ -301,24 +321,30 @@ void outbox_done(Outbox *o, const char *id)
 		Watch *w = l->data;
 		w->fn(w->data);
 	}
-	g_list_free_full(done, g_free);
+	g_list_free_full(done, watch_free);
 }
 
 bool outbox_watch(Outbox *o, guint64 upto, void (*fn)(void *data),
 		  void *data, guint64 *token)
 {
-	OutboxItem *oldest;
+	OutboxItem *it = NULL;
 	Watch *w;
 
 	g_mutex_lock(&o->lock);
-	oldest = g_queue_peek_head(&o->items);
-	if (!oldest || oldest->seq > upto) {
+	for (GList *l = o->items.head; l; l = l->next) {
+		it = l->data;
+		if (it->seq >= upto)
+			break;
+	}
+	if (!it || it->seq != upto) {
+		/* gone: and the older ones to its destination before it */
 		g_mutex_unlock(&o->lock);
 		return false;
 	}
 	w = g_new0(Watch, 1);
 	w->token = *token = ++o->next_token;
 	w->upto = upto;
+	w->to = g_strdup(it->to);
 	w->fn = fn;
 	w->data = data;
 	o->watches = g_list_append(o->watches, w);
@@ -333,7 +359,7 @@ void outbox_unwatch(Outbox *o, guint64 token)
 		Watch *w = l->data;
 		if (w->token == token) {
 			o->watches = g_list_delete_link(o->watches, l);
-			g_free(w);
+			watch_free(w);
 			break;
 		}
 	}

@@ -28,10 +28,12 @@ void outbox_done(Outbox *o, const char *id);
 /* What waits, oldest first (copies; free with g_ptr_array_unref). */
 GPtrArray *outbox_pending(Outbox *o);
 guint outbox_length(Outbox *o);
-/* Messages are acknowledged in the order they were accepted.  Call
- * @fn(@data) once every item up to number @upto has left the outbox (on
- * the thread of outbox_done, no lock held).  False, and no call, when
- * that is so already.  *token names the watch for outbox_unwatch. */
+/* Call @fn(@data) once item number @upto, and every older item to the
+ * same destination, has left the outbox (on the thread of outbox_done,
+ * no lock held).  False, and no call, when @upto has left already: the
+ * messages to one destination leave in the order they were accepted, but
+ * not those to different ones (a room's wait for its reflection must not
+ * hold an fsync of a chat).  *token names the watch for outbox_unwatch. */
 bool outbox_watch(Outbox *o, guint64 upto, void (*fn)(void *data),
 		  void *data, guint64 *token);
 void outbox_unwatch(Outbox *o, guint64 token);

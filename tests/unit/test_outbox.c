@@ -141,6 +141,31 @@ static void test_watches(void)
 	outbox_free(o);
 }
 
+/* An older message to another destination (a room waiting to have us)
+ * does not hold a watch; one to the same destination does. */
+static void test_watch_per_destination(void)
+{
+	g_autofree char *path = journal("watchto");
+	Outbox *o = open_ok(path);
+	g_autoptr(OutboxItem) room = NULL, c1 = NULL, c2 = NULL;
+	guint64 t;
+	int fired = 0;
+
+	g_assert_cmpint(outbox_add(o, "r@muc.x.org", "groupchat", "0", &room), ==, 0);
+	g_assert_cmpint(outbox_add(o, "b@x.org", "chat", "1", &c1), ==, 0);
+	g_assert_cmpint(outbox_add(o, "b@x.org", "chat", "2", &c2), ==, 0);
+	g_assert_true(outbox_watch(o, c2->seq, count, &fired, &t));
+	outbox_done(o, c2->id);
+	g_assert_cmpint(fired, ==, 0); /* c1 still waits */
+	outbox_done(o, c1->id);
+	g_assert_cmpint(fired, ==, 1); /* the room's message does not count */
+	g_assert_false(outbox_watch(o, c1->seq, count, &fired, &t));
+	g_assert_true(outbox_watch(o, room->seq, count, &fired, &t));
+	outbox_done(o, room->id);
+	g_assert_cmpint(fired, ==, 2);
+	outbox_free(o);
+}
+
 /* A long mount: 20,000 messages of 200 bytes go through (4 MB of
  * journal); the file stays under a megabyte and still holds what is
  * pending. */
@@ -180,6 +205,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/outbox/item-time", test_item_time);
 	g_test_add_func("/outbox/cut-short", test_cut_short);
 	g_test_add_func("/outbox/watches", test_watches);
+	g_test_add_func("/outbox/watch-per-destination", test_watch_per_destination);
 	g_test_add_func("/outbox/stays-small", test_stays_small);
 	ret = g_test_run();
 	{
