@@ -263,10 +263,13 @@ bool block_push(Account *a, xmpp_stanza_t *iq);
 
 /* ---- muc.c, for account.c and mam.c ---- */
 
-/* An archived message from @from that belongs to rooms (a room's error
- * bounce, a private message) or is an invitation (then an event): true,
- * and it is no conversation's. */
-bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from);
+/* An archived message (or a carbon) from @from, of time @t, that belongs
+ * to rooms or is an invitation: true, and it is no conversation's.  A
+ * private message from an occupant of a room we are or were in is logged
+ * in its private conversation (once: see mam_seen_live); an invitation
+ * is an event; a room's error bounce is dropped. */
+bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from,
+		  gint64 t);
 /* @bare is a room we are or were in. */
 bool muc_known_room(Account *a, const char *bare);
 

@@ -461,7 +461,7 @@ static void log_copy(Account *a, xmpp_stanza_t *inner, const Jid *from,
 		    xmpp_stanza_get_child_by_name_and_ns(inner, "x",
 							 NS_MUC_USER))
 			return;
-	} else if (muc_archived(a, inner, from)) {
+	} else if (muc_archived(a, inner, from, t)) {
 		return; /* a room's, or an invitation (an event) */
 	}
 	acct_log_message(a, inner, from, t, true);

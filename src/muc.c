@@ -1287,9 +1287,13 @@ int acct_send_private(Account *a, const char *room, const char *nick,
 	return 0;
 }
 
-/* A chat message (or an error) from ROOM/NICK. */
+/* A chat message (or an error) from ROOM/NICK, which came at @t: a record
+ * and an event, once.  The server archives private messages as it does
+ * chats (mam.c brings those that came while we were away, or to another
+ * client of ours): one already logged from there, or live, is not
+ * logged again. */
 static void muc_private_message(Account *a, xmpp_stanza_t *msg, const char *room,
-			    const char *nick)
+			    const char *nick, gint64 t)
 {
 	const char *type = xmpp_stanza_get_type(msg);
 	g_autofree char *text = NULL, *full = NULL, *sender = NULL;
@@ -1298,11 +1302,12 @@ static void muc_private_message(Account *a, xmpp_stanza_t *msg, const char *room
 		text = acct_error_text(msg);
 	else
 		text = message_body(a, msg);
-	if (!text)
-		return; /* chat states and the like */
+	if (!text || mam_seen_live(a, msg))
+		return; /* chat states and the like; or logged already */
 	if (!text_is_clean(text, strlen(text), true))
 		g_strdelimit(text, "\r\v\f", ' ');
-	private_record(a, room, nick, acct_message_time(msg), nick, text);
+	private_record(a, room, nick, t, nick, text);
+	mam_logged_live(a, msg);
 	sender = record_escape_sender(nick);
 	full = g_strdup_printf("%s/%s", room, sender);
 	acct_event(a, type && !strcmp(type, "error") ? "error" : "private",
@@ -1385,7 +1390,7 @@ static void muc_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
 	} else if (error && subject_refused(a, room, msg)) {
 		muc_answered(a, room, -acct_error_errno(msg));
 	} else if (nick) {
-		muc_private_message(a, msg, room, nick);
+		muc_private_message(a, msg, room, nick, acct_message_time(msg));
 	} else if (error) {
 		room_bounce(a, room, msg);
 	} else {
@@ -1507,7 +1512,8 @@ bool muc_message_from(Account *a, xmpp_stanza_t *msg, const char *bare,
 	    hist_set_get(a->room_hists, bare, false, NULL)) {
 		/* a private message from a room we left (one we were in: not
 		 * anyone's chat message dressed up as a room's) */
-		muc_private_message(a, msg, bare, resource);
+		muc_private_message(a, msg, bare, resource,
+				    acct_message_time(msg));
 		return true;
 	}
 	return (!type || strcmp(type, "error")) &&
@@ -1526,14 +1532,22 @@ xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item)
 	return msg;
 }
 
-bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from)
+bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from,
+		  gint64 t)
 {
 	g_autofree char *bare = jid_bare(from);
 	const char *type = xmpp_stanza_get_type(msg);
+	bool error = type && !strcmp(type, "error");
 
-	if ((!type || strcmp(type, "error")) &&
-	    muc_invitation(a, msg, xmpp_stanza_get_from(msg)))
+	if (!error && muc_invitation(a, msg, xmpp_stanza_get_from(msg)))
 		return true;
+	if (!error && from->resource && muc_known_room(a, bare) &&
+	    g_strcmp0(type, "groupchat")) {
+		/* a private message from an occupant of a room we are or
+		 * were in (not anyone's chat dressed up as a room's) */
+		muc_private_message(a, msg, bare, from->resource, t);
+		return true;
+	}
 	return muc_known_room(a, bare) ||
 	       xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER);
 }

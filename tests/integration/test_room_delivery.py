@@ -18,11 +18,12 @@ import time
 
 from xfstest import note, wait_until, events_reader, expect_errno
 
-from test_rooms import (BNICK, J, ROOM, join, listed, mount, peer, peer_says, rpath,
+from test_rooms import (BNICK, J, ROOM, join, listed, mount, parse_records, peer,
+                        peer_says, rpath,
                         wait_in_room, wait_records)
 from test_room_actions import configure
 
-TAGS = ("dc", "dl", "dh", "dr", "dv")
+TAGS = ("dc", "dl", "dh", "dr", "dv", "dp")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -265,3 +266,41 @@ def test_message_the_room_refuses(server, tmp, stack):
     peer_says(bob, room, bnick, "marker")
     assert "a visitor speaks" not in [x["body"] for x in bob.messages[n:]], bob.messages[n:]
     assert pending_ids(m, A) == set(), (m.data / A / "outbox").read_text()
+
+
+def test_private_messages_from_the_archive_once(server, tmp, stack):
+    """The server archives private messages as it does chats.  One that
+    went to another client of the account (its phone, in the room under
+    another nick) reaches the private conversation through the catch-up at
+    the next connect; one that came live is not logged again by it."""
+    tag = "dp"
+    A = J(tag)
+    m, bob, room, anick, bnick = in_room(stack, server, tmp, tag)
+    plog = rpath(m, A, room, "private", bnick, "log")
+
+    def private():
+        try:
+            with open(plog, encoding="utf-8") as f:
+                return [r[1:] for r in parse_records(f.read())]
+        except FileNotFoundError:
+            return []
+    bob.send_message(f"{room}/{anick}", "live, to the mount")
+    wait_until(lambda: (bnick, "live, to the mount") in private(), timeout=10,
+               what=lambda: f"the live message in private/{bnick}/log: {private()!r}")
+    phone = peer(stack, server, f"{tag}-a", "phone")
+    phone.join_room(room, f"{tag}-phone")
+    bob.send_message(f"{room}/{tag}-phone", "to the phone")
+    phone.wait_message(f"{room}/{bnick}", "to the phone")
+    m.write(f"{A}/status", "reconnect\n")
+    wait_until(lambda: m.connection(A).get("state") != "online", timeout=10,
+               what="the reconnect to begin")
+    m.wait_state(A, "online", timeout=10)
+    wait_until(lambda: (bnick, "to the phone") in private(), timeout=10,
+               what=lambda: f"the phone's message in private/{bnick}/log: {private()!r}")
+    # the catch-up is done once the phone's message is logged: it brought
+    # the live one too, which is there once
+    bob.send_message(f"{room}/{anick}", "after the catch-up")
+    wait_until(lambda: (bnick, "after the catch-up") in private(), timeout=10,
+               what=lambda: f"the last message in private/{bnick}/log: {private()!r}")
+    assert private() == [(bnick, "live, to the mount"), (bnick, "to the phone"),
+                         (bnick, "after the catch-up")], private()
