@@ -96,6 +96,19 @@ def listed(m, acct):
     return sorted(os.listdir(m.path(acct, "rooms")))
 
 
+def join_refused(m, acct, room, err, what):
+    """mkdir rooms/ROOM fails with @err and leaves nothing behind: the room
+    is neither listed nor found by a lookup."""
+    t0 = time.monotonic()
+    problem = expect_errno(lambda: os.mkdir(rpath(m, acct, room)), err, what)
+    note(f"{what}: refused in {time.monotonic() - t0:.3f}s")
+    assert problem is None, problem
+    assert room not in listed(m, acct), listed(m, acct)
+    problem = expect_errno(lambda: os.stat(rpath(m, acct, room)), errno.ENOENT,
+                           f"lookup of {room} after the refusal")
+    assert problem is None, problem
+
+
 def parse_record(line, where="stream"):
     f = line.split("\t", 2)
     if len(f) != 3 or not TIME_RE.match(f[0]):
@@ -414,15 +427,7 @@ def test_nick_conflict_is_eexist(server, tmp, stack):
     bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
     bob.join_room(room, f"{tag}-a")   # alice's nick
     m = mount(stack, server, tmp, tag, f"{tag}-mount")
-    t0 = time.monotonic()
-    problem = expect_errno(lambda: os.mkdir(rpath(m, A, room)), errno.EEXIST,
-                           "mkdir with a nick in use")
-    note(f"mkdir with a nick in use: {time.monotonic() - t0:.3f}s")
-    assert problem is None, problem
-    assert room not in listed(m, A), listed(m, A)
-    problem = expect_errno(lambda: os.stat(rpath(m, A, room)), errno.ENOENT,
-                           "lookup of the room that was not joined")
-    assert problem is None, problem
+    join_refused(m, A, room, errno.EEXIST, "mkdir with a nick in use")
 
 
 def test_room_that_cannot_be_made_is_enoent(server, tmp, stack):
@@ -432,15 +437,8 @@ def test_room_that_cannot_be_made_is_enoent(server, tmp, stack):
     A = J(tag)
     room = f"{tag}-nowhere@closed.localhost"
     m = mount(stack, server, tmp, tag, f"{tag}-mount")
-    t0 = time.monotonic()
-    problem = expect_errno(lambda: os.mkdir(rpath(m, A, room)), errno.ENOENT,
-                           "mkdir of a room that may not be made")
-    note(f"refused in {time.monotonic() - t0:.3f}s")
-    assert problem is None, problem
+    join_refused(m, A, room, errno.ENOENT, "mkdir of a room that may not be made")
     assert listed(m, A) == [], listed(m, A)
-    problem = expect_errno(lambda: os.stat(rpath(m, A, room)), errno.ENOENT,
-                           "lookup of the room that was not joined")
-    assert problem is None, problem
     # not remembered either: a remount does not try it again
     kept = m.data / A / "rooms.list"
     assert not kept.exists() or room not in kept.read_text(), kept.read_text()
