@@ -19,7 +19,7 @@ import time
 from xfstest import note, wait_until, events_reader, expect_errno
 
 from test_rooms import (BNICK, J, ROOM, join, listed, mount, parse_records, peer,
-                        peer_says, rpath,
+                        peer_says, reconnect, rpath,
                         wait_in_room, wait_records)
 from test_room_actions import configure
 
@@ -220,10 +220,7 @@ def test_rmdir_while_out_of_the_room(server, tmp, stack):
     # not this one
     thief.disconnect()
     since = len(bob.presences)
-    m.write(f"{A}/status", "reconnect\n")
-    wait_until(lambda: m.connection(A).get("state") != "online", timeout=10,
-               what="the reconnect to begin")
-    m.wait_state(A, "online", timeout=10)
+    reconnect(m, server, A, f"{A}/{tag}-mount")
     # alice's rejoin would be sent at the connect, before she can get
     # bob's message; the room handles it before bob's marker after that
     bob.send_message(A, "sync")
@@ -291,10 +288,7 @@ def test_private_messages_from_the_archive_once(server, tmp, stack):
     phone.join_room(room, f"{tag}-phone")
     bob.send_message(f"{room}/{tag}-phone", "to the phone")
     phone.wait_message(f"{room}/{bnick}", "to the phone")
-    m.write(f"{A}/status", "reconnect\n")
-    wait_until(lambda: m.connection(A).get("state") != "online", timeout=10,
-               what="the reconnect to begin")
-    m.wait_state(A, "online", timeout=10)
+    reconnect(m, server, A, f"{A}/{tag}-mount")
     wait_until(lambda: (bnick, "to the phone") in private(), timeout=10,
                what=lambda: f"the phone's message in private/{bnick}/log: {private()!r}")
     # the catch-up is done once the phone's message is logged: it brought

@@ -96,6 +96,17 @@ def listed(m, acct):
     return sorted(os.listdir(m.path(acct, "rooms")))
 
 
+def reconnect(m, server, acct, full):
+    """Write 'reconnect' to status; returns once a new session of @full
+    is bound and the account is online again.  (Waiting for a state other
+    than online could miss it: a reconnect to a live server takes ms.)"""
+    sessions = len(server.c2s_session_ids(full))
+    m.write(f"{acct}/status", "reconnect\n")
+    wait_until(lambda: len(server.c2s_session_ids(full)) > sessions, timeout=10,
+               what="a new session after writing 'reconnect'")
+    m.wait_state(acct, "online", timeout=10)
+
+
 def join_refused(m, acct, room, err, what):
     """mkdir rooms/ROOM fails with @err and leaves nothing behind: the room
     is neither listed nor found by a lookup."""
@@ -541,12 +552,8 @@ def test_rejoin_after_reconnect(server, tmp, stack):
     peer_says(bob, room, bnick, "before the reconnect")
     wait_records(m, A, room, [(bnick, "before the reconnect")])
     before = rd(m, A, room, "log")
-    sessions = len(server.c2s_session_ids(full))
     since = len(bob.presences)
-    m.write(f"{A}/status", "reconnect\n")
-    wait_until(lambda: len(server.c2s_session_ids(full)) > sessions, timeout=10,
-               what="a new session after writing 'reconnect'")
-    m.wait_state(A, "online", timeout=10)
+    reconnect(m, server, A, full)
 
     def left_and_back():
         ps = room_presences(bob, room, anick, since)
