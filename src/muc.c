@@ -956,12 +956,32 @@ static char *message_body(Account *a, xmpp_stanza_t *msg)
 
 /* A groupchat message: a record in the room's log, with the nick; or a
  * subject. */
+/* `groupchat` events have the room as JID and "NICK<TAB>line" as text,
+ * the nick on every line of a body of several: a script reads them with
+ * IFS=TAB read TIME KIND ROOM NICK TEXT.  @sender is escaped already (no
+ * TAB in it), so the first TAB of the text ends the nick. */
+static void groupchat_event(Account *a, const char *room, const char *sender,
+			    const char *body)
+{
+	g_auto(GStrv) lines = g_strsplit(body, "\n", -1);
+	GString *text = g_string_new(NULL);
+
+	for (char **l = lines; *l; l++) {
+		if (!**l && l != lines && !l[1])
+			break; /* a trailing newline */
+		g_string_append_printf(text, "%s%s\t%s", l == lines ? "" : "\n",
+				       sender, *l);
+	}
+	acct_event(a, "groupchat", room, text->str);
+	g_string_free(text, TRUE);
+}
+
 static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 			 const char *nick)
 {
 	xmpp_stanza_t *subj = xmpp_stanza_get_child_by_name(msg, "subject");
 	g_autofree char *body = message_body(a, msg);
-	g_autofree char *sender = NULL, *full = NULL, *mine = NULL;
+	g_autofree char *sender = NULL, *mine = NULL;
 	g_autoptr(GString) rec = NULL;
 	Hist *h;
 
@@ -1003,10 +1023,8 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 	/* our own words are records, not events (as in contacts/): a bot
 	 * that answers events must not answer itself */
 	mine = rooms_nick(a->rooms, room);
-	if (g_strcmp0(nick, mine)) {
-		full = g_strdup_printf("%s/%s", room, sender);
-		acct_event(a, "groupchat", full, body);
-	}
+	if (g_strcmp0(nick, mine))
+		groupchat_event(a, room, sender, body);
 }
 
 /* ---- room messages on their way ---- */

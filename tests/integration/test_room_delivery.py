@@ -168,11 +168,11 @@ def test_written_before_the_room_has_us_again_waits(server, tmp, stack):
     assert count(recs, anick, "written while offline") == 1, recs
     # the reader of events may trail the log: wait for bob's marker there,
     # then nothing of alice's own may be before it
-    wait_until(lambda: any(l.split("\t")[1:3] == ["groupchat", f"{room}/{bnick}"]
-                           and l.endswith("marker") for l in ev.snapshot()),
+    wait_until(lambda: any(l.split("\t")[1:] == ["groupchat", room, bnick, "marker"]
+                           for l in ev.snapshot()),
                timeout=10, what=lambda: f"bob's marker in events: {ev.snapshot()!r}")
     own = [l for l in ev.snapshot()
-           if l.split("\t")[1:3] == ["groupchat", f"{room}/{anick}"]]
+           if l.split("\t")[1:4] == ["groupchat", room, anick]]
     assert not own, own
 
 

@@ -306,8 +306,17 @@ def test_messages_both_ways(server, tmp, stack):
         return [e for e in map(parse_event, ev.snapshot()) if e[1] == "groupchat"]
     wait_until(lambda: len(gc_events()) >= len(bodies), timeout=5,
                what=lambda: f"{len(bodies)} groupchat events; have {ev.snapshot()!r}")
+    # the room is the JID, the nick starts the text: IFS=TAB read works
     assert [e[2:] for e in gc_events()[:len(bodies)]] == \
-        [(f"{room}/{bnick}", b) for b in bodies], gc_events()
+        [(room, f"{bnick}\t{b}") for b in bodies], gc_events()
+    # a body of several lines: the nick on each of its lines
+    bob.send_message(room, "line one\nline two", mtype="groupchat")
+    wait_until(lambda: len(gc_events()) >= len(bodies) + 2, timeout=5,
+               what=lambda: f"two more groupchat events; have {ev.snapshot()!r}")
+    assert [e[2:] for e in gc_events()[len(bodies):]] == \
+        [(room, f"{bnick}\tline one"), (room, f"{bnick}\tline two")], gc_events()
+    wait_records(m, A, room, [(bnick, "line one"), (bnick, "line two")])
+    st.wait_lines(len(bodies) + 2)
 
     # alice -> peer: send (one message per line) and post (one per open)
     since = len(bob.messages)
@@ -319,8 +328,8 @@ def test_messages_both_ways(server, tmp, stack):
          ("groupchat", "posted\ntwo lines")], ms
     recs = wait_records(m, A, room, [(anick, "first line"), (anick, "second line"),
                                      (anick, "posted"), (anick, "two lines")])
-    lines = st.wait_lines(len(bodies) + 4)
-    assert [parse_record(l)[1:] for l in lines[len(bodies):]] == \
+    lines = st.wait_lines(len(bodies) + 6)
+    assert [parse_record(l)[1:] for l in lines[len(bodies) + 2:]] == \
         [(anick, "first line"), (anick, "second line"), (anick, "posted"),
          (anick, "two lines")], lines
 
