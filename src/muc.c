@@ -954,8 +954,6 @@ static char *message_body(Account *a, xmpp_stanza_t *msg)
 	return body;
 }
 
-/* A groupchat message: a record in the room's log, with the nick; or a
- * subject. */
 /* `groupchat` events have the room as JID and "NICK<TAB>line" as text,
  * the nick on every line of a body of several: a script reads them with
  * IFS=TAB read TIME KIND ROOM NICK TEXT.  @sender is escaped already (no
@@ -976,6 +974,8 @@ static void groupchat_event(Account *a, const char *room, const char *sender,
 	g_string_free(text, TRUE);
 }
 
+/* A groupchat message: a record in the room's log, with the nick; or a
+ * subject. */
 static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 			 const char *nick)
 {
