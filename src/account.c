@@ -932,6 +932,8 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 	g_autoptr(Jid) jid = from ? jid_parse(from, &err) : NULL;
 	gint64 t;
 
+	if (muc_archive_message(a, msg))
+		return 1; /* a page of a room's archive, at its join */
 	if (mam_message(a, msg))
 		return 1; /* a result of our archive query */
 	if (mam_carbon(a, msg))

@@ -21,6 +21,8 @@
 #define NS_MUC_USER "http://jabber.org/protocol/muc#user"
 #define NS_CONFERENCE "jabber:x:conference"
 #define NS_SID "urn:xmpp:sid:0"
+#define NS_MAM "urn:xmpp:mam:2"
+#define NS_FORWARD "urn:xmpp:forward:0"
 
 /* The outbox type of a private message to a room's occupant; its `to`
  * is ROOM/NICK with the nick %-escaped, as the journal's fields are
@@ -236,6 +238,17 @@ gint64 mam_due(Account *a);
 void mam_tick(Account *a, gint64 now);
 /* @msg is a result of our query: handled, true. */
 bool mam_message(Account *a, xmpp_stanza_t *msg);
+/* <iq type='set' to=@to><query xmlns='urn:xmpp:mam:2' queryid=ID>[a form
+ * with start]<set>max, after or before</set></query></iq> to the archive
+ * of @to (NULL: our own); returns ID (new), whose answer goes to @answer
+ * with the account as its data. */
+char *mam_send_query(Account *a, const char *to, const char *start,
+		     const char *after, bool last_page, const char *max,
+		     xmpp_handler answer);
+/* The end of a page (the answer's <fin/>): the last id on it (new; NULL
+ * for none or one we would not keep), and whether the archive has no
+ * more. */
+char *mam_page_end(xmpp_stanza_t *iq, bool *complete);
 /* A live message: true when the archive gave it to us already (not to be
  * logged twice).  Once logged, mam_logged_live notes its archive id. */
 bool mam_seen_live(Account *a, xmpp_stanza_t *msg);
@@ -270,6 +283,9 @@ bool block_push(Account *a, xmpp_stanza_t *iq);
  * is an event; a room's error bounce is dropped. */
 bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from,
 		  gint64 t);
+/* @msg is a page of a room's archive that a join asked for: logged (or
+ * dropped), true. */
+bool muc_archive_message(Account *a, xmpp_stanza_t *msg);
 /* @bare is a room we are or were in. */
 bool muc_known_room(Account *a, const char *bare);
 

@@ -35,10 +35,7 @@
 #include "record.h"
 #include "util.h"
 
-#define NS_MAM "urn:xmpp:mam:2"
 #define NS_RSM "http://jabber.org/protocol/rsm"
-#define NS_SID "urn:xmpp:sid:0"
-#define NS_FORWARD "urn:xmpp:forward:0"
 #define MAM_PAGE "100"
 /* live messages logged since the last catch-up that make it worth asking
  * the archive again (for what went to our other clients only) */
@@ -60,12 +57,9 @@ static void add_field(Account *a, xmpp_stanza_t *form, const char *var,
 	xmpp_stanza_add_child_ex(form, f, 0);
 }
 
-/* <iq type='set'><query xmlns='urn:xmpp:mam:2' queryid=ID>[a form with
- * start]<set>max, after or before</set></query></iq>; returns ID, whose
- * answer goes to @answer. */
-static char *send_query(Account *a, const char *start, const char *after,
-			bool last_page, const char *max,
-			xmpp_handler answer)
+char *mam_send_query(Account *a, const char *to, const char *start,
+		     const char *after, bool last_page, const char *max,
+		     xmpp_handler answer)
 {
 	char *id = acct_next_id(a);
 	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", id);
@@ -96,6 +90,8 @@ static char *send_query(Account *a, const char *start, const char *after,
 	}
 	xmpp_stanza_add_child_ex(q, set, 0);
 	xmpp_stanza_add_child_ex(iq, q, 0);
+	if (to)
+		xmpp_stanza_set_to(iq, to);
 	xmpp_id_handler_add(a->conn, answer, id, a);
 	xmpp_send(a->conn, iq);
 	xmpp_stanza_release(iq);
@@ -209,7 +205,7 @@ static void catch_up(Account *a, const char *after, const char *start,
 		     bool probe)
 {
 	g_free(a->mam_query);
-	a->mam_query = send_query(a, start, after, probe, probe ? "1" : MAM_PAGE,
+	a->mam_query = mam_send_query(a, NULL, start, after, probe, probe ? "1" : MAM_PAGE,
 				  query_answer);
 	a->mam_probe = probe;
 	a->mam_live_count = 0;
@@ -339,9 +335,7 @@ static void restart_by_time(Account *a)
 	a->mam_restarted = true;
 }
 
-/* The end of a page (its <fin/>): the last id on it (NULL for none or
- * one we would not keep), and whether the archive has no more. */
-static char *page_end(xmpp_stanza_t *iq, bool *complete)
+char *mam_page_end(xmpp_stanza_t *iq, bool *complete)
 {
 	xmpp_stanza_t *fin = xmpp_stanza_get_child_by_name_and_ns(iq, "fin",
 								  NS_MAM);
@@ -363,7 +357,7 @@ static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	Account *a = ud;
 	const char *type = xmpp_stanza_get_type(iq);
 	bool complete;
-	g_autofree char *last = page_end(iq, &complete);
+	g_autofree char *last = mam_page_end(iq, &complete);
 	bool probe = a->mam_probe;
 
 	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
@@ -550,7 +544,7 @@ static void check_page(Account *a, const char *after)
 	}
 	record_format_time(t - MAM_CHECK_SKEW_S, start);
 	g_free(a->mam_check);
-	a->mam_check = send_query(a, start, after, false, MAM_PAGE,
+	a->mam_check = mam_send_query(a, NULL, start, after, false, MAM_PAGE,
 				  check_answer);
 	a->mam_check_due = g_get_monotonic_time() + MAM_CHECK_TIMEOUT_US;
 }
@@ -598,7 +592,7 @@ static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	Account *a = ud;
 	const char *type = xmpp_stanza_get_type(iq);
 	bool complete;
-	g_autofree char *last = page_end(iq, &complete);
+	g_autofree char *last = mam_page_end(iq, &complete);
 
 	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
 		return 1; /* not the answer: keep waiting for it */

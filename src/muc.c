@@ -52,6 +52,9 @@ typedef struct {
 			* join: the unlock request's, while it is pending */
 	char *value;   /* nick: the new nick; subject: the subject as shown */
 	char *old;     /* nick: the nick before */
+	char *archive; /* join: our query of the room's archive, while it
+			* runs (the join's presence follows it) */
+	char *nick;    /* join: the nick to join with after it */
 	bool in;       /* join: the room sent our presence (110) */
 	bool history;  /* join: ... and its history and subject after it */
 } RoomWait;
@@ -63,6 +66,8 @@ static void room_wait_free(gpointer p)
 	g_free(w->id);
 	g_free(w->value);
 	g_free(w->old);
+	g_free(w->archive);
+	g_free(w->nick);
 	g_free(w);
 }
 
@@ -71,6 +76,8 @@ static void room_release(Account *a, const char *room);
 static void room_reflected(Account *a, const char *room, xmpp_stanza_t *msg);
 static void room_bounce(Account *a, const char *room, xmpp_stanza_t *msg);
 static void drop_strays(Account *a);
+static void start_join(Account *a, const char *room, const char *nick,
+		       RoomWait *w);
 
 /* Text from the wire for one line of `events` or `subject`: every
  * control character (TAB, CR, LF, the C1 ones) becomes a space; NULL
@@ -379,8 +386,7 @@ static void room_join(Account *a, const char *room, PoolReq *r)
 		return;
 	}
 	rooms_set(a->rooms, room, nick);
-	room_wait(a, room, r, ACCT_ROOM_JOIN);
-	send_join(a, room, nick);
+	start_join(a, room, nick, room_wait(a, room, r, ACCT_ROOM_JOIN));
 }
 
 static void room_leave(Account *a, const char *room, PoolReq *r)
@@ -625,8 +631,8 @@ static void rejoin_missing(Account *a)
 		if (!nick || rooms_joined(a->rooms, room) ||
 		    g_hash_table_contains(a->room_waits, room))
 			continue;
-		room_wait(a, room, NULL, ACCT_ROOM_JOIN);
-		send_join(a, room, nick);
+		start_join(a, room, nick,
+			   room_wait(a, room, NULL, ACCT_ROOM_JOIN));
 	}
 }
 
@@ -924,17 +930,15 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 	}
 }
 
-/* History (a delayed message) whose records are all among the lines of
- * the last second the log had when we joined: written already. */
-static bool already_logged(Account *a, const char *room, xmpp_stanza_t *msg,
-			   const char *records)
+/* History or the archive's (a delayed message) whose records are all
+ * among the lines of the last second the log had when we asked: written
+ * already. */
+static bool already_logged(Account *a, const char *room, const char *records)
 {
 	GHashTable *seen = g_hash_table_lookup(a->room_seen, room);
 	g_auto(GStrv) lines = NULL;
 
-	if (!seen || !g_hash_table_size(seen) ||
-	    !xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
-						  "urn:xmpp:delay"))
+	if (!seen || !g_hash_table_size(seen))
 		return false;
 	lines = g_strsplit(records, "\n", -1);
 	for (char **l = lines; *l; l++)
@@ -974,6 +978,34 @@ static void groupchat_event(Account *a, const char *room, const char *sender,
 	g_string_free(text, TRUE);
 }
 
+/* What @nick said in @room at @t: a record, and unless it is ours an
+ * event.  @delayed: history or the archive's, which may be in the log
+ * already. */
+static void room_record(Account *a, const char *room, const char *nick,
+			char *body, gint64 t, bool delayed)
+{
+	g_autofree char *sender = NULL, *mine = NULL;
+	g_autoptr(GString) rec = NULL;
+	Hist *h;
+
+	if (!text_is_clean(body, strlen(body), true))
+		g_strdelimit(body, "\r\v\f", ' ');
+	h = hist_set_get(a->room_hists, room, true, NULL);
+	if (!h)
+		return;
+	sender = record_escape_sender(nick);
+	rec = g_string_new(NULL);
+	record_append(rec, t, sender, body);
+	if (delayed && already_logged(a, room, rec->str))
+		return;
+	hist_append(h, rec->str, rec->len);
+	/* our own words are records, not events (as in contacts/): a bot
+	 * that answers events must not answer itself */
+	mine = rooms_nick(a->rooms, room);
+	if (g_strcmp0(nick, mine))
+		groupchat_event(a, room, sender, body);
+}
+
 /* A groupchat message: a record in the room's log, with the nick; or a
  * subject. */
 static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
@@ -981,9 +1013,7 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 {
 	xmpp_stanza_t *subj = xmpp_stanza_get_child_by_name(msg, "subject");
 	g_autofree char *body = message_body(a, msg);
-	g_autofree char *sender = NULL, *mine = NULL;
-	g_autoptr(GString) rec = NULL;
-	Hist *h;
+	g_autofree char *mine = NULL;
 
 	if (subj && !body) {
 		char *t = xmpp_stanza_get_text(subj);
@@ -1009,22 +1039,9 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 	room_reflected(a, room, msg);
 	if (!body || !nick)
 		return;
-	if (!text_is_clean(body, strlen(body), true))
-		g_strdelimit(body, "\r\v\f", ' ');
-	h = hist_set_get(a->room_hists, room, true, NULL);
-	if (!h)
-		return;
-	sender = record_escape_sender(nick);
-	rec = g_string_new(NULL);
-	record_append(rec, acct_message_time(msg), sender, body);
-	if (already_logged(a, room, msg, rec->str))
-		return;
-	hist_append(h, rec->str, rec->len);
-	/* our own words are records, not events (as in contacts/): a bot
-	 * that answers events must not answer itself */
-	mine = rooms_nick(a->rooms, room);
-	if (g_strcmp0(nick, mine))
-		groupchat_event(a, room, sender, body);
+	room_record(a, room, nick, body, acct_message_time(msg),
+		    xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
+							 "urn:xmpp:delay"));
 }
 
 /* ---- room messages on their way ---- */
@@ -1452,6 +1469,140 @@ Rooms *acct_rooms(Account *a)
 HistSet *acct_room_hists(Account *a)
 {
 	return a->room_hists;
+}
+
+/* ---- the room's archive at a join (XEP-0313) ----
+ *
+ * A join's history holds only the room's last few messages (Prosody's
+ * default: 20), so after a longer absence the rest would be lost.  Before
+ * a rejoin (after a reconnect or a remount: the room stayed ours) of a
+ * room whose log has records, we ask the room's archive for
+ * everything since the second of the last record, page by page, and log
+ * it (what the log has of that second is not written again); the join's
+ * history then starts at the last message the archive gave.  A room
+ * without an archive answers with an error, and the join's history is
+ * all there is, as before.  Nobody else is in the room for us while this
+ * runs, so no live message comes between. */
+
+#define ROOM_ARCHIVE_PAGE "100"
+
+static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+
+static void start_join(Account *a, const char *room, const char *nick,
+		       RoomWait *w)
+{
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+						 NULL);
+	gint64 last = last_record_time(a, room, seen);
+	char since[RECORD_TIME_LEN + 1];
+
+	/* a mkdir (after an rmdir) is no rejoin: what the room said while
+	 * it was not ours is not missing; its history is enough */
+	if (!last || w->req) {
+		g_hash_table_unref(seen);
+		send_join(a, room, nick);
+		return;
+	}
+	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+	record_format_time(last, since);
+	w->nick = g_strdup(nick);
+	w->archive = mam_send_query(a, room, since, NULL, false,
+				    ROOM_ARCHIVE_PAGE, archive_answer);
+}
+
+/* The join whose archive query has @id, and its room. */
+static RoomWait *archive_wait(Account *a, const char *id, const char **room)
+{
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, a->room_waits);
+	while (id && g_hash_table_iter_next(&it, &k, &v)) {
+		RoomWait *w = v;
+		if (w->op == ACCT_ROOM_JOIN && !g_strcmp0(w->archive, id)) {
+			*room = k;
+			return w;
+		}
+	}
+	return NULL;
+}
+
+/* The end of a page of the room's archive: the next page, or the join. */
+static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *type = xmpp_stanza_get_type(iq);
+	const char *from = xmpp_stanza_get_from(iq);
+	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
+	g_autofree char *room = NULL, *last = NULL;
+	const char *key = NULL;
+	RoomWait *w = archive_wait(a, xmpp_stanza_get_id(iq), &key);
+	bool complete;
+
+	(void)conn;
+	if (!w)
+		return 0; /* the join ended: rmdir, its timeout, the link */
+	/* an id handler fires for any stanza with the id, from anyone */
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || g_strcmp0(bare, key))
+		return 1;
+	room = g_strdup(key);
+	g_clear_pointer(&w->archive, g_free);
+	if (!type || strcmp(type, "result")) {
+		g_autofree char *why = acct_error_text(iq);
+		xfs_info("%s: %s: no archive (%s): the join's history is all "
+			 "there is", a->cfg->jid, room, why ? why : "an error");
+		send_join(a, room, w->nick);
+		return 0;
+	}
+	last = mam_page_end(iq, &complete);
+	if (last && !complete) {
+		w->archive = mam_send_query(a, room, NULL, last, false,
+					    ROOM_ARCHIVE_PAGE, archive_answer);
+		w->head.deadline = g_get_monotonic_time() +
+				   ROOM_JOIN_TIMEOUT_S * G_USEC_PER_SEC;
+		return 0;
+	}
+	send_join(a, room, w->nick);
+	return 0;
+}
+
+bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *res =
+		xmpp_stanza_get_child_by_name_and_ns(msg, "result", NS_MAM);
+	const char *from = xmpp_stanza_get_from(msg);
+	g_autofree char *room = from && res ? jid_normalize_bare(from, NULL)
+					    : NULL;
+	RoomWait *w = room ? g_hash_table_lookup(a->room_waits, room) : NULL;
+	xmpp_stanza_t *fwd, *inner, *delay;
+	g_autoptr(Jid) sender = NULL;
+	g_autofree char *sbare = NULL, *body = NULL;
+	const char *ifrom;
+	gint64 t;
+
+	if (!w || w->op != ACCT_ROOM_JOIN || !w->archive ||
+	    g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), w->archive))
+		return false;
+	fwd = xmpp_stanza_get_child_by_name_and_ns(res, "forwarded", NS_FORWARD);
+	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
+	ifrom = inner ? xmpp_stanza_get_from(inner) : NULL;
+	sender = ifrom ? jid_parse(ifrom, NULL) : NULL;
+	sbare = sender ? jid_bare(sender) : NULL;
+	/* the room's own words (no nick) and what is not its are no record */
+	if (!sbare || strcmp(sbare, room) || !sender->resource ||
+	    g_strcmp0(xmpp_stanza_get_type(inner), "groupchat"))
+		return true;
+	delay = xmpp_stanza_get_child_by_name_and_ns(fwd, "delay",
+						     "urn:xmpp:delay");
+	if (!delay || !record_parse_stamp(
+			      xmpp_stanza_get_attribute(delay, "stamp"), &t))
+		return true; /* without its time it cannot take its place */
+	/* ours, that the room has: not to be sent again */
+	room_reflected(a, room, inner);
+	body = message_body(a, inner);
+	if (body)
+		room_record(a, room, sender->resource, body, t, true);
+	return true;
 }
 
 /* ---- what account.c asks of the rooms ---- */

@@ -1,0 +1,114 @@
+"""Group chat (XEP-0045 with XEP-0313): what a room said while we were
+away is logged once and in order, however much it was (SPEC "Nothing is
+lost"; issue 7: "history on join written once").
+
+A join's history holds only the room's last messages: the test bed keeps
+20 (muc_room_default_history_length), as Prosody does by default.  So
+before a join of a room whose log has records, xmppfs reads the room's
+archive (conference.localhost has muc_mam) from the last record on, and
+the join's history starts where the archive ended.  A service without an
+archive (locked.localhost has no muc_mam) answers the query with an
+error: the join's history is all there is, and it is still written once.
+
+The other party is a slixmpp client in the room."""
+
+import time
+
+from xfstest import note
+
+from test_rooms import (BNICK, J, ROOM, join, mount, parse_records, peer,
+                        peer_says, rd, wait_gone, wait_in_room, wait_records)
+
+TAGS = ("ar", "na")
+USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
+SERVER = dict(users=USERS, direct_tls=False)
+
+HISTORY_KEPT = 20  # the test bed's muc_room_default_history_length
+ARCHIVE_PAGE = 100  # ROOM_ARCHIVE_PAGE in muc.c
+
+
+def in_room(stack, server, tmp, tag, room):
+    """Alice (in a mount) makes @room; the peer joins it."""
+    bnick = BNICK(tag)
+    m = mount(stack, server, tmp, tag, f"{tag}-mount")
+    join(m, J(tag), room)
+    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
+    bob.join_room(room, bnick)
+    wait_in_room(bob, room, f"{tag}-a")
+    return m, bob, bnick
+
+
+def check_once_in_order(before, after, bnick, bodies, marker):
+    assert after.startswith(before), \
+        f"the log changed across the rejoin:\nbefore {before[-500:]!r}\n" \
+        f"after {after[:len(before) + 500][-1000:]!r}"
+    new = parse_records(after[len(before):])
+    got = [r[2] for r in new if r[1] == bnick]
+    assert got == bodies + [marker], \
+        f"records added by the rejoin (want {len(bodies)} and the marker, " \
+        f"once each, in order): {got}"
+    stamps = [r[0] for r in new]
+    assert stamps == sorted(stamps), f"record times out of order: {stamps}"
+
+
+def test_long_absence_comes_from_the_room_archive(server, tmp, stack):
+    tag = "ar"
+    A, anick = J(tag), f"{tag}-a"
+    room = ROOM(tag)
+    m, bob, bnick = in_room(stack, server, tmp, tag, room)
+    peer_says(bob, room, bnick, "before the absence")
+    wait_records(m, A, room, [(bnick, "before the absence")])
+    before = rd(m, A, room, "log")
+    since = len(bob.presences)
+    m.close()
+    wait_gone(bob, room, anick, since)
+    # more than the room's history keeps, and more than a page of the
+    # archive (xmppfs asks for 100 at a time)
+    bodies = [f"while away {i}" for i in range(1, ARCHIVE_PAGE + HISTORY_KEPT + 16)]
+    n = len(bob.messages)
+    for b in bodies:
+        bob.send_message(room, b, mtype="groupchat")
+    bob.wait_message(f"{room}/{bnick}", bodies[-1], since=n, timeout=15)
+
+    since = len(bob.presences)
+    t0 = time.monotonic()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    wait_in_room(bob, room, anick, since)
+    wait_records(m, A, room, [(bnick, b) for b in bodies], timeout=15)
+    note(f"remount to {len(bodies)} missed messages in the log: "
+         f"{time.monotonic() - t0:.2f}s")
+    marker = "marker after the rejoin"
+    peer_says(bob, room, bnick, marker)
+    wait_records(m, A, room, [(bnick, marker)])
+    check_once_in_order(before, rd(m, A, room, "log"), bnick, bodies, marker)
+    # what alice writes now goes out as usual
+    n = len(bob.messages)
+    m.write(f"{A}/rooms/{room}/send", "back after the archive\n")
+    bob.wait_message(f"{room}/{anick}", "back after the archive", since=n)
+
+
+def test_without_an_archive_the_history_is_written_once(server, tmp, stack):
+    tag = "na"
+    A, anick = J(tag), f"{tag}-a"
+    room = f"{tag}-room@locked.localhost"
+    m, bob, bnick = in_room(stack, server, tmp, tag, room)
+    peer_says(bob, room, bnick, "before the absence")
+    wait_records(m, A, room, [(bnick, "before the absence")])
+    before = rd(m, A, room, "log")
+    since = len(bob.presences)
+    m.close()
+    wait_gone(bob, room, anick, since)
+    bodies = [f"while away {i}" for i in (1, 2, 3)]
+    for b in bodies:
+        peer_says(bob, room, bnick, b)
+    since = len(bob.presences)
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    wait_in_room(bob, room, anick, since)
+    wait_records(m, A, room, [(bnick, b) for b in bodies])
+    marker = "marker after the rejoin"
+    peer_says(bob, room, bnick, marker)
+    wait_records(m, A, room, [(bnick, marker)])
+    check_once_in_order(before, rd(m, A, room, "log"), bnick, bodies, marker)
+    assert f"{room}: no archive" in m.log_text(), m.log_tail()
