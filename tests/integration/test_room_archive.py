@@ -51,17 +51,43 @@ def check_once_in_order(before, after, bnick, bodies, marker):
     assert stamps == sorted(stamps), f"record times out of order: {stamps}"
 
 
-def test_long_absence_comes_from_the_room_archive(server, tmp, stack):
-    tag = "ar"
+def unmounted(m, bob, tag, room, bnick):
+    """Alice's mount has a record, then goes.  Returns its log then."""
     A, anick = J(tag), f"{tag}-a"
-    room = ROOM(tag)
-    m, bob, bnick = in_room(stack, server, tmp, tag, room)
     peer_says(bob, room, bnick, "before the absence")
     wait_records(m, A, room, [(bnick, "before the absence")])
     before = rd(m, A, room, "log")
     since = len(bob.presences)
     m.close()
     wait_gone(bob, room, anick, since)
+    return before
+
+
+def back(m, bob, tag, room, bnick, bodies, before):
+    """The mount comes back and rejoins: what the peer said meanwhile
+    (@bodies) is in the log once each, in order, before a marker said
+    after the rejoin.  Returns the seconds from the remount to the last
+    of @bodies in the log."""
+    A, anick = J(tag), f"{tag}-a"
+    since = len(bob.presences)
+    t0 = time.monotonic()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    wait_in_room(bob, room, anick, since)
+    wait_records(m, A, room, [(bnick, b) for b in bodies], timeout=15)
+    dt = time.monotonic() - t0
+    marker = "marker after the rejoin"
+    peer_says(bob, room, bnick, marker)
+    wait_records(m, A, room, [(bnick, marker)])
+    check_once_in_order(before, rd(m, A, room, "log"), bnick, bodies, marker)
+    return dt
+
+
+def test_long_absence_comes_from_the_room_archive(server, tmp, stack):
+    tag = "ar"
+    A, anick, room = J(tag), f"{tag}-a", ROOM(tag)
+    m, bob, bnick = in_room(stack, server, tmp, tag, room)
+    before = unmounted(m, bob, tag, room, bnick)
     # more than the room's history keeps, and more than a page of the
     # archive (xmppfs asks for 100 at a time)
     bodies = [f"while away {i}" for i in range(1, ARCHIVE_PAGE + HISTORY_KEPT + 16)]
@@ -69,19 +95,8 @@ def test_long_absence_comes_from_the_room_archive(server, tmp, stack):
     for b in bodies:
         bob.send_message(room, b, mtype="groupchat")
     bob.wait_message(f"{room}/{bnick}", bodies[-1], since=n, timeout=15)
-
-    since = len(bob.presences)
-    t0 = time.monotonic()
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
-    wait_in_room(bob, room, anick, since)
-    wait_records(m, A, room, [(bnick, b) for b in bodies], timeout=15)
-    note(f"remount to {len(bodies)} missed messages in the log: "
-         f"{time.monotonic() - t0:.2f}s")
-    marker = "marker after the rejoin"
-    peer_says(bob, room, bnick, marker)
-    wait_records(m, A, room, [(bnick, marker)])
-    check_once_in_order(before, rd(m, A, room, "log"), bnick, bodies, marker)
+    dt = back(m, bob, tag, room, bnick, bodies, before)
+    note(f"remount to {len(bodies)} missed messages in the log: {dt:.2f}s")
     # what alice writes now goes out as usual
     n = len(bob.messages)
     m.write(f"{A}/rooms/{room}/send", "back after the archive\n")
@@ -90,25 +105,11 @@ def test_long_absence_comes_from_the_room_archive(server, tmp, stack):
 
 def test_without_an_archive_the_history_is_written_once(server, tmp, stack):
     tag = "na"
-    A, anick = J(tag), f"{tag}-a"
     room = f"{tag}-room@locked.localhost"
     m, bob, bnick = in_room(stack, server, tmp, tag, room)
-    peer_says(bob, room, bnick, "before the absence")
-    wait_records(m, A, room, [(bnick, "before the absence")])
-    before = rd(m, A, room, "log")
-    since = len(bob.presences)
-    m.close()
-    wait_gone(bob, room, anick, since)
+    before = unmounted(m, bob, tag, room, bnick)
     bodies = [f"while away {i}" for i in (1, 2, 3)]
     for b in bodies:
         peer_says(bob, room, bnick, b)
-    since = len(bob.presences)
-    m.remount()
-    m.wait_state(A, "online", timeout=10)
-    wait_in_room(bob, room, anick, since)
-    wait_records(m, A, room, [(bnick, b) for b in bodies])
-    marker = "marker after the rejoin"
-    peer_says(bob, room, bnick, marker)
-    wait_records(m, A, room, [(bnick, marker)])
-    check_once_in_order(before, rd(m, A, room, "log"), bnick, bodies, marker)
+    back(m, bob, tag, room, bnick, bodies, before)
     assert f"{room}: no archive" in m.log_text(), m.log_tail()
