@@ -205,8 +205,8 @@ static void catch_up(Account *a, const char *after, const char *start,
 		     bool probe)
 {
 	g_free(a->mam_query);
-	a->mam_query = mam_send_query(a, NULL, start, after, probe, probe ? "1" : MAM_PAGE,
-				  query_answer);
+	a->mam_query = mam_send_query(a, NULL, start, after, probe,
+				      probe ? "1" : MAM_PAGE, query_answer);
 	a->mam_probe = probe;
 	a->mam_live_count = 0;
 }

@@ -1,6 +1,5 @@
 /* muc.c - group chat (XEP-0045): joining and leaving rooms, their
- * messages, occupants, nick and subject, private messages with
- * occupants, invitations, and being put out of a room.
+ * messages, occupants, nick and subject, and being put out of a room.
  *
  * Part of the account layer (account_int.h): it runs on the pool thread
  * and calls libstrophe, except where a function says [any].  What FUSE
@@ -11,17 +10,9 @@
  * its deadline passes; a room that puts us out (kick, ban, destruction)
  * leaves rooms/ with an event.  A join is done when the room has sent its
  * history and subject after our presence (status 110), so that what we
- * said before is known by then.
- *
- * A groupchat message leaves the outbox when the room reflects it (its id
- * or origin-id comes back from the room), not at the server's XEP-0198
- * acknowledgement, which says nothing of whether the room let it in.
- * What is written for a room that does not have us (not joined yet, or
- * the join's history still coming) waits in room_outq; what was sent and
- * not reflected when the link went down goes back there, and the rejoin's
- * history shows which of those the room has already (room_reflected):
- * only the rest goes out again. */
-#include "account_int.h"
+ * said before is known by then.  The parts of group chat are listed in
+ * muc_int.h. */
+#include "muc_int.h"
 
 #include <errno.h>
 #include <string.h>
@@ -32,7 +23,6 @@
 #include "record.h"
 #include "text.h"
 
-#define ROOM_JOIN_TIMEOUT_S 15
 #define ROOM_LEAVE_TIMEOUT_S 5
 #define ROOM_CHANGE_TIMEOUT_S 15
 /* in a room (110), the wait for its history and subject */
@@ -40,24 +30,7 @@
 /* rooms kept but not joined are tried again after this, doubling */
 #define ROOM_RETRY_MIN_S 5
 #define ROOM_RETRY_MAX_S 600
-/* invitations' passwords kept for a mkdir */
-#define INVITE_PASSWORDS_MAX 256
 
-/* One request per room waits for the server at a time. */
-typedef struct {
-	WaitHead head;
-	PoolReq *req;  /* NULL: a rejoin nobody waits for */
-	AcctRoomOp op;
-	char *id;      /* subject: the message's id, which an error keeps;
-			* join: the unlock request's, while it is pending */
-	char *value;   /* nick: the new nick; subject: the subject as shown */
-	char *old;     /* nick: the nick before */
-	char *archive; /* join: our query of the room's archive, while it
-			* runs (the join's presence follows it) */
-	char *nick;    /* join: the nick to join with after it */
-	bool in;       /* join: the room sent our presence (110) */
-	bool history;  /* join: ... and its history and subject after it */
-} RoomWait;
 
 static void room_wait_free(gpointer p)
 {
@@ -71,18 +44,10 @@ static void room_wait_free(gpointer p)
 	g_free(w);
 }
 
-static void room_forget(Account *a, const char *room);
-static void room_release(Account *a, const char *room);
-static void room_reflected(Account *a, const char *room, xmpp_stanza_t *msg);
-static void room_bounce(Account *a, const char *room, xmpp_stanza_t *msg);
-static void drop_strays(Account *a);
-static void start_join(Account *a, const char *room, const char *nick,
-		       RoomWait *w);
-
 /* Text from the wire for one line of `events` or `subject`: every
  * control character (TAB, CR, LF, the C1 ones) becomes a space; NULL
  * stays NULL. */
-static char *one_line_text(const char *s)
+char *muc_one_line(const char *s)
 {
 	GString *out;
 
@@ -102,11 +67,11 @@ static char *one_line_text(const char *s)
 }
 
 /* The text of @el's child @name on one line, NULL for none or empty. */
-static char *child_line(xmpp_stanza_t *el, const char *name)
+char *muc_child_line(xmpp_stanza_t *el, const char *name)
 {
 	g_autofree char *t = el ? acct_child_text(el, name) : NULL;
 
-	return t && *t ? one_line_text(t) : NULL;
+	return t && *t ? muc_one_line(t) : NULL;
 }
 
 /* @word when it is one of @words, else "none": what a hostile room puts
@@ -122,7 +87,7 @@ static const char *const affiliations[] = {"owner",   "admin",  "member",
 					    "outcast", "none", NULL};
 
 /* A JID from an attribute in its normalized form, or NULL. */
-static char *valid_jid(const char *s)
+char *muc_valid_jid(const char *s)
 {
 	g_autoptr(Jid) j = s ? jid_parse(s, NULL) : NULL;
 
@@ -133,7 +98,7 @@ static char *valid_jid(const char *s)
  * (if not NULL) the lines of that second.  The end of the log is read in
  * a window large enough to hold the whole last record (first 4 KiB, then
  * up to 1 MiB for a long one). */
-static gint64 last_record_time(Account *a, const char *room, GHashTable *seen)
+gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen)
 {
 	static const gsize windows[] = {4096, 1024 * 1024};
 	Hist *h = hist_set_get(a->room_hists, room, false, NULL);
@@ -188,7 +153,7 @@ static const char *room_password(Account *a, const char *room)
 
 /* Presence to ROOM/NICK with the MUC element and a history request that
  * fetches nothing already in the log. */
-static void send_join(Account *a, const char *room, const char *nick)
+void muc_send_join(Account *a, const char *room, const char *nick)
 {
 	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
 	xmpp_stanza_t *p = acct_own_presence(a, to);
@@ -196,7 +161,7 @@ static void send_join(Account *a, const char *room, const char *nick)
 	xmpp_stanza_t *hist = xmpp_stanza_new(a->ctx);
 	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 						 NULL);
-	gint64 last = last_record_time(a, room, seen);
+	gint64 last = muc_last_record_time(a, room, seen);
 	const char *password = room_password(a, room);
 
 	xmpp_stanza_set_name(x, "x");
@@ -204,7 +169,7 @@ static void send_join(Account *a, const char *room, const char *nick)
 	xmpp_stanza_set_name(hist, "history");
 	/* from the second of the last record: a message later in that same
 	 * second is not lost; those already in the log are in room_seen and
-	 * are not written again (room_message) */
+	 * are not written again (already_logged) */
 	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
 	if (last) {
 		char since[RECORD_TIME_LEN + 1];
@@ -318,7 +283,7 @@ static void rejoin_failed(Account *a, const char *room, int err)
 
 	if (refusal_is_final(err)) {
 		text = g_strdup_printf("rejoin refused: %s", g_strerror(-err));
-		room_forget(a, room);
+		muc_forget(a, room);
 		acct_event(a, "removed", room, text);
 	} else if (err != -ECONNRESET) {
 		text = g_strdup_printf("rejoin failed: %s; trying again in "
@@ -351,14 +316,14 @@ static void muc_answered(Account *a, const char *room, int err)
 	if (w->op == ACCT_ROOM_JOIN && err == -ETIMEDOUT && acct_is_online(a))
 		send_leave(a, room); /* should the room let us in after all */
 	if (w->op == ACCT_ROOM_LEAVE || (w->op == ACCT_ROOM_JOIN && err && w->req))
-		room_forget(a, room);
+		muc_forget(a, room);
 	else if (w->op == ACCT_ROOM_JOIN && err)
 		rejoin_failed(a, room, err);
 	if (w->req)
 		pool_complete(w->req, w->op == ACCT_ROOM_LEAVE ? 0 : err);
 	if (w->op == ACCT_ROOM_JOIN && !err) {
 		g_hash_table_remove(a->room_waits, room);
-		room_release(a, room); /* what waited for the room goes out */
+		muc_release(a, room); /* what waited for the room goes out */
 		return;
 	}
 	g_hash_table_remove(a->room_waits, room);
@@ -386,7 +351,7 @@ static void room_join(Account *a, const char *room, PoolReq *r)
 		return;
 	}
 	rooms_set(a->rooms, room, nick);
-	start_join(a, room, nick, room_wait(a, room, r, ACCT_ROOM_JOIN));
+	muc_start_join(a, room, nick, room_wait(a, room, r, ACCT_ROOM_JOIN));
 }
 
 static void room_leave(Account *a, const char *room, PoolReq *r)
@@ -395,7 +360,7 @@ static void room_leave(Account *a, const char *room, PoolReq *r)
 				   !g_hash_table_contains(a->room_waits, room))) {
 		/* not in it (offline, or a rejoin waits for its retry):
 		 * nothing to tell the room */
-		room_forget(a, room);
+		muc_forget(a, room);
 		pool_complete(r, 0);
 		return;
 	}
@@ -432,7 +397,7 @@ static void room_subject(Account *a, const char *room, const char *subject,
 			 PoolReq *r)
 {
 	g_autofree char *now = rooms_subject(a->rooms, room);
-	g_autofree char *shown = one_line_text(subject);
+	g_autofree char *shown = muc_one_line(subject);
 	g_autofree char *id = acct_next_id(a);
 	xmpp_stanza_t *msg;
 	RoomWait *w;
@@ -621,7 +586,7 @@ void acct_room_op(Account *a, const char *room, AcctRoomOp op,
 }
 
 /* Join every room we are not in and not already joining or leaving. */
-static void rejoin_missing(Account *a)
+void muc_rejoin_missing(Account *a)
 {
 	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
 
@@ -631,8 +596,8 @@ static void rejoin_missing(Account *a)
 		if (!nick || rooms_joined(a->rooms, room) ||
 		    g_hash_table_contains(a->room_waits, room))
 			continue;
-		start_join(a, room, nick,
-			   room_wait(a, room, NULL, ACCT_ROOM_JOIN));
+		muc_start_join(a, room, nick,
+			       room_wait(a, room, NULL, ACCT_ROOM_JOIN));
 	}
 }
 
@@ -640,8 +605,8 @@ void muc_rejoin(Account *a)
 {
 	a->room_retry_at = 0;
 	a->room_retry_s = ROOM_RETRY_MIN_S;
-	drop_strays(a);
-	rejoin_missing(a);
+	muc_drop_strays(a);
+	muc_rejoin_missing(a);
 }
 
 gint64 muc_due(Account *a)
@@ -658,7 +623,7 @@ void muc_tick(Account *a, gint64 now)
 		return; /* the connect rejoins them all */
 	/* the next failure waits twice as long */
 	a->room_retry_s = MIN(a->room_retry_s * 2, ROOM_RETRY_MAX_S);
-	rejoin_missing(a);
+	muc_rejoin_missing(a);
 }
 
 void muc_expire_waits(Account *a, gint64 now, bool all)
@@ -693,9 +658,9 @@ static char *reason_text(xmpp_stanza_t *el)
 {
 	xmpp_stanza_t *actor = el ? xmpp_stanza_get_child_by_name(el, "actor")
 				  : NULL;
-	g_autofree char *by = one_line_text(
+	g_autofree char *by = muc_one_line(
 		actor ? xmpp_stanza_get_attribute(actor, "nick") : NULL);
-	g_autofree char *why = child_line(el, "reason");
+	g_autofree char *why = muc_child_line(el, "reason");
 
 	return g_strdup_printf("%s%s%s%s", by ? "by " : "", by ? by : "",
 			       by && why ? ": " : "", why ? why : "");
@@ -757,7 +722,7 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 				       more, alt ? alt : "");
 	g_hash_table_remove(a->invite_passwords, room);
 	muc_answered(a, room, -ECONNRESET); /* a join or change in flight */
-	room_forget(a, room);
+	muc_forget(a, room);
 	acct_event(a, kind, room, text->str);
 }
 
@@ -888,7 +853,7 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 		return;
 	}
 	{
-		g_autofree char *jid = valid_jid(
+		g_autofree char *jid = muc_valid_jid(
 			item ? xmpp_stanza_get_attribute(item, "jid") : NULL);
 		rooms_occupant(
 			a->rooms, room, nick,
@@ -948,7 +913,7 @@ static bool already_logged(Account *a, const char *room, const char *records)
 }
 
 /* The body of @msg, NULL for none (newly allocated). */
-static char *message_body(Account *a, xmpp_stanza_t *msg)
+char *muc_body(Account *a, xmpp_stanza_t *msg)
 {
 	char *b = xmpp_message_get_body(msg);
 	char *body = b ? g_strdup(b) : NULL;
@@ -981,8 +946,8 @@ static void groupchat_event(Account *a, const char *room, const char *sender,
 /* What @nick said in @room at @t: a record, and unless it is ours an
  * event.  @delayed: history or the archive's, which may be in the log
  * already. */
-static void room_record(Account *a, const char *room, const char *nick,
-			char *body, gint64 t, bool delayed)
+void muc_record(Account *a, const char *room, const char *nick,
+		char *body, gint64 t, bool delayed)
 {
 	g_autofree char *sender = NULL, *mine = NULL;
 	g_autoptr(GString) rec = NULL;
@@ -1012,12 +977,12 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 			 const char *nick)
 {
 	xmpp_stanza_t *subj = xmpp_stanza_get_child_by_name(msg, "subject");
-	g_autofree char *body = message_body(a, msg);
+	g_autofree char *body = muc_body(a, msg);
 	g_autofree char *mine = NULL;
 
 	if (subj && !body) {
 		char *t = xmpp_stanza_get_text(subj);
-		g_autofree char *subject = one_line_text(t ? t : "");
+		g_autofree char *subject = muc_one_line(t ? t : "");
 		if (t)
 			xmpp_free(a->ctx, t);
 		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
@@ -1036,371 +1001,12 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 		}
 		return;
 	}
-	room_reflected(a, room, msg);
+	muc_reflected(a, room, msg);
 	if (!body || !nick)
 		return;
-	room_record(a, room, nick, body, acct_message_time(msg),
-		    xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
-							 "urn:xmpp:delay"));
-}
-
-/* ---- room messages on their way ---- */
-
-static bool is_room_item(const OutboxItem *it)
-{
-	return !strcmp(it->type, "groupchat") ||
-	       !strcmp(it->type, OUTBOX_TYPE_PRIVATE);
-}
-
-/* The room of a groupchat (ROOM) or private (ROOM/NICK) item. */
-static char *item_room(const OutboxItem *it)
-{
-	const char *slash = strchr(it->to, '/');
-
-	return slash ? g_strndup(it->to, slash - it->to) : g_strdup(it->to);
-}
-
-static bool item_in(const OutboxItem *it, const char *room)
-{
-	g_autofree char *r = item_room(it);
-
-	return !strcmp(r, room);
-}
-
-/* The room has us: joined, its history and subject in, not leaving. */
-static bool room_ready(Account *a, const char *room)
-{
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-
-	return rooms_joined(a->rooms, room) &&
-	       !(w && (w->op == ACCT_ROOM_JOIN || w->op == ACCT_ROOM_LEAVE));
-}
-
-static gint by_seq(gconstpointer x, gconstpointer y, gpointer ud)
-{
-	guint64 p = ((const OutMsg *)x)->item->seq;
-	guint64 q = ((const OutMsg *)y)->item->seq;
-
-	(void)ud;
-	return p < q ? -1 : p > q;
-}
-
-/* @m cannot reach its room: it leaves the outbox, with an event that
- * says so and what it said. */
-static void drop_unsent(Account *a, OutMsg *m, const char *why)
-{
-	g_autofree char *room = item_room(m->item);
-	g_autofree char *body = one_line_text(m->item->body);
-	g_autofree char *text = g_strdup_printf("message not sent (%s): %s",
-						why, body);
-
-	outbox_done(a->outbox, m->item->id);
-	acct_event(a, "error", room, text);
-	acct_outmsg_free(m);
-}
-
-/* The messages of @room in @q, taken out of it, in order. */
-static GQueue *take_room_msgs(GQueue *q, const char *room)
-{
-	GQueue *out = g_queue_new();
-
-	for (GList *l = q->head, *next; l; l = next) {
-		next = l->next;
-		if (item_in(((OutMsg *)l->data)->item, room)) {
-			g_queue_push_tail(out, l->data);
-			g_queue_delete_link(q, l);
-		}
-	}
-	return out;
-}
-
-/* Every message of @room in @q is dropped (the room is no longer ours). */
-static void drop_room_msgs(Account *a, GQueue *q, const char *room,
-			   const char *why)
-{
-	GQueue *mine = take_room_msgs(q, room);
-	OutMsg *m;
-
-	while ((m = g_queue_pop_head(mine)))
-		drop_unsent(a, m, why);
-	g_queue_free(mine);
-}
-
-/* @room is no longer ours (left, put out, a join refused): what waited
- * for it cannot go out. */
-static void room_forget(Account *a, const char *room)
-{
-	rooms_set(a->rooms, room, NULL);
-	drop_room_msgs(a, &a->room_outq, room, "out of the room");
-	drop_room_msgs(a, &a->room_sent, room, "out of the room");
-}
-
-/* The join of @room is done: what waited for it goes out, in order. */
-static void room_release(Account *a, const char *room)
-{
-	GQueue *mine = take_room_msgs(&a->room_outq, room);
-	bool any = mine->length > 0;
-	OutMsg *m;
-
-	while ((m = g_queue_pop_head(mine)))
-		g_queue_insert_sorted(&a->outq, m, by_seq, NULL);
-	g_queue_free(mine);
-	if (any)
-		acct_flush_outq(a);
-}
-
-/* What an earlier mount left for rooms we are no longer in (it left, or
- * was put out, before the outbox heard of the message) cannot go out. */
-static void drop_strays(Account *a)
-{
-	for (GList *l = a->room_outq.head, *next; l; l = next) {
-		OutMsg *m = l->data;
-		g_autofree char *room = item_room(m->item);
-		next = l->next;
-		if (!rooms_has(a->rooms, room)) {
-			g_queue_delete_link(&a->room_outq, l);
-			drop_unsent(a, m, "out of the room");
-		}
-	}
-}
-
-bool muc_hold(Account *a, OutMsg *m)
-{
-	g_autofree char *room = NULL;
-
-	if (!is_room_item(m->item))
-		return false;
-	room = item_room(m->item);
-	if (!rooms_has(a->rooms, room)) {
-		drop_unsent(a, m, "out of the room");
-		return true;
-	}
-	if (room_ready(a, room))
-		return false;
-	g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
-	return true;
-}
-
-/* The id (or origin-id, XEP-0359) of @msg is one of @q's groupchat
- * messages to @room: that one, taken out of @q; else NULL. */
-static OutMsg *take_reflected(GQueue *q, const char *room, xmpp_stanza_t *msg)
-{
-	xmpp_stanza_t *oid =
-		xmpp_stanza_get_child_by_name_and_ns(msg, "origin-id", NS_SID);
-	const char *ids[] = {xmpp_stanza_get_id(msg),
-			     oid ? xmpp_stanza_get_attribute(oid, "id") : NULL};
-
-	for (GList *l = q->head; l; l = l->next) {
-		OutMsg *m = l->data;
-		for (guint i = 0; i < G_N_ELEMENTS(ids); i++) {
-			if (ids[i] && !strcmp(ids[i], m->item->id) &&
-			    !strcmp(m->item->type, "groupchat") &&
-			    !strcmp(m->item->to, room)) {
-				g_queue_delete_link(q, l);
-				return m;
-			}
-		}
-	}
-	return NULL;
-}
-
-/* A groupchat message from @room (live, or history at a join): when it is
- * one of ours on its way, the room has it, and it leaves the outbox.  In
- * the history of a rejoin it is one whose reflection was lost (with the
- * link, or in a crash): not to be sent again. */
-static void room_reflected(Account *a, const char *room, xmpp_stanza_t *msg)
-{
-	OutMsg *m = take_reflected(&a->room_sent, room, msg);
-
-	if (!m && (m = take_reflected(&a->room_outq, room, msg)))
-		xfs_info("%s: %s: %s is in the room's history: sent already",
-			 a->cfg->jid, room, m->item->id);
-	if (!m)
-		return;
-	outbox_done(a->outbox, m->item->id);
-	acct_outmsg_free(m);
-}
-
-/* An error from @room: to one of our messages, or about something else
- * (an event).  Not an occupant (not-acceptable: the room lost us, as
- * after its restart): the message waits while we join again.  Any other
- * refusal (a visitor may not speak, ...) is final: an event with the
- * message, which leaves the outbox. */
-static void room_bounce(Account *a, const char *room, xmpp_stanza_t *msg)
-{
-	OutMsg *m = take_reflected(&a->room_sent, room, msg);
-	g_autofree char *ev = acct_error_event_text(msg, "message");
-	xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(msg, "error");
-
-	if (!m) {
-		acct_event(a, "error", room, ev);
-		return;
-	}
-	if (e && xmpp_stanza_get_child_by_name(e, "not-acceptable")) {
-		g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
-		rooms_set_joined(a->rooms, room, false);
-		rejoin_missing(a);
-		return;
-	}
-	drop_unsent(a, m, ev);
-}
-
-xmpp_stanza_t *muc_room_stanza(Account *a, const OutboxItem *item)
-{
-	xmpp_stanza_t *msg =
-		xmpp_message_new(a->ctx, "groupchat", item->to, item->id);
-	xmpp_stanza_t *oid = xmpp_stanza_new(a->ctx);
-
-	/* a room may give the message its own id; this one it keeps */
-	xmpp_stanza_set_name(oid, "origin-id");
-	xmpp_stanza_set_ns(oid, NS_SID);
-	xmpp_stanza_set_id(oid, item->id);
-	xmpp_stanza_add_child_ex(msg, oid, 0);
-	return msg;
-}
-
-/* ---- private messages in rooms ---- */
-
-HistSet *acct_private_hists(Account *a, const char *room)
-{
-	HistSet *s;
-
-	g_mutex_lock(&a->privates_lock);
-	s = g_hash_table_lookup(a->privates, room);
-	if (!s) {
-		g_autoptr(GError) err = NULL;
-		g_autofree char *dir =
-			g_build_filename(a->rooms_dir, room, "private", NULL);
-		s = hist_set_new(dir, &err);
-		if (s)
-			g_hash_table_insert(a->privates, g_strdup(room), s);
-		else
-			xfs_warn("%s: %s", a->cfg->jid, err->message);
-	}
-	g_mutex_unlock(&a->privates_lock);
-	return s;
-}
-
-/* A record in the private conversation with @nick in @room. */
-static void private_record(Account *a, const char *room, const char *nick,
-			   gint64 t, const char *sender, const char *text)
-{
-	g_autofree char *name = jid_to_filename(nick);
-	g_autoptr(GString) rec = g_string_new(NULL);
-	g_autoptr(GError) err = NULL;
-	g_autofree char *who = record_escape_sender(sender);
-	HistSet *s = acct_private_hists(a, room);
-	Hist *h = s && name ? hist_set_get(s, name, true, &err) : NULL;
-
-	if (!h) {
-		xfs_warn("%s: private message with %s/%s not logged: %s",
-			 a->cfg->jid, room, nick, err ? err->message : "");
-		return;
-	}
-	record_append(rec, t, who, text);
-	hist_append(h, rec->str, rec->len);
-}
-
-int acct_send_private(Account *a, const char *room, const char *nick,
-		      const char *body, guint64 *seq)
-{
-	g_autofree char *esc = g_uri_escape_string(nick, NULL, FALSE);
-	g_autofree char *to = g_strdup_printf("%s/%s", room, esc);
-	g_autofree char *mine = rooms_nick(a->rooms, room);
-	OutboxItem *item = NULL;
-	int ret;
-
-	if (!mine)
-		return -ENOTCONN; /* not in the room: nobody to send as */
-	ret = outbox_add(a->outbox, to, OUTBOX_TYPE_PRIVATE, body, &item);
-	if (ret)
-		return ret;
-	*seq = item->seq;
-	private_record(a, room, nick, g_get_real_time() / G_USEC_PER_SEC, mine,
-		       body);
-	pool_post_message(a->pool, a, item);
-	return 0;
-}
-
-/* A chat message (or an error) from ROOM/NICK, which came at @t: a record
- * and an event, once.  The server archives private messages as it does
- * chats (mam.c brings those that came while we were away, or to another
- * client of ours): one already logged from there, or live, is not
- * logged again. */
-static void muc_private_message(Account *a, xmpp_stanza_t *msg, const char *room,
-			    const char *nick, gint64 t)
-{
-	const char *type = xmpp_stanza_get_type(msg);
-	g_autofree char *text = NULL, *full = NULL, *sender = NULL;
-
-	if (type && !strcmp(type, "error"))
-		text = acct_error_text(msg);
-	else
-		text = message_body(a, msg);
-	if (!text || mam_seen_live(a, msg))
-		return; /* chat states and the like; or logged already */
-	if (!text_is_clean(text, strlen(text), true))
-		g_strdelimit(text, "\r\v\f", ' ');
-	private_record(a, room, nick, t, nick, text);
-	mam_logged_live(a, msg);
-	sender = record_escape_sender(nick);
-	full = g_strdup_printf("%s/%s", room, sender);
-	acct_event(a, type && !strcmp(type, "error") ? "error" : "private",
-		   full, text);
-}
-
-/* ---- invitations ---- */
-
-/* An invitation to a room (XEP-0249 direct, or XEP-0045 mediated):
- * an event; its password is kept for a mkdir of the room.  False when
- * @msg is none. */
-static bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from)
-{
-	xmpp_stanza_t *direct =
-		xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_CONFERENCE);
-	xmpp_stanza_t *user =
-		xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER);
-	xmpp_stanza_t *inv = user ? xmpp_stanza_get_child_by_name(user, "invite")
-				  : NULL;
-	const char *roomattr;
-	g_autofree char *room = NULL, *by = NULL, *why = NULL, *pw = NULL;
-	g_autofree char *text = NULL;
-
-	/* a mediated one first: Prosody adds an XEP-0249 element to it for
-	 * old clients, without the inviter */
-	if (inv) {
-		roomattr = from;
-		by = valid_jid(xmpp_stanza_get_attribute(inv, "from"));
-		why = child_line(inv, "reason");
-		pw = acct_child_text(user, "password");
-	} else if (direct) {
-		roomattr = xmpp_stanza_get_attribute(direct, "jid");
-		by = valid_jid(from);
-		why = one_line_text(xmpp_stanza_get_attribute(direct, "reason"));
-		pw = g_strdup(xmpp_stanza_get_attribute(direct, "password"));
-	} else {
-		return false;
-	}
-	room = roomattr ? jid_normalize_bare(roomattr, NULL) : NULL;
-	if (!room || !strchr(room, '@')) {
-		xfs_info("%s: an invitation to no room from %s dropped",
-			 a->cfg->jid, by ? by : "someone");
-		return true;
-	}
-	text = g_strdup_printf("from %s%s%s", by ? by : "someone",
-			       why && *why ? ": " : "", why && *why ? why : "");
-	/* not for a room we are in: a stranger's invitation must not change
-	 * the password we rejoin with; and only so many, as anyone may send
-	 * invitations (the newest pushes out the others) */
-	if (pw && *pw && !rooms_has(a->rooms, room)) {
-		if (g_hash_table_size(a->invite_passwords) >= INVITE_PASSWORDS_MAX &&
-		    !g_hash_table_contains(a->invite_passwords, room))
-			g_hash_table_remove_all(a->invite_passwords);
-		g_hash_table_replace(a->invite_passwords, g_strdup(room),
-				     g_steal_pointer(&pw));
-	}
-	acct_event(a, "invite", room, text);
-	return true;
+	muc_record(a, room, nick, body, acct_message_time(msg),
+		   xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
+							"urn:xmpp:delay"));
 }
 
 /* An error that answers our subject change (Prosody's keeps only the
@@ -1427,38 +1033,10 @@ static void muc_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
 	} else if (nick) {
 		muc_private_message(a, msg, room, nick, acct_message_time(msg));
 	} else if (error) {
-		room_bounce(a, room, msg);
+		muc_bounce(a, room, msg);
 	} else {
 		muc_invitation(a, msg, room);
 	}
-}
-
-/* "room@service/N%20ick" -> "room@service/N ick" */
-static char *jid_unescape_nick(const char *to)
-{
-	const char *slash = strchr(to, '/');
-	g_autofree char *nick =
-		slash ? g_uri_unescape_string(slash + 1, NULL) : NULL;
-
-	if (!nick)
-		return g_strdup(to);
-	return g_strdup_printf("%.*s/%s", (int)(slash - to), to, nick);
-}
-
-int acct_send_room(Account *a, const char *room, const char *body,
-		   guint64 *seq)
-{
-	OutboxItem *item = NULL;
-	int ret;
-
-	if (!rooms_has(a->rooms, room))
-		return -ENOTCONN; /* put out of it, or left */
-	ret = outbox_add(a->outbox, room, "groupchat", body, &item);
-	if (ret)
-		return ret;
-	*seq = item->seq;
-	pool_post_message(a->pool, a, item);
-	return 0;
 }
 
 Rooms *acct_rooms(Account *a)
@@ -1470,142 +1048,6 @@ HistSet *acct_room_hists(Account *a)
 {
 	return a->room_hists;
 }
-
-/* ---- the room's archive at a join (XEP-0313) ----
- *
- * A join's history holds only the room's last few messages (Prosody's
- * default: 20), so after a longer absence the rest would be lost.  Before
- * a rejoin (after a reconnect or a remount: the room stayed ours) of a
- * room whose log has records, we ask the room's archive for
- * everything since the second of the last record, page by page, and log
- * it (what the log has of that second is not written again); the join's
- * history then starts at the last message the archive gave.  A room
- * without an archive answers with an error, and the join's history is
- * all there is, as before.  Nobody else is in the room for us while this
- * runs, so no live message comes between. */
-
-#define ROOM_ARCHIVE_PAGE "100"
-
-static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
-
-static void start_join(Account *a, const char *room, const char *nick,
-		       RoomWait *w)
-{
-	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-						 NULL);
-	gint64 last = last_record_time(a, room, seen);
-	char since[RECORD_TIME_LEN + 1];
-
-	/* a mkdir (after an rmdir) is no rejoin: what the room said while
-	 * it was not ours is not missing; its history is enough */
-	if (!last || w->req) {
-		g_hash_table_unref(seen);
-		send_join(a, room, nick);
-		return;
-	}
-	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
-	record_format_time(last, since);
-	w->nick = g_strdup(nick);
-	w->archive = mam_send_query(a, room, since, NULL, false,
-				    ROOM_ARCHIVE_PAGE, archive_answer);
-}
-
-/* The join whose archive query has @id, and its room. */
-static RoomWait *archive_wait(Account *a, const char *id, const char **room)
-{
-	GHashTableIter it;
-	gpointer k, v;
-
-	g_hash_table_iter_init(&it, a->room_waits);
-	while (id && g_hash_table_iter_next(&it, &k, &v)) {
-		RoomWait *w = v;
-		if (w->op == ACCT_ROOM_JOIN && !g_strcmp0(w->archive, id)) {
-			*room = k;
-			return w;
-		}
-	}
-	return NULL;
-}
-
-/* The end of a page of the room's archive: the next page, or the join. */
-static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
-{
-	Account *a = ud;
-	const char *type = xmpp_stanza_get_type(iq);
-	const char *from = xmpp_stanza_get_from(iq);
-	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
-	g_autofree char *room = NULL, *last = NULL;
-	const char *key = NULL;
-	RoomWait *w = archive_wait(a, xmpp_stanza_get_id(iq), &key);
-	bool complete;
-
-	(void)conn;
-	if (!w)
-		return 0; /* the join ended: rmdir, its timeout, the link */
-	/* an id handler fires for any stanza with the id, from anyone */
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || g_strcmp0(bare, key))
-		return 1;
-	room = g_strdup(key);
-	g_clear_pointer(&w->archive, g_free);
-	if (!type || strcmp(type, "result")) {
-		g_autofree char *why = acct_error_text(iq);
-		xfs_info("%s: %s: no archive (%s): the join's history is all "
-			 "there is", a->cfg->jid, room, why ? why : "an error");
-		send_join(a, room, w->nick);
-		return 0;
-	}
-	last = mam_page_end(iq, &complete);
-	if (last && !complete) {
-		w->archive = mam_send_query(a, room, NULL, last, false,
-					    ROOM_ARCHIVE_PAGE, archive_answer);
-		w->head.deadline = g_get_monotonic_time() +
-				   ROOM_JOIN_TIMEOUT_S * G_USEC_PER_SEC;
-		return 0;
-	}
-	send_join(a, room, w->nick);
-	return 0;
-}
-
-bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
-{
-	xmpp_stanza_t *res =
-		xmpp_stanza_get_child_by_name_and_ns(msg, "result", NS_MAM);
-	const char *from = xmpp_stanza_get_from(msg);
-	g_autofree char *room = from && res ? jid_normalize_bare(from, NULL)
-					    : NULL;
-	RoomWait *w = room ? g_hash_table_lookup(a->room_waits, room) : NULL;
-	xmpp_stanza_t *fwd, *inner, *delay;
-	g_autoptr(Jid) sender = NULL;
-	g_autofree char *sbare = NULL, *body = NULL;
-	const char *ifrom;
-	gint64 t;
-
-	if (!w || w->op != ACCT_ROOM_JOIN || !w->archive ||
-	    g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), w->archive))
-		return false;
-	fwd = xmpp_stanza_get_child_by_name_and_ns(res, "forwarded", NS_FORWARD);
-	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
-	ifrom = inner ? xmpp_stanza_get_from(inner) : NULL;
-	sender = ifrom ? jid_parse(ifrom, NULL) : NULL;
-	sbare = sender ? jid_bare(sender) : NULL;
-	/* the room's own words (no nick) and what is not its are no record */
-	if (!sbare || strcmp(sbare, room) || !sender->resource ||
-	    g_strcmp0(xmpp_stanza_get_type(inner), "groupchat"))
-		return true;
-	delay = xmpp_stanza_get_child_by_name_and_ns(fwd, "delay",
-						     "urn:xmpp:delay");
-	if (!delay || !record_parse_stamp(
-			      xmpp_stanza_get_attribute(delay, "stamp"), &t))
-		return true; /* without its time it cannot take its place */
-	/* ours, that the room has: not to be sent again */
-	room_reflected(a, room, inner);
-	body = message_body(a, inner);
-	if (body)
-		room_record(a, room, sender->resource, body, t, true);
-	return true;
-}
-
-/* ---- what account.c asks of the rooms ---- */
 
 void muc_init(Account *a, const char *dir)
 {
@@ -1639,14 +1081,9 @@ void muc_free(Account *a)
 
 void muc_disconnected(Account *a)
 {
-	OutMsg *m;
-
 	muc_expire_waits(a, 0, true);
 	rooms_clear_occupants(a->rooms);
-	/* not reflected: the rejoin's history tells whether the room has
-	 * them */
-	while ((m = g_queue_pop_head(&a->room_sent)))
-		g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
+	muc_unreflected_back(a);
 }
 
 bool muc_presence_from(Account *a, xmpp_stanza_t *p, const char *bare,
@@ -1687,38 +1124,6 @@ bool muc_message_from(Account *a, xmpp_stanza_t *msg, const char *bare,
 	}
 	return (!type || strcmp(type, "error")) &&
 	       muc_invitation(a, msg, from);
-}
-
-xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item)
-{
-	g_autofree char *to = jid_unescape_nick(item->to);
-	xmpp_stanza_t *msg = xmpp_message_new(a->ctx, "chat", to, item->id);
-	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
-
-	xmpp_stanza_set_name(x, "x");
-	xmpp_stanza_set_ns(x, NS_MUC_USER);
-	xmpp_stanza_add_child_ex(msg, x, 0);
-	return msg;
-}
-
-bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from,
-		  gint64 t)
-{
-	g_autofree char *bare = jid_bare(from);
-	const char *type = xmpp_stanza_get_type(msg);
-	bool error = type && !strcmp(type, "error");
-
-	if (!error && muc_invitation(a, msg, xmpp_stanza_get_from(msg)))
-		return true;
-	if (!error && from->resource && muc_known_room(a, bare) &&
-	    g_strcmp0(type, "groupchat")) {
-		/* a private message from an occupant of a room we are or
-		 * were in (not anyone's chat dressed up as a room's) */
-		muc_private_message(a, msg, bare, from->resource, t);
-		return true;
-	}
-	return muc_known_room(a, bare) ||
-	       xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER);
 }
 
 bool muc_known_room(Account *a, const char *bare)

@@ -1,0 +1,143 @@
+/* muc_archive.c - the room's archive (XEP-0313) before a rejoin (see
+ * muc_int.h).
+ *
+ * A join's history holds only the room's last few messages (Prosody's
+ * default: 20), so after a longer absence the rest would be lost.  Before
+ * a rejoin (after a reconnect or a remount: the room stayed ours) of a
+ * room whose log has records, we ask the room's archive for
+ * everything since the second of the last record, page by page, and log
+ * it (what the log has of that second is not written again); the join's
+ * history then starts at the last message the archive gave.  A room
+ * without an archive answers with an error, and the join's history is
+ * all there is, as before.  Nobody else is in the room for us while this
+ * runs, so no live message comes between. */
+#include "muc_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "jid.h"
+#include "log.h"
+#include "record.h"
+
+#define ROOM_ARCHIVE_PAGE "100"
+
+static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+
+void muc_start_join(Account *a, const char *room, const char *nick,
+		    RoomWait *w)
+{
+	GHashTable *seen =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	gint64 last = muc_last_record_time(a, room, seen);
+	char since[RECORD_TIME_LEN + 1];
+
+	/* a mkdir (after an rmdir) is no rejoin: what the room said while
+	 * it was not ours is not missing; its history is enough */
+	if (!last || w->req) {
+		g_hash_table_unref(seen);
+		muc_send_join(a, room, nick);
+		return;
+	}
+	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+	record_format_time(last, since);
+	w->nick = g_strdup(nick);
+	w->archive = mam_send_query(a, room, since, NULL, false,
+				    ROOM_ARCHIVE_PAGE, archive_answer);
+}
+
+/* The join whose archive query has @id, and its room. */
+static RoomWait *archive_wait(Account *a, const char *id, const char **room)
+{
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, a->room_waits);
+	while (id && g_hash_table_iter_next(&it, &k, &v)) {
+		RoomWait *w = v;
+		if (w->op == ACCT_ROOM_JOIN && !g_strcmp0(w->archive, id)) {
+			*room = k;
+			return w;
+		}
+	}
+	return NULL;
+}
+
+/* The end of a page of the room's archive: the next page, or the join. */
+static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *type = xmpp_stanza_get_type(iq);
+	const char *from = xmpp_stanza_get_from(iq);
+	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
+	g_autofree char *room = NULL, *last = NULL;
+	const char *key = NULL;
+	RoomWait *w = archive_wait(a, xmpp_stanza_get_id(iq), &key);
+	bool complete;
+
+	(void)conn;
+	if (!w)
+		return 0; /* the join ended: rmdir, its timeout, the link */
+	/* an id handler fires for any stanza with the id, from anyone */
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || g_strcmp0(bare, key))
+		return 1;
+	room = g_strdup(key);
+	g_clear_pointer(&w->archive, g_free);
+	if (!type || strcmp(type, "result")) {
+		g_autofree char *why = acct_error_text(iq);
+		xfs_info("%s: %s: no archive (%s): the join's history is all "
+			 "there is", a->cfg->jid, room, why ? why : "an error");
+		muc_send_join(a, room, w->nick);
+		return 0;
+	}
+	last = mam_page_end(iq, &complete);
+	if (last && !complete) {
+		w->archive = mam_send_query(a, room, NULL, last, false,
+					    ROOM_ARCHIVE_PAGE, archive_answer);
+		w->head.deadline = g_get_monotonic_time() +
+				   ROOM_JOIN_TIMEOUT_S * G_USEC_PER_SEC;
+		return 0;
+	}
+	muc_send_join(a, room, w->nick);
+	return 0;
+}
+
+bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *res =
+		xmpp_stanza_get_child_by_name_and_ns(msg, "result", NS_MAM);
+	const char *from = xmpp_stanza_get_from(msg);
+	g_autofree char *room = from && res ? jid_normalize_bare(from, NULL)
+					    : NULL;
+	RoomWait *w = room ? g_hash_table_lookup(a->room_waits, room) : NULL;
+	xmpp_stanza_t *fwd, *inner, *delay;
+	g_autoptr(Jid) sender = NULL;
+	g_autofree char *sbare = NULL, *body = NULL;
+	const char *ifrom;
+	gint64 t;
+
+	if (!w || w->op != ACCT_ROOM_JOIN || !w->archive ||
+	    g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), w->archive))
+		return false;
+	fwd = xmpp_stanza_get_child_by_name_and_ns(res, "forwarded",
+						   NS_FORWARD);
+	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
+	ifrom = inner ? xmpp_stanza_get_from(inner) : NULL;
+	sender = ifrom ? jid_parse(ifrom, NULL) : NULL;
+	sbare = sender ? jid_bare(sender) : NULL;
+	/* the room's own words (no nick) and what is not its are no record */
+	if (!sbare || strcmp(sbare, room) || !sender->resource ||
+	    g_strcmp0(xmpp_stanza_get_type(inner), "groupchat"))
+		return true;
+	delay = xmpp_stanza_get_child_by_name_and_ns(fwd, "delay",
+						     "urn:xmpp:delay");
+	if (!delay || !record_parse_stamp(
+			      xmpp_stanza_get_attribute(delay, "stamp"), &t))
+		return true; /* without its time it cannot take its place */
+	/* ours, that the room has: not to be sent again */
+	muc_reflected(a, room, inner);
+	body = muc_body(a, inner);
+	if (body)
+		muc_record(a, room, sender->resource, body, t, true);
+	return true;
+}
