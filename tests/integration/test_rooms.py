@@ -16,6 +16,7 @@ anything before it would be too."""
 import calendar
 import errno
 import os
+import subprocess
 import threading
 import time
 
@@ -332,6 +333,22 @@ def test_messages_both_ways(server, tmp, stack):
     assert [parse_record(l)[1:] for l in lines[len(bodies) + 2:]] == \
         [(anick, "first line"), (anick, "second line"), (anick, "posted"),
          (anick, "two lines")], lines
+
+    # a nick with a slash (a resourcepart may hold one): the record's
+    # sender and the event's nick field are that nick, and the README's
+    # `IFS=TAB read` splits the event line as it says
+    odd, onick = peer(stack, server, f"{tag}-b", f"{tag}-odd"), "x/y z"
+    odd.join_room(room, onick)
+    odd.send_message(room, "from a slashed nick", mtype="groupchat")
+    wait_records(m, A, room, [(onick, "from a slashed nick")])
+    line = wait_until(lambda: next((l for l in ev.snapshot()
+                                    if l.endswith("\tfrom a slashed nick")), None),
+                      timeout=5, what=lambda: f"the event: {ev.snapshot()!r}")
+    out = subprocess.run(
+        ["bash", "-c", "IFS=$'\\t' read -r time kind room nick text; "
+                       "printf '%s|%s|%s|%s' \"$kind\" \"$room\" \"$nick\" \"$text\""],
+        input=line + "\n", capture_output=True, text=True, check=True).stdout
+    assert out == f"groupchat|{room}|{onick}|from a slashed nick", (line, out)
 
 
 def test_own_message_recorded_once(server, tmp, stack):
