@@ -1,7 +1,7 @@
 #!/bin/sh
 # Only the pool thread may call libstrophe: its calls must be confined to
-# the object files of pool.c and the account layer (account.c, muc.c, mam.c,
-# block.c), whose entry points assert
+# the object files of pool.c and the account layer (account.c, muc*.c,
+# mam.c, block.c), whose entry points assert
 # POOL_ASSERT().  Fails when any other object file of xmppfs references an
 # xmpp_* symbol.  Argument: the directory of xmppfs's object files.
 status=0
@@ -9,7 +9,8 @@ found=0
 for obj in "$1"/*.o; do
 	found=$((found + 1))
 	case "$obj" in
-	*src_pool.c.o | *src_account.c.o | *src_muc.c.o | *src_mam.c.o | *src_block.c.o) continue ;;
+	*src_pool.c.o | *src_account.c.o | *src_muc.c.o | *src_muc_*.c.o | *src_mam.c.o | \
+	*src_block.c.o) continue ;;
 	esac
 	syms=$(nm -u "$obj" | awk '{print $NF}' | grep '^xmpp_' | tr '\n' ' ')
 	if [ -n "$syms" ]; then
@@ -21,5 +22,5 @@ if [ $found -lt 5 ]; then
 	echo "not ok: no object files in $1"
 	exit 1
 fi
-[ $status = 0 ] && echo "ok: libstrophe is called only from pool.c, account.c, muc.c, mam.c and block.c"
+[ $status = 0 ] && echo "ok: libstrophe is called only from pool.c, account.c, muc*.c, mam.c and block.c"
 exit $status
