@@ -300,6 +300,10 @@ static void muc_answered(Account *a, const char *room, int err)
 
 	if (!w)
 		return;
+	if (w->op == ACCT_ROOM_JOIN && w->archive && err == -ETIMEDOUT) {
+		muc_archive_silent(a, room, w);
+		return;
+	}
 	if (w->op == ACCT_ROOM_JOIN && w->in && err == -ETIMEDOUT) {
 		/* the room let us in (110) but never answered the unlock, or
 		 * sent no subject after its history: we are in all the same */

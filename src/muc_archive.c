@@ -21,6 +21,9 @@
 #include "record.h"
 
 #define ROOM_ARCHIVE_PAGE "100"
+/* the wait for each page: an archive that does not answer must not keep
+ * us out of the room */
+#define ROOM_ARCHIVE_WAIT_S 10
 
 static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
 
@@ -44,6 +47,19 @@ void muc_start_join(Account *a, const char *room, const char *nick,
 	w->nick = g_strdup(nick);
 	w->archive = mam_send_query(a, room, since, NULL, false,
 				    ROOM_ARCHIVE_PAGE, archive_answer);
+	w->head.deadline =
+		g_get_monotonic_time() + ROOM_ARCHIVE_WAIT_S * G_USEC_PER_SEC;
+}
+
+void muc_archive_silent(Account *a, const char *room, RoomWait *w)
+{
+	xfs_warn("%s: %s: no answer from the room's archive in %d s; joining "
+		 "with the room's history only", a->cfg->jid, room,
+		 ROOM_ARCHIVE_WAIT_S);
+	g_clear_pointer(&w->archive, g_free);
+	w->head.deadline =
+		g_get_monotonic_time() + ROOM_JOIN_TIMEOUT_S * G_USEC_PER_SEC;
+	muc_send_join(a, room, w->nick);
 }
 
 /* The join whose archive query has @id, and its room. */
@@ -95,7 +111,7 @@ static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		w->archive = mam_send_query(a, room, NULL, last, false,
 					    ROOM_ARCHIVE_PAGE, archive_answer);
 		w->head.deadline = g_get_monotonic_time() +
-				   ROOM_JOIN_TIMEOUT_S * G_USEC_PER_SEC;
+				   ROOM_ARCHIVE_WAIT_S * G_USEC_PER_SEC;
 		return 0;
 	}
 	muc_send_join(a, room, w->nick);

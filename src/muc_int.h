@@ -90,3 +90,6 @@ bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from);
  * room whose log has records, what its archive has since the last. */
 void muc_start_join(Account *a, const char *room, const char *nick,
 		    RoomWait *w);
+/* @w's archive query got no answer in time: the join goes on without
+ * it (the room's history only), with a deadline of its own. */
+void muc_archive_silent(Account *a, const char *room, RoomWait *w);

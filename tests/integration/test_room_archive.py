@@ -9,6 +9,7 @@ archive (conference.localhost has muc_mam) from the last record on, and
 the join's history starts where the archive ended.  A service without an
 archive (locked.localhost has no muc_mam) answers the query with an
 error: the join's history is all there is, and it is still written once.
+An archive that never answers (deaf.localhost) is waited for 10 s.
 
 The other party is a slixmpp client in the room."""
 
@@ -19,7 +20,7 @@ from xfstest import note
 from test_rooms import (BNICK, J, ROOM, join, mount, parse_records, peer,
                         peer_says, rd, wait_gone, wait_in_room, wait_records)
 
-TAGS = ("ar", "na")
+TAGS = ("ar", "na", "da")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -63,18 +64,18 @@ def unmounted(m, bob, tag, room, bnick):
     return before
 
 
-def back(m, bob, tag, room, bnick, bodies, before):
-    """The mount comes back and rejoins: what the peer said meanwhile
-    (@bodies) is in the log once each, in order, before a marker said
-    after the rejoin.  Returns the seconds from the remount to the last
-    of @bodies in the log."""
+def back(m, bob, tag, room, bnick, bodies, before, timeout=15):
+    """The mount comes back and rejoins (within @timeout seconds): what
+    the peer said meanwhile (@bodies) is in the log once each, in order,
+    before a marker said after the rejoin.  Returns the seconds from the
+    remount to the last of @bodies in the log."""
     A, anick = J(tag), f"{tag}-a"
     since = len(bob.presences)
     t0 = time.monotonic()
     m.remount()
     m.wait_state(A, "online", timeout=10)
-    wait_in_room(bob, room, anick, since)
-    wait_records(m, A, room, [(bnick, b) for b in bodies], timeout=15)
+    wait_in_room(bob, room, anick, since, timeout=timeout)
+    wait_records(m, A, room, [(bnick, b) for b in bodies], timeout=timeout)
     dt = time.monotonic() - t0
     marker = "marker after the rejoin"
     peer_says(bob, room, bnick, marker)
@@ -113,3 +114,20 @@ def test_without_an_archive_the_history_is_written_once(server, tmp, stack):
         peer_says(bob, room, bnick, b)
     back(m, bob, tag, room, bnick, bodies, before)
     assert f"{room}: no archive" in m.log_text(), m.log_tail()
+
+
+def test_an_archive_that_never_answers_does_not_keep_us_out(server, tmp, stack):
+    """deaf.localhost takes archive queries and never answers them: after
+    its wait (10 s) the rejoin goes on with the room's history, and what
+    the room said meanwhile is in the log once."""
+    tag = "da"
+    room = f"{tag}-room@deaf.localhost"
+    m, bob, bnick = in_room(stack, server, tmp, tag, room)
+    before = unmounted(m, bob, tag, room, bnick)
+    bodies = [f"while away {i}" for i in (1, 2)]
+    for b in bodies:
+        peer_says(bob, room, bnick, b)
+    dt = back(m, bob, tag, room, bnick, bodies, before, timeout=25)
+    note(f"remount to the records, past the silent archive: {dt:.1f}s")
+    assert 8 < dt < 25, dt
+    assert f"{room}: no answer from the room's archive" in m.log_text(), m.log_tail()
