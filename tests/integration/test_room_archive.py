@@ -18,7 +18,7 @@ import time
 from xfstest import note
 
 from test_rooms import (BNICK, J, ROOM, join, mount, parse_records, peer,
-                        peer_says, rd, wait_gone, wait_in_room, wait_records)
+                        peer_says, rd, unmounted, wait_in_room, wait_records)
 
 TAGS = ("ar", "na", "da")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
@@ -50,18 +50,6 @@ def check_once_in_order(before, after, bnick, bodies, marker):
         f"once each, in order): {got}"
     stamps = [r[0] for r in new]
     assert stamps == sorted(stamps), f"record times out of order: {stamps}"
-
-
-def unmounted(m, bob, tag, room, bnick):
-    """Alice's mount has a record, then goes.  Returns its log then."""
-    A, anick = J(tag), f"{tag}-a"
-    peer_says(bob, room, bnick, "before the absence")
-    wait_records(m, A, room, [(bnick, "before the absence")])
-    before = rd(m, A, room, "log")
-    since = len(bob.presences)
-    m.close()
-    wait_gone(bob, room, anick, since)
-    return before
 
 
 def back(m, bob, tag, room, bnick, bodies, before, timeout=15):

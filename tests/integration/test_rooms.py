@@ -237,6 +237,19 @@ def setup(stack, server, tmp, tag, **keys):
     return m, bob, room, anick, bnick
 
 
+def unmounted(m, bob, tag, room, bnick, body="before the absence"):
+    """The peer says @body and alice's mount logs it, then goes (the peer
+    sees her leave).  Returns her log then."""
+    A, anick = J(tag), f"{tag}-a"
+    peer_says(bob, room, bnick, body)
+    wait_records(m, A, room, [(bnick, body)])
+    before = rd(m, A, room, "log")
+    since = len(bob.presences)
+    m.close()
+    wait_gone(bob, room, anick, since)
+    return before
+
+
 def epoch(ts):
     return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
 
@@ -607,12 +620,7 @@ def test_rejoin_after_remount(server, tmp, stack):
     A = J(tag)
     m, bob, room, anick, bnick = setup(stack, server, tmp, tag)
     early_in_a_second()
-    peer_says(bob, room, bnick, "before the remount")
-    wait_records(m, A, room, [(bnick, "before the remount")])
-    before = rd(m, A, room, "log")
-    since = len(bob.presences)
-    m.close()
-    wait_gone(bob, room, anick, since)
+    before = unmounted(m, bob, tag, room, bnick, "before the remount")
     peer_says(bob, room, bnick, "while unmounted")
     note(f"last record {parse_records(before)[-1][0]}, 'while unmounted' sent at "
          f"{time.strftime('%H:%M:%S', time.gmtime())}")
