@@ -245,6 +245,10 @@ bool mam_message(Account *a, xmpp_stanza_t *msg);
 char *mam_send_query(Account *a, const char *to, const char *start,
 		     const char *after, bool last_page, const char *max,
 		     xmpp_handler answer);
+/* The message a <result/> of an archive forwards (NULL for none, or one
+ * without a valid sender), its sender in @from (new), and in @t its time:
+ * the <delay/>'s stamp, else its own or now. */
+xmpp_stanza_t *mam_forwarded(xmpp_stanza_t *res, gint64 *t, Jid **from);
 /* The end of a page (the answer's <fin/>): the last id on it (new; NULL
  * for none or one we would not keep), and whether the archive has no
  * more. */

@@ -461,12 +461,32 @@ static void log_copy(Account *a, xmpp_stanza_t *inner, const Jid *from,
 	acct_log_message(a, inner, from, t, true);
 }
 
+xmpp_stanza_t *mam_forwarded(xmpp_stanza_t *res, gint64 *t, Jid **from)
+{
+	xmpp_stanza_t *fwd =
+		xmpp_stanza_get_child_by_name_and_ns(res, "forwarded", NS_FORWARD);
+	xmpp_stanza_t *inner =
+		fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
+	const char *ifrom = inner ? xmpp_stanza_get_from(inner) : NULL;
+	xmpp_stanza_t *delay;
+
+	*from = ifrom ? jid_parse(ifrom, NULL) : NULL;
+	if (!*from)
+		return NULL;
+	delay = xmpp_stanza_get_child_by_name_and_ns(fwd, "delay",
+						     "urn:xmpp:delay");
+	if (!delay || !record_parse_stamp(
+			      xmpp_stanza_get_attribute(delay, "stamp"), t))
+		*t = acct_message_time(inner);
+	return inner;
+}
+
 bool mam_message(Account *a, xmpp_stanza_t *msg)
 {
 	xmpp_stanza_t *res = xmpp_stanza_get_child_by_name_and_ns(msg, "result",
 								  NS_MAM);
-	xmpp_stanza_t *fwd, *inner, *delay;
-	const char *id, *ifrom;
+	xmpp_stanza_t *inner;
+	const char *id;
 	g_autoptr(Jid) jid = NULL;
 	gint64 t;
 
@@ -490,11 +510,8 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
 	g_hash_table_add(a->mam_returned, g_strdup(id));
 	if (g_hash_table_contains(a->mam_seen, id))
 		return true; /* logged already, live or by an earlier page */
-	fwd = xmpp_stanza_get_child_by_name_and_ns(res, "forwarded", NS_FORWARD);
-	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
-	ifrom = inner ? xmpp_stanza_get_from(inner) : NULL;
-	jid = ifrom ? jid_parse(ifrom, NULL) : NULL;
-	if (!jid)
+	inner = mam_forwarded(res, &t, &jid);
+	if (!inner)
 		return true;
 	{
 		/* what xmppfs sent is in the log since it was written */
@@ -503,11 +520,6 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
 		    g_str_has_prefix(xmpp_stanza_get_id(inner) ?: "", "xfs-"))
 			return true;
 	}
-	delay = xmpp_stanza_get_child_by_name_and_ns(fwd, "delay",
-						     "urn:xmpp:delay");
-	if (!delay || !record_parse_stamp(
-			      xmpp_stanza_get_attribute(delay, "stamp"), &t))
-		t = acct_message_time(inner);
 	log_copy(a, inner, jid, t);
 	note_logged(a, id);
 	return true;
@@ -545,7 +557,7 @@ static void check_page(Account *a, const char *after)
 	record_format_time(t - MAM_CHECK_SKEW_S, start);
 	g_free(a->mam_check);
 	a->mam_check = mam_send_query(a, NULL, start, after, false, MAM_PAGE,
-				  check_answer);
+				      check_answer);
 	a->mam_check_due = g_get_monotonic_time() + MAM_CHECK_TIMEOUT_US;
 }
 

@@ -13,7 +13,6 @@
  * runs, so no live message comes between. */
 #include "muc_int.h"
 
-#include <errno.h>
 #include <string.h>
 
 #include "jid.h"
@@ -126,30 +125,20 @@ bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
 	g_autofree char *room = from && res ? jid_normalize_bare(from, NULL)
 					    : NULL;
 	RoomWait *w = room ? g_hash_table_lookup(a->room_waits, room) : NULL;
-	xmpp_stanza_t *fwd, *inner, *delay;
+	xmpp_stanza_t *inner;
 	g_autoptr(Jid) sender = NULL;
 	g_autofree char *sbare = NULL, *body = NULL;
-	const char *ifrom;
 	gint64 t;
 
 	if (!w || w->op != ACCT_ROOM_JOIN || !w->archive ||
 	    g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), w->archive))
 		return false;
-	fwd = xmpp_stanza_get_child_by_name_and_ns(res, "forwarded",
-						   NS_FORWARD);
-	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : NULL;
-	ifrom = inner ? xmpp_stanza_get_from(inner) : NULL;
-	sender = ifrom ? jid_parse(ifrom, NULL) : NULL;
-	sbare = sender ? jid_bare(sender) : NULL;
+	inner = mam_forwarded(res, &t, &sender);
+	sbare = inner ? jid_bare(sender) : NULL;
 	/* the room's own words (no nick) and what is not its are no record */
 	if (!sbare || strcmp(sbare, room) || !sender->resource ||
 	    g_strcmp0(xmpp_stanza_get_type(inner), "groupchat"))
 		return true;
-	delay = xmpp_stanza_get_child_by_name_and_ns(fwd, "delay",
-						     "urn:xmpp:delay");
-	if (!delay || !record_parse_stamp(
-			      xmpp_stanza_get_attribute(delay, "stamp"), &t))
-		return true; /* without its time it cannot take its place */
 	/* ours, that the room has: not to be sent again */
 	muc_reflected(a, room, inner);
 	body = muc_body(a, inner);
