@@ -97,10 +97,18 @@ static void set_state(Account *a, AcctState st, const char *error)
 void acct_event(Account *a, const char *kind, const char *jid,
 		const char *text)
 {
+	acct_event_by(a, kind, jid, NULL, text);
+}
+
+void acct_event_by(Account *a, const char *kind, const char *jid,
+		   const char *who, const char *text)
+{
 	char t[RECORD_TIME_LEN + 1];
 	g_auto(GStrv) lines = NULL;
 	GString *out = g_string_new(NULL);
 	g_autofree char *clean = g_strdup(text ? text : "");
+	g_autofree char *pre = g_strconcat(who ? who : "", who ? "\t" : "",
+					   NULL);
 
 	if (!a->events)
 		return;
@@ -112,10 +120,12 @@ void acct_event(Account *a, const char *kind, const char *jid,
 	for (char **l = lines; *l; l++) {
 		if (!**l && l != lines && !l[1])
 			break; /* a trailing newline */
-		g_string_append_printf(out, "%s\t%s\t%s\t%s\n", t, kind, jid, *l);
+		g_string_append_printf(out, "%s\t%s\t%s\t%s%s\n", t, kind, jid,
+				       pre, *l);
 	}
 	if (!out->len) /* an empty text is still an event */
-		g_string_append_printf(out, "%s\t%s\t%s\t\n", t, kind, jid);
+		g_string_append_printf(out, "%s\t%s\t%s\t%s\n", t, kind, jid,
+				       pre);
 	hist_append(a->events, out->str, out->len);
 	g_string_free(out, TRUE);
 }

@@ -111,6 +111,10 @@ int acct_send_raw(Account *a, GPtrArray *stanzas);
  * per line of @text). */
 void acct_event(Account *a, const char *kind, const char *jid,
 		const char *text);
+/* [any] The same with "@who<TAB>" before each line of @text (@who holds
+ * no TAB): a room's events name the nick so. */
+void acct_event_by(Account *a, const char *kind, const char *jid,
+		   const char *who, const char *text);
 /* [pool] Send a roster change; pool_complete(@r) when the server
  * answered. */
 void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r);

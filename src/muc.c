@@ -927,26 +927,6 @@ char *muc_body(Account *a, xmpp_stanza_t *msg)
 	return body;
 }
 
-/* `groupchat` events have the room as JID and "NICK<TAB>line" as text,
- * the nick on every line of a body of several: a script reads them with
- * IFS=TAB read TIME KIND ROOM NICK TEXT.  @sender is escaped already (no
- * TAB in it), so the first TAB of the text ends the nick. */
-static void groupchat_event(Account *a, const char *room, const char *sender,
-			    const char *body)
-{
-	g_auto(GStrv) lines = g_strsplit(body, "\n", -1);
-	GString *text = g_string_new(NULL);
-
-	for (char **l = lines; *l; l++) {
-		if (!**l && l != lines && !l[1])
-			break; /* a trailing newline */
-		g_string_append_printf(text, "%s%s\t%s", l == lines ? "" : "\n",
-				       sender, *l);
-	}
-	acct_event(a, "groupchat", room, text->str);
-	g_string_free(text, TRUE);
-}
-
 /* What @nick said in @room at @t: a record, and unless it is ours an
  * event.  @delayed: history or the archive's, which may be in the log
  * already. */
@@ -972,7 +952,7 @@ void muc_record(Account *a, const char *room, const char *nick,
 	 * that answers events must not answer itself */
 	mine = rooms_nick(a->rooms, room);
 	if (g_strcmp0(nick, mine))
-		groupchat_event(a, room, sender, body);
+		acct_event_by(a, "groupchat", room, sender, body);
 }
 
 /* A groupchat message: a record in the room's log, with the nick; or a
