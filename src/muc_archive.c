@@ -29,14 +29,20 @@ static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
 void muc_start_join(Account *a, const char *room, const char *nick,
 		    RoomWait *w)
 {
-	GHashTable *seen =
-		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	gint64 last = muc_last_record_time(a, room, seen);
+	GHashTable *seen;
+	gint64 last;
 	char since[RECORD_TIME_LEN + 1];
 
 	/* a mkdir (after an rmdir) is no rejoin: what the room said while
-	 * it was not ours is not missing; its history is enough */
-	if (!last || w->req) {
+	 * it was not ours is not missing; its history is enough (and
+	 * muc_send_join reads the end of the log itself) */
+	if (w->req) {
+		muc_send_join(a, room, nick);
+		return;
+	}
+	seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	last = muc_last_record_time(a, room, seen);
+	if (!last) {
 		g_hash_table_unref(seen);
 		muc_send_join(a, room, nick);
 		return;
