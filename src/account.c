@@ -230,25 +230,6 @@ static Account *acct_of_ctx(const xmpp_ctx_t *ctx)
 	return g_hash_table_lookup(acct_by_ctx, ctx);
 }
 
-/* "RECV: <failure xmlns='..sasl'><not-authorized/><text>why</text>" ->
- * "not-authorized: why". */
-static void note_sasl_failure(Account *a, const char *msg)
-{
-	const char *cond = strstr(msg, "\"><");
-	const char *text = strstr(msg, "<text");
-	g_autofree char *c = NULL, *t = NULL;
-
-	if (!cond)
-		return;
-	cond += 3;
-	c = g_strndup(cond, strcspn(cond, "/> "));
-	if (text && (text = strchr(text, '>')))
-		t = g_strndup(text + 1, strcspn(text + 1, "<"));
-	g_free(a->auth_error);
-	a->auth_error = t && *t ? g_strdup_printf("%s: %s", c, t)
-				: g_steal_pointer(&c);
-}
-
 static void arm(Account *a, gint64 deadline)
 {
 	if (a->fd_dup >= 0)
@@ -280,79 +261,6 @@ static void tcp_connected(Account *a)
 		tls_begins(a);
 }
 
-static bool is_stanza(const char *xml, const char *name)
-{
-	size_t n = strlen(name);
-
-	return xml[0] == '<' && !strncmp(xml + 1, name, n) &&
-	       (xml[n + 1] == ' ' || xml[n + 1] == '>' || xml[n + 1] == '/');
-}
-
-/* libstrophe 0.12 keeps the XEP-0198 count of handled stanzas to itself
- * and sends it only when the server asks; at a clean close the server then
- * bounces everything it thinks unacknowledged.  So count as it does, and
- * acknowledge before </stream:stream> (begin_close). */
-static void sm_failed(Account *a);
-static void sm_answer(Account *a, const char *xml);
-
-static void sm_count(Account *a, const char *xml)
-{
-	if (is_stanza(xml, "r") && strstr(xml, "urn:xmpp:sm:3")) {
-		a->sm_r_pending = true;
-	} else if (is_stanza(xml, "a") && strstr(xml, "urn:xmpp:sm:3")) {
-		sm_answer(a, xml);
-	} else if (is_stanza(xml, "failed") && strstr(xml, "urn:xmpp:sm:3")) {
-		sm_failed(a);
-	} else if (is_stanza(xml, "enabled")) {
-		a->sm_on = true;
-		a->sm_h = 0;
-	} else if (a->sm_on && (is_stanza(xml, "message") ||
-				is_stanza(xml, "presence") ||
-				is_stanza(xml, "iq"))) {
-		a->sm_h++;
-	}
-}
-
-void acct_outmsg_free(OutMsg *m)
-{
-	outbox_item_free(m->item);
-	g_free(m);
-}
-
-/* The server has handled our first @h stanzas: their messages leave the
- * outbox. */
-static void sm_acked(Account *a, guint32 h)
-{
-	OutMsg *m;
-
-	while ((m = g_queue_peek_head(&a->inflight)) && m->seq <= h) {
-		g_queue_pop_head(&a->inflight);
-		outbox_done(a->outbox, m->item->id);
-		acct_outmsg_free(m);
-	}
-}
-
-static void sm_count_out(Account *a, const char *xml)
-{
-	if (is_stanza(xml, "enable")) {
-		a->sm_out_on = true;
-		a->sm_out = 0;
-	} else if (a->sm_out_on && (is_stanza(xml, "message") ||
-				    is_stanza(xml, "presence") ||
-				    is_stanza(xml, "iq"))) {
-		a->sm_out++;
-	}
-}
-
-/* "<a xmlns=... h=\"12\"/>" from the server */
-static void sm_answer(Account *a, const char *xml)
-{
-	const char *h = strstr(xml, " h=");
-
-	if (h && (h[3] == '"' || h[3] == '\''))
-		sm_acked(a, (guint32)g_ascii_strtoull(h + 4, NULL, 10));
-}
-
 /* One line of XML: newlines inside as character references. */
 static char *one_line(const char *xml)
 {
@@ -371,64 +279,80 @@ static char *one_line(const char *xml)
 }
 
 /* A received stanza for `raw` readers, as one line. */
-static void raw_record(Account *a, const char *xml)
+static void raw_record(Account *a, xmpp_stanza_t *st)
 {
+	const char *name = xmpp_stanza_get_name(st);
 	g_autofree char *line = NULL;
+	char *xml = NULL;
+	size_t len;
 
-	if (!g_atomic_int_get(&a->raw_readers) ||
-	    !(is_stanza(xml, "message") || is_stanza(xml, "presence") ||
-	      is_stanza(xml, "iq")))
+	if (!g_atomic_int_get(&a->raw_readers) || !name ||
+	    (strcmp(name, "message") && strcmp(name, "presence") &&
+	     strcmp(name, "iq")))
+		return;
+	if (xmpp_stanza_to_text(st, &xml, &len) != XMPP_EOK)
 		return;
 	line = one_line(xml);
+	xmpp_free(a->ctx, xml);
 	hist_append(a->raw, line, strlen(line));
 }
 
-/* libstrophe reports auth failures and parse errors only in its log; the
- * per-account context tells whose they are. */
-static void xlog_handler(void *ud, xmpp_log_level_t level, const char *area,
-			 const char *msg)
+/* Every stanza the server sends, before any other handler: proof that
+ * the link lives, the count of stream management, the `raw` file. */
+static int stanza_handler(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
 	Account *a = ud;
 
-	/* every line means libstrophe did something: run it again */
+	(void)conn;
 	a->progress++;
-	if (g_str_has_prefix(msg, "RECV: ")) {
-		raw_record(a, msg + 6);
-		a->last_rx = g_get_monotonic_time();
-		a->ping_due = 0; /* anything from the server proves the link */
-		a->stanzas++;
-		sm_count(a, msg + 6);
-		if (strstr(msg, "urn:xmpp:features:rosterver"))
-			a->rosterver = true;
-		if (is_stanza(msg + 6, "features") && strstr(msg, "urn:xmpp:sm:3"))
-			a->sm_offered = true;
-	} else if (g_str_has_prefix(msg, "SENT: ")) {
-		sm_count_out(a, msg + 6);
-	}
-	else if (g_str_has_prefix(msg, "parse error"))
-		a->parse_error = true;
-	else if (g_str_equal(msg, "connection successful"))
-		tcp_connected(a);
-	else if (g_str_equal(msg, "proceeding with TLS"))
-		tls_begins(a);
-	else if (a->in_tls && g_str_has_prefix(msg, "SENT: "))
+	a->last_rx = g_get_monotonic_time();
+	a->ping_due = 0; /* anything from the server proves the link */
+	a->stanzas++;
+	sm_received(a, st);
+	raw_record(a, st);
+	return 1;
+}
+
+/* ---- what libstrophe 0.12 tells only in its log (strophe012.c) ---- */
+
+void acct_lib_features(Account *a, bool sm, bool rosterver)
+{
+	if (sm)
+		sm_offered(a);
+	a->rosterver = a->rosterver || rosterver;
+}
+
+void acct_lib_auth_failed(Account *a, const char *why)
+{
+	if (!a->auth_error)
+		a->auth_error = g_strdup(why);
+}
+
+void acct_lib_sent(Account *a)
+{
+	if (a->in_tls)
 		tls_ends(a); /* the stream restarts over TLS */
-	else if (g_str_has_prefix(msg, "RECV: <failure xmlns=\"" XMPP_NS_SASL))
-		note_sasl_failure(a, msg);
-	else if (!a->auth_error && g_str_has_suffix(msg, " auth failed"))
-		a->auth_error = g_strdup(msg);
-	else if (!a->auth_error && strstr(msg, "Cannot authenticate"))
+}
+
+void acct_lib_parse_error(Account *a)
+{
+	a->parse_error = true;
+}
+
+void acct_lib_tcp_up(Account *a)
+{
+	tcp_connected(a);
+}
+
+void acct_lib_tls_begins(Account *a)
+{
+	tls_begins(a);
+}
+
+void acct_lib_no_mechanism(Account *a)
+{
+	if (!a->auth_error)
 		a->no_mechanism = true;
-	if (xfs_log_xml()) {
-		/* SASL PLAIN carries the password in base64: never log it;
-		 * nor a room's password, in a join or an invitation */
-		if (strstr(msg, "<auth ") || strstr(msg, "<response "))
-			msg = "[authentication data not shown]";
-		else if (strstr(msg, "<password>") || strstr(msg, " password="))
-			msg = "[a stanza with a room password, not shown]";
-		xfs_debug("%s %s: %s", a->cfg->jid, area, msg);
-	}
-	/* without -d, what matters reaches the log as this account's error */
 }
 
 static int certfail_handler(const xmpp_tlscert_t *cert, const char *errormsg)
@@ -505,7 +429,7 @@ static void send_presence(Account *a)
 
 	POOL_ASSERT();
 	p = acct_own_presence(a, NULL);
-	xmpp_send(a->conn, p);
+	sm_send(a, p);
 	xmpp_stanza_release(p);
 }
 
@@ -520,7 +444,7 @@ static void send_unavailable(Account *a)
 	xmpp_stanza_t *p = xmpp_presence_new(a->ctx);
 
 	xmpp_stanza_set_type(p, "unavailable");
-	xmpp_send(a->conn, p);
+	sm_send(a, p);
 	xmpp_stanza_release(p);
 }
 
@@ -679,19 +603,17 @@ static int iq_handler(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		reply = answer(a, iq, "feature-not-implemented");
 	if (!reply)
 		return 1;
-	xmpp_send(conn, reply);
+	sm_send(a, reply);
 	xmpp_stanza_release(reply);
 	return 1;
 }
 
 /* ---- messages ---- */
 
-/* The server said no to stream management: nothing will ever be acked,
- * so what was sent counts as delivered. */
-static void sm_failed(Account *a)
+void acct_outmsg_free(OutMsg *m)
 {
-	a->sm_out_on = false;
-	sm_acked(a, G_MAXUINT32);
+	outbox_item_free(m->item);
+	g_free(m);
 }
 
 static bool is_groupchat(const OutMsg *m)
@@ -699,81 +621,55 @@ static bool is_groupchat(const OutMsg *m)
 	return !strcmp(m->item->type, "groupchat");
 }
 
-static void send_message(Account *a, OutMsg *m)
+/* A chat message with our id twice: as its id and as its origin-id
+ * (XEP-0359), which servers keep when they rewrite the id; the archive
+ * check (mam.c) finds it by either. */
+static xmpp_stanza_t *chat_stanza(Account *a, const OutboxItem *item)
 {
 	xmpp_stanza_t *msg =
-		!strcmp(m->item->type, OUTBOX_TYPE_PRIVATE)
-			? muc_private_stanza(a, m->item)
-		: is_groupchat(m)
-			? muc_room_stanza(a, m->item)
-			: xmpp_message_new(a->ctx, m->item->type, m->item->to,
-					   m->item->id);
+		xmpp_message_new(a->ctx, item->type, item->to, item->id);
+	xmpp_stanza_t *oid = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(oid, "origin-id");
+	xmpp_stanza_set_ns(oid, NS_SID);
+	xmpp_stanza_set_id(oid, item->id);
+	xmpp_stanza_add_child_ex(msg, oid, 0);
+	return msg;
+}
+
+static void send_message(Account *a, OutMsg *m)
+{
+	xmpp_stanza_t *msg = !strcmp(m->item->type, OUTBOX_TYPE_PRIVATE)
+				     ? muc_private_stanza(a, m->item)
+			     : is_groupchat(m) ? muc_room_stanza(a, m->item)
+					       : chat_stanza(a, m->item);
 
 	xmpp_message_set_body(msg, m->item->body);
-	xmpp_send(a->conn, msg);
+	sm_send(a, msg);
 	xmpp_stanza_release(msg);
-	m->seq = a->sm_out;
 }
 
 /* Send what waits, oldest first; what is for a room that does not have
  * us yet waits in room_outq (muc_hold), and a room message, once sent,
  * waits for the room's reflection (room_sent) rather than for the
- * server's acknowledgement. */
+ * server's acknowledgement; every other waits for that (sm.c). */
 void acct_flush_outq(Account *a)
 {
 	OutMsg *m;
 
-	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead || a->close_at)
+	if (!acct_is_online(a))
 		return;
 	if (a->held.length)
-		return; /* an earlier mount's go first, once the archive told */
+		return; /* what the archive check sorts goes first */
 	while ((m = g_queue_pop_head(&a->outq))) {
 		if (muc_hold(a, m))
 			continue;
 		send_message(a, m);
-		g_queue_push_tail(is_groupchat(m) ? &a->room_sent : &a->inflight,
-				  m);
+		if (is_groupchat(m))
+			g_queue_push_tail(&a->room_sent, m);
+		else
+			sm_track(a, m);
 	}
-	/* libstrophe 0.12 asks for an acknowledgement (<r/>) after every
-	 * stanza by itself.  Sending our own made it worse: it queued ours as
-	 * a stanza for resumption that the server never counts, so its queue
-	 * grew ~1 KB a message for the life of the stream. */
-	if (!a->sm_out_on)
-		sm_acked(a, G_MAXUINT32);
-	else if (a->inflight.length)
-		a->sm_ask = true;
-}
-
-/* Turn XEP-0198 on for this stream (no resumption: see conn_flags). */
-static void sm_enable(Account *a)
-{
-	if (a->sm_offered)
-		xmpp_send_raw_string(a->conn, "<enable xmlns='urn:xmpp:sm:3'/>");
-}
-
-/* After a run: answer the server's <r/>, and ask one <r/> for what we
- * sent during it. */
-static void sm_after_run(Account *a)
-{
-	if (!a->conn || a->conn_dead || !a->was_online)
-		return;
-	if (a->sm_r_pending && a->sm_on)
-		xmpp_send_raw_string(a->conn, "<a xmlns='urn:xmpp:sm:3' h='%u'/>",
-				     a->sm_h);
-	if (a->sm_ask && a->sm_out_on && a->inflight.length)
-		xmpp_send_raw_string(a->conn, "<r xmlns='urn:xmpp:sm:3'/>");
-	a->sm_r_pending = false;
-	a->sm_ask = false;
-}
-
-/* A lost stream: what it did not acknowledge goes out again, first. */
-static void requeue_inflight(Account *a)
-{
-	OutMsg *m;
-
-	while ((m = g_queue_pop_tail(&a->inflight)))
-		g_queue_push_head(&a->outq, m);
-	a->sm_out_on = false;
 }
 
 void acct_release_held(Account *a, GHashTable *sent)
@@ -781,7 +677,7 @@ void acct_release_held(Account *a, GHashTable *sent)
 	OutMsg *m;
 
 	POOL_ASSERT();
-	/* before what this mount accepted: the order of acceptance */
+	/* before what was accepted since: the order of acceptance */
 	while ((m = g_queue_pop_tail(&a->held))) {
 		if (sent && g_hash_table_contains(sent, m->item->id)) {
 			xfs_info("%s: %s is in the archive: not sent again",
@@ -1097,7 +993,7 @@ static void roster_fetch(Account *a)
 	xmpp_stanza_add_child(iq, q);
 	xmpp_stanza_release(q);
 	xmpp_id_handler_add(a->conn, roster_result, "xfs-roster", a);
-	xmpp_send(a->conn, iq);
+	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 }
 
@@ -1180,7 +1076,7 @@ static void send_subscription(Account *a, const char *jid, const char *type)
 
 	xmpp_stanza_set_type(p, type);
 	xmpp_stanza_set_to(p, jid);
-	xmpp_send(a->conn, p);
+	sm_send(a, p);
 	xmpp_stanza_release(p);
 }
 
@@ -1229,7 +1125,7 @@ void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r)
 		g_hash_table_insert(a->iq_waits, g_strdup(id), w);
 	}
 	xmpp_id_handler_add(a->conn, change_answer, id, a);
-	xmpp_send(a->conn, iq);
+	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 	if (c->add)
 		send_subscription(a, c->jid, "subscribe");
@@ -1298,7 +1194,7 @@ int acct_send_iq(Account *a, IqCall *c, const char *text)
 		g_get_monotonic_time() + IQCALL_TIMEOUT_S * G_USEC_PER_SEC;
 	g_hash_table_insert(a->iq_calls, g_strdup(id), w);
 	xmpp_id_handler_add(a->conn, iq_file_answer, id, a);
-	xmpp_send(a->conn, iq);
+	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 	return 0;
 }
@@ -1339,10 +1235,8 @@ int acct_send_raw(Account *a, GPtrArray *stanzas)
 	POOL_ASSERT();
 	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead)
 		return -ENOTCONN;
-	for (guint i = 0; i < stanzas->len; i++) {
-		const char *st = g_ptr_array_index(stanzas, i);
-		xmpp_send_raw(a->conn, st, strlen(st));
-	}
+	for (guint i = 0; i < stanzas->len; i++)
+		sm_send_raw(a, g_ptr_array_index(stanzas, i));
 	return 0;
 }
 
@@ -1430,10 +1324,12 @@ static void on_connect(Account *a)
 	g_clear_pointer(&a->error, g_free);
 	a->retry_at_unix = 0;
 	g_mutex_unlock(&a->lock);
+	/* libstrophe fires handlers in the order they were added */
+	xmpp_handler_add(a->conn, stanza_handler, NULL, NULL, NULL, a);
 	xmpp_handler_add(a->conn, iq_handler, NULL, "iq", NULL, a);
 	xmpp_handler_add(a->conn, presence_handler, NULL, "presence", NULL, a);
 	xmpp_handler_add(a->conn, message_handler, NULL, "message", NULL, a);
-	sm_enable(a);
+	sm_start(a);
 	roster_fetch(a);
 	block_fetch(a);
 	mam_enable_carbons(a);
@@ -1561,7 +1457,7 @@ static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
 	if (a->fd_dup >= 0)
 		timed_out = wd_disarm(&a->wd);
 	a->conn_dead = true;
-	requeue_inflight(a);
+	sm_lost(a);
 	fail_iq_waits(a);
 	mam_disconnected(a);
 	expire_iq_calls(a, 0, true, -ECONNRESET);
@@ -1582,8 +1478,8 @@ static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
 		return;
 	}
 	if (!a->was_online && a->addrs && a->addr_next < a->addrs->len) {
-		/* another address of the same server may answer */
-		g_free(a->error);
+		/* another address of the same server may answer (set_state
+		 * replaces the error: freeing it here too was a double free) */
 		set_state(a, ACCT_CONNECTING, why);
 		return;
 	}
@@ -1604,11 +1500,7 @@ static void conn_handler(xmpp_conn_t *conn, xmpp_conn_event_t event,
 		on_disconnect(a, error, se);
 }
 
-/* XEP-0198 is ours, not libstrophe's: 0.12 keeps the text of every stanza
- * it sent for a resumption it cannot export, and its queue was never
- * trimmed (~850 bytes a message for the life of the stream).  xmppfs
- * counts both directions itself (sm_count, sm_count_out) and so enables,
- * answers and asks on its own (sm_enable, sm_after_run). */
+/* XEP-0198 is ours, not libstrophe's (see sm.c). */
 static long conn_flags(const CfgAccount *cfg)
 {
 	switch (cfg->tls) {
@@ -1630,15 +1522,11 @@ static void attempt_reset(Account *a)
 	a->guard_tail_len = 0;
 	a->no_mechanism = false;
 	a->oversize = false;
-	a->sm_on = false;
-	a->sm_h = 0;
+	sm_reset(a);
 	a->close_at = 0;
 	a->rosterver = false;
 	a->ping_due = 0;
 	a->ping_dead = false;
-	a->sm_offered = false;
-	a->sm_r_pending = false;
-	a->sm_ask = false;
 	a->stanzas = a->stanzas_mark = 0;
 	a->bytes_mark = 0;
 	a->was_online = false;
@@ -1886,7 +1774,7 @@ void acct_run(Account *a)
 	/* many pushes in one run (a login re-sends pending items) make one
 	 * write of the cache, not one each */
 	roster_save(a->roster);
-	if (a->conn && !a->conn_dead && (a->sm_r_pending || a->sm_ask)) {
+	if (a->conn && !a->conn_dead && sm_after_run_wanted(a)) {
 		sm_after_run(a);
 		xmpp_run_once(a->ctx, 0); /* write it now */
 	}
@@ -1951,6 +1839,7 @@ bool acct_guard_input(Account *a, const char *buf, size_t len)
 
 void acct_note_read(Account *a, bool more)
 {
+	a->progress++; /* libstrophe has something new to work on */
 	a->read_more = a->read_more || more;
 }
 
@@ -2018,7 +1907,7 @@ static void keepalive(Account *a, gint64 now)
 	xmpp_stanza_set_to(iq, strchr(a->cfg->jid, '@')
 				       ? strchr(a->cfg->jid, '@') + 1
 				       : a->cfg->jid);
-	xmpp_send(a->conn, iq);
+	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 	a->ping_due = now + ping_timeout(a) * G_USEC_PER_SEC;
 }
@@ -2062,9 +1951,7 @@ static void finish_close(Account *a)
 	a->close_at = 0;
 	if (!a->conn || a->conn_dead)
 		return;
-	if (a->sm_on)
-		xmpp_send_raw_string(a->conn, "<a xmlns='urn:xmpp:sm:3' h='%u'/>",
-				     a->sm_h);
+	sm_ack_all(a);
 	xmpp_disconnect(a->conn);
 }
 
@@ -2311,7 +2198,7 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	a->fd_dup = -1;
 	a->backoff_s = BACKOFF_MIN_S;
 	wd_slot_init(&a->wd);
-	a->xlog.handler = xlog_handler;
+	a->xlog.handler = strophe012_log;
 	a->xlog.userdata = a;
 	return a;
 }

@@ -15,6 +15,7 @@
 #include "outbox.h"
 #include "rooms.h"
 #include "roster.h"
+#include "sm.h"
 #include "watchdog.h"
 
 #define NS_MUC "http://jabber.org/protocol/muc"
@@ -98,16 +99,10 @@ struct Account {
 	guint64 bytes_mark;   /* bytes consumed at the last new stanza */
 	gint64 close_at;      /* closing: end the stream by then (µs) */
 	bool going_offline;   /* our unavailable presence is sent */
-	bool sm_on;           /* XEP-0198 enabled on this stream */
-	guint32 sm_h;         /* stanzas received since <enabled/> */
+	Sm sm;                /* stream management (sm.c) */
 	gint64 last_rx;       /* monotonic µs of the last data from the server */
 	gint64 ping_due;      /* keep-alive: an answer is due by then; 0: none */
 	bool ping_dead;       /* the keep-alive ping went unanswered */
-	bool sm_offered;      /* the stream features list XEP-0198 */
-	bool sm_r_pending;    /* the server asked <r/>: answer after the run */
-	bool sm_ask;          /* messages went out: ask <r/> after the run */
-	bool sm_out_on;       /* counting what we send since <enable/> */
-	guint32 sm_out;       /* stanzas sent since <enable/> */
 
 	/* conversations: any thread, locks of their own */
 	HistSet *hists;
@@ -135,8 +130,10 @@ struct Account {
 	guint iq_next;
 	/* messages to send, pool thread only: OutMsg*, oldest first */
 	GQueue outq;     /* not sent on this stream yet */
-	GQueue inflight; /* sent, waiting for the server's <a h=''/> */
-	GQueue held;     /* an earlier mount's, until the archive is asked */
+	GQueue inflight; /* sent, waiting for an acknowledgement (sm.c) */
+	GQueue held;     /* sent by an earlier mount or on a stream that was
+			  * lost, unacknowledged: until the archive is asked
+			  * which the server has (mam.c) */
 	GQueue room_outq; /* for rooms that do not have us yet (muc.c), in
 			   * the order of acceptance */
 	GQueue room_sent; /* room messages sent, until the room reflects
@@ -163,10 +160,24 @@ struct Account {
 };
 
 /* A message on its way: accepted (in the outbox), sent or not yet. */
-typedef struct {
+typedef struct OutMsg {
 	OutboxItem *item;
 	guint32 seq; /* its number among the stanzas sent since <enable/> */
 } OutMsg;
+
+/* ---- account.c, for strophe012.c: what libstrophe 0.12 tells only in
+ * its log ---- */
+
+void acct_lib_features(Account *a, bool sm, bool rosterver);
+void acct_lib_auth_failed(Account *a, const char *why);
+void acct_lib_sent(Account *a);
+void acct_lib_parse_error(Account *a);
+void acct_lib_tcp_up(Account *a);
+void acct_lib_tls_begins(Account *a);
+void acct_lib_no_mechanism(Account *a);
+/* strophe012.c: the log handler of every account's context. */
+void strophe012_log(void *ud, xmpp_log_level_t level, const char *area,
+		    const char *msg);
 
 /* ---- account.c, for muc.c and mam.c ---- */
 
@@ -210,7 +221,7 @@ void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
 void acct_outmsg_free(OutMsg *m);
 /* Send what waits in outq (when online). */
 void acct_flush_outq(Account *a);
-/* The held messages (an earlier mount's) go out, but those whose id is
+/* The held messages go out again, but those whose id is
  * in @sent (NULL: none), which the server has already. */
 void acct_release_held(Account *a, GHashTable *sent);
 /* @st comes from our own account's side: no 'from', or our bare JID.

@@ -163,7 +163,7 @@ void block_fetch(Account *a)
 	xmpp_stanza_set_ns(q, NS_BLOCKING);
 	xmpp_stanza_add_child_ex(iq, q, 0);
 	xmpp_id_handler_add(a->conn, list_answer, BLOCKLIST_ID, a);
-	xmpp_send(a->conn, iq);
+	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 }
 
@@ -247,7 +247,7 @@ void acct_block(Account *a, const char *jid, bool block, PoolReq *r)
 	w->block = block;
 	g_hash_table_insert(a->iq_waits, g_strdup(id), w);
 	xmpp_id_handler_add(a->conn, change_answer, id, a);
-	xmpp_send(a->conn, iq);
+	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 }
 

@@ -93,7 +93,7 @@ char *mam_send_query(Account *a, const char *to, const char *start,
 	if (to)
 		xmpp_stanza_set_to(iq, to);
 	xmpp_id_handler_add(a->conn, answer, id, a);
-	xmpp_send(a->conn, iq);
+	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 	return id;
 }
@@ -683,7 +683,7 @@ void mam_enable_carbons(Account *a)
 	xmpp_stanza_add_child(iq, en);
 	xmpp_stanza_release(en);
 	xmpp_id_handler_add(a->conn, carbons_answer, "xfs-carbons", a);
-	xmpp_send(a->conn, iq);
+	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 }
 

@@ -182,7 +182,7 @@ void muc_send_join(Account *a, const char *room, const char *nick)
 	if (password)
 		acct_add_text_child(a, x, "password", password);
 	xmpp_stanza_add_child_ex(p, x, 0);
-	xmpp_send(a->conn, p);
+	sm_send(a, p);
 	xmpp_stanza_release(p);
 }
 
@@ -206,7 +206,7 @@ void muc_send_presence(Account *a)
 			continue;
 		to = g_strdup_printf("%s/%s", room, nick);
 		p = acct_own_presence(a, to);
-		xmpp_send(a->conn, p);
+		sm_send(a, p);
 		xmpp_stanza_release(p);
 	}
 }
@@ -246,7 +246,7 @@ static void send_leave(Account *a, const char *room)
 	p = xmpp_presence_new(a->ctx);
 	xmpp_stanza_set_type(p, "unavailable");
 	xmpp_stanza_set_to(p, to);
-	xmpp_send(a->conn, p);
+	sm_send(a, p);
 	xmpp_stanza_release(p);
 }
 
@@ -388,7 +388,7 @@ static void room_nick(Account *a, const char *room, const char *old,
 		return;
 	}
 	p = acct_own_presence(a, to);
-	xmpp_send(a->conn, p);
+	sm_send(a, p);
 	xmpp_stanza_release(p);
 	w = room_wait(a, room, r, ACCT_ROOM_NICK);
 	w->value = g_strdup(nick);
@@ -413,7 +413,7 @@ static void room_subject(Account *a, const char *room, const char *subject,
 	}
 	msg = xmpp_message_new(a->ctx, "groupchat", room, id);
 	acct_add_text_child(a, msg, "subject", subject);
-	xmpp_send(a->conn, msg);
+	sm_send(a, msg);
 	xmpp_stanza_release(msg);
 	w = room_wait(a, room, r, ACCT_ROOM_SUBJECT);
 	w->id = g_steal_pointer(&id);
@@ -505,7 +505,7 @@ static void room_admin(Account *a, const char *room, AcctRoomOp op,
 	w->block = -1;
 	g_hash_table_insert(a->iq_waits, g_strdup(id), w);
 	xmpp_id_handler_add(a->conn, admin_answer, id, a);
-	xmpp_send(a->conn, iq);
+	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 }
 
@@ -537,7 +537,7 @@ static int room_invite(Account *a, const char *room, const char *value)
 	if (password)
 		xmpp_stanza_set_attribute(x, "password", password);
 	xmpp_stanza_add_child_ex(msg, x, 0);
-	xmpp_send(a->conn, msg);
+	sm_send(a, msg);
 	xmpp_stanza_release(msg);
 	return 0;
 }
@@ -780,7 +780,7 @@ static char *unlock_new_room(Account *a, const char *room)
 	xmpp_stanza_add_child_ex(q, form, 0);
 	xmpp_stanza_add_child_ex(iq, q, 0);
 	xmpp_id_handler_add(a->conn, unlock_answer, id, a);
-	xmpp_send(a->conn, iq);
+	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 	return id;
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Only the pool thread may call libstrophe: its calls must be confined to
 # the object files of pool.c and the account layer (account.c, muc*.c,
-# mam.c, block.c), whose entry points assert
+# mam.c, block.c, sm.c, strophe012.c), whose entry points assert
 # POOL_ASSERT().  Fails when any other object file of xmppfs references an
 # xmpp_* symbol.  Argument: the directory of xmppfs's object files.
 status=0
@@ -10,7 +10,7 @@ for obj in "$1"/*.o; do
 	found=$((found + 1))
 	case "$obj" in
 	*src_pool.c.o | *src_account.c.o | *src_muc.c.o | *src_muc_*.c.o | *src_mam.c.o | \
-	*src_block.c.o) continue ;;
+	*src_block.c.o | *src_sm.c.o | *src_strophe012.c.o) continue ;;
 	esac
 	syms=$(nm -u "$obj" | awk '{print $NF}' | grep '^xmpp_' | tr '\n' ' ')
 	if [ -n "$syms" ]; then
@@ -18,9 +18,19 @@ for obj in "$1"/*.o; do
 		status=1
 	fi
 done
+# Every stanza leaves through sm.c, which counts it for XEP-0198: no other
+# file may hand libstrophe anything to send.
+for obj in "$1"/*.o; do
+	case "$obj" in *src_sm.c.o) continue ;; esac
+	syms=$(nm -u "$obj" | awk '{print $NF}' | grep -E '^xmpp_send' | tr '\n' ' ')
+	if [ -n "$syms" ]; then
+		echo "not ok: $obj sends around sm.c: $syms"
+		status=1
+	fi
+done
 if [ $found -lt 5 ]; then
 	echo "not ok: no object files in $1"
 	exit 1
 fi
-[ $status = 0 ] && echo "ok: libstrophe is called only from pool.c, account.c, muc*.c, mam.c and block.c"
+[ $status = 0 ] && echo "ok: libstrophe is called only from pool.c, account.c, muc*.c, mam.c, block.c, sm.c and strophe012.c; stanzas are sent only by sm.c"
 exit $status
