@@ -1315,6 +1315,7 @@ static void on_connect(Account *a)
 	if (a->fd_dup >= 0)
 		wd_disarm(&a->wd);
 	a->was_online = true;
+	a->streams++;
 	a->going_offline = false;
 	a->online_at = g_get_monotonic_time();
 	a->last_rx = a->online_at;

@@ -99,6 +99,7 @@ struct Account {
 	guint64 bytes_mark;   /* bytes consumed at the last new stanza */
 	gint64 close_at;      /* closing: end the stream by then (µs) */
 	bool going_offline;   /* our unavailable presence is sent */
+	guint streams;        /* streams that reached CONNECT, this one too */
 	Sm sm;                /* stream management (sm.c) */
 	gint64 last_rx;       /* monotonic µs of the last data from the server */
 	gint64 ping_due;      /* keep-alive: an answer is due by then; 0: none */
@@ -150,6 +151,8 @@ struct Account {
 	bool mam_restarted;   /* the catch-up started over by time */
 	char *mam_check;      /* queryid of the outbox check, or NULL */
 	GHashTable *mam_sent; /* held ids the archive has (the check) */
+	GHashTable *mam_check_ids; /* id -> OutMsg* in held, while checking */
+	GHashTable *mam_check_min; /* stream -> lowest seq found of it */
 	gint64 mam_check_due; /* monotonic µs; 0: no check running */
 	bool mam_off;         /* the server has no archive for us */
 	GQueue mam_held;      /* Held*: live messages held (mam_hold) */
@@ -162,7 +165,10 @@ struct Account {
 /* A message on its way: accepted (in the outbox), sent or not yet. */
 typedef struct OutMsg {
 	OutboxItem *item;
-	guint32 seq; /* its number among the stanzas sent since <enable/> */
+	/* set when it was last sent (sm_track): */
+	guint stream;   /* Account.streams then (0: not sent by this mount) */
+	guint32 seq;    /* its count among the stanzas of that stream */
+	gint64 sent_at; /* unix seconds */
 } OutMsg;
 
 /* ---- account.c, for strophe012.c: what libstrophe 0.12 tells only in
@@ -251,10 +257,11 @@ void mam_tick(Account *a, gint64 now);
 bool mam_message(Account *a, xmpp_stanza_t *msg);
 /* <iq type='set' to=@to><query xmlns='urn:xmpp:mam:2' queryid=ID>[a form
  * with start]<set>max, after or before</set></query></iq> to the archive
+ * (@before "": the last page; else the page before that id)
  * of @to (NULL: our own); returns ID (new), whose answer goes to @answer
  * with the account as its data. */
 char *mam_send_query(Account *a, const char *to, const char *start,
-		     const char *after, bool last_page, const char *max,
+		     const char *after, const char *before, const char *max,
 		     xmpp_handler answer);
 /* The message a <result/> of an archive forwards (NULL for none, or one
  * without a valid sender), its sender in @from (new), and in @t its time:

@@ -45,6 +45,7 @@
 static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
 static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
 static void check_result(Account *a, xmpp_stanza_t *res);
+static void check_clear(Account *a);
 
 static void add_field(Account *a, xmpp_stanza_t *form, const char *var,
 		      const char *value)
@@ -58,7 +59,7 @@ static void add_field(Account *a, xmpp_stanza_t *form, const char *var,
 }
 
 char *mam_send_query(Account *a, const char *to, const char *start,
-		     const char *after, bool last_page, const char *max,
+		     const char *after, const char *before, const char *max,
 		     xmpp_handler answer)
 {
 	char *id = acct_next_id(a);
@@ -81,10 +82,12 @@ char *mam_send_query(Account *a, const char *to, const char *start,
 	xmpp_stanza_set_name(set, "set");
 	xmpp_stanza_set_ns(set, NS_RSM);
 	acct_add_text_child(a, set, "max", max);
-	if (last_page) {
-		xmpp_stanza_t *before = xmpp_stanza_new(a->ctx);
-		xmpp_stanza_set_name(before, "before");
-		xmpp_stanza_add_child_ex(set, before, 0);
+	if (before && !*before) {
+		xmpp_stanza_t *b = xmpp_stanza_new(a->ctx);
+		xmpp_stanza_set_name(b, "before"); /* the last page */
+		xmpp_stanza_add_child_ex(set, b, 0);
+	} else if (before) {
+		acct_add_text_child(a, set, "before", before);
 	} else if (after) {
 		acct_add_text_child(a, set, "after", after);
 	}
@@ -154,7 +157,7 @@ void mam_free(Account *a)
 	g_clear_pointer(&a->mam_query, g_free);
 	g_clear_pointer(&a->mam_seen, g_hash_table_unref);
 	g_clear_pointer(&a->mam_returned, g_hash_table_unref);
-	g_clear_pointer(&a->mam_check, g_free);
+	check_clear(a);
 	g_clear_pointer(&a->mam_sent, g_hash_table_unref);
 }
 
@@ -205,7 +208,7 @@ static void catch_up(Account *a, const char *after, const char *start,
 		     bool probe)
 {
 	g_free(a->mam_query);
-	a->mam_query = mam_send_query(a, NULL, start, after, probe,
+	a->mam_query = mam_send_query(a, NULL, start, after, probe ? "" : NULL,
 				      probe ? "1" : MAM_PAGE, query_answer);
 	a->mam_probe = probe;
 	a->mam_live_count = 0;
@@ -333,6 +336,25 @@ static void restart_by_time(Account *a)
 		 "everything since %s", a->cfg->jid, start);
 	catch_up(a, NULL, start, false);
 	a->mam_restarted = true;
+}
+
+/* The <set/> of an answer's <fin/>, NULL for none. */
+static xmpp_stanza_t *fin_set(xmpp_stanza_t *iq, xmpp_stanza_t **fin)
+{
+	*fin = xmpp_stanza_get_child_by_name_and_ns(iq, "fin", NS_MAM);
+	return *fin ? xmpp_stanza_get_child_by_name_and_ns(*fin, "set", NS_RSM)
+		    : NULL;
+}
+
+/* The first id on a page (new; NULL for none or one we would not keep). */
+static char *page_first(xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t *fin, *set = fin_set(iq, &fin);
+	char *first = set ? acct_child_text(set, "first") : NULL;
+
+	if (first && !id_ok(first))
+		g_clear_pointer(&first, g_free);
+	return first;
 }
 
 char *mam_page_end(xmpp_stanza_t *iq, bool *complete)
@@ -527,52 +549,85 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
 
 /* ---- the outbox check ----
  *
- * What an earlier mount accepted and never saw acknowledged may have
- * reached the server all the same (a crash after the send).  Before it is
- * sent again, the archive is asked for what we sent since the oldest of
- * it was accepted (its id holds the time); what is there is not sent. */
+ * What a lost stream sent and never saw acknowledged (or what an earlier
+ * mount left) may have reached the server all the same.  Before it is
+ * sent again, our archive is asked which of it the server has: newest
+ * first (RSM <before/>), back to when the oldest of it was sent (for an
+ * earlier mount's: accepted, as its id says) less MAM_CHECK_SKEW_S.  The
+ * server archives one stream's messages in the order it handled them,
+ * so once a message of a stream is found, those sent after it on that
+ * stream and not seen on the way back are known to be missing; the check
+ * ends as soon as every held message is found or known missing, usually
+ * within a page or two of the newest. */
 
 #define MAM_CHECK_TIMEOUT_US (20 * G_USEC_PER_SEC)
-#define MAM_CHECK_SKEW_S 300 /* the server's clock against ours */
+#define MAM_CHECK_SKEW_S 120 /* the server's clock against ours */
 
 static void check_done(Account *a, bool told)
 {
-	g_clear_pointer(&a->mam_check, g_free);
-	a->mam_check_due = 0;
+	/* (the tables point into held: cleared before it is released) */
+	check_clear(a);
 	acct_release_held(a, told ? a->mam_sent : NULL);
 	if (a->mam_sent)
 		g_hash_table_remove_all(a->mam_sent);
 }
 
-static void check_page(Account *a, const char *after)
+/* When the oldest held message went out (0: none tells). */
+static gint64 held_since(Account *a)
 {
 	gint64 t = G_MAXINT64;
-	char start[RECORD_TIME_LEN + 1];
 
 	for (GList *l = a->held.head; l; l = l->next) {
-		gint64 it = outbox_item_time(((OutMsg *)l->data)->item);
+		const OutMsg *m = l->data;
+		gint64 it = m->sent_at ? m->sent_at : outbox_item_time(m->item);
 		if (it)
 			t = MIN(t, it);
 	}
-	record_format_time(t - MAM_CHECK_SKEW_S, start);
+	return t == G_MAXINT64 ? 0 : t;
+}
+
+static void check_page(Account *a, const char *before)
+{
+	char start[RECORD_TIME_LEN + 1];
+
+	record_format_time(MAX(held_since(a) - MAM_CHECK_SKEW_S, (gint64)0),
+			   start);
 	g_free(a->mam_check);
-	a->mam_check = mam_send_query(a, NULL, start, after, false, MAM_PAGE,
+	a->mam_check = mam_send_query(a, NULL, start, NULL, before, MAM_PAGE,
 				      check_answer);
 	a->mam_check_due = g_get_monotonic_time() + MAM_CHECK_TIMEOUT_US;
 }
 
+/* Every held message is found, or missing for sure (see above). */
+static bool check_resolved(Account *a)
+{
+	for (GList *l = a->held.head; l; l = l->next) {
+		const OutMsg *m = l->data;
+		gpointer min;
+		if (g_hash_table_contains(a->mam_sent, m->item->id))
+			continue;
+		if (!m->stream ||
+		    !g_hash_table_lookup_extended(a->mam_check_min,
+						  GUINT_TO_POINTER(m->stream),
+						  NULL, &min) ||
+		    GPOINTER_TO_UINT(min) > m->seq)
+			return false;
+	}
+	return true;
+}
+
 void mam_check_outbox(Account *a)
 {
-	bool any_time = false;
-
 	POOL_ASSERT();
-	g_clear_pointer(&a->mam_check, g_free);
-	a->mam_check_due = 0;
+	check_clear(a);
 	if (!a->held.length)
 		return;
-	for (GList *l = a->held.head; l && !any_time; l = l->next)
-		any_time = outbox_item_time(((OutMsg *)l->data)->item) != 0;
-	if (a->mam_off || !any_time) {
+	if (a->mam_off || !held_since(a)) {
+		xfs_warn("%s: %u unacknowledged messages are sent again without "
+			 "asking the archive (%s): the server may get some "
+			 "twice", a->cfg->jid, a->held.length,
+			 a->mam_off ? "the server keeps none for us"
+				    : "they carry no time");
 		acct_release_held(a, NULL);
 		return;
 	}
@@ -580,7 +635,28 @@ void mam_check_outbox(Account *a)
 		a->mam_sent = g_hash_table_new_full(g_str_hash, g_str_equal,
 						    g_free, NULL);
 	g_hash_table_remove_all(a->mam_sent);
-	check_page(a, NULL);
+	a->mam_check_ids = g_hash_table_new(g_str_hash, g_str_equal);
+	a->mam_check_min = g_hash_table_new(NULL, NULL);
+	for (GList *l = a->held.head; l; l = l->next) {
+		OutMsg *m = l->data;
+		g_hash_table_insert(a->mam_check_ids, m->item->id, m);
+	}
+	check_page(a, "");
+}
+
+/* One of ours in the archive: its id, or its origin-id (XEP-0359). */
+static const OutMsg *held_of(Account *a, xmpp_stanza_t *inner)
+{
+	xmpp_stanza_t *oid =
+		xmpp_stanza_get_child_by_name_and_ns(inner, "origin-id", NS_SID);
+	const char *ids[] = {xmpp_stanza_get_id(inner),
+			     oid ? xmpp_stanza_get_attribute(oid, "id") : NULL};
+	const OutMsg *m;
+
+	for (guint i = 0; i < G_N_ELEMENTS(ids); i++)
+		if (ids[i] && (m = g_hash_table_lookup(a->mam_check_ids, ids[i])))
+			return m;
+	return NULL;
 }
 
 static void check_result(Account *a, xmpp_stanza_t *res)
@@ -590,13 +666,22 @@ static void check_result(Account *a, xmpp_stanza_t *res)
 	xmpp_stanza_t *inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message")
 				   : NULL;
 	const char *from = inner ? xmpp_stanza_get_from(inner) : NULL;
-	const char *id = inner ? xmpp_stanza_get_id(inner) : NULL;
 	g_autoptr(Jid) jid = from ? jid_parse(from, NULL) : NULL;
 	g_autofree char *bare = jid ? jid_bare(jid) : NULL;
+	const OutMsg *m;
+	gpointer min;
 
-	if (id && bare && !strcmp(bare, a->cfg->jid) &&
-	    g_str_has_prefix(id, "xfs-"))
-		g_hash_table_add(a->mam_sent, g_strdup(id));
+	if (!bare || strcmp(bare, a->cfg->jid) || !(m = held_of(a, inner)))
+		return;
+	g_hash_table_add(a->mam_sent, g_strdup(m->item->id));
+	if (m->stream &&
+	    (!g_hash_table_lookup_extended(a->mam_check_min,
+					   GUINT_TO_POINTER(m->stream), NULL,
+					   &min) ||
+	     GPOINTER_TO_UINT(min) > m->seq))
+		g_hash_table_insert(a->mam_check_min,
+				    GUINT_TO_POINTER(m->stream),
+				    GUINT_TO_POINTER(m->seq));
 }
 
 static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
@@ -605,6 +690,7 @@ static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	const char *type = xmpp_stanza_get_type(iq);
 	bool complete;
 	g_autofree char *last = mam_page_end(iq, &complete);
+	g_autofree char *first = page_first(iq);
 
 	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
 		return 1; /* not the answer: keep waiting for it */
@@ -614,12 +700,20 @@ static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		check_done(a, false);
 		return 0;
 	}
-	if (last && !complete) {
-		check_page(a, last);
+	if (first && !complete && !check_resolved(a)) {
+		check_page(a, first);
 		return 0;
 	}
 	check_done(a, true);
 	return 0;
+}
+
+static void check_clear(Account *a)
+{
+	g_clear_pointer(&a->mam_check, g_free);
+	a->mam_check_due = 0;
+	g_clear_pointer(&a->mam_check_ids, g_hash_table_unref);
+	g_clear_pointer(&a->mam_check_min, g_hash_table_unref);
 }
 
 gint64 mam_due(Account *a)
@@ -639,13 +733,12 @@ void mam_tick(Account *a, gint64 now)
 	if (!a->mam_check_due || now < a->mam_check_due)
 		return;
 	if (!acct_is_online(a)) {
-		/* the link went: the next connect asks again */
-		g_clear_pointer(&a->mam_check, g_free);
-		a->mam_check_due = 0;
+		check_clear(a); /* the link went: the next connect asks again */
 		return;
 	}
-	xfs_warn("%s: the archive did not answer in time: the outbox is sent "
-		 "unchecked", a->cfg->jid);
+	xfs_warn("%s: the archive did not answer in time: %u unacknowledged "
+		 "messages are sent again unchecked (the server may get some "
+		 "twice)", a->cfg->jid, a->held.length);
 	check_done(a, false);
 }
 

@@ -50,7 +50,7 @@ void muc_start_join(Account *a, const char *room, const char *nick,
 	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
 	record_format_time(last, since);
 	w->nick = g_strdup(nick);
-	w->archive = mam_send_query(a, room, since, NULL, false,
+	w->archive = mam_send_query(a, room, since, NULL, NULL,
 				    ROOM_ARCHIVE_PAGE, archive_answer);
 	w->head.deadline =
 		g_get_monotonic_time() + ROOM_ARCHIVE_WAIT_S * G_USEC_PER_SEC;
@@ -113,7 +113,7 @@ static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	}
 	last = mam_page_end(iq, &complete);
 	if (last && !complete) {
-		w->archive = mam_send_query(a, room, NULL, last, false,
+		w->archive = mam_send_query(a, room, NULL, last, NULL,
 					    ROOM_ARCHIVE_PAGE, archive_answer);
 		w->head.deadline = g_get_monotonic_time() +
 				   ROOM_ARCHIVE_WAIT_S * G_USEC_PER_SEC;

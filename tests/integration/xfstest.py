@@ -885,6 +885,63 @@ class Peer:
             what=lambda: f"{self.bare} to get {n} messages from {frm}; got "
                          f"{[m['body'] for m in self.messages_from(frm, since)]!r}"[:2000])
 
+    def archive(self, with_jid=None, page=50, timeout=30.0):
+        """Every message in this account's own archive (XEP-0313), oldest
+        first, paged by RSM: dicts with from, to, body, id (the
+        stanza's), origin_id, stamp."""
+        import uuid
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+        ns, rsm = "urn:xmpp:mam:2", "http://jabber.org/protocol/rsm"
+        qid = uuid.uuid4().hex
+        out = []
+
+        def on_result(msg):
+            r = msg.xml.find(f"{{{ns}}}result")
+            if r is None or r.get("queryid") != qid:
+                return
+            fwd = r.find("{urn:xmpp:forward:0}forwarded")
+            inner = fwd.find("{jabber:client}message") if fwd is not None else None
+            if inner is None:
+                return
+            d = fwd.find("{urn:xmpp:delay}delay")
+            body = inner.find("{jabber:client}body")
+            oid = inner.find("{urn:xmpp:sid:0}origin-id")
+            out.append({"from": inner.get("from"), "to": inner.get("to"),
+                        "body": body.text if body is not None else None,
+                        "id": inner.get("id"),
+                        "origin_id": oid.get("id") if oid is not None else None,
+                        "stamp": d.get("stamp") if d is not None else None,
+                        "archive_id": r.get("id")})
+        name = f"xfstest archive {qid}"
+        self._call(lambda: self.xmpp.register_handler(Callback(
+            name, MatchXPath(f"{{jabber:client}}message/{{{ns}}}result"),
+            on_result)))
+        try:
+            after = None
+            while True:
+                q = ET.Element(f"{{{ns}}}query", {"queryid": qid})
+                if with_jid:
+                    x = ET.SubElement(q, "{jabber:x:data}x", {"type": "submit"})
+                    for var, val in (("FORM_TYPE", ns), ("with", with_jid)):
+                        f = ET.SubElement(x, "{jabber:x:data}field", {"var": var})
+                        ET.SubElement(f, "{jabber:x:data}value").text = val
+                s = ET.SubElement(q, f"{{{rsm}}}set")
+                ET.SubElement(s, f"{{{rsm}}}max").text = str(page)
+                if after:
+                    ET.SubElement(s, f"{{{rsm}}}after").text = after
+                ans = self.iq(self.bare, "set", q, timeout=timeout)
+                if ans is None or ans.get("type") != "result":
+                    raise TestFailure(f"{self.bare}: archive query failed: "
+                                      f"{ans if ans is None else _error_condition(ans)}")
+                fin = ans.find(f"{{{ns}}}fin")
+                last = fin.find(f"{{{rsm}}}set/{{{rsm}}}last") if fin is not None else None
+                if fin is None or fin.get("complete") == "true" or last is None:
+                    return out
+                after = last.text
+        finally:
+            self._call(lambda: self.xmpp.remove_handler(name))
+
     # -- roster and subscriptions ------------------------------------------
 
     def manual_subscriptions(self):
