@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "datalock.h"
 #include "fsops.h"
 #include "log.h"
 #include "pool.h"
@@ -75,6 +76,35 @@ static int make_data_dirs(const char *data_dir, const CfgFile *cfg)
 	return 0;
 }
 
+/* The locks of the accounts' data directories, held for the life of the
+ * process (datalock.h). */
+static GArray *data_locks;
+
+static int lock_data_dirs(const char *data_dir, const CfgFile *cfg,
+			  const char *mountpoint)
+{
+	data_locks = g_array_new(FALSE, FALSE, sizeof(int));
+	for (guint i = 0; i < cfg->accounts->len; i++) {
+		const CfgAccount *ac = g_ptr_array_index(cfg->accounts, i);
+		g_autofree char *dir = g_build_filename(data_dir, ac->jid, NULL);
+		g_autoptr(GError) err = NULL;
+		int fd = datalock_take(dir, mountpoint, &err);
+		if (fd < 0) {
+			fprintf(stderr, "xmppfs: %s\n", err->message);
+			return -1;
+		}
+		g_array_append_val(data_locks, fd);
+	}
+	return 0;
+}
+
+static void unlock_data_dirs(void)
+{
+	for (guint i = 0; data_locks && i < data_locks->len; i++)
+		close(g_array_index(data_locks, int, i));
+	g_clear_pointer(&data_locks, g_array_unref);
+}
+
 static int run_session(struct fuse_args *args,
 		       const struct fuse_cmdline_opts *fo, Xfs *x)
 {
@@ -91,6 +121,9 @@ static int run_session(struct fuse_args *args,
 		goto out_signals;
 	fuse_daemonize(fo->foreground);
 	xfs_log_init(fo->foreground, fo->debug);
+	for (guint i = 0; data_locks && i < data_locks->len; i++)
+		datalock_note_pid(g_array_index(data_locks, int, i),
+				  fo->mountpoint); /* the daemon's pid now */
 	/* fuse_set_signal_handlers ignores SIGPIPE; make sure of it */
 	signal(SIGPIPE, SIG_IGN);
 	wd_start();
@@ -142,11 +175,19 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *fo,
 					      NULL);
 	if (make_data_dirs(data_dir, cfg) != 0)
 		return 1;
+	{
+		g_autofree char *mp = absolute(fo->mountpoint);
+		if (lock_data_dirs(data_dir, cfg, mp) != 0) {
+			unlock_data_dirs();
+			return 1;
+		}
+	}
 	fuse_opt_add_arg(args, "-odefault_permissions,fsname=xmppfs");
 
 	x.pool = pool_new(cfg, data_dir, &err);
 	if (!x.pool) {
 		fprintf(stderr, "xmppfs: %s\n", err->message);
+		unlock_data_dirs();
 		return 1;
 	}
 	x.tree = tree_new(x.pool);
@@ -156,6 +197,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *fo,
 	ret = run_session(args, fo, &x);
 	tree_free(x.tree);
 	pool_free(x.pool);
+	unlock_data_dirs();
 	return ret;
 }
 

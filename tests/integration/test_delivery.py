@@ -15,8 +15,8 @@ import threading
 import time
 
 from faultproxy import FaultProxy
-from xfstest import (Mount, Peer, Server, TestFailure, assert_stays, note,
-                     wait_until)
+from xfstest import (Mount, Peer, Server, TestFailure, assert_stays, is_mounted,
+                     note, pid_alive, run_xmppfs, wait_until)
 
 A = "alice@localhost"
 B = "bob@localhost"
@@ -280,3 +280,64 @@ def test_killed_in_the_middle_of_a_send_and_mounted_again(tmp, stack):
 
 
 test_killed_in_the_middle_of_a_send_and_mounted_again.timeout = 180
+
+
+def test_a_second_mount_of_the_same_data_is_refused(tmp, stack):
+    """Two mounts on one data directory wrote every record twice and
+    renamed each other's outbox away.  The second is refused before it
+    mounts, with one line naming the first; after the first is killed
+    (SIGKILL), its stale lock file blocks nothing."""
+    srv = server(stack, tmp)
+    m = stack.enter_context(Mount(tmp, {A: srv.account("alice", resource="first")}))
+    m.wait_state(A, "online", timeout=15)
+    m.write(f"{A}/contacts/{B}/send", "before the second mount\n")
+    other = tmp / "second"
+    other.mkdir()
+    r = run_xmppfs(["-f", "--config", m.cfg, "--data-dir", m.data, other],
+                   timeout=20)
+    note(f"second mount: exit {r.returncode}: {r.stderr.strip()}")
+    assert r.returncode != 0, r
+    assert not is_mounted(other)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"process {m.pid}" in lines[0] and str(m.mnt) in lines[0], lines
+    assert log_bodies(m, A) == ["before the second mount"]
+    # a daemonized second try is refused the same way, before it forks
+    r = run_xmppfs(["--config", m.cfg, "--data-dir", m.data, other], timeout=20)
+    assert r.returncode != 0 and f"process {m.pid}" in r.stderr, r
+    assert not is_mounted(other)
+    m.kill()
+    m.remount()
+    m.wait_state(A, "online", timeout=15)
+    assert f"{m.pid} {m.mnt}" in (m.data / A / "lock").read_text()
+    m.write(f"{A}/contacts/{B}/send", "after the kill\n")
+    wait_until(lambda: log_bodies(m, A) == ["before the second mount",
+                                            "after the kill"],
+               timeout=10, what=lambda: f"the log once each: {log_bodies(m, A)}")
+
+
+def test_the_lock_follows_a_daemon(tmp, stack):
+    """Without -f xmppfs forks after mounting: the lock stays with the
+    daemon, which the refusal names."""
+    srv = server(stack, tmp)
+    first = Mount(tmp, {A: srv.account("alice", resource="daemon")})
+    first.data.mkdir()
+    first.mnt.mkdir()
+    first.cfg.write_text(first.text)
+    os.chmod(first.cfg, 0o600)
+    r = run_xmppfs(["--config", first.cfg, "--data-dir", first.data, first.mnt],
+                   timeout=20)
+    assert r.returncode == 0, r
+    try:
+        assert is_mounted(first.mnt)
+        pid = int((first.data / A / "lock").read_text().split()[0])
+        assert pid_alive(pid) and pid != os.getpid()
+        other = tmp / "second"
+        other.mkdir()
+        r = run_xmppfs(["-f", "--config", first.cfg, "--data-dir", first.data,
+                        other], timeout=20)
+        assert r.returncode != 0 and f"process {pid} " in r.stderr, r
+    finally:
+        first.unmount()
+    wait_until(lambda: not pid_alive(pid), timeout=10,
+               what="the daemon to exit after its unmount")
