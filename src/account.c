@@ -80,6 +80,7 @@ static void set_state(Account *a, AcctState st, const char *error)
 	if (error) {
 		g_free(a->error);
 		a->error = g_strdup(error);
+		a->error_is_log = false;
 	}
 	g_mutex_unlock(&a->lock);
 	if (error)
@@ -92,6 +93,28 @@ static void set_state(Account *a, AcctState st, const char *error)
 			      : g_strdup(state_words[st]);
 		acct_event(a, "connection", a->cfg->jid, text);
 	}
+}
+
+/* Events that could not be written (a full disk) wait here, in order,
+ * and go first the next time one can be. */
+#define EVENTS_BACKLOG_MAX (1024 * 1024)
+
+static void events_append(Account *a, const GString *out)
+{
+	GString *b;
+
+	g_mutex_lock(&a->events_lock);
+	b = a->events_backlog;
+	if (b->len && hist_append(a->events, b->str, b->len) == 0)
+		g_string_truncate(b, 0);
+	if (!out || (!b->len && hist_append(a->events, out->str, out->len) == 0))
+		goto out_unlock;
+	if (b->len + out->len <= EVENTS_BACKLOG_MAX)
+		g_string_append_len(b, out->str, out->len);
+	else
+		a->events_dropped++;
+out_unlock:
+	g_mutex_unlock(&a->events_lock);
 }
 
 void acct_event(Account *a, const char *kind, const char *jid,
@@ -126,7 +149,7 @@ void acct_event_by(Account *a, const char *kind, const char *jid,
 	if (!out->len) /* an empty text is still an event */
 		g_string_append_printf(out, "%s\t%s\t%s\t%s\n", t, kind, jid,
 				       pre);
-	hist_append(a->events, out->str, out->len);
+	events_append(a, out);
 	g_string_free(out, TRUE);
 }
 
@@ -701,28 +724,67 @@ void acct_queue_message(Account *a, OutboxItem *item)
 	acct_flush_outq(a);
 }
 
-int acct_send(Account *a, const char *to, const char *body, guint64 *seq)
+int acct_errno_of(const GError *err)
 {
-	OutboxItem *item = NULL;
-	g_autoptr(GString) rec = g_string_new(NULL);
-	g_autoptr(GError) err = NULL;
-	Hist *h;
+	static const struct {
+		GFileError code;
+		int err;
+	} map[] = {
+		{G_FILE_ERROR_NOSPC, ENOSPC}, {G_FILE_ERROR_MFILE, EMFILE},
+		{G_FILE_ERROR_NFILE, ENFILE}, {G_FILE_ERROR_ACCES, EACCES},
+		{G_FILE_ERROR_ROFS, EROFS},   {G_FILE_ERROR_NOMEM, ENOMEM},
+	};
+
+	for (guint i = 0; err && err->domain == G_FILE_ERROR &&
+			  i < G_N_ELEMENTS(map);
+	     i++)
+		if (map[i].code == (GFileError)err->code)
+			return map[i].err;
+	return EIO;
+}
+
+int acct_accept(Account *a, const char *to, const char *type,
+		const char *const *bodies, guint n, Hist *h,
+		const char *sender, guint64 *seq)
+{
+	g_autoptr(GPtrArray) items = NULL;
+	OutboxSpan span;
 	int ret;
 
-	ret = outbox_add(a->outbox, to, "chat", body, &item);
+	if (!n)
+		return 0;
+	ret = outbox_add_many(a->outbox, to, type, bodies, n, &items, &span);
 	if (ret)
 		return ret;
-	*seq = item->seq;
-	h = hist_set_get(a->hists, to, true, &err);
 	if (h) {
-		record_append(rec, g_get_real_time() / G_USEC_PER_SEC,
-			      a->cfg->jid, body);
-		hist_append(h, rec->str, rec->len);
-	} else {
-		xfs_warn("%s: %s", a->cfg->jid, err->message);
+		g_autoptr(GString) rec = g_string_new(NULL);
+		gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+		for (guint i = 0; i < n; i++)
+			record_append(rec, now, sender, bodies[i]);
+		ret = hist_append(h, rec->str, rec->len);
+		if (ret) {
+			/* all or nothing: what the log cannot show is not sent */
+			outbox_cancel(a->outbox, items, &span);
+			return ret;
+		}
 	}
-	pool_post_message(a->pool, a, item);
+	*seq = ((OutboxItem *)g_ptr_array_index(items, n - 1))->seq;
+	for (guint i = 0; i < n; i++)
+		pool_post_message(a->pool, a, g_steal_pointer(&items->pdata[i]));
 	return 0;
+}
+
+int acct_send(Account *a, const char *to, const char *const *bodies,
+	      guint n, guint64 *seq)
+{
+	g_autoptr(GError) err = NULL;
+	Hist *h = hist_set_get(a->hists, to, true, &err);
+
+	if (!h) {
+		xfs_warn("%s: %s", a->cfg->jid, err->message);
+		return -acct_errno_of(err);
+	}
+	return acct_accept(a, to, "chat", bodies, n, h, a->cfg->jid, seq);
 }
 
 /* "[error: service-unavailable] text" for a bounced message. */
@@ -791,9 +853,11 @@ void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
 	g_autoptr(GString) rec = NULL;
 	const char *sender = bare;
 	Hist *h;
+	int ret;
 
 	if (!(text = message_text(msg)))
 		return;
+
 	if (!text_is_clean(text, strlen(text), true)) {
 		/* the records must stay one per line */
 		g_strdelimit(text, "\r\v\f", ' ');
@@ -810,11 +874,16 @@ void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
 	if (!h) {
 		xfs_warn("%s: message from %s not logged: %s", a->cfg->jid,
 			 bare, err->message);
+		acct_log_failed(a, peer ? peer : bare, acct_errno_of(err));
 		return;
 	}
 	rec = g_string_new(NULL);
 	record_append(rec, t, sender, text);
-	hist_append(h, rec->str, rec->len);
+	ret = hist_append(h, rec->str, rec->len);
+	if (ret) {
+		acct_log_failed(a, peer ? peer : bare, -ret);
+		return;
+	}
 	if (peer)
 		return; /* our own words are no event */
 	if (g_str_has_prefix(text, "[error: ")) {
@@ -865,10 +934,69 @@ static int message_handler(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 void acct_chat_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
 		       gint64 t)
 {
+	guint failures = a->log_failures;
+
 	if (mam_seen_live(a, msg))
 		return; /* the archive gave it to us already */
 	acct_log_message(a, msg, jid, t, false);
-	mam_logged_live(a, msg);
+	if (a->log_failures == failures)
+		mam_logged_live(a, msg);
+}
+
+#define LOG_RETRY_S 5
+
+void acct_log_note(Account *a, const char *where, int err)
+{
+	g_autofree char *text = NULL;
+
+	POOL_ASSERT();
+	a->log_failures++;
+	if (!a->log_retry_at)
+		a->log_retry_at = g_get_monotonic_time() +
+				  LOG_RETRY_S * G_USEC_PER_SEC;
+	if (!err || a->log_error_shown)
+		return; /* said once, until everything is logged again */
+	a->log_error_shown = true;
+	text = g_strdup_printf("a message in %s could not be logged (%s); it "
+			       "is fetched from the archive again once it can "
+			       "be", where, g_strerror(err));
+	xfs_warn("%s: %s", a->cfg->jid, text);
+	g_mutex_lock(&a->lock);
+	g_free(a->error);
+	a->error = g_strdup(text);
+	a->error_is_log = true;
+	g_mutex_unlock(&a->lock);
+	acct_event(a, "error", where, text);
+}
+
+void acct_log_failed(Account *a, const char *where, int err)
+{
+	if (!a->log_gap_since)
+		a->log_gap_since = g_get_real_time() / G_USEC_PER_SEC;
+	acct_log_note(a, where, err);
+	mam_log_failed(a);
+}
+
+void acct_log_recovered(Account *a)
+{
+	a->log_gap_since = 0;
+	acct_log_maybe_recovered(a);
+}
+
+void acct_log_maybe_recovered(Account *a)
+{
+	if (a->log_gap_since || g_hash_table_size(a->room_gaps) ||
+	    !a->log_error_shown)
+		return;
+	a->log_error_shown = false;
+	xfs_info("%s: every message that could not be logged is logged now",
+		 a->cfg->jid);
+	g_mutex_lock(&a->lock);
+	if (a->error_is_log)
+		g_clear_pointer(&a->error, g_free);
+	a->error_is_log = false;
+	g_mutex_unlock(&a->lock);
+	events_append(a, NULL);
 }
 
 /* ---- roster (RFC 6121 §2) ---- */
@@ -2147,6 +2275,8 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 		a->roster = roster_new(rpath);
 	}
 	a->events = hist_open(dir, "events", err);
+	g_mutex_init(&a->events_lock);
+	a->events_backlog = g_string_new(NULL);
 	{
 		/* raw is for readers of this mount only: start it empty */
 		g_autofree char *raw = g_build_filename(dir, "raw", "log", NULL);
@@ -2155,6 +2285,7 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	}
 	a->raw = a->events ? hist_open(dir, "raw", err) : NULL;
 	if (!a->raw) {
+		g_string_free(a->events_backlog, TRUE);
 		hist_close(a->events);
 		roster_free(a->roster);
 		outbox_free(o);
@@ -2268,6 +2399,8 @@ void acct_free(Account *a)
 	g_clear_pointer(&a->outbox, outbox_free);
 	g_clear_pointer(&a->roster, roster_free);
 	g_clear_pointer(&a->events, hist_close);
+	g_mutex_clear(&a->events_lock);
+	g_string_free(a->events_backlog, TRUE);
 	g_clear_pointer(&a->raw, hist_close);
 	g_clear_pointer(&a->iq_waits, g_hash_table_unref);
 	g_clear_pointer(&a->iq_calls, g_hash_table_unref);

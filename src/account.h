@@ -67,8 +67,8 @@ Rooms *acct_rooms(Account *a);
 HistSet *acct_room_hists(Account *a);
 /* [any] Accept a groupchat message (as acct_send; the record comes with
  * the room's reflection of it). */
-int acct_send_room(Account *a, const char *room, const char *body,
-		   guint64 *seq);
+int acct_send_room(Account *a, const char *room, const char *const *bodies,
+		   guint n, guint64 *seq);
 /* What a request to a room does. */
 typedef enum {
 	ACCT_ROOM_JOIN,    /* -EEXIST if in it, -ENOTCONN offline */
@@ -91,7 +91,7 @@ HistSet *acct_private_hists(Account *a, const char *room);
 /* [any] Accept a private message to @nick in @room (as acct_send);
  * -ENOTCONN when not in the room. */
 int acct_send_private(Account *a, const char *room, const char *nick,
-		      const char *body, guint64 *seq);
+		      const char *const *bodies, guint n, guint64 *seq);
 /* [any] The roster, presence and pending requests. */
 Roster *acct_roster(Account *a);
 /* [any] The events log (`events` reads it like a stream). */
@@ -128,11 +128,22 @@ void acct_block(Account *a, const char *jid, bool block, PoolReq *r);
 char *acct_blocked_text(Account *a, const char *jid);
 /* [any] The blocklist, one JID per line, sorted. */
 char *acct_blocklist_text(Account *a);
-/* [any] Accept a message (a validated, clean body): into the outbox, into
- * the log, then to the pool.  0, or -errno when the outbox cannot store
- * it; never fails because the link is down.  *seq: its place in the
- * outbox, for outbox_watch. */
-int acct_send(Account *a, const char *to, const char *body, guint64 *seq);
+/* [any] Accept @n messages (validated, clean bodies): into the outbox,
+ * into the log, then to the pool, all or none.  0, or -errno when the
+ * outbox or the log cannot store them; never fails because the link is
+ * down.  *seq: the last one's place in the outbox, for outbox_watch. */
+int acct_send(Account *a, const char *to, const char *const *bodies,
+	      guint n, guint64 *seq);
+/* [any] What acct_send and its kin share: the @n bodies to @to of @type
+ * go into the outbox with one write, their records (from @sender, now)
+ * into @h (NULL: none) with another, then to the pool: all or none.  A
+ * full disk fails it with -ENOSPC and nothing is sent.  *seq: the last
+ * one's place in the outbox. */
+int acct_accept(Account *a, const char *to, const char *type,
+		const char *const *bodies, guint n, Hist *h,
+		const char *sender, guint64 *seq);
+/* [any] The errno a GFileError stands for (EIO when none). */
+int acct_errno_of(const GError *err);
 /* [any] The outbox (for fsync: see outbox_watch). */
 Outbox *acct_outbox(Account *a);
 /* [pool] Send @item (taken) when online, and keep it until acknowledged. */

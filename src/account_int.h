@@ -53,6 +53,7 @@ struct Account {
 	char *server;   /* "ADDRESS:PORT" of the current or last attempt */
 	char *tls_desc; /* "on, certificate sha256 ..." */
 	char *error;    /* last error, NULL when none */
+	bool error_is_log; /* that error is acct_log_failed's */
 	gint64 since;   /* unix seconds of the last state change */
 	gint64 retry_at_unix;
 	AcctShow show;  /* never OFFLINE/RECONNECT: see want_online */
@@ -110,6 +111,9 @@ struct Account {
 	Outbox *outbox;
 	Roster *roster;
 	Hist *events;
+	GMutex events_lock;      /* around appends to events: */
+	GString *events_backlog; /* what could not be written yet */
+	guint events_dropped;    /* past EVENTS_BACKLOG_MAX */
 	Hist *raw;
 	gint raw_readers; /* atomic */
 	/* pool thread only */
@@ -119,6 +123,10 @@ struct Account {
 	GHashTable *room_waits; /* room -> RoomWait* (muc.c): joins, leaves,
 				 * changes */
 	GHashTable *room_seen;  /* room -> set of the log's last-second lines */
+	GHashTable *room_ids;   /* room -> RoomIds* (muc.c), loaded on use */
+	GHashTable *room_gaps;  /* room -> a record could not be written */
+	GHashTable *room_fills; /* room -> queryid of the query filling it */
+	guint room_fill_failures; /* log_failures when those began */
 	GHashTable *invite_passwords; /* room -> password of an invitation */
 	gint64 room_retry_at;   /* monotonic µs: rejoin the rooms we are not
 				 * in (0: none due) */
@@ -160,6 +168,17 @@ struct Account {
 	gint64 mam_hold_due;  /* monotonic µs; 0: not holding */
 	GHashTable *mam_seen; /* archive ids logged since mam_last (in the
 			       * file too) */
+	bool mam_incomplete;  /* the catch-up running could not log all */
+	bool mam_gap_by_time; /* the next catch-up goes by time, from
+			       * log_gap_since (no position before the gap) */
+	bool mam_by_time;     /* the one running does */
+	bool mam_replaying;   /* logging a result of our catch-up now */
+	/* messages that could not be logged (a full disk), pool thread */
+	guint log_failures;   /* every failure counts (never reset) */
+	gint64 log_gap_since; /* conversations: unix s of the first failure
+			       * since all was logged; 0: none */
+	bool log_error_shown; /* connection and events say so */
+	gint64 log_retry_at;  /* monotonic µs: ask the archive again */
 };
 
 /* A message on its way: accepted (in the outbox), sent or not yet. */
@@ -186,6 +205,20 @@ void strophe012_log(void *ud, xmpp_log_level_t level, const char *area,
 		    const char *msg);
 
 /* ---- account.c, for muc.c and mam.c ---- */
+
+/* A received message could not be logged in @where (a conversation or
+ * room) for @err: it is not taken as handled; the account shows it
+ * (`error:` in connection, an error event) and the archive is asked
+ * again until it is logged (mam.c). */
+void acct_log_failed(Account *a, const char *where, int err);
+/* What acct_log_failed and muc_log_failed share: the failure counts, the
+ * account shows it (once, while any gap lasts; @err 0: nothing to show)
+ * and the retry timer runs (mam.c). */
+void acct_log_note(Account *a, const char *where, int err);
+/* The conversations' catch-up logged everything missing. */
+void acct_log_recovered(Account *a);
+/* No gap is left anywhere: the error goes, held events are written. */
+void acct_log_maybe_recovered(Account *a);
 
 /* A child element <@name>@text</@name> of @parent. */
 void acct_add_text_child(Account *a, xmpp_stanza_t *parent, const char *name,
@@ -287,6 +320,9 @@ void mam_disconnected(Account *a);
 void mam_enable_carbons(Account *a);
 bool mam_carbon(Account *a, xmpp_stanza_t *msg);
 
+/* A message could not be logged (acct_log_failed): see mam.c. */
+void mam_log_failed(Account *a);
+
 /* ---- block.c, for account.c ---- */
 
 void block_init(Account *a);
@@ -297,6 +333,10 @@ void block_fetch(Account *a);
 bool block_push(Account *a, xmpp_stanza_t *iq);
 
 /* ---- muc.c, for account.c and mam.c ---- */
+
+/* Ask the archive of every room with a gap (muc_log_failed) again;
+ * true while any room has one. */
+bool muc_fill_gaps(Account *a);
 
 /* An archived message (or a carbon) from @from, of time @t, that belongs
  * to rooms or is an invitation: true, and it is no conversation's.  A

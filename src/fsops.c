@@ -827,54 +827,66 @@ static int check_body(Account *a, const char *s, gsize len, bool allow_lf)
 	return 0;
 }
 
-/* One message from @h's file: to the room, an occupant or a contact. */
+/* Messages from @h's file: to the room, an occupant or a contact; all or
+ * none. */
+static int send_bodies(Handle *h, const char *const *bodies, guint n)
+{
+	const TreeNode *nd = h->node;
+
+	if (in_private(nd)) {
+		g_autofree char *nick = private_nick(nd);
+		return acct_send_private(nd->acct, private_room(nd), nick,
+					 bodies, n, &h->last_seq);
+	}
+	if (in_room(nd))
+		return acct_send_room(nd->acct, nd->jid, bodies, n,
+				      &h->last_seq);
+	return acct_send(nd->acct, nd->jid, bodies, n, &h->last_seq);
+}
+
 static int send_body(Handle *h, const char *body)
 {
-	const TreeNode *n = h->node;
-
-	if (in_private(n)) {
-		g_autofree char *nick = private_nick(n);
-		return acct_send_private(n->acct, private_room(n), nick, body,
-					 &h->last_seq);
-	}
-	if (in_room(n))
-		return acct_send_room(n->acct, n->jid, body, &h->last_seq);
-	return acct_send(n->acct, n->jid, body, &h->last_seq);
+	return send_bodies(h, &body, 1);
 }
 
-static int send_line(Xfs *x, Handle *h, const char *line)
-{
-	if (!*line)
-		return 0; /* an empty line is no message */
-	return send_body(h, line);
-}
-
-/* `send`: every complete line is checked before any is sent, so a write
- * with one bad line sends nothing. */
+/* `send`: every complete line is checked before any is sent, and they
+ * are accepted together (acct_accept), so a write with one bad line, or
+ * one the disk has no room for, sends nothing.  Empty lines are no
+ * messages. */
 static int send_write(Xfs *x, Handle *h, const char *data, size_t size)
 {
 	Account *a = h->node->acct;
+	gsize before = h->wbuf->len;
+	g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
 	const char *p, *end, *nl;
 	int ret = 0;
 
 	g_string_append_len(h->wbuf, data, size);
 	p = h->wbuf->str;
 	end = p + h->wbuf->len;
-	for (; (nl = memchr(p, '\n', end - p)) && !ret; p = nl + 1)
-		ret = check_body(a, p, nl - p, false);
+	for (; !ret && (nl = memchr(p, '\n', end - p)); p = nl + 1) {
+		gsize n = nl - p;
+		ret = check_body(a, p, n, false);
+		if (!ret && n)
+			g_ptr_array_add(lines, g_strndup(p, n));
+	}
 	if (!ret && (gsize)(end - p) > acct_cfg(a)->message_limit)
 		ret = -EFBIG;
 	if (ret) {
+		/* a refused line takes what earlier writes gave of it along */
 		g_string_truncate(h->wbuf, 0);
 		return ret;
 	}
-	p = h->wbuf->str;
-	for (; (nl = memchr(p, '\n', end - p)) && !ret; p = nl + 1) {
-		g_autofree char *line = g_strndup(p, nl - p);
-		ret = send_line(x, h, line);
+	if (lines->len &&
+	    (ret = send_bodies(h, (const char *const *)lines->pdata,
+			       lines->len))) {
+		/* not stored (a full disk): as if this write never came, so
+		 * that the same write again does what it would have */
+		g_string_truncate(h->wbuf, before);
+		return ret;
 	}
 	g_string_erase(h->wbuf, 0, p - h->wbuf->str);
-	return ret;
+	return 0;
 }
 
 /* `post`: collect; the message goes at release. */

@@ -41,6 +41,9 @@
  * the archive again (for what went to our other clients only) */
 #define MAM_LIVE_BATCH 500
 #define MAM_FROM_START "*"
+/* how often a catch-up is tried again while a message could not be
+ * logged (a full disk) */
+#define MAM_RETRY_S 5
 
 static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
 static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
@@ -207,6 +210,8 @@ static void note_logged(Account *a, const char *id)
 static void catch_up(Account *a, const char *after, const char *start,
 		     bool probe)
 {
+	/* what this one cannot log keeps the position where it is */
+	a->mam_incomplete = false;
 	g_free(a->mam_query);
 	a->mam_query = mam_send_query(a, NULL, start, after, probe ? "" : NULL,
 				      probe ? "1" : MAM_PAGE, query_answer);
@@ -216,9 +221,21 @@ static void catch_up(Account *a, const char *after, const char *start,
 
 static void catch_up_from_last(Account *a)
 {
+	char start[RECORD_TIME_LEN + 1];
+
 	g_hash_table_remove_all(a->mam_returned);
-	catch_up(a, strcmp(a->mam_last, MAM_FROM_START) ? a->mam_last : NULL,
-		 NULL, false);
+	if (!a->mam_gap_by_time) {
+		catch_up(a,
+			 strcmp(a->mam_last, MAM_FROM_START) ? a->mam_last : NULL,
+			 NULL, false);
+		return;
+	}
+	/* a message that could not be logged before we had a position:
+	 * from a minute before it, by time (what is logged since is in
+	 * mam_seen) */
+	record_format_time(MAX(a->log_gap_since - 60, (gint64)0), start);
+	catch_up(a, NULL, start, false);
+	a->mam_by_time = true;
 }
 
 /* ---- the hold ----
@@ -266,7 +283,9 @@ bool mam_hold(Account *a, xmpp_stanza_t *msg, bool carbon, gint64 t)
 {
 	Held *h;
 
-	if (!a->mam_hold_due)
+	/* also while a message could not be logged: the next ones wait for
+	 * the catch-up that brings it, so that the log keeps their order */
+	if (!a->mam_hold_due && !a->log_gap_since)
 		return false;
 	h = g_new0(Held, 1);
 	h->msg = xmpp_stanza_clone(msg);
@@ -303,24 +322,44 @@ static void caught_up(Account *a, const char *last)
 {
 	GHashTableIter it;
 	gpointer k;
+	bool by_time = a->mam_by_time;
 
+	a->mam_by_time = false;
+	/* first, while the ids it returned are still in mam_seen */
+	release_held(a);
+	if (a->mam_incomplete) {
+		/* something could not be logged: the position stays where it
+		 * was, so the next catch-up brings it again; what was logged
+		 * stays in mam_seen, so it is not logged twice */
+		g_hash_table_remove_all(a->mam_returned);
+		if (!a->mam_last || a->mam_probe) {
+			a->mam_gap_by_time = true;
+			g_free(a->mam_last);
+			a->mam_last = g_strdup(last ? last : MAM_FROM_START);
+		}
+		save(a);
+		return;
+	}
+	if (by_time)
+		a->mam_gap_by_time = false;
 	if (last) {
 		g_free(a->mam_last);
 		a->mam_last = g_strdup(last);
 	} else if (!a->mam_last) {
 		a->mam_last = g_strdup(MAM_FROM_START); /* an empty archive */
 	}
-	/* while the ids it returned are still in mam_seen */
-	release_held(a);
 	g_hash_table_iter_init(&it, a->mam_returned);
 	while (g_hash_table_iter_next(&it, &k, NULL))
 		g_hash_table_remove(a->mam_seen, k);
 	g_hash_table_remove_all(a->mam_returned);
 	/* what stays is newer than @last, or older (logged before the first
 	 * catch-up): never returned again; a bound keeps the file small */
-	if (g_hash_table_size(a->mam_seen) > 5 * MAM_LIVE_BATCH)
+	if (g_hash_table_size(a->mam_seen) > 5 * MAM_LIVE_BATCH &&
+	    !a->log_gap_since)
 		g_hash_table_remove_all(a->mam_seen);
 	save(a);
+	if (a->log_gap_since && !a->mam_gap_by_time)
+		acct_log_recovered(a);
 }
 
 /* Our id fell out of the archive (expired): ask for what came since the
@@ -542,8 +581,14 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
 		    g_str_has_prefix(xmpp_stanza_get_id(inner) ?: "", "xfs-"))
 			return true;
 	}
-	log_copy(a, inner, jid, t);
-	note_logged(a, id);
+	{
+		guint failures = a->log_failures;
+		a->mam_replaying = true;
+		log_copy(a, inner, jid, t);
+		a->mam_replaying = false;
+		if (a->log_failures == failures)
+			note_logged(a, id);
+	}
 	return true;
 }
 
@@ -718,12 +763,47 @@ static void check_clear(Account *a)
 
 gint64 mam_due(Account *a)
 {
-	return MIN(a->mam_check_due ? a->mam_check_due : G_MAXINT64,
-		   a->mam_hold_due ? a->mam_hold_due : G_MAXINT64);
+	return MIN(MIN(a->mam_check_due ? a->mam_check_due : G_MAXINT64,
+		       a->mam_hold_due ? a->mam_hold_due : G_MAXINT64),
+		   a->log_retry_at ? a->log_retry_at : G_MAXINT64);
+}
+
+/* A message could not be logged: the catch-up running now must not move
+ * the position past it; one runs again every MAM_RETRY_S until all is
+ * logged. */
+void mam_log_failed(Account *a)
+{
+	a->mam_incomplete = true;
+	if (!a->mam_last || a->mam_probe)
+		a->mam_gap_by_time = true;
+}
+
+/* Every MAM_RETRY_S while something could not be logged: the rooms'
+ * archives (muc_archive.c) and ours are asked again. */
+static void retry_missing(Account *a, gint64 now)
+{
+	bool rooms;
+
+	if (!a->log_retry_at || now < a->log_retry_at)
+		return;
+	rooms = muc_fill_gaps(a);
+	if (!a->log_gap_since && !rooms) {
+		a->log_retry_at = 0;
+		return;
+	}
+	a->log_retry_at = now + MAM_RETRY_S * G_USEC_PER_SEC;
+	/* offline, the connect's catch-up does it; one at a time */
+	if (!a->log_gap_since || !acct_is_online(a) || a->mam_off ||
+	    a->mam_query || a->mam_hold_due || !a->mam_last)
+		return;
+	xfs_info("%s: asking the archive again for what could not be logged",
+		 a->cfg->jid);
+	catch_up_from_last(a);
 }
 
 void mam_tick(Account *a, gint64 now)
 {
+	retry_missing(a, now);
 	if (a->mam_hold_due && now >= a->mam_hold_due) {
 		xfs_warn("%s: the archive did not answer in time: live "
 			 "messages are logged without waiting for it",
@@ -863,6 +943,10 @@ static void log_carbon(Account *a, xmpp_stanza_t *msg, gint64 t)
 	if (!stanza_id(a, inner) && a->mam_last && !a->mam_off)
 		return; /* without its archive id the next catch-up would log
 			 * it again: that catch-up brings it */
-	log_copy(a, inner, jid, t);
-	mam_logged_live(a, inner);
+	{
+		guint failures = a->log_failures;
+		log_copy(a, inner, jid, t);
+		if (a->log_failures == failures)
+			mam_logged_live(a, inner);
+	}
 }

@@ -927,27 +927,82 @@ char *muc_body(Account *a, xmpp_stanza_t *msg)
 	return body;
 }
 
-/* What @nick said in @room at @t: a record, and unless it is ours an
- * event.  @delayed: history or the archive's, which may be in the log
- * already. */
+/* The ids the room gave the messages of its log (roomids.h). */
+RoomIds *muc_ids(Account *a, const char *room)
+{
+	RoomIds *r = g_hash_table_lookup(a->room_ids, room);
+
+	if (!r) {
+		g_autofree char *path =
+			g_build_filename(a->rooms_dir, room, "ids", NULL);
+		r = roomids_open(path);
+		g_hash_table_insert(a->room_ids, g_strdup(room), r);
+	}
+	return r;
+}
+
+/* The id @room gave @msg (XEP-0359 <stanza-id by=ROOM/>), or NULL. */
+const char *muc_stanza_id(xmpp_stanza_t *msg, const char *room)
+{
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(msg); c;
+	     c = xmpp_stanza_get_next(c)) {
+		g_autofree char *by = NULL;
+		if (!xmpp_stanza_is_tag(c) ||
+		    strcmp(xmpp_stanza_get_name(c), "stanza-id") ||
+		    g_strcmp0(xmpp_stanza_get_ns(c), NS_SID))
+			continue;
+		by = muc_valid_jid(xmpp_stanza_get_attribute(c, "by"));
+		if (by && !strcmp(by, room))
+			return xmpp_stanza_get_attribute(c, "id");
+	}
+	return NULL;
+}
+
+/* @rec (a delayed message's records) is in the log already: by the id
+ * the room gave it, where the room gives ids and we kept them; else by
+ * its text among the lines of the last second (a server without ids, or
+ * a log from before they were kept). */
+static bool logged_before(Account *a, const char *room, const char *sid,
+			  const char *rec)
+{
+	RoomIds *ids = muc_ids(a, room);
+
+	if (sid && roomids_any(ids))
+		return roomids_has(ids, sid);
+	return already_logged(a, room, rec);
+}
+
 void muc_record(Account *a, const char *room, const char *nick,
-		char *body, gint64 t, bool delayed)
+		char *body, gint64 t, bool delayed, const char *sid)
 {
 	g_autofree char *sender = NULL, *mine = NULL;
 	g_autoptr(GString) rec = NULL;
+	g_autoptr(GError) err = NULL;
 	Hist *h;
+	int ret;
 
+	if (!delayed && muc_gap(a, room)) {
+		/* after a message that could not be logged, the live ones
+		 * wait for the archive to bring them all, in order */
+		muc_log_failed(a, room, 0);
+		return;
+	}
 	if (!text_is_clean(body, strlen(body), true))
 		g_strdelimit(body, "\r\v\f", ' ');
-	h = hist_set_get(a->room_hists, room, true, NULL);
-	if (!h)
-		return;
 	sender = record_escape_sender(nick);
 	rec = g_string_new(NULL);
 	record_append(rec, t, sender, body);
-	if (delayed && already_logged(a, room, rec->str))
+	if (delayed && logged_before(a, room, sid, rec->str))
 		return;
-	hist_append(h, rec->str, rec->len);
+	h = hist_set_get(a->room_hists, room, true, &err);
+	ret = h ? hist_append(h, rec->str, rec->len) : -acct_errno_of(err);
+	if (ret) {
+		muc_log_failed(a, room, -ret);
+		return;
+	}
+	if (sid && roomids_add(muc_ids(a, room), sid) < 0)
+		xfs_warn("%s: %s: cannot keep the id of a record: a rejoin may "
+			 "write it again", a->cfg->jid, room);
 	/* our own words are records, not events (as in contacts/): a bot
 	 * that answers events must not answer itself */
 	mine = rooms_nick(a->rooms, room);
@@ -990,7 +1045,8 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 		return;
 	muc_record(a, room, nick, body, acct_message_time(msg),
 		   xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
-							"urn:xmpp:delay"));
+							"urn:xmpp:delay"),
+		   muc_stanza_id(msg, room));
 }
 
 /* An error that answers our subject change (Prosody's keeps only the
@@ -1041,6 +1097,12 @@ void muc_init(Account *a, const char *dir)
 					      room_wait_free);
 	a->room_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					     (GDestroyNotify)g_hash_table_unref);
+	a->room_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					    (GDestroyNotify)roomids_free);
+	a->room_gaps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					     NULL);
+	a->room_fills = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					      muc_fill_free);
 	a->invite_passwords = g_hash_table_new_full(
 		g_str_hash, g_str_equal, g_free, (GDestroyNotify)cfg_password_free);
 	a->privates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
@@ -1055,6 +1117,9 @@ void muc_free(Account *a)
 {
 	g_clear_pointer(&a->room_waits, g_hash_table_unref);
 	g_clear_pointer(&a->room_seen, g_hash_table_unref);
+	g_clear_pointer(&a->room_ids, g_hash_table_unref);
+	g_clear_pointer(&a->room_gaps, g_hash_table_unref);
+	g_clear_pointer(&a->room_fills, g_hash_table_unref);
 	g_clear_pointer(&a->invite_passwords, g_hash_table_unref);
 	g_clear_pointer(&a->privates, g_hash_table_unref);
 	g_mutex_clear(&a->privates_lock);
@@ -1066,6 +1131,7 @@ void muc_free(Account *a)
 void muc_disconnected(Account *a)
 {
 	muc_expire_waits(a, 0, true);
+	g_hash_table_remove_all(a->room_fills); /* the next fill asks again */
 	rooms_clear_occupants(a->rooms);
 	muc_unreflected_back(a);
 }

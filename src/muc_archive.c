@@ -13,6 +13,7 @@
  * runs, so no live message comes between. */
 #include "muc_int.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "jid.h"
@@ -25,6 +26,13 @@
 #define ROOM_ARCHIVE_WAIT_S 10
 
 static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+
+/* A query filling a room's gap (see "gaps" below). */
+typedef struct {
+	char *id;        /* the query's */
+	guint failures;  /* of the room when it began */
+} Fill;
+
 
 void muc_start_join(Account *a, const char *room, const char *nick,
 		    RoomWait *w)
@@ -136,8 +144,12 @@ bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
 	g_autofree char *sbare = NULL, *body = NULL;
 	gint64 t;
 
-	if (!w || w->op != ACCT_ROOM_JOIN || !w->archive ||
-	    g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), w->archive))
+	Fill *f = room ? g_hash_table_lookup(a->room_fills, room) : NULL;
+	const char *qid = res ? xmpp_stanza_get_attribute(res, "queryid") : NULL;
+
+	if (!(f && !g_strcmp0(qid, f->id)) &&
+	    (!w || w->op != ACCT_ROOM_JOIN || !w->archive ||
+	     g_strcmp0(qid, w->archive)))
 		return false;
 	inner = mam_forwarded(res, &t, &sender);
 	sbare = inner ? jid_bare(sender) : NULL;
@@ -149,6 +161,147 @@ bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
 	muc_reflected(a, room, inner);
 	body = muc_body(a, inner);
 	if (body)
-		muc_record(a, room, sender->resource, body, t, true);
+		muc_record(a, room, sender->resource, body, t, true,
+			   xmpp_stanza_get_attribute(res, "id"));
 	return true;
+}
+
+/* ---- gaps ----
+ *
+ * A record that could not be written (a full disk) leaves a gap in the
+ * room's log; the live messages after it are held back too, so that the
+ * log keeps the room's order.  Every few seconds (mam.c's retry) the
+ * room's archive is asked for everything since the last record, which
+ * logged_before (muc.c) keeps from being written twice; a fill during
+ * which nothing of the room failed closes the gap. */
+
+void muc_fill_free(gpointer p)
+{
+	Fill *f = p;
+
+	g_free(f->id);
+	g_free(f);
+}
+
+bool muc_gap(Account *a, const char *room)
+{
+	return g_hash_table_contains(a->room_gaps, room);
+}
+
+void muc_log_failed(Account *a, const char *room, int err)
+{
+	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(a->room_gaps, room));
+
+	g_hash_table_replace(a->room_gaps, g_strdup(room),
+			     GUINT_TO_POINTER(n + 1));
+	acct_log_note(a, room, err);
+}
+
+static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+
+/* The fill of @room whose query has @id, and the room as the table has
+ * it. */
+static Fill *fill_of(Account *a, const char *id, const char **room)
+{
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, a->room_fills);
+	while (id && g_hash_table_iter_next(&it, &k, &v)) {
+		if (!g_strcmp0(((Fill *)v)->id, id)) {
+			*room = k;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static void fill_page(Account *a, const char *room, Fill *f, const char *after)
+{
+	char since[RECORD_TIME_LEN + 1];
+	const char *start = NULL;
+
+	if (!after) {
+		GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal,
+							 g_free, NULL);
+		gint64 last = muc_last_record_time(a, room, seen);
+		g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+		if (last) {
+			record_format_time(last, since);
+			start = since;
+		}
+	}
+	g_free(f->id);
+	f->id = mam_send_query(a, room, start, after, NULL, ROOM_ARCHIVE_PAGE,
+			       fill_answer);
+}
+
+bool muc_fill_gaps(Account *a)
+{
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, a->room_gaps);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		Fill *f;
+		if (!rooms_has(a->rooms, k)) {
+			g_hash_table_iter_remove(&it); /* no longer ours */
+			continue;
+		}
+		if (!acct_is_online(a) || !rooms_joined(a->rooms, k) ||
+		    g_hash_table_contains(a->room_waits, k) ||
+		    g_hash_table_contains(a->room_fills, k))
+			continue;
+		f = g_new0(Fill, 1);
+		f->failures = GPOINTER_TO_UINT(v);
+		g_hash_table_insert(a->room_fills, g_strdup(k), f);
+		fill_page(a, k, f, NULL);
+	}
+	if (!g_hash_table_size(a->room_gaps))
+		acct_log_maybe_recovered(a);
+	return g_hash_table_size(a->room_gaps) > 0;
+}
+
+static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *type = xmpp_stanza_get_type(iq);
+	const char *from = xmpp_stanza_get_from(iq);
+	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
+	g_autofree char *room = NULL, *last = NULL;
+	const char *key = NULL;
+	Fill *f = fill_of(a, xmpp_stanza_get_id(iq), &key);
+	bool complete;
+
+	(void)conn;
+	if (!f)
+		return 0; /* the link went meanwhile */
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || g_strcmp0(bare, key))
+		return 1; /* not the answer: keep waiting for it */
+	room = g_strdup(key);
+	if (!type || strcmp(type, "result")) {
+		int err = acct_error_errno(iq);
+		g_hash_table_remove(a->room_fills, room);
+		if (err == ENOSYS || err == EHOSTUNREACH || err == ENOENT) {
+			xfs_warn("%s: %s keeps no archive: what it said while "
+				 "its log could not be written is lost",
+				 a->cfg->jid, room);
+			g_hash_table_remove(a->room_gaps, room);
+			acct_log_maybe_recovered(a);
+		}
+		return 0;
+	}
+	last = mam_page_end(iq, &complete);
+	if (last && !complete) {
+		fill_page(a, room, f, last);
+		return 0;
+	}
+	if (GPOINTER_TO_UINT(g_hash_table_lookup(a->room_gaps, room)) ==
+	    f->failures) {
+		g_hash_table_remove(a->room_gaps, room);
+		xfs_info("%s: %s: its log is complete again", a->cfg->jid, room);
+	}
+	g_hash_table_remove(a->room_fills, room);
+	acct_log_maybe_recovered(a);
+	return 0;
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "account_int.h"
+#include "roomids.h"
 
 #define ROOM_JOIN_TIMEOUT_S 15
 
@@ -49,9 +50,14 @@ gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen);
 void muc_send_join(Account *a, const char *room, const char *nick);
 /* What @nick said in @room at @t: a record, and unless it is ours an
  * event.  @delayed: history or the archive's, which may be in the log
- * already.  @body may be changed. */
+ * already (@sid: the id the room gave it, NULL for none).  @body may be
+ * changed.  A record that cannot be written starts a gap (below). */
 void muc_record(Account *a, const char *room, const char *nick, char *body,
-		gint64 t, bool delayed);
+		gint64 t, bool delayed, const char *sid);
+/* The ids the room gave the records of its log (roomids.h). */
+RoomIds *muc_ids(Account *a, const char *room);
+/* The id @room gave @msg (<stanza-id by=ROOM/>), or NULL. */
+const char *muc_stanza_id(xmpp_stanza_t *msg, const char *room);
 /* Join every room we are not in and not already joining or leaving. */
 void muc_rejoin_missing(Account *a);
 
@@ -93,3 +99,10 @@ void muc_start_join(Account *a, const char *room, const char *nick,
 /* @w's archive query got no answer in time: the join goes on without
  * it (the room's history only), with a deadline of its own. */
 void muc_archive_silent(Account *a, const char *room, RoomWait *w);
+/* A record of @room could not be written (@err; 0: a live message held
+ * back behind one that could not): the room has a gap, which
+ * muc_fill_gaps fills from its archive once records can be written. */
+void muc_log_failed(Account *a, const char *room, int err);
+bool muc_gap(Account *a, const char *room);
+/* Frees a value of Account.room_fills. */
+void muc_fill_free(gpointer p);

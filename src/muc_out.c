@@ -229,20 +229,13 @@ xmpp_stanza_t *muc_room_stanza(Account *a, const OutboxItem *item)
 	return msg;
 }
 
-int acct_send_room(Account *a, const char *room, const char *body,
-		   guint64 *seq)
+int acct_send_room(Account *a, const char *room, const char *const *bodies,
+		   guint n, guint64 *seq)
 {
-	OutboxItem *item = NULL;
-	int ret;
-
 	if (!rooms_has(a->rooms, room))
 		return -ENOTCONN; /* put out of it, or left */
-	ret = outbox_add(a->outbox, room, "groupchat", body, &item);
-	if (ret)
-		return ret;
-	*seq = item->seq;
-	pool_post_message(a->pool, a, item);
-	return 0;
+	/* the record comes with the room's reflection */
+	return acct_accept(a, room, "groupchat", bodies, n, NULL, NULL, seq);
 }
 
 void muc_unreflected_back(Account *a)

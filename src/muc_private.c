@@ -45,34 +45,49 @@ static void private_record(Account *a, const char *room, const char *nick,
 	HistSet *s = acct_private_hists(a, room);
 	Hist *h = s && name ? hist_set_get(s, name, true, &err) : NULL;
 
+	g_autofree char *where = g_strdup_printf("%s/%s", room, nick);
+	int ret;
+
+	if (a->log_gap_since && !a->mam_replaying) {
+		/* after one that could not be logged: in order, later */
+		a->log_failures++;
+		mam_log_failed(a);
+		return;
+	}
 	if (!h) {
-		xfs_warn("%s: private message with %s/%s not logged: %s",
-			 a->cfg->jid, room, nick, err ? err->message : "");
+		xfs_warn("%s: private message with %s not logged: %s",
+			 a->cfg->jid, where, err ? err->message : "");
+		acct_log_failed(a, where, acct_errno_of(err));
 		return;
 	}
 	record_append(rec, t, who, text);
-	hist_append(h, rec->str, rec->len);
+	if ((ret = hist_append(h, rec->str, rec->len)))
+		acct_log_failed(a, where, -ret);
 }
 
 int acct_send_private(Account *a, const char *room, const char *nick,
-		      const char *body, guint64 *seq)
+		      const char *const *bodies, guint n, guint64 *seq)
 {
 	g_autofree char *esc = g_uri_escape_string(nick, NULL, FALSE);
 	g_autofree char *to = g_strdup_printf("%s/%s", room, esc);
 	g_autofree char *mine = rooms_nick(a->rooms, room);
-	OutboxItem *item = NULL;
-	int ret;
+	g_autofree char *name = jid_to_filename(nick);
+	g_autofree char *who = NULL;
+	g_autoptr(GError) err = NULL;
+	HistSet *s;
+	Hist *h;
 
 	if (!mine)
 		return -ENOTCONN; /* not in the room: nobody to send as */
-	ret = outbox_add(a->outbox, to, OUTBOX_TYPE_PRIVATE, body, &item);
-	if (ret)
-		return ret;
-	*seq = item->seq;
-	private_record(a, room, nick, g_get_real_time() / G_USEC_PER_SEC, mine,
-		       body);
-	pool_post_message(a->pool, a, item);
-	return 0;
+	s = acct_private_hists(a, room);
+	h = s && name ? hist_set_get(s, name, true, &err) : NULL;
+	if (!h) {
+		xfs_warn("%s: private conversation with %s/%s: %s", a->cfg->jid,
+			 room, nick, err ? err->message : "no log");
+		return -acct_errno_of(err);
+	}
+	who = record_escape_sender(mine);
+	return acct_accept(a, to, OUTBOX_TYPE_PRIVATE, bodies, n, h, who, seq);
 }
 
 /* A chat message (or an error) from ROOM/NICK, which came at @t: a record
@@ -94,7 +109,12 @@ void muc_private_message(Account *a, xmpp_stanza_t *msg, const char *room,
 		return; /* chat states and the like; or logged already */
 	if (!text_is_clean(text, strlen(text), true))
 		g_strdelimit(text, "\r\v\f", ' ');
-	private_record(a, room, nick, t, nick, text);
+	{
+		guint failures = a->log_failures;
+		private_record(a, room, nick, t, nick, text);
+		if (a->log_failures != failures)
+			return; /* fetched again from the archive (mam.c) */
+	}
 	mam_logged_live(a, msg);
 	sender = record_escape_sender(nick);
 	full = g_strdup_printf("%s/%s", room, sender);

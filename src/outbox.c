@@ -243,13 +243,11 @@ void outbox_free(Outbox *o)
 	g_free(o);
 }
 
-int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
-	       OutboxItem **item)
+static OutboxItem *item_new(const char *to, const char *type,
+			    const char *body)
 {
 	OutboxItem *it = g_new0(OutboxItem, 1);
 	g_autofree char *uuid = g_uuid_string_random();
-	g_autoptr(GString) e = NULL;
-	int ret;
 
 	/* the time in the id lets a later mount look for the message in the
 	 * server's archive (mam.c) without another field in the journal */
@@ -258,18 +256,78 @@ int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
 	it->to = g_strdup(to);
 	it->type = g_strdup(type);
 	it->body = g_strdup(body);
-	e = entry_add(it);
+	return it;
+}
+
+int outbox_add_many(Outbox *o, const char *to, const char *type,
+		    const char *const *bodies, guint n, GPtrArray **items,
+		    OutboxSpan *span)
+{
+	g_autoptr(GPtrArray) made =
+		g_ptr_array_new_with_free_func((GDestroyNotify)outbox_item_free);
+	GString *all = g_string_new(NULL);
+	int ret;
+
+	for (guint i = 0; i < n; i++) {
+		OutboxItem *it = item_new(to, type, bodies[i]);
+		g_autoptr(GString) e = entry_add(it);
+		g_string_append_len(all, e->str, e->len);
+		g_ptr_array_add(made, it);
+	}
 	g_mutex_lock(&o->lock);
-	ret = util_write_all(o->fd, e->str, e->len);
+	/* one write for all: a full disk takes none of them */
+	ret = util_write_all(o->fd, all->str, all->len);
 	if (ret == 0) {
-		o->bytes += e->len;
-		items_add(o, it);
-		*item = item_copy(it);
+		span->start = o->bytes;
+		o->bytes += all->len;
+		span->end = o->bytes;
+		*items = g_ptr_array_new_with_free_func(
+			(GDestroyNotify)outbox_item_free);
+		while (made->len) {
+			OutboxItem *it = g_ptr_array_steal_index(made, 0);
+			items_add(o, it);
+			g_ptr_array_add(*items, item_copy(it));
+		}
+	} else if (ftruncate(o->fd, o->bytes) < 0) {
+		/* (a piece of an entry stays at the end, where replay stops;
+		 * the next append fails the same way or goes after it, and
+		 * compact() at the next open drops both) */
 	}
 	g_mutex_unlock(&o->lock);
-	if (ret)
-		outbox_item_free(it);
+	g_string_free(all, TRUE);
 	return ret;
+}
+
+int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
+	       OutboxItem **item)
+{
+	g_autoptr(GPtrArray) items = NULL;
+	OutboxSpan span;
+	int ret = outbox_add_many(o, to, type, &body, 1, &items, &span);
+
+	if (ret == 0)
+		*item = g_ptr_array_steal_index(items, 0);
+	return ret;
+}
+
+void outbox_cancel(Outbox *o, GPtrArray *items, const OutboxSpan *span)
+{
+	GString *minus = g_string_new(NULL);
+
+	g_mutex_lock(&o->lock);
+	for (guint i = 0; i < items->len; i++) {
+		const OutboxItem *it = g_ptr_array_index(items, i);
+		g_string_append_printf(minus, "- %s\n", it->id);
+		items_remove(o, it->id);
+	}
+	/* nothing written since: cut the entries off (no space needed);
+	 * else cancel them with entries of their own */
+	if (o->bytes == span->end && ftruncate(o->fd, span->start) == 0)
+		o->bytes = span->start;
+	else if (util_write_all(o->fd, minus->str, minus->len) == 0)
+		o->bytes += minus->len;
+	g_mutex_unlock(&o->lock);
+	g_string_free(minus, TRUE);
 }
 
 /* With the lock held: an item to @to, number @upto or older, waits. */

@@ -23,6 +23,19 @@ void outbox_free(Outbox *o);
 /* Store a message; on success *item is a copy the caller frees. */
 int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
 	       OutboxItem **item);
+/* Where a batch of outbox_add_many is in the journal. */
+typedef struct {
+	goffset start, end;
+} OutboxSpan;
+/* Store @n messages to @to with one write(2): all or none (a full disk
+ * takes none: 0 or -errno).  *items: copies, in order, with their seq. */
+int outbox_add_many(Outbox *o, const char *to, const char *type,
+		    const char *const *bodies, guint n, GPtrArray **items,
+		    OutboxSpan *span);
+/* Take back what outbox_add_many stored (nothing of it was handed on):
+ * cut off the journal when nothing came after it, else cancelled by
+ * entries of their own. */
+void outbox_cancel(Outbox *o, GPtrArray *items, const OutboxSpan *span);
 /* The server acknowledged @id: forget it. */
 void outbox_done(Outbox *o, const char *id);
 /* What waits, oldest first (copies; free with g_ptr_array_unref). */

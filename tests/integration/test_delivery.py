@@ -9,8 +9,10 @@ hold every number once, in order.  XFS_DELIVERY_N sets how many alice
 sends (2,000 here; scripts/soak runs 10,000); bob sends a quarter of that.
 """
 
+import errno
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -341,3 +343,150 @@ def test_the_lock_follows_a_daemon(tmp, stack):
         first.unmount()
     wait_until(lambda: not pid_alive(pid), timeout=10,
                what="the daemon to exit after its unmount")
+
+
+def fill(path):
+    """Write @path until the disk is full; returns the bytes written."""
+    n = 0
+    with open(path, "wb", buffering=0) as f:
+        chunk = b"\0" * 65536
+        while True:
+            try:
+                n += f.write(chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                try:  # the last few bytes
+                    while True:
+                        n += f.write(b"\0")
+                except OSError:
+                    return n
+
+
+def small_disk(stack, tmp, size="4m"):
+    """A tmpfs of @size under @tmp, unmounted after the test (after any
+    mount on it: register it first)."""
+    small = tmp / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700",
+                    "tmpfs", str(small)], check=True)
+    stack.callback(lambda: subprocess.run(["umount", str(small)], check=True))
+    return small
+
+
+def wait_log_error(m):
+    return wait_until(lambda: (lambda kv: kv if "could not be logged" in
+                               kv.get("error", "") else None)(m.connection(A)),
+                      timeout=15,
+                      what="connection to say a message could not be logged")
+
+
+def test_a_full_disk_loses_nothing(tmp, stack):
+    """The data directory is on a small tmpfs that fills up.  A write to
+    send fails with ENOSPC and sends none of its 50 lines (its close says
+    nothing); 200 messages bob sends cannot be logged: connection and
+    (once it can be written) events say so.  Once there is room, the
+    archive brings them: each once, in order."""
+    srv = server(stack, tmp)
+    small = small_disk(stack, tmp)
+    m = stack.enter_context(Mount(tmp, {A: srv.account("alice", resource="full")},
+                                  data=small / "data"))
+    m.wait_state(A, "online", timeout=15)
+    bob = stack.enter_context(Peer(B, "bobpw", srv, resource="full"))
+    send = send_path(m)
+    m.write(f"{A}/contacts/{B}/send", "before the disk filled\n")
+    bob.wait_message(A, "before the disk filled")
+    filler = small / "filler"
+    note(f"filled the data disk with {fill(filler)} bytes")
+    seen = len(bob.messages)
+    fd = os.open(send, os.O_WRONLY)
+    try:
+        data = "".join(numbered("x", i) + "\n" for i in range(1, 51)).encode()
+        try:
+            os.write(fd, data)
+            raise TestFailure("a write to send on a full disk succeeded")
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+    finally:
+        os.close(fd)  # nothing of the failed write is left to send
+    assert_stays(lambda: len(bob.messages_from(A, since=seen)) == 0, 1.5,
+                 what="nothing of the refused write reaching bob")
+    theirs = [numbered("y", i) for i in range(1, 201)]
+    for l in theirs:
+        bob.send_message(A, l)
+    kv = wait_log_error(m)
+    note(f"while full: state {kv['state']}, error: {kv['error']}")
+    assert kv["state"] == "online"
+    assert len(set(log_bodies(m, B)) & set(theirs)) < len(theirs)
+    filler.unlink()
+    t0 = time.monotonic()
+    got = wait_until(
+        lambda: (lambda b: b if len(set(b) & set(theirs)) == len(theirs) else None)(
+            log_bodies(m, B)),
+        timeout=30, what=lambda: f"bob's 200 in the log (has "
+                                 f"{len(set(log_bodies(m, B)) & set(theirs))})")
+    note(f"all 200 logged {time.monotonic() - t0:.1f}s after the disk had room")
+    lost, doubled, order, line = count(theirs, got, "received on a full disk")
+    note(line)
+    assert not lost and not doubled and not order, line
+    wait_until(lambda: "error" not in m.connection(A), timeout=10,
+               what=lambda: f"the error to go: {m.connection(A)}")
+    events = (m.data / A / "events" / "log").read_text()
+    assert "\terror\t" in events and "could not be logged" in events, events[-500:]
+    m.write(f"{A}/contacts/{B}/send", "after the disk had room\n")
+    bob.wait_message(A, "after the disk had room", since=seen)
+    assert [x["body"] for x in bob.messages_from(A, since=seen)] == \
+        ["after the disk had room"]
+
+
+test_a_full_disk_loses_nothing.timeout = 180
+
+
+def test_a_full_disk_loses_nothing_of_a_room(tmp, stack):
+    """The same for a room: what the room says while its log cannot be
+    written comes from the room's archive once it can, once each, in
+    order, and the live messages that came meanwhile after them."""
+    srv = server(stack, tmp)
+    small = small_disk(stack, tmp)
+    m = stack.enter_context(Mount(tmp, {A: srv.account("alice", resource="fullroom")},
+                                  data=small / "data"))
+    m.wait_state(A, "online", timeout=15)
+    room = "full@conference.localhost"
+    os.mkdir(m.path(A, "rooms", room))
+    bob = stack.enter_context(Peer(B, "bobpw", srv, resource="fullroom"))
+    bob.join_room(room, "bob")
+    log = m.path(A, "rooms", room, "log")
+
+    def bobs():
+        return [l.split("\t", 2)[2] for l in log.read_text().splitlines()
+                if l.split("\t")[1] == "bob"]
+    n = len(bob.messages)
+    bob.send_message(room, "before the disk filled", mtype="groupchat")
+    wait_until(lambda: bobs() == ["before the disk filled"], timeout=10,
+               what="the first record")
+    filler = small / "filler"
+    note(f"filled the data disk with {fill(filler)} bytes")
+    theirs = [numbered("r", i) for i in range(1, 101)]
+    for l in theirs:
+        bob.send_message(room, l, mtype="groupchat")
+    bob.wait_message(f"{room}/bob", theirs[-1], since=n, timeout=15)
+    kv = wait_log_error(m)
+    note(f"while full: {kv['error']}")
+    filler.unlink()
+    t0 = time.monotonic()
+    got = wait_until(lambda: (lambda b: b if len(b) > len(theirs) else None)(bobs()),
+                     timeout=30, what=lambda: f"the room's 100 in the log "
+                                              f"(has {len(bobs()) - 1})")
+    note(f"all logged {time.monotonic() - t0:.1f}s after the disk had room")
+    lost, doubled, order, line = count(theirs, got[1:], "room on a full disk")
+    note(line)
+    assert not lost and not doubled and not order, line
+    wait_until(lambda: "error" not in m.connection(A), timeout=10,
+               what=lambda: f"the error to go: {m.connection(A)}")
+    bob.send_message(room, "after the disk had room", mtype="groupchat")
+    wait_until(lambda: bobs()[-1] == "after the disk had room", timeout=10,
+               what="a live message after it")
+    assert bobs() == ["before the disk filled"] + theirs + ["after the disk had room"]
+
+
+test_a_full_disk_loses_nothing_of_a_room.timeout = 180

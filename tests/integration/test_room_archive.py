@@ -9,7 +9,9 @@ archive (conference.localhost has muc_mam) from the last record on, and
 the join's history starts where the archive ended.  A service without an
 archive (locked.localhost has no muc_mam) answers the query with an
 error: the join's history is all there is, and it is still written once.
-An archive that never answers (deaf.localhost) is waited for 10 s.
+An archive that never answers (deaf.localhost) is waited for 10 s.  A
+history stamped a second later than the archive's copies
+(skewed.localhost) is told apart by the ids the room gives.
 
 The other party is a slixmpp client in the room."""
 
@@ -20,7 +22,7 @@ from xfstest import note
 from test_rooms import (BNICK, J, ROOM, join, mount, parse_records, peer,
                         peer_says, rd, unmounted, wait_in_room, wait_records)
 
-TAGS = ("ar", "na", "da")
+TAGS = ("ar", "na", "da", "sk")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -119,3 +121,24 @@ def test_an_archive_that_never_answers_does_not_keep_us_out(server, tmp, stack):
     note(f"remount to the records, past the silent archive: {dt:.1f}s")
     assert 8 < dt < 25, dt
     assert f"{room}: no answer from the room's archive" in m.log_text(), m.log_tail()
+
+
+def test_history_stamped_later_than_the_archive_is_written_once(server, tmp,
+                                                               stack):
+    """skewed.localhost stamps the history of a join one second later than
+    its archive has the same messages (some servers do, by a few ms that
+    now and then cross a second).  The rejoin logs them from the archive,
+    then the history brings them again in another second: the ids the
+    room gave them (<stanza-id/>) keep them from being written twice."""
+    tag = "sk"
+    room = f"{tag}-room@skewed.localhost"
+    m, bob, bnick = in_room(stack, server, tmp, tag, room)
+    peer_says(bob, room, bnick, "before the absence")
+    wait_records(m, J(tag), room, [(bnick, "before the absence")])
+    before = unmounted(m, bob, tag, room, bnick)
+    bodies = [f"while away {i}" for i in (1, 2, 3)]
+    for b in bodies:
+        peer_says(bob, room, bnick, b)
+    back(m, bob, tag, room, bnick, bodies, before)
+    ids = (m.data / J(tag) / "rooms" / room / "ids").read_text().split()
+    assert len(ids) == len(set(ids)) >= len(bodies) + 1, ids

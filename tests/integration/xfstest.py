@@ -325,14 +325,15 @@ class Mount:
     config: raw config text instead of @accounts
     config_mode: mode of the config file (0600)
     expect_exit: the exit status teardown expects (0)
+    data: the data directory (default: one of its own in its directory)
     """
 
     def __init__(self, tmpdir, accounts=None, config=None, config_mode=0o600,
                  args=(), binary=None, env=None, mount_timeout=10.0,
-                 expect_exit=0, name="m"):
+                 expect_exit=0, name="m", data=None):
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmpdir))
         self.cfg = self.dir / "config"
-        self.data = self.dir / "data"
+        self.data = Path(data) if data else self.dir / "data"
         self.mnt = self.dir / "mnt"
         self.logfile = self.dir / "xmppfs.log"
         self.binary = Path(binary) if binary else xmppfs_binary()
@@ -354,7 +355,7 @@ class Mount:
         if not self.binary.exists():
             raise TestFailure(f"no xmppfs binary at {self.binary} "
                               "(build it, or set XMPPFS)")
-        self.data.mkdir()
+        self.data.mkdir(exist_ok=True)
         self.mnt.mkdir()
         fd = os.open(self.cfg, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
