@@ -644,18 +644,15 @@ static bool is_groupchat(const OutMsg *m)
 	return !strcmp(m->item->type, "groupchat");
 }
 
-/* A chat message with our id twice: as its id and as its origin-id
- * (XEP-0359), which servers keep when they rewrite the id; the archive
- * check (mam.c) finds it by either. */
-static xmpp_stanza_t *chat_stanza(Account *a, const OutboxItem *item)
+xmpp_stanza_t *acct_message_new(Account *a, const char *type, const char *to,
+			       const char *id)
 {
-	xmpp_stanza_t *msg =
-		xmpp_message_new(a->ctx, item->type, item->to, item->id);
+	xmpp_stanza_t *msg = xmpp_message_new(a->ctx, type, to, id);
 	xmpp_stanza_t *oid = xmpp_stanza_new(a->ctx);
 
 	xmpp_stanza_set_name(oid, "origin-id");
 	xmpp_stanza_set_ns(oid, NS_SID);
-	xmpp_stanza_set_id(oid, item->id);
+	xmpp_stanza_set_id(oid, id);
 	xmpp_stanza_add_child_ex(msg, oid, 0);
 	return msg;
 }
@@ -664,8 +661,10 @@ static void send_message(Account *a, OutMsg *m)
 {
 	xmpp_stanza_t *msg = !strcmp(m->item->type, OUTBOX_TYPE_PRIVATE)
 				     ? muc_private_stanza(a, m->item)
-			     : is_groupchat(m) ? muc_room_stanza(a, m->item)
-					       : chat_stanza(a, m->item);
+			     : is_groupchat(m)
+				     ? muc_room_stanza(a, m->item)
+				     : acct_message_new(a, m->item->type, m->item->to,
+							m->item->id);
 
 	xmpp_message_set_body(msg, m->item->body);
 	sm_send(a, msg);

@@ -225,6 +225,11 @@ void acct_add_text_child(Account *a, xmpp_stanza_t *parent, const char *name,
 			 const char *text);
 /* XEP-0115 caps of our presence. */
 void acct_add_caps(Account *a, xmpp_stanza_t *presence);
+/* A message of ours: @id as its id and as its origin-id (XEP-0359), which
+ * servers and rooms keep when they give it an id of their own; the
+ * archive check (mam.c) and a room's reflection find it by either. */
+xmpp_stanza_t *acct_message_new(Account *a, const char *type, const char *to,
+			       const char *id);
 /* Our presence (show, status, caps), directed to @to when not NULL. */
 xmpp_stanza_t *acct_own_presence(Account *a, const char *to);
 /* The text of @st's child @name on one line (TAB, CR, LF as spaces),

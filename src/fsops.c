@@ -1164,7 +1164,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 }
 
 /* fsync on send/post: answered once the server acknowledged every message
- * written through the descriptor, from the thread that sees the ack.  A
+ * written through the descriptor, from the thread that sees the ack; with
+ * the error of one that can never go out (a room that put us out, or
+ * refused it), if any.  A
  * waiting fsync holds no FUSE thread; an interrupt answers EINTR.  Who
  * answers is whoever takes the request out of fsync_waits. */
 static GMutex fsync_lock;
@@ -1189,10 +1191,10 @@ static bool fsync_take(fuse_req_t req, guint64 *token)
 	return found;
 }
 
-static void fsync_acked(void *data)
+static void fsync_acked(void *data, int err)
 {
 	if (fsync_take(data, NULL))
-		fuse_reply_err(data, 0);
+		fuse_reply_err(data, err);
 }
 
 static void fsync_interrupt(fuse_req_t req, void *data)

@@ -92,13 +92,21 @@ static RoomWait *archive_wait(Account *a, const char *id, const char **room)
 	return NULL;
 }
 
+/* @iq is the answer from @room (an id handler fires for any stanza with
+ * the id, from anyone). */
+static bool answer_from(xmpp_stanza_t *iq, const char *room)
+{
+	const char *from = xmpp_stanza_get_from(iq);
+	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
+
+	return !strcmp(xmpp_stanza_get_name(iq), "iq") && !g_strcmp0(bare, room);
+}
+
 /* The end of a page of the room's archive: the next page, or the join. */
 static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 {
 	Account *a = ud;
 	const char *type = xmpp_stanza_get_type(iq);
-	const char *from = xmpp_stanza_get_from(iq);
-	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
 	g_autofree char *room = NULL, *last = NULL;
 	const char *key = NULL;
 	RoomWait *w = archive_wait(a, xmpp_stanza_get_id(iq), &key);
@@ -107,8 +115,7 @@ static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	(void)conn;
 	if (!w)
 		return 0; /* the join ended: rmdir, its timeout, the link */
-	/* an id handler fires for any stanza with the id, from anyone */
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || g_strcmp0(bare, key))
+	if (!answer_from(iq, key))
 		return 1;
 	room = g_strdup(key);
 	g_clear_pointer(&w->archive, g_free);
@@ -266,8 +273,6 @@ static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 {
 	Account *a = ud;
 	const char *type = xmpp_stanza_get_type(iq);
-	const char *from = xmpp_stanza_get_from(iq);
-	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
 	g_autofree char *room = NULL, *last = NULL;
 	const char *key = NULL;
 	Fill *f = fill_of(a, xmpp_stanza_get_id(iq), &key);
@@ -276,7 +281,7 @@ static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	(void)conn;
 	if (!f)
 		return 0; /* the link went meanwhile */
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || g_strcmp0(bare, key))
+	if (!answer_from(iq, key))
 		return 1; /* not the answer: keep waiting for it */
 	room = g_strdup(key);
 	if (!type || strcmp(type, "result")) {

@@ -57,14 +57,14 @@ static gint by_seq(gconstpointer x, gconstpointer y, gpointer ud)
 
 /* @m cannot reach its room: it leaves the outbox, with an event that
  * says so and what it said. */
-static void drop_unsent(Account *a, OutMsg *m, const char *why)
+static void drop_unsent(Account *a, OutMsg *m, const char *why, int err)
 {
 	g_autofree char *room = item_room(m->item);
 	g_autofree char *body = muc_one_line(m->item->body);
 	g_autofree char *text = g_strdup_printf("message not sent (%s): %s",
 						why, body);
 
-	outbox_done(a->outbox, m->item->id);
+	outbox_fail(a->outbox, m->item->id, err);
 	acct_event(a, "error", room, text);
 	acct_outmsg_free(m);
 }
@@ -92,7 +92,7 @@ static void drop_room_msgs(Account *a, GQueue *q, const char *room,
 	OutMsg *m;
 
 	while ((m = g_queue_pop_head(mine)))
-		drop_unsent(a, m, why);
+		drop_unsent(a, m, why, ENOTCONN);
 	g_queue_free(mine);
 }
 
@@ -129,7 +129,7 @@ void muc_drop_strays(Account *a)
 		next = l->next;
 		if (!rooms_has(a->rooms, room)) {
 			g_queue_delete_link(&a->room_outq, l);
-			drop_unsent(a, m, "out of the room");
+			drop_unsent(a, m, "out of the room", ENOTCONN);
 		}
 	}
 }
@@ -142,7 +142,7 @@ bool muc_hold(Account *a, OutMsg *m)
 		return false;
 	room = item_room(m->item);
 	if (!rooms_has(a->rooms, room)) {
-		drop_unsent(a, m, "out of the room");
+		drop_unsent(a, m, "out of the room", ENOTCONN);
 		return true;
 	}
 	if (room_ready(a, room))
@@ -212,21 +212,12 @@ void muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg)
 		muc_rejoin_missing(a);
 		return;
 	}
-	drop_unsent(a, m, ev);
+	drop_unsent(a, m, ev, acct_error_errno(msg));
 }
 
 xmpp_stanza_t *muc_room_stanza(Account *a, const OutboxItem *item)
 {
-	xmpp_stanza_t *msg =
-		xmpp_message_new(a->ctx, "groupchat", item->to, item->id);
-	xmpp_stanza_t *oid = xmpp_stanza_new(a->ctx);
-
-	/* a room may give the message its own id; this one it keeps */
-	xmpp_stanza_set_name(oid, "origin-id");
-	xmpp_stanza_set_ns(oid, NS_SID);
-	xmpp_stanza_set_id(oid, item->id);
-	xmpp_stanza_add_child_ex(msg, oid, 0);
-	return msg;
+	return acct_message_new(a, "groupchat", item->to, item->id);
 }
 
 int acct_send_room(Account *a, const char *room, const char *const *bodies,

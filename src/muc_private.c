@@ -189,7 +189,7 @@ static char *jid_unescape_nick(const char *to)
 xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item)
 {
 	g_autofree char *to = jid_unescape_nick(item->to);
-	xmpp_stanza_t *msg = xmpp_message_new(a->ctx, "chat", to, item->id);
+	xmpp_stanza_t *msg = acct_message_new(a, "chat", to, item->id);
 	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
 
 	xmpp_stanza_set_name(x, "x");

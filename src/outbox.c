@@ -38,8 +38,9 @@ typedef struct {
 	guint64 token;
 	guint64 upto;
 	char *to; /* the destination watched */
-	void (*fn)(void *data);
+	void (*fn)(void *data, int err);
 	void *data;
+	int err;  /* the first of its messages that failed: its errno */
 } Watch;
 
 static void watch_free(gpointer p)
@@ -359,13 +360,30 @@ static GList *take_done_watches(Outbox *o)
 	return done;
 }
 
+/* With the lock held: the watches that cover @it learn it failed. */
+static void fail_watches(Outbox *o, const OutboxItem *it, int err)
+{
+	for (GList *l = o->watches; l; l = l->next) {
+		Watch *w = l->data;
+		if (!w->err && it->seq <= w->upto && !strcmp(w->to, it->to))
+			w->err = err;
+	}
+}
+
 void outbox_done(Outbox *o, const char *id)
 {
+	outbox_fail(o, id, 0);
+}
+
+void outbox_fail(Outbox *o, const char *id, int err)
+{
 	g_autofree char *e = g_strdup_printf("- %s\n", id);
-	GList *done = NULL;
+	GList *done = NULL, *l;
 
 	g_mutex_lock(&o->lock);
-	if (g_hash_table_contains(o->by_id, id)) {
+	if ((l = g_hash_table_lookup(o->by_id, id))) {
+		if (err)
+			fail_watches(o, l->data, err);
 		items_remove(o, id);
 		if (util_write_all(o->fd, e, strlen(e)) < 0) {
 			/* it will be sent once more after a remount */
@@ -375,14 +393,14 @@ void outbox_done(Outbox *o, const char *id)
 		done = take_done_watches(o);
 	}
 	g_mutex_unlock(&o->lock);
-	for (GList *l = done; l; l = l->next) {
+	for (l = done; l; l = l->next) {
 		Watch *w = l->data;
-		w->fn(w->data);
+		w->fn(w->data, w->err);
 	}
 	g_list_free_full(done, watch_free);
 }
 
-bool outbox_watch(Outbox *o, guint64 upto, void (*fn)(void *data),
+bool outbox_watch(Outbox *o, guint64 upto, void (*fn)(void *data, int err),
 		  void *data, guint64 *token)
 {
 	OutboxItem *it = NULL;

@@ -38,16 +38,20 @@ int outbox_add_many(Outbox *o, const char *to, const char *type,
 void outbox_cancel(Outbox *o, GPtrArray *items, const OutboxSpan *span);
 /* The server acknowledged @id: forget it. */
 void outbox_done(Outbox *o, const char *id);
+/* @id can never go out (-@err; 0: as outbox_done): forget it; the watches
+ * that cover it end with @err. */
+void outbox_fail(Outbox *o, const char *id, int err);
 /* What waits, oldest first (copies; free with g_ptr_array_unref). */
 GPtrArray *outbox_pending(Outbox *o);
 guint outbox_length(Outbox *o);
-/* Call @fn(@data) once item number @upto, and every older item to the
- * same destination, has left the outbox (on the thread of outbox_done,
+/* Call @fn(@data, err) once item number @upto, and every older item to
+ * the same destination, has left the outbox (@err: 0, or the errno of the
+ * first of them that failed, outbox_fail) (on the thread of outbox_done,
  * no lock held).  False, and no call, when @upto has left already: the
  * messages to one destination leave in the order they were accepted, but
  * not those to different ones (a room's wait for its reflection must not
  * hold an fsync of a chat).  *token names the watch for outbox_unwatch. */
-bool outbox_watch(Outbox *o, guint64 upto, void (*fn)(void *data),
+bool outbox_watch(Outbox *o, guint64 upto, void (*fn)(void *data, int err),
 		  void *data, guint64 *token);
 void outbox_unwatch(Outbox *o, guint64 token);
 /* Unix seconds when @it was accepted, 0 when its id does not say (ids of

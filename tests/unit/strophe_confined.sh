@@ -3,10 +3,11 @@
 # the object files of pool.c and the account layer (account.c, muc*.c,
 # mam.c, block.c, sm.c, strophe012.c), whose entry points assert
 # POOL_ASSERT().  Fails when any other object file of xmppfs references an
-# xmpp_* symbol.  Argument: the directory of xmppfs's object files.
+# xmpp_* symbol.  Arguments: the directories of xmppfs's object files.
 status=0
 found=0
-for obj in "$1"/*.o; do
+objs=$(for d in "$@"; do ls "$d"/*.o 2>/dev/null; done)
+for obj in $objs; do
 	found=$((found + 1))
 	case "$obj" in
 	*src_pool.c.o | *src_account.c.o | *src_muc.c.o | *src_muc_*.c.o | *src_mam.c.o | \
@@ -20,7 +21,7 @@ for obj in "$1"/*.o; do
 done
 # Every stanza leaves through sm.c, which counts it for XEP-0198: no other
 # file may hand libstrophe anything to send.
-for obj in "$1"/*.o; do
+for obj in $objs; do
 	case "$obj" in *src_sm.c.o) continue ;; esac
 	syms=$(nm -u "$obj" | awk '{print $NF}' | grep -E '^xmpp_send' | tr '\n' ' ')
 	if [ -n "$syms" ]; then
@@ -29,7 +30,7 @@ for obj in "$1"/*.o; do
 	fi
 done
 if [ $found -lt 5 ]; then
-	echo "not ok: no object files in $1"
+	echo "not ok: no object files in $*"
 	exit 1
 fi
 [ $status = 0 ] && echo "ok: libstrophe is called only from pool.c, account.c, muc*.c, mam.c, block.c, sm.c and strophe012.c; stanzas are sent only by sm.c"

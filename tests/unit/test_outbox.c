@@ -112,9 +112,15 @@ static void test_cut_short(void)
 	outbox_free(o);
 }
 
-static void count(void *data)
+static void count(void *data, int err)
 {
+	g_assert_cmpint(err, ==, 0);
 	(*(int *)data)++;
+}
+
+static void note_err(void *data, int err)
+{
+	*(int *)data = err ? err : -1;
 }
 
 /* A watch fires once every item up to it left the outbox, and only
@@ -194,6 +200,65 @@ static void test_stays_small(void)
 	outbox_free(o);
 }
 
+/* Several messages with one write: all in the journal and in order, with
+ * consecutive seqs; cancelled (nothing written since), the journal is cut
+ * back to what it was; cancelled after another entry, the cancellation
+ * is written, and a reopen has neither. */
+static void test_many_and_cancel(void)
+{
+	g_autofree char *path = journal("many");
+	Outbox *o = open_ok(path);
+	const char *bodies[] = {"one", "two", "three"};
+	g_autoptr(GPtrArray) items = NULL, more = NULL, p = NULL;
+	OutboxSpan span, span2;
+	goffset before = file_size(path);
+	g_autofree char *keep = NULL;
+
+	g_assert_cmpint(outbox_add_many(o, "b@x.org", "chat", bodies, 3,
+					&items, &span), ==, 0);
+	g_assert_cmpuint(items->len, ==, 3);
+	for (guint i = 0; i < 3; i++)
+		g_assert_cmpstr(((OutboxItem *)items->pdata[i])->body, ==,
+				bodies[i]);
+	g_assert_cmpuint(((OutboxItem *)items->pdata[2])->seq, ==,
+			 ((OutboxItem *)items->pdata[0])->seq + 2);
+	g_assert_cmpuint(outbox_length(o), ==, 3);
+	outbox_cancel(o, items, &span);
+	g_assert_cmpuint(outbox_length(o), ==, 0);
+	g_assert_cmpint(file_size(path), ==, before);
+	g_assert_cmpint(outbox_add_many(o, "b@x.org", "chat", bodies, 2,
+					&more, &span2), ==, 0);
+	keep = add(o, "b@x.org", "kept");
+	outbox_cancel(o, more, &span2);
+	g_assert_cmpint(file_size(path), >, before);
+	outbox_free(o);
+	o = open_ok(path);
+	p = outbox_pending(o);
+	g_assert_cmpuint(p->len, ==, 1);
+	g_assert_cmpstr(((OutboxItem *)p->pdata[0])->id, ==, keep);
+	outbox_free(o);
+}
+
+/* A message that can never go out ends the watches that cover it with
+ * its error, not with success. */
+static void test_fail_tells_the_watch(void)
+{
+	g_autofree char *path = journal("fail");
+	Outbox *o = open_ok(path);
+	g_autoptr(OutboxItem) i1 = NULL, i2 = NULL;
+	guint64 t;
+	int got = 0;
+
+	g_assert_cmpint(outbox_add(o, "r@muc.x.org", "groupchat", "1", &i1), ==, 0);
+	g_assert_cmpint(outbox_add(o, "r@muc.x.org", "groupchat", "2", &i2), ==, 0);
+	g_assert_true(outbox_watch(o, i2->seq, note_err, &got, &t));
+	outbox_fail(o, i1->id, 107 /* ENOTCONN */);
+	g_assert_cmpint(got, ==, 0); /* i2 still waits */
+	outbox_done(o, i2->id);
+	g_assert_cmpint(got, ==, 107);
+	outbox_free(o);
+}
+
 int main(int argc, char **argv)
 {
 	int ret;
@@ -205,6 +270,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/outbox/item-time", test_item_time);
 	g_test_add_func("/outbox/cut-short", test_cut_short);
 	g_test_add_func("/outbox/watches", test_watches);
+	g_test_add_func("/outbox/many-and-cancel", test_many_and_cancel);
+	g_test_add_func("/outbox/fail-tells-the-watch", test_fail_tells_the_watch);
 	g_test_add_func("/outbox/watch-per-destination", test_watch_per_destination);
 	g_test_add_func("/outbox/stays-small", test_stays_small);
 	ret = g_test_run();
