@@ -699,17 +699,23 @@ void acct_release_held(Account *a, GHashTable *sent)
 	OutMsg *m;
 
 	POOL_ASSERT();
+	guint had = 0, again = 0;
+
 	/* before what was accepted since: the order of acceptance */
 	while ((m = g_queue_pop_tail(&a->held))) {
 		if (sent && g_hash_table_contains(sent, m->item->id)) {
-			xfs_info("%s: %s is in the archive: not sent again",
-				 a->cfg->jid, m->item->id);
 			outbox_done(a->outbox, m->item->id);
 			acct_outmsg_free(m);
+			had++;
 			continue;
 		}
 		g_queue_push_head(&a->outq, m);
+		again++;
 	}
+	if (sent && (had || again))
+		xfs_info("%s: of %u unacknowledged messages, the archive shows "
+			 "%u the server has (not sent again); %u go out again",
+			 a->cfg->jid, had + again, had, again);
 	acct_flush_outq(a);
 }
 
@@ -1442,7 +1448,6 @@ static void on_connect(Account *a)
 	if (a->fd_dup >= 0)
 		wd_disarm(&a->wd);
 	a->was_online = true;
-	a->streams++;
 	a->going_offline = false;
 	a->online_at = g_get_monotonic_time();
 	a->last_rx = a->online_at;

@@ -100,7 +100,7 @@ struct Account {
 	guint64 bytes_mark;   /* bytes consumed at the last new stanza */
 	gint64 close_at;      /* closing: end the stream by then (µs) */
 	bool going_offline;   /* our unavailable presence is sent */
-	guint streams;        /* streams that reached CONNECT, this one too */
+	guint64 messages_sent; /* by this mount (OutMsg.sent_no) */
 	Sm sm;                /* stream management (sm.c) */
 	gint64 last_rx;       /* monotonic µs of the last data from the server */
 	gint64 ping_due;      /* keep-alive: an answer is due by then; 0: none */
@@ -160,7 +160,7 @@ struct Account {
 	char *mam_check;      /* queryid of the outbox check, or NULL */
 	GHashTable *mam_sent; /* held ids the archive has (the check) */
 	GHashTable *mam_check_ids; /* id -> OutMsg* in held, while checking */
-	GHashTable *mam_check_min; /* stream -> lowest seq found of it */
+	guint64 mam_check_newest;  /* the highest sent_no found by it */
 	gint64 mam_check_due; /* monotonic µs; 0: no check running */
 	bool mam_off;         /* the server has no archive for us */
 	GQueue mam_held;      /* Held*: live messages held (mam_hold) */
@@ -185,9 +185,10 @@ struct Account {
 typedef struct OutMsg {
 	OutboxItem *item;
 	/* set when it was last sent (sm_track): */
-	guint stream;   /* Account.streams then (0: not sent by this mount) */
-	guint32 seq;    /* its count among the stanzas of that stream */
-	gint64 sent_at; /* unix seconds */
+	guint64 sent_no; /* the order of sending in this mount (0: not sent
+			  * by this mount): see mam.c's outbox check */
+	guint32 seq;     /* its count among the stanzas of its stream */
+	gint64 sent_at;  /* unix seconds */
 } OutMsg;
 
 /* ---- account.c, for strophe012.c: what libstrophe 0.12 tells only in

@@ -598,19 +598,31 @@ bool mam_message(Account *a, xmpp_stanza_t *msg)
  * mount left) may have reached the server all the same.  Before it is
  * sent again, our archive is asked which of it the server has: newest
  * first (RSM <before/>), back to when the oldest of it was sent (for an
- * earlier mount's: accepted, as its id says) less MAM_CHECK_SKEW_S.  The
- * server archives one stream's messages in the order it handled them,
- * so once a message of a stream is found, those sent after it on that
- * stream and not seen on the way back are known to be missing; the check
- * ends as soon as every held message is found or known missing, usually
- * within a page or two of the newest. */
+ * earlier mount's: accepted, as its id says) less MAM_CHECK_SKEW_S.
+ *
+ * This mount sends one message only once every message sent before it
+ * was acknowledged or sorted by such a check (acct_flush_outq holds the
+ * rest meanwhile), and a server handles a stream's stanzas in order: so
+ * the server has handled our messages in the order we sent them
+ * (OutMsg.sent_no), and its archive holds them in that order.  The first
+ * of this mount's messages the check meets on its way back is the last
+ * one the server handled: those sent before it reached the server (as an
+ * acknowledgement of it would have said), those after it did not.  So
+ * the check usually ends on its first page.  An earlier mount's messages
+ * carry no such number: each is looked for by its id (or origin-id). */
 
 #define MAM_CHECK_TIMEOUT_US (20 * G_USEC_PER_SEC)
 #define MAM_CHECK_SKEW_S 120 /* the server's clock against ours */
 
 static void check_done(Account *a, bool told)
 {
-	/* (the tables point into held: cleared before it is released) */
+	/* what the newest one found says of those sent before it */
+	for (GList *l = told ? a->held.head : NULL; l; l = l->next) {
+		const OutMsg *m = l->data;
+		if (m->sent_no && m->sent_no <= a->mam_check_newest)
+			g_hash_table_add(a->mam_sent, g_strdup(m->item->id));
+	}
+	/* (the id table points into held: cleared before it is released) */
 	check_clear(a);
 	acct_release_held(a, told ? a->mam_sent : NULL);
 	if (a->mam_sent)
@@ -643,19 +655,13 @@ static void check_page(Account *a, const char *before)
 	a->mam_check_due = g_get_monotonic_time() + MAM_CHECK_TIMEOUT_US;
 }
 
-/* Every held message is found, or missing for sure (see above). */
+/* Every held message is found, or its fate known (see above). */
 static bool check_resolved(Account *a)
 {
 	for (GList *l = a->held.head; l; l = l->next) {
 		const OutMsg *m = l->data;
-		gpointer min;
-		if (g_hash_table_contains(a->mam_sent, m->item->id))
-			continue;
-		if (!m->stream ||
-		    !g_hash_table_lookup_extended(a->mam_check_min,
-						  GUINT_TO_POINTER(m->stream),
-						  NULL, &min) ||
-		    GPOINTER_TO_UINT(min) > m->seq)
+		if (!g_hash_table_contains(a->mam_sent, m->item->id) &&
+		    !(m->sent_no && a->mam_check_newest))
 			return false;
 	}
 	return true;
@@ -681,7 +687,7 @@ void mam_check_outbox(Account *a)
 						    g_free, NULL);
 	g_hash_table_remove_all(a->mam_sent);
 	a->mam_check_ids = g_hash_table_new(g_str_hash, g_str_equal);
-	a->mam_check_min = g_hash_table_new(NULL, NULL);
+	a->mam_check_newest = 0;
 	for (GList *l = a->held.head; l; l = l->next) {
 		OutMsg *m = l->data;
 		g_hash_table_insert(a->mam_check_ids, m->item->id, m);
@@ -714,19 +720,11 @@ static void check_result(Account *a, xmpp_stanza_t *res)
 	g_autoptr(Jid) jid = from ? jid_parse(from, NULL) : NULL;
 	g_autofree char *bare = jid ? jid_bare(jid) : NULL;
 	const OutMsg *m;
-	gpointer min;
 
 	if (!bare || strcmp(bare, a->cfg->jid) || !(m = held_of(a, inner)))
 		return;
 	g_hash_table_add(a->mam_sent, g_strdup(m->item->id));
-	if (m->stream &&
-	    (!g_hash_table_lookup_extended(a->mam_check_min,
-					   GUINT_TO_POINTER(m->stream), NULL,
-					   &min) ||
-	     GPOINTER_TO_UINT(min) > m->seq))
-		g_hash_table_insert(a->mam_check_min,
-				    GUINT_TO_POINTER(m->stream),
-				    GUINT_TO_POINTER(m->seq));
+	a->mam_check_newest = MAX(a->mam_check_newest, m->sent_no);
 }
 
 static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
@@ -758,7 +756,6 @@ static void check_clear(Account *a)
 	g_clear_pointer(&a->mam_check, g_free);
 	a->mam_check_due = 0;
 	g_clear_pointer(&a->mam_check_ids, g_hash_table_unref);
-	g_clear_pointer(&a->mam_check_min, g_hash_table_unref);
 }
 
 gint64 mam_due(Account *a)

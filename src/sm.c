@@ -216,7 +216,7 @@ void sm_after_run(Account *a)
 
 void sm_track(Account *a, OutMsg *m)
 {
-	m->stream = a->streams;
+	m->sent_no = ++a->messages_sent;
 	m->seq = a->sm.out;
 	m->sent_at = g_get_real_time() / G_USEC_PER_SEC;
 	g_queue_push_tail(&a->inflight, m);
