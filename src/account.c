@@ -456,6 +456,13 @@ static void send_presence(Account *a)
 	xmpp_stanza_release(p);
 }
 
+const char *acct_domain(Account *a)
+{
+	const char *at = strchr(a->cfg->jid, '@');
+
+	return at ? at + 1 : a->cfg->jid;
+}
+
 bool acct_is_online(Account *a)
 {
 	return a->state == ACCT_ONLINE && a->conn && !a->conn_dead &&
@@ -2037,9 +2044,7 @@ static void keepalive(Account *a, gint64 now)
 	xmpp_stanza_set_name(ping, "ping");
 	xmpp_stanza_set_ns(ping, "urn:xmpp:ping");
 	xmpp_stanza_add_child_ex(iq, ping, 0);
-	xmpp_stanza_set_to(iq, strchr(a->cfg->jid, '@')
-				       ? strchr(a->cfg->jid, '@') + 1
-				       : a->cfg->jid);
+	xmpp_stanza_set_to(iq, acct_domain(a));
 	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 	a->ping_due = now + ping_timeout(a) * G_USEC_PER_SEC;

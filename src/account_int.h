@@ -155,7 +155,11 @@ struct Account {
 	bool mam_probe;       /* that query only learns the newest id */
 	GHashTable *mam_returned; /* ids the catch-up in flight returned */
 	gint64 mam_stamp;     /* when the file was last written (unix s) */
-	guint mam_live_count; /* live ids logged since the last catch-up */
+	guint mam_live_count; /* live ids logged since the last catch-up or
+			       * checkpoint (mam.c) */
+	gint64 mam_asked_at;  /* monotonic µs of the last catch-up query */
+	bool mam_stream_caught_up; /* this stream's catch-up is done */
+	bool carbons_on;      /* the server copies our other clients' */
 	bool mam_restarted;   /* the catch-up started over by time */
 	char *mam_check;      /* queryid of the outbox check, or NULL */
 	GHashTable *mam_sent; /* held ids the archive has (the check) */
@@ -274,6 +278,8 @@ void acct_release_held(Account *a, GHashTable *sent);
 bool acct_from_self(Account *a, xmpp_stanza_t *st);
 /* On a stream that is up and not closing. */
 bool acct_is_online(Account *a);
+/* The domain of the account's JID: its server. */
+const char *acct_domain(Account *a);
 
 /* ---- mam.c, for account.c ---- */
 

@@ -37,9 +37,12 @@
 
 #define NS_RSM "http://jabber.org/protocol/rsm"
 #define MAM_PAGE "100"
-/* live messages logged since the last catch-up that make it worth asking
- * the archive again (for what went to our other clients only) */
+/* live messages logged since the last catch-up or checkpoint that make
+ * it worth moving the position (see checkpoint) */
 #define MAM_LIVE_BATCH 500
+/* without carbons: the archive is asked again after a batch, at most
+ * this often */
+#define MAM_REASK_S 60
 #define MAM_FROM_START "*"
 /* how often a catch-up is tried again while a message could not be
  * logged (a full disk) */
@@ -217,6 +220,7 @@ static void catch_up(Account *a, const char *after, const char *start,
 				      probe ? "1" : MAM_PAGE, query_answer);
 	a->mam_probe = probe;
 	a->mam_live_count = 0;
+	a->mam_asked_at = g_get_monotonic_time();
 }
 
 static void catch_up_from_last(Account *a)
@@ -299,6 +303,8 @@ bool mam_hold(Account *a, xmpp_stanza_t *msg, bool carbon, gint64 t)
 
 void mam_disconnected(Account *a)
 {
+	a->carbons_on = false;
+	a->mam_stream_caught_up = false;
 	release_held(a);
 }
 
@@ -340,6 +346,7 @@ static void caught_up(Account *a, const char *last)
 		save(a);
 		return;
 	}
+	a->mam_stream_caught_up = true;
 	if (by_time)
 		a->mam_gap_by_time = false;
 	if (last) {
@@ -484,6 +491,22 @@ bool mam_seen_live(Account *a, xmpp_stanza_t *msg)
 	return id && g_hash_table_contains(a->mam_seen, id);
 }
 
+/* With carbons on and this stream's catch-up done, every message of the
+ * account reaches us as it comes: after MAM_LIVE_BATCH of them the
+ * position moves to the newest, and the ids noted before it are
+ * forgotten, so that the state file stays small, without asking the
+ * archive (on Prosody's file store every query reads the whole archive:
+ * asking after every 500 messages made an incoming flood 18 times
+ * slower, and slowed the server for everyone). */
+static void checkpoint(Account *a, const char *id)
+{
+	g_free(a->mam_last);
+	a->mam_last = g_strdup(id);
+	g_hash_table_remove_all(a->mam_seen);
+	a->mam_live_count = 0;
+	save(a);
+}
+
 void mam_logged_live(Account *a, xmpp_stanza_t *msg)
 {
 	const char *id = stanza_id(a, msg);
@@ -491,10 +514,19 @@ void mam_logged_live(Account *a, xmpp_stanza_t *msg)
 	if (!id)
 		return;
 	note_logged(a, id);
-	/* now and then, what went only to our other clients (a message to
-	 * the phone's full JID, one we sent from it) */
-	if (a->mam_last && !a->mam_off && !a->mam_query &&
-	    !a->mam_releasing && ++a->mam_live_count >= MAM_LIVE_BATCH)
+	if (++a->mam_live_count < MAM_LIVE_BATCH || !a->mam_last ||
+	    a->mam_off || a->mam_query || a->mam_releasing || a->mam_hold_due ||
+	    a->log_gap_since || a->mam_gap_by_time || !a->mam_stream_caught_up)
+		return;
+	if (a->carbons_on) {
+		checkpoint(a, id);
+		return;
+	}
+	/* without carbons, what went only to our other clients (a message
+	 * to the phone's full JID, one we sent from it) is in the archive
+	 * only: asked for now and then */
+	if (g_get_monotonic_time() - a->mam_asked_at >=
+	    MAM_REASK_S * G_USEC_PER_SEC)
 		catch_up_from_last(a);
 }
 
@@ -835,7 +867,8 @@ static int carbons_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	(void)conn;
 	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
 		return 1; /* not the answer: keep waiting for it */
-	if (!g_strcmp0(xmpp_stanza_get_type(iq), "error"))
+	a->carbons_on = !g_strcmp0(xmpp_stanza_get_type(iq), "result");
+	if (!a->carbons_on)
 		xfs_info("%s: the server does not copy our other clients' "
 			 "messages to us (carbons: %s); they reach the logs "
 			 "at the next catch-up", a->cfg->jid,

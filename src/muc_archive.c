@@ -31,6 +31,7 @@ static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
 typedef struct {
 	char *id;        /* the query's */
 	guint failures;  /* of the room when it began */
+	gint64 due;      /* monotonic µs: given up on then (asked again) */
 } Fill;
 
 
@@ -241,6 +242,7 @@ static void fill_page(Account *a, const char *room, Fill *f, const char *after)
 	g_free(f->id);
 	f->id = mam_send_query(a, room, start, after, NULL, ROOM_ARCHIVE_PAGE,
 			       fill_answer);
+	f->due = g_get_monotonic_time() + ROOM_ARCHIVE_WAIT_S * G_USEC_PER_SEC;
 }
 
 bool muc_fill_gaps(Account *a)
@@ -255,9 +257,13 @@ bool muc_fill_gaps(Account *a)
 			g_hash_table_iter_remove(&it); /* no longer ours */
 			continue;
 		}
+		f = g_hash_table_lookup(a->room_fills, k);
+		if (f && g_get_monotonic_time() >= f->due)
+			g_hash_table_remove(a->room_fills, k); /* no answer */
+		else if (f)
+			continue;
 		if (!acct_is_online(a) || !rooms_joined(a->rooms, k) ||
-		    g_hash_table_contains(a->room_waits, k) ||
-		    g_hash_table_contains(a->room_fills, k))
+		    g_hash_table_contains(a->room_waits, k))
 			continue;
 		f = g_new0(Fill, 1);
 		f->failures = GPOINTER_TO_UINT(v);

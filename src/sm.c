@@ -151,7 +151,7 @@ static int barrier_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 {
 	Account *a = ud;
 	const char *from = xmpp_stanza_get_from(iq);
-	const char *domain = strchr(a->cfg->jid, '@') + 1;
+	const char *domain = acct_domain(a);
 
 	(void)conn;
 	/* an id handler fires for any stanza with the id, from anyone: the
@@ -176,7 +176,7 @@ static void send_barrier(Account *a)
 	xmpp_stanza_set_name(ping, "ping");
 	xmpp_stanza_set_ns(ping, NS_PING);
 	xmpp_stanza_add_child_ex(iq, ping, 0);
-	xmpp_stanza_set_to(iq, strchr(a->cfg->jid, '@') + 1);
+	xmpp_stanza_set_to(iq, acct_domain(a));
 	xmpp_id_handler_add(a->conn, barrier_answer, a->sm.barrier, a);
 	sm_send(a, iq);
 	xmpp_stanza_release(iq);
