@@ -402,7 +402,11 @@ static int sockopt_cb(xmpp_conn_t *conn, void *sock)
 		wd_disarm(&a->wd);
 		close(a->fd_dup);
 	}
-	a->fd_dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	/* the watchdog's, for the login only (on_connect closes it); above
+	 * the descriptors libstrophe's select() can take (fdcache.h) */
+	a->fd_dup = fcntl(fd, F_DUPFD_CLOEXEC, 1024);
+	if (a->fd_dup < 0)
+		a->fd_dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	a->login_deadline = g_get_monotonic_time() +
 			    ACCT_LOGIN_TIMEOUT_S * G_USEC_PER_SEC;
 	arm(a, a->login_deadline);
@@ -1452,8 +1456,11 @@ static char *describe_tls(Account *a)
 
 static void on_connect(Account *a)
 {
-	if (a->fd_dup >= 0)
+	if (a->fd_dup >= 0) {
 		wd_disarm(&a->wd);
+		close(a->fd_dup); /* the login is over: sock_of uses a->fd */
+		a->fd_dup = -1;
+	}
 	a->was_online = true;
 	a->going_offline = false;
 	a->online_at = g_get_monotonic_time();
@@ -1709,10 +1716,15 @@ static void attempt_next(Account *a)
 				   : g_strdup_printf("%s:%s", hp[0], hp[1]));
 	attempt_reset(a);
 	a->conn = conn_create(a);
+	errno = 0;
 	if (xmpp_connect_client(a->conn, hp[0], (unsigned short)port,
 				conn_handler, a) != XMPP_EOK) {
+		/* (EMFILE: too many open files, said as such) */
+		g_autofree char *why = g_strdup_printf(
+			"could not start connecting%s%s", errno ? ": " : "",
+			errno ? g_strerror(errno) : "");
 		a->conn_dead = true;
-		set_state(a, ACCT_CONNECTING, "could not start connecting");
+		set_state(a, ACCT_CONNECTING, why);
 	}
 }
 
@@ -1849,6 +1861,16 @@ void acct_resolved(Account *a, guint gen, GPtrArray *addrs,
 
 /* ---- the pool's view ---- */
 
+/* The socket to shut down or look at: the watchdog's dup during the
+ * login, libstrophe's own after it (on the pool thread, while the
+ * connection lives, it is libstrophe's open socket); -1 for none. */
+static int sock_of(Account *a)
+{
+	if (a->fd_dup >= 0)
+		return a->fd_dup;
+	return a->conn && !a->conn_dead ? a->fd : -1;
+}
+
 static void release_conn(Account *a)
 {
 	xmpp_conn_release(a->conn);
@@ -1859,6 +1881,14 @@ static void release_conn(Account *a)
 		close(a->fd_dup);
 		a->fd_dup = -1;
 	}
+}
+
+/* The server sent something that waits unread on the socket. */
+static bool sock_waiting(Account *a)
+{
+	int n = 0;
+
+	return sock_of(a) >= 0 && ioctl(sock_of(a), SIOCINQ, &n) == 0 && n > 0;
 }
 
 /* Bytes libstrophe has taken from the socket: received minus queued. */
@@ -1883,14 +1913,14 @@ static void check_stanza_size(Account *a)
 {
 	guint64 used;
 
-	if (a->fd_dup < 0 || a->conn_dead || !consumed_bytes(a->fd_dup, &used))
+	if (sock_of(a) < 0 || !consumed_bytes(sock_of(a), &used))
 		return;
 	if (a->stanzas != a->stanzas_mark || used < a->bytes_mark) {
 		a->stanzas_mark = a->stanzas;
 		a->bytes_mark = used;
 	} else if (used - a->bytes_mark > STANZA_MAX_BYTES) {
 		a->oversize = true;
-		shutdown(a->fd_dup, SHUT_RDWR);
+		shutdown(sock_of(a), SHUT_RDWR);
 	}
 }
 
@@ -1918,8 +1948,8 @@ void acct_run(Account *a)
 		sm_after_run(a);
 		xmpp_run_once(a->ctx, 0); /* write it now */
 	}
-	if (a->parse_error && !a->conn_dead && a->fd_dup >= 0)
-		shutdown(a->fd_dup, SHUT_RDWR); /* libstrophe stops reading */
+	if (a->parse_error && sock_of(a) >= 0)
+		shutdown(sock_of(a), SHUT_RDWR); /* libstrophe stops reading */
 	if (a->conn && a->tcp_up)
 		check_stanza_size(a);
 	if (a->conn && a->conn_dead) {
@@ -1977,6 +2007,13 @@ bool acct_guard_input(Account *a, const char *buf, size_t len)
 	return true;
 }
 
+bool acct_wants_run(Account *a)
+{
+	/* the last run stopped with data waiting inside OpenSSL (its round
+	 * limit), or a connection to tidy up */
+	return a->read_more || (a->conn && a->conn_dead);
+}
+
 void acct_note_read(Account *a, bool more)
 {
 	a->progress++; /* libstrophe has something new to work on */
@@ -1985,8 +2022,8 @@ void acct_note_read(Account *a, bool more)
 
 void acct_abort(Account *a)
 {
-	if (a->fd_dup >= 0)
-		shutdown(a->fd_dup, SHUT_RDWR);
+	if (sock_of(a) >= 0)
+		shutdown(sock_of(a), SHUT_RDWR);
 }
 
 bool acct_pollfd(Account *a, struct pollfd *pfd)
@@ -2032,6 +2069,11 @@ static void keepalive(Account *a, gint64 now)
 
 	if (now < due)
 		return;
+	if (a->ping_due && sock_waiting(a)) {
+		/* an answer is here, unread (a busy pool): not dead */
+		a->ping_due = now + G_USEC_PER_SEC / 2;
+		return;
+	}
 	if (a->ping_due) {
 		a->ping_dead = true;
 		a->ping_due = 0;
@@ -2105,8 +2147,8 @@ static void begin_close(Account *a)
 		send_unavailable(a);
 		a->going_offline = true;
 		a->close_at = g_get_monotonic_time() + CLOSE_ECHO_WAIT_US;
-	} else if (!a->conn_dead && a->fd_dup >= 0) {
-		shutdown(a->fd_dup, SHUT_RDWR);
+	} else if (sock_of(a) >= 0) {
+		shutdown(sock_of(a), SHUT_RDWR);
 	}
 }
 

@@ -186,6 +186,9 @@ void acct_tick(Account *a, gint64 now);
  * which expat would expand for many seconds of CPU; the link is then
  * dropped. */
 bool acct_guard_input(Account *a, const char *buf, size_t len);
+/* [pool] After acct_run: true when it must run again at once, whatever
+ * its socket and timers say. */
+bool acct_wants_run(Account *a);
 /* [pool] libstrophe just read from the server, and more may be waiting
  * where poll(2) cannot see it (inside OpenSSL): run it again. */
 void acct_note_read(Account *a, bool more);

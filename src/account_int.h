@@ -10,6 +10,7 @@
 #include <strophe.h>
 
 #include "account.h"
+#include "fdcache.h"
 #include "history.h"
 #include "jid.h"
 #include "outbox.h"
@@ -149,7 +150,7 @@ struct Account {
 			   * them (muc.c) */
 	/* the archive (mam.c), pool thread only */
 	char *mam_path;       /* DATA/JID/mam: where the catch-up is */
-	int mam_fd;           /* appends to it, -1 until the first */
+	FdFile *mam_file;     /* appends to it (fdcache.h) */
 	char *mam_last;       /* NULL: none yet */
 	char *mam_query;      /* queryid of the query in flight, or NULL */
 	bool mam_probe;       /* that query only learns the newest id */

@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "fdcache.h"
 #include "util.h"
 
 void datalock_note_pid(int fd, const char *mountpoint)
@@ -39,7 +40,7 @@ static char *holder(int fd)
 int datalock_take(const char *dir, const char *mountpoint, GError **err)
 {
 	g_autofree char *path = g_build_filename(dir, "lock", NULL);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = fdcache_high(open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
 
 	if (fd < 0) {
 		int e = errno;

@@ -1,6 +1,10 @@
 /* history.c - see history.h.  Records are appended with one write(2) on
  * an O_APPEND descriptor under the log's lock, so a record is never torn
- * and the size every reader sees only grows by whole records. */
+ * and the size every reader sees only grows by whole records.
+ *
+ * A log's file is opened only while it is used (fdcache.c), and a set of
+ * logs knows its names from the directory without opening any: an account
+ * with 100,000 conversations holds no descriptor for them. */
 #include "history.h"
 
 #include <errno.h>
@@ -9,11 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdcache.h"
 #include "util.h"
 
 struct Hist {
 	GMutex lock;
-	int fd;
+	FdFile *file;
 	goffset size;    /* protected by lock */
 	gint64 mtime;    /* protected by lock */
 	GList *waiters;  /* of HistWaiter*, protected by lock */
@@ -22,38 +27,53 @@ struct Hist {
 struct HistSet {
 	char *dir;
 	GMutex lock;
-	GHashTable *logs; /* name -> Hist*, protected by lock */
+	GHashTable *logs; /* name -> Hist* (NULL: on disk, not used yet),
+			   * protected by lock */
 };
 
-Hist *hist_open(const char *dir, const char *name, GError **err)
+/* DIR/NAME/log, made when missing (with @create), its size and time. */
+static Hist *hist_load(const char *dir, const char *name, bool create,
+		       GError **err)
 {
 	g_autofree char *sub = g_build_filename(dir, name, NULL);
 	g_autofree char *path = g_build_filename(sub, "log", NULL);
 	struct stat st;
 	Hist *h;
-	int fd;
 
-	if (g_mkdir_with_parents(sub, 0700) < 0 ||
-	    (fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0 ||
-	    fstat(fd, &st) < 0) {
-		int e = errno;
-		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e),
-			    "%s: %s", path, g_strerror(e));
-		return NULL;
+	if (create) {
+		int fd;
+		if (g_mkdir_with_parents(sub, 0700) < 0 ||
+		    (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+			       0600)) < 0)
+			goto fail;
+		close(fd);
 	}
+	if (stat(path, &st) < 0)
+		goto fail;
 	h = g_new0(Hist, 1);
 	g_mutex_init(&h->lock);
-	h->fd = fd;
+	h->file = fdfile_new(path, O_RDWR | O_APPEND, 0600);
 	h->size = st.st_size;
 	h->mtime = st.st_mtime;
 	return h;
+fail:
+	g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "%s: %s",
+		    path, g_strerror(errno));
+	return NULL;
+}
+
+Hist *hist_open(const char *dir, const char *name, GError **err)
+{
+	return hist_load(dir, name, true, err);
 }
 
 static void hist_free(gpointer data)
 {
 	Hist *h = data;
 
-	close(h->fd);
+	if (!h)
+		return;
+	fdfile_free(h->file);
 	g_list_free(h->waiters);
 	g_mutex_clear(&h->lock);
 	g_free(h);
@@ -61,8 +81,7 @@ static void hist_free(gpointer data)
 
 void hist_close(Hist *h)
 {
-	if (h)
-		hist_free(h);
+	hist_free(h);
 }
 
 HistSet *hist_set_new(const char *dir, GError **err)
@@ -84,11 +103,8 @@ HistSet *hist_set_new(const char *dir, GError **err)
 	d = g_dir_open(dir, 0, NULL);
 	while (d && (name = g_dir_read_name(d))) {
 		g_autofree char *log = g_build_filename(dir, name, "log", NULL);
-		Hist *h;
-		if (!g_file_test(log, G_FILE_TEST_IS_REGULAR))
-			continue;
-		if ((h = hist_open(dir, name, NULL)))
-			g_hash_table_insert(s->logs, g_strdup(name), h);
+		if (g_file_test(log, G_FILE_TEST_IS_REGULAR))
+			g_hash_table_insert(s->logs, g_strdup(name), NULL);
 	}
 	if (d)
 		g_dir_close(d);
@@ -107,12 +123,16 @@ void hist_set_free(HistSet *s)
 
 Hist *hist_set_get(HistSet *s, const char *name, bool create, GError **err)
 {
+	gpointer v = NULL;
+	bool known;
 	Hist *h;
 
 	g_mutex_lock(&s->lock);
-	h = g_hash_table_lookup(s->logs, name);
-	if (!h && create && (h = hist_open(s->dir, name, err)))
-		g_hash_table_insert(s->logs, g_strdup(name), h);
+	known = g_hash_table_lookup_extended(s->logs, name, NULL, &v);
+	h = v;
+	if (!h && (known || create) &&
+	    (h = hist_load(s->dir, name, !known, err)))
+		g_hash_table_replace(s->logs, g_strdup(name), h);
 	g_mutex_unlock(&s->lock);
 	return h;
 }
@@ -135,23 +155,31 @@ GPtrArray *hist_set_names(HistSet *s)
 int hist_append(Hist *h, const char *data, gsize len)
 {
 	GList *woken;
-	int ret;
+	int fd, ret;
 
 	g_mutex_lock(&h->lock);
-	ret = util_write_all(h->fd, data, len);
+	fd = fdfile_get(h->file);
+	if (fd < 0) {
+		ret = fd;
+		woken = NULL;
+		goto out_unlock;
+	}
+	ret = util_write_all(fd, data, len);
 	if (ret == 0) {
 		h->size += len;
 		h->mtime = g_get_real_time() / G_USEC_PER_SEC;
 	} else {
 		/* a short write would leave half a record: cut it off */
-		if (ftruncate(h->fd, h->size) < 0) {
+		if (ftruncate(fd, h->size) < 0) {
 			/* the size readers know stays h->size */
 		}
 	}
+	fdfile_put(h->file);
 	woken = h->waiters;
 	h->waiters = NULL;
 	for (GList *l = woken; l; l = l->next)
 		((HistWaiter *)l->data)->queued = false;
+out_unlock:
 	g_mutex_unlock(&h->lock);
 	for (GList *l = woken; l; l = l->next)
 		((HistWaiter *)l->data)->wake(l->data);
@@ -183,14 +211,18 @@ gssize hist_pread(Hist *h, void *buf, gsize len, goffset off)
 {
 	goffset size = hist_size(h);
 	ssize_t n;
+	int fd;
 
 	/* never past the last whole record, even while one is being written */
 	if (off >= size)
 		return 0;
 	len = MIN(len, (gsize)(size - off));
+	if ((fd = fdfile_get(h->file)) < 0)
+		return fd;
 	do
-		n = pread(h->fd, buf, len, off);
+		n = pread(fd, buf, len, off);
 	while (n < 0 && errno == EINTR);
+	fdfile_put(h->file);
 	return n < 0 ? -errno : n;
 }
 

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "datalock.h"
+#include "fdcache.h"
 #include "fsops.h"
 #include "log.h"
 #include "pool.h"
@@ -74,6 +75,25 @@ static int make_data_dirs(const char *data_dir, const CfgFile *cfg)
 		}
 	}
 	return 0;
+}
+
+/* Each account's socket must stay below 1024 (libstrophe's select);
+ * every file descriptor of xmppfs goes above when the limit allows
+ * (fdcache.h).  So: the soft limit raised to the hard one, and the files
+ * kept open at once bounded by what is left. */
+#define XFS_ACCOUNTS_MAX 1000
+
+static void size_descriptors(guint accounts)
+{
+	rlim_t lim = fdcache_raise_limit();
+	/* per account below 1024 when nothing may go above: its socket,
+	 * the login's watchdog dup, the data lock; and a margin */
+	rlim_t fixed = 3 * (rlim_t)accounts + 64;
+
+	if (lim >= 4096)
+		fdcache_set_capacity(256);
+	else
+		fdcache_set_capacity(lim > fixed + 16 ? (guint)(lim - fixed) : 16);
 }
 
 /* The locks of the accounts' data directories, held for the life of the
@@ -169,6 +189,16 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *fo,
 		fprintf(stderr, "xmppfs: %s\n", err->message);
 		return 1;
 	}
+	if (cfg->accounts->len > XFS_ACCOUNTS_MAX) {
+		fprintf(stderr,
+			"xmppfs: %s: %u accounts; one mount serves at most %d "
+			"(libstrophe 0.12 waits on sockets with select(), which "
+			"takes descriptors below 1024 only): split them over "
+			"several mounts\n",
+			config_path, cfg->accounts->len, XFS_ACCOUNTS_MAX);
+		return 1;
+	}
+	size_descriptors(cfg->accounts->len);
 	data_dir = opt->data_dir
 			   ? absolute(opt->data_dir)
 			   : g_build_filename(g_get_user_data_dir(), "xmppfs",

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdcache.h"
 #include "jid.h"
 #include "log.h"
 #include "pool.h"
@@ -127,7 +128,8 @@ void mam_init(Account *a, const char *dir)
 	struct stat st;
 
 	a->mam_path = g_build_filename(dir, "mam", NULL);
-	a->mam_fd = -1;
+	a->mam_file = fdfile_new(a->mam_path, O_WRONLY | O_APPEND | O_CREAT,
+				 0600);
 	a->mam_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    NULL);
 	a->mam_returned = g_hash_table_new_full(g_str_hash, g_str_equal,
@@ -155,9 +157,7 @@ void mam_free(Account *a)
 {
 	/* (mam_held is empty: acct_free called mam_disconnected while the
 	 * stanzas' context and the logs were still there) */
-	if (a->mam_fd >= 0)
-		close(a->mam_fd);
-	a->mam_fd = -1;
+	g_clear_pointer(&a->mam_file, fdfile_free);
 	g_clear_pointer(&a->mam_path, g_free);
 	g_clear_pointer(&a->mam_last, g_free);
 	g_clear_pointer(&a->mam_query, g_free);
@@ -186,9 +186,7 @@ static void save(Account *a)
 	a->mam_stamp = g_get_real_time() / G_USEC_PER_SEC;
 	g_string_free(out, TRUE);
 	/* the file was renamed over: later appends go to the new one */
-	if (a->mam_fd >= 0)
-		close(a->mam_fd);
-	a->mam_fd = -1;
+	fdfile_reopen(a->mam_file);
 }
 
 /* A message with archive id @id is in its log now: remembered (appended
@@ -196,15 +194,16 @@ static void save(Account *a)
 static void note_logged(Account *a, const char *id)
 {
 	g_autofree char *line = NULL;
+	int fd, ret = 0;
 
 	if (!id_ok(id) || !g_hash_table_add(a->mam_seen, g_strdup(id)))
 		return;
 	line = g_strdup_printf("seen %s\n", id);
-	/* one descriptor for the life of the file, not an open per message */
-	if (a->mam_fd < 0)
-		a->mam_fd = open(a->mam_path,
-				 O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (a->mam_fd < 0 || util_write_all(a->mam_fd, line, strlen(line)) < 0)
+	if ((fd = fdfile_get(a->mam_file)) >= 0) {
+		ret = util_write_all(fd, line, strlen(line));
+		fdfile_put(a->mam_file);
+	}
+	if (fd < 0 || ret < 0)
 		xfs_warn("%s: cannot write %s", a->cfg->jid, a->mam_path);
 	a->mam_stamp = g_get_real_time() / G_USEC_PER_SEC;
 }

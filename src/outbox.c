@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fdcache.h"
 #include "util.h"
 
 #define OUTBOX_COMPACT_MIN (256 * 1024)
@@ -24,7 +25,7 @@
 struct Outbox {
 	GMutex lock;
 	char *path;
-	int fd;
+	FdFile *file;      /* the journal, opened while used (fdcache.h) */
 	GQueue items;     /* of OutboxItem*, oldest first, protected by lock */
 	GHashTable *by_id; /* id -> GList* in items, protected by lock */
 	guint64 next_seq;  /* protected by lock */
@@ -183,23 +184,43 @@ static int compact(Outbox *o, goffset *size)
 	return ret;
 }
 
+/* With the lock held: append @len bytes to the journal; 0 or -errno. */
+static int journal_write(Outbox *o, const char *data, gsize len)
+{
+	int fd = fdfile_get(o->file), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = util_write_all(fd, data, len);
+	fdfile_put(o->file);
+	return ret;
+}
+
+/* With the lock held: cut the journal to @size bytes; 0 or -errno. */
+static int journal_cut(Outbox *o, goffset size)
+{
+	int fd = fdfile_get(o->file), ret = 0;
+
+	if (fd < 0)
+		return fd;
+	if (ftruncate(fd, size) < 0)
+		ret = -errno;
+	fdfile_put(o->file);
+	return ret;
+}
+
 /* With the lock held: a file mostly of entries that cancel out is
  * written again with only what is pending.  On failure the old file
  * stays in use (it is still right, only larger). */
 static void compact_if_worth_it(Outbox *o)
 {
 	goffset size;
-	int fd;
 
 	if (o->bytes < OUTBOX_COMPACT_MIN || o->bytes < 4 * o->pending_bytes)
 		return;
 	if (compact(o, &size) < 0)
 		return;
-	fd = open(o->path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	if (fd < 0)
-		return; /* the old descriptor appends to the renamed-over file */
-	close(o->fd);
-	o->fd = fd;
+	fdfile_reopen(o->file); /* the next append goes to the new file */
 	o->bytes = size;
 }
 
@@ -214,14 +235,16 @@ Outbox *outbox_open(const char *path, GError **err)
 	o->path = g_strdup(path);
 	o->by_id = g_hash_table_new(g_str_hash, g_str_equal);
 	g_queue_init(&o->items);
-	o->fd = -1;
+	o->file = fdfile_new(path, O_WRONLY | O_APPEND, 0600);
 	if (g_file_get_contents(path, &data, &len, NULL))
 		replay(o, data, len);
 	ret = compact(o, &o->bytes);
-	if (!ret)
-		o->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	if (ret || o->fd < 0) {
-		int e = ret ? -ret : errno;
+	if (!ret && (ret = fdfile_get(o->file)) >= 0) {
+		fdfile_put(o->file);
+		ret = 0;
+	}
+	if (ret) {
+		int e = -ret;
 		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e),
 			    "%s: %s", path, g_strerror(e));
 		outbox_free(o);
@@ -234,8 +257,7 @@ void outbox_free(Outbox *o)
 {
 	if (!o)
 		return;
-	if (o->fd >= 0)
-		close(o->fd);
+	fdfile_free(o->file);
 	g_hash_table_unref(o->by_id);
 	g_queue_clear_full(&o->items, (GDestroyNotify)outbox_item_free);
 	g_list_free_full(o->watches, watch_free);
@@ -277,7 +299,7 @@ int outbox_add_many(Outbox *o, const char *to, const char *type,
 	}
 	g_mutex_lock(&o->lock);
 	/* one write for all: a full disk takes none of them */
-	ret = util_write_all(o->fd, all->str, all->len);
+	ret = journal_write(o, all->str, all->len);
 	if (ret == 0) {
 		span->start = o->bytes;
 		o->bytes += all->len;
@@ -289,7 +311,7 @@ int outbox_add_many(Outbox *o, const char *to, const char *type,
 			items_add(o, it);
 			g_ptr_array_add(*items, item_copy(it));
 		}
-	} else if (ftruncate(o->fd, o->bytes) < 0) {
+	} else if (journal_cut(o, o->bytes) < 0) {
 		/* (a piece of an entry stays at the end, where replay stops;
 		 * the next append fails the same way or goes after it, and
 		 * compact() at the next open drops both) */
@@ -323,9 +345,9 @@ void outbox_cancel(Outbox *o, GPtrArray *items, const OutboxSpan *span)
 	}
 	/* nothing written since: cut the entries off (no space needed);
 	 * else cancel them with entries of their own */
-	if (o->bytes == span->end && ftruncate(o->fd, span->start) == 0)
+	if (o->bytes == span->end && journal_cut(o, span->start) == 0)
 		o->bytes = span->start;
-	else if (util_write_all(o->fd, minus->str, minus->len) == 0)
+	else if (journal_write(o, minus->str, minus->len) == 0)
 		o->bytes += minus->len;
 	g_mutex_unlock(&o->lock);
 	g_string_free(minus, TRUE);
@@ -385,7 +407,7 @@ void outbox_fail(Outbox *o, const char *id, int err)
 		if (err)
 			fail_watches(o, l->data, err);
 		items_remove(o, id);
-		if (util_write_all(o->fd, e, strlen(e)) < 0) {
+		if (journal_write(o, e, strlen(e)) < 0) {
 			/* it will be sent once more after a remount */
 		}
 		o->bytes += strlen(e);

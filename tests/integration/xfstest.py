@@ -149,10 +149,11 @@ class Server:
     roster: [("alice", "bob", "both", "Bob"), ...] or "alice:bob:both" strings
     mutual: [("alice", "bob"), ...] adds subscription "both" both ways
     direct_tls: also listen for XEP-0368 direct TLS
+    bulk: ["u:300:pw", ...] makes u1..u300 with password pw
     """
 
     def __init__(self, tmpdir, users=None, roster=(), mutual=(),
-                 direct_tls=False, plaintext=False, port=None):
+                 direct_tls=False, plaintext=False, port=None, bulk=()):
         self.dir = Path(tmpdir)
         self.users = dict(users or {"alice": "alicepw", "bob": "bobpw"})
         self.roster = [r if isinstance(r, str) else ":".join(r) for r in roster]
@@ -160,6 +161,7 @@ class Server:
             self.roster += [f"{a}:{b}:both", f"{b}:{a}:both"]
         self.direct_tls = direct_tls
         self.plaintext = plaintext
+        self.bulk = list(bulk)  # "PREFIX:COUNT:PASSWORD" (testbed --users)
         self.want_port = port
         self.port = None
         self.direct_tls_port = None
@@ -210,6 +212,8 @@ class Server:
             cmd += ["--plaintext"]
         for u, p in self.users.items():
             cmd += ["--user", f"{u}:{p}"]
+        for b in self.bulk:
+            cmd += ["--users", b]
         if not self.seeded:  # a restart keeps what the tests changed
             for r in self.roster:
                 cmd += ["--roster", r]
@@ -326,17 +330,19 @@ class Mount:
     config_mode: mode of the config file (0600)
     expect_exit: the exit status teardown expects (0)
     data: the data directory (default: one of its own in its directory)
+    nofile: run xmppfs with this limit on open files (soft and hard)
     """
 
     def __init__(self, tmpdir, accounts=None, config=None, config_mode=0o600,
                  args=(), binary=None, env=None, mount_timeout=10.0,
-                 expect_exit=0, name="m", data=None):
+                 expect_exit=0, name="m", data=None, nofile=None):
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmpdir))
         self.cfg = self.dir / "config"
         self.data = Path(data) if data else self.dir / "data"
         self.mnt = self.dir / "mnt"
         self.logfile = self.dir / "xmppfs.log"
         self.binary = Path(binary) if binary else xmppfs_binary()
+        self.nofile = nofile
         self.args = list(args)
         self.env = env
         self.mount_timeout = mount_timeout
@@ -369,9 +375,17 @@ class Mount:
         cmd = [str(self.binary), "-f", *self.args, "--config", str(self.cfg),
                "--data-dir", str(self.data), str(self.mnt)]
         self.t_start = time.monotonic()
+        limit = None
+        if self.nofile:
+            import resource
+            n = self.nofile
+
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL,
-                                     start_new_session=True, env=self.env)
+                                     start_new_session=True, env=self.env,
+                                     preexec_fn=limit)
         log.close()
         (self.dir / "xmppfs.pid").write_text(f"{self.proc.pid}\n")
         _active_mounts.append(self)
