@@ -1,13 +1,31 @@
 /* watchdog.c - see watchdog.h.  One thread, one mutex, a short list of
  * armed slots; it sleeps on a condition variable until the earliest
- * deadline, so it costs nothing while nothing is armed. */
+ * deadline, so it costs nothing while nothing is armed.  A deadline
+ * measures the server, not xmppfs: when it passes while bytes the server
+ * sent wait unread on the socket, it is moved on. */
 #include "watchdog.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 static GMutex wd_lock;
 static GCond wd_cond;
 static GPtrArray *wd_slots; /* of WdSlot*, protected by wd_lock */
+
+/* A deadline passes only if the server is silent at that moment; while
+ * what it sent waits unread, it moves on by this, up to WD_GRACE_US past
+ * the first. */
+#define WD_RECHECK_US (G_USEC_PER_SEC / 2)
+#define WD_GRACE_US (120 * G_USEC_PER_SEC)
+
+/* Bytes that came on @fd and are not read yet (0 when it cannot tell). */
+static int waiting_bytes(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, SIOCINQ, &n) == 0 ? n : 0;
+}
 
 static WdSlot *earliest(void)
 {
@@ -32,6 +50,14 @@ static gpointer wd_thread(gpointer unused)
 		}
 		if (g_get_monotonic_time() < s->deadline) {
 			g_cond_wait_until(&wd_cond, &wd_lock, s->deadline);
+			continue;
+		}
+		if (waiting_bytes(s->fd) > 0 &&
+		    g_get_monotonic_time() < s->limit) {
+			/* the server did answer: xmppfs has not read it yet
+			 * (a busy pool, a thousand logins at once); that time
+			 * is not the server's to be blamed for */
+			s->deadline = g_get_monotonic_time() + WD_RECHECK_US;
 			continue;
 		}
 		shutdown(s->fd, SHUT_RDWR);
@@ -60,6 +86,7 @@ void wd_arm(WdSlot *slot, int fd, gint64 deadline)
 	g_ptr_array_remove_fast(wd_slots, slot);
 	slot->fd = fd;
 	slot->deadline = deadline;
+	slot->limit = deadline + WD_GRACE_US;
 	slot->fired = false;
 	g_ptr_array_add(wd_slots, slot);
 	g_cond_signal(&wd_cond);

@@ -15,6 +15,7 @@ typedef struct {
 	/* all protected by the watchdog's mutex */
 	int fd;         /* a dup owned by the arming thread; -1 when idle */
 	gint64 deadline; /* g_get_monotonic_time() microseconds */
+	gint64 limit;    /* the latest it may be moved to */
 	bool fired;
 } WdSlot;
 
