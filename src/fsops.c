@@ -680,6 +680,23 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	fuse_reply_buf(req, buf, used);
 }
 
+/* The session, for log_grew (set at init). */
+static struct fuse_session *the_session;
+
+/* A log grew from @from: the kernel's cached page with the old end is
+ * stale (it ended there); the pages before it are not (the log only
+ * grows).  Called with no lock of ours held (history.c), and never from
+ * a request on the log itself (nothing writes to `log`). */
+static void log_grew(void *data, goffset from, goffset to)
+{
+	const TreeNode *n = data;
+
+	(void)to;
+	if (the_session)
+		fuse_lowlevel_notify_inval_inode(the_session, n->ino,
+						 from & ~(goffset)4095, 0);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	Xfs *x = xfs_of(req);
@@ -738,7 +755,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h->opener = fuse_req_ctx(req)->pid;
 	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
+	if (n->kind == NODE_LOG) {
+		/* append-only: what the kernel cached stays right, but for
+		 * the page the end was in (log_grew) */
+		if (h->hist)
+			hist_observe(h->hist, log_grew, n);
+		fi->keep_cache = 1;
+	} else {
+		fi->direct_io = 1;
+	}
 	fuse_reply_open(req, fi);
 }
 
@@ -748,8 +773,8 @@ static void read_log(fuse_req_t req, Handle *h, size_t size, off_t off)
 	gssize n = 0;
 
 	/* a conversation that began after the open */
-	if (!h->hist)
-		h->hist = hist_of(h->node, false, NULL);
+	if (!h->hist && (h->hist = hist_of(h->node, false, NULL)))
+		hist_observe(h->hist, log_grew, h->node);
 	if (h->hist)
 		n = hist_pread(h->hist, buf, size, off);
 	if (n < 0)
@@ -1273,7 +1298,18 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	Xfs *x = userdata;
+
+	the_session = x->se;
+	/* a log's mtime changes with every record: auto_inval_data would
+	 * drop all of its cached pages each time; log_grew drops the one */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
 static const struct fuse_lowlevel_ops xfs_lowlevel_ops = {
+	.init = op_init,
 	.lookup = op_lookup,
 	.mkdir = op_mkdir,
 	.rmdir = op_rmdir,

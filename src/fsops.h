@@ -15,6 +15,7 @@ typedef struct {
 	uid_t uid; /* files belong to the mounting user */
 	gid_t gid;
 	time_t mount_time;
+	struct fuse_session *se; /* for the kernel cache's invalidations */
 } Xfs;
 
 const struct fuse_lowlevel_ops *xfs_ops(void);

@@ -22,6 +22,9 @@ struct Hist {
 	goffset size;    /* protected by lock */
 	gint64 mtime;    /* protected by lock */
 	GList *waiters;  /* of HistWaiter*, protected by lock */
+	/* hist_observe's, protected by lock */
+	void (*observer)(void *data, goffset from, goffset to);
+	void *observer_data;
 };
 
 struct HistSet {
@@ -152,10 +155,22 @@ GPtrArray *hist_set_names(HistSet *s)
 	return names;
 }
 
+void hist_observe(Hist *h, void (*fn)(void *data, goffset from, goffset to),
+		  void *data)
+{
+	g_mutex_lock(&h->lock);
+	h->observer = fn;
+	h->observer_data = data;
+	g_mutex_unlock(&h->lock);
+}
+
 int hist_append(Hist *h, const char *data, gsize len)
 {
 	GList *woken;
 	int fd, ret;
+	goffset from = 0, to = 0;
+	void (*observer)(void *, goffset, goffset) = NULL;
+	void *observer_data = NULL;
 
 	g_mutex_lock(&h->lock);
 	fd = fdfile_get(h->file);
@@ -166,8 +181,12 @@ int hist_append(Hist *h, const char *data, gsize len)
 	}
 	ret = util_write_all(fd, data, len);
 	if (ret == 0) {
+		from = h->size;
 		h->size += len;
+		to = h->size;
 		h->mtime = g_get_real_time() / G_USEC_PER_SEC;
+		observer = h->observer;
+		observer_data = h->observer_data;
 	} else {
 		/* a short write would leave half a record: cut it off */
 		if (ftruncate(fd, h->size) < 0) {
@@ -181,6 +200,8 @@ int hist_append(Hist *h, const char *data, gsize len)
 		((HistWaiter *)l->data)->queued = false;
 out_unlock:
 	g_mutex_unlock(&h->lock);
+	if (observer)
+		observer(observer_data, from, to);
 	for (GList *l = woken; l; l = l->next)
 		((HistWaiter *)l->data)->wake(l->data);
 	g_list_free(woken);

@@ -42,6 +42,12 @@ goffset hist_size(Hist *h);
 gint64 hist_mtime(Hist *h);
 gssize hist_pread(Hist *h, void *buf, gsize len, goffset off);
 
+/* Call @fn(@data, old size, new size) after each append, from the
+ * appending thread with no lock of history.c held (one observer a log;
+ * fsops.c drops the kernel's cached end of the file). */
+void hist_observe(Hist *h, void (*fn)(void *data, goffset from, goffset to),
+		  void *data);
+
 /* Wait for the log to grow past @cursor.  Returns true, and does not
  * register @w, when it already has; otherwise @w is woken once. */
 bool hist_wait(Hist *h, HistWaiter *w, goffset cursor);

@@ -135,6 +135,7 @@ static int run_session(struct fuse_args *args,
 	se = fuse_session_new(args, xfs_ops(), sizeof *xfs_ops(), x);
 	if (!se)
 		return 1;
+	x->se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_destroy;
 	if (fuse_session_mount(se, fo->mountpoint) != 0)
