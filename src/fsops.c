@@ -59,6 +59,21 @@ static Hist *hist_of(const TreeNode *n, bool create, GError **err)
 	return hist_set_get(s, n->jid, create, err);
 }
 
+/* The log of a conversation's, a room's or a private conversation's
+ * directory, NULL for none (yet). */
+static Hist *dir_hist(const TreeNode *n)
+{
+	HistSet *s = NULL;
+
+	if (n->kind == NODE_CONTACT)
+		s = acct_hists(n->acct);
+	else if (n->kind == NODE_ROOM)
+		s = acct_room_hists(n->acct);
+	else if (n->kind == NODE_PRIVATE)
+		s = acct_private_hists(n->acct, n->parent->parent->jid);
+	return s ? hist_set_get(s, n->jid, false, NULL) : NULL;
+}
+
 typedef struct {
 	NodeKind kind;
 	mode_t mode;
@@ -291,8 +306,13 @@ static void fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 	st->st_gid = x->gid;
 	st->st_atime = st->st_mtime = st->st_ctime = x->mount_time;
 	if (tree_is_dir(n)) {
+		Hist *h = dir_hist(n);
 		st->st_mode = S_IFDIR | 0700;
 		st->st_nlink = 2;
+		/* a conversation's directory changes with its last record,
+		 * so ls -t contacts/ sorts by activity */
+		if (h)
+			st->st_mtime = st->st_ctime = hist_mtime(h);
 		return;
 	}
 	st->st_mode = S_IFREG | (fo ? fo->mode : 0400);
@@ -323,8 +343,12 @@ static void reply_entry(fuse_req_t req, Xfs *x, const TreeNode *n)
 	fill_attr(x, n, &e.attr);
 	/* accounts never change while mounted; file attributes always may;
 	 * a contact's directory is looked up afresh each time, so mkdir of a
-	 * JID that resolved a moment ago still reaches op_mkdir */
-	e.entry_timeout = n->kind == NODE_CONTACT || n->kind == NODE_ROOM ||
+	 * JID that resolved a moment ago still reaches op_mkdir: but for a
+	 * roster item, whose mkdir is EEXIST anyway (ls -l looked each one up
+	 * three times: stat and two xattrs) */
+	e.entry_timeout = (n->kind == NODE_CONTACT &&
+			   !roster_has(acct_roster(n->acct), n->jid)) ||
+					  n->kind == NODE_ROOM ||
 					  n->kind == NODE_PRIVATE
 				  ? 0.0
 				  : 1.0;

@@ -9,6 +9,7 @@ message from a new contact is logged.  Not a timed test: scripts/bench
 measures how long it takes."""
 
 import os
+import time
 
 from xfstest import Mount, Peer, Server, note, wait_until
 
@@ -57,3 +58,25 @@ def test_300_accounts_and_1500_conversations_in_1024_descriptors(tmp, stack):
 
 
 test_300_accounts_and_1500_conversations_in_1024_descriptors.timeout = 360
+
+
+def test_directory_times_follow_the_last_record(tmp, stack):
+    """A conversation's directory has the time of its last record, as its
+    log has, so `ls -t contacts/` sorts conversations by activity (it had
+    the mount's time)."""
+    srv = Server(tmp / "srv", users={"alice": "alicepw", "bob": "bobpw"})
+    srv.start()
+    stack.callback(srv.stop)
+    m = stack.enter_context(Mount(tmp, {"alice@localhost": srv.account(
+        "alice", resource="times")}))
+    m.wait_state("alice@localhost", "online", timeout=15)
+    d = m.path("alice@localhost", "contacts", "bob@localhost")
+    with Peer("bob@localhost", "bobpw", srv, resource="times") as bob:
+        t0 = int(time.time())
+        bob.send_message("alice@localhost", "hello")
+        wait_until(lambda: (d / "log").exists() and "hello" in (d / "log").read_text(),
+                   timeout=10, what="bob's message in the log")
+    st, lg = os.stat(d), os.stat(d / "log")
+    assert st.st_mtime == lg.st_mtime >= t0, (st.st_mtime, lg.st_mtime, t0)
+    listing = os.listdir(m.path("alice@localhost", "contacts"))
+    assert "bob@localhost" in listing, listing
