@@ -40,6 +40,7 @@
 #define STABLE_ONLINE_US (60 * G_USEC_PER_SEC)
 #define RUN_ROUNDS_MAX 64
 #define CLOSE_ECHO_WAIT_US (1 * G_USEC_PER_SEC)
+#define KEEPALIVE_BEAT_S 5
 /* A stanza larger than this ends the connection: libstrophe would buffer
  * it without limit, at a cost that grows with the square of its size.  A
  * legitimate 5,000-item roster is about 300 KB. */
@@ -1716,6 +1717,7 @@ static void attempt_next(Account *a)
 				   : g_strdup_printf("%s:%s", hp[0], hp[1]));
 	attempt_reset(a);
 	a->conn = conn_create(a);
+	a->conn_serial++;
 	errno = 0;
 	if (xmpp_connect_client(a->conn, hp[0], (unsigned short)port,
 				conn_handler, a) != XMPP_EOK) {
@@ -2007,6 +2009,11 @@ bool acct_guard_input(Account *a, const char *buf, size_t len)
 	return true;
 }
 
+guint64 acct_conn_serial(Account *a)
+{
+	return a->conn_serial;
+}
+
 bool acct_wants_run(Account *a)
 {
 	/* the last run stopped with data waiting inside OpenSSL (its round
@@ -2046,12 +2053,20 @@ bool acct_pollfd(Account *a, struct pollfd *pfd)
  * noticed.  Idle, that is one wake-up per interval. */
 static gint64 keepalive_due(Account *a)
 {
+	gint64 due;
+
 	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead ||
 	    !a->cfg->ping_interval)
 		return G_MAXINT64;
 	if (a->ping_due)
 		return a->ping_due;
-	return a->last_rx + (gint64)a->cfg->ping_interval * G_USEC_PER_SEC;
+	due = a->last_rx + (gint64)a->cfg->ping_interval * G_USEC_PER_SEC;
+	/* idle accounts ping on a common beat, so a thousand of them wake
+	 * the pool a few times a minute, not a thousand */
+	if (a->cfg->ping_interval >= 4 * KEEPALIVE_BEAT_S)
+		due = (due / (KEEPALIVE_BEAT_S * G_USEC_PER_SEC) + 1) *
+		      (KEEPALIVE_BEAT_S * G_USEC_PER_SEC);
+	return due;
 }
 
 /* Seconds to wait for the answer: ACCT_PING_TIMEOUT_S, less for a short

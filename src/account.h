@@ -186,6 +186,9 @@ void acct_tick(Account *a, gint64 now);
  * which expat would expand for many seconds of CPU; the link is then
  * dropped. */
 bool acct_guard_input(Account *a, const char *buf, size_t len);
+/* [pool] A number that changes with each new connection (its socket may
+ * have the number of the one before). */
+guint64 acct_conn_serial(Account *a);
 /* [pool] After acct_run: true when it must run again at once, whatever
  * its socket and timers say. */
 bool acct_wants_run(Account *a);

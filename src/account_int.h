@@ -69,6 +69,7 @@ struct Account {
 	xmpp_log_t xlog;
 	xmpp_conn_t *conn;
 	int fd;          /* libstrophe's socket, -1 when none */
+	guint64 conn_serial; /* connections made (acct_conn_serial) */
 	int fd_dup;      /* ours, for the watchdog and forced drops */
 	WdSlot wd;
 	bool conn_dead;  /* disconnected: release after run_once returns */

@@ -23,6 +23,8 @@ runs only this; a full `scripts/bench` runs it after bench.py.
                directory's contacts/
 
 Prints a table of medians (BENCH_REPS rounds, 3; --quick 1) and ratios.
+BENCH_ACCOUNTS=10,1000 chooses the account counts (the first is the base
+of the memory per account), BENCH_IDLE the idle window (30 s; --quick 5).
 A benchmark, not a test: it fails only when a figure cannot be measured.
 """
 
@@ -338,6 +340,8 @@ class Scale:
         q = self.args.quick
         reps = int(os.environ.get("BENCH_REPS", 1 if q else 3))
         ns = [10, 100] if q else [10, 100, 1000]
+        if os.environ.get("BENCH_ACCOUNTS"):
+            ns = [int(x) for x in os.environ["BENCH_ACCOUNTS"].split(",")]
         idle_s = float(os.environ.get("BENCH_IDLE", 5 if q else 30))
         n_flood = int(os.environ.get("BENCH_FLOOD", 2000 if q else 10000))
         n_big = 100_000 if q else 1_000_000
