@@ -1,5 +1,7 @@
-/* account.h - one XMPP account: its connection, login, presence, and (in
- * muc.c) its group chats.
+/* account.h - one XMPP account: its connection, login, own presence,
+ * events and shared state (account.c, conn.c, resolve.c, outgoing.c).
+ * What its features offer the files is in their own headers (chat.h,
+ * contacts.h, block.h, muc.h, iqfile.h).
  *
  * Functions marked [pool] run only on the pool thread (they call
  * libstrophe); [any] functions read a snapshot under the account's lock
@@ -13,24 +15,11 @@
 #include "config.h"
 #include "history.h"
 #include "outbox.h"
-#include "iqcall.h"
 #include "roster.h"
-#include "rooms.h"
 
 typedef struct Account Account;
 typedef struct Pool Pool;
 typedef struct PoolReq PoolReq;
-
-/* A change of one roster item (mkdir, rmdir, name, groups). */
-typedef struct {
-	char *jid;
-	bool add;       /* mkdir: new item, then ask for their presence */
-	bool remove;    /* rmdir */
-	bool set_name;
-	char *name;     /* NULL: no name */
-	bool set_groups;
-	char **groups;
-} RosterChange;
 
 typedef enum {
 	ACCT_OFFLINE,
@@ -62,36 +51,6 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 const CfgAccount *acct_cfg(const Account *a);
 /* [any] The conversations' logs. */
 HistSet *acct_hists(Account *a);
-/* [any] Group chats: the rooms and their logs. */
-Rooms *acct_rooms(Account *a);
-HistSet *acct_room_hists(Account *a);
-/* [any] Accept a groupchat message (as acct_send; the record comes with
- * the room's reflection of it). */
-int acct_send_room(Account *a, const char *room, const char *const *bodies,
-		   guint n, guint64 *seq);
-/* What a request to a room does. */
-typedef enum {
-	ACCT_ROOM_JOIN,    /* -EEXIST if in it, -ENOTCONN offline */
-	ACCT_ROOM_LEAVE,
-	ACCT_ROOM_NICK,    /* @value: the new nick (a valid resourcepart) */
-	ACCT_ROOM_SUBJECT, /* @value: the subject ("" clears it) */
-	ACCT_ROOM_INVITE,  /* @value: "JID[ REASON]" (XEP-0249); done once
-			    * sent */
-	ACCT_ROOM_KICK,    /* @value: "NICK[<TAB>REASON]"; done when the
-			    * room answered */
-	ACCT_ROOM_BAN,     /* @value: "JID[ REASON]"; likewise */
-} AcctRoomOp;
-/* [pool] Act on @room; pool_complete(@r) when the server answered.  Not
- * in the room: -ENOENT; another change of it waiting: -EBUSY. */
-void acct_room_op(Account *a, const char *room, AcctRoomOp op,
-		  const char *value, PoolReq *r);
-/* [any] Private conversations in @room, DATA/JID/rooms/ROOM/private/NICK
- * with NICK as jid_to_filename gives it (NULL if it cannot be made). */
-HistSet *acct_private_hists(Account *a, const char *room);
-/* [any] Accept a private message to @nick in @room (as acct_send);
- * -ENOTCONN when not in the room. */
-int acct_send_private(Account *a, const char *room, const char *nick,
-		      const char *const *bodies, guint n, guint64 *seq);
 /* [any] The roster, presence and pending requests. */
 Roster *acct_roster(Account *a);
 /* [any] The events log (`events` reads it like a stream). */
@@ -100,10 +59,6 @@ Hist *acct_events(Account *a);
  * while someone reads: acct_raw_readers(+1/-1) counts them. */
 Hist *acct_raw(Account *a);
 void acct_raw_readers(Account *a, int delta);
-/* [pool] Send the <iq/> a user wrote to `iq` (one stanza, checked by
- * xmlcheck): it must be a get or set (-EINVAL), an id is added when it
- * has none; @c gets the answer, or -ETIMEDOUT after IQCALL_TIMEOUT_S. */
-int acct_send_iq(Account *a, IqCall *c, const char *text);
 /* [pool] Send stanzas a user wrote to `raw` (checked by xmlcheck);
  * 0 or -ENOTCONN. */
 int acct_send_raw(Account *a, GPtrArray *stanzas);
@@ -115,26 +70,7 @@ void acct_event(Account *a, const char *kind, const char *jid,
  * no TAB): a room's events name the nick so. */
 void acct_event_by(Account *a, const char *kind, const char *jid,
 		   const char *who, const char *text);
-/* [pool] Send a roster change; pool_complete(@r) when the server
- * answered. */
-void acct_roster_change(Account *a, const RosterChange *c, PoolReq *r);
-/* [pool] Send a subscription presence; 0 or -errno. */
-int acct_subscription(Account *a, const char *jid, const char *word);
-/* [pool] Block or unblock @jid (XEP-0191); pool_complete(@r) when the
- * server answered: 0, -ENOTCONN offline, -EOPNOTSUPP when the server has
- * no blocking, or the server's error. */
-void acct_block(Account *a, const char *jid, bool block, PoolReq *r);
-/* [any] "yes\n" or "no\n": whether @jid is on the blocklist. */
-char *acct_blocked_text(Account *a, const char *jid);
-/* [any] The blocklist, one JID per line, sorted. */
-char *acct_blocklist_text(Account *a);
-/* [any] Accept @n messages (validated, clean bodies): into the outbox,
- * into the log, then to the pool, all or none.  0, or -errno when the
- * outbox or the log cannot store them; never fails because the link is
- * down.  *seq: the last one's place in the outbox, for outbox_watch. */
-int acct_send(Account *a, const char *to, const char *const *bodies,
-	      guint n, guint64 *seq);
-/* [any] What acct_send and its kin share: the @n bodies to @to of @type
+/* [any] What chat_send and its kin (muc_send, muc_send_private) share: the @n bodies to @to of @type
  * go into the outbox with one write, their records (from @sender, now)
  * into @h (NULL: none) with another, then to the pool: all or none.  A
  * full disk fails it with -ENOSPC and nothing is sent.  *seq: the last
@@ -202,3 +138,6 @@ void acct_abort(Account *a);
 void acct_shutdown(Account *a);
 bool acct_closed(Account *a);
 void acct_free(Account *a);
+/* The stanza chain its features register their handlers in. */
+typedef struct Dispatch Dispatch;
+Dispatch *acct_dispatch(Account *a);

@@ -10,6 +10,8 @@
 #include <strophe.h>
 
 #include "account.h"
+#include "dispatch.h"
+#include "feature.h"
 #include "fdcache.h"
 #include "history.h"
 #include "jid.h"
@@ -54,7 +56,7 @@ struct Account {
 	char *server;   /* "ADDRESS:PORT" of the current or last attempt */
 	char *tls_desc; /* "on, certificate sha256 ..." */
 	char *error;    /* last error, NULL when none */
-	bool error_is_log; /* that error is acct_log_failed's */
+	bool error_is_log; /* that error is a log failure's (acct_log_note) */
 	gint64 since;   /* unix seconds of the last state change */
 	gint64 retry_at_unix;
 	AcctShow show;  /* never OFFLINE/RECONNECT: see want_online */
@@ -108,6 +110,11 @@ struct Account {
 	gint64 ping_due;      /* keep-alive: an answer is due by then; 0: none */
 	bool ping_dead;       /* the keep-alive ping went unanswered */
 
+	/* its features (feature.h) and the stanza chain (dispatch.h): made
+	 * before the pool runs, fixed after */
+	GPtrArray *features;
+	Dispatch *dispatch;
+	char *dir;            /* DATA/JID */
 	/* conversations: any thread, locks of their own */
 	HistSet *hists;
 	Outbox *outbox;
@@ -211,27 +218,56 @@ void acct_lib_no_mechanism(Account *a);
 void strophe012_log(void *ud, xmpp_log_level_t level, const char *area,
 		    const char *msg);
 
-/* ---- account.c, for muc.c and mam.c ---- */
+/* ---- the core (account.c, conn.c, resolve.c, outgoing.c), within
+ * itself and for the features ---- */
 
-/* A received message could not be logged in @where (a conversation or
- * room) for @err: it is not taken as handled; the account shows it
- * (`error:` in connection, an error event) and the archive is asked
- * again until it is logged (mam.c). */
-void acct_log_failed(Account *a, const char *where, int err);
-/* What acct_log_failed and muc_log_failed share: the failure counts, the
+void acct_set_state(Account *a, AcctState st, const char *error);
+/* *@field = @value (taken) under the lock. */
+void acct_set_str(Account *a, char **field, char *value);
+/* One line of XML: newlines inside as character references. */
+char *acct_one_line(const char *xml);
+/* A received stanza for `raw` readers, as one line. */
+void acct_raw_record(Account *a, xmpp_stanza_t *st);
+/* An empty result to @iq, or an error with @condition (pushes from our
+ * own server carry no 'from': answered all the same). */
+xmpp_stanza_t *acct_answer(Account *a, xmpp_stanza_t *iq,
+			   const char *condition);
+/* A result to @iq with a <query xmlns=@ns/> in *@query. */
+xmpp_stanza_t *acct_query_reply(Account *a, xmpp_stanza_t *iq,
+				const char *ns, xmpp_stanza_t **query);
+/* Send our presence (acct_own_presence). */
+void acct_send_presence(Account *a);
+/* The stream is gone: what waits in iq_waits ends with ECONNRESET. */
+void acct_fail_change_waits(Account *a);
+/* conn.c, for resolve.c: a retry on the backoff timer; the next address
+ * of this attempt. */
+void acct_schedule_retry(Account *a);
+void acct_attempt_next(Account *a);
+/* conn.c, for account.c: the connection fields at acct_new; the
+ * connection and the context freed at acct_free. */
+void acct_conn_init(Account *a);
+void acct_conn_free(Account *a);
+/* account.c: the features' hooks, in their order (feature.h). */
+void acct_features_online(Account *a);
+void acct_features_offline(Account *a);
+gint64 acct_features_due(Account *a);
+void acct_features_tick(Account *a, gint64 now);
+void acct_features_presence_changed(Account *a);
+bool acct_features_outgoing(Account *a, OutMsg *m);
+/* outgoing.c: send @msg (taken) with @it's body. */
+void acct_send_message(Account *a, xmpp_stanza_t *msg, const OutboxItem *it);
+
+/* What mam_log_failed and muc_log_failed share: the failure counts, the
  * account shows it (once, while any gap lasts; @err 0: nothing to show)
  * and the retry timer runs (mam.c). */
 void acct_log_note(Account *a, const char *where, int err);
-/* The conversations' catch-up logged everything missing. */
-void acct_log_recovered(Account *a);
-/* No gap is left anywhere: the error goes, held events are written. */
-void acct_log_maybe_recovered(Account *a);
+/* No gap is left anywhere (its features say): the error goes, held
+ * events are written. */
+void acct_log_clear(Account *a);
 
 /* A child element <@name>@text</@name> of @parent. */
 void acct_add_text_child(Account *a, xmpp_stanza_t *parent, const char *name,
 			 const char *text);
-/* XEP-0115 caps of our presence. */
-void acct_add_caps(Account *a, xmpp_stanza_t *presence);
 /* A message of ours: @id as its id and as its origin-id (XEP-0359), which
  * servers and rooms keep when they give it an id of their own; the
  * archive check (mam.c) and a room's reflection find it by either. */
@@ -250,8 +286,6 @@ char *acct_error_event_text(xmpp_stanza_t *st, const char *kind);
 char *acct_error_text(xmpp_stanza_t *msg);
 /* A fresh id for a stanza we send. */
 char *acct_next_id(Account *a);
-/* Unix seconds of a message: its XEP-0203 stamp, else now. */
-gint64 acct_message_time(xmpp_stanza_t *msg);
 /* A request waiting for the server, kept in a table of its kind (the
  * iq file's requests, rooms' joins and changes), starts with this. */
 typedef struct {
@@ -260,15 +294,6 @@ typedef struct {
 /* The earliest deadline in a table whose values start with a WaitHead,
  * G_MAXINT64 when it is empty. */
 gint64 acct_waits_due(GHashTable *waits);
-/* A live chat message from @jid that came at @t: logged unless the
- * archive gave it to us already. */
-void acct_chat_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
-		       gint64 t);
-/* A chat message (or a bounce) from @jid: a record in its conversation at
- * @t, and an event.  @copy: it is a copy (from our archive or a carbon),
- * where what we sent from another client is ours (recorded, no event). */
-void acct_log_message(Account *a, xmpp_stanza_t *msg, const Jid *jid,
-		      gint64 t, bool copy);
 void acct_outmsg_free(OutMsg *m);
 /* Send what waits in outq (when online). */
 void acct_flush_outq(Account *a);
@@ -283,7 +308,7 @@ bool acct_is_online(Account *a);
 /* The domain of the account's JID: its server. */
 const char *acct_domain(Account *a);
 
-/* ---- mam.c, for account.c ---- */
+/* ---- mam.c, for the other features ---- */
 
 /* Load and free the archive state (@dir: DATA/JID). */
 void mam_init(Account *a, const char *dir);
@@ -334,23 +359,19 @@ void mam_disconnected(Account *a);
 void mam_enable_carbons(Account *a);
 bool mam_carbon(Account *a, xmpp_stanza_t *msg);
 
-/* A message could not be logged (acct_log_failed): see mam.c. */
-void mam_log_failed(Account *a);
+/* A received message could not be logged in @where (a conversation) for
+ * @err (0: held back behind one that could not): it is not taken as
+ * handled; the account shows it (`error:` in connection, an error event)
+ * and the archive is asked again until it is logged. */
+void mam_log_failed(Account *a, const char *where, int err);
 
-/* ---- block.c, for account.c ---- */
-
-void block_init(Account *a);
-void block_free(Account *a);
-/* At a connect: fetch the blocklist (then the server pushes changes). */
-void block_fetch(Account *a);
-/* @iq (a set) is a blocklist push from our own account: applied, true. */
-bool block_push(Account *a, xmpp_stanza_t *iq);
-
-/* ---- muc.c, for account.c and mam.c ---- */
+/* ---- muc*.c, for the other features ---- */
 
 /* Ask the archive of every room with a gap (muc_log_failed) again;
  * true while any room has one. */
 bool muc_fill_gaps(Account *a);
+/* Some room has a gap. */
+bool muc_gaps(Account *a);
 
 /* An archived message (or a carbon) from @from, of time @t, that belongs
  * to rooms or is an invitation: true, and it is no conversation's.  A
@@ -365,15 +386,10 @@ bool muc_archive_message(Account *a, xmpp_stanza_t *msg);
 /* @bare is a room we are or were in. */
 bool muc_known_room(Account *a, const char *bare);
 
-/* Make and free the account's group-chat state (@dir: DATA/JID). */
-void muc_init(Account *a, const char *dir);
-void muc_free(Account *a);
 /* At a connect: back into every room we were in. */
 void muc_rejoin(Account *a);
 /* Our presence changed: every room we are in hears it too. */
 void muc_send_presence(Account *a);
-/* The link went down: what waited for a room ends with ECONNRESET. */
-void muc_disconnected(Account *a);
 /* End the rooms' waits past their deadline (@all: every one). */
 void muc_expire_waits(Account *a, gint64 now, bool all);
 /* Rooms kept but not joined while online (the service shut down, a

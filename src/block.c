@@ -12,6 +12,9 @@
  * Part of the account layer (account_int.h): pool thread only, but for
  * the text functions at the end. */
 #include "account_int.h"
+#include "block.h"
+#include "dispatch.h"
+#include "featureset.h"
 
 #include <errno.h>
 #include <string.h>
@@ -29,12 +32,13 @@ static GHashTable *new_list(void)
 	return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 }
 
-void block_init(Account *a)
+static void block_init(Account *a, const char *dir)
 {
+	(void)dir;
 	a->blocked = new_list();
 }
 
-void block_free(Account *a)
+static void block_free(Account *a)
 {
 	g_clear_pointer(&a->blocked, g_hash_table_unref);
 }
@@ -153,7 +157,7 @@ static int list_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	return 0;
 }
 
-void block_fetch(Account *a)
+static void block_fetch(Account *a)
 {
 	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", BLOCKLIST_ID);
 	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
@@ -167,7 +171,7 @@ void block_fetch(Account *a)
 	xmpp_stanza_release(iq);
 }
 
-bool block_push(Account *a, xmpp_stanza_t *iq)
+static bool block_push(Account *a, xmpp_stanza_t *iq)
 {
 	xmpp_stanza_t *b = xmpp_stanza_get_child_by_name_and_ns(iq, "block",
 								NS_BLOCKING);
@@ -217,7 +221,7 @@ static int change_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	return 0;
 }
 
-void acct_block(Account *a, const char *jid, bool block, PoolReq *r)
+static void block_now(Account *a, const char *jid, bool block, PoolReq *r)
 {
 	g_autofree char *id = acct_next_id(a);
 	xmpp_stanza_t *iq, *q, *item;
@@ -253,7 +257,7 @@ void acct_block(Account *a, const char *jid, bool block, PoolReq *r)
 
 /* ---- for FUSE threads ---- */
 
-char *acct_blocked_text(Account *a, const char *jid)
+char *block_text(Account *a, const char *jid)
 {
 	bool yes;
 
@@ -263,7 +267,7 @@ char *acct_blocked_text(Account *a, const char *jid)
 	return g_strdup(yes ? "yes\n" : "no\n");
 }
 
-char *acct_blocklist_text(Account *a)
+char *block_list_text(Account *a)
 {
 	g_autoptr(GPtrArray) jids = g_ptr_array_new_with_free_func(g_free);
 	GString *s = g_string_new(NULL);
@@ -283,3 +287,52 @@ char *acct_blocklist_text(Account *a)
 				       (char *)g_ptr_array_index(jids, i));
 	return g_string_free(s, FALSE);
 }
+
+/* A blocklist push from our own account (a set), answered. */
+bool block_push_in(Account *a, const In *in)
+{
+	xmpp_stanza_t *reply;
+
+	if (g_strcmp0(in->type, "set") || !in->id || !block_push(a, in->st))
+		return false;
+	reply = acct_answer(a, in->st, NULL);
+	sm_send(a, reply);
+	xmpp_stanza_release(reply);
+	return true;
+}
+
+typedef struct {
+	char *jid;
+	bool block;
+} BlockJob;
+
+static void block_run(Account *a, void *data, PoolReq *r)
+{
+	BlockJob *j = data;
+
+	block_now(a, j->jid, j->block, r);
+}
+
+static void block_job_free(void *data)
+{
+	BlockJob *j = data;
+
+	g_free(j->jid);
+	g_free(j);
+}
+
+int block_set(Pool *p, Account *a, const char *jid, bool block)
+{
+	BlockJob *j = g_new0(BlockJob, 1);
+
+	j->jid = g_strdup(jid);
+	j->block = block;
+	return pool_call(p, a, block_run, j, block_job_free);
+}
+
+const Feature block_feature = {
+	.name = "blocking (XEP-0191)",
+	.attach = block_init,
+	.detach = block_free,
+	.online = block_fetch,
+};

@@ -14,8 +14,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "block.h"
+#include "chat.h"
+#include "contacts.h"
+#include "iqfile.h"
 #include "jid.h"
 #include "log.h"
+#include "muc.h"
 #include "stream.h"
 #include "text.h"
 #include "util.h"
@@ -42,8 +47,8 @@ static const char *private_room(const TreeNode *n)
 static HistSet *hists_of(const TreeNode *n)
 {
 	if (in_private(n))
-		return acct_private_hists(n->acct, private_room(n));
-	return in_room(n) ? acct_room_hists(n->acct) : acct_hists(n->acct);
+		return muc_private_hists(n->acct, private_room(n));
+	return in_room(n) ? muc_room_hists(n->acct) : acct_hists(n->acct);
 }
 
 /* The log a file of @n reads (made with @create), or NULL. */
@@ -68,9 +73,9 @@ static Hist *dir_hist(const TreeNode *n)
 	if (n->kind == NODE_CONTACT)
 		s = acct_hists(n->acct);
 	else if (n->kind == NODE_ROOM)
-		s = acct_room_hists(n->acct);
+		s = muc_room_hists(n->acct);
 	else if (n->kind == NODE_PRIVATE)
-		s = acct_private_hists(n->acct, n->parent->parent->jid);
+		s = muc_private_hists(n->acct, n->parent->parent->jid);
 	return s ? hist_set_get(s, n->jid, false, NULL) : NULL;
 }
 
@@ -149,7 +154,7 @@ static int name_value(Xfs *x, Account *a, const char *jid, const char *v)
 	if (strchr(v, '\n') || !text_is_clean(v, strlen(v), false))
 		return strchr(v, '\n') ? -EINVAL : -EILSEQ;
 	c.name = *v ? (char *)v : NULL;
-	return pool_roster_change(x->pool, a, &c);
+	return contacts_change(x->pool, a, &c);
 }
 
 static int groups_value(Xfs *x, Account *a, const char *jid, const char *v)
@@ -164,23 +169,23 @@ static int groups_value(Xfs *x, Account *a, const char *jid, const char *v)
 			return -EILSEQ;
 	}
 	c.groups = groups;
-	return pool_roster_change(x->pool, a, &c);
+	return contacts_change(x->pool, a, &c);
 }
 
 static int subscription_value(Xfs *x, Account *a, const char *jid,
 			      const char *v)
 {
-	return pool_subscription(x->pool, a, jid, v);
+	return contacts_subscription(x->pool, a, jid, v);
 }
 
 static char *blocked_text(Account *a, const char *jid)
 {
-	return acct_blocked_text(a, jid);
+	return block_text(a, jid);
 }
 
 static char *blocklist_text(Account *a, const char *jid)
 {
-	return acct_blocklist_text(a);
+	return block_list_text(a);
 }
 
 /* `blocked`: yes or no; the write returns once the server changed its
@@ -189,22 +194,22 @@ static int blocked_value(Xfs *x, Account *a, const char *jid, const char *v)
 {
 	if (strcmp(v, "yes") && strcmp(v, "no"))
 		return -EINVAL;
-	return pool_block(x->pool, a, jid, !strcmp(v, "yes"));
+	return block_set(x->pool, a, jid, !strcmp(v, "yes"));
 }
 
 static char *nick_text(Account *a, const char *room)
 {
-	return rooms_nick_text(acct_rooms(a), room);
+	return rooms_nick_text(muc_rooms(a), room);
 }
 
 static char *subject_text(Account *a, const char *room)
 {
-	return rooms_subject_text(acct_rooms(a), room);
+	return rooms_subject_text(muc_rooms(a), room);
 }
 
 static char *occupants_text(Account *a, const char *room)
 {
-	return rooms_occupants_text(acct_rooms(a), room);
+	return rooms_occupants_text(muc_rooms(a), room);
 }
 
 /* `nick`: the new nick; the write returns once the room took it. */
@@ -218,7 +223,7 @@ static int nick_value(Xfs *x, Account *a, const char *room, const char *v)
 		return -EILSEQ;
 	if (!(nick = jid_normalize_resource(v, NULL)))
 		return -EINVAL;
-	return pool_room(x->pool, a, room, ACCT_ROOM_NICK, nick);
+	return muc_request(x->pool, a, room, ACCT_ROOM_NICK, nick);
 }
 
 /* `subject`: one line, empty to clear; EACCES when the room says no. */
@@ -228,7 +233,7 @@ static int subject_value(Xfs *x, Account *a, const char *room, const char *v)
 		return -EINVAL;
 	if (!text_is_clean(v, strlen(v), false))
 		return -EILSEQ;
-	return pool_room(x->pool, a, room, ACCT_ROOM_SUBJECT, v);
+	return muc_request(x->pool, a, room, ACCT_ROOM_SUBJECT, v);
 }
 
 /* A line of `invite` ("JID[ REASON]", done once sent), `kick`
@@ -241,7 +246,7 @@ static int room_line(Xfs *x, Account *a, const char *room, const char *v,
 		return -EINVAL;
 	if (!text_is_clean(v, strlen(v), false))
 		return -EILSEQ;
-	return pool_room(x->pool, a, room, op, v);
+	return muc_request(x->pool, a, room, op, v);
 }
 
 static int invite_value(Xfs *x, Account *a, const char *room, const char *v)
@@ -388,7 +393,7 @@ static char *private_nick(const TreeNode *n)
 {
 	const char *room = private_room(n), *name = n->parent->name;
 	g_autoptr(GPtrArray) nicks =
-		rooms_occupant_nicks(acct_rooms(n->acct), room);
+		rooms_occupant_nicks(muc_rooms(n->acct), room);
 
 	for (guint i = 0; i < nicks->len; i++) {
 		g_autofree char *f = jid_to_filename(nicks->pdata[i]);
@@ -401,11 +406,11 @@ static char *private_nick(const TreeNode *n)
 /* Occupants (but us) and everyone we had a private conversation with. */
 static GPtrArray *private_names(Account *a, const char *room)
 {
-	HistSet *s = acct_private_hists(a, room);
+	HistSet *s = muc_private_hists(a, room);
 	GPtrArray *names = s ? hist_set_names(s)
 			     : g_ptr_array_new_with_free_func(g_free);
-	g_autoptr(GPtrArray) occ = rooms_occupant_nicks(acct_rooms(a), room);
-	g_autofree char *mine = rooms_nick(acct_rooms(a), room);
+	g_autoptr(GPtrArray) occ = rooms_occupant_nicks(muc_rooms(a), room);
+	g_autofree char *mine = rooms_nick(muc_rooms(a), room);
 	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
 
 	for (guint i = 0; i < names->len; i++)
@@ -482,7 +487,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (dir->kind == NODE_ROOMS)
-		n = rooms_has(acct_rooms(dir->acct), name)
+		n = rooms_has(muc_rooms(dir->acct), name)
 			    ? tree_room(x->tree, dir, name)
 			    : NULL;
 	else if (dir->kind == NODE_PRIVATES)
@@ -507,7 +512,7 @@ static void room_mkdir(fuse_req_t req, Xfs *x, TreeNode *dir, const char *name)
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	ret = pool_room(x->pool, dir->acct, name, ACCT_ROOM_JOIN, NULL);
+	ret = muc_request(x->pool, dir->acct, name, ACCT_ROOM_JOIN, NULL);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -541,7 +546,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	/* a roster item, and a request for their presence */
 	c.jid = (char *)name;
-	ret = pool_roster_change(x->pool, dir->acct, &c);
+	ret = contacts_change(x->pool, dir->acct, &c);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -558,8 +563,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (dir && dir->kind == NODE_ROOMS) {
 		/* leave; the room's log stays on disk */
-		ret = rooms_has(acct_rooms(dir->acct), name)
-			      ? pool_room(x->pool, dir->acct, name,
+		ret = rooms_has(muc_rooms(dir->acct), name)
+			      ? muc_request(x->pool, dir->acct, name,
 					  ACCT_ROOM_LEAVE, NULL)
 			      : -ENOENT;
 		fuse_reply_err(req, -ret);
@@ -575,7 +580,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	/* the roster item goes; the conversation's log stays on disk */
 	c.jid = (char *)name;
-	ret = pool_roster_change(x->pool, dir->acct, &c);
+	ret = contacts_change(x->pool, dir->acct, &c);
 	fuse_reply_err(req, -ret);
 }
 
@@ -632,7 +637,7 @@ static GPtrArray *list_dir(Xfs *x, TreeNode *dir)
 		for (guint i = 0; i < names->len; i++)
 			tree_contact(x->tree, dir, g_ptr_array_index(names, i));
 	} else if (dir->kind == NODE_ROOMS) {
-		names = rooms_list(acct_rooms(dir->acct));
+		names = rooms_list(muc_rooms(dir->acct));
 		for (guint i = 0; i < names->len; i++)
 			tree_room(x->tree, dir, g_ptr_array_index(names, i));
 	} else if (dir->kind == NODE_PRIVATES) {
@@ -884,13 +889,13 @@ static int send_bodies(Handle *h, const char *const *bodies, guint n)
 
 	if (in_private(nd)) {
 		g_autofree char *nick = private_nick(nd);
-		return acct_send_private(nd->acct, private_room(nd), nick,
+		return muc_send_private(nd->acct, private_room(nd), nick,
 					 bodies, n, &h->last_seq);
 	}
 	if (in_room(nd))
-		return acct_send_room(nd->acct, nd->jid, bodies, n,
+		return muc_send(nd->acct, nd->jid, bodies, n,
 				      &h->last_seq);
-	return acct_send(nd->acct, nd->jid, bodies, n, &h->last_seq);
+	return chat_send(nd->acct, nd->jid, bodies, n, &h->last_seq);
 }
 
 static int send_body(Handle *h, const char *body)
@@ -1049,7 +1054,7 @@ static int iq_write(Xfs *x, Handle *h, const char *data, size_t size)
 	if (iqcall_pending(h->call))
 		return -EBUSY; /* one request at a time per descriptor */
 	iqcall_start(h->call);
-	ret = pool_send_iq(x->pool, h->node->acct, h->call,
+	ret = iqfile_send(x->pool, h->node->acct, h->call,
 			   g_ptr_array_index(stanzas, 0));
 	if (ret)
 		iqcall_finish(h->call, NULL, 0); /* nothing to wait for */

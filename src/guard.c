@@ -12,11 +12,12 @@
  * end of the stream and the account's error says why.  Every other
  * caller gets the library's function unchanged. */
 #include <dlfcn.h>
+#include <string.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "account.h"
+#include "account_int.h"
 #include "pool.h"
 
 typedef ssize_t (*recv_fn)(int, void *, size_t, int);
@@ -55,4 +56,45 @@ int SSL_read(SSL *ssl, void *buf, int num)
 		acct_note_read(a, n == num || SSL_has_pending(ssl));
 	}
 	return n;
+}
+
+static bool has_dtd(const char *buf, size_t len)
+{
+	static const char *const bad[] = {"<!DOCTYPE", "<!ENTITY", "<!ELEMENT",
+					  "<!ATTLIST"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+		if (memmem(buf, len, bad[i], strlen(bad[i])))
+			return true;
+	return false;
+}
+
+bool acct_guard_input(Account *a, const char *buf, size_t len)
+{
+	char joined[sizeof a->guard_tail + 16];
+	size_t head = MIN(len, sizeof joined - a->guard_tail_len);
+
+	if (a->doctype)
+		return false;
+	/* a marker split between two reads: the kept tail plus the start */
+	memcpy(joined, a->guard_tail, a->guard_tail_len);
+	memcpy(joined + a->guard_tail_len, buf, head);
+	if (has_dtd(joined, a->guard_tail_len + head) || has_dtd(buf, len)) {
+		a->doctype = true;
+		acct_abort(a);
+		return false;
+	}
+	if (len >= sizeof a->guard_tail) {
+		memcpy(a->guard_tail, buf + len - sizeof a->guard_tail,
+		       sizeof a->guard_tail);
+		a->guard_tail_len = sizeof a->guard_tail;
+	} else {
+		size_t keep = MIN(a->guard_tail_len,
+				  sizeof a->guard_tail - len);
+		memmove(a->guard_tail, a->guard_tail + a->guard_tail_len - keep,
+			keep);
+		memcpy(a->guard_tail + keep, buf, len);
+		a->guard_tail_len = keep + len;
+	}
+	return true;
 }

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "datalock.h"
 #include "fdcache.h"
+#include "featureset.h"
 #include "fsops.h"
 #include "log.h"
 #include "pool.h"
@@ -221,6 +222,8 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *fo,
 		unlock_data_dirs();
 		return 1;
 	}
+	for (guint i = 0; i < pool_n_accounts(x.pool); i++)
+		featureset_attach(pool_account(x.pool, i));
 	x.tree = tree_new(x.pool);
 	x.uid = getuid();
 	x.gid = getgid();

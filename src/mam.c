@@ -22,6 +22,8 @@
  * Part of the account layer (account_int.h): pool thread only.  Groupchat
  * is not here: a room sends its history at the join (muc.c). */
 #include "account_int.h"
+#include "dispatch.h"
+#include "featureset.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -275,7 +277,7 @@ static void release_held(Account *a)
 		if (h->carbon)
 			log_carbon(a, h->msg, h->t);
 		else if (jid) /* (checked before it was held) */
-			acct_chat_message(a, h->msg, jid, h->t);
+			chat_live(a, h->msg, jid, h->t);
 		xmpp_stanza_release(h->msg);
 		g_free(h);
 	}
@@ -364,8 +366,11 @@ static void caught_up(Account *a, const char *last)
 	    !a->log_gap_since)
 		g_hash_table_remove_all(a->mam_seen);
 	save(a);
-	if (a->log_gap_since && !a->mam_gap_by_time)
-		acct_log_recovered(a);
+	if (a->log_gap_since && !a->mam_gap_by_time) {
+		a->log_gap_since = 0;
+		if (!muc_gaps(a))
+			acct_log_clear(a);
+	}
 }
 
 /* Our id fell out of the archive (expired): ask for what came since the
@@ -550,7 +555,7 @@ static void log_copy(Account *a, xmpp_stanza_t *inner, const Jid *from,
 	} else if (muc_archived(a, inner, from, t)) {
 		return; /* a room's, or an invitation (an event) */
 	}
-	acct_log_message(a, inner, from, t, true);
+	chat_log(a, inner, from, t, true);
 }
 
 xmpp_stanza_t *mam_forwarded(xmpp_stanza_t *res, gint64 *t, Jid **from)
@@ -569,7 +574,7 @@ xmpp_stanza_t *mam_forwarded(xmpp_stanza_t *res, gint64 *t, Jid **from)
 						     "urn:xmpp:delay");
 	if (!delay || !record_parse_stamp(
 			      xmpp_stanza_get_attribute(delay, "stamp"), t))
-		*t = acct_message_time(inner);
+		*t = in_time(inner);
 	return inner;
 }
 
@@ -799,8 +804,11 @@ gint64 mam_due(Account *a)
 /* A message could not be logged: the catch-up running now must not move
  * the position past it; one runs again every MAM_RETRY_S until all is
  * logged. */
-void mam_log_failed(Account *a)
+void mam_log_failed(Account *a, const char *where, int err)
 {
+	if (!a->log_gap_since)
+		a->log_gap_since = g_get_real_time() / G_USEC_PER_SEC;
+	acct_log_note(a, where, err);
 	a->mam_incomplete = true;
 	if (!a->mam_last || a->mam_probe)
 		a->mam_gap_by_time = true;
@@ -953,7 +961,7 @@ bool mam_carbon(Account *a, xmpp_stanza_t *msg)
 	bare = jid_bare(jid);
 	if (sent != !strcmp(bare, a->cfg->jid))
 		return true;
-	t = acct_message_time(inner);
+	t = in_time(inner);
 	if (!mam_hold(a, msg, true, t))
 		log_carbon(a, msg, t);
 	return true;
@@ -979,3 +987,50 @@ static void log_carbon(Account *a, xmpp_stanza_t *msg, gint64 t)
 			mam_logged_live(a, inner);
 	}
 }
+
+/* ---- the features (featureset.c) ---- */
+
+/* A result of one of our archive queries (the catch-up, the outbox
+ * check). */
+bool mam_result_in(Account *a, const In *in)
+{
+	return mam_message(a, in->st);
+}
+
+/* A carbon copy (XEP-0280) of what another client of ours got or sent. */
+bool carbons_in(Account *a, const In *in)
+{
+	return mam_carbon(a, in->st);
+}
+
+/* A chat message that came while the catch-up runs (or a log gap is
+ * open): kept, and logged after it, in order. */
+bool mam_hold_in(Account *a, const In *in)
+{
+	return mam_hold(a, in->st, false, in->time);
+}
+
+static void mam_attach(Account *a, const char *dir)
+{
+	mam_init(a, dir);
+}
+
+const Feature carbons_feature = {
+	.name = "carbons (XEP-0280)",
+	.online = mam_enable_carbons,
+};
+
+const Feature archive_feature = {
+	.name = "the catch-up from our archive (XEP-0313)",
+	.attach = mam_attach,
+	.detach = mam_free,
+	.online = mam_after_presence,
+	.offline = mam_disconnected,
+	.due = mam_due,
+	.tick = mam_tick,
+};
+
+const Feature outbox_check_feature = {
+	.name = "what a lost stream left in the outbox, checked (XEP-0313)",
+	.online = mam_check_outbox,
+};

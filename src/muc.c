@@ -14,6 +14,10 @@
  * muc_int.h. */
 #include "muc_int.h"
 
+#include "dispatch.h"
+#include "featureset.h"
+#include "muc.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -542,8 +546,8 @@ static int room_invite(Account *a, const char *room, const char *value)
 	return 0;
 }
 
-void acct_room_op(Account *a, const char *room, AcctRoomOp op,
-		  const char *value, PoolReq *r)
+static void room_op(Account *a, const char *room, AcctRoomOp op,
+		    const char *value, PoolReq *r)
 {
 	g_autofree char *nick = NULL;
 	RoomWait *w;
@@ -1043,7 +1047,7 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 	muc_reflected(a, room, msg);
 	if (!body || !nick)
 		return;
-	muc_record(a, room, nick, body, acct_message_time(msg),
+	muc_record(a, room, nick, body, in_time(msg),
 		   xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
 							"urn:xmpp:delay"),
 		   muc_stanza_id(msg, room));
@@ -1071,7 +1075,7 @@ static void muc_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
 	} else if (error && subject_refused(a, room, msg)) {
 		muc_answered(a, room, -acct_error_errno(msg));
 	} else if (nick) {
-		muc_private_message(a, msg, room, nick, acct_message_time(msg));
+		muc_private_message(a, msg, room, nick, in_time(msg));
 	} else if (error) {
 		muc_bounce(a, room, msg);
 	} else {
@@ -1079,17 +1083,17 @@ static void muc_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
 	}
 }
 
-Rooms *acct_rooms(Account *a)
+Rooms *muc_rooms(Account *a)
 {
 	return a->rooms;
 }
 
-HistSet *acct_room_hists(Account *a)
+HistSet *muc_room_hists(Account *a)
 {
 	return a->room_hists;
 }
 
-void muc_init(Account *a, const char *dir)
+static void muc_init(Account *a, const char *dir)
 {
 	g_autofree char *list = g_build_filename(dir, "rooms.list", NULL);
 
@@ -1111,9 +1115,19 @@ void muc_init(Account *a, const char *dir)
 	a->rooms_dir = g_build_filename(dir, "rooms", NULL);
 	a->rooms = rooms_new(list);
 	a->room_hists = hist_set_new(a->rooms_dir, NULL);
+	/* what an earlier mount accepted for rooms waits for the room's
+	 * history (or archive) to show what it has (muc_out.c) */
+	for (GList *l = a->held.head, *next; l; l = next) {
+		OutMsg *m = l->data;
+		next = l->next;
+		if (!strcmp(m->item->type, "groupchat")) {
+			g_queue_delete_link(&a->held, l);
+			g_queue_push_tail(&a->room_outq, m);
+		}
+	}
 }
 
-void muc_free(Account *a)
+static void muc_free(Account *a)
 {
 	g_clear_pointer(&a->room_waits, g_hash_table_unref);
 	g_clear_pointer(&a->room_seen, g_hash_table_unref);
@@ -1128,7 +1142,7 @@ void muc_free(Account *a)
 	g_clear_pointer(&a->rooms_dir, g_free);
 }
 
-void muc_disconnected(Account *a)
+static void muc_disconnected(Account *a)
 {
 	muc_expire_waits(a, 0, true);
 	g_hash_table_remove_all(a->room_fills); /* the next fill asks again */
@@ -1168,8 +1182,7 @@ bool muc_message_from(Account *a, xmpp_stanza_t *msg, const char *bare,
 	    hist_set_get(a->room_hists, bare, false, NULL)) {
 		/* a private message from a room we left (one we were in: not
 		 * anyone's chat message dressed up as a room's) */
-		muc_private_message(a, msg, bare, resource,
-				    acct_message_time(msg));
+		muc_private_message(a, msg, bare, resource, in_time(msg));
 		return true;
 	}
 	return (!type || strcmp(type, "error")) &&
@@ -1181,3 +1194,74 @@ bool muc_known_room(Account *a, const char *bare)
 	return rooms_has(a->rooms, bare) ||
 	       hist_set_get(a->room_hists, bare, false, NULL);
 }
+
+/* ---- the feature (featureset.c) ---- */
+
+/* A presence from a room we are in (an occupant's, or the room's error). */
+bool muc_presence_in(Account *a, const In *in)
+{
+	return muc_presence_from(a, in->st, in->bare, in->jid->resource);
+}
+
+/* A message from a room or an occupant, or an invitation. */
+bool muc_message_in(Account *a, const In *in)
+{
+	return muc_message_from(a, in->st, in->bare, in->jid->resource,
+				in->from);
+}
+
+typedef struct {
+	char *room;
+	AcctRoomOp op;
+	char *value;
+} RoomJob;
+
+static void room_run(Account *a, void *data, PoolReq *r)
+{
+	RoomJob *j = data;
+
+	room_op(a, j->room, j->op, j->value, r);
+}
+
+static void room_job_free(void *data)
+{
+	RoomJob *j = data;
+
+	g_free(j->room);
+	g_free(j->value);
+	g_free(j);
+}
+
+int muc_request(Pool *p, Account *a, const char *room, AcctRoomOp op,
+		const char *value)
+{
+	RoomJob *j = g_new0(RoomJob, 1);
+
+	j->room = g_strdup(room);
+	j->op = op;
+	j->value = g_strdup(value);
+	return pool_call(p, a, room_run, j, room_job_free);
+}
+
+static gint64 rooms_due(Account *a)
+{
+	return MIN(acct_waits_due(a->room_waits), muc_due(a));
+}
+
+static void rooms_tick(Account *a, gint64 now)
+{
+	muc_expire_waits(a, now, false);
+	muc_tick(a, now);
+}
+
+const Feature rooms_feature = {
+	.name = "group chat (XEP-0045)",
+	.attach = muc_init,
+	.detach = muc_free,
+	.online = muc_rejoin,
+	.offline = muc_disconnected,
+	.due = rooms_due,
+	.tick = rooms_tick,
+	.presence_changed = muc_send_presence,
+	.outgoing = muc_outgoing,
+};

@@ -12,6 +12,7 @@
  * all there is, as before.  Nobody else is in the room for us while this
  * runs, so no live message comes between. */
 #include "muc_int.h"
+#include "featureset.h"
 
 #include <errno.h>
 #include <string.h>
@@ -191,6 +192,18 @@ void muc_fill_free(gpointer p)
 	g_free(f);
 }
 
+bool muc_gaps(Account *a)
+{
+	return g_hash_table_size(a->room_gaps) > 0;
+}
+
+/* No gap is left, here or in the conversations: the error goes. */
+static void logs_complete(Account *a)
+{
+	if (!a->log_gap_since && !muc_gaps(a))
+		acct_log_clear(a);
+}
+
 bool muc_gap(Account *a, const char *room)
 {
 	return g_hash_table_contains(a->room_gaps, room);
@@ -271,7 +284,7 @@ bool muc_fill_gaps(Account *a)
 		fill_page(a, k, f, NULL);
 	}
 	if (!g_hash_table_size(a->room_gaps))
-		acct_log_maybe_recovered(a);
+		logs_complete(a);
 	return g_hash_table_size(a->room_gaps) > 0;
 }
 
@@ -298,7 +311,7 @@ static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 				 "its log could not be written is lost",
 				 a->cfg->jid, room);
 			g_hash_table_remove(a->room_gaps, room);
-			acct_log_maybe_recovered(a);
+			logs_complete(a);
 		}
 		return 0;
 	}
@@ -313,6 +326,12 @@ static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		xfs_info("%s: %s: its log is complete again", a->cfg->jid, room);
 	}
 	g_hash_table_remove(a->room_fills, room);
-	acct_log_maybe_recovered(a);
+	logs_complete(a);
 	return 0;
+}
+
+/* A page of a room's archive that a join (or a gap's fill) asked for. */
+bool muc_archive_in(Account *a, const In *in)
+{
+	return muc_archive_message(a, in->st);
 }

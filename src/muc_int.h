@@ -10,6 +10,7 @@
 #pragma once
 
 #include "account_int.h"
+#include "muc.h"
 #include "roomids.h"
 
 #define ROOM_JOIN_TIMEOUT_S 15

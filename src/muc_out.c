@@ -9,6 +9,8 @@
  * history (or the room's archive) shows which of those the room has
  * already (muc_reflected): only the rest goes out again. */
 #include "muc_int.h"
+#include "featureset.h"
+#include "muc.h"
 
 #include <errno.h>
 #include <string.h>
@@ -220,8 +222,8 @@ xmpp_stanza_t *muc_room_stanza(Account *a, const OutboxItem *item)
 	return acct_message_new(a, "groupchat", item->to, item->id);
 }
 
-int acct_send_room(Account *a, const char *room, const char *const *bodies,
-		   guint n, guint64 *seq)
+int muc_send(Account *a, const char *room, const char *const *bodies,
+	     guint n, guint64 *seq)
 {
 	if (!rooms_has(a->rooms, room))
 		return -ENOTCONN; /* put out of it, or left */
@@ -235,4 +237,26 @@ void muc_unreflected_back(Account *a)
 
 	while ((m = g_queue_pop_head(&a->room_sent)))
 		g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
+}
+
+/* A message leaving the outbox queue: a room's (groupchat, or private to
+ * an occupant) is held until the room has us, then sent; a groupchat
+ * message waits for its reflection, a private one for the server's
+ * acknowledgement (sm.c). */
+bool muc_outgoing(Account *a, OutMsg *m)
+{
+	bool groupchat = !strcmp(m->item->type, "groupchat");
+
+	if (!is_room_item(m->item))
+		return false;
+	if (muc_hold(a, m))
+		return true;
+	acct_send_message(a, groupchat ? muc_room_stanza(a, m->item)
+				       : muc_private_stanza(a, m->item),
+			  m->item);
+	if (groupchat)
+		g_queue_push_tail(&a->room_sent, m);
+	else
+		sm_track(a, m);
+	return true;
 }

@@ -1,6 +1,7 @@
 /* muc_private.c - private messages with a room's occupants, in
  * rooms/ROOM/private/NICK/, and invitations to rooms (see muc_int.h). */
 #include "muc_int.h"
+#include "muc.h"
 
 #include <errno.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 /* invitations' passwords kept for a mkdir */
 #define INVITE_PASSWORDS_MAX 256
 
-HistSet *acct_private_hists(Account *a, const char *room)
+HistSet *muc_private_hists(Account *a, const char *room)
 {
 	HistSet *s;
 
@@ -42,7 +43,7 @@ static void private_record(Account *a, const char *room, const char *nick,
 	g_autoptr(GString) rec = g_string_new(NULL);
 	g_autoptr(GError) err = NULL;
 	g_autofree char *who = record_escape_sender(sender);
-	HistSet *s = acct_private_hists(a, room);
+	HistSet *s = muc_private_hists(a, room);
 	Hist *h = s && name ? hist_set_get(s, name, true, &err) : NULL;
 
 	g_autofree char *where = g_strdup_printf("%s/%s", room, nick);
@@ -50,22 +51,21 @@ static void private_record(Account *a, const char *room, const char *nick,
 
 	if (a->log_gap_since && !a->mam_replaying) {
 		/* after one that could not be logged: in order, later */
-		a->log_failures++;
-		mam_log_failed(a);
+		mam_log_failed(a, where, 0);
 		return;
 	}
 	if (!h) {
 		xfs_warn("%s: private message with %s not logged: %s",
 			 a->cfg->jid, where, err ? err->message : "");
-		acct_log_failed(a, where, acct_errno_of(err));
+		mam_log_failed(a, where, acct_errno_of(err));
 		return;
 	}
 	record_append(rec, t, who, text);
 	if ((ret = hist_append(h, rec->str, rec->len)))
-		acct_log_failed(a, where, -ret);
+		mam_log_failed(a, where, -ret);
 }
 
-int acct_send_private(Account *a, const char *room, const char *nick,
+int muc_send_private(Account *a, const char *room, const char *nick,
 		      const char *const *bodies, guint n, guint64 *seq)
 {
 	g_autofree char *esc = g_uri_escape_string(nick, NULL, FALSE);
@@ -79,7 +79,7 @@ int acct_send_private(Account *a, const char *room, const char *nick,
 
 	if (!mine)
 		return -ENOTCONN; /* not in the room: nobody to send as */
-	s = acct_private_hists(a, room);
+	s = muc_private_hists(a, room);
 	h = s && name ? hist_set_get(s, name, true, &err) : NULL;
 	if (!h) {
 		xfs_warn("%s: private conversation with %s/%s: %s", a->cfg->jid,

@@ -4,7 +4,7 @@
  *
  * Threads and what they own:
  *
- *  - The pool thread (this file, account.c and muc.c) owns libstrophe: every
+ *  - The pool thread (this file and the account layer) owns libstrophe: every
  *    xmpp_ctx_t, xmpp_conn_t and stanza.  libstrophe has no locks, so no
  *    other thread ever calls an xmpp_* function; POOL_ASSERT() checks it
  *    in every function that does.  Each account has its own context (all
@@ -88,12 +88,8 @@ typedef enum {
 	POOL_REQ_SHOW,
 	POOL_REQ_RESOLVED,
 	POOL_REQ_MESSAGE,
-	POOL_REQ_ROSTER,
-	POOL_REQ_SUBSCRIPTION,
-	POOL_REQ_BLOCK,
 	POOL_REQ_RAW,
-	POOL_REQ_IQ,
-	POOL_REQ_ROOM,
+	POOL_REQ_CALL, /* a feature's (pool_call) */
 	POOL_REQ_STOP,
 } PoolReqKind;
 
@@ -106,13 +102,10 @@ struct PoolReq {
 	GPtrArray *addrs;
 	char *error;
 	OutboxItem *item;
-	RosterChange change;
-	char *jid;
-	char *word;
 	GPtrArray *stanzas;
-	IqCall *call;
-	AcctRoomOp room_op;
-	bool block;
+	PoolFn fn;           /* POOL_REQ_CALL */
+	void *data;
+	GDestroyNotify free_data;
 	int result;  /* 0 or -errno, for the waiting thread */
 	bool waited; /* a FUSE thread waits for done */
 	bool done;   /* protected by Pool.lock */
@@ -218,15 +211,10 @@ static void req_free(PoolReq *r)
 	if (r->addrs)
 		g_ptr_array_unref(r->addrs);
 	outbox_item_free(r->item);
-	g_free(r->change.jid);
-	g_free(r->change.name);
-	g_strfreev(r->change.groups);
-	g_free(r->jid);
-	g_free(r->word);
 	if (r->stanzas)
 		g_ptr_array_unref(r->stanzas);
-	if (r->call)
-		iqcall_unref(r->call);
+	if (r->free_data)
+		r->free_data(r->data);
 	g_free(r);
 }
 
@@ -269,40 +257,16 @@ int pool_set_show(Pool *p, Account *a, AcctShow show, const char *text)
 	return submit(p, r, true);
 }
 
-int pool_roster_change(Pool *p, Account *a, const RosterChange *c)
+int pool_call(Pool *p, Account *a, PoolFn fn, void *data,
+	      GDestroyNotify free_data)
 {
 	PoolReq *r = g_new0(PoolReq, 1);
 
-	r->kind = POOL_REQ_ROSTER;
+	r->kind = POOL_REQ_CALL;
 	r->acct = a;
-	r->change = *c;
-	r->change.jid = g_strdup(c->jid);
-	r->change.name = g_strdup(c->name);
-	r->change.groups = g_strdupv(c->groups);
-	return submit(p, r, true);
-}
-
-int pool_room(Pool *p, Account *a, const char *room, AcctRoomOp op,
-	      const char *value)
-{
-	PoolReq *r = g_new0(PoolReq, 1);
-
-	r->kind = POOL_REQ_ROOM;
-	r->room_op = op;
-	r->acct = a;
-	r->jid = g_strdup(room);
-	r->word = g_strdup(value);
-	return submit(p, r, true);
-}
-
-int pool_send_iq(Pool *p, Account *a, IqCall *c, const char *text)
-{
-	PoolReq *r = g_new0(PoolReq, 1);
-
-	r->kind = POOL_REQ_IQ;
-	r->acct = a;
-	r->call = iqcall_ref(c);
-	r->word = g_strdup(text);
+	r->fn = fn;
+	r->data = data;
+	r->free_data = free_data;
 	return submit(p, r, true);
 }
 
@@ -313,28 +277,6 @@ int pool_send_raw(Pool *p, Account *a, GPtrArray *stanzas)
 	r->kind = POOL_REQ_RAW;
 	r->acct = a;
 	r->stanzas = stanzas;
-	return submit(p, r, true);
-}
-
-int pool_subscription(Pool *p, Account *a, const char *jid, const char *word)
-{
-	PoolReq *r = g_new0(PoolReq, 1);
-
-	r->kind = POOL_REQ_SUBSCRIPTION;
-	r->acct = a;
-	r->jid = g_strdup(jid);
-	r->word = g_strdup(word);
-	return submit(p, r, true);
-}
-
-int pool_block(Pool *p, Account *a, const char *jid, bool block)
-{
-	PoolReq *r = g_new0(PoolReq, 1);
-
-	r->kind = POOL_REQ_BLOCK;
-	r->acct = a;
-	r->jid = g_strdup(jid);
-	r->block = block;
 	return submit(p, r, true);
 }
 
@@ -426,23 +368,11 @@ static void take_queue(Pool *p)
 static bool run_req(PoolReq *r)
 {
 	switch (r->kind) {
-	case POOL_REQ_ROSTER:
-		acct_roster_change(r->acct, &r->change, r);
-		return false;
-	case POOL_REQ_ROOM:
-		acct_room_op(r->acct, r->jid, r->room_op, r->word, r);
-		return false;
-	case POOL_REQ_SUBSCRIPTION:
-		r->result = acct_subscription(r->acct, r->jid, r->word);
-		break;
-	case POOL_REQ_BLOCK:
-		acct_block(r->acct, r->jid, r->block, r);
+	case POOL_REQ_CALL:
+		r->fn(r->acct, r->data, r); /* it calls pool_complete */
 		return false;
 	case POOL_REQ_RAW:
 		r->result = acct_send_raw(r->acct, r->stanzas);
-		break;
-	case POOL_REQ_IQ:
-		r->result = acct_send_iq(r->acct, r->call, r->word);
 		break;
 	case POOL_REQ_SHOW:
 		acct_set_show(r->acct, r->show, r->text);

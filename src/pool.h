@@ -37,22 +37,14 @@ int pool_set_show(Pool *p, Account *a, AcctShow show, const char *text);
 /* [pool] Finish a request whose answer came later (a roster change the
  * server answered): @result is 0 or -errno for the waiting thread. */
 void pool_complete(PoolReq *r, int result);
-/* [any] Change the roster (RosterChange in account.h); waits for the
- * server's answer.  0 or -errno. */
-int pool_roster_change(Pool *p, Account *a, const RosterChange *c);
-/* [any] Send a subscription presence (subscribe, approve, deny,
- * unsubscribe, cancel); 0, -EINVAL for another word, -ENOTCONN offline. */
-int pool_subscription(Pool *p, Account *a, const char *jid, const char *word);
-/* [any] Block or unblock @jid; waits for the server's answer.  0 or
- * -errno (see acct_block). */
-int pool_block(Pool *p, Account *a, const char *jid, bool block);
-/* [any] Join or leave a room, change the nick or subject there; waits
- * for the server.  0 or -errno. */
-int pool_room(Pool *p, Account *a, const char *room, AcctRoomOp op,
-	      const char *value);
-/* [any] Send the <iq/> written to `iq`; waits until sent.  0, -EINVAL
- * (not a get or set iq) or -ENOTCONN. */
-int pool_send_iq(Pool *p, Account *a, IqCall *c, const char *text);
+/* A feature's work on the pool thread: @fn(@a, @data, @r) runs there and
+ * calls pool_complete(@r, result) when done, at once or when the server
+ * answered. */
+typedef void (*PoolFn)(Account *a, void *data, PoolReq *r);
+/* [any] Run @fn on the pool thread and wait for its pool_complete (or the
+ * deadline: -ETIMEDOUT); @free_data(@data) afterwards.  0 or -errno. */
+int pool_call(Pool *p, Account *a, PoolFn fn, void *data,
+	      GDestroyNotify free_data);
 /* [any] Send stanzas written to `raw` (taken); waits until sent.  0 or
  * -ENOTCONN. */
 int pool_send_raw(Pool *p, Account *a, GPtrArray *stanzas);
