@@ -1181,14 +1181,19 @@ def main():
                     help="keep the work directory")
     ap.add_argument("--roster-only", action="store_true",
                     help="only the big-roster figures (issue 5)")
-    args = ap.parse_args()
+    return run_main(Bench, ap.parse_args(), "bench")
+
+
+def run_main(cls, args, tag):
+    """Make @cls(args), run it, clean up whatever happens; the exit
+    status (1: a figure could not be measured)."""
     b = None
     try:
-        b = Bench(args)
+        b = cls(args)
         b.run()
         return 0
     except (BenchError, subprocess.TimeoutExpired) as e:
-        log(f"bench: {e}")
+        log(f"{tag}: {e}")
         return 1
     except KeyboardInterrupt:
         return 130

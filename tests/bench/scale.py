@@ -464,20 +464,7 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--keep", action="store_true")
-    args = ap.parse_args()
-    s = None
-    try:
-        s = Scale(args)
-        s.run()
-        return 0
-    except (BenchError, subprocess.TimeoutExpired) as e:
-        log(f"scale: {e}")
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        if s:
-            s.cleanup()
+    return bench.run_main(Scale, ap.parse_args(), "scale")
 
 
 if __name__ == "__main__":
