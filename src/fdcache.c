@@ -61,16 +61,6 @@ void fdcache_set_capacity(guint n)
 	g_mutex_unlock(&cache_lock);
 }
 
-guint fdcache_open_count(void)
-{
-	guint n;
-
-	g_mutex_lock(&cache_lock);
-	n = open_files.length;
-	g_mutex_unlock(&cache_lock);
-	return n;
-}
-
 FdFile *fdfile_new(const char *path, int flags, mode_t mode)
 {
 	FdFile *f = g_new0(FdFile, 1);
@@ -153,11 +143,6 @@ void fdfile_reopen(FdFile *f)
 	else if (f->fd >= 0)
 		f->stale = true;
 	g_mutex_unlock(&cache_lock);
-}
-
-const char *fdfile_path(const FdFile *f)
-{
-	return f->path;
 }
 
 void fdfile_free(FdFile *f)

@@ -31,11 +31,9 @@ void fdfile_put(FdFile *f);
 /* The file at the path was replaced (renamed over): the next get opens
  * the new one. */
 void fdfile_reopen(FdFile *f);
-const char *fdfile_path(const FdFile *f);
 
 /* How many files may be open at once (default 256). */
 void fdcache_set_capacity(guint n);
-guint fdcache_open_count(void);
 
 /* @fd moved to a number of 1024 or above (close-on-exec), the original
  * closed; @fd itself when that is not possible (a limit of 1024). */

@@ -57,11 +57,6 @@ void sm_send_raw(Account *a, const char *xml)
 	a->sm.out++; /* xmlcheck let only stanzas through */
 }
 
-guint32 sm_sent(Account *a)
-{
-	return a->sm.out;
-}
-
 void sm_start(Account *a)
 {
 	if (!a->sm.offered) {

@@ -47,8 +47,6 @@ void sm_start(Account *a);
 void sm_send(Account *a, xmpp_stanza_t *st);
 /* Send one stanza a user wrote (checked by xmlcheck) and count it. */
 void sm_send_raw(Account *a, const char *xml);
-/* The count of the stanza sent last. */
-guint32 sm_sent(Account *a);
 /* @m (taken) was just sent: it waits in Account.inflight for an
  * acknowledgement that covers it. */
 typedef struct OutMsg OutMsg;
