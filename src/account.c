@@ -453,7 +453,7 @@ int acct_error_errno(xmpp_stanza_t *st)
 	return EIO;
 }
 
-void acct_change_wait_free(gpointer p)
+static void acct_change_wait_free(gpointer p)
 {
 	ChangeWait *w = p;
 

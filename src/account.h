@@ -117,11 +117,6 @@ bool acct_pollfd(Account *a, struct pollfd *pfd);
  * close) and wants acct_run about once a second. */
 gint64 acct_deadline(Account *a, bool *ticking);
 void acct_tick(Account *a, gint64 now);
-/* [pool] Check bytes libstrophe is about to parse (see guard.c): false
- * when they hold a DTD (<!DOCTYPE, <!ENTITY), which RFC 6120 forbids and
- * which expat would expand for many seconds of CPU; the link is then
- * dropped. */
-bool acct_guard_input(Account *a, const char *buf, size_t len);
 /* [pool] A number that changes with each new connection (its socket may
  * have the number of the one before). */
 guint64 acct_conn_serial(Account *a);

@@ -43,8 +43,6 @@ typedef struct {
 	int block;        /* block.c: 1 block, 0 unblock; else -1 */
 } ChangeWait;
 
-void acct_change_wait_free(gpointer p);
-
 struct Account {
 	const CfgAccount *cfg; /* immutable */
 	Pool *pool;            /* immutable */
@@ -310,23 +308,6 @@ const char *acct_domain(Account *a);
 
 /* ---- mam.c, for the other features ---- */
 
-/* Load and free the archive state (@dir: DATA/JID). */
-void mam_init(Account *a, const char *dir);
-void mam_free(Account *a);
-/* At a connect, right after the initial presence (which brings the
- * offline messages): fetch what the archive has after the last message
- * we saw; when we know of none yet, only learn the archive's newest id. */
-void mam_after_presence(Account *a);
-/* At a connect: ask the archive which of the held messages (a->held)
- * the server already has, then acct_release_held.  At once when it
- * cannot tell. */
-void mam_check_outbox(Account *a);
-/* The check's deadline (G_MAXINT64: none), and its end when it passed:
- * the held messages go out unchecked rather than never. */
-gint64 mam_due(Account *a);
-void mam_tick(Account *a, gint64 now);
-/* @msg is a result of our query: handled, true. */
-bool mam_message(Account *a, xmpp_stanza_t *msg);
 /* <iq type='set' to=@to><query xmlns='urn:xmpp:mam:2' queryid=ID>[a form
  * with start]<set>max, after or before</set></query></iq> to the archive
  * (@before "": the last page; else the page before that id)
@@ -347,17 +328,6 @@ char *mam_page_end(xmpp_stanza_t *iq, bool *complete);
  * logged twice).  Once logged, mam_logged_live notes its archive id. */
 bool mam_seen_live(Account *a, xmpp_stanza_t *msg);
 void mam_logged_live(Account *a, xmpp_stanza_t *msg);
-/* A live chat message (@carbon: a carbon copy) while the catch-up of a
- * connect runs: kept with @t, the time it came (true), and logged once the
- * catch-up is done, so that the log keeps the order of arrival (the
- * offline copies come before the query's answer).  mam_disconnected
- * logs them at once. */
-bool mam_hold(Account *a, xmpp_stanza_t *msg, bool carbon, gint64 t);
-void mam_disconnected(Account *a);
-/* At a connect: ask the server to copy to us what our other clients get
- * and send (XEP-0280).  mam_carbon takes such a copy: handled, true. */
-void mam_enable_carbons(Account *a);
-bool mam_carbon(Account *a, xmpp_stanza_t *msg);
 
 /* A received message could not be logged in @where (a conversation) for
  * @err (0: held back behind one that could not): it is not taken as
@@ -380,36 +350,6 @@ bool muc_gaps(Account *a);
  * is an event; a room's error bounce is dropped. */
 bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from,
 		  gint64 t);
-/* @msg is a page of a room's archive that a join asked for: logged (or
- * dropped), true. */
-bool muc_archive_message(Account *a, xmpp_stanza_t *msg);
 /* @bare is a room we are or were in. */
 bool muc_known_room(Account *a, const char *bare);
 
-/* At a connect: back into every room we were in. */
-void muc_rejoin(Account *a);
-/* Our presence changed: every room we are in hears it too. */
-void muc_send_presence(Account *a);
-/* End the rooms' waits past their deadline (@all: every one). */
-void muc_expire_waits(Account *a, gint64 now, bool all);
-/* Rooms kept but not joined while online (the service shut down, a
- * rejoin that failed for now) are tried again on a backoff timer: when it
- * is due (G_MAXINT64: never), and the try. */
-gint64 muc_due(Account *a);
-void muc_tick(Account *a, gint64 now);
-/* A presence from @bare (a room when rooms_has) with @resource (the nick,
- * or NULL); false when it is not about a room. */
-bool muc_presence_from(Account *a, xmpp_stanza_t *p, const char *bare,
-		       const char *resource);
-/* A message from @bare/@resource: true when it was a room's (groupchat,
- * private, subject, error) or an invitation, and is handled. */
-bool muc_message_from(Account *a, xmpp_stanza_t *msg, const char *bare,
-		      const char *resource, const char *from);
-/* The stanza of an outbox item of type OUTBOX_TYPE_PRIVATE, or of one of
- * type groupchat, without its body. */
-xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item);
-xmpp_stanza_t *muc_room_stanza(Account *a, const OutboxItem *item);
-/* @m is for a room (groupchat or private) that does not have us yet: it
- * waits in room_outq (or, for a room we are out of, is dropped with an
- * event), true; false when it can go out now. */
-bool muc_hold(Account *a, OutMsg *m);

@@ -65,7 +65,7 @@ static InKind kind_of(const char *name)
 	return IN_KINDS;
 }
 
-void in_parse(In *in, const char *own, xmpp_stanza_t *st)
+static void in_parse(In *in, const char *own, xmpp_stanza_t *st)
 {
 	g_autoptr(GError) err = NULL;
 
@@ -82,7 +82,7 @@ void in_parse(In *in, const char *own, xmpp_stanza_t *st)
 	in->time = in->kind == IN_MESSAGE ? in_time(st) : 0;
 }
 
-void in_clear(In *in)
+static void in_clear(In *in)
 {
 	g_clear_pointer(&in->jid, jid_free);
 	g_clear_pointer(&in->bare, g_free);

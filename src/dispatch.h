@@ -53,9 +53,5 @@ void dispatch_add(Dispatch *d, InKind kind, const char *what, InHandler fn);
 bool dispatch_stanza(Dispatch *d, Account *a, const char *own,
 		     xmpp_stanza_t *st);
 
-/* The parse alone, for a stanza a feature finds inside another (a
- * carbon, an archive result); in_clear frees what it made. */
-void in_parse(In *in, const char *own, xmpp_stanza_t *st);
-void in_clear(In *in);
 /* Unix seconds of a message: its XEP-0203 stamp, else now. */
 gint64 in_time(xmpp_stanza_t *st);

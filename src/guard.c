@@ -6,11 +6,11 @@
  * account).  RFC 6120 forbids DTDs in XMPP.  xmppfs defines recv() and
  * SSL_read() itself: libstrophe's calls reach these first (as select()
  * in pool.c), and when the caller is an account's coroutine on the pool
- * thread, the bytes read are checked with acct_guard_input before
- * libstrophe sees them, and the account learns whether more may wait
- * inside OpenSSL (acct_note_read).  A DTD ends the connection: the read reports the
- * end of the stream and the account's error says why.  Every other
- * caller gets the library's function unchanged. */
+ * thread, the bytes read are checked with guard_input before libstrophe
+ * sees them, and the account learns whether more may wait inside OpenSSL
+ * (acct_note_read).  A DTD ends the connection: the read reports the end
+ * of the stream and the account's error says why.  Every other caller
+ * gets the library's function unchanged. */
 #include <dlfcn.h>
 #include <string.h>
 #include <openssl/ssl.h>
@@ -23,6 +23,11 @@
 typedef ssize_t (*recv_fn)(int, void *, size_t, int);
 typedef int (*ssl_read_fn)(SSL *, void *, int);
 
+/* [pool] Check bytes libstrophe is about to parse: false when they hold
+ * a DTD (<!DOCTYPE, <!ENTITY), which RFC 6120 forbids and which expat
+ * would expand for many seconds of CPU; the link is then dropped. */
+static bool guard_input(Account *a, const char *buf, size_t len);
+
 ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
 	static recv_fn real;
@@ -33,7 +38,7 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 		real = (recv_fn)dlsym(RTLD_NEXT, "recv");
 	n = real(fd, buf, len, flags);
 	if (n > 0 && !(flags & MSG_PEEK) && (a = pool_current_account())) {
-		if (!acct_guard_input(a, buf, n))
+		if (!guard_input(a, buf, n))
 			return 0;
 		acct_note_read(a, (size_t)n == len);
 	}
@@ -50,7 +55,7 @@ int SSL_read(SSL *ssl, void *buf, int num)
 		real = (ssl_read_fn)dlsym(RTLD_NEXT, "SSL_read");
 	n = real(ssl, buf, num);
 	if (n > 0 && (a = pool_current_account())) {
-		if (!acct_guard_input(a, buf, n))
+		if (!guard_input(a, buf, n))
 			return 0;
 		/* what OpenSSL holds back is invisible to poll(2) */
 		acct_note_read(a, n == num || SSL_has_pending(ssl));
@@ -69,7 +74,7 @@ static bool has_dtd(const char *buf, size_t len)
 	return false;
 }
 
-bool acct_guard_input(Account *a, const char *buf, size_t len)
+static bool guard_input(Account *a, const char *buf, size_t len)
 {
 	char joined[sizeof a->guard_tail + 16];
 	size_t head = MIN(len, sizeof joined - a->guard_tail_len);

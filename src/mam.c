@@ -122,9 +122,10 @@ static bool id_ok(const char *id)
 	return true;
 }
 
-/* The file: "last ID" (or "last *": from the start of the archive), then
- * "seen ID" for each message logged since, live or from the archive. */
-void mam_init(Account *a, const char *dir)
+/* Load and free the archive state (@dir: DATA/JID).  The file: "last ID"
+ * (or "last *": from the start of the archive), then "seen ID" for each
+ * message logged since, live or from the archive. */
+static void mam_init(Account *a, const char *dir)
 {
 	g_autofree char *text = NULL;
 	struct stat st;
@@ -155,7 +156,7 @@ void mam_init(Account *a, const char *dir)
 	}
 }
 
-void mam_free(Account *a)
+static void mam_free(Account *a)
 {
 	/* (mam_held is empty: acct_free called mam_disconnected while the
 	 * stanzas' context and the logs were still there) */
@@ -284,7 +285,12 @@ static void release_held(Account *a)
 	a->mam_releasing = false;
 }
 
-bool mam_hold(Account *a, xmpp_stanza_t *msg, bool carbon, gint64 t)
+/* A live chat message (@carbon: a carbon copy) while the catch-up of a
+ * connect runs: kept with @t, the time it came (true), and logged once the
+ * catch-up is done, so that the log keeps the order of arrival (the
+ * offline copies come before the query's answer).  mam_disconnected
+ * logs them at once. */
+static bool mam_hold(Account *a, xmpp_stanza_t *msg, bool carbon, gint64 t)
 {
 	Held *h;
 
@@ -302,14 +308,17 @@ bool mam_hold(Account *a, xmpp_stanza_t *msg, bool carbon, gint64 t)
 	return true;
 }
 
-void mam_disconnected(Account *a)
+static void mam_disconnected(Account *a)
 {
 	a->carbons_on = false;
 	a->mam_stream_caught_up = false;
 	release_held(a);
 }
 
-void mam_after_presence(Account *a)
+/* At a connect, right after the initial presence (which brings the
+ * offline messages): fetch what the archive has after the last message
+ * we saw; when we know of none yet, only learn the archive's newest id. */
+static void mam_after_presence(Account *a)
 {
 	POOL_ASSERT();
 	g_clear_pointer(&a->mam_query, g_free); /* the link's that went */
@@ -578,7 +587,8 @@ xmpp_stanza_t *mam_forwarded(xmpp_stanza_t *res, gint64 *t, Jid **from)
 	return inner;
 }
 
-bool mam_message(Account *a, xmpp_stanza_t *msg)
+/* @msg is a result of our query: handled, true. */
+static bool mam_message(Account *a, xmpp_stanza_t *msg)
 {
 	xmpp_stanza_t *res = xmpp_stanza_get_child_by_name_and_ns(msg, "result",
 								  NS_MAM);
@@ -703,7 +713,10 @@ static bool check_resolved(Account *a)
 	return true;
 }
 
-void mam_check_outbox(Account *a)
+/* At a connect: ask the archive which of the held messages (a->held)
+ * the server already has, then acct_release_held.  At once when it
+ * cannot tell. */
+static void mam_check_outbox(Account *a)
 {
 	POOL_ASSERT();
 	check_clear(a);
@@ -794,7 +807,9 @@ static void check_clear(Account *a)
 	g_clear_pointer(&a->mam_check_ids, g_hash_table_unref);
 }
 
-gint64 mam_due(Account *a)
+/* The check's deadline (G_MAXINT64: none), and its end when it passed:
+ * the held messages go out unchecked rather than never. */
+static gint64 mam_due(Account *a)
 {
 	return MIN(MIN(a->mam_check_due ? a->mam_check_due : G_MAXINT64,
 		       a->mam_hold_due ? a->mam_hold_due : G_MAXINT64),
@@ -837,7 +852,7 @@ static void retry_missing(Account *a, gint64 now)
 	catch_up_from_last(a);
 }
 
-void mam_tick(Account *a, gint64 now)
+static void mam_tick(Account *a, gint64 now)
 {
 	retry_missing(a, now);
 	if (a->mam_hold_due && now >= a->mam_hold_due) {
@@ -883,7 +898,9 @@ static int carbons_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	return 0;
 }
 
-void mam_enable_carbons(Account *a)
+/* At a connect: ask the server to copy to us what our other clients get
+ * and send (XEP-0280).  mam_carbon takes such a copy: handled, true. */
+static void mam_enable_carbons(Account *a)
 {
 	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", "xfs-carbons");
 	xmpp_stanza_t *en = xmpp_stanza_new(a->ctx);
@@ -931,7 +948,7 @@ static Jid *carbon_sender(Account *a, xmpp_stanza_t *inner, bool sent)
 	return ifrom ? jid_parse(ifrom, NULL) : NULL;
 }
 
-bool mam_carbon(Account *a, xmpp_stanza_t *msg)
+static bool mam_carbon(Account *a, xmpp_stanza_t *msg)
 {
 	const char *from = xmpp_stanza_get_from(msg);
 	xmpp_stanza_t *wrap, *inner;
@@ -1010,11 +1027,6 @@ bool mam_hold_in(Account *a, const In *in)
 	return mam_hold(a, in->st, false, in->time);
 }
 
-static void mam_attach(Account *a, const char *dir)
-{
-	mam_init(a, dir);
-}
-
 const Feature carbons_feature = {
 	.name = "carbons (XEP-0280)",
 	.online = mam_enable_carbons,
@@ -1022,7 +1034,7 @@ const Feature carbons_feature = {
 
 const Feature archive_feature = {
 	.name = "the catch-up from our archive (XEP-0313)",
-	.attach = mam_attach,
+	.attach = mam_init,
 	.detach = mam_free,
 	.online = mam_after_presence,
 	.offline = mam_disconnected,

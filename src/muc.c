@@ -192,7 +192,7 @@ void muc_send_join(Account *a, const char *room, const char *nick)
 
 /* Our presence changed: every room we are in hears it too (a presence
  * to the server reaches contacts, not rooms). */
-void muc_send_presence(Account *a)
+static void muc_send_presence(Account *a)
 {
 	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
 
@@ -609,7 +609,8 @@ void muc_rejoin_missing(Account *a)
 	}
 }
 
-void muc_rejoin(Account *a)
+/* At a connect: back into every room we were in. */
+static void muc_rejoin(Account *a)
 {
 	a->room_retry_at = 0;
 	a->room_retry_s = ROOM_RETRY_MIN_S;
@@ -617,12 +618,15 @@ void muc_rejoin(Account *a)
 	muc_rejoin_missing(a);
 }
 
-gint64 muc_due(Account *a)
+/* Rooms kept but not joined while online (the service shut down, a
+ * rejoin that failed for now) are tried again on a backoff timer: when it
+ * is due (G_MAXINT64: never), and the try. */
+static gint64 muc_due(Account *a)
 {
 	return a->room_retry_at ? a->room_retry_at : G_MAXINT64;
 }
 
-void muc_tick(Account *a, gint64 now)
+static void muc_tick(Account *a, gint64 now)
 {
 	if (!a->room_retry_at || now < a->room_retry_at)
 		return;
@@ -634,7 +638,8 @@ void muc_tick(Account *a, gint64 now)
 	muc_rejoin_missing(a);
 }
 
-void muc_expire_waits(Account *a, gint64 now, bool all)
+/* End the rooms' waits past their deadline (@all: every one). */
+static void muc_expire_waits(Account *a, gint64 now, bool all)
 {
 	g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func(g_free);
 	GHashTableIter it;
@@ -932,7 +937,7 @@ char *muc_body(Account *a, xmpp_stanza_t *msg)
 }
 
 /* The ids the room gave the messages of its log (roomids.h). */
-RoomIds *muc_ids(Account *a, const char *room)
+static RoomIds *muc_ids(Account *a, const char *room)
 {
 	RoomIds *r = g_hash_table_lookup(a->room_ids, room);
 
@@ -946,7 +951,7 @@ RoomIds *muc_ids(Account *a, const char *room)
 }
 
 /* The id @room gave @msg (XEP-0359 <stanza-id by=ROOM/>), or NULL. */
-const char *muc_stanza_id(xmpp_stanza_t *msg, const char *room)
+static const char *muc_stanza_id(xmpp_stanza_t *msg, const char *room)
 {
 	for (xmpp_stanza_t *c = xmpp_stanza_get_children(msg); c;
 	     c = xmpp_stanza_get_next(c)) {
@@ -1150,8 +1155,10 @@ static void muc_disconnected(Account *a)
 	muc_unreflected_back(a);
 }
 
-bool muc_presence_from(Account *a, xmpp_stanza_t *p, const char *bare,
-		       const char *resource)
+/* A presence from @bare (a room when rooms_has) with @resource (the nick,
+ * or NULL); false when it is not about a room. */
+static bool muc_presence_from(Account *a, xmpp_stanza_t *p,
+			      const char *bare, const char *resource)
 {
 	const char *type = xmpp_stanza_get_type(p);
 
@@ -1166,8 +1173,11 @@ bool muc_presence_from(Account *a, xmpp_stanza_t *p, const char *bare,
 	return true;
 }
 
-bool muc_message_from(Account *a, xmpp_stanza_t *msg, const char *bare,
-		      const char *resource, const char *from)
+/* A message from @bare/@resource: true when it was a room's (groupchat,
+ * private, subject, error) or an invitation, and is handled. */
+static bool muc_message_from(Account *a, xmpp_stanza_t *msg,
+			     const char *bare, const char *resource,
+			     const char *from)
 {
 	const char *type = xmpp_stanza_get_type(msg);
 

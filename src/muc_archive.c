@@ -140,7 +140,9 @@ static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	return 0;
 }
 
-bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
+/* @msg is a page of a room's archive that a join asked for: logged (or
+ * dropped), true. */
+static bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
 {
 	xmpp_stanza_t *res =
 		xmpp_stanza_get_child_by_name_and_ns(msg, "result", NS_MAM);

@@ -55,10 +55,6 @@ void muc_send_join(Account *a, const char *room, const char *nick);
  * changed.  A record that cannot be written starts a gap (below). */
 void muc_record(Account *a, const char *room, const char *nick, char *body,
 		gint64 t, bool delayed, const char *sid);
-/* The ids the room gave the records of its log (roomids.h). */
-RoomIds *muc_ids(Account *a, const char *room);
-/* The id @room gave @msg (<stanza-id by=ROOM/>), or NULL. */
-const char *muc_stanza_id(xmpp_stanza_t *msg, const char *room);
 /* Join every room we are not in and not already joining or leaving. */
 void muc_rejoin_missing(Account *a);
 
@@ -90,6 +86,9 @@ void muc_private_message(Account *a, xmpp_stanza_t *msg, const char *room,
 /* An invitation to a room (XEP-0249 direct, or XEP-0045 mediated) from
  * @from: an event; false when @msg is none. */
 bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from);
+/* The stanza of an outbox item of type OUTBOX_TYPE_PRIVATE, without its
+ * body. */
+xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item);
 
 /* ---- muc_archive.c ---- */
 

@@ -136,7 +136,10 @@ void muc_drop_strays(Account *a)
 	}
 }
 
-bool muc_hold(Account *a, OutMsg *m)
+/* @m is for a room (groupchat or private) that does not have us yet: it
+ * waits in room_outq (or, for a room we are out of, is dropped with an
+ * event), true; false when it can go out now. */
+static bool muc_hold(Account *a, OutMsg *m)
 {
 	g_autofree char *room = NULL;
 
@@ -217,7 +220,8 @@ void muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg)
 	drop_unsent(a, m, ev, acct_error_errno(msg));
 }
 
-xmpp_stanza_t *muc_room_stanza(Account *a, const OutboxItem *item)
+/* The stanza of an outbox item of type groupchat, without its body. */
+static xmpp_stanza_t *muc_room_stanza(Account *a, const OutboxItem *item)
 {
 	return acct_message_new(a, "groupchat", item->to, item->id);
 }
