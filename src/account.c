@@ -276,6 +276,18 @@ void acct_add_text_child(Account *a, xmpp_stanza_t *parent,
 	xmpp_stanza_release(child);
 }
 
+xmpp_stanza_t *acct_ping_new(Account *a, const char *id)
+{
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", id);
+	xmpp_stanza_t *ping = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(ping, "ping");
+	xmpp_stanza_set_ns(ping, "urn:xmpp:ping");
+	xmpp_stanza_add_child_ex(iq, ping, 0);
+	xmpp_stanza_set_to(iq, acct_domain(a));
+	return iq;
+}
+
 /* Our presence (show, status, caps), directed to @to when not NULL. */
 xmpp_stanza_t *acct_own_presence(Account *a, const char *to)
 {

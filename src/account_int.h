@@ -273,6 +273,8 @@ xmpp_stanza_t *acct_message_new(Account *a, const char *type, const char *to,
 			       const char *id);
 /* Our presence (show, status, caps), directed to @to when not NULL. */
 xmpp_stanza_t *acct_own_presence(Account *a, const char *to);
+/* A ping (XEP-0199) of our server with @id. */
+xmpp_stanza_t *acct_ping_new(Account *a, const char *id);
 /* The text of @st's child @name on one line (TAB, CR, LF as spaces),
  * NULL when it has none. */
 char *acct_child_text(xmpp_stanza_t *st, const char *name);

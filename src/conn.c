@@ -13,15 +13,14 @@
 #include <string.h>
 #include <strophe.h>
 #include <netinet/in.h>
-#include <linux/sockios.h>
 #include <linux/tcp.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "dispatch.h"
 #include "log.h"
 #include "pool.h"
+#include "util.h"
 #include "watchdog.h"
 
 #define BACKOFF_MIN_S 1
@@ -522,9 +521,7 @@ static void release_conn(Account *a)
 /* The server sent something that waits unread on the socket. */
 static bool sock_waiting(Account *a)
 {
-	int n = 0;
-
-	return sock_of(a) >= 0 && ioctl(sock_of(a), SIOCINQ, &n) == 0 && n > 0;
+	return sock_of(a) >= 0 && util_unread_bytes(sock_of(a)) > 0;
 }
 
 /* Bytes libstrophe has taken from the socket: received minus queued. */
@@ -532,12 +529,12 @@ static bool consumed_bytes(int fd, guint64 *out)
 {
 	struct tcp_info ti = {0};
 	socklen_t len = sizeof ti;
-	int inq = 0;
+	int inq;
 
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
 	    len < offsetof(struct tcp_info, tcpi_bytes_received) +
 			  sizeof ti.tcpi_bytes_received ||
-	    ioctl(fd, SIOCINQ, &inq) < 0)
+	    (inq = util_unread_bytes(fd)) < 0)
 		return false;
 	*out = ti.tcpi_bytes_received - (guint64)inq;
 	return true;
@@ -671,7 +668,7 @@ static gint64 ping_timeout(Account *a)
 
 static void keepalive(Account *a, gint64 now)
 {
-	xmpp_stanza_t *iq, *ping;
+	xmpp_stanza_t *iq;
 	g_autofree char *id = NULL;
 	gint64 due = keepalive_due(a);
 
@@ -689,12 +686,7 @@ static void keepalive(Account *a, gint64 now)
 		return;
 	}
 	id = acct_next_id(a);
-	iq = xmpp_iq_new(a->ctx, "get", id);
-	ping = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_set_name(ping, "ping");
-	xmpp_stanza_set_ns(ping, "urn:xmpp:ping");
-	xmpp_stanza_add_child_ex(iq, ping, 0);
-	xmpp_stanza_set_to(iq, acct_domain(a));
+	iq = acct_ping_new(a, id);
 	sm_send(a, iq);
 	xmpp_stanza_release(iq);
 	a->ping_due = now + ping_timeout(a) * G_USEC_PER_SEC;

@@ -23,7 +23,6 @@
 #include "pool.h"
 
 #define NS_SM "urn:xmpp:sm:3"
-#define NS_PING "urn:xmpp:ping"
 
 static bool is_stanza_name(const char *name)
 {
@@ -163,15 +162,10 @@ static int barrier_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 
 static void send_barrier(Account *a)
 {
-	xmpp_stanza_t *iq, *ping;
+	xmpp_stanza_t *iq;
 
 	a->sm.barrier = acct_next_id(a);
-	iq = xmpp_iq_new(a->ctx, "get", a->sm.barrier);
-	ping = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_set_name(ping, "ping");
-	xmpp_stanza_set_ns(ping, NS_PING);
-	xmpp_stanza_add_child_ex(iq, ping, 0);
-	xmpp_stanza_set_to(iq, acct_domain(a));
+	iq = acct_ping_new(a, a->sm.barrier);
 	xmpp_id_handler_add(a->conn, barrier_answer, a->sm.barrier, a);
 	sm_send(a, iq);
 	xmpp_stanza_release(iq);
@@ -197,9 +191,8 @@ void sm_after_run(Account *a)
 	POOL_ASSERT();
 	if (!a->conn || a->conn_dead || !a->was_online)
 		return;
-	if (a->sm.r_pending && a->sm.on)
-		xmpp_send_raw_string(a->conn, "<a xmlns='" NS_SM "' h='%u'/>",
-				     a->sm.in);
+	if (a->sm.r_pending)
+		sm_ack_all(a);
 	if (a->sm.on && a->sm.ask && a->inflight.length)
 		xmpp_send_raw_string(a->conn, "<r xmlns='" NS_SM "'/>");
 	/* one ping at a time: its answer sends the next if more went out */

@@ -58,8 +58,9 @@ void sm_received(Account *a, xmpp_stanza_t *st);
  * what was sent during it. */
 void sm_after_run(Account *a);
 bool sm_after_run_wanted(Account *a);
-/* Closing cleanly: acknowledge what was received (before
- * </stream:stream>, or the server bounces it). */
+/* Acknowledge what was received, when stream management is on: the
+ * answer to <r/>, and at a clean close (before </stream:stream>, or the
+ * server bounces it). */
 void sm_ack_all(Account *a);
 /* The stream is gone: what it did not acknowledge waits in Account.held
  * for the next connect's archive check. */

@@ -2,7 +2,9 @@
 #include "util.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 int util_write_all(int fd, const char *data, gsize len)
@@ -17,6 +19,13 @@ int util_write_all(int fd, const char *data, gsize len)
 		len -= n;
 	}
 	return 0;
+}
+
+int util_unread_bytes(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, SIOCINQ, &n) == 0 ? n : -errno;
 }
 
 gint util_cmp_strp(gconstpointer a, gconstpointer b)

@@ -7,5 +7,8 @@
  * -errno. */
 int util_write_all(int fd, const char *data, gsize len);
 
+/* Bytes that came on the socket @fd and are not read yet, or -errno. */
+int util_unread_bytes(int fd);
+
 /* For g_ptr_array_sort of strings: it passes pointers to the elements. */
 gint util_cmp_strp(gconstpointer a, gconstpointer b);

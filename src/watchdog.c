@@ -5,9 +5,9 @@
  * sent wait unread on the socket, it is moved on. */
 #include "watchdog.h"
 
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
+
+#include "util.h"
 
 static GMutex wd_lock;
 static GCond wd_cond;
@@ -18,14 +18,6 @@ static GPtrArray *wd_slots; /* of WdSlot*, protected by wd_lock */
  * the first. */
 #define WD_RECHECK_US (G_USEC_PER_SEC / 2)
 #define WD_GRACE_US (120 * G_USEC_PER_SEC)
-
-/* Bytes that came on @fd and are not read yet (0 when it cannot tell). */
-static int waiting_bytes(int fd)
-{
-	int n = 0;
-
-	return ioctl(fd, SIOCINQ, &n) == 0 ? n : 0;
-}
 
 static WdSlot *earliest(void)
 {
@@ -52,7 +44,7 @@ static gpointer wd_thread(gpointer unused)
 			g_cond_wait_until(&wd_cond, &wd_lock, s->deadline);
 			continue;
 		}
-		if (waiting_bytes(s->fd) > 0 &&
+		if (util_unread_bytes(s->fd) > 0 &&
 		    g_get_monotonic_time() < s->limit) {
 			/* the server did answer: xmppfs has not read it yet
 			 * (a busy pool, a thousand logins at once); that time
