@@ -397,38 +397,30 @@ static void restart_by_time(Account *a)
 	a->mam_restarted = true;
 }
 
-/* The <set/> of an answer's <fin/>, NULL for none. */
-static xmpp_stanza_t *fin_set(xmpp_stanza_t *iq, xmpp_stanza_t **fin)
+/* The @which ("first" or "last") id on a page (new; NULL for none or one
+ * we would not keep), and the answer's <fin/> in @fin (NULL: none). */
+static char *page_id(xmpp_stanza_t *iq, const char *which,
+		     xmpp_stanza_t **fin)
 {
+	xmpp_stanza_t *set;
+	char *id;
+
 	*fin = xmpp_stanza_get_child_by_name_and_ns(iq, "fin", NS_MAM);
-	return *fin ? xmpp_stanza_get_child_by_name_and_ns(*fin, "set", NS_RSM)
-		    : NULL;
-}
-
-/* The first id on a page (new; NULL for none or one we would not keep). */
-static char *page_first(xmpp_stanza_t *iq)
-{
-	xmpp_stanza_t *fin, *set = fin_set(iq, &fin);
-	char *first = set ? acct_child_text(set, "first") : NULL;
-
-	if (first && !id_ok(first))
-		g_clear_pointer(&first, g_free);
-	return first;
+	set = *fin ? xmpp_stanza_get_child_by_name_and_ns(*fin, "set", NS_RSM)
+		   : NULL;
+	id = set ? acct_child_text(set, which) : NULL;
+	if (id && !id_ok(id))
+		g_clear_pointer(&id, g_free);
+	return id;
 }
 
 char *mam_page_end(xmpp_stanza_t *iq, bool *complete)
 {
-	xmpp_stanza_t *fin = xmpp_stanza_get_child_by_name_and_ns(iq, "fin",
-								  NS_MAM);
-	xmpp_stanza_t *set = fin ? xmpp_stanza_get_child_by_name_and_ns(
-					   fin, "set", NS_RSM)
-				 : NULL;
-	char *last = set ? acct_child_text(set, "last") : NULL;
+	xmpp_stanza_t *fin;
+	char *last = page_id(iq, "last", &fin);
 
 	*complete = !fin || !g_strcmp0(xmpp_stanza_get_attribute(fin, "complete"),
 				       "true");
-	if (last && !id_ok(last))
-		g_clear_pointer(&last, g_free);
 	return last;
 }
 
@@ -781,8 +773,9 @@ static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	Account *a = ud;
 	const char *type = xmpp_stanza_get_type(iq);
 	bool complete;
+	xmpp_stanza_t *fin;
 	g_autofree char *last = mam_page_end(iq, &complete);
-	g_autofree char *first = page_first(iq);
+	g_autofree char *first = page_id(iq, "first", &fin);
 
 	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
 		return 1; /* not the answer: keep waiting for it */
