@@ -117,6 +117,22 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def print_table(title, heads, rows):
+    """@title, then @rows (tuples of cells, as many as @heads) as a
+    Markdown table, its columns as wide as their widest cell."""
+    widths = [max(len(str(r[i])) for r in list(rows) + [heads])
+              for i in range(len(heads))]
+    print()
+    print(title)
+    print()
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(heads, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths))
+              + " |")
+    print()
+
+
 def p99(xs):
     s = sorted(xs)
     if not s:
@@ -127,8 +143,12 @@ def p99(xs):
 
 # ---------------------------------------------------------------------------
 
-class Bench:
-    def __init__(self, args):
+class Harness:
+    """What bench.py and scale.py share: the build's xmppfs and rawclient,
+    a work directory, the test bed's Prosody, rawclient processes, and
+    mounts of xmppfs."""
+
+    def __init__(self, args, tag):
         self.args = args
         self.build = Path(args.build).resolve()
         self.xmppfs = self.build / "xmppfs"
@@ -136,19 +156,10 @@ class Bench:
         for p in (self.xmppfs, self.raw):
             if not p.exists():
                 raise BenchError(f"{p} is missing: build first")
-        self.work = Path(tempfile.mkdtemp(prefix="xmppfs-bench.", dir="/tmp"))
+        self.tag = tag
+        self.work = Path(tempfile.mkdtemp(prefix=f"xmppfs-{tag}.", dir="/tmp"))
         self.srv = self.work / "server"
-        self.data = self.work / "data"
-        self.mnt = self.work / "mnt"
-        self.cfg = self.work / "config"
         self.children = []       # Popen objects we started
-        self.xproc = None
-        self.rproc = None        # the xmppfs of the big roster
-        self.rmnt = None
-        self.ask = None
-        self.r_state_seen = None
-        self.stalls = []         # first logins whose roster sat in xmppfs
-        self.stall_rx = None
         self.server_up = False
         self.runid = f"{os.getpid():x}{int(time.time()) % 100000:x}"
         self.seq = 0
@@ -165,18 +176,20 @@ class Bench:
         self.seq += 1
         return f"{what}-{self.runid}-{self.seq}"
 
-    def acct(self):
-        return self.mnt / jid("alice")
-
     # -- server -----------------------------------------------------------
 
-    def start_server(self, rosters=()):
+    def start_server(self, rosters=(), users=(), timeout=120):
+        """The test bed with USERS, and @rosters and @users (its --roster
+        and --users specs)."""
         cmd = [str(TESTBED), "start", str(self.srv)]
         for u, p in USERS.items():
             cmd += ["--user", f"{u}:{p}"]
         for spec in rosters:
             cmd += ["--roster", spec]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        for spec in users:
+            cmd += ["--users", spec]
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=timeout)
         if r.returncode:
             raise BenchError(f"testbed start failed:\n{r.stdout}{r.stderr}")
         self.server_up = True
@@ -279,6 +292,68 @@ class Bench:
         if p in self.children:
             self.children.remove(p)
 
+    def cleanup(self):
+        """What the subclass's cleanup does last, after its unmounts."""
+        for p in list(self.children):
+            self.stop_child(p)
+        self.stop_server()
+        if self.args.keep:
+            log(f"{self.tag}: kept {self.work}")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    # -- xmppfs -----------------------------------------------------------
+
+    @staticmethod
+    def is_mounted(mnt):
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4] == str(mnt) for line in f)
+
+    def start_xmppfs(self, cfg, data, mnt, logpath):
+        logf = open(logpath, "ab")
+        p = subprocess.Popen(
+            [str(self.xmppfs), "-f", "--config", str(cfg), "--data-dir",
+             str(data), str(mnt)], stdout=logf, stderr=logf,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        logf.close()
+        return p
+
+    def unmount_at(self, mnt, proc):
+        if self.is_mounted(mnt):
+            deadline = time.monotonic() + 10
+            while self.is_mounted(mnt) and time.monotonic() < deadline:
+                r = subprocess.run(["fusermount3", "-u", str(mnt)],
+                                   capture_output=True)
+                if r.returncode:
+                    time.sleep(0.1)
+            if self.is_mounted(mnt):
+                subprocess.run(["fusermount3", "-uz", str(mnt)],
+                               capture_output=True)
+        if proc:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class Bench(Harness):
+    def __init__(self, args):
+        super().__init__(args, "bench")
+        self.data = self.work / "data"
+        self.mnt = self.work / "mnt"
+        self.cfg = self.work / "config"
+        self.xproc = None
+        self.rproc = None        # the xmppfs of the big roster
+        self.rmnt = None
+        self.ask = None
+        self.r_state_seen = None
+        self.stalls = []         # first logins whose roster sat in xmppfs
+        self.stall_rx = None
+
+    def acct(self):
+        return self.mnt / jid("alice")
+
     # -- xmppfs -----------------------------------------------------------
 
     def write_config(self, path=None, user="alice"):
@@ -289,26 +364,12 @@ class Bench:
                     f"host = 127.0.0.1\nport = {self.port}\n"
                     f"ca_file = {self.ca}\nresource = bench\n")
 
-    def is_mounted(self, mnt=None):
-        mp = str(mnt or self.mnt)
-        with open("/proc/self/mountinfo") as f:
-            return any(line.split()[4] == mp for line in f)
-
-    def start_xmppfs(self, cfg, data, mnt, logname):
-        logf = open(self.work / logname, "ab")
-        p = subprocess.Popen(
-            [str(self.xmppfs), "-f", "--config", str(cfg), "--data-dir",
-             str(data), str(mnt)], stdout=logf, stderr=logf,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-        logf.close()
-        return p
-
     def mount(self):
         """Start xmppfs; return seconds from the spawn to 'state: online'."""
         conn = self.acct() / "connection"
         t0 = time.monotonic()
         self.xproc = self.start_xmppfs(self.cfg, self.data, self.mnt,
-                                       "xmppfs.log")
+                                       self.work / "xmppfs.log")
         deadline = t0 + 30
         while True:
             try:
@@ -327,24 +388,6 @@ class Bench:
     def unmount(self):
         self.unmount_at(self.mnt, self.xproc)
         self.xproc = None
-
-    def unmount_at(self, mnt, proc):
-        if self.is_mounted(mnt):
-            deadline = time.monotonic() + 10
-            while self.is_mounted(mnt) and time.monotonic() < deadline:
-                r = subprocess.run(["fusermount3", "-u", str(mnt)],
-                                   capture_output=True)
-                if r.returncode:
-                    time.sleep(0.1)
-            if self.is_mounted(mnt):
-                subprocess.run(["fusermount3", "-uz", str(mnt)],
-                               capture_output=True)
-        if proc:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
     def settle(self, max_s=20, proc=None):
         """Wait until xmppfs (self.xproc, or @proc) and Prosody stop using
@@ -649,7 +692,7 @@ class Bench:
             (self.rdata / jid(user) / "roster").unlink(missing_ok=True)
         t0 = time.monotonic()
         self.rproc = self.start_xmppfs(self.rcfg[user], self.rdata, self.rmnt,
-                                       "xmppfs-roster.log")
+                                       self.work / "xmppfs-roster.log")
         t_on = t_all = None
         self.stall_rx = None
         nudged = False
@@ -965,13 +1008,7 @@ class Bench:
                 self.roster_unmount()
         except Exception as e:  # keep going: the server must stop
             log(f"bench: unmount: {e}")
-        for p in list(self.children):
-            self.stop_child(p)
-        self.stop_server()
-        if self.args.keep:
-            log(f"bench: kept {self.work}")
-        else:
-            shutil.rmtree(self.work, ignore_errors=True)
+        super().cleanup()
 
     # -- the table ----------------------------------------------------------
 
@@ -1083,20 +1120,11 @@ class Bench:
             f"{R['r_rss_used']:.1f}", "", "", "< 30",
             met(R["r_rss_used"] < 30))
 
-        heads = ("measure", "xmppfs", "raw", "xmppfs/raw", "target", "met")
-        widths = [max(len(str(r[i])) for r in rows + [heads])
-                  for i in range(len(heads))]
-        print()
-        print(f"xmppfs benchmark: medians of {P['reps']} rounds "
-              f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
-              f"{time.monotonic() - self.t0:.0f} s)")
-        print()
-        print("| " + " | ".join(h.ljust(w) for h, w in zip(heads, widths)) + " |")
-        print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-        for r in rows:
-            print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths))
-                  + " |")
-        print()
+        print_table(f"xmppfs benchmark: medians of {P['reps']} rounds "
+                    f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
+                    f"{time.monotonic() - self.t0:.0f} s)",
+                    ("measure", "xmppfs", "raw", "xmppfs/raw", "target",
+                     "met"), rows)
         print("raw = tests/bench/rawclient (libstrophe alone, same TLS and "
               "server); for the process-per-message row it is go-sendxmpp; "
               "for tail it is the same file on the local disk.")

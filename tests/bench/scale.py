@@ -33,98 +33,23 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
-from bench import BenchError, cpu_precise, log, median, status_kb  # noqa: E402
+from bench import (USERS, BenchError, cpu_precise, log,  # noqa: E402
+                   median, print_table, status_kb)
 
 ROOT = bench.ROOT
-TESTBED = bench.TESTBED
-USERS = {"alice": "alicepw", "bob": "bobpw", "carol": "carolpw"}
 BULK_PW = "scalepw"
 
 
-class Scale:
+class Scale(bench.Harness):
     def __init__(self, args):
-        self.args = args
-        self.build = Path(args.build).resolve()
-        self.xmppfs = self.build / "xmppfs"
-        self.raw = self.build / "tests" / "bench" / "rawclient"
-        for p in (self.xmppfs, self.raw):
-            if not p.exists():
-                raise BenchError(f"{p} is missing: build first")
-        self.work = Path(tempfile.mkdtemp(prefix="xmppfs-scale.", dir="/tmp"))
-        self.srv = self.work / "server"
-        self.server_up = False
+        super().__init__(args, "scale")
         self.mounts = []  # (mnt, proc)
-        self.results = {}
         self.rows = []
-        self.t0 = time.monotonic()
-        self.seq = 0
-
-    def add(self, name, v):
-        self.results.setdefault(name, []).append(v)
-
-    def marker(self, what):
-        self.seq += 1
-        return f"{what}-{os.getpid():x}-{self.seq}"
-
-    # -- the server ---------------------------------------------------------
-
-    def start_server(self, n_bulk):
-        cmd = [str(TESTBED), "start", str(self.srv)]
-        for u, p in USERS.items():
-            cmd += ["--user", f"{u}:{p}"]
-        cmd += ["--users", f"s:{n_bulk}:{BULK_PW}"]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        if r.returncode:
-            raise BenchError(f"testbed start failed:\n{r.stdout}{r.stderr}")
-        self.server_up = True
-        kv = dict(l.split("=", 1) for l in (self.srv / "ports").read_text().split())
-        self.port = int(kv["port"])
-        self.ca = str(self.srv / "certs" / "localhost.crt")
-        self.prosody_pid = int((self.srv / "testbed.pid").read_text())
-        # as bench.py: the debug log costs Prosody ~40 % of its throughput
-        cfgf = self.srv / "prosody.cfg.lua"
-        text = cfgf.read_text()
-        new = "\n".join(l for l in text.splitlines()
-                        if not l.strip().startswith("debug = "))
-        if new != text:
-            cfgf.write_text(new + "\n")
-            os.kill(self.prosody_pid, signal.SIGHUP)
-            time.sleep(1)
-
-    def stop_server(self):
-        if self.server_up:
-            self.server_up = False
-            subprocess.run([str(TESTBED), "stop", str(self.srv)],
-                           capture_output=True, timeout=60)
-
-    # -- rawclient ----------------------------------------------------------
-
-    def raw_cmd(self, user, *mode, resource="raw"):
-        return [str(self.raw), "-j", f"{user}@localhost/{resource}", "-H",
-                "127.0.0.1", "-p", str(self.port), "-c", self.ca, *mode]
-
-    def raw_env(self, pw):
-        env = dict(os.environ)
-        env["RAWCLIENT_PASSWORD"] = pw
-        return env
-
-    def raw_run(self, user, pw, *mode, timeout=300):
-        r = subprocess.run(self.raw_cmd(user, *mode), capture_output=True,
-                           text=True, timeout=timeout, env=self.raw_env(pw))
-        if r.returncode:
-            raise BenchError(f"rawclient {' '.join(mode)}: {r.stderr}")
-        return r.stdout
-
-    def raw_spawn(self, user, pw, *mode):
-        return subprocess.Popen(self.raw_cmd(user, *mode),
-                                stdout=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL, env=self.raw_env(pw))
 
     # -- mounts -------------------------------------------------------------
 
@@ -144,13 +69,7 @@ class Scale:
         fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        logf = open(d / "xmppfs.log", "wb")
-        proc = subprocess.Popen([str(self.xmppfs), "-f", "--config", str(cfg),
-                                 "--data-dir", str(data), str(mnt)],
-                                stdout=logf, stderr=logf,
-                                stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        logf.close()
+        proc = self.start_xmppfs(cfg, data, mnt, d / "xmppfs.log")
         self.mounts.append((mnt, proc))
         deadline = time.monotonic() + 30
         while not self.is_mounted(mnt):
@@ -159,36 +78,15 @@ class Scale:
             time.sleep(0.005)
         return mnt, proc, data
 
-    @staticmethod
-    def is_mounted(mnt):
-        with open("/proc/self/mountinfo") as f:
-            return any(line.split()[4] == str(mnt) for line in f)
-
     def unmount(self, mnt, proc):
-        for _ in range(100):
-            if not self.is_mounted(mnt):
-                break
-            if subprocess.run(["fusermount3", "-u", str(mnt)],
-                              capture_output=True).returncode:
-                time.sleep(0.1)
-        if self.is_mounted(mnt):
-            subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        self.unmount_at(mnt, proc)
         if (mnt, proc) in self.mounts:
             self.mounts.remove((mnt, proc))
 
     def cleanup(self):
         for mnt, proc in list(self.mounts):
             self.unmount(mnt, proc)
-        self.stop_server()
-        if not self.args.keep:
-            subprocess.run(["rm", "-rf", str(self.work)])
-        else:
-            log(f"scale: kept {self.work}")
+        super().cleanup()
 
     # -- accounts -------------------------------------------------------------
 
@@ -213,7 +111,7 @@ class Scale:
         """CPU seconds of one raw libstrophe login (a process each)."""
         before = os.times()
         for i in range(k):
-            self.raw_run("carol", USERS["carol"], "login")
+            self.run_raw("carol", "login")
         after = os.times()
         return ((after.children_user - before.children_user) +
                 (after.children_system - before.children_system)) / k
@@ -223,8 +121,8 @@ class Scale:
         disk."""
         mk = self.marker("lat")
         logp = data / jid_to / "contacts" / "carol@localhost" / "log"
-        p = self.raw_spawn("carol", USERS["carol"], "send", jid_to, "1", mk)
-        t0 = float(bench.Bench.expect_line(p, "start")[1])
+        p = self.spawn_raw("carol", "send", jid_to, "1", mk)
+        t0 = float(self.expect_line(p, "start")[1])
         while True:
             try:
                 if mk.encode() in logp.read_bytes():
@@ -259,12 +157,11 @@ class Scale:
 
     def raw_latency(self):
         mk = self.marker("rlat")
-        p = self.raw_spawn("bob", USERS["bob"], "recv-count", "1", mk, "30")
-        bench.Bench.expect_line(p, "ready")
-        s = self.raw_spawn("carol", USERS["carol"], "send", "bob@localhost",
-                           "1", mk)
-        t0 = float(bench.Bench.expect_line(s, "start")[1])
-        line = bench.Bench.expect_line(p, "received", timeout=40)
+        p = self.spawn_raw("bob", "recv-count", "1", mk, "30")
+        self.expect_line(p, "ready")
+        s = self.spawn_raw("carol", "send", "bob@localhost", "1", mk)
+        t0 = float(self.expect_line(s, "start")[1])
+        line = self.expect_line(p, "received", timeout=40)
         p.wait(10)
         s.wait(30)
         return float(line[line.index("last") + 1]) - t0
@@ -276,9 +173,9 @@ class Scale:
         mk = self.marker("flood")
         logp = data / "alice@localhost" / "contacts" / "carol@localhost" / "log"
         before = logp.stat().st_size if logp.exists() else 0
-        sender = self.raw_spawn("carol", USERS["carol"], "send",
-                                "alice@localhost", str(n), mk)
-        start = float(bench.Bench.expect_line(sender, "start")[1])
+        sender = self.spawn_raw("carol", "send", "alice@localhost", str(n),
+                                mk)
+        start = float(self.expect_line(sender, "start")[1])
         want = f"{mk} {n}\n".encode()
         deadline = time.monotonic() + 600
         while True:
@@ -295,12 +192,11 @@ class Scale:
         x = time.monotonic() - start
         sender.wait(120)
         mk = self.marker("rflood")
-        recv = self.raw_spawn("bob", USERS["bob"], "recv-count", str(n), mk, "600")
-        bench.Bench.expect_line(recv, "ready")
-        sender = self.raw_spawn("carol", USERS["carol"], "send",
-                                "bob@localhost", str(n), mk)
-        start = float(bench.Bench.expect_line(sender, "start")[1])
-        line = bench.Bench.expect_line(recv, "received", timeout=700)
+        recv = self.spawn_raw("bob", "recv-count", str(n), mk, "600")
+        self.expect_line(recv, "ready")
+        sender = self.spawn_raw("carol", "send", "bob@localhost", str(n), mk)
+        start = float(self.expect_line(sender, "start")[1])
+        line = self.expect_line(recv, "received", timeout=700)
         sender.wait(60)
         recv.wait(10)
         got = int(line[1])
@@ -347,7 +243,7 @@ class Scale:
         n_big = 100_000 if q else 1_000_000
         n_conv, n_ls = 2000, 5000
         t = time.monotonic()
-        self.start_server(max(ns))
+        self.start_server(users=[f"s:{max(ns)}:{BULK_PW}"], timeout=300)
         log(f"scale: work dir {self.work}; test bed with {max(ns)} accounts up "
             f"in {time.monotonic() - t:.1f} s")
 
@@ -429,20 +325,11 @@ class Scale:
             d = median(reads[(what, "d")]) * 1000
             rows.append((names[what], f"{x:.1f}", f"{d:.1f}", f"{x / d:.2f}",
                          targets[what]))
-        heads = ("measure", "xmppfs", "baseline", "ratio", "target")
-        widths = [max(len(str(r[i])) for r in rows + [heads])
-                  for i in range(len(heads))]
-        print()
-        print(f"xmppfs at scale: medians of {reps} rounds (1,000 accounts: "
-              f"one) ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
-              f"{time.monotonic() - self.t0:.0f} s)")
-        print()
-        print("| " + " | ".join(h.ljust(w) for h, w in zip(heads, widths)) + " |")
-        print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-        for r in rows:
-            print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths))
-                  + " |")
-        print()
+        print_table(f"xmppfs at scale: medians of {reps} rounds (1,000 "
+                    f"accounts: one) ({time.strftime('%Y-%m-%d')}, "
+                    f"{os.cpu_count()} CPUs, "
+                    f"{time.monotonic() - self.t0:.0f} s)",
+                    ("measure", "xmppfs", "baseline", "ratio", "target"), rows)
         print("baselines: CPU per login: tests/bench/rawclient login, one "
               "process per login (libstrophe alone, same TLS set-up); one "
               "message: a raw receiver (send to receipt; xmppfs: send to the "
