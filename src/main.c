@@ -15,15 +15,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "datalock.h"
-#include "fdcache.h"
-#include "featureset.h"
-#include "fsops.h"
-#include "log.h"
-#include "pool.h"
-#include "tree.h"
-#include "watchdog.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "features/featureset.h"
+#include "fs/fsops.h"
+#include "fs/tree.h"
+#include "store/datalock.h"
+#include "store/fdcache.h"
+#include "xmpp/pool.h"
+#include "xmpp/watchdog.h"
 
 typedef struct {
 	char *config;

@@ -4,7 +4,7 @@
  * account it must yield or the error code and the words the one-line
  * message must contain.  "@DIR@" in a case is a fresh temporary directory
  * and "@CA@" a readable file in it. */
-#include "config.h"
+#include "base/config.h"
 
 #include <glib/gstdio.h>
 #include <string.h>

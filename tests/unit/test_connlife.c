@@ -17,11 +17,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "account.h"
-#include "config.h"
-#include "history.h"
-#include "pool.h"
-#include "watchdog.h"
+#include "base/config.h"
+#include "store/history.h"
+#include "xmpp/account.h"
+#include "xmpp/pool.h"
+#include "xmpp/watchdog.h"
 
 #define HOST "two-addresses.test"
 

@@ -1,6 +1,6 @@
 /* test_jid.c - table-driven tests of jid.c.  Every table row is its own
  * test case, so a failure names the row. */
-#include "jid.h"
+#include "base/jid.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * reopen until it is acknowledged, in order; a journal cut short loses
  * only its last entry; watches fire once everything up to them is
  * acknowledged; and the file stays small however long the mount runs. */
-#include "outbox.h"
+#include "store/outbox.h"
 
 #include <glib/gstdio.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "record.h"
+#include "base/record.h"
 
 /* The SPEC's example time, 2026-11-24T21:57:14Z. */
 #define T_SPEC G_GINT64_CONSTANT(1795557434)

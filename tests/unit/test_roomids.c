@@ -3,7 +3,7 @@
 #include <glib/gstdio.h>
 #include <stdio.h>
 
-#include "roomids.h"
+#include "store/roomids.h"
 
 static char *tmp_path(void)
 {

@@ -1,7 +1,7 @@
 /* Table-driven tests of text_is_clean: what may go into an XML body. */
 #include <glib.h>
 
-#include "text.h"
+#include "base/text.h"
 
 typedef struct {
 	const char *name;

@@ -2,7 +2,7 @@
 #include <glib.h>
 #include <string.h>
 
-#include "xmlcheck.h"
+#include "base/xmlcheck.h"
 
 typedef struct {
 	const char *name;

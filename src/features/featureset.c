@@ -1,0 +1,66 @@
+/* featureset.c - which features an account has, and in what order the
+ * core calls them: the one place that names them (the core, account.c
+ * and conn.c, names none; feature.h, dispatch.h).
+ *
+ * The order matters, and here it is said why. */
+#include "features/featureset.h"
+
+#include "xmpp/account.h"
+
+void featureset_attach(Account *a)
+{
+	Dispatch *d = acct_dispatch(a);
+
+	/* At CONNECT, in this order: */
+	acct_add_feature(a, &client_feature);   /* (caps in our presence) */
+	acct_add_feature(a, &contacts_feature); /* the roster */
+	acct_add_feature(a, &block_feature);    /* the blocklist */
+	/* carbons before our presence, so nothing our other clients get
+	 * from then on is missed */
+	acct_add_feature(a, &carbons_feature);
+	/* our presence: the server hands over its offline messages */
+	acct_add_feature(a, &acct_presence_feature);
+	/* the catch-up after the presence: Prosody neither sends nor deletes
+	 * offline messages for a session that queried the archive first */
+	acct_add_feature(a, &archive_feature);
+	acct_add_feature(a, &rooms_feature);    /* rejoin, from the archive */
+	/* what a lost stream left: asked of the archive before it goes out
+	 * again (the account says online, and sends, after all of these) */
+	acct_add_feature(a, &outbox_check_feature);
+	acct_add_feature(a, &iqfile_feature);
+
+	/* A message is offered, in this order, to: */
+	dispatch_add(d, IN_MESSAGE, "a page of a room's archive, at a join "
+		     "or a gap's fill (muc_archive.c)", muc_archive_in);
+	dispatch_add(d, IN_MESSAGE, "a result of our own archive query (mam.c)",
+		     mam_result_in);
+	dispatch_add(d, IN_MESSAGE, "a carbon copy from our account (mam.c)",
+		     carbons_in);
+	dispatch_add(d, IN_MESSAGE, "no valid sender: dropped (chat.c)",
+		     chat_bad_sender_in);
+	dispatch_add(d, IN_MESSAGE, "a room's, an occupant's, or an "
+		     "invitation (muc.c)", muc_message_in);
+	/* before the conversations: during the catch-up a live message
+	 * waits, so that the log keeps the order of arrival */
+	dispatch_add(d, IN_MESSAGE, "held while the catch-up runs (mam.c)",
+		     mam_hold_in);
+	dispatch_add(d, IN_MESSAGE, "a conversation's (chat.c)", chat_in);
+
+	/* A presence: */
+	dispatch_add(d, IN_PRESENCE, "no valid sender: dropped (contacts.c)",
+		     contacts_bad_sender_in);
+	dispatch_add(d, IN_PRESENCE, "a room's or an occupant's (muc.c)",
+		     muc_presence_in);
+	dispatch_add(d, IN_PRESENCE, "a contact's, a subscription, an error "
+		     "(contacts.c)", contacts_presence_in);
+
+	/* An iq: */
+	dispatch_add(d, IN_IQ, "no request: nothing to answer (client.c)",
+		     client_not_request_in);
+	dispatch_add(d, IN_IQ, "a roster push (contacts.c)", contacts_push_in);
+	dispatch_add(d, IN_IQ, "a blocklist push (block.c)", block_push_in);
+	dispatch_add(d, IN_IQ, "ping, disco#info, version (client.c)",
+		     client_answer_in);
+	dispatch_add(d, IN_IQ, "anything else: feature-not-implemented "
+		     "(client.c)", client_unhandled_in);
+}

@@ -1,0 +1,41 @@
+/* muc.h - group chat (XEP-0045), as rooms/ shows and changes it (muc.c,
+ * muc_out.c, muc_private.c, muc_archive.c). */
+#pragma once
+
+#include <glib.h>
+
+#include "store/history.h"
+#include "store/rooms.h"
+#include "xmpp/pool.h"
+
+/* What a request to a room does. */
+typedef enum {
+	ACCT_ROOM_JOIN,    /* -EEXIST if in it, -ENOTCONN offline */
+	ACCT_ROOM_LEAVE,
+	ACCT_ROOM_NICK,    /* @value: the new nick (a valid resourcepart) */
+	ACCT_ROOM_SUBJECT, /* @value: the subject ("" clears it) */
+	ACCT_ROOM_INVITE,  /* @value: "JID[ REASON]" (XEP-0249); done once
+			    * sent */
+	ACCT_ROOM_KICK,    /* @value: "NICK[<TAB>REASON]"; done when the
+			    * room answered */
+	ACCT_ROOM_BAN,     /* @value: "JID[ REASON]"; likewise */
+} AcctRoomOp;
+
+/* [any] Act on @room and wait for the server.  Not in the room: -ENOENT;
+ * another change of it waiting: -EBUSY; else 0 or the server's error. */
+int muc_request(Pool *p, Account *a, const char *room, AcctRoomOp op,
+		const char *value);
+/* [any] The rooms and their logs. */
+Rooms *muc_rooms(Account *a);
+HistSet *muc_room_hists(Account *a);
+/* [any] Private conversations in @room, DATA/JID/rooms/ROOM/private/NICK
+ * with NICK as jid_to_filename gives it (NULL if it cannot be made). */
+HistSet *muc_private_hists(Account *a, const char *room);
+/* [any] Accept groupchat messages (as chat_send; the record comes with
+ * the room's reflection of each). */
+int muc_send(Account *a, const char *room, const char *const *bodies,
+	     guint n, guint64 *seq);
+/* [any] Accept private messages to @nick in @room (as chat_send);
+ * -ENOTCONN when not in the room. */
+int muc_send_private(Account *a, const char *room, const char *nick,
+		     const char *const *bodies, guint n, guint64 *seq);

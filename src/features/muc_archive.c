@@ -1,0 +1,339 @@
+/* muc_archive.c - the room's archive (XEP-0313) before a rejoin (see
+ * muc_int.h).
+ *
+ * A join's history holds only the room's last few messages (Prosody's
+ * default: 20), so after a longer absence the rest would be lost.  Before
+ * a rejoin (after a reconnect or a remount: the room stayed ours) of a
+ * room whose log has records, we ask the room's archive for
+ * everything since the second of the last record, page by page, and log
+ * it (what the log has of that second is not written again); the join's
+ * history then starts at the last message the archive gave.  A room
+ * without an archive answers with an error, and the join's history is
+ * all there is, as before.  Nobody else is in the room for us while this
+ * runs, so no live message comes between. */
+#include "features/featureset.h"
+#include "features/muc_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/jid.h"
+#include "base/log.h"
+#include "base/record.h"
+
+#define ROOM_ARCHIVE_PAGE "100"
+/* the wait for each page: an archive that does not answer must not keep
+ * us out of the room */
+#define ROOM_ARCHIVE_WAIT_S 10
+
+static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+
+/* A query filling a room's gap (see "gaps" below). */
+typedef struct {
+	char *id;        /* the query's */
+	guint failures;  /* of the room when it began */
+	gint64 due;      /* monotonic µs: given up on then (asked again) */
+} Fill;
+
+
+void muc_start_join(Account *a, const char *room, const char *nick,
+		    RoomWait *w)
+{
+	GHashTable *seen;
+	gint64 last;
+	char since[RECORD_TIME_LEN + 1];
+
+	/* a mkdir (after an rmdir) is no rejoin: what the room said while
+	 * it was not ours is not missing; its history is enough (and
+	 * muc_send_join reads the end of the log itself) */
+	if (w->req) {
+		muc_send_join(a, room, nick);
+		return;
+	}
+	seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	last = muc_last_record_time(a, room, seen);
+	if (!last) {
+		g_hash_table_unref(seen);
+		muc_send_join(a, room, nick);
+		return;
+	}
+	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+	record_format_time(last, since);
+	w->nick = g_strdup(nick);
+	w->archive = mam_send_query(a, room, since, NULL, NULL,
+				    ROOM_ARCHIVE_PAGE, archive_answer);
+	w->head.deadline =
+		g_get_monotonic_time() + ROOM_ARCHIVE_WAIT_S * G_USEC_PER_SEC;
+}
+
+void muc_archive_silent(Account *a, const char *room, RoomWait *w)
+{
+	xfs_warn("%s: %s: no answer from the room's archive in %d s; joining "
+		 "with the room's history only", a->cfg->jid, room,
+		 ROOM_ARCHIVE_WAIT_S);
+	g_clear_pointer(&w->archive, g_free);
+	w->head.deadline =
+		g_get_monotonic_time() + ROOM_JOIN_TIMEOUT_S * G_USEC_PER_SEC;
+	muc_send_join(a, room, w->nick);
+}
+
+/* The join whose archive query has @id, and its room. */
+static RoomWait *archive_wait(Account *a, const char *id, const char **room)
+{
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, a->room_waits);
+	while (id && g_hash_table_iter_next(&it, &k, &v)) {
+		RoomWait *w = v;
+		if (w->op == ACCT_ROOM_JOIN && !g_strcmp0(w->archive, id)) {
+			*room = k;
+			return w;
+		}
+	}
+	return NULL;
+}
+
+/* @iq is the answer from @room (an id handler fires for any stanza with
+ * the id, from anyone). */
+static bool answer_from(xmpp_stanza_t *iq, const char *room)
+{
+	const char *from = xmpp_stanza_get_from(iq);
+	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
+
+	return !strcmp(xmpp_stanza_get_name(iq), "iq") && !g_strcmp0(bare, room);
+}
+
+/* The end of a page of the room's archive: the next page, or the join. */
+static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *type = xmpp_stanza_get_type(iq);
+	g_autofree char *room = NULL, *last = NULL;
+	const char *key = NULL;
+	RoomWait *w = archive_wait(a, xmpp_stanza_get_id(iq), &key);
+	bool complete;
+
+	(void)conn;
+	if (!w)
+		return 0; /* the join ended: rmdir, its timeout, the link */
+	if (!answer_from(iq, key))
+		return 1;
+	room = g_strdup(key);
+	g_clear_pointer(&w->archive, g_free);
+	if (!type || strcmp(type, "result")) {
+		g_autofree char *why = acct_error_text(iq);
+		xfs_info("%s: %s: no archive (%s): the join's history is all "
+			 "there is", a->cfg->jid, room, why ? why : "an error");
+		muc_send_join(a, room, w->nick);
+		return 0;
+	}
+	last = mam_page_end(iq, &complete);
+	if (last && !complete) {
+		w->archive = mam_send_query(a, room, NULL, last, NULL,
+					    ROOM_ARCHIVE_PAGE, archive_answer);
+		w->head.deadline = g_get_monotonic_time() +
+				   ROOM_ARCHIVE_WAIT_S * G_USEC_PER_SEC;
+		return 0;
+	}
+	muc_send_join(a, room, w->nick);
+	return 0;
+}
+
+/* @msg is a page of a room's archive that a join asked for: logged (or
+ * dropped), true. */
+static bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *res =
+		xmpp_stanza_get_child_by_name_and_ns(msg, "result", NS_MAM);
+	const char *from = xmpp_stanza_get_from(msg);
+	g_autofree char *room = from && res ? jid_normalize_bare(from, NULL)
+					    : NULL;
+	RoomWait *w = room ? g_hash_table_lookup(a->room_waits, room) : NULL;
+	xmpp_stanza_t *inner;
+	g_autoptr(Jid) sender = NULL;
+	g_autofree char *sbare = NULL, *body = NULL;
+	gint64 t;
+
+	Fill *f = room ? g_hash_table_lookup(a->room_fills, room) : NULL;
+	const char *qid = res ? xmpp_stanza_get_attribute(res, "queryid") : NULL;
+
+	if (!(f && !g_strcmp0(qid, f->id)) &&
+	    (!w || w->op != ACCT_ROOM_JOIN || !w->archive ||
+	     g_strcmp0(qid, w->archive)))
+		return false;
+	inner = mam_forwarded(res, &t, &sender);
+	sbare = inner ? jid_bare(sender) : NULL;
+	/* the room's own words (no nick) and what is not its are no record */
+	if (!sbare || strcmp(sbare, room) || !sender->resource ||
+	    g_strcmp0(xmpp_stanza_get_type(inner), "groupchat"))
+		return true;
+	/* ours, that the room has: not to be sent again */
+	muc_reflected(a, room, inner);
+	body = muc_body(a, inner);
+	if (body)
+		muc_record(a, room, sender->resource, body, t, true,
+			   xmpp_stanza_get_attribute(res, "id"));
+	return true;
+}
+
+/* ---- gaps ----
+ *
+ * A record that could not be written (a full disk) leaves a gap in the
+ * room's log; the live messages after it are held back too, so that the
+ * log keeps the room's order.  Every few seconds (mam.c's retry) the
+ * room's archive is asked for everything since the last record, which
+ * logged_before (muc.c) keeps from being written twice; a fill during
+ * which nothing of the room failed closes the gap. */
+
+void muc_fill_free(gpointer p)
+{
+	Fill *f = p;
+
+	g_free(f->id);
+	g_free(f);
+}
+
+bool muc_gaps(Account *a)
+{
+	return g_hash_table_size(a->room_gaps) > 0;
+}
+
+/* No gap is left, here or in the conversations: the error goes. */
+static void logs_complete(Account *a)
+{
+	if (!a->log_gap_since && !muc_gaps(a))
+		acct_log_clear(a);
+}
+
+bool muc_gap(Account *a, const char *room)
+{
+	return g_hash_table_contains(a->room_gaps, room);
+}
+
+void muc_log_failed(Account *a, const char *room, int err)
+{
+	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(a->room_gaps, room));
+
+	g_hash_table_replace(a->room_gaps, g_strdup(room),
+			     GUINT_TO_POINTER(n + 1));
+	acct_log_note(a, room, err);
+}
+
+static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+
+/* The fill of @room whose query has @id, and the room as the table has
+ * it. */
+static Fill *fill_of(Account *a, const char *id, const char **room)
+{
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, a->room_fills);
+	while (id && g_hash_table_iter_next(&it, &k, &v)) {
+		if (!g_strcmp0(((Fill *)v)->id, id)) {
+			*room = k;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static void fill_page(Account *a, const char *room, Fill *f, const char *after)
+{
+	char since[RECORD_TIME_LEN + 1];
+	const char *start = NULL;
+
+	if (!after) {
+		GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal,
+							 g_free, NULL);
+		gint64 last = muc_last_record_time(a, room, seen);
+		g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+		if (last) {
+			record_format_time(last, since);
+			start = since;
+		}
+	}
+	g_free(f->id);
+	f->id = mam_send_query(a, room, start, after, NULL, ROOM_ARCHIVE_PAGE,
+			       fill_answer);
+	f->due = g_get_monotonic_time() + ROOM_ARCHIVE_WAIT_S * G_USEC_PER_SEC;
+}
+
+bool muc_fill_gaps(Account *a)
+{
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, a->room_gaps);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		Fill *f;
+		if (!rooms_has(a->rooms, k)) {
+			g_hash_table_iter_remove(&it); /* no longer ours */
+			continue;
+		}
+		f = g_hash_table_lookup(a->room_fills, k);
+		if (f && g_get_monotonic_time() >= f->due)
+			g_hash_table_remove(a->room_fills, k); /* no answer */
+		else if (f)
+			continue;
+		if (!acct_is_online(a) || !rooms_joined(a->rooms, k) ||
+		    g_hash_table_contains(a->room_waits, k))
+			continue;
+		f = g_new0(Fill, 1);
+		f->failures = GPOINTER_TO_UINT(v);
+		g_hash_table_insert(a->room_fills, g_strdup(k), f);
+		fill_page(a, k, f, NULL);
+	}
+	if (!g_hash_table_size(a->room_gaps))
+		logs_complete(a);
+	return g_hash_table_size(a->room_gaps) > 0;
+}
+
+static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *type = xmpp_stanza_get_type(iq);
+	g_autofree char *room = NULL, *last = NULL;
+	const char *key = NULL;
+	Fill *f = fill_of(a, xmpp_stanza_get_id(iq), &key);
+	bool complete;
+
+	(void)conn;
+	if (!f)
+		return 0; /* the link went meanwhile */
+	if (!answer_from(iq, key))
+		return 1; /* not the answer: keep waiting for it */
+	room = g_strdup(key);
+	if (!type || strcmp(type, "result")) {
+		int err = acct_error_errno(iq);
+		g_hash_table_remove(a->room_fills, room);
+		if (err == ENOSYS || err == EHOSTUNREACH || err == ENOENT) {
+			xfs_warn("%s: %s keeps no archive: what it said while "
+				 "its log could not be written is lost",
+				 a->cfg->jid, room);
+			g_hash_table_remove(a->room_gaps, room);
+			logs_complete(a);
+		}
+		return 0;
+	}
+	last = mam_page_end(iq, &complete);
+	if (last && !complete) {
+		fill_page(a, room, f, last);
+		return 0;
+	}
+	if (GPOINTER_TO_UINT(g_hash_table_lookup(a->room_gaps, room)) ==
+	    f->failures) {
+		g_hash_table_remove(a->room_gaps, room);
+		xfs_info("%s: %s: its log is complete again", a->cfg->jid, room);
+	}
+	g_hash_table_remove(a->room_fills, room);
+	logs_complete(a);
+	return 0;
+}
+
+/* A page of a room's archive that a join (or a gap's fill) asked for. */
+bool muc_archive_in(Account *a, const In *in)
+{
+	return muc_archive_message(a, in->st);
+}

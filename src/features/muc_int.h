@@ -1,0 +1,108 @@
+/* muc_int.h - what the parts of group chat share.  All of it runs on
+ * the pool thread, as the rest of the account layer (account_int.h):
+ *
+ *   muc.c          joins, leaves, presences, nick, subject, occupants,
+ *                  the room's messages as records and events
+ *   muc_out.c      room messages on their way: held until the room has
+ *                  us, out of the outbox at their reflection
+ *   muc_private.c  private messages with occupants, invitations
+ *   muc_archive.c  the room's archive (XEP-0313) before a rejoin */
+#pragma once
+
+#include "features/muc.h"
+#include "store/roomids.h"
+#include "xmpp/account_int.h"
+
+#define ROOM_JOIN_TIMEOUT_S 15
+
+/* One request per room waits for the server at a time. */
+typedef struct {
+	WaitHead head;
+	PoolReq *req;  /* NULL: a rejoin nobody waits for */
+	AcctRoomOp op;
+	char *id;      /* subject: the message's id, which an error keeps;
+			* join: the unlock request's, while it is pending */
+	char *value;   /* nick: the new nick; subject: the subject as shown */
+	char *old;     /* nick: the nick before */
+	char *archive; /* join: our query of the room's archive, while it
+			* runs (the join's presence follows it) */
+	char *nick;    /* join: the nick to join with after it */
+	bool in;       /* join: the room sent our presence (110) */
+	bool history;  /* join: ... and its history and subject after it */
+} RoomWait;
+
+/* ---- muc.c ---- */
+
+/* Text from the wire for one line of `events` or `subject`: every
+ * control character (TAB, CR, LF, the C1 ones) becomes a space; NULL
+ * stays NULL. */
+char *muc_one_line(const char *s);
+/* The text of @el's child @name on one line, NULL for none or empty. */
+char *muc_child_line(xmpp_stanza_t *el, const char *name);
+/* A JID from an attribute in its normalized form, or NULL. */
+char *muc_valid_jid(const char *s);
+/* The body of @msg, NULL for none (newly allocated). */
+char *muc_body(Account *a, xmpp_stanza_t *msg);
+/* The time of the last record in @room's log (0 if none), and in @seen
+ * (if not NULL) the lines of that second. */
+gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen);
+/* Presence to ROOM/NICK with the MUC element and a history request that
+ * fetches nothing already in the log. */
+void muc_send_join(Account *a, const char *room, const char *nick);
+/* What @nick said in @room at @t: a record, and unless it is ours an
+ * event.  @delayed: history or the archive's, which may be in the log
+ * already (@sid: the id the room gave it, NULL for none).  @body may be
+ * changed.  A record that cannot be written starts a gap (below). */
+void muc_record(Account *a, const char *room, const char *nick, char *body,
+		gint64 t, bool delayed, const char *sid);
+/* Join every room we are not in and not already joining or leaving. */
+void muc_rejoin_missing(Account *a);
+
+/* ---- muc_out.c ---- */
+
+/* @room is no longer ours (left, put out, a join refused): it leaves
+ * rooms/, and what waited for it cannot go out (error events). */
+void muc_forget(Account *a, const char *room);
+/* The join of @room is done: what waited for it goes out, in order. */
+void muc_release(Account *a, const char *room);
+/* A groupchat message from @room (live, history or archive): one of ours
+ * on its way leaves the outbox. */
+void muc_reflected(Account *a, const char *room, xmpp_stanza_t *msg);
+/* An error from @room without a nick: a refusal of one of our messages,
+ * or an event. */
+void muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg);
+/* At a connect: what an earlier mount left for rooms no longer ours is
+ * dropped. */
+void muc_drop_strays(Account *a);
+/* The link went down: what was sent and not reflected waits again. */
+void muc_unreflected_back(Account *a);
+
+/* ---- muc_private.c ---- */
+
+/* A chat message (or an error) from ROOM/NICK, which came at @t: a
+ * record in the private conversation and an event, once. */
+void muc_private_message(Account *a, xmpp_stanza_t *msg, const char *room,
+			 const char *nick, gint64 t);
+/* An invitation to a room (XEP-0249 direct, or XEP-0045 mediated) from
+ * @from: an event; false when @msg is none. */
+bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from);
+/* The stanza of an outbox item of type OUTBOX_TYPE_PRIVATE, without its
+ * body. */
+xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item);
+
+/* ---- muc_archive.c ---- */
+
+/* Join @room as @nick for @w (a join's wait): first, for a rejoin of a
+ * room whose log has records, what its archive has since the last. */
+void muc_start_join(Account *a, const char *room, const char *nick,
+		    RoomWait *w);
+/* @w's archive query got no answer in time: the join goes on without
+ * it (the room's history only), with a deadline of its own. */
+void muc_archive_silent(Account *a, const char *room, RoomWait *w);
+/* A record of @room could not be written (@err; 0: a live message held
+ * back behind one that could not): the room has a gap, which
+ * muc_fill_gaps fills from its archive once records can be written. */
+void muc_log_failed(Account *a, const char *room, int err);
+bool muc_gap(Account *a, const char *room);
+/* Frees a value of Account.room_fills. */
+void muc_fill_free(gpointer p);

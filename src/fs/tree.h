@@ -1,0 +1,77 @@
+/* tree.h - the node tree of the mount: which names exist, their kinds and
+ * inode numbers.  No FUSE, no XMPP: fsops.c turns nodes into replies.
+ * Any thread; the tree has its own lock, taken only inside tree.c. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "xmpp/pool.h"
+
+typedef enum {
+	NODE_ROOT,
+	NODE_ACCOUNT,    /* alice@example.org/ */
+	NODE_CONNECTION, /* alice@example.org/connection */
+	NODE_STATUS,     /* alice@example.org/status */
+	NODE_CONTACTS,   /* alice@example.org/contacts/ */
+	NODE_CONTACT,    /* .../contacts/bob@example.org/ */
+	NODE_SEND,       /* .../contacts/bob@example.org/send */
+	NODE_POST,
+	NODE_LOG,
+	NODE_STREAM,
+	NODE_PRESENCE,
+	NODE_NAME,
+	NODE_GROUPS,
+	NODE_SUBSCRIPTION,
+	NODE_BLOCKED,    /* .../contacts/bob@example.org/blocked */
+	NODE_BLOCKLIST,  /* alice@example.org/blocked */
+	NODE_EVENTS,     /* alice@example.org/events */
+	NODE_RAW,        /* alice@example.org/raw */
+	NODE_IQ,         /* alice@example.org/iq */
+	NODE_ROOMS,      /* alice@example.org/rooms/ */
+	NODE_ROOM,       /* .../rooms/room@conference.example.org/ */
+	NODE_NICK,
+	NODE_SUBJECT,
+	NODE_OCCUPANTS,
+	NODE_INVITE,     /* .../rooms/ROOM/invite */
+	NODE_KICK,       /* .../rooms/ROOM/kick */
+	NODE_BAN,        /* .../rooms/ROOM/ban */
+	NODE_PRIVATES,   /* .../rooms/ROOM/private/ */
+	NODE_PRIVATE,    /* .../rooms/ROOM/private/NICK/ (a file name) */
+} NodeKind;
+
+typedef struct TreeNode TreeNode;
+struct TreeNode {
+	guint64 ino;     /* immutable */
+	NodeKind kind;   /* immutable */
+	char *name;      /* immutable */
+	TreeNode *parent;
+	Account *acct;   /* the account it belongs to; NULL for the root */
+	/* the contact's or room's bare JID (its name), under contacts/ and
+	 * rooms/; in rooms/ROOM/private/NICK/ the NICK directory's name */
+	const char *jid;
+	GPtrArray *children; /* of TreeNode*, directories only */
+	GHashTable *by_name; /* name -> TreeNode* of children, directories */
+	gint files_made; /* atomic: a conversation's files are made (tree.c) */
+};
+
+#define TREE_ROOT_INO 1
+
+typedef struct Tree Tree;
+
+/* The root with one directory per account of @pool. */
+Tree *tree_new(Pool *pool);
+void tree_free(Tree *t);
+TreeNode *tree_get(Tree *t, guint64 ino);
+TreeNode *tree_child(Tree *t, TreeNode *dir, const char *name);
+/* The directory of @jid (a normalized bare JID) in @contacts, made on
+ * first use; its files are made when first looked up or listed. */
+TreeNode *tree_contact(Tree *t, TreeNode *contacts, const char *jid);
+/* The directory of @room (a normalized bare JID) in @rooms, likewise. */
+TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room);
+/* The directory of the private conversation @name (a nick as
+ * jid_to_filename gives it) in @privates, likewise. */
+TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name);
+/* Names of @dir's children, in order (a snapshot to free). */
+GPtrArray *tree_list(Tree *t, TreeNode *dir);
+bool tree_is_dir(const TreeNode *n);

@@ -1,0 +1,276 @@
+/* history.c - see history.h.  Records are appended with one write(2) on
+ * an O_APPEND descriptor under the log's lock, so a record is never torn
+ * and the size every reader sees only grows by whole records.
+ *
+ * A log's file is opened only while it is used (fdcache.c), and a set of
+ * logs knows its names from the directory without opening any: an account
+ * with 100,000 conversations holds no descriptor for them. */
+#include "store/history.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "store/fdcache.h"
+
+struct Hist {
+	GMutex lock;
+	FdFile *file;
+	goffset size;    /* protected by lock */
+	gint64 mtime;    /* protected by lock */
+	GList *waiters;  /* of HistWaiter*, protected by lock */
+	/* hist_observe's, protected by lock */
+	void (*observer)(void *data, goffset from, goffset to);
+	void *observer_data;
+};
+
+struct HistSet {
+	char *dir;
+	GMutex lock;
+	GHashTable *logs; /* name -> Hist* (NULL: on disk, not used yet),
+			   * protected by lock */
+};
+
+/* DIR/NAME/log, made when missing (with @create), its size and time. */
+static Hist *hist_load(const char *dir, const char *name, bool create,
+		       GError **err)
+{
+	g_autofree char *sub = g_build_filename(dir, name, NULL);
+	g_autofree char *path = g_build_filename(sub, "log", NULL);
+	struct stat st;
+	Hist *h;
+
+	if (create) {
+		int fd;
+		if (g_mkdir_with_parents(sub, 0700) < 0 ||
+		    (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+			       0600)) < 0)
+			goto fail;
+		close(fd);
+	}
+	if (stat(path, &st) < 0)
+		goto fail;
+	h = g_new0(Hist, 1);
+	g_mutex_init(&h->lock);
+	h->file = fdfile_new(path, O_RDWR | O_APPEND, 0600);
+	h->size = st.st_size;
+	h->mtime = st.st_mtime;
+	return h;
+fail:
+	g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "%s: %s",
+		    path, g_strerror(errno));
+	return NULL;
+}
+
+Hist *hist_open(const char *dir, const char *name, GError **err)
+{
+	return hist_load(dir, name, true, err);
+}
+
+static void hist_free(gpointer data)
+{
+	Hist *h = data;
+
+	if (!h)
+		return;
+	fdfile_free(h->file);
+	g_list_free(h->waiters);
+	g_mutex_clear(&h->lock);
+	g_free(h);
+}
+
+void hist_close(Hist *h)
+{
+	hist_free(h);
+}
+
+HistSet *hist_set_new(const char *dir, GError **err)
+{
+	HistSet *s;
+	GDir *d;
+	const char *name;
+
+	if (g_mkdir_with_parents(dir, 0700) < 0) {
+		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno),
+			    "%s: %s", dir, g_strerror(errno));
+		return NULL;
+	}
+	s = g_new0(HistSet, 1);
+	s->dir = g_strdup(dir);
+	g_mutex_init(&s->lock);
+	s->logs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					hist_free);
+	d = g_dir_open(dir, 0, NULL);
+	while (d && (name = g_dir_read_name(d))) {
+		g_autofree char *log = g_build_filename(dir, name, "log", NULL);
+		if (g_file_test(log, G_FILE_TEST_IS_REGULAR))
+			g_hash_table_insert(s->logs, g_strdup(name), NULL);
+	}
+	if (d)
+		g_dir_close(d);
+	return s;
+}
+
+void hist_set_free(HistSet *s)
+{
+	if (!s)
+		return;
+	g_hash_table_unref(s->logs);
+	g_mutex_clear(&s->lock);
+	g_free(s->dir);
+	g_free(s);
+}
+
+Hist *hist_set_get(HistSet *s, const char *name, bool create, GError **err)
+{
+	gpointer v = NULL;
+	bool known;
+	Hist *h;
+
+	g_mutex_lock(&s->lock);
+	known = g_hash_table_lookup_extended(s->logs, name, NULL, &v);
+	h = v;
+	if (!h && (known || create) &&
+	    (h = hist_load(s->dir, name, !known, err)))
+		g_hash_table_replace(s->logs, g_strdup(name), h);
+	g_mutex_unlock(&s->lock);
+	return h;
+}
+
+GPtrArray *hist_set_names(HistSet *s)
+{
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer key;
+
+	g_mutex_lock(&s->lock);
+	g_hash_table_iter_init(&it, s->logs);
+	while (g_hash_table_iter_next(&it, &key, NULL))
+		g_ptr_array_add(names, g_strdup(key));
+	g_mutex_unlock(&s->lock);
+	g_ptr_array_sort(names, util_cmp_strp);
+	return names;
+}
+
+void hist_observe(Hist *h, void (*fn)(void *data, goffset from, goffset to),
+		  void *data)
+{
+	g_mutex_lock(&h->lock);
+	h->observer = fn;
+	h->observer_data = data;
+	g_mutex_unlock(&h->lock);
+}
+
+int hist_append(Hist *h, const char *data, gsize len)
+{
+	GList *woken;
+	int fd, ret;
+	goffset from = 0, to = 0;
+	void (*observer)(void *, goffset, goffset) = NULL;
+	void *observer_data = NULL;
+
+	g_mutex_lock(&h->lock);
+	fd = fdfile_get(h->file);
+	if (fd < 0) {
+		ret = fd;
+		woken = NULL;
+		goto out_unlock;
+	}
+	ret = util_write_all(fd, data, len);
+	if (ret == 0) {
+		from = h->size;
+		h->size += len;
+		to = h->size;
+		h->mtime = g_get_real_time() / G_USEC_PER_SEC;
+		observer = h->observer;
+		observer_data = h->observer_data;
+	} else {
+		/* a short write would leave half a record: cut it off */
+		if (ftruncate(fd, h->size) < 0) {
+			/* the size readers know stays h->size */
+		}
+	}
+	fdfile_put(h->file);
+	woken = h->waiters;
+	h->waiters = NULL;
+	for (GList *l = woken; l; l = l->next)
+		((HistWaiter *)l->data)->queued = false;
+out_unlock:
+	g_mutex_unlock(&h->lock);
+	if (observer)
+		observer(observer_data, from, to);
+	for (GList *l = woken; l; l = l->next)
+		((HistWaiter *)l->data)->wake(l->data);
+	g_list_free(woken);
+	return ret;
+}
+
+goffset hist_size(Hist *h)
+{
+	goffset size;
+
+	g_mutex_lock(&h->lock);
+	size = h->size;
+	g_mutex_unlock(&h->lock);
+	return size;
+}
+
+gint64 hist_mtime(Hist *h)
+{
+	gint64 t;
+
+	g_mutex_lock(&h->lock);
+	t = h->mtime;
+	g_mutex_unlock(&h->lock);
+	return t;
+}
+
+gssize hist_pread(Hist *h, void *buf, gsize len, goffset off)
+{
+	goffset size = hist_size(h);
+	ssize_t n;
+	int fd;
+
+	/* never past the last whole record, even while one is being written */
+	if (off >= size)
+		return 0;
+	len = MIN(len, (gsize)(size - off));
+	if ((fd = fdfile_get(h->file)) < 0)
+		return fd;
+	do
+		n = pread(fd, buf, len, off);
+	while (n < 0 && errno == EINTR);
+	fdfile_put(h->file);
+	return n < 0 ? -errno : n;
+}
+
+bool hist_wait(Hist *h, HistWaiter *w, goffset cursor)
+{
+	bool ready;
+
+	g_mutex_lock(&h->lock);
+	ready = h->size > cursor;
+	if (!ready && !w->queued) {
+		h->waiters = g_list_prepend(h->waiters, w);
+		w->queued = true;
+	}
+	g_mutex_unlock(&h->lock);
+	return ready;
+}
+
+bool hist_unwait(Hist *h, HistWaiter *w)
+{
+	bool was;
+
+	g_mutex_lock(&h->lock);
+	was = w->queued;
+	if (was) {
+		h->waiters = g_list_remove(h->waiters, w);
+		w->queued = false;
+	}
+	g_mutex_unlock(&h->lock);
+	return was;
+}

@@ -1,0 +1,55 @@
+/* pool.h - the connection pool thread: the only caller of libstrophe.
+ * See the DESIGN comment in pool.c. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "base/config.h"
+#include "xmpp/account.h"
+
+struct Pool;
+/* A request from a FUSE thread; opaque outside pool.c. */
+typedef struct PoolReq PoolReq;
+
+/* Create one Account per configured account; nothing runs yet. */
+Pool *pool_new(const CfgFile *cfg, const char *data_dir, GError **err);
+guint pool_n_accounts(Pool *p);
+Account *pool_account(Pool *p, guint i);
+/* Start the thread and connect every account (after daemonizing). */
+int pool_start(Pool *p);
+/* Close every stream cleanly (bounded by a few seconds) and end the
+ * thread.  Called once, after the FUSE loop ended. */
+void pool_stop(Pool *p);
+/* Free what pool_new made (after pool_stop, or if it never started). */
+void pool_free(Pool *p);
+/* True on the pool thread: asserted by every function that calls
+ * libstrophe. */
+bool pool_on_thread(void);
+#define POOL_ASSERT() g_assert(pool_on_thread())
+
+/* [pool] The account whose coroutine runs now, or NULL. */
+Account *pool_current_account(void);
+
+/* [any] Apply a `status` write on the pool thread; waits until applied.
+ * 0 or -ETIMEDOUT. */
+int pool_set_show(Pool *p, Account *a, AcctShow show, const char *text);
+/* [pool] Finish a request whose answer came later (a roster change the
+ * server answered): @result is 0 or -errno for the waiting thread. */
+void pool_complete(PoolReq *r, int result);
+/* A feature's work on the pool thread: @fn(@a, @data, @r) runs there and
+ * calls pool_complete(@r, result) when done, at once or when the server
+ * answered. */
+typedef void (*PoolFn)(Account *a, void *data, PoolReq *r);
+/* [any] Run @fn on the pool thread and wait for its pool_complete (or the
+ * deadline: -ETIMEDOUT); @free_data(@data) afterwards.  0 or -errno. */
+int pool_call(Pool *p, Account *a, PoolFn fn, void *data,
+	      GDestroyNotify free_data);
+/* [any] Send stanzas written to `raw` (taken); waits until sent.  0 or
+ * -ENOTCONN. */
+int pool_send_raw(Pool *p, Account *a, GPtrArray *stanzas);
+/* [any] Hand an accepted message (taken) to the pool; does not wait. */
+void pool_post_message(Pool *p, Account *a, OutboxItem *item);
+/* [any] Hand the resolver's answer to the pool (takes @addrs). */
+void pool_post_resolved(Pool *p, Account *a, guint gen, GPtrArray *addrs,
+			const char *error);
