@@ -33,7 +33,27 @@ struct Outbox {
 	guint64 next_token;
 	goffset bytes;        /* of the file, protected by lock */
 	goffset pending_bytes; /* of the entries still pending, likewise */
+	GQueue failed;        /* of Failure, the last OUTBOX_FAILURES_KEPT,
+			       * oldest first; protected by lock */
 };
+
+/* A message that could never go out, remembered for an fsync that comes
+ * after it left (outbox_failed). */
+typedef struct {
+	guint64 seq;
+	char *to;
+	int err;
+} Failure;
+
+#define OUTBOX_FAILURES_KEPT 256
+
+static void failure_free(gpointer p)
+{
+	Failure *f = p;
+
+	g_free(f->to);
+	g_free(f);
+}
 
 typedef struct {
 	guint64 token;
@@ -261,6 +281,7 @@ void outbox_free(Outbox *o)
 	g_hash_table_unref(o->by_id);
 	g_queue_clear_full(&o->items, (GDestroyNotify)outbox_item_free);
 	g_list_free_full(o->watches, watch_free);
+	g_queue_clear_full(&o->failed, failure_free);
 	g_mutex_clear(&o->lock);
 	g_free(o->path);
 	g_free(o);
@@ -392,6 +413,35 @@ static void fail_watches(Outbox *o, const OutboxItem *it, int err)
 	}
 }
 
+/* With the lock held: @it failed with @err; the watches that cover it
+ * learn it now, an fsync that comes later from o->failed. */
+static void remember_failure(Outbox *o, const OutboxItem *it, int err)
+{
+	Failure *f = g_new0(Failure, 1);
+
+	fail_watches(o, it, err);
+	f->seq = it->seq;
+	f->to = g_strdup(it->to);
+	f->err = err;
+	g_queue_push_tail(&o->failed, f);
+	if (g_queue_get_length(&o->failed) > OUTBOX_FAILURES_KEPT)
+		failure_free(g_queue_pop_head(&o->failed));
+}
+
+int outbox_failed(Outbox *o, const char *to, guint64 after, guint64 upto)
+{
+	int err = 0;
+
+	g_mutex_lock(&o->lock);
+	for (GList *l = o->failed.head; l && !err; l = l->next) {
+		Failure *f = l->data;
+		if (f->seq > after && f->seq <= upto && !strcmp(f->to, to))
+			err = f->err;
+	}
+	g_mutex_unlock(&o->lock);
+	return err;
+}
+
 void outbox_done(Outbox *o, const char *id)
 {
 	outbox_fail(o, id, 0);
@@ -405,7 +455,7 @@ void outbox_fail(Outbox *o, const char *id, int err)
 	g_mutex_lock(&o->lock);
 	if ((l = g_hash_table_lookup(o->by_id, id))) {
 		if (err)
-			fail_watches(o, l->data, err);
+			remember_failure(o, l->data, err);
 		items_remove(o, id);
 		if (journal_write(o, e, strlen(e)) < 0) {
 			/* it will be sent once more after a remount */

@@ -259,6 +259,44 @@ static void test_fail_tells_the_watch(void)
 	outbox_free(o);
 }
 
+/* An fsync that comes after the failure still hears of it, for the
+ * messages it covers, to its destination. */
+static void test_failed_before_the_watch(void)
+{
+	g_autofree char *path = journal("failed-before");
+	Outbox *o = open_ok(path);
+	g_autoptr(OutboxItem) i1 = NULL, i2 = NULL, i3 = NULL, i4 = NULL;
+	guint64 t;
+	int got = -1;
+
+	g_assert_cmpint(outbox_add(o, "r@muc.x.org", "groupchat", "1", &i1), ==, 0);
+	g_assert_cmpint(outbox_add(o, "r@muc.x.org", "groupchat", "2", &i2), ==, 0);
+	g_assert_cmpint(outbox_add(o, "b@x.org", "chat", "3", &i3), ==, 0);
+	outbox_fail(o, i2->id, 13 /* EACCES */);
+	outbox_done(o, i1->id);
+	/* gone: the watch has nothing to wait for; the failure is kept */
+	g_assert_false(outbox_watch(o, i2->seq, note_err, &got, &t));
+	g_assert_cmpint(outbox_failed(o, "r@muc.x.org", 0, i2->seq), ==, 13);
+	/* not before @after, not after @upto, not another destination */
+	g_assert_cmpint(outbox_failed(o, "r@muc.x.org", i2->seq, i3->seq), ==, 0);
+	g_assert_cmpint(outbox_failed(o, "r@muc.x.org", 0, i1->seq), ==, 0);
+	g_assert_cmpint(outbox_failed(o, "b@x.org", 0, i3->seq), ==, 0);
+	/* acknowledged is no failure */
+	outbox_done(o, i3->id);
+	g_assert_cmpint(outbox_failed(o, "b@x.org", 0, i3->seq), ==, 0);
+	/* only the last few hundred are kept */
+	for (guint i = 0; i < 300; i++) {
+		g_autoptr(OutboxItem) it = NULL;
+		g_assert_cmpint(outbox_add(o, "c@x.org", "chat", "x", &it), ==, 0);
+		outbox_fail(o, it->id, 5);
+	}
+	g_assert_cmpint(outbox_failed(o, "r@muc.x.org", 0, i2->seq), ==, 0);
+	g_assert_cmpint(outbox_add(o, "c@x.org", "chat", "y", &i4), ==, 0);
+	g_assert_cmpint(outbox_failed(o, "c@x.org", 0, i4->seq), ==, 5);
+	g_assert_cmpint(got, ==, -1); /* the watch that was refused: no call */
+	outbox_free(o);
+}
+
 int main(int argc, char **argv)
 {
 	int ret;
@@ -274,6 +312,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/outbox/fail-tells-the-watch", test_fail_tells_the_watch);
 	g_test_add_func("/outbox/watch-per-destination", test_watch_per_destination);
 	g_test_add_func("/outbox/stays-small", test_stays_small);
+	g_test_add_func("/outbox/failed-before-the-watch",
+			test_failed_before_the_watch);
 	ret = g_test_run();
 	{
 		g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
