@@ -22,10 +22,13 @@
 #include "base/jid.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "xmpp/await.h"
 #include "xmpp/pool.h"
 
 #define NS_BLOCKING "urn:xmpp:blocking"
-#define BLOCKLIST_ID "xfs-blocklist"
+/* How long the list and a change wait for the server: longer than a write
+ * waits (pool_call), so that a late answer still changes our copy. */
+#define BLOCK_TIMEOUT_S 30
 
 static GHashTable *new_list(void)
 {
@@ -121,31 +124,29 @@ static void replace_list(Account *a, GHashTable *list, bool event)
 	g_hash_table_unref(old);
 }
 
-static int list_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+static void list_answer(Account *a, xmpp_stanza_t *iq, int err, void *data)
 {
-	Account *a = ud;
 	xmpp_stanza_t *list;
 	g_autoptr(GPtrArray) jids = NULL;
 	GHashTable *fresh;
 	bool any;
 
-	(void)conn;
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
-		return 1; /* not the answer: keep waiting for it */
-	list = xmpp_stanza_get_child_by_name_and_ns(iq, "blocklist",
-						    NS_BLOCKING);
-	if (g_strcmp0(xmpp_stanza_get_type(iq), "result") || !list) {
-		int err = acct_error_errno(iq);
+	list = iq ? xmpp_stanza_get_child_by_name_and_ns(iq, "blocklist",
+							 NS_BLOCKING)
+		  : NULL;
+	if (!iq || g_strcmp0(xmpp_stanza_get_type(iq), "result") || !list) {
+		if (iq)
+			err = -acct_error_errno(iq);
 		xfs_info("%s: no blocklist from the server: %s", a->cfg->jid,
-			 g_strerror(err));
+			 g_strerror(-err));
 		/* no such feature, as opposed to a failure this once (then
 		 * the copy we have stays, to compare the next fetch with) */
-		a->blocking_off = err == ENOSYS || err == EHOSTUNREACH;
+		a->blocking_off = iq && (err == -ENOSYS || err == -EHOSTUNREACH);
 		if (a->blocking_off) {
 			replace_list(a, new_list(), false);
 			a->blocking_known = false;
 		}
-		return 0;
+		return;
 	}
 	a->blocking_off = false;
 	fresh = new_list();
@@ -154,20 +155,18 @@ static int list_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		g_hash_table_add(fresh, g_strdup(jids->pdata[i]));
 	replace_list(a, fresh, a->blocking_known);
 	a->blocking_known = true;
-	return 0;
 }
 
 static void block_fetch(Account *a)
 {
-	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", BLOCKLIST_ID);
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", NULL);
 	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
 
 	POOL_ASSERT();
 	xmpp_stanza_set_name(q, "blocklist");
 	xmpp_stanza_set_ns(q, NS_BLOCKING);
 	xmpp_stanza_add_child_ex(iq, q, 0);
-	xmpp_id_handler_add(a->conn, list_answer, BLOCKLIST_ID, a);
-	sm_send(a, iq);
+	await_iq(a, iq, BLOCK_TIMEOUT_S, list_answer, NULL, NULL);
 	xmpp_stanza_release(iq);
 }
 
@@ -200,32 +199,37 @@ static bool block_push(Account *a, xmpp_stanza_t *iq)
 	return true;
 }
 
-/* The server's answer to a change through the file. */
-static int change_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
-{
-	Account *a = ud;
-	const char *id = xmpp_stanza_get_id(iq);
-	ChangeWait *w = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
-	bool ok = !g_strcmp0(xmpp_stanza_get_type(iq), "result");
+/* A change through the file on its way: the write that waits for it. */
+typedef struct {
+	PoolReq *req;
+	char *jid;
+	bool block;
+} Pending;
 
-	(void)conn;
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
-		return 1; /* not the answer: keep waiting for it */
-	if (!w)
-		return 0;
+static void pending_free(void *p)
+{
+	Pending *w = p;
+
+	g_free(w->jid);
+	g_free(w);
+}
+
+/* The server's answer to a change through the file. */
+static void change_answer(Account *a, xmpp_stanza_t *iq, int err, void *data)
+{
+	Pending *w = data;
+	bool ok = iq && !g_strcmp0(xmpp_stanza_get_type(iq), "result");
+
 	/* changed now, so that a read right after the write sees it */
 	if (ok)
 		set_blocked(a, w->jid, w->block);
-	pool_complete(w->req, ok ? 0 : -acct_error_errno(iq));
-	g_hash_table_remove(a->iq_waits, id);
-	return 0;
+	pool_complete(w->req, ok ? 0 : iq ? -acct_error_errno(iq) : err);
 }
 
 static void block_now(Account *a, const char *jid, bool block, PoolReq *r)
 {
-	g_autofree char *id = acct_next_id(a);
 	xmpp_stanza_t *iq, *q, *item;
-	ChangeWait *w;
+	Pending *w;
 
 	POOL_ASSERT();
 	if (!acct_is_online(a)) {
@@ -236,7 +240,7 @@ static void block_now(Account *a, const char *jid, bool block, PoolReq *r)
 		pool_complete(r, -EOPNOTSUPP);
 		return;
 	}
-	iq = xmpp_iq_new(a->ctx, "set", id);
+	iq = xmpp_iq_new(a->ctx, "set", NULL);
 	q = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_set_name(q, block ? "block" : "unblock");
 	xmpp_stanza_set_ns(q, NS_BLOCKING);
@@ -245,13 +249,11 @@ static void block_now(Account *a, const char *jid, bool block, PoolReq *r)
 	xmpp_stanza_set_attribute(item, "jid", jid);
 	xmpp_stanza_add_child_ex(q, item, 0);
 	xmpp_stanza_add_child_ex(iq, q, 0);
-	w = g_new0(ChangeWait, 1);
+	w = g_new0(Pending, 1);
 	w->req = r;
 	w->jid = g_strdup(jid);
 	w->block = block;
-	g_hash_table_insert(a->iq_waits, g_strdup(id), w);
-	xmpp_id_handler_add(a->conn, change_answer, id, a);
-	sm_send(a, iq);
+	await_iq(a, iq, BLOCK_TIMEOUT_S, change_answer, w, pending_free);
 	xmpp_stanza_release(iq);
 }
 

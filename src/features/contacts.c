@@ -14,8 +14,14 @@
 #include "base/text.h"
 #include "features/featureset.h"
 #include "store/roster.h"
+#include "xmpp/await.h"
 #include "xmpp/dispatch.h"
 #include "xmpp/pool.h"
+
+/* How long the roster and a change of it wait for the server's answer:
+ * longer than a write waits (pool_call), so that a late answer still
+ * changes our copy. */
+#define CONTACTS_TIMEOUT_S 30
 
 /* ---- roster (RFC 6121 §2) ---- */
 
@@ -91,19 +97,20 @@ static bool roster_push(Account *a, xmpp_stanza_t *iq)
 	return true;
 }
 
-static int roster_result(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+static void roster_result(Account *a, xmpp_stanza_t *iq, int err, void *data)
 {
-	Account *a = ud;
-	xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(
-		iq, "query", XMPP_NS_ROSTER);
-
-	/* an id handler fires for any stanza with that id, from anyone */
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
-		return 1; /* not the answer: keep waiting for it */
+	xmpp_stanza_t *q = iq ? xmpp_stanza_get_child_by_name_and_ns(
+					iq, "query", XMPP_NS_ROSTER)
+			      : NULL;
 	GPtrArray *items;
 
+	if (!iq) {
+		xfs_info("%s: no roster from the server: %s", a->cfg->jid,
+			 g_strerror(-err));
+		return;
+	}
 	if (!q)
-		return 0; /* an empty result: our cached version is current */
+		return; /* an empty result: our cached version is current */
 	items = g_ptr_array_new_with_free_func((GDestroyNotify)roster_item_free);
 	for (xmpp_stanza_t *c = xmpp_stanza_get_children(q); c;
 	     c = xmpp_stanza_get_next(c)) {
@@ -114,14 +121,13 @@ static int roster_result(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 			g_ptr_array_add(items, it);
 	}
 	roster_replace(a->roster, items, xmpp_stanza_get_attribute(q, "ver"));
-	return 0;
 }
 
 /* The roster at login; with versioning only what changed (XEP-0237). */
 static void roster_fetch(Account *a)
 {
 	POOL_ASSERT();
-	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", "xfs-roster");
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", NULL);
 	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
 	g_autofree char *ver = a->rosterver ? roster_version(a->roster) : NULL;
 
@@ -131,34 +137,40 @@ static void roster_fetch(Account *a)
 		xmpp_stanza_set_attribute(q, "ver", ver ? ver : "");
 	xmpp_stanza_add_child(iq, q);
 	xmpp_stanza_release(q);
-	xmpp_id_handler_add(a->conn, roster_result, "xfs-roster", a);
-	sm_send(a, iq);
+	await_iq(a, iq, CONTACTS_TIMEOUT_S, roster_result, NULL, NULL);
 	xmpp_stanza_release(iq);
+}
+
+/* A roster change on its way: the write that waits for it, and the item
+ * as it will be (NULL: a removal). */
+typedef struct {
+	PoolReq *req;
+	RosterItem *item;
+	char *jid;
+} Pending;
+
+static void pending_free(void *p)
+{
+	Pending *c = p;
+
+	roster_item_free(c->item);
+	g_free(c->jid);
+	g_free(c);
 }
 
 /* The answer to a roster change: the waiting write gets its result, and
  * on success our copy changes at once, so a read right after the write
  * sees it (the server's push may come after its answer). */
-static int change_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+static void change_answer(Account *a, xmpp_stanza_t *iq, int err, void *data)
 {
-	Account *a = ud;
-	const char *id = xmpp_stanza_get_id(iq);
-	const char *type = xmpp_stanza_get_type(iq);
-	ChangeWait *w = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
-	bool ok = type && !strcmp(type, "result");
+	Pending *c = data;
+	bool ok = iq && !g_strcmp0(xmpp_stanza_get_type(iq), "result");
 
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
-		return 1; /* not the answer: keep waiting for it */
-
-	if (!w)
-		return 0;
-	if (ok && w->item)
-		roster_set(a->roster, g_steal_pointer(&w->item), NULL);
+	if (ok && c->item)
+		roster_set(a->roster, g_steal_pointer(&c->item), NULL);
 	else if (ok)
-		roster_remove(a->roster, w->jid, NULL);
-	pool_complete(w->req, ok ? 0 : -acct_error_errno(iq));
-	g_hash_table_remove(a->iq_waits, id);
-	return 0;
+		roster_remove(a->roster, c->jid, NULL);
+	pool_complete(c->req, ok ? 0 : iq ? -acct_error_errno(iq) : err);
 }
 
 /* What the item will be once the server accepted @c. */
@@ -215,30 +227,25 @@ static xmpp_stanza_t *change_item(Account *a, const RosterChange *c)
 
 static void change(Account *a, const RosterChange *c, PoolReq *r)
 {
-	g_autofree char *id = acct_next_id(a);
 	xmpp_stanza_t *iq, *q;
+	Pending *w;
 
 	POOL_ASSERT();
 	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead) {
 		pool_complete(r, -ENOTCONN);
 		return;
 	}
-	iq = xmpp_iq_new(a->ctx, "set", id);
+	iq = xmpp_iq_new(a->ctx, "set", NULL);
 	q = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_set_name(q, "query");
 	xmpp_stanza_set_ns(q, XMPP_NS_ROSTER);
 	xmpp_stanza_add_child_ex(q, change_item(a, c), 0);
 	xmpp_stanza_add_child_ex(iq, q, 0);
-	{
-		ChangeWait *w = g_new0(ChangeWait, 1);
-		w->block = -1;
-		w->req = r;
-		w->item = changed_item(a, c);
-		w->jid = g_strdup(c->jid);
-		g_hash_table_insert(a->iq_waits, g_strdup(id), w);
-	}
-	xmpp_id_handler_add(a->conn, change_answer, id, a);
-	sm_send(a, iq);
+	w = g_new0(Pending, 1);
+	w->req = r;
+	w->item = changed_item(a, c);
+	w->jid = g_strdup(c->jid);
+	await_iq(a, iq, CONTACTS_TIMEOUT_S, change_answer, w, pending_free);
 	xmpp_stanza_release(iq);
 	if (c->add)
 		send_subscription(a, c->jid, "subscribe");

@@ -6,11 +6,15 @@
 #include "features/featureset.h"
 
 #include "xmpp/account.h"
+#include "xmpp/await.h"
 
 void featureset_attach(Account *a)
 {
 	Dispatch *d = acct_dispatch(a);
 
+	/* The core's answers awaited (await.c): first, so that at a lost
+	 * stream every wait has ended before the features' own cleanup. */
+	acct_add_feature(a, &await_feature);
 	/* At CONNECT, in this order: */
 	acct_add_feature(a, &client_feature);   /* (caps in our presence) */
 	acct_add_feature(a, &contacts_feature); /* the roster */
@@ -27,7 +31,6 @@ void featureset_attach(Account *a)
 	/* what a lost stream left: asked of the archive before it goes out
 	 * again (the account says online, and sends, after all of these) */
 	acct_add_feature(a, &outbox_check_feature);
-	acct_add_feature(a, &iqfile_feature);
 
 	/* A message is offered, in this order, to: */
 	dispatch_add(d, IN_MESSAGE, "a page of a room's archive, at a join "
@@ -55,6 +58,8 @@ void featureset_attach(Account *a)
 		     "(contacts.c)", contacts_presence_in);
 
 	/* An iq: */
+	dispatch_add(d, IN_IQ, "an answer we await, from whom the request "
+		     "went to (await.c)", await_in);
 	dispatch_add(d, IN_IQ, "no request: nothing to answer (client.c)",
 		     client_not_request_in);
 	dispatch_add(d, IN_IQ, "a roster push (contacts.c)", contacts_push_in);

@@ -20,7 +20,6 @@ extern const Feature carbons_feature;       /* mam.c */
 extern const Feature archive_feature;       /* mam.c */
 extern const Feature outbox_check_feature;  /* mam.c */
 extern const Feature rooms_feature;         /* muc.c */
-extern const Feature iqfile_feature;        /* iqfile.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 

@@ -126,7 +126,7 @@ struct Account {
 	/* pool thread only */
 	bool rosterver;       /* the server offers roster versioning */
 	GHashTable *iq_waits; /* iq id -> ChangeWait*: roster changes */
-	GHashTable *iq_calls; /* iq id -> IqWait*: requests of the iq file */
+	GHashTable *awaits;   /* iq id -> what waits for its answer (await.c) */
 	GHashTable *room_waits; /* room -> RoomWait* (muc.c): joins, leaves,
 				 * changes */
 	GHashTable *room_seen;  /* room -> set of the log's last-second lines */

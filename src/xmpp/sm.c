@@ -44,6 +44,13 @@ void sm_offered(Account *a)
 void sm_send(Account *a, xmpp_stanza_t *st)
 {
 	POOL_ASSERT();
+	if (!a->conn) {
+		/* no stream (a caller's bug, or a test of the chain without a
+		 * server): nothing to send on, and nothing counted */
+		xfs_debug("%s: no stream: a <%s/> not sent", a->cfg->jid,
+			  xmpp_stanza_get_name(st));
+		return;
+	}
 	xmpp_send(a->conn, st);
 	if (is_stanza_name(xmpp_stanza_get_name(st)))
 		a->sm.out++;

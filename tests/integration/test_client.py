@@ -223,6 +223,40 @@ def test_iq_many_in_flight_each_sees_its_own(server, tmp, stack):
             os.close(fd)
 
 
+def test_iq_answer_only_from_whom_it_went_to(server, tmp, stack):
+    """An iq's answer is taken only from the JID the request went to (RFC
+    6120 §8.1.2.1): bob's forged results with every id alice might use
+    are not the answer to her request to a service that never answers;
+    the real answer of a later request still comes."""
+    m, bob, full = setup(stack, server, tmp, "t-cl-iq-spoof")
+    fd = os.open(m.path(A, "iq"), os.O_RDWR | os.O_NONBLOCK)
+    try:
+        os.write(fd, b"<iq type='get' to='silent.localhost'>"
+                     b"<ping xmlns='urn:xmpp:ping'/></iq>")
+        # xmppfs numbers its requests xfs-iq-N: forge the first 200
+        bob.send_raw("".join(
+            f"<iq type='result' id='xfs-iq-{i}' to='{full}'/>"
+            for i in range(1, 201)))
+        # bob's marker after them: when it is in alice's log, the
+        # forged answers reached her before it
+        bob.send_message(A, "after the forged answers")
+        wait_until(lambda: "after the forged answers" in
+                   m.read(f"{A}/contacts/{B}/log"),
+                   timeout=10, what="bob's marker in alice's log")
+        try:
+            line = os.read(fd, 65536)
+            raise TestFailure(f"a forged answer was taken: {line!r}")
+        except BlockingIOError:
+            pass
+    finally:
+        os.close(fd)
+    r = iq_roundtrip(m, "<iq type='get' to='localhost'><ping "
+                        "xmlns='urn:xmpp:ping'/></iq>")
+    assert r.get("type") == "result" and r.get("from") == "localhost", \
+        ET.tostring(r)
+    assert m.connection(A)["state"] == "online"
+
+
 def test_iq_refuses_anything_but_one_get_or_set(server, tmp, stack):
     m, bob, full = setup(stack, server, tmp, "t-cl-iq-bad")
     for bad in ("<iq type='result' id='x'/>", "<iq id='y'/>",

@@ -3,14 +3,16 @@
  * each stanza goes through the account's stanza chain on the pool thread
  * (pool_call), and the test reads what it left on disk, as a user would.
  *
- * The account points at a port where nothing listens, so it stays
- * offline and sends nothing; what is tried here is what the features
+ * The account points at a port where nothing listens, and is then set
+ * offline (status), so it has no stream and sends nothing; what is tried here is what the features
  * make of what arrives: a conversation's record, a message dropped for a
  * bad sender, a carbon copy only from our own account, an archive result
  * nobody asked for, the same archived message twice, a room's message
  * outside any room, the time of a delayed message, an error presence as
- * an event. */
+ * an event; and the await engine: an answer taken only from whom the
+ * request went to, once, and a deadline. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <netinet/in.h>
@@ -23,13 +25,14 @@
 #include "features/featureset.h"
 #include "store/history.h"
 #include "xmpp/account.h"
+#include "xmpp/await.h"
 #include "xmpp/dispatch.h"
 #include "xmpp/pool.h"
 #include "xmpp/watchdog.h"
 
 #define OWN "alice@chain.test"
 
-static char *dir, *data;
+static char *dir, *datadir;
 static CfgFile *cfg; /* the pool keeps pointers into it */
 static Pool *pool;
 static Account *account; /* alice */
@@ -87,7 +90,7 @@ static bool feed(const char *xml)
 static char *log_of(const char *jid)
 {
 	g_autofree char *path =
-		g_build_filename(data, OWN, "contacts", jid, "log", NULL);
+		g_build_filename(datadir, OWN, "contacts", jid, "log", NULL);
 	char *text = NULL;
 
 	if (!g_file_get_contents(path, &text, NULL, NULL))
@@ -98,7 +101,7 @@ static char *log_of(const char *jid)
 static bool has_conversation(const char *jid)
 {
 	g_autofree char *path =
-		g_build_filename(data, OWN, "contacts", jid, NULL);
+		g_build_filename(datadir, OWN, "contacts", jid, NULL);
 
 	return g_file_test(path, G_FILE_TEST_EXISTS);
 }
@@ -284,13 +287,147 @@ static void test_iq_without_request_taken(void)
 			   "from='chain.test'/>"));
 }
 
+/* ---- the await engine (xmpp/await.c) ---- */
+
+typedef struct {
+	char *to;        /* the request's `to`, or NULL */
+	guint timeout_s;
+	char *id;        /* out: the id it went with */
+} AwaitStart;
+
+/* What the callback was given (pool thread; read after pool_call). */
+static struct {
+	guint calls;
+	int err;
+	char *from;  /* the answer's from, or NULL */
+	char *type;
+} got;
+
+static void await_done(Account *a, xmpp_stanza_t *answer, int err,
+		       void *data)
+{
+	got.calls++;
+	got.err = err;
+	g_free(got.from);
+	g_free(got.type);
+	got.from = answer ? g_strdup(xmpp_stanza_get_from(answer)) : NULL;
+	got.type = answer ? g_strdup(xmpp_stanza_get_type(answer)) : NULL;
+}
+
+static void await_start_run(Account *a, void *data, PoolReq *r)
+{
+	AwaitStart *s = data;
+	xmpp_stanza_t *iq;
+
+	if (!ctx)
+		ctx = xmpp_ctx_new(NULL, NULL);
+	iq = xmpp_iq_new(ctx, "get", NULL);
+	if (s->to)
+		xmpp_stanza_set_to(iq, s->to);
+	await_iq(a, iq, s->timeout_s, await_done, NULL, NULL);
+	s->id = g_strdup(xmpp_stanza_get_id(iq));
+	xmpp_stanza_release(iq);
+	pool_complete(r, 0);
+}
+
+static char *await_start(const char *to, guint timeout_s)
+{
+	AwaitStart s = {(char *)to, timeout_s, NULL};
+
+	g_free(got.from);
+	g_free(got.type);
+	memset(&got, 0, sizeof got);
+	g_assert_cmpint(pool_call(pool, account, await_start_run, &s, NULL),
+			==, 0);
+	g_assert_nonnull(s.id);
+	return s.id;
+}
+
+static void await_count_run(Account *a, void *data, PoolReq *r)
+{
+	pool_complete(r, (int)await_count(a));
+}
+
+static int waiting(void)
+{
+	return pool_call(pool, account, await_count_run, NULL, NULL);
+}
+
+static void feed_answer(const char *from, const char *id, const char *type)
+{
+	g_autofree char *xml =
+		from ? g_strdup_printf("<iq type='%s' id='%s' from='%s'/>", type,
+				       id, from)
+		     : g_strdup_printf("<iq type='%s' id='%s'/>", type, id);
+
+	feed(xml);
+}
+
+static void test_await_answer_from_the_addressee(void)
+{
+	g_autofree char *id = await_start("pubsub.chain.test", 30);
+
+	g_assert_cmpint(waiting(), ==, 1);
+	/* forged: another JID, our own account, a resource of it */
+	feed_answer("mallory@chain.test/x", id, "result");
+	feed_answer(NULL, id, "result");
+	feed_answer("pubsub.chain.test/res", id, "result");
+	/* not an answer: a request of the same id */
+	feed_answer("pubsub.chain.test", id, "get");
+	g_assert_cmpuint(got.calls, ==, 0);
+	g_assert_cmpint(waiting(), ==, 1);
+	/* the real one (a JID compared normalised), once */
+	feed_answer("PubSub.Chain.Test", id, "error");
+	feed_answer("pubsub.chain.test", id, "result");
+	g_assert_cmpuint(got.calls, ==, 1);
+	g_assert_cmpint(got.err, ==, 0);
+	g_assert_cmpstr(got.type, ==, "error");
+	g_assert_cmpstr(got.from, ==, "PubSub.Chain.Test");
+	g_assert_cmpint(waiting(), ==, 0);
+}
+
+static void test_await_own_account_answers(void)
+{
+	g_autofree char *id = await_start(NULL, 30);
+	g_autofree char *id2 = NULL;
+
+	/* a request to our account: no from, or our bare JID */
+	feed_answer("bob@chain.test", id, "result");
+	g_assert_cmpuint(got.calls, ==, 0);
+	feed_answer("alice@chain.test", id, "result");
+	g_assert_cmpuint(got.calls, ==, 1);
+	id2 = await_start(OWN, 30);
+	g_assert_cmpstr(id, !=, id2);
+	feed_answer(NULL, id2, "result");
+	g_assert_cmpuint(got.calls, ==, 1);
+	g_assert_null(got.from);
+	g_assert_cmpint(waiting(), ==, 0);
+}
+
+static void test_await_deadline(void)
+{
+	g_autofree char *id = await_start("slow.chain.test", 1);
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+	while (waiting() > 0) {
+		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+		g_usleep(50000);
+	}
+	g_assert_cmpuint(got.calls, ==, 1);
+	g_assert_cmpint(got.err, ==, -ETIMEDOUT);
+	g_assert_null(got.type);
+	/* too late: nobody waits, and nothing is called again */
+	feed_answer("slow.chain.test", id, "result");
+	g_assert_cmpuint(got.calls, ==, 1);
+}
+
 static void set_up(void)
 {
 	g_autofree char *cfgpath = NULL, *text = NULL;
 	g_autoptr(GError) err = NULL;
 
 	dir = g_dir_make_tmp("chain-XXXXXX", NULL);
-	data = g_build_filename(dir, "data", NULL);
+	datadir = g_build_filename(dir, "data", NULL);
 	cfgpath = g_build_filename(dir, "config", NULL);
 	text = g_strdup_printf("[" OWN "]\npassword = x\nhost = 127.0.0.1\n"
 			       "port = %u\n",
@@ -300,12 +437,16 @@ static void set_up(void)
 					       NULL));
 	cfg = cfg_load(cfgpath, &err);
 	g_assert_no_error(err);
-	pool = pool_new(cfg, data, &err);
+	pool = pool_new(cfg, datadir, &err);
 	g_assert_no_error(err);
 	account = pool_account(pool, 0);
 	featureset_attach(account);
 	wd_start();
 	g_assert_cmpint(pool_start(pool), ==, 0);
+	/* and it stays offline: no attempt, so no stream's end, comes
+	 * between a test's stanzas */
+	g_assert_cmpint(pool_set_show(pool, account, ACCT_SHOW_OFFLINE, NULL),
+			==, 0);
 }
 
 static void tear_down(void)
@@ -313,12 +454,14 @@ static void tear_down(void)
 	g_autofree char *rm = g_strdup_printf("rm -rf '%s'", dir);
 
 	pool_call(pool, account, ctx_free_run, NULL, NULL);
+	g_free(got.from);
+	g_free(got.type);
 	pool_stop(pool);
 	pool_free(pool);
 	cfg_free(cfg);
 	close(refuser);
 	g_assert_cmpint(system(rm), ==, 0);
-	g_free(data);
+	g_free(datadir);
 	g_free(dir);
 }
 
@@ -350,6 +493,11 @@ int main(int argc, char **argv)
 			test_presence_error_is_an_event);
 	g_test_add_func("/chain/iq-without-request-taken",
 			test_iq_without_request_taken);
+	g_test_add_func("/chain/await-answer-from-the-addressee",
+			test_await_answer_from_the_addressee);
+	g_test_add_func("/chain/await-own-account-answers",
+			test_await_own_account_answers);
+	g_test_add_func("/chain/await-deadline", test_await_deadline);
 	ret = g_test_run();
 	tear_down();
 	return ret;
