@@ -3,7 +3,7 @@
  * Mode 0600, so a password key is accepted and the input reaches every
  * check.  Commands are switched off before the first input: a fuzzer that
  * could run password_command would run whatever shell line it mutated. */
-#include "config.h"
+#include "base/config.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* fuzz_jid.c - libFuzzer target for jid.c: arbitrary bytes through every
  * entry point, checking the invariants the rest of xmppfs relies on. */
-#include "jid.h"
+#include "base/jid.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* fuzz_record.c - libFuzzer target for record.c: arbitrary bytes as a log
  * line, as a delay stamp, as a sender and as a body, checking that what
  * parses is a fixed point of the format. */
-#include "record.h"
+#include "base/record.h"
 
 #include <stdint.h>
 #include <string.h>

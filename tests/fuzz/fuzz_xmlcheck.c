@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "xmlcheck.h"
+#include "base/xmlcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
