@@ -12,7 +12,9 @@
  *   node.c    what a node is as a file: its mode, text, value, log,
  *             attributes; names of contacts and occupants
  * handle.c calls write.c (release sends what a descriptor still holds);
- * everything calls node.c. */
+ * everything calls node.c.  Below them: stream.c and iqcall.c (parked
+ * reads), park.c (one way for a request to wait; write.c's fsync uses it
+ * too) and tree.c. */
 #pragma once
 
 #include <fuse_lowlevel.h>

@@ -13,6 +13,7 @@
 #include "features/chat.h"
 #include "features/iqfile.h"
 #include "features/muc.h"
+#include "fs/park.h"
 
 /* Run every complete line in h->wbuf; the first error wins and the rest of
  * the buffer is dropped so a bad write changes nothing after it. */
@@ -379,14 +380,19 @@ void write_final(Handle *h)
 /* fsync on send/post: answered once the server acknowledged every message
  * written through the descriptor, from the thread that sees the ack; with
  * the error of one that can never go out (a room that put us out, or
- * refused it), if any.  A
- * waiting fsync holds no FUSE thread; an interrupt answers EINTR.  Who
- * answers is whoever takes the request out of fsync_waits. */
+ * refused it), if any.  A waiting fsync holds no FUSE thread (park.h); an
+ * interrupt answers EINTR.  Who answers is whoever takes the request out
+ * of fsync_waits: the ack (fsync_acked), the interrupt (fsync_cancel), or
+ * write_fsync itself.  Lock order: fsync_lock, then park.c's. */
 static GMutex fsync_lock;
 static GHashTable *fsync_waits; /* fuse_req_t -> token, under fsync_lock */
 
-static __thread bool fsync_registering;
-static __thread bool fsync_interrupted_now;
+/* With fsync_lock held. */
+static void fsync_untable(fuse_req_t req)
+{
+	g_hash_table_remove(fsync_waits, req);
+	park_remove(req);
+}
 
 static bool fsync_take(fuse_req_t req, guint64 *token)
 {
@@ -397,7 +403,7 @@ static bool fsync_take(fuse_req_t req, guint64 *token)
 	found = fsync_waits &&
 		g_hash_table_lookup_extended(fsync_waits, req, NULL, &v);
 	if (found)
-		g_hash_table_remove(fsync_waits, req);
+		fsync_untable(req);
 	g_mutex_unlock(&fsync_lock);
 	if (token)
 		*token = GPOINTER_TO_SIZE(v);
@@ -410,19 +416,19 @@ static void fsync_acked(void *data, int err)
 		fuse_reply_err(data, err);
 }
 
-static void fsync_interrupt(fuse_req_t req, void *data)
+/* [interrupt] park.c answers EINTR when @req was still waiting. */
+static bool fsync_cancel(void *outbox, fuse_req_t req)
 {
 	guint64 token;
 
-	if (fsync_registering) {
-		fsync_interrupted_now = true;
-		return;
-	}
-	if (fsync_take(req, &token)) {
-		outbox_unwatch(data, token);
-		fuse_reply_err(req, EINTR);
-	}
+	if (!fsync_take(req, &token))
+		return false;
+	outbox_unwatch(outbox, token);
+	return true;
 }
+
+/* The outbox outlives every fsync on it: no reference needed. */
+static const ParkClass fsync_park = {.cancel = fsync_cancel};
 
 void write_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi)
@@ -430,35 +436,37 @@ void write_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	Handle *h = (Handle *)(uintptr_t)fi->fh;
 	Outbox *o = acct_outbox(h->node->acct);
 	guint64 token;
+	bool interrupted = false;
 
 	if (!h->wbuf || !h->last_seq) {
 		fuse_reply_err(req, 0);
 		return;
 	}
-	fsync_registering = true;
-	fsync_interrupted_now = false;
-	fuse_req_interrupt_func(req, fsync_interrupt, o);
-	fsync_registering = false;
-	if (fsync_interrupted_now) {
-		fuse_reply_err(req, EINTR);
+	if (!park_arm(req))
 		return;
-	}
 	/* in the table before the watch, so an ack at once finds it */
 	g_mutex_lock(&fsync_lock);
 	if (!fsync_waits)
 		fsync_waits = g_hash_table_new(NULL, NULL);
 	g_hash_table_insert(fsync_waits, req, GSIZE_TO_POINTER(0));
+	park_add(req, o, &fsync_park);
 	g_mutex_unlock(&fsync_lock);
 	if (!outbox_watch(o, h->last_seq, fsync_acked, req, &token)) {
 		if (fsync_take(req, NULL))
 			fuse_reply_err(req, 0);
 		return;
 	}
+	/* still waiting: the token for an interrupt to unwatch, and an
+	 * interrupt that came before park_add (park.h) */
 	g_mutex_lock(&fsync_lock);
-	if (g_hash_table_contains(fsync_waits, req))
+	if (g_hash_table_contains(fsync_waits, req)) {
 		g_hash_table_insert(fsync_waits, req, GSIZE_TO_POINTER(token));
+		interrupted = fuse_req_interrupted(req);
+		if (interrupted)
+			fsync_untable(req);
+	}
 	g_mutex_unlock(&fsync_lock);
-	if (fuse_req_interrupted(req) && fsync_take(req, &token)) {
+	if (interrupted) {
 		outbox_unwatch(o, token);
 		fuse_reply_err(req, EINTR);
 	}
