@@ -1,10 +1,13 @@
-/* iqcall.c - see iqcall.h.  The interrupt callback can run after its read
- * was answered, so it finds the call through a registry that holds an
- * entry only while a read is parked (as in stream.c). */
+/* iqcall.c - see iqcall.h.  Who answers the parked read: whoever takes
+ * it out of c->parked under c->lock (park.h): iqcall_finish, the
+ * interrupt (iq_cancel), or iqcall_read when it was interrupted while it
+ * parked it.  Lock order: IqCall.lock, then park.c's. */
 #include "fs/iqcall.h"
 
 #include <errno.h>
 #include <string.h>
+
+#include "fs/park.h"
 
 struct IqCall {
 	gatomicrefcount ref;
@@ -15,11 +18,6 @@ struct IqCall {
 	fuse_req_t parked; /* protected by lock */
 	size_t parked_size;
 };
-
-static GMutex park_lock; /* taken after IqCall.lock */
-static GHashTable *parked_by_req;
-static __thread bool registering;
-static __thread bool interrupted_now;
 
 IqCall *iqcall_new(void)
 {
@@ -70,9 +68,7 @@ static fuse_req_t unpark(IqCall *c)
 	fuse_req_t req = c->parked;
 
 	if (req) {
-		g_mutex_lock(&park_lock);
-		g_hash_table_remove(parked_by_req, req);
-		g_mutex_unlock(&park_lock);
+		park_remove(req);
 		c->parked = NULL;
 	}
 	return req;
@@ -127,32 +123,35 @@ void iqcall_finish(IqCall *c, const char *line, int err)
 		reply(req, buf, len, e);
 }
 
-static void on_interrupt(fuse_req_t req, void *data)
+/* [interrupt] park.c answers EINTR when @req was still parked. */
+static bool iq_cancel(void *owner, fuse_req_t req)
 {
-	IqCall *c;
-	bool mine = false;
+	IqCall *c = owner;
+	bool mine;
 
-	if (registering) {
-		interrupted_now = true;
-		return;
-	}
-	g_mutex_lock(&park_lock);
-	c = parked_by_req ? g_hash_table_lookup(parked_by_req, req) : NULL;
-	if (c)
-		iqcall_ref(c);
-	g_mutex_unlock(&park_lock);
-	if (!c)
-		return;
 	g_mutex_lock(&c->lock);
-	if (c->parked == req) {
-		unpark(c);
-		mine = true;
-	}
-	g_mutex_unlock(&c->lock);
+	mine = c->parked == req;
 	if (mine)
-		fuse_reply_err(req, EINTR);
-	iqcall_unref(c);
+		unpark(c);
+	g_mutex_unlock(&c->lock);
+	return mine;
 }
+
+static void iq_ref(void *owner)
+{
+	iqcall_ref(owner);
+}
+
+static void iq_unref(void *owner)
+{
+	iqcall_unref(owner);
+}
+
+static const ParkClass iq_park = {
+	.cancel = iq_cancel,
+	.ref = iq_ref,
+	.unref = iq_unref,
+};
 
 void iqcall_read(IqCall *c, fuse_req_t req, size_t size, bool nonblock)
 {
@@ -161,14 +160,8 @@ void iqcall_read(IqCall *c, fuse_req_t req, size_t size, bool nonblock)
 	int err;
 	bool interrupted;
 
-	registering = true;
-	interrupted_now = false;
-	fuse_req_interrupt_func(req, on_interrupt, NULL);
-	registering = false;
-	if (interrupted_now) {
-		fuse_reply_err(req, EINTR);
+	if (!park_arm(req))
 		return;
-	}
 	g_mutex_lock(&c->lock);
 	if (!c->pending || c->parked) {
 		/* answered (or nothing asked): what there is; a second reader
@@ -186,11 +179,7 @@ void iqcall_read(IqCall *c, fuse_req_t req, size_t size, bool nonblock)
 	}
 	c->parked = req;
 	c->parked_size = size;
-	g_mutex_lock(&park_lock);
-	if (!parked_by_req)
-		parked_by_req = g_hash_table_new(NULL, NULL);
-	g_hash_table_insert(parked_by_req, req, c);
-	g_mutex_unlock(&park_lock);
+	park_add(req, c, &iq_park);
 	interrupted = fuse_req_interrupted(req) && c->parked == req;
 	if (interrupted)
 		unpark(c);

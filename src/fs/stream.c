@@ -1,22 +1,24 @@
 /* stream.c - see stream.h.
  *
  * Who may answer a parked request: whoever takes it out of r->parked
- * under r->lock.  That is the appending thread (stream_wake), the
- * interrupt callback, or stream_read itself when it finds the request was
- * interrupted while it parked it.  Replies and poll notifications are
- * sent after r->lock is released.
+ * under r->lock (park.h).  That is the appending thread (stream_wake),
+ * the interrupt (stream_cancel), or stream_read itself when it finds the
+ * request was interrupted while it parked it.  Replies and poll
+ * notifications are sent after r->lock is released.
  *
  * Lifetime: the reader is counted; the log holds one reference while the
- * reader waits on it (armed), the open file one until release.  The
- * interrupt callback may run after its request was answered, so it finds
- * the reader through parked_by_req, which has an entry only while the
- * request is parked (and the file therefore open).
+ * reader waits on it (armed), the open file one until release.  park.c
+ * finds the reader of an interrupted request only while the request is
+ * parked (and the file therefore open), and holds a reference while it
+ * cancels.
  *
- * Lock order: StreamReader.lock, then park_lock. */
+ * Lock order: StreamReader.lock, then park.c's. */
 #include "fs/stream.h"
 
 #include <errno.h>
 #include <poll.h>
+
+#include "fs/park.h"
 
 typedef struct {
 	fuse_req_t req;
@@ -39,25 +41,14 @@ typedef struct {
 	gssize len; /* < 0: -errno */
 } Answer;
 
-/* The interrupt callback runs at once, inside fuse_req_interrupt_func,
- * when the request was interrupted before: it must not answer then. */
-static __thread bool registering;
-static __thread bool interrupted_now;
-
 static void stream_wake(HistWaiter *w);
-
-static GMutex park_lock;
-static GHashTable *parked_by_req; /* fuse_req_t -> StreamReader* */
+static const ParkClass stream_park;
 
 /* With r->lock held. */
 static void park(StreamReader *r, Parked *p)
 {
 	g_queue_push_tail(&r->parked, p);
-	g_mutex_lock(&park_lock);
-	if (!parked_by_req)
-		parked_by_req = g_hash_table_new(NULL, NULL);
-	g_hash_table_insert(parked_by_req, p->req, r);
-	g_mutex_unlock(&park_lock);
+	park_add(p->req, r, &stream_park);
 }
 
 /* With r->lock held: the head leaves the queue. */
@@ -65,9 +56,7 @@ static void unpark_head(StreamReader *r)
 {
 	Parked *p = g_queue_pop_head(&r->parked);
 
-	g_mutex_lock(&park_lock);
-	g_hash_table_remove(parked_by_req, p->req);
-	g_mutex_unlock(&park_lock);
+	park_remove(p->req);
 	g_free(p);
 }
 
@@ -190,9 +179,7 @@ static bool unpark(StreamReader *r, fuse_req_t req)
 		Parked *p = l->data;
 		if (p->req != req)
 			continue;
-		g_mutex_lock(&park_lock);
-		g_hash_table_remove(parked_by_req, req);
-		g_mutex_unlock(&park_lock);
+		park_remove(req);
 		g_free(p);
 		g_queue_delete_link(&r->parked, l);
 		return true;
@@ -200,29 +187,35 @@ static bool unpark(StreamReader *r, fuse_req_t req)
 	return false;
 }
 
-static void on_interrupt(fuse_req_t req, void *data)
+/* [interrupt] park.c answers EINTR when @req was still parked. */
+static bool stream_cancel(void *owner, fuse_req_t req)
 {
-	StreamReader *r;
-	bool mine = false;
+	StreamReader *r = owner;
+	bool mine;
 
-	if (registering) {
-		interrupted_now = true;
-		return;
-	}
-	g_mutex_lock(&park_lock);
-	r = parked_by_req ? g_hash_table_lookup(parked_by_req, req) : NULL;
-	if (r)
-		g_atomic_ref_count_inc(&r->ref);
-	g_mutex_unlock(&park_lock);
-	if (!r)
-		return; /* answered already */
 	g_mutex_lock(&r->lock);
 	mine = unpark(r, req);
 	g_mutex_unlock(&r->lock);
-	if (mine)
-		fuse_reply_err(req, EINTR);
-	reader_unref(r);
+	return mine;
 }
+
+static void stream_ref(void *owner)
+{
+	StreamReader *r = owner;
+
+	g_atomic_ref_count_inc(&r->ref);
+}
+
+static void stream_unref(void *owner)
+{
+	reader_unref(owner);
+}
+
+static const ParkClass stream_park = {
+	.cancel = stream_cancel,
+	.ref = stream_ref,
+	.unref = stream_unref,
+};
 
 void stream_read(StreamReader *r, fuse_req_t req, size_t size, bool nonblock)
 {
@@ -230,14 +223,8 @@ void stream_read(StreamReader *r, fuse_req_t req, size_t size, bool nonblock)
 	GArray *answers;
 	bool interrupted;
 
-	registering = true;
-	interrupted_now = false;
-	fuse_req_interrupt_func(req, on_interrupt, NULL);
-	registering = false;
-	if (interrupted_now) {
-		fuse_reply_err(req, EINTR);
+	if (!park_arm(req))
 		return;
-	}
 	p = g_new0(Parked, 1);
 	p->req = req;
 	p->size = size;

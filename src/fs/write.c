@@ -1,0 +1,473 @@
+/* write.c - what is written to a file becomes requests: messages (`send`
+ * line by line, `post` whole at the last close), values and lines of
+ * control files, raw stanzas, an iq; flush reports what the last close
+ * would refuse; fsync waits for the server's acknowledgement. */
+#include "fs/fs_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/text.h"
+#include "base/xmlcheck.h"
+#include "features/chat.h"
+#include "features/iqfile.h"
+#include "features/muc.h"
+#include "fs/park.h"
+
+/* Run every complete line in h->wbuf; the first error wins and the rest of
+ * the buffer is dropped so a bad write changes nothing after it. */
+static int run_lines(Xfs *x, Handle *h, bool flush_all)
+{
+	const FileOps *fo = node_ops(h->node);
+	int ret = 0;
+
+	for (;;) {
+		char *nl = memchr(h->wbuf->str, '\n', h->wbuf->len);
+		gsize n = nl ? (gsize)(nl - h->wbuf->str) : h->wbuf->len;
+		if (!nl && (!flush_all || h->wbuf->len == 0))
+			break;
+		bool has_nul = memchr(h->wbuf->str, '\0', n) != NULL;
+		g_autofree char *line = g_strndup(h->wbuf->str, n);
+		g_string_erase(h->wbuf, 0, nl ? n + 1 : n);
+		if (n && line[n - 1] == '\r')
+			line[n - 1] = '\0';
+		ret = has_nul ? -EILSEQ : fo->line(x, h->node->acct, line);
+		if (ret) {
+			g_string_truncate(h->wbuf, 0);
+			break;
+		}
+	}
+	return ret;
+}
+
+/* A body may be sent: not over the account's limit, clean UTF-8. */
+static int check_body(Account *a, const char *s, gsize len, bool allow_lf)
+{
+	if (len > acct_cfg(a)->message_limit)
+		return -EFBIG;
+	if (memchr(s, '\0', len) || !text_is_clean(s, len, allow_lf))
+		return -EILSEQ;
+	return 0;
+}
+
+/* Messages from @h's file: to the room, an occupant or a contact; all or
+ * none. */
+static int send_bodies(Handle *h, const char *const *bodies, guint n)
+{
+	const TreeNode *nd = h->node;
+
+	if (node_in_private(nd)) {
+		g_autofree char *nick = node_private_nick(nd);
+		return muc_send_private(nd->acct, node_private_room(nd), nick,
+					 bodies, n, &h->last_seq);
+	}
+	if (node_in_room(nd))
+		return muc_send(nd->acct, nd->jid, bodies, n,
+				      &h->last_seq);
+	return chat_send(nd->acct, nd->jid, bodies, n, &h->last_seq);
+}
+
+static int send_body(Handle *h, const char *body)
+{
+	return send_bodies(h, &body, 1);
+}
+
+/* `send`: every complete line is checked before any is sent, and they
+ * are accepted together (acct_accept), so a write with one bad line, or
+ * one the disk has no room for, sends nothing.  Empty lines are no
+ * messages. */
+static int send_write(Xfs *x, Handle *h, const char *data, size_t size)
+{
+	Account *a = h->node->acct;
+	gsize before = h->wbuf->len;
+	g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
+	const char *p, *end, *nl;
+	int ret = 0;
+
+	g_string_append_len(h->wbuf, data, size);
+	p = h->wbuf->str;
+	end = p + h->wbuf->len;
+	for (; !ret && (nl = memchr(p, '\n', end - p)); p = nl + 1) {
+		gsize n = nl - p;
+		ret = check_body(a, p, n, false);
+		if (!ret && n)
+			g_ptr_array_add(lines, g_strndup(p, n));
+	}
+	if (!ret && (gsize)(end - p) > acct_cfg(a)->message_limit)
+		ret = -EFBIG;
+	if (ret) {
+		/* a refused line takes what earlier writes gave of it along */
+		g_string_truncate(h->wbuf, 0);
+		return ret;
+	}
+	if (lines->len &&
+	    (ret = send_bodies(h, (const char *const *)lines->pdata,
+			       lines->len))) {
+		/* not stored (a full disk): as if this write never came, so
+		 * that the same write again does what it would have */
+		g_string_truncate(h->wbuf, before);
+		return ret;
+	}
+	g_string_erase(h->wbuf, 0, p - h->wbuf->str);
+	return 0;
+}
+
+/* `post`: collect; the message goes at release. */
+static int post_write(Handle *h, const char *data, size_t size)
+{
+	Account *a = h->node->acct;
+
+	if (h->failed)
+		return -EIO;
+	g_string_append_len(h->wbuf, data, size);
+	/* one trailing newline is not part of the message */
+	if (h->wbuf->len > acct_cfg(a)->message_limit + 1) {
+		h->failed = true;
+		g_string_truncate(h->wbuf, 0);
+		return -EFBIG;
+	}
+	return 0;
+}
+
+/* Files where each line written is one request. */
+static bool per_line(const TreeNode *n)
+{
+	return n->kind == NODE_SUBSCRIPTION || n->kind == NODE_INVITE ||
+	       n->kind == NODE_KICK || n->kind == NODE_BAN;
+}
+
+/* name and groups: what was written through the descriptor so far is
+ * the value (one trailing newline dropped), applied at each write, which
+ * returns the server's answer; printf may write one group per call.
+ * subscription, invite, kick and ban: each complete line is one value. */
+static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
+{
+	const FileOps *fo = node_ops(h->node);
+	g_autofree char *v = NULL;
+	gsize len, before = h->wbuf->len;
+	int ret;
+
+	if (h->wbuf->len + size > 64 * 1024)
+		return -EFBIG;
+	if (memchr(data, '\0', size))
+		return -EILSEQ;
+	if (per_line(h->node) && h->skip_rest) {
+		const char *nl = memchr(data, '\n', size);
+		size_t n = nl ? (size_t)(nl - data) + 1 : size;
+		h->skip_rest = !nl;
+		data += n;
+		size -= n;
+	}
+	g_string_append_len(h->wbuf, data, size);
+	if (per_line(h->node)) {
+		char *nl;
+		while ((nl = memchr(h->wbuf->str, '\n', h->wbuf->len))) {
+			g_autofree char *word =
+				g_strndup(h->wbuf->str, nl - h->wbuf->str);
+			g_string_erase(h->wbuf, 0, nl - h->wbuf->str + 1);
+			ret = fo->value(x, h->node->acct, h->node->jid, word);
+			if (ret) {
+				/* the lines after it are not sent; the start of
+				 * a line still open must not make another line
+				 * with what the next write brings */
+				h->skip_rest = h->wbuf->len &&
+					       h->wbuf->str[h->wbuf->len - 1] != '\n';
+				g_string_truncate(h->wbuf, 0);
+				return ret;
+			}
+		}
+		return 0;
+	}
+	len = h->wbuf->len;
+	if (len && h->wbuf->str[len - 1] == '\n')
+		len--;
+	v = g_strndup(h->wbuf->str, len);
+	ret = fo->value(x, h->node->acct, h->node->jid, v);
+	if (ret) /* a failed write is not part of the next one's value (a
+		  * buffered writer retries the same bytes) */
+		g_string_truncate(h->wbuf, before);
+	return ret;
+}
+
+/* raw: each write is one or more complete stanzas, all checked before
+ * any is sent; what is not well-formed XML or not a stanza is EINVAL and
+ * nothing is sent, so no write can break the stream. */
+static int raw_write(Xfs *x, Handle *h, const char *data, size_t size)
+{
+	g_autoptr(GError) err = NULL;
+	GPtrArray *stanzas;
+
+	if (size > 1024 * 1024)
+		return -EFBIG;
+	if (!(stanzas = xmlcheck_stanzas(data, size, &err))) {
+		xfs_info("%s: raw write refused: %s",
+			 acct_cfg(h->node->acct)->jid, err->message);
+		return -EINVAL;
+	}
+	return pool_send_raw(x->pool, h->node->acct, stanzas);
+}
+
+/* iq: one <iq type='get|set'/>; its answer is read on this descriptor. */
+/* [pool] iqfile.c's answer to the request a descriptor wrote. */
+static void iq_answered(void *call, const char *line, int err)
+{
+	iqcall_finish(call, line, err);
+}
+
+static void iq_call_unref(void *call)
+{
+	iqcall_unref(call);
+}
+
+static int iq_write(Xfs *x, Handle *h, const char *data, size_t size)
+{
+	g_autoptr(GError) err = NULL;
+	g_autoptr(GPtrArray) stanzas = NULL;
+	int ret;
+
+	if (size > 1024 * 1024)
+		return -EFBIG;
+	stanzas = xmlcheck_stanzas(data, size, &err);
+	if (!stanzas || stanzas->len != 1 ||
+	    !g_str_has_prefix(g_ptr_array_index(stanzas, 0), "<iq"))
+		return -EINVAL;
+	if (iqcall_pending(h->call))
+		return -EBUSY; /* one request at a time per descriptor */
+	iqcall_start(h->call);
+	ret = iqfile_send(x->pool, h->node->acct,
+			  g_ptr_array_index(stanzas, 0), iq_answered,
+			  iqcall_ref(h->call), iq_call_unref);
+	if (ret)
+		iqcall_finish(h->call, NULL, 0); /* nothing to wait for */
+	return ret;
+}
+
+void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
+	      size_t size, off_t off, struct fuse_file_info *fi)
+{
+	Xfs *x = xfs_of(req);
+	Handle *h = (Handle *)(uintptr_t)fi->fh;
+	int ret;
+
+	if (!h->wbuf) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	g_mutex_lock(&h->lock);
+	switch (h->node->kind) {
+	case NODE_SEND:
+		ret = send_write(x, h, data, size);
+		break;
+	case NODE_POST:
+		ret = post_write(h, data, size);
+		break;
+	case NODE_NAME:
+	case NODE_GROUPS:
+	case NODE_SUBSCRIPTION:
+	case NODE_BLOCKED:
+	case NODE_INVITE:
+	case NODE_KICK:
+	case NODE_BAN:
+	case NODE_NICK:
+	case NODE_SUBJECT:
+		ret = value_write(x, h, data, size);
+		break;
+	case NODE_RAW:
+		ret = raw_write(x, h, data, size);
+		break;
+	case NODE_IQ:
+		ret = iq_write(x, h, data, size);
+		break;
+	default:
+		if (h->wbuf->len + size > ACCT_STATUS_TEXT_MAX + 1) {
+			ret = -EFBIG;
+			break;
+		}
+		g_string_append_len(h->wbuf, data, size);
+		ret = run_lines(x, h, false);
+	}
+	g_mutex_unlock(&h->lock);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_write(req, size);
+}
+
+/* Every close of a descriptor flushes, also of copies a child inherited,
+ * so a message is never sent here (release is the last close); what
+ * would fail then is reported now, as the close's error, and then nothing
+ * is sent.  (A character split between two processes' writes would fail
+ * at the first one's close: a price for reporting bad text at close.) */
+static int flush_check(Handle *h)
+{
+	Account *a = h->node->acct;
+	bool post = h->node->kind == NODE_POST;
+	gsize len = h->wbuf->len;
+
+	if (post && h->failed)
+		return -EIO;
+	if (post && len && h->wbuf->str[len - 1] == '\n')
+		len--;
+	if (len > acct_cfg(a)->message_limit)
+		return -EFBIG;
+	if (memchr(h->wbuf->str, '\0', len) ||
+	    !text_is_clean(h->wbuf->str, len, post)) {
+		h->failed = post;
+		if (!post)
+			g_string_truncate(h->wbuf, 0);
+		return -EILSEQ;
+	}
+	return 0;
+}
+
+void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	Handle *h = (Handle *)(uintptr_t)fi->fh;
+	int ret = 0;
+
+	if (h->wbuf) {
+		g_mutex_lock(&h->lock);
+		if (h->node->kind == NODE_SEND || h->node->kind == NODE_POST) {
+			ret = flush_check(h);
+			/* the opener's own close sends now, so two posts in a row
+			 * go in order (release comes after close returned, and
+			 * two releases may run at once); a child closing a copy
+			 * it inherited leaves it to release */
+			if (!ret && fuse_req_ctx(req)->pid == h->opener) {
+				write_final(h);
+				g_string_truncate(h->wbuf, 0);
+			}
+		}
+		else if (node_ops(h->node)->line)
+			ret = run_lines(xfs_of(req), h, true);
+		else if (per_line(h->node) && h->wbuf->len) {
+			/* a last line without its newline */
+			g_autofree char *word = g_strndup(h->wbuf->str,
+							  h->wbuf->len);
+			g_string_truncate(h->wbuf, 0);
+			ret = node_ops(h->node)->value(xfs_of(req),
+						       h->node->acct,
+						       h->node->jid, word);
+		}
+		g_mutex_unlock(&h->lock);
+	}
+	fuse_reply_err(req, -ret);
+}
+
+/* The last close: the last line of `send`, the message of `post`. */
+void write_final(Handle *h)
+{
+	Account *a = h->node->acct;
+	GString *b = h->wbuf;
+	bool post = h->node->kind == NODE_POST;
+	int ret;
+
+	if (post && h->failed)
+		return;
+	if (post && b->len && b->str[b->len - 1] == '\n')
+		g_string_truncate(b, b->len - 1);
+	if (b->len == 0)
+		return;
+	ret = check_body(a, b->str, b->len, post);
+	if (!ret)
+		ret = send_body(h, b->str);
+	if (ret)
+		xfs_warn("%s: message to %s not sent at close: %s",
+			 acct_cfg(a)->jid, h->node->jid, g_strerror(-ret));
+}
+
+/* fsync on send/post: answered once the server acknowledged every message
+ * written through the descriptor, from the thread that sees the ack; with
+ * the error of one that can never go out (a room that put us out, or
+ * refused it), if any.  A waiting fsync holds no FUSE thread (park.h); an
+ * interrupt answers EINTR.  Who answers is whoever takes the request out
+ * of fsync_waits: the ack (fsync_acked), the interrupt (fsync_cancel), or
+ * write_fsync itself.  Lock order: fsync_lock, then park.c's. */
+static GMutex fsync_lock;
+static GHashTable *fsync_waits; /* fuse_req_t -> token, under fsync_lock */
+
+/* With fsync_lock held. */
+static void fsync_untable(fuse_req_t req)
+{
+	g_hash_table_remove(fsync_waits, req);
+	park_remove(req);
+}
+
+static bool fsync_take(fuse_req_t req, guint64 *token)
+{
+	gpointer v = NULL;
+	bool found;
+
+	g_mutex_lock(&fsync_lock);
+	found = fsync_waits &&
+		g_hash_table_lookup_extended(fsync_waits, req, NULL, &v);
+	if (found)
+		fsync_untable(req);
+	g_mutex_unlock(&fsync_lock);
+	if (token)
+		*token = GPOINTER_TO_SIZE(v);
+	return found;
+}
+
+static void fsync_acked(void *data, int err)
+{
+	if (fsync_take(data, NULL))
+		fuse_reply_err(data, err);
+}
+
+/* [interrupt] park.c answers EINTR when @req was still waiting. */
+static bool fsync_cancel(void *outbox, fuse_req_t req)
+{
+	guint64 token;
+
+	if (!fsync_take(req, &token))
+		return false;
+	outbox_unwatch(outbox, token);
+	return true;
+}
+
+/* The outbox outlives every fsync on it: no reference needed. */
+static const ParkClass fsync_park = {.cancel = fsync_cancel};
+
+void write_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi)
+{
+	Handle *h = (Handle *)(uintptr_t)fi->fh;
+	Outbox *o = acct_outbox(h->node->acct);
+	guint64 token;
+	bool interrupted = false;
+
+	if (!h->wbuf || !h->last_seq) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (!park_arm(req))
+		return;
+	/* in the table before the watch, so an ack at once finds it */
+	g_mutex_lock(&fsync_lock);
+	if (!fsync_waits)
+		fsync_waits = g_hash_table_new(NULL, NULL);
+	g_hash_table_insert(fsync_waits, req, GSIZE_TO_POINTER(0));
+	park_add(req, o, &fsync_park);
+	g_mutex_unlock(&fsync_lock);
+	if (!outbox_watch(o, h->last_seq, fsync_acked, req, &token)) {
+		if (fsync_take(req, NULL))
+			fuse_reply_err(req, 0);
+		return;
+	}
+	/* still waiting: the token for an interrupt to unwatch, and an
+	 * interrupt that came before park_add (park.h) */
+	g_mutex_lock(&fsync_lock);
+	if (g_hash_table_contains(fsync_waits, req)) {
+		g_hash_table_insert(fsync_waits, req, GSIZE_TO_POINTER(token));
+		interrupted = fuse_req_interrupted(req);
+		if (interrupted)
+			fsync_untable(req);
+	}
+	g_mutex_unlock(&fsync_lock);
+	if (interrupted) {
+		outbox_unwatch(o, token);
+		fuse_reply_err(req, EINTR);
+	}
+}
