@@ -237,6 +237,26 @@ xmpp_stanza_t *acct_query_reply(Account *a, xmpp_stanza_t *iq,
 void acct_send_presence(Account *a);
 /* The stream is gone: what waits in iq_waits ends with ECONNRESET. */
 void acct_fail_change_waits(Account *a);
+/* A stanza larger than this ends the connection: libstrophe would buffer
+ * it without limit, at a cost that grows with the square of its size.  A
+ * legitimate 5,000-item roster is about 300 KB. */
+#define ACCT_STANZA_MAX_BYTES (1u << 20)
+/* login.c, for conn.c: the attempt's failure notes and stream state
+ * cleared; a new connection with the account's settings, callbacks and
+ * login deadline; the socket to look at or shut down (the watchdog's dup
+ * during the login, libstrophe's after; -1: none); the connection
+ * released; the context and connection freed at acct_free. */
+void acct_attempt_reset(Account *a);
+xmpp_conn_t *acct_conn_new(Account *a);
+int acct_sock(Account *a);
+void acct_conn_release(Account *a);
+/* keepalive.c, for conn.c: the keep-alive's next moment (monotonic µs,
+ * G_MAXINT64: none) and its turn; the seconds a ping's answer may take;
+ * drop a link whose unfinished stanza passed ACCT_STANZA_MAX_BYTES. */
+gint64 acct_keepalive_due(Account *a);
+void acct_keepalive(Account *a, gint64 now);
+gint64 acct_ping_timeout(Account *a);
+void acct_check_stanza_size(Account *a);
 /* conn.c, for resolve.c: a retry on the backoff timer; the next address
  * of this attempt. */
 void acct_schedule_retry(Account *a);
