@@ -223,7 +223,7 @@ static char *failure_reason(Account *a, bool timed_out, int error,
 	return g_strdup("login failed: the server closed the connection");
 }
 
-void acct_schedule_retry(Account *a)
+static void schedule_retry(Account *a)
 {
 	gint64 now = g_get_monotonic_time();
 	double delay_s;
@@ -270,7 +270,7 @@ static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
 		acct_set_state(a, ACCT_CONNECTING, why);
 		return;
 	}
-	acct_schedule_retry(a);
+	schedule_retry(a);
 	acct_set_state(a, a->was_online ? ACCT_CONNECTING : ACCT_OFFLINE, why);
 }
 
@@ -288,13 +288,13 @@ static void conn_handler(xmpp_conn_t *conn, xmpp_conn_event_t event,
 }
 
 /* Try the next candidate address of this attempt. */
-void acct_attempt_next(Account *a)
+static void attempt_next(Account *a)
 {
 	g_auto(GStrv) hp = NULL;
 	guint64 port;
 
 	if (!a->addrs || a->addr_next >= a->addrs->len) {
-		acct_schedule_retry(a);
+		schedule_retry(a);
 		acct_set_state(a, ACCT_OFFLINE, NULL);
 		return;
 	}
@@ -316,6 +316,51 @@ void acct_attempt_next(Account *a)
 		a->conn_dead = true;
 		acct_set_state(a, ACCT_CONNECTING, why);
 	}
+}
+
+void acct_connect(Account *a)
+{
+	GPtrArray *addrs;
+
+	POOL_ASSERT();
+	if (a->conn || a->resolving || a->shutting)
+		return;
+	a->retry_at = 0;
+	a->gen++;
+	g_mutex_lock(&a->lock);
+	a->retry_at_unix = 0; /* no retry pending while we try */
+	g_mutex_unlock(&a->lock);
+	acct_set_state(a, ACCT_CONNECTING, NULL);
+	addrs = acct_literal_address(a->cfg);
+	if (addrs) {
+		acct_resolved(a, a->gen, addrs, NULL);
+		return;
+	}
+	acct_resolve(a);
+}
+
+void acct_resolved(Account *a, guint gen, GPtrArray *addrs,
+		   const char *error)
+{
+	POOL_ASSERT();
+	if (gen != a->gen) {
+		g_ptr_array_unref(addrs);
+		return;
+	}
+	a->resolving = false;
+	g_clear_pointer(&a->addrs, g_ptr_array_unref);
+	a->addrs = addrs;
+	a->addr_next = 0;
+	if (a->shutting || !a->want_online) {
+		acct_set_state(a, ACCT_OFFLINE, NULL);
+		return;
+	}
+	if (error) {
+		schedule_retry(a);
+		acct_set_state(a, ACCT_OFFLINE, error);
+		return;
+	}
+	attempt_next(a);
 }
 
 void acct_run(Account *a)
@@ -357,7 +402,7 @@ void acct_run(Account *a)
 		}
 		if (a->want_online && !a->shutting && a->state != ACCT_FAILED &&
 		    !a->retry_at)
-			acct_attempt_next(a);
+			attempt_next(a);
 	}
 }
 
