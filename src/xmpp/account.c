@@ -1,9 +1,12 @@
 /* account.c - one account: its shared state (what the `connection` and
- * `status` files show), its events, the helpers its features share, its
- * features' hooks, and its life (made, freed).  The connection's life is
- * in conn.c, the address lookup in resolve.c, the messages on their way
- * out in outgoing.c, stream management in sm.c; featureset.c says which
- * features an account has.
+ * `status` files show), its events, the helpers its features share and
+ * its features' hooks.  It is made and freed in core.c, the connection's
+ * life is in conn.c (with login.c, keepalive.c, resolve.c), the messages
+ * on their way out in outgoing.c, stream management in sm.c;
+ * featureset.c says which features an account has.
+ *
+ * The lowest of the core's files: it calls none of them but the pool's
+ * (see core.c for their order).
  *
  * Every function that touches libstrophe runs on the pool thread (asserted
  * with POOL_ASSERT).  Each account has its own libstrophe context so that
@@ -312,16 +315,6 @@ xmpp_stanza_t *acct_own_presence(Account *a, const char *to)
 	return p;
 }
 
-void acct_send_presence(Account *a)
-{
-	xmpp_stanza_t *p;
-
-	POOL_ASSERT();
-	p = acct_own_presence(a, NULL);
-	sm_send(a, p);
-	xmpp_stanza_release(p);
-}
-
 const char *acct_domain(Account *a)
 {
 	const char *at = strchr(a->cfg->jid, '@');
@@ -464,15 +457,6 @@ int acct_error_errno(xmpp_stanza_t *st)
 	return EIO;
 }
 
-static void acct_change_wait_free(gpointer p)
-{
-	ChangeWait *w = p;
-
-	roster_item_free(w->item);
-	g_free(w->jid);
-	g_free(w);
-}
-
 gint64 acct_waits_due(GHashTable *waits)
 {
 	GHashTableIter iter;
@@ -483,16 +467,6 @@ gint64 acct_waits_due(GHashTable *waits)
 	while (g_hash_table_iter_next(&iter, NULL, &v))
 		due = MIN(due, ((WaitHead *)v)->deadline);
 	return due;
-}
-
-int acct_send_raw(Account *a, GPtrArray *stanzas)
-{
-	POOL_ASSERT();
-	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead)
-		return -ENOTCONN;
-	for (guint i = 0; i < stanzas->len; i++)
-		sm_send_raw(a, g_ptr_array_index(stanzas, i));
-	return 0;
 }
 
 /* The stream is gone: no answer will come to what waits for one. */
@@ -537,79 +511,10 @@ char *acct_error_event_text(xmpp_stanza_t *st, const char *kind)
 			       text ? text : "");
 }
 
-/* ---- life ---- */
-
-Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
-		  GError **err)
+void acct_outmsg_free(OutMsg *m)
 {
-	g_autofree char *dir = g_build_filename(data_dir, cfg->jid, NULL);
-	g_autofree char *contacts = g_build_filename(dir, "contacts", NULL);
-	g_autofree char *outbox = g_build_filename(dir, "outbox", NULL);
-	HistSet *hists = hist_set_new(contacts, err);
-	Outbox *o = hists ? outbox_open(outbox, err) : NULL;
-	Account *a;
-
-	if (!o) {
-		hist_set_free(hists);
-		return NULL;
-	}
-	a = g_new0(Account, 1);
-	a->hists = hists;
-	a->outbox = o;
-	{
-		g_autofree char *rpath = g_build_filename(dir, "roster", NULL);
-		a->roster = roster_new(rpath);
-	}
-	a->events = hist_open(dir, "events", err);
-	g_mutex_init(&a->events_lock);
-	a->events_backlog = g_string_new(NULL);
-	{
-		/* raw is for readers of this mount only: start it empty */
-		g_autofree char *raw = g_build_filename(dir, "raw", "log", NULL);
-		if (truncate(raw, 0) < 0 && errno != ENOENT)
-			xfs_warn("%s: %s", raw, g_strerror(errno));
-	}
-	a->raw = a->events ? hist_open(dir, "raw", err) : NULL;
-	if (!a->raw) {
-		g_string_free(a->events_backlog, TRUE);
-		hist_close(a->events);
-		roster_free(a->roster);
-		outbox_free(o);
-		hist_set_free(hists);
-		g_free(a);
-		return NULL;
-	}
-	a->iq_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					    acct_change_wait_free);
-	a->features = g_ptr_array_new();
-	a->dispatch = dispatch_new();
-	a->dir = g_strdup(dir);
-	g_queue_init(&a->outq);
-	g_queue_init(&a->inflight);
-	g_queue_init(&a->held);
-	g_queue_init(&a->room_outq);
-	g_queue_init(&a->room_sent);
-	{
-		/* what an earlier mount accepted and never saw acknowledged:
-		 * held until the archive shows which the server has (a
-		 * feature may take its own, as rooms do, at its attach) */
-		g_autoptr(GPtrArray) pending = outbox_pending(o);
-		for (guint i = 0; i < pending->len; i++) {
-			OutMsg *m = g_new0(OutMsg, 1);
-			m->item = g_steal_pointer(&pending->pdata[i]);
-			g_queue_push_tail(&a->held, m);
-		}
-	}
-
-	a->cfg = cfg;
-	a->pool = pool;
-	g_mutex_init(&a->lock);
-	a->state = ACCT_OFFLINE;
-	a->since = g_get_real_time() / G_USEC_PER_SEC;
-	a->show = ACCT_SHOW_AVAILABLE;
-	a->want_online = true;
-	acct_conn_init(a);
-	return a;
+	outbox_item_free(m->item);
+	g_free(m);
 }
 
 void acct_add_feature(Account *a, const Feature *f)
@@ -709,54 +614,3 @@ void acct_raw_readers(Account *a, int delta)
 {
 	g_atomic_int_add(&a->raw_readers, delta);
 }
-
-void acct_free(Account *a)
-{
-	g_assert(!a->ctx || pool_on_thread());
-	/* what the features still hold is logged, not lost (while the
-	 * stanzas' context and the logs are still there) */
-	acct_features_offline(a);
-	acct_conn_free(a);
-	for (guint i = a->features->len; i-- > 0;) {
-		const Feature *f = g_ptr_array_index(a->features, i);
-		if (f->detach)
-			f->detach(a);
-	}
-	g_ptr_array_unref(a->features);
-	dispatch_free(a->dispatch);
-	g_free(a->dir);
-	g_clear_pointer(&a->addrs, g_ptr_array_unref);
-	g_queue_clear_full(&a->outq, (GDestroyNotify)acct_outmsg_free);
-	g_queue_clear_full(&a->held, (GDestroyNotify)acct_outmsg_free);
-	g_queue_clear_full(&a->inflight, (GDestroyNotify)acct_outmsg_free);
-	g_queue_clear_full(&a->room_outq, (GDestroyNotify)acct_outmsg_free);
-	g_queue_clear_full(&a->room_sent, (GDestroyNotify)acct_outmsg_free);
-	g_clear_pointer(&a->hists, hist_set_free);
-	g_clear_pointer(&a->outbox, outbox_free);
-	g_clear_pointer(&a->roster, roster_free);
-	g_clear_pointer(&a->events, hist_close);
-	g_mutex_clear(&a->events_lock);
-	g_string_free(a->events_backlog, TRUE);
-	g_clear_pointer(&a->raw, hist_close);
-	g_clear_pointer(&a->iq_waits, g_hash_table_unref);
-	g_free(a->bound_jid);
-	g_free(a->server);
-	g_free(a->tls_desc);
-	g_free(a->error);
-	g_free(a->show_text);
-	g_free(a->cert_error);
-	g_free(a->auth_error);
-	a->cert_error = a->auth_error = NULL;
-	/* a resolver thread still running will post to this account: keep it */
-	if (!a->resolving) {
-		g_mutex_clear(&a->lock);
-		g_free(a);
-	}
-}
-
-/* Our presence at CONNECT, after the features that must come before it
- * (featureset.c says which). */
-const Feature acct_presence_feature = {
-	.name = "our presence",
-	.online = acct_send_presence,
-};

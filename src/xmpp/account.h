@@ -1,5 +1,5 @@
 /* account.h - one XMPP account: its connection, login, own presence,
- * events and shared state (account.c, conn.c, resolve.c, outgoing.c).
+ * events and shared state (the core's files, in the order core.c lists).
  * What its features offer the files is in their own headers (chat.h,
  * contacts.h, block.h, muc.h, iqfile.h).
  *

@@ -202,7 +202,7 @@ typedef struct OutMsg {
 	gint64 sent_at;  /* unix seconds */
 } OutMsg;
 
-/* ---- account.c, for strophe012.c: what libstrophe 0.12 tells only in
+/* ---- login.c, for strophe012.c: what libstrophe 0.12 tells only in
  * its log ---- */
 
 void acct_lib_features(Account *a, bool sm, bool rosterver);
@@ -216,8 +216,8 @@ void acct_lib_no_mechanism(Account *a);
 void strophe012_log(void *ud, xmpp_log_level_t level, const char *area,
 		    const char *msg);
 
-/* ---- the core (account.c, conn.c, resolve.c, outgoing.c), within
- * itself and for the features ---- */
+/* ---- the core (account.c, conn.c, login.c, keepalive.c, resolve.c,
+ * outgoing.c, core.c), within itself and for the features ---- */
 
 void acct_set_state(Account *a, AcctState st, const char *error);
 /* *@field = @value (taken) under the lock. */
@@ -237,14 +237,36 @@ xmpp_stanza_t *acct_query_reply(Account *a, xmpp_stanza_t *iq,
 void acct_send_presence(Account *a);
 /* The stream is gone: what waits in iq_waits ends with ECONNRESET. */
 void acct_fail_change_waits(Account *a);
-/* conn.c, for resolve.c: a retry on the backoff timer; the next address
- * of this attempt. */
-void acct_schedule_retry(Account *a);
-void acct_attempt_next(Account *a);
-/* conn.c, for account.c: the connection fields at acct_new; the
- * connection and the context freed at acct_free. */
+/* A stanza larger than this ends the connection: libstrophe would buffer
+ * it without limit, at a cost that grows with the square of its size.  A
+ * legitimate 5,000-item roster is about 300 KB. */
+#define ACCT_STANZA_MAX_BYTES (1u << 20)
+/* login.c, for conn.c: the attempt's failure notes and stream state
+ * cleared; a new connection with the account's settings, callbacks and
+ * login deadline; the socket to look at or shut down (the watchdog's dup
+ * during the login, libstrophe's after; -1: none); the connection
+ * released; the context and connection freed at acct_free. */
+void acct_attempt_reset(Account *a);
+xmpp_conn_t *acct_conn_new(Account *a);
+int acct_sock(Account *a);
+void acct_conn_release(Account *a);
+/* keepalive.c, for conn.c: the keep-alive's next moment (monotonic µs,
+ * G_MAXINT64: none) and its turn; the seconds a ping's answer may take;
+ * drop a link whose unfinished stanza passed ACCT_STANZA_MAX_BYTES. */
+gint64 acct_keepalive_due(Account *a);
+void acct_keepalive(Account *a, gint64 now);
+gint64 acct_ping_timeout(Account *a);
+void acct_check_stanza_size(Account *a);
+/* For core.c: the connection fields at acct_new (conn.c); the connection
+ * and the context freed at acct_free (login.c). */
 void acct_conn_init(Account *a);
 void acct_conn_free(Account *a);
+/* resolve.c, for conn.c's acct_connect: the one address of an account
+ * whose host is an IP address, "ADDRESS PORT" (new; NULL: it has none);
+ * else a lookup of this attempt (Account.gen) on a thread of its own,
+ * whose answer comes to acct_resolved through the pool. */
+GPtrArray *acct_literal_address(const CfgAccount *cfg);
+void acct_resolve(Account *a);
 /* account.c: the features' hooks, in their order (feature.h). */
 void acct_features_online(Account *a);
 void acct_features_offline(Account *a);

@@ -41,5 +41,5 @@ typedef struct {
 void acct_add_feature(Account *a, const Feature *f);
 
 /* The core's own feature: our presence, sent at CONNECT and at a `status`
- * write, with what the other features add to it (account.c). */
+ * write, with what the other features add to it (outgoing.c). */
 extern const Feature acct_presence_feature;

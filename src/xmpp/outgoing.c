@@ -2,7 +2,9 @@
  * the log together (acct_accept), then queued on the pool thread, sent
  * in order once online and once what a lost stream left is sorted
  * (Account.held, mam.c's outbox check), and kept until acknowledged
- * (sm.c).  Pool thread, but acct_accept and acct_errno_of (any). */
+ * (sm.c); and the other stanzas of ours that go out by a request: our
+ * presence, what a user wrote to `raw`.  Above sm.c, below conn.c.
+ * Pool thread, but acct_accept and acct_errno_of (any). */
 #include "xmpp/account_int.h"
 
 #include <errno.h>
@@ -13,14 +15,6 @@
 #include "store/history.h"
 #include "store/outbox.h"
 #include "xmpp/pool.h"
-
-/* ---- messages ---- */
-
-void acct_outmsg_free(OutMsg *m)
-{
-	outbox_item_free(m->item);
-	g_free(m);
-}
 
 xmpp_stanza_t *acct_message_new(Account *a, const char *type, const char *to,
 			       const char *id)
@@ -148,3 +142,30 @@ int acct_accept(Account *a, const char *to, const char *type,
 		pool_post_message(a->pool, a, g_steal_pointer(&items->pdata[i]));
 	return 0;
 }
+
+int acct_send_raw(Account *a, GPtrArray *stanzas)
+{
+	POOL_ASSERT();
+	if (a->state != ACCT_ONLINE || !a->conn || a->conn_dead)
+		return -ENOTCONN;
+	for (guint i = 0; i < stanzas->len; i++)
+		sm_send_raw(a, g_ptr_array_index(stanzas, i));
+	return 0;
+}
+
+void acct_send_presence(Account *a)
+{
+	xmpp_stanza_t *p;
+
+	POOL_ASSERT();
+	p = acct_own_presence(a, NULL);
+	sm_send(a, p);
+	xmpp_stanza_release(p);
+}
+
+/* Our presence at CONNECT, after the features that must come before it
+ * (featureset.c says which). */
+const Feature acct_presence_feature = {
+	.name = "our presence",
+	.online = acct_send_presence,
+};

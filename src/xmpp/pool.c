@@ -55,6 +55,12 @@
  * No lock is held while calling libstrophe or the kernel's FUSE notify
  * functions.
  *
+ * The pool knows its accounts only through the PoolOps table it is made
+ * with (core.c gives it): it runs them, hands them requests and frees
+ * them by those pointers and names none of their functions, so the
+ * account's files can call the pool (pool_on_thread, pool_complete,
+ * pool_post_*) without a call cycle between them.
+ *
  * What this design does not do: it does not parallelise libstrophe work
  * across cores (one thread serves every account; the server is the
  * bottleneck long before the client), and it does not free an Account
@@ -116,13 +122,13 @@ typedef struct {
 	Account *acct;
 	Coro *coro;
 	GQueue pending;   /* PoolReq* for this account, run in its coroutine */
-	bool stop;        /* unmount: acct_shutdown at the next run */
+	bool stop;        /* unmount: ops->shutdown at the next run */
 	/* what the coroutine's select() waits for while it is suspended */
 	struct pollfd wait[WAIT_FDS_MAX];
 	guint nwait;
 	gint64 wait_until; /* monotonic µs, G_MAXINT64 for none */
 	/* when it must run again without its socket or a request asking:
-	 * its timers (acct_deadline, kept from its last run, which is the
+	 * its timers (ops->deadline, kept from its last run, which is the
 	 * only place they change) and libstrophe's own during a login or a
 	 * close (about once a second) */
 	gint64 due;        /* monotonic µs, G_MAXINT64 for none */
@@ -131,11 +137,12 @@ typedef struct {
 	 * the last wait said of those descriptors */
 	struct pollfd reg[WAIT_FDS_MAX];
 	guint nreg;
-	guint64 reg_conn;  /* acct_conn_serial when they were registered */
+	guint64 reg_conn;  /* ops->conn_serial when registered */
 	bool ready;        /* one of them is ready */
 } Slot;
 
 struct Pool {
+	const PoolOps *ops;  /* how to run an account; immutable */
 	GPtrArray *accounts; /* of Account*; fixed after pool_new */
 	pthread_t thread;
 	bool running;
@@ -162,26 +169,23 @@ bool pool_on_thread(void)
 	return pool_thread_set && pthread_equal(pthread_self(), pool_thread_id);
 }
 
-Pool *pool_new(const CfgFile *cfg, const char *data_dir, GError **err)
+Pool *pool_create(const PoolOps *ops)
 {
 	Pool *p = g_new0(Pool, 1);
 
+	p->ops = ops;
 	p->accounts = g_ptr_array_new();
 	g_mutex_init(&p->lock);
 	g_cond_init(&p->done_cond);
 	g_queue_init(&p->queue);
 	p->wakefd = -1;
 	p->epfd = -1;
-	for (guint i = 0; i < cfg->accounts->len; i++) {
-		Account *a = acct_new(g_ptr_array_index(cfg->accounts, i), p,
-				      data_dir, err);
-		if (!a) {
-			pool_free(p);
-			return NULL;
-		}
-		g_ptr_array_add(p->accounts, a);
-	}
 	return p;
+}
+
+void pool_add_account(Pool *p, Account *a)
+{
+	g_ptr_array_add(p->accounts, a);
 }
 
 guint pool_n_accounts(Pool *p)
@@ -356,7 +360,7 @@ static void take_queue(Pool *p)
 			p->slots[i].stop = true;
 			/* a coroutine stuck in a handshake: end it now */
 			if (coro_suspended(p->slots[i].coro))
-				acct_abort(p->slots[i].acct);
+				p->ops->abort(p->slots[i].acct);
 		}
 		req_done(p, r);
 	}
@@ -372,17 +376,18 @@ static bool run_req(PoolReq *r)
 		r->fn(r->acct, r->data, r); /* it calls pool_complete */
 		return false;
 	case POOL_REQ_RAW:
-		r->result = acct_send_raw(r->acct, r->stanzas);
+		r->result = the_pool->ops->send_raw(r->acct, r->stanzas);
 		break;
 	case POOL_REQ_SHOW:
-		acct_set_show(r->acct, r->show, r->text);
+		the_pool->ops->set_show(r->acct, r->show, r->text);
 		break;
 	case POOL_REQ_RESOLVED:
-		acct_resolved(r->acct, r->gen, g_steal_pointer(&r->addrs),
-			      r->error);
+		the_pool->ops->resolved(r->acct, r->gen,
+					 g_steal_pointer(&r->addrs), r->error);
 		break;
 	case POOL_REQ_MESSAGE:
-		acct_queue_message(r->acct, g_steal_pointer(&r->item));
+		the_pool->ops->queue_message(r->acct,
+					      g_steal_pointer(&r->item));
 		break;
 	case POOL_REQ_STOP:
 		break;
@@ -395,23 +400,24 @@ static void slot_work(void *data)
 {
 	Slot *s = data;
 	Account *a = s->acct;
+	const PoolOps *ops = the_pool->ops;
 	bool ticking = false;
 	gint64 now;
 
-	acct_tick(a, g_get_monotonic_time());
+	ops->tick(a, g_get_monotonic_time());
 	for (PoolReq *r; (r = g_queue_pop_head(&s->pending));)
 		if (run_req(r))
 			req_done(the_pool, r);
 	if (s->stop) {
 		s->stop = false;
-		acct_shutdown(a);
+		ops->shutdown(a);
 	}
-	acct_run(a);
+	ops->run(a);
 	now = g_get_monotonic_time();
-	s->due = acct_deadline(a, &ticking);
+	s->due = ops->deadline(a, &ticking);
 	if (ticking)
 		s->due = MIN(s->due, now + POOL_TICK_MS * 1000);
-	s->again = acct_wants_run(a);
+	s->again = ops->wants_run(a);
 }
 
 Account *pool_current_account(void)
@@ -490,7 +496,7 @@ int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 static bool all_closed(Pool *p)
 {
 	for (guint i = 0; i < p->accounts->len; i++)
-		if (!acct_closed(pool_account(p, i)) ||
+		if (!p->ops->closed(pool_account(p, i)) ||
 		    coro_suspended(p->slots[i].coro))
 			return false;
 	return true;
@@ -531,13 +537,13 @@ static void slot_register(Pool *p, Slot *s, guint i)
 {
 	struct pollfd want[WAIT_FDS_MAX];
 	guint n = 0;
-	guint64 serial = acct_conn_serial(s->acct);
+	guint64 serial = p->ops->conn_serial(s->acct);
 	bool same;
 
 	if (coro_suspended(s->coro)) {
 		memcpy(want, s->wait, s->nwait * sizeof *want);
 		n = s->nwait;
-	} else if (acct_pollfd(s->acct, &want[0])) {
+	} else if (p->ops->pollfd(s->acct, &want[0])) {
 		n = 1;
 	}
 	same = n == s->nreg && serial == s->reg_conn;
@@ -651,10 +657,10 @@ static void *pool_main(void *data)
 		s->coro = coro_new(slot_work, s, CORO_STACK_SIZE);
 		g_queue_init(&s->pending);
 		s->again = true; /* a first turn for every account */
-		acct_attach(s->acct);
+		p->ops->attach(s->acct);
 	}
 	for (guint i = 0; i < p->accounts->len; i++)
-		acct_connect(pool_account(p, i));
+		p->ops->connect(pool_account(p, i));
 	pool_loop(p);
 	if (!all_closed(p))
 		xfs_warn("closing: some servers did not answer the stream "
@@ -665,7 +671,7 @@ static void *pool_main(void *data)
 			req_done(p, r);
 		if (coro_suspended(s->coro))
 			continue; /* inside libstrophe: leave it be */
-		acct_free(s->acct);
+		p->ops->free(s->acct);
 		coro_free(s->coro);
 	}
 	g_ptr_array_set_size(p->accounts, 0);
@@ -710,7 +716,7 @@ void pool_free(Pool *p)
 {
 	/* accounts that never met the pool thread have no context yet */
 	for (guint i = 0; i < p->accounts->len; i++)
-		acct_free(pool_account(p, i));
+		p->ops->free(pool_account(p, i));
 	g_ptr_array_unref(p->accounts);
 	g_free(p->slots);
 	if (p->wakefd >= 0)

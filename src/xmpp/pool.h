@@ -3,6 +3,7 @@
 #pragma once
 
 #include <glib.h>
+#include <poll.h>
 #include <stdbool.h>
 
 #include "base/config.h"
@@ -12,8 +13,39 @@ struct Pool;
 /* A request from a FUSE thread; opaque outside pool.c. */
 typedef struct PoolReq PoolReq;
 
-/* Create one Account per configured account; nothing runs yet. */
+/* Create one Account per configured account; nothing runs yet (core.c:
+ * pool_create with the core's PoolOps, then pool_add_account). */
 Pool *pool_new(const CfgFile *cfg, const char *data_dir, GError **err);
+
+/* How the pool runs an account: the account's functions it calls, on the
+ * pool thread, all required (account.h says what each does: attach is
+ * acct_attach, tick acct_tick, and so on).  The pool names none of them
+ * itself, so nothing below or beside it is called by name. */
+typedef struct {
+	void (*attach)(Account *a);
+	void (*connect)(Account *a);
+	void (*tick)(Account *a, gint64 now);
+	void (*run)(Account *a);
+	gint64 (*deadline)(Account *a, bool *ticking);
+	bool (*wants_run)(Account *a);
+	bool (*pollfd)(Account *a, struct pollfd *pfd);
+	guint64 (*conn_serial)(Account *a);
+	void (*abort)(Account *a);
+	void (*shutdown)(Account *a);
+	bool (*closed)(Account *a);
+	void (*free)(Account *a);
+	/* the requests of other threads (pool_send_raw, pool_set_show,
+	 * pool_post_resolved, pool_post_message) */
+	int (*send_raw)(Account *a, GPtrArray *stanzas);
+	void (*set_show)(Account *a, AcctShow show, const char *text);
+	void (*resolved)(Account *a, guint gen, GPtrArray *addrs,
+			 const char *error);
+	void (*queue_message)(Account *a, OutboxItem *item);
+} PoolOps;
+/* An empty pool that runs its accounts with @ops (borrowed, for the
+ * pool's life); pool_add_account adds them before pool_start. */
+Pool *pool_create(const PoolOps *ops);
+void pool_add_account(Pool *p, Account *a);
 guint pool_n_accounts(Pool *p);
 Account *pool_account(Pool *p, guint i);
 /* Start the thread and connect every account (after daemonizing). */

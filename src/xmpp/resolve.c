@@ -1,8 +1,9 @@
 /* resolve.c - where an account connects: its configured host, or the SRV
  * records of its domain (RFC 6120 §3.2), looked up on a short-lived
  * thread of its own, since the lookups block; the answer comes back to
- * the pool thread as a request (pool_post_resolved).  conn.c then tries
- * the addresses in turn. */
+ * the pool thread as a request (pool_post_resolved), for acct_resolved.
+ * conn.c asks (acct_connect) and then tries the addresses in turn; this
+ * file calls only the pool. */
 #include "xmpp/account_int.h"
 
 #include <arpa/inet.h>
@@ -84,27 +85,13 @@ static bool is_ip_literal(const char *host)
 	       inet_pton(AF_INET6, host, buf) == 1;
 }
 
-void acct_connect(Account *a)
+void acct_resolve(Account *a)
 {
 	const CfgAccount *cfg = a->cfg;
+	ResolveJob *job;
 
 	POOL_ASSERT();
-	if (a->conn || a->resolving || a->shutting)
-		return;
-	a->retry_at = 0;
-	a->gen++;
-	g_mutex_lock(&a->lock);
-	a->retry_at_unix = 0; /* no retry pending while we try */
-	g_mutex_unlock(&a->lock);
-	acct_set_state(a, ACCT_CONNECTING, NULL);
-	if (cfg->host && is_ip_literal(cfg->host)) {
-		GPtrArray *addrs = g_ptr_array_new_with_free_func(g_free);
-		g_ptr_array_add(addrs, g_strdup_printf("%s %u", cfg->host,
-						       default_port(cfg)));
-		acct_resolved(a, a->gen, addrs, NULL);
-		return;
-	}
-	ResolveJob *job = g_new0(ResolveJob, 1);
+	job = g_new0(ResolveJob, 1);
 	job->a = a;
 	job->pool = a->pool;
 	job->gen = a->gen;
@@ -119,26 +106,14 @@ void acct_connect(Account *a)
 	g_thread_unref(g_thread_new("xmppfs-resolve", resolve_thread, job));
 }
 
-void acct_resolved(Account *a, guint gen, GPtrArray *addrs,
-		   const char *error)
+GPtrArray *acct_literal_address(const CfgAccount *cfg)
 {
-	POOL_ASSERT();
-	if (gen != a->gen) {
-		g_ptr_array_unref(addrs);
-		return;
-	}
-	a->resolving = false;
-	g_clear_pointer(&a->addrs, g_ptr_array_unref);
-	a->addrs = addrs;
-	a->addr_next = 0;
-	if (a->shutting || !a->want_online) {
-		acct_set_state(a, ACCT_OFFLINE, NULL);
-		return;
-	}
-	if (error) {
-		acct_schedule_retry(a);
-		acct_set_state(a, ACCT_OFFLINE, error);
-		return;
-	}
-	acct_attempt_next(a);
+	GPtrArray *addrs;
+
+	if (!cfg->host || !is_ip_literal(cfg->host))
+		return NULL;
+	addrs = g_ptr_array_new_with_free_func(g_free);
+	g_ptr_array_add(addrs, g_strdup_printf("%s %u", cfg->host,
+					       default_port(cfg)));
+	return addrs;
 }

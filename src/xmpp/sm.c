@@ -4,7 +4,7 @@
  * it sent for a resumption it cannot export, never trims that queue
  * (~850 bytes a message for the life of the stream), and tells nobody
  * when the server acknowledged anything.  So its SM is disabled
- * (account.c, conn_flags) and the counts are kept here, from the stanzas
+ * (login.c, conn_flags) and the counts are kept here, from the stanzas
  * this file sends and the ones the account's handler sees: never from
  * libstrophe's log, whose "SENT:" lines come when the socket is written,
  * long after xmpp_send, so a count taken from them gave a message the
