@@ -8,6 +8,7 @@
  *   pool.c        the runner: thread, epoll, coroutines, requests
  *   account.c     state, events, stanza helpers, the features' hooks
  *   sm.c          the one way out, XEP-0198 counts
+ *   await.c       an iq and its answer (the features', not the core's)
  *   outgoing.c    messages, presence and `raw` on their way out
  *   login.c       one attempt's connection, its deadlines
  *   keepalive.c   pings, the stanza size limit
