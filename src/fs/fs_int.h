@@ -49,6 +49,8 @@ typedef struct {
 	bool skip_rest; /* per-line files: a failed write dropped the start
 			 * of a line; its rest, up to the newline, goes too */
 	guint64 last_seq; /* outbox place of the last message sent through it */
+	GArray *sent;  /* of SeqRange: its messages no fsync answered for
+			* yet (write.c); under lock */
 	pid_t opener;  /* the thread that opened it */
 	Hist *hist;    /* log: NULL while the conversation has none */
 	StreamReader *reader; /* stream */

@@ -174,6 +174,8 @@ void handle_release(fuse_req_t req, fuse_ino_t ino,
 	g_free(h->text);
 	if (h->wbuf)
 		g_string_free(h->wbuf, TRUE);
+	if (h->sent)
+		g_array_unref(h->sent);
 	g_mutex_clear(&h->lock);
 	g_free(h);
 	fuse_reply_err(req, 0);

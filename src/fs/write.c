@@ -53,19 +53,47 @@ static int check_body(Account *a, const char *s, gsize len, bool allow_lf)
 
 /* Messages from @h's file: to the room, an occupant or a contact; all or
  * none. */
+/* Messages numbered @first to @last went through @h (h->lock held, or
+ * alone at release): an fsync asks the outbox about them. */
+typedef struct {
+	guint64 first, last;
+} SeqRange;
+
+static void note_sent(Handle *h, guint64 first, guint64 last)
+{
+	SeqRange *r;
+
+	if (!h->sent)
+		h->sent = g_array_new(FALSE, FALSE, sizeof(SeqRange));
+	r = h->sent->len
+		    ? &g_array_index(h->sent, SeqRange, h->sent->len - 1)
+		    : NULL;
+	if (r && r->last + 1 == first) {
+		r->last = last; /* no other writer came between */
+	} else {
+		SeqRange n = {first, last};
+		g_array_append_val(h->sent, n);
+	}
+}
+
 static int send_bodies(Handle *h, const char *const *bodies, guint n)
 {
 	const TreeNode *nd = h->node;
+	int ret;
 
 	if (node_in_private(nd)) {
 		g_autofree char *nick = node_private_nick(nd);
-		return muc_send_private(nd->acct, node_private_room(nd), nick,
-					 bodies, n, &h->last_seq);
+		ret = muc_send_private(nd->acct, node_private_room(nd), nick,
+				       bodies, n, &h->last_seq);
+	} else if (node_in_room(nd)) {
+		ret = muc_send(nd->acct, nd->jid, bodies, n, &h->last_seq);
+	} else {
+		ret = chat_send(nd->acct, nd->jid, bodies, n, &h->last_seq);
 	}
-	if (node_in_room(nd))
-		return muc_send(nd->acct, nd->jid, bodies, n,
-				      &h->last_seq);
-	return chat_send(nd->acct, nd->jid, bodies, n, &h->last_seq);
+	/* one write's messages are numbered one after the other */
+	if (!ret && n)
+		note_sent(h, h->last_seq - n + 1, h->last_seq);
+	return ret;
 }
 
 static int send_body(Handle *h, const char *body)
@@ -385,7 +413,54 @@ void write_final(Handle *h)
  * of fsync_waits: the ack (fsync_acked), the interrupt (fsync_cancel), or
  * write_fsync itself.  Lock order: fsync_lock, then park.c's. */
 static GMutex fsync_lock;
-static GHashTable *fsync_waits; /* fuse_req_t -> token, under fsync_lock */
+static GHashTable *fsync_waits; /* fuse_req_t -> FsyncWait, under fsync_lock */
+
+/* A waiting fsync: its outbox watch, and what it answers for. */
+typedef struct {
+	guint64 token;
+	Handle *h;     /* valid until the answer: the kernel holds the file */
+	guint64 upto;
+} FsyncWait;
+
+/* The error of the first of @h's messages up to @upto that could never
+ * go out and left the outbox before a watch could hear of it (a room's
+ * refusal that came before the fsync); 0 if none. */
+static int sent_failed(Handle *h, Outbox *o, guint64 upto)
+{
+	int err = 0;
+
+	g_mutex_lock(&h->lock);
+	for (guint i = 0; h->sent && i < h->sent->len && !err; i++) {
+		SeqRange *r = &g_array_index(h->sent, SeqRange, i);
+		if (r->first > upto)
+			break;
+		err = outbox_failed(o, NULL, r->first - 1, MIN(r->last, upto));
+	}
+	g_mutex_unlock(&h->lock);
+	return err;
+}
+
+/* An fsync answered for @h's messages up to @upto: a later one answers
+ * only for what came after (an error is told once). */
+static void sent_answered(Handle *h, guint64 upto)
+{
+	guint drop = 0;
+
+	g_mutex_lock(&h->lock);
+	while (h->sent && drop < h->sent->len) {
+		SeqRange *r = &g_array_index(h->sent, SeqRange, drop);
+		if (r->first > upto)
+			break;
+		if (r->last > upto) {
+			r->first = upto + 1;
+			break;
+		}
+		drop++;
+	}
+	if (drop)
+		g_array_remove_range(h->sent, 0, drop);
+	g_mutex_unlock(&h->lock);
+}
 
 /* With fsync_lock held. */
 static void fsync_untable(fuse_req_t req)
@@ -394,36 +469,46 @@ static void fsync_untable(fuse_req_t req)
 	park_remove(req);
 }
 
-static bool fsync_take(fuse_req_t req, guint64 *token)
+/* Take @req out of fsync_waits: its wait (the caller frees it), or NULL
+ * when another path answers it. */
+static FsyncWait *fsync_take(fuse_req_t req)
 {
-	gpointer v = NULL;
-	bool found;
+	FsyncWait *w;
 
 	g_mutex_lock(&fsync_lock);
-	found = fsync_waits &&
-		g_hash_table_lookup_extended(fsync_waits, req, NULL, &v);
-	if (found)
+	w = fsync_waits ? g_hash_table_lookup(fsync_waits, req) : NULL;
+	if (w)
 		fsync_untable(req);
 	g_mutex_unlock(&fsync_lock);
-	if (token)
-		*token = GPOINTER_TO_SIZE(v);
-	return found;
+	return w;
+}
+
+/* Answer @req for @w's messages, with @err. */
+static void fsync_answer(fuse_req_t req, FsyncWait *w, int err)
+{
+	sent_answered(w->h, w->upto);
+	g_free(w);
+	fuse_reply_err(req, err);
 }
 
 static void fsync_acked(void *data, int err)
 {
-	if (fsync_take(data, NULL))
-		fuse_reply_err(data, err);
+	FsyncWait *w = fsync_take(data);
+
+	if (w)
+		fsync_answer(data, w, err);
 }
 
-/* [interrupt] park.c answers EINTR when @req was still waiting. */
+/* [interrupt] park.c answers EINTR when @req was still waiting; what it
+ * waited for stays to be answered by the next fsync. */
 static bool fsync_cancel(void *outbox, fuse_req_t req)
 {
-	guint64 token;
+	FsyncWait *w = fsync_take(req);
 
-	if (!fsync_take(req, &token))
+	if (!w)
 		return false;
-	outbox_unwatch(outbox, token);
+	outbox_unwatch(outbox, w->token);
+	g_free(w);
 	return true;
 }
 
@@ -435,39 +520,75 @@ void write_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	Handle *h = (Handle *)(uintptr_t)fi->fh;
 	Outbox *o = acct_outbox(h->node->acct);
-	guint64 token;
+	FsyncWait *w, *mine = NULL;
+	guint64 token, upto;
 	bool interrupted = false;
+	int err;
 
-	if (!h->wbuf || !h->last_seq) {
+	if (!h->wbuf) {
 		fuse_reply_err(req, 0);
 		return;
 	}
-	if (!park_arm(req))
+	g_mutex_lock(&h->lock);
+	upto = h->last_seq;
+	g_mutex_unlock(&h->lock);
+	if (!upto) {
+		fuse_reply_err(req, 0);
 		return;
+	}
+	w = g_new0(FsyncWait, 1);
+	w->h = h;
+	w->upto = upto;
+	if ((err = sent_failed(h, o, upto))) {
+		fsync_answer(req, w, err);
+		return;
+	}
+	if (!park_arm(req)) {
+		g_free(w);
+		return;
+	}
 	/* in the table before the watch, so an ack at once finds it */
 	g_mutex_lock(&fsync_lock);
 	if (!fsync_waits)
 		fsync_waits = g_hash_table_new(NULL, NULL);
-	g_hash_table_insert(fsync_waits, req, GSIZE_TO_POINTER(0));
+	g_hash_table_insert(fsync_waits, req, w);
 	park_add(req, o, &fsync_park);
 	g_mutex_unlock(&fsync_lock);
-	if (!outbox_watch(o, h->last_seq, fsync_acked, req, &token)) {
-		if (fsync_take(req, NULL))
-			fuse_reply_err(req, 0);
+	/* from here @w is whoever takes it out of fsync_waits */
+	if (!outbox_watch(o, upto, fsync_acked, req, &token)) {
+		if ((w = fsync_take(req)))
+			fsync_answer(req, w, sent_failed(h, o, upto));
 		return;
 	}
 	/* still waiting: the token for an interrupt to unwatch, and an
 	 * interrupt that came before park_add (park.h) */
 	g_mutex_lock(&fsync_lock);
-	if (g_hash_table_contains(fsync_waits, req)) {
-		g_hash_table_insert(fsync_waits, req, GSIZE_TO_POINTER(token));
+	if ((w = g_hash_table_lookup(fsync_waits, req))) {
+		w->token = token;
 		interrupted = fuse_req_interrupted(req);
-		if (interrupted)
+		if (interrupted) {
 			fsync_untable(req);
+			mine = w;
+		}
 	}
 	g_mutex_unlock(&fsync_lock);
+	if (!w) {
+		/* answered already: by the ack (the watch is gone), or by an
+		 * interrupt that had no token to unwatch: this one goes now,
+		 * before it could answer a later request at this address */
+		outbox_unwatch(o, token);
+		return;
+	}
 	if (interrupted) {
 		outbox_unwatch(o, token);
+		g_free(mine);
 		fuse_reply_err(req, EINTR);
+		return;
+	}
+	/* a refusal between the first look and the watch: the watch did not
+	 * hear of it */
+	if ((err = sent_failed(h, o, upto)) && (w = fsync_take(req))) {
+		outbox_unwatch(o, w->token);
+		fsync_answer(req, w, err);
 	}
 }

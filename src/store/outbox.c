@@ -435,7 +435,8 @@ int outbox_failed(Outbox *o, const char *to, guint64 after, guint64 upto)
 	g_mutex_lock(&o->lock);
 	for (GList *l = o->failed.head; l && !err; l = l->next) {
 		Failure *f = l->data;
-		if (f->seq > after && f->seq <= upto && !strcmp(f->to, to))
+		if (f->seq > after && f->seq <= upto &&
+		    (!to || !strcmp(f->to, to)))
 			err = f->err;
 	}
 	g_mutex_unlock(&o->lock);

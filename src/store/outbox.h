@@ -54,8 +54,8 @@ guint outbox_length(Outbox *o);
 bool outbox_watch(Outbox *o, guint64 upto, void (*fn)(void *data, int err),
 		  void *data, guint64 *token);
 void outbox_unwatch(Outbox *o, guint64 token);
-/* The errno of the first message to @to numbered after @after and up to
- * @upto that failed (outbox_fail), among the last few hundred failures;
+/* The errno of the first message to @to (NULL: any) numbered after @after
+ * and up to @upto that failed (outbox_fail), among the last few hundred failures;
  * 0 when none did.  For an fsync that comes after the failure: a watch
  * learns only what fails while it waits. */
 int outbox_failed(Outbox *o, const char *to, guint64 after, guint64 upto);

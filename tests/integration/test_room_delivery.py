@@ -23,7 +23,7 @@ from test_rooms import (BNICK, J, ROOM, join, listed, mount, parse_records, peer
                         wait_in_room, wait_records)
 from test_room_actions import configure
 
-TAGS = ("dc", "dl", "dh", "dr", "dv", "dp")
+TAGS = ("dc", "dl", "dh", "dr", "dv", "dw", "dp")
 USERS = {f"{t}-{w}": f"{t}-{w}-pw" for t in TAGS for w in "ab"}
 SERVER = dict(users=USERS, direct_tls=False)
 
@@ -272,6 +272,42 @@ def test_message_the_room_refuses(server, tmp, stack):
     peer_says(bob, room, bnick, "marker")
     assert "a visitor speaks" not in [x["body"] for x in bob.messages[n:]], bob.messages[n:]
     assert pending_ids(m, A) == set(), (m.data / A / "outbox").read_text()
+
+
+def test_fsync_after_the_refusal_came_still_fails(server, tmp, stack):
+    """The room's refusal may come before the fsync does (a busy machine,
+    or a script that fsyncs later): the fsync still fails with it, once;
+    a later fsync on the same descriptor answers only for what was
+    written after, and another descriptor never heard of it."""
+    tag = "dw"
+    A = J(tag)
+    room, bnick = ROOM(tag), BNICK(tag)
+    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
+    bob.join_room(room, bnick)
+    configure(bob, room, moderatedroom="1")
+    m = mount_d(stack, server, tmp, tag)
+    ev = events_reader(stack, m, A)
+    join(m, A, room)
+    wait_in_room(bob, room, f"{tag}-a")
+    fd = os.open(m.path(A, "rooms", room, "send"), os.O_WRONLY)
+    other = os.open(m.path(A, "rooms", room, "send"), os.O_WRONLY)
+    try:
+        os.write(fd, b"refused before the fsync\n")
+        wait_until(lambda: any("refused before the fsync" in l
+                               for l in ev.snapshot()),
+                   timeout=10, what=lambda: f"the refusal in events: {ev.snapshot()!r}")
+        assert pending_ids(m, A) == set(), (m.data / A / "outbox").read_text()
+        try:
+            os.fsync(fd)
+            raise AssertionError("fsync returned 0 after the refusal came")
+        except PermissionError:
+            pass
+        # told once: nothing written since, nothing to fail
+        os.fsync(fd)
+        os.fsync(other)
+    finally:
+        os.close(fd)
+        os.close(other)
 
 
 def test_private_messages_from_the_archive_once(server, tmp, stack):
