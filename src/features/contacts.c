@@ -349,7 +349,7 @@ bool contacts_push_in(Account *a, const In *in)
 	return true;
 }
 
-/* ---- from the files (fsops.c), through the pool ---- */
+/* ---- from the files (fs/), through the pool ---- */
 
 static void change_run(Account *a, void *data, PoolReq *r)
 {

@@ -1,5 +1,5 @@
 /* tree.h - the node tree of the mount: which names exist, their kinds and
- * inode numbers.  No FUSE, no XMPP: fsops.c turns nodes into replies.
+ * inode numbers.  No FUSE, no XMPP: fsops.c and node.c turn nodes into replies.
  * Any thread; the tree has its own lock, taken only inside tree.c. */
 #pragma once
 

@@ -44,7 +44,7 @@ gssize hist_pread(Hist *h, void *buf, gsize len, goffset off);
 
 /* Call @fn(@data, old size, new size) after each append, from the
  * appending thread with no lock of history.c held (one observer a log;
- * fsops.c drops the kernel's cached end of the file). */
+ * fs/handle.c drops the kernel's cached end of the file). */
 void hist_observe(Hist *h, void (*fn)(void *data, goffset from, goffset to),
 		  void *data);
 
