@@ -30,6 +30,20 @@
  * waits (pool_call), so that a late answer still changes our copy. */
 #define BLOCK_TIMEOUT_S 30
 
+/* What block.c keeps of each account (acct_state). */
+typedef struct {
+	GHashTable *blocked; /* the blocklist's JIDs; under Account.lock:
+			      * the pool thread changes it, FUSE threads
+			      * read it (block_text) */
+	bool off;   /* pool thread: the server has no blocking (XEP-0191) */
+	bool known; /* pool thread: the list was fetched on this mount */
+} Block;
+
+static Block *state(Account *a)
+{
+	return acct_state(a, &block_feature);
+}
+
 static GHashTable *new_list(void)
 {
 	return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -38,12 +52,12 @@ static GHashTable *new_list(void)
 static void block_init(Account *a, const char *dir)
 {
 	(void)dir;
-	a->blocked = new_list();
+	state(a)->blocked = new_list();
 }
 
 static void block_free(Account *a)
 {
-	g_clear_pointer(&a->blocked, g_hash_table_unref);
+	g_clear_pointer(&state(a)->blocked, g_hash_table_unref);
 }
 
 /* The JID an <item/> names, normalized, or NULL. */
@@ -61,8 +75,8 @@ static bool set_blocked(Account *a, const char *jid, bool block)
 	bool changed;
 
 	g_mutex_lock(&a->lock);
-	changed = block ? g_hash_table_add(a->blocked, g_strdup(jid))
-			: g_hash_table_remove(a->blocked, jid);
+	changed = block ? g_hash_table_add(state(a)->blocked, g_strdup(jid))
+			: g_hash_table_remove(state(a)->blocked, jid);
 	g_mutex_unlock(&a->lock);
 	if (changed)
 		acct_event(a, "blocked", jid, block ? "yes" : "no");
@@ -102,8 +116,8 @@ static void replace_list(Account *a, GHashTable *list, bool event)
 	gpointer k;
 
 	g_mutex_lock(&a->lock);
-	old = a->blocked;
-	a->blocked = list;
+	old = state(a)->blocked;
+	state(a)->blocked = list;
 	g_mutex_unlock(&a->lock);
 	if (event) {
 		g_hash_table_iter_init(&it, list);
@@ -141,20 +155,20 @@ static void list_answer(Account *a, xmpp_stanza_t *iq, int err, void *data)
 			 g_strerror(-err));
 		/* no such feature, as opposed to a failure this once (then
 		 * the copy we have stays, to compare the next fetch with) */
-		a->blocking_off = iq && (err == -ENOSYS || err == -EHOSTUNREACH);
-		if (a->blocking_off) {
+		state(a)->off = iq && (err == -ENOSYS || err == -EHOSTUNREACH);
+		if (state(a)->off) {
 			replace_list(a, new_list(), false);
-			a->blocking_known = false;
+			state(a)->known = false;
 		}
 		return;
 	}
-	a->blocking_off = false;
+	state(a)->off = false;
 	fresh = new_list();
 	jids = items(list, &any);
 	for (guint i = 0; i < jids->len; i++)
 		g_hash_table_add(fresh, g_strdup(jids->pdata[i]));
-	replace_list(a, fresh, a->blocking_known);
-	a->blocking_known = true;
+	replace_list(a, fresh, state(a)->known);
+	state(a)->known = true;
 }
 
 static void block_fetch(Account *a)
@@ -236,7 +250,7 @@ static void block_now(Account *a, const char *jid, bool block, PoolReq *r)
 		pool_complete(r, -ENOTCONN);
 		return;
 	}
-	if (a->blocking_off) {
+	if (state(a)->off) {
 		pool_complete(r, -EOPNOTSUPP);
 		return;
 	}
@@ -264,7 +278,7 @@ char *block_text(Account *a, const char *jid)
 	bool yes;
 
 	g_mutex_lock(&a->lock);
-	yes = g_hash_table_contains(a->blocked, jid);
+	yes = g_hash_table_contains(state(a)->blocked, jid);
 	g_mutex_unlock(&a->lock);
 	return g_strdup(yes ? "yes\n" : "no\n");
 }
@@ -279,7 +293,7 @@ char *block_list_text(Account *a)
 	/* copied under the lock, sorted and written out of it: the pool
 	 * thread waits for this lock */
 	g_mutex_lock(&a->lock);
-	g_hash_table_iter_init(&it, a->blocked);
+	g_hash_table_iter_init(&it, state(a)->blocked);
 	while (g_hash_table_iter_next(&it, &k, NULL))
 		g_ptr_array_add(jids, g_strdup(k));
 	g_mutex_unlock(&a->lock);
@@ -334,6 +348,7 @@ int block_set(Pool *p, Account *a, const char *jid, bool block)
 
 const Feature block_feature = {
 	.name = "blocking (XEP-0191)",
+	.state_size = sizeof(Block),
 	.attach = block_init,
 	.detach = block_free,
 	.online = block_fetch,

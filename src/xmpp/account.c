@@ -520,8 +520,19 @@ void acct_outmsg_free(OutMsg *m)
 void acct_add_feature(Account *a, const Feature *f)
 {
 	g_ptr_array_add(a->features, (gpointer)f);
+	g_ptr_array_add(a->states,
+			f->state_size ? g_malloc0(f->state_size) : NULL);
 	if (f->attach)
 		f->attach(a, a->dir);
+}
+
+void *acct_state(Account *a, const Feature *f)
+{
+	/* a dozen features: a look along the list is as quick as a hash */
+	for (guint i = 0; i < a->features->len; i++)
+		if (a->features->pdata[i] == f)
+			return a->states->pdata[i];
+	return NULL;
 }
 
 Dispatch *acct_dispatch(Account *a)

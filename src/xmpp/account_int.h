@@ -60,11 +60,8 @@ struct Account {
 	AcctShow show;  /* never OFFLINE/RECONNECT: see want_online */
 	char *show_text;
 	bool want_online;
-	GHashTable *blocked; /* the blocklist's JIDs (block.c) */
 
 	/* pool thread only */
-	bool blocking_off;   /* the server has no blocking (XEP-0191) */
-	bool blocking_known; /* the list was fetched on this mount */
 	xmpp_ctx_t *ctx;
 	xmpp_log_t xlog;
 	xmpp_conn_t *conn;
@@ -111,6 +108,7 @@ struct Account {
 	/* its features (feature.h) and the stanza chain (dispatch.h): made
 	 * before the pool runs, fixed after */
 	GPtrArray *features;
+	GPtrArray *states;    /* each feature's own (Feature.state_size) */
 	Dispatch *dispatch;
 	char *dir;            /* DATA/JID */
 	/* conversations: any thread, locks of their own */
@@ -126,7 +124,6 @@ struct Account {
 	/* pool thread only */
 	bool rosterver;       /* the server offers roster versioning */
 	GHashTable *iq_waits; /* iq id -> ChangeWait*: roster changes */
-	GHashTable *awaits;   /* iq id -> what waits for its answer (await.c) */
 	GHashTable *room_waits; /* room -> RoomWait* (muc.c): joins, leaves,
 				 * changes */
 	GHashTable *room_seen;  /* room -> set of the log's last-second lines */

@@ -18,6 +18,18 @@ typedef struct {
 	GDestroyNotify free_data;
 } Await;
 
+/* What the engine keeps of each account (acct_state): pool thread only. */
+typedef struct {
+	GHashTable *waits; /* iq id -> Await */
+} Awaits;
+
+static GHashTable *waits(Account *a)
+{
+	Awaits *s = acct_state(a, &await_feature);
+
+	return s ? s->waits : NULL;
+}
+
 static void await_free(gpointer p)
 {
 	Await *w = p;
@@ -52,8 +64,7 @@ static Await *take(Account *a, const char *id)
 {
 	gpointer key = NULL, w = NULL;
 
-	if (!a->awaits ||
-	    !g_hash_table_steal_extended(a->awaits, id, &key, &w))
+	if (!waits(a) || !g_hash_table_steal_extended(waits(a), id, &key, &w))
 		return NULL;
 	g_free(key);
 	return w;
@@ -71,7 +82,7 @@ bool await_in(Account *a, const In *in)
 
 	if (!in->id || !in->type ||
 	    (strcmp(in->type, "result") && strcmp(in->type, "error")) ||
-	    !a->awaits || !(w = g_hash_table_lookup(a->awaits, in->id)))
+	    !waits(a) || !(w = g_hash_table_lookup(waits(a), in->id)))
 		return false;
 	if (!from_addressee(w->to, a->cfg->jid, in)) {
 		xfs_debug("%s: not the answer to %s (from '%s'): ignored",
@@ -98,13 +109,13 @@ void await_iq(Account *a, xmpp_stanza_t *iq, guint timeout_s, AwaitFn fn,
 	w->data = data;
 	w->free_data = free_data;
 	xmpp_stanza_set_id(iq, id);
-	g_hash_table_replace(a->awaits, g_strdup(id), w);
+	g_hash_table_replace(waits(a), g_strdup(id), w);
 	sm_send(a, iq);
 }
 
 guint await_count(Account *a)
 {
-	return a->awaits ? g_hash_table_size(a->awaits) : 0;
+	return waits(a) ? g_hash_table_size(waits(a)) : 0;
 }
 
 /* End the waits past their deadline (@all: every one) with @err. */
@@ -115,7 +126,7 @@ static void expire(Account *a, gint64 now, bool all, int err)
 	gpointer k, v;
 
 	/* collected first: a callback may start a new wait */
-	g_hash_table_iter_init(&it, a->awaits);
+	g_hash_table_iter_init(&it, waits(a));
 	while (g_hash_table_iter_next(&it, &k, &v))
 		if (all || now >= ((Await *)v)->deadline)
 			g_ptr_array_add(ids, g_strdup(k));
@@ -129,17 +140,21 @@ static void expire(Account *a, gint64 now, bool all, int err)
 
 static void await_attach(Account *a, const char *dir)
 {
+	Awaits *s = acct_state(a, &await_feature);
+
 	(void)dir;
-	a->awaits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					  await_free);
+	s->waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					 await_free);
 }
 
 static void await_detach(Account *a)
 {
 	/* the stream's end (offline, run before detach) ended them; and if
 	 * not, each still gets its one call */
+	Awaits *s = acct_state(a, &await_feature);
+
 	expire(a, 0, true, -ECONNRESET);
-	g_clear_pointer(&a->awaits, g_hash_table_unref);
+	g_clear_pointer(&s->waits, g_hash_table_unref);
 }
 
 static void await_offline(Account *a)
@@ -153,7 +168,7 @@ static gint64 await_due(Account *a)
 	gpointer v;
 	gint64 due = G_MAXINT64;
 
-	g_hash_table_iter_init(&it, a->awaits);
+	g_hash_table_iter_init(&it, waits(a));
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		due = MIN(due, ((Await *)v)->deadline);
 	return due;
@@ -166,6 +181,7 @@ static void await_tick(Account *a, gint64 now)
 
 const Feature await_feature = {
 	.name = "the answers awaited (await.c)",
+	.state_size = sizeof(Awaits),
 	.attach = await_attach,
 	.detach = await_detach,
 	.offline = await_offline,

@@ -2,7 +2,7 @@
  * and get its answer, or the end of the wait (a deadline, the stream
  * gone), in a callback, exactly once.
  *
- * The engine keeps the waits (Account.awaits, by id), takes an answer (the
+ * The engine keeps the waits (its state in the account, by id), takes an answer (the
  * first link of the iq chain, await_in) only from whom the request went to (RFC 6120 §8.1.2.1: a request without
  * `to`, or to our bare JID, is answered by our own account, with no
  * `from` or our bare JID; one to our server by our domain), lets the

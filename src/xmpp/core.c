@@ -85,6 +85,7 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	a->iq_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    acct_change_wait_free);
 	a->features = g_ptr_array_new();
+	a->states = g_ptr_array_new_with_free_func(g_free);
 	a->dispatch = dispatch_new();
 	a->dir = g_strdup(dir);
 	g_queue_init(&a->outq);
@@ -128,6 +129,7 @@ void acct_free(Account *a)
 			f->detach(a);
 	}
 	g_ptr_array_unref(a->features);
+	g_ptr_array_unref(a->states);
 	dispatch_free(a->dispatch);
 	g_free(a->dir);
 	g_clear_pointer(&a->addrs, g_ptr_array_unref);

@@ -18,6 +18,11 @@ typedef struct OutMsg OutMsg;
 
 typedef struct {
 	const char *name;
+	/* the bytes of the feature's own state in each account: made zeroed
+	 * before attach, freed after detach; acct_state finds it.  What is
+	 * in it, who may touch it and under which lock, the feature says
+	 * next to its fields. */
+	size_t state_size;
 	/* the account is made (@dir: its data directory) / freed */
 	void (*attach)(Account *a, const char *dir);
 	void (*detach)(Account *a);
@@ -39,6 +44,8 @@ typedef struct {
 
 /* Add @f to @a, after those added before (featureset.c). */
 void acct_add_feature(Account *a, const Feature *f);
+/* @f's state in @a (Feature.state_size bytes; NULL if none). */
+void *acct_state(Account *a, const Feature *f);
 
 /* The core's own feature: our presence, sent at CONNECT and at a `status`
  * write, with what the other features add to it (outgoing.c). */
