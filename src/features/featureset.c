@@ -4,12 +4,18 @@
  *
  * The order matters, and here it is said why. */
 #include "features/featureset.h"
+#include "features/mam_int.h"
 
 #include "xmpp/account.h"
 
 void featureset_attach(Account *a)
 {
 	Dispatch *d = acct_dispatch(a);
+
+	/* What a lower file tells a higher one, which it may not call: a
+	 * live message logged (mam_seen.c) counts for the catch-up's batch
+	 * (mam.c).  The same for every account. */
+	mam_seen_on_live(mam_live_logged);
 
 	/* At CONNECT, in this order: */
 	acct_add_feature(a, &client_feature);   /* (caps in our presence) */
@@ -34,8 +40,8 @@ void featureset_attach(Account *a)
 		     "or a gap's fill (muc_archive.c)", muc_archive_in);
 	dispatch_add(d, IN_MESSAGE, "a result of our own archive query (mam.c)",
 		     mam_result_in);
-	dispatch_add(d, IN_MESSAGE, "a carbon copy from our account (mam.c)",
-		     carbons_in);
+	dispatch_add(d, IN_MESSAGE, "a carbon copy from our account "
+		     "(carbons.c)", carbons_in);
 	dispatch_add(d, IN_MESSAGE, "no valid sender: dropped (chat.c)",
 		     chat_bad_sender_in);
 	dispatch_add(d, IN_MESSAGE, "a room's, an occupant's, or an "
