@@ -9,8 +9,13 @@
  *   muc_private.c  private messages with occupants, invitations
  *   muc_archive.c  the join's presence, and the room's archive (XEP-0313)
  *                  before a rejoin and to fill a gap
- *   muc.c          joins, leaves, presences, nick, subject, occupants,
- *                  the room's messages */
+ *   muc.c          the rooms kept, the requests waiting for them,
+ *                  rejoins (rooms_feature)
+ *   muc_presence.c presences from rooms: occupants, ours, errors, being
+ *                  put out
+ *   muc_message.c  messages from rooms: lines, subjects, and to the
+ *                  files above, what is private, an invitation, an error
+ *   muc_request.c  what a file operation on rooms/ asks (muc_request) */
 #pragma once
 
 #include "features/muc.h"
@@ -110,5 +115,21 @@ void muc_fill_free(gpointer p);
 
 /* ---- muc.c ---- */
 
+/* A wait of @op for @room (@r: the request that waits; NULL: a rejoin),
+ * with the deadline of its kind, in room_waits (replacing any). */
+RoomWait *muc_room_wait(Account *a, const char *room, PoolReq *r,
+			AcctRoomOp op);
+/* The server answered what @room waits for (or the wait ended, @err
+ * -ETIMEDOUT or -ECONNRESET): the request completes, a join's room is
+ * forgotten or tried again, what waited for the room goes out. */
+void muc_answered(Account *a, const char *room, int err);
+/* A join goes on until the room has sent our presence, opened a new room
+ * to others and sent its history and subject. */
+void muc_join_progress(Account *a, const char *room, RoomWait *w);
+/* Unavailable presence to ROOM/NICK. */
+void muc_send_leave(Account *a, const char *room);
+/* A room stays ours but we are not in it: try again later.  Returns the
+ * seconds until then. */
+int muc_schedule_retry(Account *a);
 /* Join every room we are not in and not already joining or leaving. */
 void muc_rejoin_missing(Account *a);
