@@ -47,6 +47,14 @@ static void enable_carbons(Account *a)
 	xmpp_stanza_release(iq);
 }
 
+/* The stream is gone: the next one asks again (carbons_feature comes
+ * before archive_feature, so this is still done before the catch-up's
+ * hold is logged at a disconnect). */
+static void carbons_off(Account *a)
+{
+	a->carbons_on = false;
+}
+
 /* The copied message of a carbon (NULL if it has none); *@wrap: its
  * <received/> or <sent/> (NULL: @msg is no carbon), *@sent: which. */
 static xmpp_stanza_t *carbon_inner(xmpp_stanza_t *msg, xmpp_stanza_t **wrap,
@@ -148,4 +156,5 @@ bool carbons_in(Account *a, const In *in)
 const Feature carbons_feature = {
 	.name = "carbons (XEP-0280)",
 	.online = enable_carbons,
+	.offline = carbons_off,
 };

@@ -45,7 +45,7 @@ void featureset_attach(Account *a)
 	dispatch_add(d, IN_MESSAGE, "no valid sender: dropped (chat.c)",
 		     chat_bad_sender_in);
 	dispatch_add(d, IN_MESSAGE, "a room's, an occupant's, or an "
-		     "invitation (muc.c)", muc_message_in);
+		     "invitation (muc_message.c)", muc_message_in);
 	/* before the conversations: during the catch-up a live message
 	 * waits, so that the log keeps the order of arrival */
 	dispatch_add(d, IN_MESSAGE, "held while the catch-up runs (mam.c)",
@@ -55,8 +55,8 @@ void featureset_attach(Account *a)
 	/* A presence: */
 	dispatch_add(d, IN_PRESENCE, "no valid sender: dropped (contacts.c)",
 		     contacts_bad_sender_in);
-	dispatch_add(d, IN_PRESENCE, "a room's or an occupant's (muc.c)",
-		     muc_presence_in);
+	dispatch_add(d, IN_PRESENCE, "a room's or an occupant's "
+		     "(muc_presence.c)", muc_presence_in);
 	dispatch_add(d, IN_PRESENCE, "a contact's, a subscription, an error "
 		     "(contacts.c)", contacts_presence_in);
 

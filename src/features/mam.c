@@ -21,8 +21,8 @@
  *
  * The archive's other files are listed in mam_int.h.  Part of the account
  * layer (account_int.h): pool thread only.  Groupchat is not here: a room
- * sends its history at the join (muc.c), and its archive is asked before
- * a rejoin (muc_archive.c). */
+ * sends its history at the join (muc_message.c), and its archive is asked
+ * before a rejoin (muc_archive.c). */
 #include "features/featureset.h"
 #include "features/mam_int.h"
 #include "xmpp/dispatch.h"
@@ -151,7 +151,6 @@ bool mam_hold(Account *a, xmpp_stanza_t *msg, gint64 t, MamHeldLog log)
 
 static void mam_disconnected(Account *a)
 {
-	a->carbons_on = false;
 	a->mam_stream_caught_up = false;
 	release_held(a);
 }
