@@ -1,9 +1,10 @@
 /* muc_log.c - a room's log (rooms/ROOM/log): what a room's line becomes
  * as a record, once (muc_record), and the gap a record that could not be
- * written leaves; with the helpers that turn text from the wire into one
- * line.  The lowest of the group chat files (muc_int.h): it calls none
- * of them, nor our archive's.  Pool thread only, as the account layer
- * (account_int.h). */
+ * written leaves; with what every part of group chat asks of the rooms
+ * (text from the wire as one line, a room we were in, the password to
+ * join with).  The lowest of the group chat files (muc_int.h): it calls
+ * none of them, nor our archive's.  Pool thread only, as the account
+ * layer (account_int.h). */
 #include "features/muc_int.h"
 
 #include <string.h>
