@@ -4,6 +4,7 @@
  *
  * The order matters, and here it is said why. */
 #include "features/featureset.h"
+#include "features/mam_int.h"
 
 #include "xmpp/account.h"
 #include "xmpp/await.h"
@@ -11,6 +12,11 @@
 void featureset_attach(Account *a)
 {
 	Dispatch *d = acct_dispatch(a);
+
+	/* What a lower file tells a higher one, which it may not call: a
+	 * live message logged (mam_seen.c) counts for the catch-up's batch
+	 * (mam.c).  The same for every account. */
+	mam_seen_on_live(mam_live_logged);
 
 	/* The core's answers awaited (await.c): first, so that at a lost
 	 * stream every wait has ended before the features' own cleanup. */
@@ -37,12 +43,12 @@ void featureset_attach(Account *a)
 		     "or a gap's fill (muc_archive.c)", muc_archive_in);
 	dispatch_add(d, IN_MESSAGE, "a result of our own archive query (mam.c)",
 		     mam_result_in);
-	dispatch_add(d, IN_MESSAGE, "a carbon copy from our account (mam.c)",
-		     carbons_in);
+	dispatch_add(d, IN_MESSAGE, "a carbon copy from our account "
+		     "(carbons.c)", carbons_in);
 	dispatch_add(d, IN_MESSAGE, "no valid sender: dropped (chat.c)",
 		     chat_bad_sender_in);
 	dispatch_add(d, IN_MESSAGE, "a room's, an occupant's, or an "
-		     "invitation (muc.c)", muc_message_in);
+		     "invitation (muc_message.c)", muc_message_in);
 	/* before the conversations: during the catch-up a live message
 	 * waits, so that the log keeps the order of arrival */
 	dispatch_add(d, IN_MESSAGE, "held while the catch-up runs (mam.c)",
@@ -52,8 +58,8 @@ void featureset_attach(Account *a)
 	/* A presence: */
 	dispatch_add(d, IN_PRESENCE, "no valid sender: dropped (contacts.c)",
 		     contacts_bad_sender_in);
-	dispatch_add(d, IN_PRESENCE, "a room's or an occupant's (muc.c)",
-		     muc_presence_in);
+	dispatch_add(d, IN_PRESENCE, "a room's or an occupant's "
+		     "(muc_presence.c)", muc_presence_in);
 	dispatch_add(d, IN_PRESENCE, "a contact's, a subscription, an error "
 		     "(contacts.c)", contacts_presence_in);
 

@@ -16,9 +16,9 @@ void featureset_attach(Account *a);
 extern const Feature client_feature;        /* client.c */
 extern const Feature contacts_feature;      /* contacts.c */
 extern const Feature block_feature;         /* block.c */
-extern const Feature carbons_feature;       /* mam.c */
+extern const Feature carbons_feature;       /* carbons.c */
 extern const Feature archive_feature;       /* mam.c */
-extern const Feature outbox_check_feature;  /* mam.c */
+extern const Feature outbox_check_feature;  /* mam_check.c */
 extern const Feature rooms_feature;         /* muc.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */

@@ -1,40 +1,34 @@
-/* muc.c - group chat (XEP-0045): joining and leaving rooms, their
- * messages, occupants, nick and subject, and being put out of a room.
+/* muc.c - group chat (XEP-0045): the rooms an account keeps, and the
+ * requests that wait for a room's answer (rooms_feature).
  *
  * Part of the account layer (account_int.h): it runs on the pool thread
  * and calls libstrophe, except where a function says [any].  What FUSE
  * threads read of a room (Rooms, the logs) has locks of its own.
  *
- * A request to a room (join, leave, nick, subject) waits in room_waits,
- * one per room, until the room answers with a presence or a message, or
- * its deadline passes; a room that puts us out (kick, ban, destruction)
- * leaves rooms/ with an event.  A join is done when the room has sent its
+ * A request to a room (join, leave, nick, subject: muc_request.c) waits
+ * in room_waits, one per room, until the room answers with a presence
+ * (muc_presence.c) or a message (muc_message.c), or its deadline passes;
+ * muc_answered ends it.  A join is done when the room has sent its
  * history and subject after our presence (status 110), so that what we
- * said before is known by then.  The parts of group chat are listed in
- * muc_int.h. */
+ * said before is known by then.  At a connect, and on a backoff timer
+ * while a room we keep does not have us, we join again.  The parts of
+ * group chat are listed in muc_int.h. */
 #include "features/muc_int.h"
 
 #include "features/featureset.h"
 #include "features/muc.h"
-#include "xmpp/dispatch.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "base/jid.h"
 #include "base/log.h"
-#include "base/record.h"
-#include "base/text.h"
 #include "xmpp/pool.h"
 
 #define ROOM_LEAVE_TIMEOUT_S 5
 #define ROOM_CHANGE_TIMEOUT_S 15
-/* in a room (110), the wait for its history and subject */
-#define ROOM_HISTORY_WAIT_S 5
 /* rooms kept but not joined are tried again after this, doubling */
 #define ROOM_RETRY_MIN_S 5
 #define ROOM_RETRY_MAX_S 600
-
 
 static void room_wait_free(gpointer p)
 {
@@ -46,148 +40,6 @@ static void room_wait_free(gpointer p)
 	g_free(w->archive);
 	g_free(w->nick);
 	g_free(w);
-}
-
-/* Text from the wire for one line of `events` or `subject`: every
- * control character (TAB, CR, LF, the C1 ones) becomes a space; NULL
- * stays NULL. */
-char *muc_one_line(const char *s)
-{
-	GString *out;
-
-	if (!s)
-		return NULL;
-	out = g_string_sized_new(strlen(s));
-	for (const char *p = s; *p; p = g_utf8_next_char(p)) {
-		gunichar c = g_utf8_get_char_validated(p, -1);
-		if (c == (gunichar)-1 || c == (gunichar)-2)
-			break; /* the XML parser let no such text through */
-		if (g_unichar_iscntrl(c))
-			g_string_append_c(out, ' ');
-		else
-			g_string_append_len(out, p, g_utf8_next_char(p) - p);
-	}
-	return g_string_free(out, FALSE);
-}
-
-/* The text of @el's child @name on one line, NULL for none or empty. */
-char *muc_child_line(xmpp_stanza_t *el, const char *name)
-{
-	g_autofree char *t = el ? acct_child_text(el, name) : NULL;
-
-	return t && *t ? muc_one_line(t) : NULL;
-}
-
-/* @word when it is one of @words, else "none": what a hostile room puts
- * in a role or affiliation never reaches `occupants`. */
-static const char *known_word(const char *word, const char *const *words)
-{
-	return word && g_strv_contains(words, word) ? word : "none";
-}
-
-static const char *const roles[] = {"moderator", "participant", "visitor",
-				     "none", NULL};
-static const char *const affiliations[] = {"owner",   "admin",  "member",
-					    "outcast", "none", NULL};
-
-/* A JID from an attribute in its normalized form, or NULL. */
-char *muc_valid_jid(const char *s)
-{
-	g_autoptr(Jid) j = s ? jid_parse(s, NULL) : NULL;
-
-	return j ? jid_full(j) : NULL;
-}
-
-/* The time of the last record in @room's log (0 if none), and in @seen
- * (if not NULL) the lines of that second.  The end of the log is read in
- * a window large enough to hold the whole last record (first 4 KiB, then
- * up to 1 MiB for a long one). */
-gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen)
-{
-	static const gsize windows[] = {4096, 1024 * 1024};
-	Hist *h = hist_set_get(a->room_hists, room, false, NULL);
-	goffset size = h ? hist_size(h) : 0;
-	g_autofree char *buf = NULL;
-	char *line = NULL;
-	gint64 t = 0;
-
-	if (size < 2)
-		return 0;
-	for (guint w = 0; w < G_N_ELEMENTS(windows) && !line; w++) {
-		gsize want = MIN((goffset)windows[w], size);
-		gssize n;
-
-		g_free(buf);
-		buf = g_malloc(want + 1);
-		n = hist_pread(h, buf, want, size - (goffset)want);
-		if (n <= 1)
-			return 0;
-		buf[n - 1] = '\0'; /* the last LF */
-		line = strrchr(buf, '\n');
-		if (line)
-			line++;
-		else if ((goffset)want == size)
-			line = buf; /* the log is one record */
-	}
-	if (!line || strlen(line) < RECORD_TIME_LEN)
-		return 0;
-	{
-		g_autofree char *stamp = g_strndup(line, RECORD_TIME_LEN);
-		record_parse_stamp(stamp, &t);
-	}
-	if (seen && t) {
-		g_auto(GStrv) lines = g_strsplit(buf, "\n", -1);
-		for (char **l = lines; *l; l++)
-			if (!strncmp(*l, line, RECORD_TIME_LEN))
-				g_hash_table_add(seen, g_strdup(*l));
-	}
-	return t;
-}
-
-/* The password to join @room with: the config's, else an invitation's
- * (anyone can send one: it never overrides what the user wrote). */
-static const char *room_password(Account *a, const char *room)
-{
-	const CfgRoom *cr = cfg_room(a->cfg, room);
-
-	if (cr && cr->password)
-		return cr->password;
-	return g_hash_table_lookup(a->invite_passwords, room);
-}
-
-/* Presence to ROOM/NICK with the MUC element and a history request that
- * fetches nothing already in the log. */
-void muc_send_join(Account *a, const char *room, const char *nick)
-{
-	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
-	xmpp_stanza_t *p = acct_own_presence(a, to);
-	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_t *hist = xmpp_stanza_new(a->ctx);
-	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-						 NULL);
-	gint64 last = muc_last_record_time(a, room, seen);
-	const char *password = room_password(a, room);
-
-	xmpp_stanza_set_name(x, "x");
-	xmpp_stanza_set_ns(x, NS_MUC);
-	xmpp_stanza_set_name(hist, "history");
-	/* from the second of the last record: a message later in that same
-	 * second is not lost; those already in the log are in room_seen and
-	 * are not written again (already_logged) */
-	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
-	if (last) {
-		char since[RECORD_TIME_LEN + 1];
-		record_format_time(last, since);
-		xmpp_stanza_set_attribute(hist, "since", since);
-	} else {
-		xmpp_stanza_set_attribute(hist, "maxstanzas", "50");
-	}
-	xmpp_stanza_add_child_ex(x, hist, 0);
-	if (password)
-		acct_add_text_child(a, x, "password", password);
-	xmpp_stanza_add_child_ex(p, x, 0);
-	sm_send(a, p);
-	xmpp_stanza_release(p);
 }
 
 /* Our presence changed: every room we are in hears it too (a presence
@@ -215,8 +67,8 @@ static void muc_send_presence(Account *a)
 	}
 }
 
-static RoomWait *room_wait(Account *a, const char *room, PoolReq *r,
-			   AcctRoomOp op)
+RoomWait *muc_room_wait(Account *a, const char *room, PoolReq *r,
+			AcctRoomOp op)
 {
 	RoomWait *w = g_new0(RoomWait, 1);
 	int secs = op == ACCT_ROOM_JOIN    ? ROOM_JOIN_TIMEOUT_S
@@ -230,15 +82,8 @@ static RoomWait *room_wait(Account *a, const char *room, PoolReq *r,
 	return w;
 }
 
-static bool room_waits_for(Account *a, const char *room, AcctRoomOp op)
-{
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-
-	return w && w->op == op;
-}
-
 /* Unavailable presence to ROOM/NICK. */
-static void send_leave(Account *a, const char *room)
+void muc_send_leave(Account *a, const char *room)
 {
 	g_autofree char *nick = rooms_nick(a->rooms, room);
 	g_autofree char *to = NULL;
@@ -266,7 +111,7 @@ static bool refusal_is_final(int err)
 
 /* A room stays ours but we are not in it: try again later.  Returns the
  * seconds until then. */
-static int schedule_retry(Account *a)
+int muc_schedule_retry(Account *a)
 {
 	if (!a->room_retry_s)
 		a->room_retry_s = ROOM_RETRY_MIN_S;
@@ -292,13 +137,13 @@ static void rejoin_failed(Account *a, const char *room, int err)
 	} else if (err != -ECONNRESET) {
 		text = g_strdup_printf("rejoin failed: %s; trying again in "
 				       "%d s", g_strerror(-err),
-				       schedule_retry(a));
+				       muc_schedule_retry(a));
 		acct_event(a, "error", room, text);
 	}
 }
 
 /* The server answered what @room waits for (or the wait ended). */
-static void muc_answered(Account *a, const char *room, int err)
+void muc_answered(Account *a, const char *room, int err)
 {
 	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
 
@@ -322,7 +167,8 @@ static void muc_answered(Account *a, const char *room, int err)
 	/* left, or not in it after all; a failed nick or subject change
 	 * leaves us where we were */
 	if (w->op == ACCT_ROOM_JOIN && err == -ETIMEDOUT && acct_is_online(a))
-		send_leave(a, room); /* should the room let us in after all */
+		/* should the room let us in after all */
+		muc_send_leave(a, room);
 	if (w->op == ACCT_ROOM_LEAVE || (w->op == ACCT_ROOM_JOIN && err && w->req))
 		muc_forget(a, room);
 	else if (w->op == ACCT_ROOM_JOIN && err)
@@ -339,258 +185,10 @@ static void muc_answered(Account *a, const char *room, int err)
 
 /* A join goes on until the room has sent our presence, opened a new room
  * to others and sent its history and subject. */
-static void join_progress(Account *a, const char *room, RoomWait *w)
+void muc_join_progress(Account *a, const char *room, RoomWait *w)
 {
 	if (w->in && !w->id && w->history)
 		muc_answered(a, room, 0);
-}
-
-static void room_join(Account *a, const char *room, PoolReq *r)
-{
-	const CfgRoom *cr = cfg_room(a->cfg, room);
-	const char *nick = cr && cr->nick ? cr->nick : a->cfg->nick;
-
-	if (rooms_has(a->rooms, room)) {
-		pool_complete(r, -EEXIST);
-		return;
-	}
-	if (!acct_is_online(a)) {
-		pool_complete(r, -ENOTCONN);
-		return;
-	}
-	rooms_set(a->rooms, room, nick);
-	muc_start_join(a, room, nick, room_wait(a, room, r, ACCT_ROOM_JOIN));
-}
-
-static void room_leave(Account *a, const char *room, PoolReq *r)
-{
-	if (!acct_is_online(a) || (!rooms_joined(a->rooms, room) &&
-				   !g_hash_table_contains(a->room_waits, room))) {
-		/* not in it (offline, or a rejoin waits for its retry):
-		 * nothing to tell the room */
-		muc_forget(a, room);
-		pool_complete(r, 0);
-		return;
-	}
-	/* the room stays known until the server confirms (muc_answered):
-	 * its confirmation is a presence from the room */
-	send_leave(a, room);
-	room_wait(a, room, r, ACCT_ROOM_LEAVE);
-}
-
-/* A nick change is a presence to the new ROOM/NICK; the server answers
- * with our presence under the new nick, or an error from it. */
-static void room_nick(Account *a, const char *room, const char *old,
-		      const char *nick, PoolReq *r)
-{
-	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
-	xmpp_stanza_t *p;
-	RoomWait *w;
-
-	if (!strcmp(old, nick)) {
-		pool_complete(r, 0);
-		return;
-	}
-	p = acct_own_presence(a, to);
-	sm_send(a, p);
-	xmpp_stanza_release(p);
-	w = room_wait(a, room, r, ACCT_ROOM_NICK);
-	w->value = g_strdup(nick);
-	w->old = g_strdup(old);
-}
-
-/* A subject change is a groupchat message with only a <subject/>; the
- * room answers by sending it to everyone, us too, or with an error. */
-static void room_subject(Account *a, const char *room, const char *subject,
-			 PoolReq *r)
-{
-	g_autofree char *now = rooms_subject(a->rooms, room);
-	g_autofree char *shown = muc_one_line(subject);
-	g_autofree char *id = acct_next_id(a);
-	xmpp_stanza_t *msg;
-	RoomWait *w;
-
-	/* Prosody sends nothing for a change that changes nothing */
-	if (!g_strcmp0(now ? now : "", shown)) {
-		pool_complete(r, 0);
-		return;
-	}
-	msg = xmpp_message_new(a->ctx, "groupchat", room, id);
-	acct_add_text_child(a, msg, "subject", subject);
-	sm_send(a, msg);
-	xmpp_stanza_release(msg);
-	w = room_wait(a, room, r, ACCT_ROOM_SUBJECT);
-	w->id = g_steal_pointer(&id);
-	w->value = g_steal_pointer(&shown);
-}
-
-/* Split "FIRST<sep>REST" at the first of @seps: FIRST (new), and REST
- * (in @line; NULL when there is none or it is empty). */
-static char *split_line(const char *line, const char *seps, const char **rest)
-{
-	size_t n = strcspn(line, seps);
-
-	*rest = line[n] && line[n + 1] ? line + n + 1 : NULL;
-	return g_strndup(line, n);
-}
-
-/* The room's answer to a kick or a ban: the write that asked gets it. */
-static int admin_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
-{
-	Account *a = ud;
-	const char *id = xmpp_stanza_get_id(iq);
-	const char *from = xmpp_stanza_get_from(iq);
-	ChangeWait *w = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
-	const char *type = xmpp_stanza_get_type(iq);
-	g_autoptr(Jid) fj = from ? jid_parse(from, NULL) : NULL;
-	g_autofree char *fbare = fj && !fj->resource ? jid_bare(fj) : NULL;
-
-	(void)conn;
-	/* from the room itself (an id handler fires for any stanza with
-	 * the id, from anyone) */
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !w ||
-	    g_strcmp0(fbare, w->jid) ||
-	    (g_strcmp0(type, "result") && g_strcmp0(type, "error")))
-		return 1;
-	pool_complete(w->req, !strcmp(type, "result")
-				      ? 0 : -acct_error_errno(iq));
-	g_hash_table_remove(a->iq_waits, id);
-	return 0;
-}
-
-/* A kick (@value "NICK[<TAB>REASON]": its role becomes none) or a ban
- * (@value "JID[ REASON]": its affiliation becomes outcast), XEP-0045
- * §8.2 and §9.1; @r is completed with the room's answer. */
-static void room_admin(Account *a, const char *room, AcctRoomOp op,
-		       const char *value, PoolReq *r)
-{
-	const char *reason;
-	g_autofree char *who = split_line(value, op == ACCT_ROOM_KICK
-							 ? "\t" : " \t",
-					  &reason);
-	g_autofree char *nick = NULL, *bare = NULL, *id = NULL;
-	xmpp_stanza_t *iq, *q, *item;
-	ChangeWait *w;
-
-	if (!acct_is_online(a)) {
-		pool_complete(r, -ENOTCONN);
-		return;
-	}
-	if (op == ACCT_ROOM_KICK)
-		nick = jid_normalize_resource(who, NULL);
-	else
-		bare = jid_normalize_bare(who, NULL);
-	if (!nick && !bare) {
-		pool_complete(r, -EINVAL);
-		return;
-	}
-	id = acct_next_id(a);
-	iq = xmpp_iq_new(a->ctx, "set", id);
-	xmpp_stanza_set_to(iq, room);
-	q = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_set_name(q, "query");
-	xmpp_stanza_set_ns(q, "http://jabber.org/protocol/muc#admin");
-	item = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_set_name(item, "item");
-	if (nick) {
-		xmpp_stanza_set_attribute(item, "nick", nick);
-		xmpp_stanza_set_attribute(item, "role", "none");
-	} else {
-		xmpp_stanza_set_attribute(item, "jid", bare);
-		xmpp_stanza_set_attribute(item, "affiliation", "outcast");
-	}
-	if (reason)
-		acct_add_text_child(a, item, "reason", reason);
-	xmpp_stanza_add_child_ex(q, item, 0);
-	xmpp_stanza_add_child_ex(iq, q, 0);
-	w = g_new0(ChangeWait, 1);
-	w->req = r;
-	w->jid = g_strdup(room); /* who answers */
-	w->block = -1;
-	g_hash_table_insert(a->iq_waits, g_strdup(id), w);
-	xmpp_id_handler_add(a->conn, admin_answer, id, a);
-	sm_send(a, iq);
-	xmpp_stanza_release(iq);
-}
-
-/* A direct invitation (XEP-0249) to @value, "JID[ REASON]", with the
- * room's password when we have one, and a body for clients that do not
- * know invitations.  0 or -EINVAL. */
-static int room_invite(Account *a, const char *room, const char *value)
-{
-	const char *reason;
-	g_autofree char *who = split_line(value, " \t", &reason);
-	g_autoptr(Jid) jid = jid_parse(who, NULL);
-	g_autofree char *to = jid ? jid_full(jid) : NULL;
-	g_autofree char *body = NULL;
-	const char *password = room_password(a, room);
-	xmpp_stanza_t *msg, *x;
-
-	if (!jid)
-		return -EINVAL;
-	msg = xmpp_message_new(a->ctx, NULL, to, NULL);
-	body = g_strdup_printf("%s invites you to %s%s%s", a->cfg->jid, room,
-			       reason ? ": " : "", reason ? reason : "");
-	xmpp_message_set_body(msg, body);
-	x = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_set_name(x, "x");
-	xmpp_stanza_set_ns(x, NS_CONFERENCE);
-	xmpp_stanza_set_attribute(x, "jid", room);
-	if (reason)
-		xmpp_stanza_set_attribute(x, "reason", reason);
-	if (password)
-		xmpp_stanza_set_attribute(x, "password", password);
-	xmpp_stanza_add_child_ex(msg, x, 0);
-	sm_send(a, msg);
-	xmpp_stanza_release(msg);
-	return 0;
-}
-
-static void room_op(Account *a, const char *room, AcctRoomOp op,
-		    const char *value, PoolReq *r)
-{
-	g_autofree char *nick = NULL;
-	RoomWait *w;
-
-	POOL_ASSERT();
-	if (op == ACCT_ROOM_JOIN) {
-		room_join(a, room, r);
-		return;
-	}
-	nick = rooms_nick(a->rooms, room);
-	if (!nick) {
-		pool_complete(r, -ENOENT);
-		return;
-	}
-	if (op == ACCT_ROOM_INVITE) {
-		pool_complete(r, acct_is_online(a) ? room_invite(a, room, value)
-						   : -ENOTCONN);
-		return;
-	}
-	if (op == ACCT_ROOM_KICK || op == ACCT_ROOM_BAN) {
-		room_admin(a, room, op, value, r);
-		return;
-	}
-	w = g_hash_table_lookup(a->room_waits, room);
-	if (w && (w->req || op != ACCT_ROOM_LEAVE)) {
-		/* one change at a time; a leave replaces a rejoin */
-		pool_complete(r, -EBUSY);
-		return;
-	}
-	if (op == ACCT_ROOM_LEAVE) {
-		room_leave(a, room, r);
-		return;
-	}
-	if (!acct_is_online(a) || !rooms_joined(a->rooms, room)) {
-		/* not in the room: nobody to answer (and a presence to it
-		 * without the MUC element would be an old-style join) */
-		pool_complete(r, -ENOTCONN);
-		return;
-	}
-	if (op == ACCT_ROOM_NICK)
-		room_nick(a, room, nick, value, r);
-	else
-		room_subject(a, room, value, r);
 }
 
 /* Join every room we are not in and not already joining or leaving. */
@@ -605,7 +203,7 @@ void muc_rejoin_missing(Account *a)
 		    g_hash_table_contains(a->room_waits, room))
 			continue;
 		muc_start_join(a, room, nick,
-			       room_wait(a, room, NULL, ACCT_ROOM_JOIN));
+			       muc_room_wait(a, room, NULL, ACCT_ROOM_JOIN));
 	}
 }
 
@@ -652,440 +250,6 @@ static void muc_expire_waits(Account *a, gint64 now, bool all)
 	for (guint i = 0; i < due->len; i++)
 		muc_answered(a, g_ptr_array_index(due, i),
 			      all ? -ECONNRESET : -ETIMEDOUT);
-}
-
-static bool has_status(xmpp_stanza_t *x, const char *code)
-{
-	for (xmpp_stanza_t *c = x ? xmpp_stanza_get_children(x) : NULL; c;
-	     c = xmpp_stanza_get_next(c))
-		if (xmpp_stanza_is_tag(c) &&
-		    !strcmp(xmpp_stanza_get_name(c), "status") &&
-		    !g_strcmp0(xmpp_stanza_get_attribute(c, "code"), code))
-			return true;
-	return false;
-}
-
-/* "by NICK: REASON", "REASON", "by NICK" or "" from an <item/> or a
- * <destroy/>. */
-static char *reason_text(xmpp_stanza_t *el)
-{
-	xmpp_stanza_t *actor = el ? xmpp_stanza_get_child_by_name(el, "actor")
-				  : NULL;
-	g_autofree char *by = muc_one_line(
-		actor ? xmpp_stanza_get_attribute(actor, "nick") : NULL);
-	g_autofree char *why = muc_child_line(el, "reason");
-
-	return g_strdup_printf("%s%s%s%s", by ? "by " : "", by ? by : "",
-			       by && why ? ": " : "", why ? why : "");
-}
-
-/* Why the room put us out, after the reason. */
-static const char *removal_cause(xmpp_stanza_t *x)
-{
-	if (has_status(x, "321"))
-		return "affiliation changed";
-	if (has_status(x, "322"))
-		return "the room is members-only now";
-	return NULL;
-}
-
-/* The room put us out (kick, ban, destruction, ...): it is gone from
- * rooms/, with an event that says why.  Its log stays. */
-static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
-			 xmpp_stanza_t *item)
-{
-	xmpp_stanza_t *destroy = x ? xmpp_stanza_get_child_by_name(x, "destroy")
-				   : NULL;
-	const char *kind = "removed", *more = NULL;
-	g_autofree char *why = reason_text(destroy ? destroy : item);
-	g_autofree char *alt = NULL;
-	g_autoptr(GString) text = g_string_new(why);
-
-	if (!destroy && (has_status(x, "332") || has_status(x, "333"))) {
-		/* the service shuts down or failed: not the room's decision
-		 * about us, so it stays ours and is tried again later */
-		muc_answered(a, room, -ECONNRESET);
-		if (!rooms_has(a->rooms, room))
-			return; /* a mkdir in flight: it failed, no room */
-		rooms_set_joined(a->rooms, room, false);
-		g_string_append_printf(text, "%sthe room's service %s; trying "
-				       "again in %d s",
-				       text->len ? "; " : "",
-				       has_status(x, "332") ? "shuts down"
-							    : "failed",
-				       schedule_retry(a));
-		acct_event(a, "error", room, text->str);
-		return;
-	}
-	if (destroy) {
-		g_autoptr(Jid) j = jid_parse(
-			xmpp_stanza_get_attribute(destroy, "jid") ?: "", NULL);
-		kind = "destroyed";
-		alt = j ? jid_bare(j) : NULL;
-		more = alt ? "moved to " : NULL;
-	} else if (has_status(x, "307")) {
-		kind = "kicked";
-	} else if (has_status(x, "301")) {
-		kind = "banned";
-	} else {
-		more = removal_cause(x);
-	}
-	if (more)
-		g_string_append_printf(text, "%s%s%s", text->len ? "; " : "",
-				       more, alt ? alt : "");
-	g_hash_table_remove(a->invite_passwords, room);
-	muc_answered(a, room, -ECONNRESET); /* a join or change in flight */
-	muc_forget(a, room);
-	acct_event(a, kind, room, text->str);
-}
-
-/* The room's answer to unlock_new_room: the join it completes is done. */
-static int unlock_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
-{
-	Account *a = ud;
-	const char *from = xmpp_stanza_get_from(iq);
-	const char *type = xmpp_stanza_get_type(iq);
-	g_autoptr(Jid) j = from ? jid_parse(from, NULL) : NULL;
-	g_autofree char *room = j && !j->resource ? jid_bare(j) : NULL;
-	RoomWait *w = room ? g_hash_table_lookup(a->room_waits, room) : NULL;
-
-	(void)conn;
-	/* an id handler fires for any stanza with the id, from anyone: the
-	 * answer comes from the room itself (an occupant's iq would carry
-	 * a nick) */
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !room ||
-	    (g_strcmp0(type, "result") && g_strcmp0(type, "error")))
-		return 1;
-	if (w && w->op == ACCT_ROOM_JOIN &&
-	    !g_strcmp0(w->id, xmpp_stanza_get_id(iq))) {
-		if (!g_strcmp0(type, "error"))
-			xfs_warn("%s: %s: the new room refused its default "
-				 "configuration (%s); it may stay locked to "
-				 "others", a->cfg->jid, room,
-				 g_strerror(acct_error_errno(iq)));
-		g_clear_pointer(&w->id, g_free); /* we are in, either way */
-		join_progress(a, room, w);
-	}
-	return 0; /* the answer, whether a wait is left for it or not */
-}
-
-/* We made the room (201): accept the default configuration, so that a
- * server that locks new rooms (XEP-0045 §10.1.2) opens it to others.
- * Returns the request's id; unlock_answer completes the join then, so
- * that others can join once mkdir returns. */
-static char *unlock_new_room(Account *a, const char *room)
-{
-	char *id = acct_next_id(a);
-	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", id);
-	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_t *form = xmpp_stanza_new(a->ctx);
-
-	xmpp_stanza_set_to(iq, room);
-	xmpp_stanza_set_name(q, "query");
-	xmpp_stanza_set_ns(q, "http://jabber.org/protocol/muc#owner");
-	xmpp_stanza_set_name(form, "x");
-	xmpp_stanza_set_ns(form, "jabber:x:data");
-	xmpp_stanza_set_type(form, "submit");
-	xmpp_stanza_add_child_ex(q, form, 0);
-	xmpp_stanza_add_child_ex(iq, q, 0);
-	xmpp_id_handler_add(a->conn, unlock_answer, id, a);
-	sm_send(a, iq);
-	xmpp_stanza_release(iq);
-	return id;
-}
-
-/* The errno of an error that answers a join.  A room that does not exist
- * and may not be made (XEP-0045 §10.1.1: not-allowed) is ENOENT, as one
- * that does not exist (item-not-found) is; EPERM would read as if the
- * room were there and closed to us. */
-static int join_errno(xmpp_stanza_t *p)
-{
-	xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(p, "error");
-
-	if (e && xmpp_stanza_get_child_by_name(e, "not-allowed"))
-		return ENOENT;
-	return acct_error_errno(p);
-}
-
-/* A presence error from @room or one of its nicks: the answer to our
- * join, nick change or leave when one waits (a subject change is
- * answered by a message); else an event. */
-static void presence_error(Account *a, const char *room, xmpp_stanza_t *p)
-{
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-	g_autofree char *ev = NULL;
-
-	if (w && w->op == ACCT_ROOM_JOIN) {
-		muc_answered(a, room, -join_errno(p));
-	} else if (w && (w->op == ACCT_ROOM_NICK || w->op == ACCT_ROOM_LEAVE)) {
-		muc_answered(a, room, -acct_error_errno(p));
-	} else {
-		ev = acct_error_event_text(p, "presence");
-		acct_event(a, "error", room, ev);
-	}
-}
-
-/* Presence from ROOM/NICK: an occupant, or ourselves. */
-static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
-			  const char *nick)
-{
-	const char *type = xmpp_stanza_get_type(p);
-	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(p, "x",
-								NS_MUC_USER);
-	xmpp_stanza_t *item = x ? xmpp_stanza_get_child_by_name(x, "item") : NULL;
-	g_autofree char *mine = rooms_nick(a->rooms, room);
-	/* before we are in, an occupant may hold the nick we asked for (the
-	 * room then gives us another, 210): only 110 says it is us */
-	bool self = has_status(x, "110") ||
-		    (rooms_joined(a->rooms, room) && !g_strcmp0(mine, nick));
-	RoomWait *w;
-
-	if (type && !strcmp(type, "error")) {
-		presence_error(a, room, p);
-		return;
-	}
-	if (type && !strcmp(type, "unavailable")) {
-		rooms_occupant(a->rooms, room, nick, NULL, NULL, NULL);
-		if (has_status(x, "303")) {
-			/* a nick change: the presence of the new nick follows */
-			g_autofree char *to = jid_normalize_resource(
-				item ? xmpp_stanza_get_attribute(item, "nick")
-				     : NULL,
-				NULL);
-			if (self && to)
-				rooms_rename(a->rooms, room, to);
-			return;
-		}
-		if (!self)
-			return;
-		if (room_waits_for(a, room, ACCT_ROOM_LEAVE))
-			muc_answered(a, room, 0);
-		else if (!a->going_offline)
-			room_removed(a, room, x, item);
-		/* else the echo of our going offline: we come back */
-		return;
-	}
-	{
-		g_autofree char *jid = muc_valid_jid(
-			item ? xmpp_stanza_get_attribute(item, "jid") : NULL);
-		rooms_occupant(
-			a->rooms, room, nick,
-			known_word(item ? xmpp_stanza_get_attribute(item, "role")
-					: NULL,
-				   roles),
-			known_word(item ? xmpp_stanza_get_attribute(
-						  item, "affiliation")
-					: NULL,
-				   affiliations),
-			jid);
-	}
-	if (!has_status(x, "110"))
-		return;
-	/* the server may give us another nick than we asked for (210) */
-	rooms_rename(a->rooms, room, nick);
-	rooms_set_joined(a->rooms, room, true);
-	w = g_hash_table_lookup(a->room_waits, room);
-	if (w && w->op == ACCT_ROOM_JOIN) {
-		/* the rest (history, subject, the unlock) follows at once; a
-		 * room that sends no subject (older than XEP-0045 1.25) must
-		 * not hold mkdir for the whole join timeout */
-		if (!w->in)
-			w->head.deadline = g_get_monotonic_time() +
-					   ROOM_HISTORY_WAIT_S * G_USEC_PER_SEC;
-		w->in = true;
-		if (has_status(x, "201")) {
-			/* done when the room is open to others too */
-			g_free(w->id);
-			w->id = unlock_new_room(a, room);
-		}
-		join_progress(a, room, w);
-	} else if (w && w->op == ACCT_ROOM_NICK && g_strcmp0(nick, w->old)) {
-		/* not a presence under the old nick; the room may have
-		 * changed the new one (rooms_rename above has its word) */
-		muc_answered(a, room, 0);
-	} else if (has_status(x, "201")) {
-		g_free(unlock_new_room(a, room));
-	}
-}
-
-/* History or the archive's (a delayed message) whose records are all
- * among the lines of the last second the log had when we asked: written
- * already. */
-static bool already_logged(Account *a, const char *room, const char *records)
-{
-	GHashTable *seen = g_hash_table_lookup(a->room_seen, room);
-	g_auto(GStrv) lines = NULL;
-
-	if (!seen || !g_hash_table_size(seen))
-		return false;
-	lines = g_strsplit(records, "\n", -1);
-	for (char **l = lines; *l; l++)
-		if (**l && !g_hash_table_contains(seen, *l))
-			return false;
-	return true;
-}
-
-/* The body of @msg, NULL for none (newly allocated). */
-char *muc_body(Account *a, xmpp_stanza_t *msg)
-{
-	char *b = xmpp_message_get_body(msg);
-	char *body = b ? g_strdup(b) : NULL;
-
-	if (b)
-		xmpp_free(a->ctx, b);
-	return body;
-}
-
-/* The ids the room gave the messages of its log (roomids.h). */
-static RoomIds *muc_ids(Account *a, const char *room)
-{
-	RoomIds *r = g_hash_table_lookup(a->room_ids, room);
-
-	if (!r) {
-		g_autofree char *path =
-			g_build_filename(a->rooms_dir, room, "ids", NULL);
-		r = roomids_open(path);
-		g_hash_table_insert(a->room_ids, g_strdup(room), r);
-	}
-	return r;
-}
-
-/* The id @room gave @msg (XEP-0359 <stanza-id by=ROOM/>), or NULL. */
-static const char *muc_stanza_id(xmpp_stanza_t *msg, const char *room)
-{
-	for (xmpp_stanza_t *c = xmpp_stanza_get_children(msg); c;
-	     c = xmpp_stanza_get_next(c)) {
-		g_autofree char *by = NULL;
-		if (!xmpp_stanza_is_tag(c) ||
-		    strcmp(xmpp_stanza_get_name(c), "stanza-id") ||
-		    g_strcmp0(xmpp_stanza_get_ns(c), NS_SID))
-			continue;
-		by = muc_valid_jid(xmpp_stanza_get_attribute(c, "by"));
-		if (by && !strcmp(by, room))
-			return xmpp_stanza_get_attribute(c, "id");
-	}
-	return NULL;
-}
-
-/* @rec (a delayed message's records) is in the log already: by the id
- * the room gave it, where the room gives ids and we kept them; else by
- * its text among the lines of the last second (a server without ids, or
- * a log from before they were kept). */
-static bool logged_before(Account *a, const char *room, const char *sid,
-			  const char *rec)
-{
-	RoomIds *ids = muc_ids(a, room);
-
-	if (sid && roomids_any(ids))
-		return roomids_has(ids, sid);
-	return already_logged(a, room, rec);
-}
-
-void muc_record(Account *a, const char *room, const char *nick,
-		char *body, gint64 t, bool delayed, const char *sid)
-{
-	g_autofree char *sender = NULL, *mine = NULL;
-	g_autoptr(GString) rec = NULL;
-	g_autoptr(GError) err = NULL;
-	Hist *h;
-	int ret;
-
-	if (!delayed && muc_gap(a, room)) {
-		/* after a message that could not be logged, the live ones
-		 * wait for the archive to bring them all, in order */
-		muc_log_failed(a, room, 0);
-		return;
-	}
-	if (!text_is_clean(body, strlen(body), true))
-		g_strdelimit(body, "\r\v\f", ' ');
-	sender = record_escape_sender(nick);
-	rec = g_string_new(NULL);
-	record_append(rec, t, sender, body);
-	if (delayed && logged_before(a, room, sid, rec->str))
-		return;
-	h = hist_set_get(a->room_hists, room, true, &err);
-	ret = h ? hist_append(h, rec->str, rec->len) : -acct_errno_of(err);
-	if (ret) {
-		muc_log_failed(a, room, -ret);
-		return;
-	}
-	if (sid && roomids_add(muc_ids(a, room), sid) < 0)
-		xfs_warn("%s: %s: cannot keep the id of a record: a rejoin may "
-			 "write it again", a->cfg->jid, room);
-	/* our own words are records, not events (as in contacts/): a bot
-	 * that answers events must not answer itself */
-	mine = rooms_nick(a->rooms, room);
-	if (g_strcmp0(nick, mine))
-		acct_event_by(a, "groupchat", room, sender, body);
-}
-
-/* A groupchat message: a record in the room's log, with the nick; or a
- * subject. */
-static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
-			 const char *nick)
-{
-	xmpp_stanza_t *subj = xmpp_stanza_get_child_by_name(msg, "subject");
-	g_autofree char *body = muc_body(a, msg);
-	g_autofree char *mine = NULL;
-
-	if (subj && !body) {
-		char *t = xmpp_stanza_get_text(subj);
-		g_autofree char *subject = muc_one_line(t ? t : "");
-		if (t)
-			xmpp_free(a->ctx, t);
-		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-		rooms_set_subject(a->rooms, room, subject);
-		mine = rooms_nick(a->rooms, room);
-		/* ours comes back from our nick (Prosody) or, from a server
-		 * that sends it as the room's, with our text */
-		if (w && w->op == ACCT_ROOM_SUBJECT &&
-		    ((nick && !g_strcmp0(nick, mine)) ||
-		     !g_strcmp0(subject, w->value))) {
-			muc_answered(a, room, 0);
-		} else if (w && w->op == ACCT_ROOM_JOIN && w->in) {
-			/* the subject ends the history of a join */
-			w->history = true;
-			join_progress(a, room, w);
-		}
-		return;
-	}
-	muc_reflected(a, room, msg);
-	if (!body || !nick)
-		return;
-	muc_record(a, room, nick, body, in_time(msg),
-		   xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
-							"urn:xmpp:delay"),
-		   muc_stanza_id(msg, room));
-}
-
-/* An error that answers our subject change (Prosody's keeps only the
- * id). */
-static bool subject_refused(Account *a, const char *room, xmpp_stanza_t *msg)
-{
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-
-	return w && w->op == ACCT_ROOM_SUBJECT &&
-	       !g_strcmp0(w->id, xmpp_stanza_get_id(msg));
-}
-
-/* A message from a room we are in, or from one of its occupants. */
-static void muc_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
-			const char *nick)
-{
-	const char *type = xmpp_stanza_get_type(msg);
-	bool error = type && !strcmp(type, "error");
-
-	if (type && !strcmp(type, "groupchat")) {
-		room_message(a, msg, room, nick);
-	} else if (error && subject_refused(a, room, msg)) {
-		muc_answered(a, room, -acct_error_errno(msg));
-	} else if (nick) {
-		muc_private_message(a, msg, room, nick, in_time(msg));
-	} else if (error) {
-		muc_bounce(a, room, msg);
-	} else {
-		muc_invitation(a, msg, room);
-	}
 }
 
 Rooms *muc_rooms(Account *a)
@@ -1153,104 +317,6 @@ static void muc_disconnected(Account *a)
 	g_hash_table_remove_all(a->room_fills); /* the next fill asks again */
 	rooms_clear_occupants(a->rooms);
 	muc_unreflected_back(a);
-}
-
-/* A presence from @bare (a room when rooms_has) with @resource (the nick,
- * or NULL); false when it is not about a room. */
-static bool muc_presence_from(Account *a, xmpp_stanza_t *p,
-			      const char *bare, const char *resource)
-{
-	const char *type = xmpp_stanza_get_type(p);
-
-	if (!rooms_has(a->rooms, bare))
-		return false;
-	if (resource)
-		muc_presence(a, p, bare, resource);
-	else if (type && !strcmp(type, "error"))
-		presence_error(a, bare, p);
-	else
-		return false;
-	return true;
-}
-
-/* A message from @bare/@resource: true when it was a room's (groupchat,
- * private, subject, error) or an invitation, and is handled. */
-static bool muc_message_from(Account *a, xmpp_stanza_t *msg,
-			     const char *bare, const char *resource,
-			     const char *from)
-{
-	const char *type = xmpp_stanza_get_type(msg);
-
-	if (rooms_has(a->rooms, bare)) {
-		muc_stanza(a, msg, bare, resource);
-		return true;
-	}
-	if (type && !strcmp(type, "groupchat"))
-		return true; /* from a room we are not in */
-	if (resource &&
-	    xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER) &&
-	    hist_set_get(a->room_hists, bare, false, NULL)) {
-		/* a private message from a room we left (one we were in: not
-		 * anyone's chat message dressed up as a room's) */
-		muc_private_message(a, msg, bare, resource, in_time(msg));
-		return true;
-	}
-	return (!type || strcmp(type, "error")) &&
-	       muc_invitation(a, msg, from);
-}
-
-bool muc_known_room(Account *a, const char *bare)
-{
-	return rooms_has(a->rooms, bare) ||
-	       hist_set_get(a->room_hists, bare, false, NULL);
-}
-
-/* ---- the feature (featureset.c) ---- */
-
-/* A presence from a room we are in (an occupant's, or the room's error). */
-bool muc_presence_in(Account *a, const In *in)
-{
-	return muc_presence_from(a, in->st, in->bare, in->jid->resource);
-}
-
-/* A message from a room or an occupant, or an invitation. */
-bool muc_message_in(Account *a, const In *in)
-{
-	return muc_message_from(a, in->st, in->bare, in->jid->resource,
-				in->from);
-}
-
-typedef struct {
-	char *room;
-	AcctRoomOp op;
-	char *value;
-} RoomJob;
-
-static void room_run(Account *a, void *data, PoolReq *r)
-{
-	RoomJob *j = data;
-
-	room_op(a, j->room, j->op, j->value, r);
-}
-
-static void room_job_free(void *data)
-{
-	RoomJob *j = data;
-
-	g_free(j->room);
-	g_free(j->value);
-	g_free(j);
-}
-
-int muc_request(Pool *p, Account *a, const char *room, AcctRoomOp op,
-		const char *value)
-{
-	RoomJob *j = g_new0(RoomJob, 1);
-
-	j->room = g_strdup(room);
-	j->op = op;
-	j->value = g_strdup(value);
-	return pool_call(p, a, room_run, j, room_job_free);
 }
 
 static gint64 rooms_due(Account *a)

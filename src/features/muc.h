@@ -1,5 +1,5 @@
 /* muc.h - group chat (XEP-0045), as rooms/ shows and changes it (muc.c,
- * muc_out.c, muc_private.c, muc_archive.c). */
+ * muc_request.c, muc_out.c, muc_private.c; the parts: muc_int.h). */
 #pragma once
 
 #include <glib.h>

@@ -1,5 +1,6 @@
-/* muc_archive.c - the room's archive (XEP-0313) before a rejoin (see
- * muc_int.h).
+/* muc_archive.c - the join's presence, and before it, for a rejoin, the
+ * room's archive (XEP-0313); the archive again to fill a gap in a room's
+ * log (see muc_int.h).
  *
  * A join's history holds only the room's last few messages (Prosody's
  * default: 20), so after a longer absence the rest would be lost.  Before
@@ -35,6 +36,40 @@ typedef struct {
 	gint64 due;      /* monotonic µs: given up on then (asked again) */
 } Fill;
 
+/* Presence to ROOM/NICK with the MUC element and a history request that
+ * fetches nothing already in the log. */
+static void send_join(Account *a, const char *room, const char *nick)
+{
+	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
+	xmpp_stanza_t *p = acct_own_presence(a, to);
+	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_t *hist = xmpp_stanza_new(a->ctx);
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+						 NULL);
+	gint64 last = muc_last_record_time(a, room, seen);
+	const char *password = muc_room_password(a, room);
+
+	xmpp_stanza_set_name(x, "x");
+	xmpp_stanza_set_ns(x, NS_MUC);
+	xmpp_stanza_set_name(hist, "history");
+	/* from the second of the last record: a message later in that same
+	 * second is not lost; those already in the log are in room_seen and
+	 * are not written again (already_logged) */
+	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+	if (last) {
+		char since[RECORD_TIME_LEN + 1];
+		record_format_time(last, since);
+		xmpp_stanza_set_attribute(hist, "since", since);
+	} else {
+		xmpp_stanza_set_attribute(hist, "maxstanzas", "50");
+	}
+	xmpp_stanza_add_child_ex(x, hist, 0);
+	if (password)
+		acct_add_text_child(a, x, "password", password);
+	xmpp_stanza_add_child_ex(p, x, 0);
+	sm_send(a, p);
+	xmpp_stanza_release(p);
+}
 
 void muc_start_join(Account *a, const char *room, const char *nick,
 		    RoomWait *w)
@@ -45,16 +80,16 @@ void muc_start_join(Account *a, const char *room, const char *nick,
 
 	/* a mkdir (after an rmdir) is no rejoin: what the room said while
 	 * it was not ours is not missing; its history is enough (and
-	 * muc_send_join reads the end of the log itself) */
+	 * send_join reads the end of the log itself) */
 	if (w->req) {
-		muc_send_join(a, room, nick);
+		send_join(a, room, nick);
 		return;
 	}
 	seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	last = muc_last_record_time(a, room, seen);
 	if (!last) {
 		g_hash_table_unref(seen);
-		muc_send_join(a, room, nick);
+		send_join(a, room, nick);
 		return;
 	}
 	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
@@ -74,7 +109,7 @@ void muc_archive_silent(Account *a, const char *room, RoomWait *w)
 	g_clear_pointer(&w->archive, g_free);
 	w->head.deadline =
 		g_get_monotonic_time() + ROOM_JOIN_TIMEOUT_S * G_USEC_PER_SEC;
-	muc_send_join(a, room, w->nick);
+	send_join(a, room, w->nick);
 }
 
 /* The join whose archive query has @id, and its room. */
@@ -125,7 +160,7 @@ static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		g_autofree char *why = acct_error_text(iq);
 		xfs_info("%s: %s: no archive (%s): the join's history is all "
 			 "there is", a->cfg->jid, room, why ? why : "an error");
-		muc_send_join(a, room, w->nick);
+		send_join(a, room, w->nick);
 		return 0;
 	}
 	last = mam_page_end(iq, &complete);
@@ -136,7 +171,7 @@ static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 				   ROOM_ARCHIVE_WAIT_S * G_USEC_PER_SEC;
 		return 0;
 	}
-	muc_send_join(a, room, w->nick);
+	send_join(a, room, w->nick);
 	return 0;
 }
 
@@ -183,7 +218,7 @@ static bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
  * room's log; the live messages after it are held back too, so that the
  * log keeps the room's order.  Every few seconds (mam.c's retry) the
  * room's archive is asked for everything since the last record, which
- * logged_before (muc.c) keeps from being written twice; a fill during
+ * logged_before (muc_log.c) keeps from being written twice; a fill during
  * which nothing of the room failed closes the gap. */
 
 void muc_fill_free(gpointer p)
@@ -194,30 +229,11 @@ void muc_fill_free(gpointer p)
 	g_free(f);
 }
 
-bool muc_gaps(Account *a)
-{
-	return g_hash_table_size(a->room_gaps) > 0;
-}
-
 /* No gap is left, here or in the conversations: the error goes. */
 static void logs_complete(Account *a)
 {
 	if (!a->log_gap_since && !muc_gaps(a))
 		acct_log_clear(a);
-}
-
-bool muc_gap(Account *a, const char *room)
-{
-	return g_hash_table_contains(a->room_gaps, room);
-}
-
-void muc_log_failed(Account *a, const char *room, int err)
-{
-	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(a->room_gaps, room));
-
-	g_hash_table_replace(a->room_gaps, g_strdup(room),
-			     GUINT_TO_POINTER(n + 1));
-	acct_log_note(a, room, err);
 }
 
 static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);

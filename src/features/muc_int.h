@@ -1,12 +1,21 @@
 /* muc_int.h - what the parts of group chat share.  All of it runs on
- * the pool thread, as the rest of the account layer (account_int.h):
+ * the pool thread, as the rest of the account layer (account_int.h).
+ * Lowest first; each calls only those above it in this list:
  *
- *   muc.c          joins, leaves, presences, nick, subject, occupants,
- *                  the room's messages as records and events
+ *   muc_log.c      a room's line as a record, once; a log's gaps; text
+ *                  from the wire as one line
  *   muc_out.c      room messages on their way: held until the room has
  *                  us, out of the outbox at their reflection
  *   muc_private.c  private messages with occupants, invitations
- *   muc_archive.c  the room's archive (XEP-0313) before a rejoin */
+ *   muc_archive.c  the join's presence, and the room's archive (XEP-0313)
+ *                  before a rejoin and to fill a gap
+ *   muc.c          the rooms kept, the requests waiting for them,
+ *                  rejoins (rooms_feature)
+ *   muc_presence.c presences from rooms: occupants, ours, errors, being
+ *                  put out
+ *   muc_message.c  messages from rooms: lines, subjects, and to the
+ *                  files above, what is private, an invitation, an error
+ *   muc_request.c  what a file operation on rooms/ asks (muc_request) */
 #pragma once
 
 #include "features/muc.h"
@@ -31,7 +40,7 @@ typedef struct {
 	bool history;  /* join: ... and its history and subject after it */
 } RoomWait;
 
-/* ---- muc.c ---- */
+/* ---- muc_log.c (and muc_known_room, muc_gaps: account_int.h) ---- */
 
 /* Text from the wire for one line of `events` or `subject`: every
  * control character (TAB, CR, LF, the C1 ones) becomes a space; NULL
@@ -46,17 +55,22 @@ char *muc_body(Account *a, xmpp_stanza_t *msg);
 /* The time of the last record in @room's log (0 if none), and in @seen
  * (if not NULL) the lines of that second. */
 gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen);
-/* Presence to ROOM/NICK with the MUC element and a history request that
- * fetches nothing already in the log. */
-void muc_send_join(Account *a, const char *room, const char *nick);
+/* The password to join @room with, or NULL. */
+const char *muc_room_password(Account *a, const char *room);
+/* The id @room gave @msg (XEP-0359 <stanza-id by=ROOM/>), or NULL. */
+const char *muc_stanza_id(xmpp_stanza_t *msg, const char *room);
 /* What @nick said in @room at @t: a record, and unless it is ours an
  * event.  @delayed: history or the archive's, which may be in the log
  * already (@sid: the id the room gave it, NULL for none).  @body may be
  * changed.  A record that cannot be written starts a gap (below). */
 void muc_record(Account *a, const char *room, const char *nick, char *body,
 		gint64 t, bool delayed, const char *sid);
-/* Join every room we are not in and not already joining or leaving. */
-void muc_rejoin_missing(Account *a);
+/* A record of @room could not be written (@err; 0: a live message held
+ * back behind one that could not): the room has a gap, which
+ * muc_fill_gaps (muc_archive.c) fills from its archive once records can
+ * be written. */
+void muc_log_failed(Account *a, const char *room, int err);
+bool muc_gap(Account *a, const char *room);
 
 /* ---- muc_out.c ---- */
 
@@ -69,8 +83,8 @@ void muc_release(Account *a, const char *room);
  * on its way leaves the outbox. */
 void muc_reflected(Account *a, const char *room, xmpp_stanza_t *msg);
 /* An error from @room without a nick: a refusal of one of our messages,
- * or an event. */
-void muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg);
+ * or an event.  True when the room lost us: the caller rejoins it. */
+bool muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg);
 /* At a connect: what an earlier mount left for rooms no longer ours is
  * dropped. */
 void muc_drop_strays(Account *a);
@@ -86,9 +100,6 @@ void muc_private_message(Account *a, xmpp_stanza_t *msg, const char *room,
 /* An invitation to a room (XEP-0249 direct, or XEP-0045 mediated) from
  * @from: an event; false when @msg is none. */
 bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from);
-/* The stanza of an outbox item of type OUTBOX_TYPE_PRIVATE, without its
- * body. */
-xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item);
 
 /* ---- muc_archive.c ---- */
 
@@ -99,10 +110,26 @@ void muc_start_join(Account *a, const char *room, const char *nick,
 /* @w's archive query got no answer in time: the join goes on without
  * it (the room's history only), with a deadline of its own. */
 void muc_archive_silent(Account *a, const char *room, RoomWait *w);
-/* A record of @room could not be written (@err; 0: a live message held
- * back behind one that could not): the room has a gap, which
- * muc_fill_gaps fills from its archive once records can be written. */
-void muc_log_failed(Account *a, const char *room, int err);
-bool muc_gap(Account *a, const char *room);
 /* Frees a value of Account.room_fills. */
 void muc_fill_free(gpointer p);
+
+/* ---- muc.c ---- */
+
+/* A wait of @op for @room (@r: the request that waits; NULL: a rejoin),
+ * with the deadline of its kind, in room_waits (replacing any). */
+RoomWait *muc_room_wait(Account *a, const char *room, PoolReq *r,
+			AcctRoomOp op);
+/* The server answered what @room waits for (or the wait ended, @err
+ * -ETIMEDOUT or -ECONNRESET): the request completes, a join's room is
+ * forgotten or tried again, what waited for the room goes out. */
+void muc_answered(Account *a, const char *room, int err);
+/* A join goes on until the room has sent our presence, opened a new room
+ * to others and sent its history and subject. */
+void muc_join_progress(Account *a, const char *room, RoomWait *w);
+/* Unavailable presence to ROOM/NICK. */
+void muc_send_leave(Account *a, const char *room);
+/* A room stays ours but we are not in it: try again later.  Returns the
+ * seconds until then. */
+int muc_schedule_retry(Account *a);
+/* Join every room we are not in and not already joining or leaving. */
+void muc_rejoin_missing(Account *a);

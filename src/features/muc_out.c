@@ -198,10 +198,10 @@ void muc_reflected(Account *a, const char *room, xmpp_stanza_t *msg)
 
 /* An error from @room: to one of our messages, or about something else
  * (an event).  Not an occupant (not-acceptable: the room lost us, as
- * after its restart): the message waits while we join again.  Any other
- * refusal (a visitor may not speak, ...) is final: an event with the
- * message, which leaves the outbox. */
-void muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg)
+ * after its restart): the message waits while we join again (true: the
+ * caller rejoins).  Any other refusal (a visitor may not speak, ...) is
+ * final: an event with the message, which leaves the outbox. */
+bool muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg)
 {
 	OutMsg *m = take_reflected(&a->room_sent, room, msg);
 	g_autofree char *ev = acct_error_event_text(msg, "message");
@@ -209,21 +209,47 @@ void muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg)
 
 	if (!m) {
 		acct_event(a, "error", room, ev);
-		return;
+		return false;
 	}
 	if (e && xmpp_stanza_get_child_by_name(e, "not-acceptable")) {
 		g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
 		rooms_set_joined(a->rooms, room, false);
-		muc_rejoin_missing(a);
-		return;
+		return true;
 	}
 	drop_unsent(a, m, ev, acct_error_errno(msg));
+	return false;
 }
 
 /* The stanza of an outbox item of type groupchat, without its body. */
 static xmpp_stanza_t *muc_room_stanza(Account *a, const OutboxItem *item)
 {
 	return acct_message_new(a, "groupchat", item->to, item->id);
+}
+
+/* "room@service/N%20ick" -> "room@service/N ick" */
+static char *jid_unescape_nick(const char *to)
+{
+	const char *slash = strchr(to, '/');
+	g_autofree char *nick =
+		slash ? g_uri_unescape_string(slash + 1, NULL) : NULL;
+
+	if (!nick)
+		return g_strdup(to);
+	return g_strdup_printf("%.*s/%s", (int)(slash - to), to, nick);
+}
+
+/* The stanza of an outbox item of type OUTBOX_TYPE_PRIVATE, without its
+ * body. */
+static xmpp_stanza_t *private_stanza(Account *a, const OutboxItem *item)
+{
+	g_autofree char *to = jid_unescape_nick(item->to);
+	xmpp_stanza_t *msg = acct_message_new(a, "chat", to, item->id);
+	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(x, "x");
+	xmpp_stanza_set_ns(x, NS_MUC_USER);
+	xmpp_stanza_add_child_ex(msg, x, 0);
+	return msg;
 }
 
 int muc_send(Account *a, const char *room, const char *const *bodies,
@@ -256,7 +282,7 @@ bool muc_outgoing(Account *a, OutMsg *m)
 	if (muc_hold(a, m))
 		return true;
 	acct_send_message(a, groupchat ? muc_room_stanza(a, m->item)
-				       : muc_private_stanza(a, m->item),
+				       : private_stanza(a, m->item),
 			  m->item);
 	if (groupchat)
 		g_queue_push_tail(&a->room_sent, m);

@@ -174,30 +174,6 @@ bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from)
 	return true;
 }
 
-/* "room@service/N%20ick" -> "room@service/N ick" */
-static char *jid_unescape_nick(const char *to)
-{
-	const char *slash = strchr(to, '/');
-	g_autofree char *nick =
-		slash ? g_uri_unescape_string(slash + 1, NULL) : NULL;
-
-	if (!nick)
-		return g_strdup(to);
-	return g_strdup_printf("%.*s/%s", (int)(slash - to), to, nick);
-}
-
-xmpp_stanza_t *muc_private_stanza(Account *a, const OutboxItem *item)
-{
-	g_autofree char *to = jid_unescape_nick(item->to);
-	xmpp_stanza_t *msg = acct_message_new(a, "chat", to, item->id);
-	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
-
-	xmpp_stanza_set_name(x, "x");
-	xmpp_stanza_set_ns(x, NS_MUC_USER);
-	xmpp_stanza_add_child_ex(msg, x, 0);
-	return msg;
-}
-
 bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from,
 		  gint64 t)
 {

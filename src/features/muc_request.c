@@ -1,0 +1,296 @@
+/* muc_request.c - what a file operation on rooms/ asks of a room
+ * (muc_request): mkdir joins, rmdir leaves, and writes change the nick
+ * or the subject, invite (XEP-0249), kick or ban (XEP-0045 §8.2, §9.1).
+ * A join, a leave, a nick or a subject waits in muc.c's room_waits; a
+ * kick or a ban waits for the room's iq answer.  [any]: muc_request
+ * waits for the pool thread, which runs the rest. */
+#include "features/muc.h"
+#include "features/muc_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/jid.h"
+#include "xmpp/pool.h"
+
+static void room_join(Account *a, const char *room, PoolReq *r)
+{
+	const CfgRoom *cr = cfg_room(a->cfg, room);
+	const char *nick = cr && cr->nick ? cr->nick : a->cfg->nick;
+
+	if (rooms_has(a->rooms, room)) {
+		pool_complete(r, -EEXIST);
+		return;
+	}
+	if (!acct_is_online(a)) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	rooms_set(a->rooms, room, nick);
+	muc_start_join(a, room, nick,
+		       muc_room_wait(a, room, r, ACCT_ROOM_JOIN));
+}
+
+static void room_leave(Account *a, const char *room, PoolReq *r)
+{
+	if (!acct_is_online(a) || (!rooms_joined(a->rooms, room) &&
+				   !g_hash_table_contains(a->room_waits, room))) {
+		/* not in it (offline, or a rejoin waits for its retry):
+		 * nothing to tell the room */
+		muc_forget(a, room);
+		pool_complete(r, 0);
+		return;
+	}
+	/* the room stays known until the server confirms (muc_answered):
+	 * its confirmation is a presence from the room */
+	muc_send_leave(a, room);
+	muc_room_wait(a, room, r, ACCT_ROOM_LEAVE);
+}
+
+/* A nick change is a presence to the new ROOM/NICK; the server answers
+ * with our presence under the new nick, or an error from it. */
+static void room_nick(Account *a, const char *room, const char *old,
+		      const char *nick, PoolReq *r)
+{
+	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
+	xmpp_stanza_t *p;
+	RoomWait *w;
+
+	if (!strcmp(old, nick)) {
+		pool_complete(r, 0);
+		return;
+	}
+	p = acct_own_presence(a, to);
+	sm_send(a, p);
+	xmpp_stanza_release(p);
+	w = muc_room_wait(a, room, r, ACCT_ROOM_NICK);
+	w->value = g_strdup(nick);
+	w->old = g_strdup(old);
+}
+
+/* A subject change is a groupchat message with only a <subject/>; the
+ * room answers by sending it to everyone, us too, or with an error. */
+static void room_subject(Account *a, const char *room, const char *subject,
+			 PoolReq *r)
+{
+	g_autofree char *now = rooms_subject(a->rooms, room);
+	g_autofree char *shown = muc_one_line(subject);
+	g_autofree char *id = acct_next_id(a);
+	xmpp_stanza_t *msg;
+	RoomWait *w;
+
+	/* Prosody sends nothing for a change that changes nothing */
+	if (!g_strcmp0(now ? now : "", shown)) {
+		pool_complete(r, 0);
+		return;
+	}
+	msg = xmpp_message_new(a->ctx, "groupchat", room, id);
+	acct_add_text_child(a, msg, "subject", subject);
+	sm_send(a, msg);
+	xmpp_stanza_release(msg);
+	w = muc_room_wait(a, room, r, ACCT_ROOM_SUBJECT);
+	w->id = g_steal_pointer(&id);
+	w->value = g_steal_pointer(&shown);
+}
+
+/* Split "FIRST<sep>REST" at the first of @seps: FIRST (new), and REST
+ * (in @line; NULL when there is none or it is empty). */
+static char *split_line(const char *line, const char *seps, const char **rest)
+{
+	size_t n = strcspn(line, seps);
+
+	*rest = line[n] && line[n + 1] ? line + n + 1 : NULL;
+	return g_strndup(line, n);
+}
+
+/* The room's answer to a kick or a ban: the write that asked gets it. */
+static int admin_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+{
+	Account *a = ud;
+	const char *id = xmpp_stanza_get_id(iq);
+	const char *from = xmpp_stanza_get_from(iq);
+	ChangeWait *w = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
+	const char *type = xmpp_stanza_get_type(iq);
+	g_autoptr(Jid) fj = from ? jid_parse(from, NULL) : NULL;
+	g_autofree char *fbare = fj && !fj->resource ? jid_bare(fj) : NULL;
+
+	(void)conn;
+	/* from the room itself (an id handler fires for any stanza with
+	 * the id, from anyone) */
+	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !w ||
+	    g_strcmp0(fbare, w->jid) ||
+	    (g_strcmp0(type, "result") && g_strcmp0(type, "error")))
+		return 1;
+	pool_complete(w->req, !strcmp(type, "result")
+				      ? 0 : -acct_error_errno(iq));
+	g_hash_table_remove(a->iq_waits, id);
+	return 0;
+}
+
+/* A kick (@value "NICK[<TAB>REASON]": its role becomes none) or a ban
+ * (@value "JID[ REASON]": its affiliation becomes outcast), XEP-0045
+ * §8.2 and §9.1; @r is completed with the room's answer. */
+static void room_admin(Account *a, const char *room, AcctRoomOp op,
+		       const char *value, PoolReq *r)
+{
+	const char *reason;
+	g_autofree char *who = split_line(value, op == ACCT_ROOM_KICK
+							 ? "\t" : " \t",
+					  &reason);
+	g_autofree char *nick = NULL, *bare = NULL, *id = NULL;
+	xmpp_stanza_t *iq, *q, *item;
+	ChangeWait *w;
+
+	if (!acct_is_online(a)) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	if (op == ACCT_ROOM_KICK)
+		nick = jid_normalize_resource(who, NULL);
+	else
+		bare = jid_normalize_bare(who, NULL);
+	if (!nick && !bare) {
+		pool_complete(r, -EINVAL);
+		return;
+	}
+	id = acct_next_id(a);
+	iq = xmpp_iq_new(a->ctx, "set", id);
+	xmpp_stanza_set_to(iq, room);
+	q = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(q, "query");
+	xmpp_stanza_set_ns(q, "http://jabber.org/protocol/muc#admin");
+	item = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(item, "item");
+	if (nick) {
+		xmpp_stanza_set_attribute(item, "nick", nick);
+		xmpp_stanza_set_attribute(item, "role", "none");
+	} else {
+		xmpp_stanza_set_attribute(item, "jid", bare);
+		xmpp_stanza_set_attribute(item, "affiliation", "outcast");
+	}
+	if (reason)
+		acct_add_text_child(a, item, "reason", reason);
+	xmpp_stanza_add_child_ex(q, item, 0);
+	xmpp_stanza_add_child_ex(iq, q, 0);
+	w = g_new0(ChangeWait, 1);
+	w->req = r;
+	w->jid = g_strdup(room); /* who answers */
+	w->block = -1;
+	g_hash_table_insert(a->iq_waits, g_strdup(id), w);
+	xmpp_id_handler_add(a->conn, admin_answer, id, a);
+	sm_send(a, iq);
+	xmpp_stanza_release(iq);
+}
+
+/* A direct invitation (XEP-0249) to @value, "JID[ REASON]", with the
+ * room's password when we have one, and a body for clients that do not
+ * know invitations.  0 or -EINVAL. */
+static int room_invite(Account *a, const char *room, const char *value)
+{
+	const char *reason;
+	g_autofree char *who = split_line(value, " \t", &reason);
+	g_autoptr(Jid) jid = jid_parse(who, NULL);
+	g_autofree char *to = jid ? jid_full(jid) : NULL;
+	g_autofree char *body = NULL;
+	const char *password = muc_room_password(a, room);
+	xmpp_stanza_t *msg, *x;
+
+	if (!jid)
+		return -EINVAL;
+	msg = xmpp_message_new(a->ctx, NULL, to, NULL);
+	body = g_strdup_printf("%s invites you to %s%s%s", a->cfg->jid, room,
+			       reason ? ": " : "", reason ? reason : "");
+	xmpp_message_set_body(msg, body);
+	x = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_set_name(x, "x");
+	xmpp_stanza_set_ns(x, NS_CONFERENCE);
+	xmpp_stanza_set_attribute(x, "jid", room);
+	if (reason)
+		xmpp_stanza_set_attribute(x, "reason", reason);
+	if (password)
+		xmpp_stanza_set_attribute(x, "password", password);
+	xmpp_stanza_add_child_ex(msg, x, 0);
+	sm_send(a, msg);
+	xmpp_stanza_release(msg);
+	return 0;
+}
+
+static void room_op(Account *a, const char *room, AcctRoomOp op,
+		    const char *value, PoolReq *r)
+{
+	g_autofree char *nick = NULL;
+	RoomWait *w;
+
+	POOL_ASSERT();
+	if (op == ACCT_ROOM_JOIN) {
+		room_join(a, room, r);
+		return;
+	}
+	nick = rooms_nick(a->rooms, room);
+	if (!nick) {
+		pool_complete(r, -ENOENT);
+		return;
+	}
+	if (op == ACCT_ROOM_INVITE) {
+		pool_complete(r, acct_is_online(a) ? room_invite(a, room, value)
+						   : -ENOTCONN);
+		return;
+	}
+	if (op == ACCT_ROOM_KICK || op == ACCT_ROOM_BAN) {
+		room_admin(a, room, op, value, r);
+		return;
+	}
+	w = g_hash_table_lookup(a->room_waits, room);
+	if (w && (w->req || op != ACCT_ROOM_LEAVE)) {
+		/* one change at a time; a leave replaces a rejoin */
+		pool_complete(r, -EBUSY);
+		return;
+	}
+	if (op == ACCT_ROOM_LEAVE) {
+		room_leave(a, room, r);
+		return;
+	}
+	if (!acct_is_online(a) || !rooms_joined(a->rooms, room)) {
+		/* not in the room: nobody to answer (and a presence to it
+		 * without the MUC element would be an old-style join) */
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	if (op == ACCT_ROOM_NICK)
+		room_nick(a, room, nick, value, r);
+	else
+		room_subject(a, room, value, r);
+}
+
+typedef struct {
+	char *room;
+	AcctRoomOp op;
+	char *value;
+} RoomJob;
+
+static void room_run(Account *a, void *data, PoolReq *r)
+{
+	RoomJob *j = data;
+
+	room_op(a, j->room, j->op, j->value, r);
+}
+
+static void room_job_free(void *data)
+{
+	RoomJob *j = data;
+
+	g_free(j->room);
+	g_free(j->value);
+	g_free(j);
+}
+
+int muc_request(Pool *p, Account *a, const char *room, AcctRoomOp op,
+		const char *value)
+{
+	RoomJob *j = g_new0(RoomJob, 1);
+
+	j->room = g_strdup(room);
+	j->op = op;
+	j->value = g_strdup(value);
+	return pool_call(p, a, room_run, j, room_job_free);
+}
