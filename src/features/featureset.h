@@ -53,3 +53,50 @@ void chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 void chat_live(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t);
 /* muc_out.c: a room's message leaving the queue (rooms_feature). */
 bool muc_outgoing(Account *a, OutMsg *m);
+
+/* mam_query.c and mam_seen.c: */
+
+/* <iq type='set' to=@to><query xmlns='urn:xmpp:mam:2' queryid=ID>[a form
+ * with start]<set>max, after or before</set></query></iq> to the archive
+ * (@before "": the last page; else the page before that id)
+ * of @to (NULL: our own); returns ID (new), whose answer goes to @answer
+ * with the account as its data. */
+char *mam_send_query(Account *a, const char *to, const char *start,
+		     const char *after, const char *before, const char *max,
+		     xmpp_handler answer);
+/* The message a <result/> of an archive forwards (NULL for none, or one
+ * without a valid sender), its sender in @from (new), and in @t its time:
+ * the <delay/>'s stamp, else its own or now. */
+xmpp_stanza_t *mam_forwarded(xmpp_stanza_t *res, gint64 *t, Jid **from);
+/* The end of a page (the answer's <fin/>): the last id on it (new; NULL
+ * for none or one we would not keep), and whether the archive has no
+ * more. */
+char *mam_page_end(xmpp_stanza_t *iq, bool *complete);
+/* A live message: true when the archive gave it to us already (not to be
+ * logged twice).  Once logged, mam_logged_live notes its archive id. */
+bool mam_seen_live(Account *a, xmpp_stanza_t *msg);
+void mam_logged_live(Account *a, xmpp_stanza_t *msg);
+
+/* A received message could not be logged in @where (a conversation) for
+ * @err (0: held back behind one that could not): it is not taken as
+ * handled; the account shows it (`error:` in connection, an error event)
+ * and the archive is asked again until it is logged. */
+void mam_log_failed(Account *a, const char *where, int err);
+
+/* muc_log.c, muc_archive.c and muc_private.c: */
+
+/* Ask the archive of every room with a gap (muc_log_failed) again;
+ * true while any room has one. */
+bool muc_fill_gaps(Account *a);
+/* Some room has a gap. */
+bool muc_gaps(Account *a);
+
+/* An archived message (or a carbon) from @from, of time @t, that belongs
+ * to rooms or is an invitation: true, and it is no conversation's.  A
+ * private message from an occupant of a room we are or were in is logged
+ * in its private conversation (once: see mam_seen_live); an invitation
+ * is an event; a room's error bounce is dropped. */
+bool muc_archived(Account *a, xmpp_stanza_t *msg, const Jid *from,
+		  gint64 t);
+/* @bare is a room we are or were in. */
+bool muc_known_room(Account *a, const char *bare);

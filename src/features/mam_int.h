@@ -11,10 +11,11 @@
  *                of live messages while it runs
  *   carbons.c    copies of what our other clients get and send
  *
- * What the other features use of them is declared in account_int.h.
+ * What the other features use of them is declared in featureset.h.
  * All of it runs on the pool thread, as the rest of the account layer. */
 #pragma once
 
+#include "features/featureset.h"
 #include "xmpp/account_int.h"
 
 #define MAM_PAGE "100"

@@ -20,6 +20,7 @@
 
 #include "features/muc.h"
 #include "store/roomids.h"
+#include "features/featureset.h"
 #include "xmpp/account_int.h"
 
 #define ROOM_JOIN_TIMEOUT_S 15
