@@ -7,6 +7,7 @@
 #include "features/featureset.h"
 #include "features/mam_int.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "base/jid.h"
@@ -14,36 +15,32 @@
 #include "xmpp/dispatch.h"
 
 #define NS_CARBONS "urn:xmpp:carbons:2"
+#define CARBONS_TIMEOUT_S 30
 
-static int carbons_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+/* The server's answer (await.c: from our own account); none (the
+ * stream went, or no answer in time): carbons stay off. */
+static void carbons_answer(Account *a, xmpp_stanza_t *iq, int err, void *d)
 {
-	Account *a = ud;
-
-	(void)conn;
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
-		return 1; /* not the answer: keep waiting for it */
-	a->carbons_on = !g_strcmp0(xmpp_stanza_get_type(iq), "result");
-	if (!a->carbons_on)
+	a->carbons_on = iq && !g_strcmp0(xmpp_stanza_get_type(iq), "result");
+	if (!a->carbons_on && err != -ECONNRESET)
 		xfs_info("%s: the server does not copy our other clients' "
 			 "messages to us (carbons: %s); they reach the logs "
 			 "at the next catch-up", a->cfg->jid,
-			 g_strerror(acct_error_errno(iq)));
-	return 0;
+			 g_strerror(iq ? acct_error_errno(iq) : -err));
 }
 
 /* At a connect: ask the server to copy to us what our other clients get
  * and send (XEP-0280).  carbon_message takes such a copy. */
 static void enable_carbons(Account *a)
 {
-	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", "xfs-carbons");
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", NULL);
 	xmpp_stanza_t *en = xmpp_stanza_new(a->ctx);
 
 	xmpp_stanza_set_name(en, "enable");
 	xmpp_stanza_set_ns(en, NS_CARBONS);
 	xmpp_stanza_add_child(iq, en);
 	xmpp_stanza_release(en);
-	xmpp_id_handler_add(a->conn, carbons_answer, "xfs-carbons", a);
-	sm_send(a, iq);
+	await_iq(a, iq, CARBONS_TIMEOUT_S, carbons_answer, NULL, NULL);
 	xmpp_stanza_release(iq);
 }
 

@@ -3,6 +3,7 @@
  * and what features use of each other.  Pool thread only. */
 #pragma once
 
+#include "xmpp/await.h"
 #include "xmpp/dispatch.h"
 #include "xmpp/feature.h"
 
@@ -59,11 +60,14 @@ bool muc_outgoing(Account *a, OutMsg *m);
 /* <iq type='set' to=@to><query xmlns='urn:xmpp:mam:2' queryid=ID>[a form
  * with start]<set>max, after or before</set></query></iq> to the archive
  * (@before "": the last page; else the page before that id)
- * of @to (NULL: our own); returns ID (new), whose answer goes to @answer
- * with the account as its data. */
+ * of @to (NULL: our own); returns ID (new).  Its answer goes to @answer
+ * (await.c: only from @to, or our own account) with ID as its data, or
+ * none (NULL) at MAM_QUERY_TIMEOUT_S or when the stream goes: the
+ * callers' own timers act before that. */
+#define MAM_QUERY_TIMEOUT_S 120
 char *mam_send_query(Account *a, const char *to, const char *start,
 		     const char *after, const char *before, const char *max,
-		     xmpp_handler answer);
+		     AwaitFn answer);
 /* The message a <result/> of an archive forwards (NULL for none, or one
  * without a valid sender), its sender in @from (new), and in @t its time:
  * the <delay/>'s stamp, else its own or now. */

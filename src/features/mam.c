@@ -44,7 +44,8 @@
  * logged (a full disk) */
 #define MAM_RETRY_S 5
 
-static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+static void query_answer(Account *a, xmpp_stanza_t *iq, int err,
+			 void *qid);
 
 /* The catch-up's state (@dir: DATA/JID); its file is mam_seen.c's. */
 static void mam_init(Account *a, const char *dir)
@@ -238,25 +239,26 @@ static void restart_by_time(Account *a)
 }
 
 /* The end of a page: the next one, or done. */
-static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+/* The end of a page of our archive (await.c: from our own account). */
+static void query_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 {
-	Account *a = ud;
-	const char *type = xmpp_stanza_get_type(iq);
+	const char *type;
 	bool complete;
-	g_autofree char *last = mam_page_end(iq, &complete);
+	g_autofree char *last = NULL;
 	bool probe = a->mam_probe;
 
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
-		return 1; /* not the answer: keep waiting for it */
-	if (g_strcmp0(xmpp_stanza_get_id(iq), a->mam_query))
-		return 0; /* of an earlier stream */
+	/* none: the catch-up's own deadline (mam_tick) acts */
+	if (!iq || g_strcmp0(qid, a->mam_query))
+		return; /* or of an earlier stream */
+	type = xmpp_stanza_get_type(iq);
+	last = mam_page_end(iq, &complete);
 	g_clear_pointer(&a->mam_query, g_free);
 	if (!type || strcmp(type, "result")) {
-		int err = acct_error_errno(iq);
+		err = acct_error_errno(iq);
 		g_autofree char *ev = acct_error_event_text(iq, "archive");
 		if (err == ENOENT && !probe && !a->mam_restarted) {
 			restart_by_time(a);
-			return 0;
+			return;
 		}
 		/* no archive here (or not for us): live and offline
 		 * messages are all there is, this time */
@@ -268,19 +270,18 @@ static int query_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 				 "away are not fetched", a->cfg->jid);
 		else
 			acct_event(a, "error", a->cfg->jid, ev);
-		return 0;
+		return;
 	}
 	if (probe) {
 		caught_up(a, last);
-		return 0;
+		return;
 	}
 	if (last && !complete) {
 		catch_up(a, last, NULL, false);
-		return 0;
+		return;
 	}
 	a->mam_restarted = false;
 	caught_up(a, last);
-	return 0;
 }
 
 /* With carbons on and this stream's catch-up done, every message of the

@@ -35,7 +35,8 @@
 #define MAM_CHECK_TIMEOUT_US (20 * G_USEC_PER_SEC)
 #define MAM_CHECK_SKEW_S 120 /* the server's clock against ours */
 
-static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+static void check_answer(Account *a, xmpp_stanza_t *iq, int err,
+			 void *qid);
 static void check_clear(Account *a);
 
 static void check_done(Account *a, bool told)
@@ -154,29 +155,29 @@ void mam_check_result(Account *a, xmpp_stanza_t *res)
 	a->mam_check_newest = MAX(a->mam_check_newest, m->sent_no);
 }
 
-static int check_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+/* A page of the check's answer (await.c: from our own account). */
+static void check_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 {
-	Account *a = ud;
-	const char *type = xmpp_stanza_get_type(iq);
+	const char *type;
 	bool complete;
 	xmpp_stanza_t *fin;
-	g_autofree char *last = mam_page_end(iq, &complete);
-	g_autofree char *first = mam_page_id(iq, "first", &fin);
+	g_autofree char *last = NULL, *first = NULL;
 
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !acct_from_self(a, iq))
-		return 1; /* not the answer: keep waiting for it */
-	if (g_strcmp0(xmpp_stanza_get_id(iq), a->mam_check))
-		return 0; /* of an earlier stream, or given up on */
+	/* none: the check's own deadline (mam_check_due) acts */
+	if (!iq || g_strcmp0(qid, a->mam_check))
+		return; /* or of an earlier stream, or given up on */
+	type = xmpp_stanza_get_type(iq);
+	last = mam_page_end(iq, &complete);
+	first = mam_page_id(iq, "first", &fin);
 	if (!type || strcmp(type, "result")) {
 		check_done(a, false);
-		return 0;
+		return;
 	}
 	if (first && !complete && !check_resolved(a)) {
 		check_page(a, first);
-		return 0;
+		return;
 	}
 	check_done(a, true);
-	return 0;
 }
 
 static void check_clear(Account *a)

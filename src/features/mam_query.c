@@ -26,10 +26,10 @@ static void add_field(Account *a, xmpp_stanza_t *form, const char *var,
 
 char *mam_send_query(Account *a, const char *to, const char *start,
 		     const char *after, const char *before, const char *max,
-		     xmpp_handler answer)
+		     AwaitFn answer)
 {
-	char *id = acct_next_id(a);
-	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", id);
+	char *id = acct_next_id(a); /* the queryid its results carry */
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", NULL);
 	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_t *set = xmpp_stanza_new(a->ctx);
 
@@ -61,8 +61,7 @@ char *mam_send_query(Account *a, const char *to, const char *start,
 	xmpp_stanza_add_child_ex(iq, q, 0);
 	if (to)
 		xmpp_stanza_set_to(iq, to);
-	xmpp_id_handler_add(a->conn, answer, id, a);
-	sm_send(a, iq);
+	await_iq(a, iq, MAM_QUERY_TIMEOUT_S, answer, g_strdup(id), g_free);
 	xmpp_stanza_release(iq);
 	return id;
 }

@@ -27,7 +27,8 @@
  * us out of the room */
 #define ROOM_ARCHIVE_WAIT_S 10
 
-static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+static void archive_answer(Account *a, xmpp_stanza_t *iq, int err,
+			   void *qid);
 
 /* A query filling a room's gap (see "gaps" below). */
 typedef struct {
@@ -131,29 +132,21 @@ static RoomWait *archive_wait(Account *a, const char *id, const char **room)
 
 /* @iq is the answer from @room (an id handler fires for any stanza with
  * the id, from anyone). */
-static bool answer_from(xmpp_stanza_t *iq, const char *room)
-{
-	const char *from = xmpp_stanza_get_from(iq);
-	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
-
-	return !strcmp(xmpp_stanza_get_name(iq), "iq") && !g_strcmp0(bare, room);
-}
-
 /* The end of a page of the room's archive: the next page, or the join. */
-static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+static void archive_answer(Account *a, xmpp_stanza_t *iq, int err,
+			   void *qid)
 {
-	Account *a = ud;
-	const char *type = xmpp_stanza_get_type(iq);
+	const char *type;
 	g_autofree char *room = NULL, *last = NULL;
 	const char *key = NULL;
-	RoomWait *w = archive_wait(a, xmpp_stanza_get_id(iq), &key);
+	RoomWait *w = archive_wait(a, qid, &key);
 	bool complete;
 
-	(void)conn;
-	if (!w)
-		return 0; /* the join ended: rmdir, its timeout, the link */
-	if (!answer_from(iq, key))
-		return 1;
+	/* the join ended (rmdir, its timeout, the link), or no answer: the
+	 * join's own deadline acts; await.c took it only from the room */
+	if (!w || !iq)
+		return;
+	type = xmpp_stanza_get_type(iq);
 	room = g_strdup(key);
 	g_clear_pointer(&w->archive, g_free);
 	if (!type || strcmp(type, "result")) {
@@ -161,7 +154,7 @@ static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 		xfs_info("%s: %s: no archive (%s): the join's history is all "
 			 "there is", a->cfg->jid, room, why ? why : "an error");
 		send_join(a, room, w->nick);
-		return 0;
+		return;
 	}
 	last = mam_page_end(iq, &complete);
 	if (last && !complete) {
@@ -169,10 +162,9 @@ static int archive_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 					    ROOM_ARCHIVE_PAGE, archive_answer);
 		w->head.deadline = g_get_monotonic_time() +
 				   ROOM_ARCHIVE_WAIT_S * G_USEC_PER_SEC;
-		return 0;
+		return;
 	}
 	send_join(a, room, w->nick);
-	return 0;
 }
 
 /* @msg is a page of a room's archive that a join asked for: logged (or
@@ -236,7 +228,8 @@ static void logs_complete(Account *a)
 		acct_log_clear(a);
 }
 
-static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud);
+static void fill_answer(Account *a, xmpp_stanza_t *iq, int err,
+			void *qid);
 
 /* The fill of @room whose query has @id, and the room as the table has
  * it. */
@@ -306,23 +299,22 @@ bool muc_fill_gaps(Account *a)
 	return g_hash_table_size(a->room_gaps) > 0;
 }
 
-static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+static void fill_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 {
-	Account *a = ud;
-	const char *type = xmpp_stanza_get_type(iq);
+	const char *type;
 	g_autofree char *room = NULL, *last = NULL;
 	const char *key = NULL;
-	Fill *f = fill_of(a, xmpp_stanza_get_id(iq), &key);
+	Fill *f = fill_of(a, qid, &key);
 	bool complete;
 
-	(void)conn;
-	if (!f)
-		return 0; /* the link went meanwhile */
-	if (!answer_from(iq, key))
-		return 1; /* not the answer: keep waiting for it */
+	/* the link went meanwhile, or no answer (await.c took it only from
+	 * the room): the next fill asks again */
+	if (!f || !iq)
+		return;
+	type = xmpp_stanza_get_type(iq);
 	room = g_strdup(key);
 	if (!type || strcmp(type, "result")) {
-		int err = acct_error_errno(iq);
+		err = acct_error_errno(iq);
 		g_hash_table_remove(a->room_fills, room);
 		if (err == ENOSYS || err == EHOSTUNREACH || err == ENOENT) {
 			xfs_warn("%s: %s keeps no archive: what it said while "
@@ -331,12 +323,12 @@ static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 			g_hash_table_remove(a->room_gaps, room);
 			logs_complete(a);
 		}
-		return 0;
+		return;
 	}
 	last = mam_page_end(iq, &complete);
 	if (last && !complete) {
 		fill_page(a, room, f, last);
-		return 0;
+		return;
 	}
 	if (GPOINTER_TO_UINT(g_hash_table_lookup(a->room_gaps, room)) ==
 	    f->failures) {
@@ -345,7 +337,6 @@ static int fill_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
 	}
 	g_hash_table_remove(a->room_fills, room);
 	logs_complete(a);
-	return 0;
 }
 
 /* A page of a room's archive that a join (or a gap's fill) asked for. */

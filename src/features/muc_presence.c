@@ -5,6 +5,7 @@
  * Above muc.c, whose waits it answers (see muc_int.h). */
 #include "features/featureset.h"
 #include "features/muc_int.h"
+#include "xmpp/await.h"
 #include "xmpp/dispatch.h"
 
 #include <errno.h>
@@ -15,6 +16,9 @@
 
 /* in a room (110), the wait for its history and subject */
 #define ROOM_HISTORY_WAIT_S 5
+/* How long the unlock of a room we made waits for the room's answer (the
+ * join's own wait ends the mkdir sooner). */
+#define MUC_UNLOCK_TIMEOUT_S 30
 
 /* @word when it is one of @words, else "none": what a hostile room puts
  * in a role or affiliation never reaches `occupants`. */
@@ -120,34 +124,25 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 	acct_event(a, kind, room, text->str);
 }
 
-/* The room's answer to unlock_new_room: the join it completes is done. */
-static int unlock_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+/* The room's answer to unlock_new_room (await.c takes it only from the
+ * room): the join it completes is done.  None (a deadline, the stream
+ * gone): the join's own wait ends it. */
+static void unlock_answer(Account *a, xmpp_stanza_t *iq, int err, void *room)
 {
-	Account *a = ud;
-	const char *from = xmpp_stanza_get_from(iq);
-	const char *type = xmpp_stanza_get_type(iq);
-	g_autoptr(Jid) j = from ? jid_parse(from, NULL) : NULL;
-	g_autofree char *room = j && !j->resource ? jid_bare(j) : NULL;
-	RoomWait *w = room ? g_hash_table_lookup(a->room_waits, room) : NULL;
+	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
 
-	(void)conn;
-	/* an id handler fires for any stanza with the id, from anyone: the
-	 * answer comes from the room itself (an occupant's iq would carry
-	 * a nick) */
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !room ||
-	    (g_strcmp0(type, "result") && g_strcmp0(type, "error")))
-		return 1;
+	if (!iq)
+		return;
 	if (w && w->op == ACCT_ROOM_JOIN &&
 	    !g_strcmp0(w->id, xmpp_stanza_get_id(iq))) {
-		if (!g_strcmp0(type, "error"))
+		if (!g_strcmp0(xmpp_stanza_get_type(iq), "error"))
 			xfs_warn("%s: %s: the new room refused its default "
 				 "configuration (%s); it may stay locked to "
-				 "others", a->cfg->jid, room,
+				 "others", a->cfg->jid, (char *)room,
 				 g_strerror(acct_error_errno(iq)));
 		g_clear_pointer(&w->id, g_free); /* we are in, either way */
 		muc_join_progress(a, room, w);
 	}
-	return 0; /* the answer, whether a wait is left for it or not */
 }
 
 /* We made the room (201): accept the default configuration, so that a
@@ -156,8 +151,8 @@ static int unlock_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
  * that others can join once mkdir returns. */
 static char *unlock_new_room(Account *a, const char *room)
 {
-	char *id = acct_next_id(a);
-	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", id);
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", NULL);
+	char *id;
 	xmpp_stanza_t *q = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_t *form = xmpp_stanza_new(a->ctx);
 
@@ -169,8 +164,9 @@ static char *unlock_new_room(Account *a, const char *room)
 	xmpp_stanza_set_type(form, "submit");
 	xmpp_stanza_add_child_ex(q, form, 0);
 	xmpp_stanza_add_child_ex(iq, q, 0);
-	xmpp_id_handler_add(a->conn, unlock_answer, id, a);
-	sm_send(a, iq);
+	await_iq(a, iq, MUC_UNLOCK_TIMEOUT_S, unlock_answer, g_strdup(room),
+		 g_free);
+	id = g_strdup(xmpp_stanza_get_id(iq));
 	xmpp_stanza_release(iq);
 	return id;
 }

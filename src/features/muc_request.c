@@ -11,7 +11,12 @@
 #include <string.h>
 
 #include "base/jid.h"
+#include "xmpp/await.h"
 #include "xmpp/pool.h"
+
+/* How long a kick or a ban waits for the room's answer: longer than the
+ * write waits (pool_call). */
+#define MUC_ADMIN_TIMEOUT_S 30
 
 static void room_join(Account *a, const char *room, PoolReq *r)
 {
@@ -103,28 +108,13 @@ static char *split_line(const char *line, const char *seps, const char **rest)
 	return g_strndup(line, n);
 }
 
-/* The room's answer to a kick or a ban: the write that asked gets it. */
-static int admin_answer(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *ud)
+/* The room's answer to a kick or a ban (await.c takes it only from the
+ * room): the write that asked gets it. */
+static void admin_answer(Account *a, xmpp_stanza_t *iq, int err, void *r)
 {
-	Account *a = ud;
-	const char *id = xmpp_stanza_get_id(iq);
-	const char *from = xmpp_stanza_get_from(iq);
-	ChangeWait *w = id ? g_hash_table_lookup(a->iq_waits, id) : NULL;
-	const char *type = xmpp_stanza_get_type(iq);
-	g_autoptr(Jid) fj = from ? jid_parse(from, NULL) : NULL;
-	g_autofree char *fbare = fj && !fj->resource ? jid_bare(fj) : NULL;
+	bool ok = iq && !g_strcmp0(xmpp_stanza_get_type(iq), "result");
 
-	(void)conn;
-	/* from the room itself (an id handler fires for any stanza with
-	 * the id, from anyone) */
-	if (strcmp(xmpp_stanza_get_name(iq), "iq") || !w ||
-	    g_strcmp0(fbare, w->jid) ||
-	    (g_strcmp0(type, "result") && g_strcmp0(type, "error")))
-		return 1;
-	pool_complete(w->req, !strcmp(type, "result")
-				      ? 0 : -acct_error_errno(iq));
-	g_hash_table_remove(a->iq_waits, id);
-	return 0;
+	pool_complete(r, ok ? 0 : iq ? -acct_error_errno(iq) : err);
 }
 
 /* A kick (@value "NICK[<TAB>REASON]": its role becomes none) or a ban
@@ -137,9 +127,8 @@ static void room_admin(Account *a, const char *room, AcctRoomOp op,
 	g_autofree char *who = split_line(value, op == ACCT_ROOM_KICK
 							 ? "\t" : " \t",
 					  &reason);
-	g_autofree char *nick = NULL, *bare = NULL, *id = NULL;
+	g_autofree char *nick = NULL, *bare = NULL;
 	xmpp_stanza_t *iq, *q, *item;
-	ChangeWait *w;
 
 	if (!acct_is_online(a)) {
 		pool_complete(r, -ENOTCONN);
@@ -153,8 +142,7 @@ static void room_admin(Account *a, const char *room, AcctRoomOp op,
 		pool_complete(r, -EINVAL);
 		return;
 	}
-	id = acct_next_id(a);
-	iq = xmpp_iq_new(a->ctx, "set", id);
+	iq = xmpp_iq_new(a->ctx, "set", NULL);
 	xmpp_stanza_set_to(iq, room);
 	q = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_set_name(q, "query");
@@ -172,13 +160,7 @@ static void room_admin(Account *a, const char *room, AcctRoomOp op,
 		acct_add_text_child(a, item, "reason", reason);
 	xmpp_stanza_add_child_ex(q, item, 0);
 	xmpp_stanza_add_child_ex(iq, q, 0);
-	w = g_new0(ChangeWait, 1);
-	w->req = r;
-	w->jid = g_strdup(room); /* who answers */
-	w->block = -1;
-	g_hash_table_insert(a->iq_waits, g_strdup(id), w);
-	xmpp_id_handler_add(a->conn, admin_answer, id, a);
-	sm_send(a, iq);
+	await_iq(a, iq, MUC_ADMIN_TIMEOUT_S, admin_answer, r, NULL);
 	xmpp_stanza_release(iq);
 }
 

@@ -469,19 +469,6 @@ gint64 acct_waits_due(GHashTable *waits)
 	return due;
 }
 
-/* The stream is gone: no answer will come to what waits for one. */
-void acct_fail_change_waits(Account *a)
-{
-	GHashTableIter iter;
-	gpointer v;
-
-	g_hash_table_iter_init(&iter, a->iq_waits);
-	while (g_hash_table_iter_next(&iter, NULL, &v)) {
-		pool_complete(((ChangeWait *)v)->req, -ECONNRESET);
-		g_hash_table_iter_remove(&iter);
-	}
-}
-
 char *acct_child_text(xmpp_stanza_t *st, const char *name)
 {
 	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(st, name);

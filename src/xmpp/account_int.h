@@ -33,16 +33,6 @@
  * separated by spaces. */
 #define OUTBOX_TYPE_PRIVATE "chat-muc"
 
-/* A change waiting for the server's answer (in Account.iq_waits, by the
- * iq's id): a roster change, a blocking one (block.c), a kick or a ban
- * (muc.c).  A lost link ends them all with ECONNRESET. */
-typedef struct {
-	PoolReq *req;
-	RosterItem *item; /* roster: the item as it will be; NULL: removal */
-	char *jid;        /* the JID changed; a kick or ban: the room */
-	int block;        /* block.c: 1 block, 0 unblock; else -1 */
-} ChangeWait;
-
 struct Account {
 	const CfgAccount *cfg; /* immutable */
 	Pool *pool;            /* immutable */
@@ -123,7 +113,6 @@ struct Account {
 	gint raw_readers; /* atomic */
 	/* pool thread only */
 	bool rosterver;       /* the server offers roster versioning */
-	GHashTable *iq_waits; /* iq id -> ChangeWait*: roster changes */
 	GHashTable *room_waits; /* room -> RoomWait* (muc.c): joins, leaves,
 				 * changes */
 	GHashTable *room_seen;  /* room -> set of the log's last-second lines */
@@ -232,8 +221,6 @@ xmpp_stanza_t *acct_query_reply(Account *a, xmpp_stanza_t *iq,
 				const char *ns, xmpp_stanza_t **query);
 /* Send our presence (acct_own_presence). */
 void acct_send_presence(Account *a);
-/* The stream is gone: what waits in iq_waits ends with ECONNRESET. */
-void acct_fail_change_waits(Account *a);
 /* A stanza larger than this ends the connection: libstrophe would buffer
  * it without limit, at a cost that grows with the square of its size.  A
  * legitimate 5,000-item roster is about 300 KB. */

@@ -248,7 +248,6 @@ static void on_disconnect(Account *a, int error, xmpp_stream_error_t *se)
 		timed_out = wd_disarm(&a->wd);
 	a->conn_dead = true;
 	sm_lost(a);
-	acct_fail_change_waits(a);
 	acct_features_offline(a);
 	a->in_tls = a->in_tls && timed_out; /* kept for failure_reason */
 	if (a->reconnect_asked && !a->shutting && a->want_online) {

@@ -33,15 +33,6 @@
 #include "xmpp/dispatch.h"
 #include "xmpp/pool.h"
 
-static void acct_change_wait_free(gpointer p)
-{
-	ChangeWait *w = p;
-
-	roster_item_free(w->item);
-	g_free(w->jid);
-	g_free(w);
-}
-
 Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 		  GError **err)
 {
@@ -82,8 +73,6 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 		g_free(a);
 		return NULL;
 	}
-	a->iq_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					    acct_change_wait_free);
 	a->features = g_ptr_array_new();
 	a->states = g_ptr_array_new_with_free_func(g_free);
 	a->dispatch = dispatch_new();
@@ -145,7 +134,6 @@ void acct_free(Account *a)
 	g_mutex_clear(&a->events_lock);
 	g_string_free(a->events_backlog, TRUE);
 	g_clear_pointer(&a->raw, hist_close);
-	g_clear_pointer(&a->iq_waits, g_hash_table_unref);
 	g_free(a->bound_jid);
 	g_free(a->server);
 	g_free(a->tls_desc);
