@@ -21,8 +21,10 @@
  * stream went, or no answer in time): carbons stay off. */
 static void carbons_answer(Account *a, xmpp_stanza_t *iq, int err, void *d)
 {
-	a->carbons_on = iq && !g_strcmp0(xmpp_stanza_get_type(iq), "result");
-	if (!a->carbons_on && err != -ECONNRESET)
+	MamRun *mr = mam_run_of(a);
+
+	mr->carbons_on = iq && !g_strcmp0(xmpp_stanza_get_type(iq), "result");
+	if (!mr->carbons_on && err != -ECONNRESET)
 		xfs_info("%s: the server does not copy our other clients' "
 			 "messages to us (carbons: %s); they reach the logs "
 			 "at the next catch-up", a->cfg->jid,
@@ -49,7 +51,9 @@ static void enable_carbons(Account *a)
  * hold is logged at a disconnect). */
 static void carbons_off(Account *a)
 {
-	a->carbons_on = false;
+	MamRun *mr = mam_run_of(a);
+
+	mr->carbons_on = false;
 }
 
 /* The copied message of a carbon (NULL if it has none); *@wrap: its
@@ -89,6 +93,7 @@ static Jid *carbon_sender(Account *a, xmpp_stanza_t *inner, bool sent)
 /* A carbon copy carbon_message checked, which came at @t. */
 static void log_carbon(Account *a, xmpp_stanza_t *msg, gint64 t)
 {
+	MamSeen *ms = mam_seen_of(a);
 	xmpp_stanza_t *wrap;
 	bool sent = false;
 	xmpp_stanza_t *inner = carbon_inner(msg, &wrap, &sent);
@@ -96,7 +101,7 @@ static void log_carbon(Account *a, xmpp_stanza_t *msg, gint64 t)
 
 	if (!jid || mam_seen_live(a, inner))
 		return;
-	if (!mam_stanza_id(a, inner) && a->mam_last && !a->mam_off)
+	if (!mam_stanza_id(a, inner) && ms->last && !ms->off)
 		return; /* without its archive id the next catch-up would log
 			 * it again: that catch-up brings it */
 	{

@@ -25,6 +25,8 @@ void featureset_attach(Account *a)
 	acct_add_feature(a, &client_feature);   /* (caps in our presence) */
 	acct_add_feature(a, &contacts_feature); /* the roster */
 	acct_add_feature(a, &block_feature);    /* the blocklist */
+	/* the archive's ids in the logs: what the archive's features read */
+	acct_add_feature(a, &archive_ids_feature);
 	/* carbons before our presence, so nothing our other clients get
 	 * from then on is missed */
 	acct_add_feature(a, &carbons_feature);

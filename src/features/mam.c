@@ -47,46 +47,54 @@
 static void query_answer(Account *a, xmpp_stanza_t *iq, int err,
 			 void *qid);
 
-/* The catch-up's state (@dir: DATA/JID); its file is mam_seen.c's. */
+/* The catch-up's state; its file is mam_seen.c's (archive_ids_feature). */
 static void mam_init(Account *a, const char *dir)
 {
-	mam_seen_load(a, dir);
-	a->mam_returned = g_hash_table_new_full(g_str_hash, g_str_equal,
-						g_free, NULL);
-	g_queue_init(&a->mam_held);
+	MamRun *mr = mam_run_of(a);
+
+	(void)dir;
+	mr->returned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					     NULL);
+	g_queue_init(&mr->held);
 }
 
 static void mam_free(Account *a)
 {
+	MamRun *mr = mam_run_of(a);
+
 	/* (mam_held is empty: acct_free called mam_disconnected while the
 	 * stanzas' context and the logs were still there) */
-	mam_seen_free(a);
-	g_clear_pointer(&a->mam_query, g_free);
-	g_clear_pointer(&a->mam_returned, g_hash_table_unref);
+	g_clear_pointer(&mr->query, g_free);
+	g_clear_pointer(&mr->returned, g_hash_table_unref);
 }
 
 /* One page of the catch-up after @after (NULL: from the start). */
 static void catch_up(Account *a, const char *after, const char *start,
 		     bool probe)
 {
+	MamSeen *ms = mam_seen_of(a);
+	MamRun *mr = mam_run_of(a);
+
 	/* what this one cannot log keeps the position where it is */
-	a->mam_incomplete = false;
-	g_free(a->mam_query);
-	a->mam_query = mam_send_query(a, NULL, start, after, probe ? "" : NULL,
+	ms->incomplete = false;
+	g_free(mr->query);
+	mr->query = mam_send_query(a, NULL, start, after, probe ? "" : NULL,
 				      probe ? "1" : MAM_PAGE, query_answer);
-	a->mam_probe = probe;
-	a->mam_live_count = 0;
-	a->mam_asked_at = g_get_monotonic_time();
+	ms->probe = probe;
+	mr->live_count = 0;
+	mr->asked_at = g_get_monotonic_time();
 }
 
 static void catch_up_from_last(Account *a)
 {
+	MamSeen *ms = mam_seen_of(a);
+	MamRun *mr = mam_run_of(a);
 	char start[RECORD_TIME_LEN + 1];
 
-	g_hash_table_remove_all(a->mam_returned);
-	if (!a->mam_gap_by_time) {
+	g_hash_table_remove_all(mr->returned);
+	if (!ms->gap_by_time) {
 		catch_up(a,
-			 strcmp(a->mam_last, MAM_FROM_START) ? a->mam_last : NULL,
+			 strcmp(ms->last, MAM_FROM_START) ? ms->last : NULL,
 			 NULL, false);
 		return;
 	}
@@ -95,7 +103,7 @@ static void catch_up_from_last(Account *a)
 	 * mam_seen) */
 	record_format_time(MAX(a->log_gap_since - 60, (gint64)0), start);
 	catch_up(a, NULL, start, false);
-	a->mam_by_time = true;
+	mr->by_time = true;
 }
 
 /* ---- the hold ----
@@ -118,41 +126,45 @@ typedef struct {
 
 static void release_held(Account *a)
 {
+	MamRun *mr = mam_run_of(a);
 	Held *h;
 
-	a->mam_hold_due = 0;
+	mr->hold_due = 0;
 	/* what these log must not start a catch-up (the batch of 500)
 	 * while caught_up still has the ids of this one to forget */
-	a->mam_releasing = true;
-	while ((h = g_queue_pop_head(&a->mam_held))) {
+	mr->releasing = true;
+	while ((h = g_queue_pop_head(&mr->held))) {
 		h->log(a, h->msg, h->t);
 		xmpp_stanza_release(h->msg);
 		g_free(h);
 	}
-	a->mam_releasing = false;
+	mr->releasing = false;
 }
 
 bool mam_hold(Account *a, xmpp_stanza_t *msg, gint64 t, MamHeldLog log)
 {
+	MamRun *mr = mam_run_of(a);
 	Held *h;
 
 	/* also while a message could not be logged: the next ones wait for
 	 * the catch-up that brings it, so that the log keeps their order */
-	if (!a->mam_hold_due && !a->log_gap_since)
+	if (!mr->hold_due && !a->log_gap_since)
 		return false;
 	h = g_new0(Held, 1);
 	h->msg = xmpp_stanza_clone(msg);
 	h->log = log;
 	h->t = t;
-	g_queue_push_tail(&a->mam_held, h);
-	if (a->mam_held.length >= MAM_HOLD_MAX)
+	g_queue_push_tail(&mr->held, h);
+	if (mr->held.length >= MAM_HOLD_MAX)
 		release_held(a);
 	return true;
 }
 
 static void mam_disconnected(Account *a)
 {
-	a->mam_stream_caught_up = false;
+	MamRun *mr = mam_run_of(a);
+
+	mr->stream_caught_up = false;
 	release_held(a);
 }
 
@@ -161,13 +173,16 @@ static void mam_disconnected(Account *a)
  * we saw; when we know of none yet, only learn the archive's newest id. */
 static void mam_after_presence(Account *a)
 {
+	MamSeen *ms = mam_seen_of(a);
+	MamRun *mr = mam_run_of(a);
+
 	POOL_ASSERT();
-	g_clear_pointer(&a->mam_query, g_free); /* the link's that went */
-	if (a->mam_off)
+	g_clear_pointer(&mr->query, g_free); /* the link's that went */
+	if (ms->off)
 		return;
-	if (a->mam_last) {
+	if (ms->last) {
 		catch_up_from_last(a);
-		a->mam_hold_due = g_get_monotonic_time() + MAM_HOLD_TIMEOUT_US;
+		mr->hold_due = g_get_monotonic_time() + MAM_HOLD_TIMEOUT_US;
 	} else {
 		catch_up(a, NULL, NULL, true);
 	}
@@ -177,46 +192,48 @@ static void mam_after_presence(Account *a)
  * of the ids seen, only those it did not return can be newer. */
 static void caught_up(Account *a, const char *last)
 {
+	MamSeen *ms = mam_seen_of(a);
+	MamRun *mr = mam_run_of(a);
 	GHashTableIter it;
 	gpointer k;
-	bool by_time = a->mam_by_time;
+	bool by_time = mr->by_time;
 
-	a->mam_by_time = false;
+	mr->by_time = false;
 	/* first, while the ids it returned are still in mam_seen */
 	release_held(a);
-	if (a->mam_incomplete) {
+	if (ms->incomplete) {
 		/* something could not be logged: the position stays where it
 		 * was, so the next catch-up brings it again; what was logged
 		 * stays in mam_seen, so it is not logged twice */
-		g_hash_table_remove_all(a->mam_returned);
-		if (!a->mam_last || a->mam_probe) {
-			a->mam_gap_by_time = true;
-			g_free(a->mam_last);
-			a->mam_last = g_strdup(last ? last : MAM_FROM_START);
+		g_hash_table_remove_all(mr->returned);
+		if (!ms->last || ms->probe) {
+			ms->gap_by_time = true;
+			g_free(ms->last);
+			ms->last = g_strdup(last ? last : MAM_FROM_START);
 		}
 		mam_save(a);
 		return;
 	}
-	a->mam_stream_caught_up = true;
+	mr->stream_caught_up = true;
 	if (by_time)
-		a->mam_gap_by_time = false;
+		ms->gap_by_time = false;
 	if (last) {
-		g_free(a->mam_last);
-		a->mam_last = g_strdup(last);
-	} else if (!a->mam_last) {
-		a->mam_last = g_strdup(MAM_FROM_START); /* an empty archive */
+		g_free(ms->last);
+		ms->last = g_strdup(last);
+	} else if (!ms->last) {
+		ms->last = g_strdup(MAM_FROM_START); /* an empty archive */
 	}
-	g_hash_table_iter_init(&it, a->mam_returned);
+	g_hash_table_iter_init(&it, mr->returned);
 	while (g_hash_table_iter_next(&it, &k, NULL))
-		g_hash_table_remove(a->mam_seen, k);
-	g_hash_table_remove_all(a->mam_returned);
+		g_hash_table_remove(ms->seen, k);
+	g_hash_table_remove_all(mr->returned);
 	/* what stays is newer than @last, or older (logged before the first
 	 * catch-up): never returned again; a bound keeps the file small */
-	if (g_hash_table_size(a->mam_seen) > 5 * MAM_LIVE_BATCH &&
+	if (g_hash_table_size(ms->seen) > 5 * MAM_LIVE_BATCH &&
 	    !a->log_gap_since)
-		g_hash_table_remove_all(a->mam_seen);
+		g_hash_table_remove_all(ms->seen);
 	mam_save(a);
-	if (a->log_gap_since && !a->mam_gap_by_time) {
+	if (a->log_gap_since && !ms->gap_by_time) {
 		a->log_gap_since = 0;
 		if (!muc_gaps(a))
 			acct_log_clear(a);
@@ -227,44 +244,48 @@ static void caught_up(Account *a, const char *last)
  * file was last written instead. */
 static void restart_by_time(Account *a)
 {
+	MamSeen *ms = mam_seen_of(a);
+	MamRun *mr = mam_run_of(a);
 	char start[RECORD_TIME_LEN + 1];
 
-	record_format_time(MAX(a->mam_stamp, (gint64)60) - 60, start);
-	g_clear_pointer(&a->mam_last, g_free);
-	g_hash_table_remove_all(a->mam_returned);
+	record_format_time(MAX(ms->stamp, (gint64)60) - 60, start);
+	g_clear_pointer(&ms->last, g_free);
+	g_hash_table_remove_all(mr->returned);
 	xfs_info("%s: the archive no longer has our last message; asking for "
 		 "everything since %s", a->cfg->jid, start);
 	catch_up(a, NULL, start, false);
-	a->mam_restarted = true;
+	mr->restarted = true;
 }
 
 /* The end of a page: the next one, or done. */
 /* The end of a page of our archive (await.c: from our own account). */
 static void query_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 {
+	MamSeen *ms = mam_seen_of(a);
+	MamRun *mr = mam_run_of(a);
 	const char *type;
 	bool complete;
 	g_autofree char *last = NULL;
-	bool probe = a->mam_probe;
+	bool probe = ms->probe;
 
 	/* none: the catch-up's own deadline (mam_tick) acts */
-	if (!iq || g_strcmp0(qid, a->mam_query))
+	if (!iq || g_strcmp0(qid, mr->query))
 		return; /* or of an earlier stream */
 	type = xmpp_stanza_get_type(iq);
 	last = mam_page_end(iq, &complete);
-	g_clear_pointer(&a->mam_query, g_free);
+	g_clear_pointer(&mr->query, g_free);
 	if (!type || strcmp(type, "result")) {
 		err = acct_error_errno(iq);
 		g_autofree char *ev = acct_error_event_text(iq, "archive");
-		if (err == ENOENT && !probe && !a->mam_restarted) {
+		if (err == ENOENT && !probe && !mr->restarted) {
 			restart_by_time(a);
 			return;
 		}
 		/* no archive here (or not for us): live and offline
 		 * messages are all there is, this time */
-		a->mam_off = err == ENOSYS || err == EHOSTUNREACH;
+		ms->off = err == ENOSYS || err == EHOSTUNREACH;
 		release_held(a);
-		if (a->mam_off)
+		if (ms->off)
 			xfs_info("%s: the server keeps no archive for us: "
 				 "messages another client took while we were "
 				 "away are not fetched", a->cfg->jid);
@@ -280,7 +301,7 @@ static void query_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 		catch_up(a, last, NULL, false);
 		return;
 	}
-	a->mam_restarted = false;
+	mr->restarted = false;
 	caught_up(a, last);
 }
 
@@ -293,27 +314,33 @@ static void query_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
  * slower, and slowed the server for everyone). */
 static void checkpoint(Account *a, const char *id)
 {
-	g_free(a->mam_last);
-	a->mam_last = g_strdup(id);
-	g_hash_table_remove_all(a->mam_seen);
-	a->mam_live_count = 0;
+	MamSeen *ms = mam_seen_of(a);
+	MamRun *mr = mam_run_of(a);
+
+	g_free(ms->last);
+	ms->last = g_strdup(id);
+	g_hash_table_remove_all(ms->seen);
+	mr->live_count = 0;
 	mam_save(a);
 }
 
 void mam_live_logged(Account *a, const char *id)
 {
-	if (++a->mam_live_count < MAM_LIVE_BATCH || !a->mam_last ||
-	    a->mam_off || a->mam_query || a->mam_releasing || a->mam_hold_due ||
-	    a->log_gap_since || a->mam_gap_by_time || !a->mam_stream_caught_up)
+	MamSeen *ms = mam_seen_of(a);
+	MamRun *mr = mam_run_of(a);
+
+	if (++mr->live_count < MAM_LIVE_BATCH || !ms->last ||
+	    ms->off || mr->query || mr->releasing || mr->hold_due ||
+	    a->log_gap_since || ms->gap_by_time || !mr->stream_caught_up)
 		return;
-	if (a->carbons_on) {
+	if (mr->carbons_on) {
 		checkpoint(a, id);
 		return;
 	}
 	/* without carbons, what went only to our other clients (a message
 	 * to the phone's full JID, one we sent from it) is in the archive
 	 * only: asked for now and then */
-	if (g_get_monotonic_time() - a->mam_asked_at >=
+	if (g_get_monotonic_time() - mr->asked_at >=
 	    MAM_REASK_S * G_USEC_PER_SEC)
 		catch_up_from_last(a);
 }
@@ -342,6 +369,9 @@ void mam_log_copy(Account *a, xmpp_stanza_t *inner, const Jid *from,
 /* @msg is a result of our query: handled, true. */
 static bool mam_message(Account *a, xmpp_stanza_t *msg)
 {
+	MamSeen *ms = mam_seen_of(a);
+	MamRun *mr = mam_run_of(a);
+	MamCheck *mc = mam_check_of(a);
 	xmpp_stanza_t *res = xmpp_stanza_get_child_by_name_and_ns(msg, "result",
 								  NS_MAM);
 	xmpp_stanza_t *inner;
@@ -355,19 +385,19 @@ static bool mam_message(Account *a, xmpp_stanza_t *msg)
 	 * to be a result is dropped */
 	if (!acct_from_self(a, msg))
 		return true;
-	if (a->mam_check &&
-	    !g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), a->mam_check)) {
+	if (mc->query &&
+	    !g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), mc->query)) {
 		mam_check_result(a, res);
 		return true;
 	}
-	if (!a->mam_query ||
-	    g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), a->mam_query))
+	if (!mr->query ||
+	    g_strcmp0(xmpp_stanza_get_attribute(res, "queryid"), mr->query))
 		return true;
 	id = xmpp_stanza_get_attribute(res, "id");
-	if (!mam_id_ok(id) || a->mam_probe)
+	if (!mam_id_ok(id) || ms->probe)
 		return true;
-	g_hash_table_add(a->mam_returned, g_strdup(id));
-	if (g_hash_table_contains(a->mam_seen, id))
+	g_hash_table_add(mr->returned, g_strdup(id));
+	if (g_hash_table_contains(ms->seen, id))
 		return true; /* logged already, live or by an earlier page */
 	inner = mam_forwarded(res, &t, &jid);
 	if (!inner)
@@ -381,9 +411,9 @@ static bool mam_message(Account *a, xmpp_stanza_t *msg)
 	}
 	{
 		guint failures = a->log_failures;
-		a->mam_replaying = true;
+		ms->replaying = true;
 		mam_log_copy(a, inner, jid, t);
-		a->mam_replaying = false;
+		ms->replaying = false;
 		if (a->log_failures == failures)
 			mam_note_logged(a, id);
 	}
@@ -393,7 +423,9 @@ static bool mam_message(Account *a, xmpp_stanza_t *msg)
 /* The hold's deadline and the retry's (G_MAXINT64: none). */
 static gint64 mam_due(Account *a)
 {
-	return MIN(a->mam_hold_due ? a->mam_hold_due : G_MAXINT64,
+	MamRun *mr = mam_run_of(a);
+
+	return MIN(mr->hold_due ? mr->hold_due : G_MAXINT64,
 		   a->log_retry_at ? a->log_retry_at : G_MAXINT64);
 }
 
@@ -401,6 +433,8 @@ static gint64 mam_due(Account *a)
  * archives (muc_archive.c) and ours are asked again. */
 static void retry_missing(Account *a, gint64 now)
 {
+	MamSeen *ms = mam_seen_of(a);
+	MamRun *mr = mam_run_of(a);
 	bool rooms;
 
 	if (!a->log_retry_at || now < a->log_retry_at)
@@ -412,8 +446,8 @@ static void retry_missing(Account *a, gint64 now)
 	}
 	a->log_retry_at = now + MAM_RETRY_S * G_USEC_PER_SEC;
 	/* offline, the connect's catch-up does it; one at a time */
-	if (!a->log_gap_since || !acct_is_online(a) || a->mam_off ||
-	    a->mam_query || a->mam_hold_due || !a->mam_last)
+	if (!a->log_gap_since || !acct_is_online(a) || ms->off ||
+	    mr->query || mr->hold_due || !ms->last)
 		return;
 	xfs_info("%s: asking the archive again for what could not be logged",
 		 a->cfg->jid);
@@ -422,8 +456,10 @@ static void retry_missing(Account *a, gint64 now)
 
 static void mam_tick(Account *a, gint64 now)
 {
+	MamRun *mr = mam_run_of(a);
+
 	retry_missing(a, now);
-	if (a->mam_hold_due && now >= a->mam_hold_due) {
+	if (mr->hold_due && now >= mr->hold_due) {
 		xfs_warn("%s: the archive did not answer in time: live "
 			 "messages are logged without waiting for it",
 			 a->cfg->jid);
@@ -459,6 +495,7 @@ bool mam_hold_in(Account *a, const In *in)
 
 const Feature archive_feature = {
 	.name = "the catch-up from our archive (XEP-0313)",
+	.state_size = sizeof(MamRun),
 	.attach = mam_init,
 	.detach = mam_free,
 	.online = mam_after_presence,

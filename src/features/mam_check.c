@@ -41,17 +41,19 @@ static void check_clear(Account *a);
 
 static void check_done(Account *a, bool told)
 {
+	MamCheck *mc = mam_check_of(a);
+
 	/* what the newest one found says of those sent before it */
 	for (GList *l = told ? a->held.head : NULL; l; l = l->next) {
 		const OutMsg *m = l->data;
-		if (m->sent_no && m->sent_no <= a->mam_check_newest)
-			g_hash_table_add(a->mam_sent, g_strdup(m->item->id));
+		if (m->sent_no && m->sent_no <= mc->newest)
+			g_hash_table_add(mc->sent, g_strdup(m->item->id));
 	}
 	/* (the id table points into held: cleared before it is released) */
 	check_clear(a);
-	acct_release_held(a, told ? a->mam_sent : NULL);
-	if (a->mam_sent)
-		g_hash_table_remove_all(a->mam_sent);
+	acct_release_held(a, told ? mc->sent : NULL);
+	if (mc->sent)
+		g_hash_table_remove_all(mc->sent);
 }
 
 /* When the oldest held message went out (0: none tells). */
@@ -70,23 +72,26 @@ static gint64 held_since(Account *a)
 
 static void check_page(Account *a, const char *before)
 {
+	MamCheck *mc = mam_check_of(a);
 	char start[RECORD_TIME_LEN + 1];
 
 	record_format_time(MAX(held_since(a) - MAM_CHECK_SKEW_S, (gint64)0),
 			   start);
-	g_free(a->mam_check);
-	a->mam_check = mam_send_query(a, NULL, start, NULL, before, MAM_PAGE,
+	g_free(mc->query);
+	mc->query = mam_send_query(a, NULL, start, NULL, before, MAM_PAGE,
 				      check_answer);
-	a->mam_check_due = g_get_monotonic_time() + MAM_CHECK_TIMEOUT_US;
+	mc->due = g_get_monotonic_time() + MAM_CHECK_TIMEOUT_US;
 }
 
 /* Every held message is found, or its fate known (see above). */
 static bool check_resolved(Account *a)
 {
+	MamCheck *mc = mam_check_of(a);
+
 	for (GList *l = a->held.head; l; l = l->next) {
 		const OutMsg *m = l->data;
-		if (!g_hash_table_contains(a->mam_sent, m->item->id) &&
-		    !(m->sent_no && a->mam_check_newest))
+		if (!g_hash_table_contains(mc->sent, m->item->id) &&
+		    !(m->sent_no && mc->newest))
 			return false;
 	}
 	return true;
@@ -97,28 +102,31 @@ static bool check_resolved(Account *a)
  * cannot tell. */
 static void mam_check_outbox(Account *a)
 {
+	MamSeen *ms = mam_seen_of(a);
+	MamCheck *mc = mam_check_of(a);
+
 	POOL_ASSERT();
 	check_clear(a);
 	if (!a->held.length)
 		return;
-	if (a->mam_off || !held_since(a)) {
+	if (ms->off || !held_since(a)) {
 		xfs_warn("%s: %u unacknowledged messages are sent again without "
 			 "asking the archive (%s): the server may get some "
 			 "twice", a->cfg->jid, a->held.length,
-			 a->mam_off ? "the server keeps none for us"
+			 ms->off ? "the server keeps none for us"
 				    : "they carry no time");
 		acct_release_held(a, NULL);
 		return;
 	}
-	if (!a->mam_sent)
-		a->mam_sent = g_hash_table_new_full(g_str_hash, g_str_equal,
+	if (!mc->sent)
+		mc->sent = g_hash_table_new_full(g_str_hash, g_str_equal,
 						    g_free, NULL);
-	g_hash_table_remove_all(a->mam_sent);
-	a->mam_check_ids = g_hash_table_new(g_str_hash, g_str_equal);
-	a->mam_check_newest = 0;
+	g_hash_table_remove_all(mc->sent);
+	mc->ids = g_hash_table_new(g_str_hash, g_str_equal);
+	mc->newest = 0;
 	for (GList *l = a->held.head; l; l = l->next) {
 		OutMsg *m = l->data;
-		g_hash_table_insert(a->mam_check_ids, m->item->id, m);
+		g_hash_table_insert(mc->ids, m->item->id, m);
 	}
 	check_page(a, "");
 }
@@ -126,6 +134,7 @@ static void mam_check_outbox(Account *a)
 /* One of ours in the archive: its id, or its origin-id (XEP-0359). */
 static const OutMsg *held_of(Account *a, xmpp_stanza_t *inner)
 {
+	MamCheck *mc = mam_check_of(a);
 	xmpp_stanza_t *oid =
 		xmpp_stanza_get_child_by_name_and_ns(inner, "origin-id", NS_SID);
 	const char *ids[] = {xmpp_stanza_get_id(inner),
@@ -133,13 +142,14 @@ static const OutMsg *held_of(Account *a, xmpp_stanza_t *inner)
 	const OutMsg *m;
 
 	for (guint i = 0; i < G_N_ELEMENTS(ids); i++)
-		if (ids[i] && (m = g_hash_table_lookup(a->mam_check_ids, ids[i])))
+		if (ids[i] && (m = g_hash_table_lookup(mc->ids, ids[i])))
 			return m;
 	return NULL;
 }
 
 void mam_check_result(Account *a, xmpp_stanza_t *res)
 {
+	MamCheck *mc = mam_check_of(a);
 	xmpp_stanza_t *fwd =
 		xmpp_stanza_get_child_by_name_and_ns(res, "forwarded", NS_FORWARD);
 	xmpp_stanza_t *inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message")
@@ -151,20 +161,21 @@ void mam_check_result(Account *a, xmpp_stanza_t *res)
 
 	if (!bare || strcmp(bare, a->cfg->jid) || !(m = held_of(a, inner)))
 		return;
-	g_hash_table_add(a->mam_sent, g_strdup(m->item->id));
-	a->mam_check_newest = MAX(a->mam_check_newest, m->sent_no);
+	g_hash_table_add(mc->sent, g_strdup(m->item->id));
+	mc->newest = MAX(mc->newest, m->sent_no);
 }
 
 /* A page of the check's answer (await.c: from our own account). */
 static void check_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 {
+	MamCheck *mc = mam_check_of(a);
 	const char *type;
 	bool complete;
 	xmpp_stanza_t *fin;
 	g_autofree char *last = NULL, *first = NULL;
 
 	/* none: the check's own deadline (mam_check_due) acts */
-	if (!iq || g_strcmp0(qid, a->mam_check))
+	if (!iq || g_strcmp0(qid, mc->query))
 		return; /* or of an earlier stream, or given up on */
 	type = xmpp_stanza_get_type(iq);
 	last = mam_page_end(iq, &complete);
@@ -182,21 +193,26 @@ static void check_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 
 static void check_clear(Account *a)
 {
-	g_clear_pointer(&a->mam_check, g_free);
-	a->mam_check_due = 0;
-	g_clear_pointer(&a->mam_check_ids, g_hash_table_unref);
+	MamCheck *mc = mam_check_of(a);
+
+	g_clear_pointer(&mc->query, g_free);
+	mc->due = 0;
+	g_clear_pointer(&mc->ids, g_hash_table_unref);
 }
 
 /* The check's deadline (G_MAXINT64: none), and its end when it passed:
  * the held messages go out unchecked rather than never. */
 static gint64 check_due(Account *a)
 {
-	return a->mam_check_due ? a->mam_check_due : G_MAXINT64;
+	MamCheck *mc = mam_check_of(a);
+	return mc->due ? mc->due : G_MAXINT64;
 }
 
 static void check_tick(Account *a, gint64 now)
 {
-	if (!a->mam_check_due || now < a->mam_check_due)
+	MamCheck *mc = mam_check_of(a);
+
+	if (!mc->due || now < mc->due)
 		return;
 	if (!acct_is_online(a)) {
 		check_clear(a); /* the link went: the next connect asks again */
@@ -210,12 +226,15 @@ static void check_tick(Account *a, gint64 now)
 
 static void check_free(Account *a)
 {
+	MamCheck *mc = mam_check_of(a);
+
 	check_clear(a);
-	g_clear_pointer(&a->mam_sent, g_hash_table_unref);
+	g_clear_pointer(&mc->sent, g_hash_table_unref);
 }
 
 const Feature outbox_check_feature = {
 	.name = "what a lost stream left in the outbox, checked (XEP-0313)",
+	.state_size = sizeof(MamCheck),
 	.detach = check_free,
 	.online = mam_check_outbox,
 	.due = check_due,

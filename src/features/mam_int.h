@@ -18,6 +18,69 @@
 #include "features/featureset.h"
 #include "xmpp/account_int.h"
 
+/* What the archive's files keep of each account, each part in the state
+ * of the lowest feature that reads it (acct_state), so that no file
+ * reaches above itself for it.  Pool thread only. */
+
+/* mam_seen.c's (archive_ids_feature): where the logs stand. */
+typedef struct {
+	char *path;     /* DATA/JID/mam: where the catch-up is */
+	FdFile *file;   /* appends to it (fdcache.h) */
+	char *last;     /* the position: NULL none yet */
+	gint64 stamp;   /* when the file was last written (unix s) */
+	GHashTable *seen; /* archive ids logged since last (in the file too) */
+	bool probe;     /* the query running only learns the newest id */
+	bool incomplete; /* the catch-up running could not log all */
+	bool gap_by_time; /* the next catch-up goes by time, from
+			   * log_gap_since (no position before the gap) */
+	bool off;       /* the server has no archive for us */
+	bool replaying; /* logging a result of our catch-up now */
+} MamSeen;
+
+/* mam_check.c's (outbox_check_feature): the check of what a lost stream
+ * left in the outbox. */
+typedef struct {
+	char *query;        /* queryid of the check, or NULL */
+	GHashTable *sent;   /* held ids the archive has */
+	GHashTable *ids;    /* id -> OutMsg* in Account.held, while checking */
+	guint64 newest;     /* the highest sent_no found by it */
+	gint64 due;         /* monotonic µs; 0: no check running */
+} MamCheck;
+
+/* mam.c's (archive_feature): the catch-up and the hold. */
+typedef struct {
+	char *query;        /* queryid of the query in flight, or NULL */
+	GHashTable *returned; /* ids the catch-up in flight returned */
+	guint live_count;   /* live ids logged since the last catch-up or
+			     * checkpoint */
+	gint64 asked_at;    /* monotonic µs of the last catch-up query */
+	bool stream_caught_up; /* this stream's catch-up is done */
+	bool restarted;     /* the catch-up started over by time */
+	bool by_time;       /* the one running goes by time */
+	GQueue held;        /* Held*: live messages held (mam_hold) */
+	bool releasing;     /* logging them: no catch-up starts */
+	gint64 hold_due;    /* monotonic µs; 0: not holding */
+	bool carbons_on;    /* the server copies our other clients' (carbons.c
+			     * sets it) */
+} MamRun;
+
+extern const Feature archive_ids_feature; /* mam_seen.c */
+
+static inline MamSeen *mam_seen_of(Account *a)
+{
+	return acct_state(a, &archive_ids_feature);
+}
+
+static inline MamCheck *mam_check_of(Account *a)
+{
+	return acct_state(a, &outbox_check_feature);
+}
+
+static inline MamRun *mam_run_of(Account *a)
+{
+	return acct_state(a, &archive_feature);
+}
+
 #define MAM_PAGE "100"
 /* the position "from the start of the archive" (the file's "last *") */
 #define MAM_FROM_START "*"
@@ -35,8 +98,6 @@ char *mam_page_id(xmpp_stanza_t *iq, const char *which, xmpp_stanza_t **fin);
 
 /* Load DATA/JID/mam (@dir: DATA/JID): the position and the seen set;
  * free them. */
-void mam_seen_load(Account *a, const char *dir);
-void mam_seen_free(Account *a);
 /* Write the whole file (atomically: a crash leaves the old one). */
 void mam_save(Account *a);
 /* A message with archive id @id is in its log now: remembered (appended

@@ -27,77 +27,82 @@ void mam_seen_on_live(MamLiveHook fn)
 	live_hook = fn;
 }
 
-void mam_seen_load(Account *a, const char *dir)
+static void mam_seen_load(Account *a, const char *dir)
 {
+	MamSeen *ms = mam_seen_of(a);
 	g_autofree char *text = NULL;
 	g_auto(GStrv) lines = NULL;
 	struct stat st;
 
-	a->mam_path = g_build_filename(dir, "mam", NULL);
-	a->mam_file = fdfile_new(a->mam_path, O_WRONLY | O_APPEND | O_CREAT,
+	ms->path = g_build_filename(dir, "mam", NULL);
+	ms->file = fdfile_new(ms->path, O_WRONLY | O_APPEND | O_CREAT,
 				 0600);
-	a->mam_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	ms->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    NULL);
-	if (!g_file_get_contents(a->mam_path, &text, NULL, NULL))
+	if (!g_file_get_contents(ms->path, &text, NULL, NULL))
 		return;
-	if (stat(a->mam_path, &st) == 0)
-		a->mam_stamp = st.st_mtime;
+	if (stat(ms->path, &st) == 0)
+		ms->stamp = st.st_mtime;
 	lines = g_strsplit(text, "\n", -1);
 	for (char **l = lines; *l; l++) {
 		if (g_str_has_prefix(*l, "last ") &&
 		    (mam_id_ok(*l + 5) || !strcmp(*l + 5, MAM_FROM_START))) {
-			g_free(a->mam_last);
-			a->mam_last = g_strdup(*l + 5);
+			g_free(ms->last);
+			ms->last = g_strdup(*l + 5);
 		} else if (g_str_has_prefix(*l, "seen ") && mam_id_ok(*l + 5)) {
-			g_hash_table_add(a->mam_seen, g_strdup(*l + 5));
+			g_hash_table_add(ms->seen, g_strdup(*l + 5));
 		}
 	}
 }
 
-void mam_seen_free(Account *a)
+static void mam_seen_free(Account *a)
 {
-	g_clear_pointer(&a->mam_file, fdfile_free);
-	g_clear_pointer(&a->mam_path, g_free);
-	g_clear_pointer(&a->mam_last, g_free);
-	g_clear_pointer(&a->mam_seen, g_hash_table_unref);
+	MamSeen *ms = mam_seen_of(a);
+
+	g_clear_pointer(&ms->file, fdfile_free);
+	g_clear_pointer(&ms->path, g_free);
+	g_clear_pointer(&ms->last, g_free);
+	g_clear_pointer(&ms->seen, g_hash_table_unref);
 }
 
 void mam_save(Account *a)
 {
+	MamSeen *ms = mam_seen_of(a);
 	GString *out = g_string_new(NULL);
 	GHashTableIter it;
 	gpointer k;
 
-	if (a->mam_last)
-		g_string_append_printf(out, "last %s\n", a->mam_last);
-	g_hash_table_iter_init(&it, a->mam_seen);
+	if (ms->last)
+		g_string_append_printf(out, "last %s\n", ms->last);
+	g_hash_table_iter_init(&it, ms->seen);
 	while (g_hash_table_iter_next(&it, &k, NULL))
 		g_string_append_printf(out, "seen %s\n", (char *)k);
-	if (!g_file_set_contents_full(a->mam_path, out->str, out->len,
+	if (!g_file_set_contents_full(ms->path, out->str, out->len,
 				      G_FILE_SET_CONTENTS_CONSISTENT, 0600,
 				      NULL))
-		xfs_warn("%s: cannot write %s", a->cfg->jid, a->mam_path);
-	a->mam_stamp = g_get_real_time() / G_USEC_PER_SEC;
+		xfs_warn("%s: cannot write %s", a->cfg->jid, ms->path);
+	ms->stamp = g_get_real_time() / G_USEC_PER_SEC;
 	g_string_free(out, TRUE);
 	/* the file was renamed over: later appends go to the new one */
-	fdfile_reopen(a->mam_file);
+	fdfile_reopen(ms->file);
 }
 
 void mam_note_logged(Account *a, const char *id)
 {
+	MamSeen *ms = mam_seen_of(a);
 	g_autofree char *line = NULL;
 	int fd, ret = 0;
 
-	if (!mam_id_ok(id) || !g_hash_table_add(a->mam_seen, g_strdup(id)))
+	if (!mam_id_ok(id) || !g_hash_table_add(ms->seen, g_strdup(id)))
 		return;
 	line = g_strdup_printf("seen %s\n", id);
-	if ((fd = fdfile_get(a->mam_file)) >= 0) {
+	if ((fd = fdfile_get(ms->file)) >= 0) {
 		ret = util_write_all(fd, line, strlen(line));
-		fdfile_put(a->mam_file);
+		fdfile_put(ms->file);
 	}
 	if (fd < 0 || ret < 0)
-		xfs_warn("%s: cannot write %s", a->cfg->jid, a->mam_path);
-	a->mam_stamp = g_get_real_time() / G_USEC_PER_SEC;
+		xfs_warn("%s: cannot write %s", a->cfg->jid, ms->path);
+	ms->stamp = g_get_real_time() / G_USEC_PER_SEC;
 }
 
 const char *mam_stanza_id(Account *a, xmpp_stanza_t *msg)
@@ -120,9 +125,10 @@ const char *mam_stanza_id(Account *a, xmpp_stanza_t *msg)
 
 bool mam_seen_live(Account *a, xmpp_stanza_t *msg)
 {
+	MamSeen *ms = mam_seen_of(a);
 	const char *id = mam_stanza_id(a, msg);
 
-	return id && g_hash_table_contains(a->mam_seen, id);
+	return id && g_hash_table_contains(ms->seen, id);
 }
 
 void mam_logged_live(Account *a, xmpp_stanza_t *msg)
@@ -141,10 +147,21 @@ void mam_logged_live(Account *a, xmpp_stanza_t *msg)
  * logged. */
 void mam_log_failed(Account *a, const char *where, int err)
 {
+	MamSeen *ms = mam_seen_of(a);
+
 	if (!a->log_gap_since)
 		a->log_gap_since = g_get_real_time() / G_USEC_PER_SEC;
 	acct_log_note(a, where, err);
-	a->mam_incomplete = true;
-	if (!a->mam_last || a->mam_probe)
-		a->mam_gap_by_time = true;
+	ms->incomplete = true;
+	if (!ms->last || ms->probe)
+		ms->gap_by_time = true;
 }
+
+/* The archive ids in the logs, and where the catch-up stands: below the
+ * other features of the archive, which read it (mam_seen_of). */
+const Feature archive_ids_feature = {
+	.name = "the archive's ids in the logs (mam_seen.c)",
+	.state_size = sizeof(MamSeen),
+	.attach = mam_seen_load,
+	.detach = mam_seen_free,
+};

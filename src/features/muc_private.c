@@ -1,6 +1,7 @@
 /* muc_private.c - private messages with a room's occupants, in
  * rooms/ROOM/private/NICK/, and invitations to rooms (see muc_int.h). */
 #include "features/muc.h"
+#include "features/mam_int.h"
 #include "features/muc_int.h"
 
 #include <errno.h>
@@ -39,6 +40,7 @@ HistSet *muc_private_hists(Account *a, const char *room)
 static void private_record(Account *a, const char *room, const char *nick,
 			   gint64 t, const char *sender, const char *text)
 {
+	MamSeen *ms = mam_seen_of(a);
 	g_autofree char *name = jid_to_filename(nick);
 	g_autoptr(GString) rec = g_string_new(NULL);
 	g_autoptr(GError) err = NULL;
@@ -49,7 +51,7 @@ static void private_record(Account *a, const char *room, const char *nick,
 	g_autofree char *where = g_strdup_printf("%s/%s", room, nick);
 	int ret;
 
-	if (a->log_gap_since && !a->mam_replaying) {
+	if (a->log_gap_since && !ms->replaying) {
 		/* after one that could not be logged: in order, later */
 		mam_log_failed(a, where, 0);
 		return;

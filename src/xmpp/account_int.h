@@ -140,36 +140,6 @@ struct Account {
 			   * the order of acceptance */
 	GQueue room_sent; /* room messages sent, until the room reflects
 			   * them (muc.c) */
-	/* the archive (mam.c), pool thread only */
-	char *mam_path;       /* DATA/JID/mam: where the catch-up is */
-	FdFile *mam_file;     /* appends to it (fdcache.h) */
-	char *mam_last;       /* NULL: none yet */
-	char *mam_query;      /* queryid of the query in flight, or NULL */
-	bool mam_probe;       /* that query only learns the newest id */
-	GHashTable *mam_returned; /* ids the catch-up in flight returned */
-	gint64 mam_stamp;     /* when the file was last written (unix s) */
-	guint mam_live_count; /* live ids logged since the last catch-up or
-			       * checkpoint (mam.c) */
-	gint64 mam_asked_at;  /* monotonic µs of the last catch-up query */
-	bool mam_stream_caught_up; /* this stream's catch-up is done */
-	bool carbons_on;      /* the server copies our other clients' */
-	bool mam_restarted;   /* the catch-up started over by time */
-	char *mam_check;      /* queryid of the outbox check, or NULL */
-	GHashTable *mam_sent; /* held ids the archive has (the check) */
-	GHashTable *mam_check_ids; /* id -> OutMsg* in held, while checking */
-	guint64 mam_check_newest;  /* the highest sent_no found by it */
-	gint64 mam_check_due; /* monotonic µs; 0: no check running */
-	bool mam_off;         /* the server has no archive for us */
-	GQueue mam_held;      /* Held*: live messages held (mam_hold) */
-	bool mam_releasing;   /* logging them: no catch-up starts */
-	gint64 mam_hold_due;  /* monotonic µs; 0: not holding */
-	GHashTable *mam_seen; /* archive ids logged since mam_last (in the
-			       * file too) */
-	bool mam_incomplete;  /* the catch-up running could not log all */
-	bool mam_gap_by_time; /* the next catch-up goes by time, from
-			       * log_gap_since (no position before the gap) */
-	bool mam_by_time;     /* the one running does */
-	bool mam_replaying;   /* logging a result of our catch-up now */
 	/* messages that could not be logged (a full disk), pool thread */
 	guint log_failures;   /* every failure counts (never reset) */
 	gint64 log_gap_since; /* conversations: unix s of the first failure
