@@ -35,6 +35,8 @@ void featureset_attach(Account *a)
 	/* the catch-up after the presence: Prosody neither sends nor deletes
 	 * offline messages for a session that queried the archive first */
 	acct_add_feature(a, &archive_feature);
+	/* the rooms' state, before the rooms (it only holds it) */
+	acct_add_feature(a, &room_state_feature);
 	acct_add_feature(a, &rooms_feature);    /* rejoin, from the archive */
 	/* what a lost stream left: asked of the archive before it goes out
 	 * again (the account says online, and sends, after all of these) */

@@ -21,6 +21,7 @@ extern const Feature carbons_feature;       /* carbons.c */
 extern const Feature archive_feature;       /* mam.c */
 extern const Feature outbox_check_feature;  /* mam_check.c */
 extern const Feature rooms_feature;         /* muc.c */
+extern const Feature room_state_feature;    /* muc_log.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 

@@ -46,19 +46,20 @@ static void room_wait_free(gpointer p)
  * to the server reaches contacts, not rooms). */
 static void muc_send_presence(Account *a)
 {
-	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
+	Muc *mu = muc_of(a);
+	g_autoptr(GPtrArray) list = rooms_list(mu->rooms);
 
 	for (guint i = 0; i < list->len; i++) {
 		const char *room = g_ptr_array_index(list, i);
-		g_autofree char *nick = rooms_nick(a->rooms, room);
+		g_autofree char *nick = rooms_nick(mu->rooms, room);
 		g_autofree char *to = NULL;
 		xmpp_stanza_t *p;
-		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+		RoomWait *w = g_hash_table_lookup(mu->waits, room);
 
 		/* not to a room we are not in yet: a presence without the
 		 * MUC element would be an old-style join */
 		if (!nick || (w && w->op == ACCT_ROOM_LEAVE) ||
-		    !rooms_joined(a->rooms, room))
+		    !rooms_joined(mu->rooms, room))
 			continue;
 		to = g_strdup_printf("%s/%s", room, nick);
 		p = acct_own_presence(a, to);
@@ -70,6 +71,7 @@ static void muc_send_presence(Account *a)
 RoomWait *muc_room_wait(Account *a, const char *room, PoolReq *r,
 			AcctRoomOp op)
 {
+	Muc *mu = muc_of(a);
 	RoomWait *w = g_new0(RoomWait, 1);
 	int secs = op == ACCT_ROOM_JOIN    ? ROOM_JOIN_TIMEOUT_S
 		   : op == ACCT_ROOM_LEAVE ? ROOM_LEAVE_TIMEOUT_S
@@ -78,14 +80,15 @@ RoomWait *muc_room_wait(Account *a, const char *room, PoolReq *r,
 	w->req = r;
 	w->op = op;
 	w->head.deadline = g_get_monotonic_time() + secs * G_USEC_PER_SEC;
-	g_hash_table_replace(a->room_waits, g_strdup(room), w);
+	g_hash_table_replace(mu->waits, g_strdup(room), w);
 	return w;
 }
 
 /* Unavailable presence to ROOM/NICK. */
 void muc_send_leave(Account *a, const char *room)
 {
-	g_autofree char *nick = rooms_nick(a->rooms, room);
+	Muc *mu = muc_of(a);
+	g_autofree char *nick = rooms_nick(mu->rooms, room);
 	g_autofree char *to = NULL;
 	xmpp_stanza_t *p;
 
@@ -113,12 +116,14 @@ static bool refusal_is_final(int err)
  * seconds until then. */
 int muc_schedule_retry(Account *a)
 {
-	if (!a->room_retry_s)
-		a->room_retry_s = ROOM_RETRY_MIN_S;
-	if (!a->room_retry_at)
-		a->room_retry_at = g_get_monotonic_time() +
-				   (gint64)a->room_retry_s * G_USEC_PER_SEC;
-	return (int)((a->room_retry_at - g_get_monotonic_time() +
+	Muc *mu = muc_of(a);
+
+	if (!mu->retry_s)
+		mu->retry_s = ROOM_RETRY_MIN_S;
+	if (!mu->retry_at)
+		mu->retry_at = g_get_monotonic_time() +
+				   (gint64)mu->retry_s * G_USEC_PER_SEC;
+	return (int)((mu->retry_at - g_get_monotonic_time() +
 		      G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
 }
 
@@ -145,7 +150,8 @@ static void rejoin_failed(Account *a, const char *room, int err)
 /* The server answered what @room waits for (or the wait ended). */
 void muc_answered(Account *a, const char *room, int err)
 {
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+	Muc *mu = muc_of(a);
+	RoomWait *w = g_hash_table_lookup(mu->waits, room);
 
 	if (!w)
 		return;
@@ -163,7 +169,7 @@ void muc_answered(Account *a, const char *room, int err)
 		err = 0;
 	}
 	if (w->op == ACCT_ROOM_JOIN && !err)
-		a->room_retry_s = ROOM_RETRY_MIN_S; /* rooms work again */
+		mu->retry_s = ROOM_RETRY_MIN_S; /* rooms work again */
 	/* left, or not in it after all; a failed nick or subject change
 	 * leaves us where we were */
 	if (w->op == ACCT_ROOM_JOIN && err == -ETIMEDOUT && acct_is_online(a))
@@ -176,11 +182,11 @@ void muc_answered(Account *a, const char *room, int err)
 	if (w->req)
 		pool_complete(w->req, w->op == ACCT_ROOM_LEAVE ? 0 : err);
 	if (w->op == ACCT_ROOM_JOIN && !err) {
-		g_hash_table_remove(a->room_waits, room);
+		g_hash_table_remove(mu->waits, room);
 		muc_release(a, room); /* what waited for the room goes out */
 		return;
 	}
-	g_hash_table_remove(a->room_waits, room);
+	g_hash_table_remove(mu->waits, room);
 }
 
 /* A join goes on until the room has sent our presence, opened a new room
@@ -194,13 +200,14 @@ void muc_join_progress(Account *a, const char *room, RoomWait *w)
 /* Join every room we are not in and not already joining or leaving. */
 void muc_rejoin_missing(Account *a)
 {
-	g_autoptr(GPtrArray) list = rooms_list(a->rooms);
+	Muc *mu = muc_of(a);
+	g_autoptr(GPtrArray) list = rooms_list(mu->rooms);
 
 	for (guint i = 0; i < list->len; i++) {
 		const char *room = g_ptr_array_index(list, i);
-		g_autofree char *nick = rooms_nick(a->rooms, room);
-		if (!nick || rooms_joined(a->rooms, room) ||
-		    g_hash_table_contains(a->room_waits, room))
+		g_autofree char *nick = rooms_nick(mu->rooms, room);
+		if (!nick || rooms_joined(mu->rooms, room) ||
+		    g_hash_table_contains(mu->waits, room))
 			continue;
 		muc_start_join(a, room, nick,
 			       muc_room_wait(a, room, NULL, ACCT_ROOM_JOIN));
@@ -210,8 +217,10 @@ void muc_rejoin_missing(Account *a)
 /* At a connect: back into every room we were in. */
 static void muc_rejoin(Account *a)
 {
-	a->room_retry_at = 0;
-	a->room_retry_s = ROOM_RETRY_MIN_S;
+	Muc *mu = muc_of(a);
+
+	mu->retry_at = 0;
+	mu->retry_s = ROOM_RETRY_MIN_S;
 	muc_drop_strays(a);
 	muc_rejoin_missing(a);
 }
@@ -221,29 +230,33 @@ static void muc_rejoin(Account *a)
  * is due (G_MAXINT64: never), and the try. */
 static gint64 muc_due(Account *a)
 {
-	return a->room_retry_at ? a->room_retry_at : G_MAXINT64;
+	Muc *mu = muc_of(a);
+	return mu->retry_at ? mu->retry_at : G_MAXINT64;
 }
 
 static void muc_tick(Account *a, gint64 now)
 {
-	if (!a->room_retry_at || now < a->room_retry_at)
+	Muc *mu = muc_of(a);
+
+	if (!mu->retry_at || now < mu->retry_at)
 		return;
-	a->room_retry_at = 0;
+	mu->retry_at = 0;
 	if (!acct_is_online(a))
 		return; /* the connect rejoins them all */
 	/* the next failure waits twice as long */
-	a->room_retry_s = MIN(a->room_retry_s * 2, ROOM_RETRY_MAX_S);
+	mu->retry_s = MIN(mu->retry_s * 2, ROOM_RETRY_MAX_S);
 	muc_rejoin_missing(a);
 }
 
 /* End the rooms' waits past their deadline (@all: every one). */
 static void muc_expire_waits(Account *a, gint64 now, bool all)
 {
+	Muc *mu = muc_of(a);
 	g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func(g_free);
 	GHashTableIter it;
 	gpointer k, v;
 
-	g_hash_table_iter_init(&it, a->room_waits);
+	g_hash_table_iter_init(&it, mu->waits);
 	while (g_hash_table_iter_next(&it, &k, &v))
 		if (all || now >= ((RoomWait *)v)->head.deadline)
 			g_ptr_array_add(due, g_strdup(k));
@@ -254,36 +267,41 @@ static void muc_expire_waits(Account *a, gint64 now, bool all)
 
 Rooms *muc_rooms(Account *a)
 {
-	return a->rooms;
+	Muc *mu = muc_of(a);
+	return mu->rooms;
 }
 
 HistSet *muc_room_hists(Account *a)
 {
-	return a->room_hists;
+	Muc *mu = muc_of(a);
+	return mu->hists;
 }
 
 static void muc_init(Account *a, const char *dir)
 {
+	Muc *mu = muc_of(a);
 	g_autofree char *list = g_build_filename(dir, "rooms.list", NULL);
 
-	a->room_waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	mu->waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					      room_wait_free);
-	a->room_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	mu->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					     (GDestroyNotify)g_hash_table_unref);
-	a->room_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	mu->ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    (GDestroyNotify)roomids_free);
-	a->room_gaps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	mu->gaps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					     NULL);
-	a->room_fills = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	mu->fills = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					      muc_fill_free);
-	a->invite_passwords = g_hash_table_new_full(
+	mu->invite_passwords = g_hash_table_new_full(
 		g_str_hash, g_str_equal, g_free, (GDestroyNotify)cfg_password_free);
-	a->privates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	mu->privates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					    (GDestroyNotify)hist_set_free);
-	g_mutex_init(&a->privates_lock);
-	a->rooms_dir = g_build_filename(dir, "rooms", NULL);
-	a->rooms = rooms_new(list);
-	a->room_hists = hist_set_new(a->rooms_dir, NULL);
+	g_queue_init(&mu->outq);
+	g_queue_init(&mu->sent);
+	g_mutex_init(&mu->privates_lock);
+	mu->dir = g_build_filename(dir, "rooms", NULL);
+	mu->rooms = rooms_new(list);
+	mu->hists = hist_set_new(mu->dir, NULL);
 	/* what an earlier mount accepted for rooms waits for the room's
 	 * history (or archive) to show what it has (muc_out.c) */
 	for (GList *l = a->held.head, *next; l; l = next) {
@@ -291,37 +309,45 @@ static void muc_init(Account *a, const char *dir)
 		next = l->next;
 		if (!strcmp(m->item->type, "groupchat")) {
 			g_queue_delete_link(&a->held, l);
-			g_queue_push_tail(&a->room_outq, m);
+			g_queue_push_tail(&mu->outq, m);
 		}
 	}
 }
 
 static void muc_free(Account *a)
 {
-	g_clear_pointer(&a->room_waits, g_hash_table_unref);
-	g_clear_pointer(&a->room_seen, g_hash_table_unref);
-	g_clear_pointer(&a->room_ids, g_hash_table_unref);
-	g_clear_pointer(&a->room_gaps, g_hash_table_unref);
-	g_clear_pointer(&a->room_fills, g_hash_table_unref);
-	g_clear_pointer(&a->invite_passwords, g_hash_table_unref);
-	g_clear_pointer(&a->privates, g_hash_table_unref);
-	g_mutex_clear(&a->privates_lock);
-	g_clear_pointer(&a->rooms, rooms_free);
-	g_clear_pointer(&a->room_hists, hist_set_free);
-	g_clear_pointer(&a->rooms_dir, g_free);
+	Muc *mu = muc_of(a);
+
+	g_clear_pointer(&mu->waits, g_hash_table_unref);
+	g_clear_pointer(&mu->seen, g_hash_table_unref);
+	g_clear_pointer(&mu->ids, g_hash_table_unref);
+	g_clear_pointer(&mu->gaps, g_hash_table_unref);
+	g_clear_pointer(&mu->fills, g_hash_table_unref);
+	g_clear_pointer(&mu->invite_passwords, g_hash_table_unref);
+	g_clear_pointer(&mu->privates, g_hash_table_unref);
+	g_mutex_clear(&mu->privates_lock);
+	g_clear_pointer(&mu->rooms, rooms_free);
+	g_clear_pointer(&mu->hists, hist_set_free);
+	g_clear_pointer(&mu->dir, g_free);
+	g_queue_clear_full(&mu->outq, (GDestroyNotify)acct_outmsg_free);
+	g_queue_clear_full(&mu->sent, (GDestroyNotify)acct_outmsg_free);
 }
 
 static void muc_disconnected(Account *a)
 {
+	Muc *mu = muc_of(a);
+
 	muc_expire_waits(a, 0, true);
-	g_hash_table_remove_all(a->room_fills); /* the next fill asks again */
-	rooms_clear_occupants(a->rooms);
+	g_hash_table_remove_all(mu->fills); /* the next fill asks again */
+	rooms_clear_occupants(mu->rooms);
 	muc_unreflected_back(a);
 }
 
 static gint64 rooms_due(Account *a)
 {
-	return MIN(acct_waits_due(a->room_waits), muc_due(a));
+	Muc *mu = muc_of(a);
+
+	return MIN(acct_waits_due(mu->waits), muc_due(a));
 }
 
 static void rooms_tick(Account *a, gint64 now)

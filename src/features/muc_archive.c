@@ -41,6 +41,7 @@ typedef struct {
  * fetches nothing already in the log. */
 static void send_join(Account *a, const char *room, const char *nick)
 {
+	Muc *mu = muc_of(a);
 	g_autofree char *to = g_strdup_printf("%s/%s", room, nick);
 	xmpp_stanza_t *p = acct_own_presence(a, to);
 	xmpp_stanza_t *x = xmpp_stanza_new(a->ctx);
@@ -56,7 +57,7 @@ static void send_join(Account *a, const char *room, const char *nick)
 	/* from the second of the last record: a message later in that same
 	 * second is not lost; those already in the log are in room_seen and
 	 * are not written again (already_logged) */
-	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+	g_hash_table_replace(mu->seen, g_strdup(room), seen);
 	if (last) {
 		char since[RECORD_TIME_LEN + 1];
 		record_format_time(last, since);
@@ -75,6 +76,7 @@ static void send_join(Account *a, const char *room, const char *nick)
 void muc_start_join(Account *a, const char *room, const char *nick,
 		    RoomWait *w)
 {
+	Muc *mu = muc_of(a);
 	GHashTable *seen;
 	gint64 last;
 	char since[RECORD_TIME_LEN + 1];
@@ -93,7 +95,7 @@ void muc_start_join(Account *a, const char *room, const char *nick,
 		send_join(a, room, nick);
 		return;
 	}
-	g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+	g_hash_table_replace(mu->seen, g_strdup(room), seen);
 	record_format_time(last, since);
 	w->nick = g_strdup(nick);
 	w->archive = mam_send_query(a, room, since, NULL, NULL,
@@ -116,10 +118,11 @@ void muc_archive_silent(Account *a, const char *room, RoomWait *w)
 /* The join whose archive query has @id, and its room. */
 static RoomWait *archive_wait(Account *a, const char *id, const char **room)
 {
+	Muc *mu = muc_of(a);
 	GHashTableIter it;
 	gpointer k, v;
 
-	g_hash_table_iter_init(&it, a->room_waits);
+	g_hash_table_iter_init(&it, mu->waits);
 	while (id && g_hash_table_iter_next(&it, &k, &v)) {
 		RoomWait *w = v;
 		if (w->op == ACCT_ROOM_JOIN && !g_strcmp0(w->archive, id)) {
@@ -171,18 +174,19 @@ static void archive_answer(Account *a, xmpp_stanza_t *iq, int err,
  * dropped), true. */
 static bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
 {
+	Muc *mu = muc_of(a);
 	xmpp_stanza_t *res =
 		xmpp_stanza_get_child_by_name_and_ns(msg, "result", NS_MAM);
 	const char *from = xmpp_stanza_get_from(msg);
 	g_autofree char *room = from && res ? jid_normalize_bare(from, NULL)
 					    : NULL;
-	RoomWait *w = room ? g_hash_table_lookup(a->room_waits, room) : NULL;
+	RoomWait *w = room ? g_hash_table_lookup(mu->waits, room) : NULL;
 	xmpp_stanza_t *inner;
 	g_autoptr(Jid) sender = NULL;
 	g_autofree char *sbare = NULL, *body = NULL;
 	gint64 t;
 
-	Fill *f = room ? g_hash_table_lookup(a->room_fills, room) : NULL;
+	Fill *f = room ? g_hash_table_lookup(mu->fills, room) : NULL;
 	const char *qid = res ? xmpp_stanza_get_attribute(res, "queryid") : NULL;
 
 	if (!(f && !g_strcmp0(qid, f->id)) &&
@@ -235,10 +239,11 @@ static void fill_answer(Account *a, xmpp_stanza_t *iq, int err,
  * it. */
 static Fill *fill_of(Account *a, const char *id, const char **room)
 {
+	Muc *mu = muc_of(a);
 	GHashTableIter it;
 	gpointer k, v;
 
-	g_hash_table_iter_init(&it, a->room_fills);
+	g_hash_table_iter_init(&it, mu->fills);
 	while (id && g_hash_table_iter_next(&it, &k, &v)) {
 		if (!g_strcmp0(((Fill *)v)->id, id)) {
 			*room = k;
@@ -250,6 +255,7 @@ static Fill *fill_of(Account *a, const char *id, const char **room)
 
 static void fill_page(Account *a, const char *room, Fill *f, const char *after)
 {
+	Muc *mu = muc_of(a);
 	char since[RECORD_TIME_LEN + 1];
 	const char *start = NULL;
 
@@ -257,7 +263,7 @@ static void fill_page(Account *a, const char *room, Fill *f, const char *after)
 		GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal,
 							 g_free, NULL);
 		gint64 last = muc_last_record_time(a, room, seen);
-		g_hash_table_replace(a->room_seen, g_strdup(room), seen);
+		g_hash_table_replace(mu->seen, g_strdup(room), seen);
 		if (last) {
 			record_format_time(last, since);
 			start = since;
@@ -271,36 +277,38 @@ static void fill_page(Account *a, const char *room, Fill *f, const char *after)
 
 bool muc_fill_gaps(Account *a)
 {
+	Muc *mu = muc_of(a);
 	GHashTableIter it;
 	gpointer k, v;
 
-	g_hash_table_iter_init(&it, a->room_gaps);
+	g_hash_table_iter_init(&it, mu->gaps);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
 		Fill *f;
-		if (!rooms_has(a->rooms, k)) {
+		if (!rooms_has(mu->rooms, k)) {
 			g_hash_table_iter_remove(&it); /* no longer ours */
 			continue;
 		}
-		f = g_hash_table_lookup(a->room_fills, k);
+		f = g_hash_table_lookup(mu->fills, k);
 		if (f && g_get_monotonic_time() >= f->due)
-			g_hash_table_remove(a->room_fills, k); /* no answer */
+			g_hash_table_remove(mu->fills, k); /* no answer */
 		else if (f)
 			continue;
-		if (!acct_is_online(a) || !rooms_joined(a->rooms, k) ||
-		    g_hash_table_contains(a->room_waits, k))
+		if (!acct_is_online(a) || !rooms_joined(mu->rooms, k) ||
+		    g_hash_table_contains(mu->waits, k))
 			continue;
 		f = g_new0(Fill, 1);
 		f->failures = GPOINTER_TO_UINT(v);
-		g_hash_table_insert(a->room_fills, g_strdup(k), f);
+		g_hash_table_insert(mu->fills, g_strdup(k), f);
 		fill_page(a, k, f, NULL);
 	}
-	if (!g_hash_table_size(a->room_gaps))
+	if (!g_hash_table_size(mu->gaps))
 		logs_complete(a);
-	return g_hash_table_size(a->room_gaps) > 0;
+	return g_hash_table_size(mu->gaps) > 0;
 }
 
 static void fill_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 {
+	Muc *mu = muc_of(a);
 	const char *type;
 	g_autofree char *room = NULL, *last = NULL;
 	const char *key = NULL;
@@ -315,12 +323,12 @@ static void fill_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 	room = g_strdup(key);
 	if (!type || strcmp(type, "result")) {
 		err = acct_error_errno(iq);
-		g_hash_table_remove(a->room_fills, room);
+		g_hash_table_remove(mu->fills, room);
 		if (err == ENOSYS || err == EHOSTUNREACH || err == ENOENT) {
 			xfs_warn("%s: %s keeps no archive: what it said while "
 				 "its log could not be written is lost",
 				 a->cfg->jid, room);
-			g_hash_table_remove(a->room_gaps, room);
+			g_hash_table_remove(mu->gaps, room);
 			logs_complete(a);
 		}
 		return;
@@ -330,12 +338,12 @@ static void fill_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 		fill_page(a, room, f, last);
 		return;
 	}
-	if (GPOINTER_TO_UINT(g_hash_table_lookup(a->room_gaps, room)) ==
+	if (GPOINTER_TO_UINT(g_hash_table_lookup(mu->gaps, room)) ==
 	    f->failures) {
-		g_hash_table_remove(a->room_gaps, room);
+		g_hash_table_remove(mu->gaps, room);
 		xfs_info("%s: %s: its log is complete again", a->cfg->jid, room);
 	}
-	g_hash_table_remove(a->room_fills, room);
+	g_hash_table_remove(mu->fills, room);
 	logs_complete(a);
 }
 

@@ -25,6 +25,40 @@
 
 #define ROOM_JOIN_TIMEOUT_S 15
 
+/* What the room files keep of each account: the state of
+ * room_state_feature (muc_log.c, the lowest of them, so that every room
+ * file may read it), which rooms_feature (muc.c) fills at its attach and
+ * empties at its detach.  Pool thread only, but where said. */
+typedef struct {
+	Rooms *rooms;        /* the rooms kept; its own lock: any thread */
+	HistSet *hists;      /* their logs; any thread */
+	char *dir;           /* DATA/JID/rooms */
+	GMutex privates_lock; /* any thread; only around privates */
+	GHashTable *privates; /* room -> HistSet* of its private
+			       * conversations, under privates_lock */
+	GHashTable *waits;   /* room -> RoomWait* (muc.c): joins, leaves,
+			      * changes */
+	GHashTable *seen;    /* room -> set of the log's last-second lines */
+	GHashTable *ids;     /* room -> RoomIds* (muc_log.c), loaded on use */
+	GHashTable *gaps;    /* room -> a record could not be written */
+	GHashTable *fills;   /* room -> Fill* (muc_archive.c): the query
+			      * filling it */
+	guint fill_failures; /* log_failures when those began */
+	GHashTable *invite_passwords; /* room -> password of an invitation */
+	gint64 retry_at;     /* monotonic µs: rejoin the rooms we are not in
+			      * (0: none due) */
+	int retry_s;         /* the next wait after that (backoff) */
+	GQueue outq;         /* OutMsg* for rooms that do not have us yet
+			      * (muc_out.c), in the order of acceptance */
+	GQueue sent;         /* room messages sent, until the room reflects
+			      * them (muc_out.c) */
+} Muc;
+
+static inline Muc *muc_of(Account *a)
+{
+	return acct_state(a, &room_state_feature);
+}
+
 /* One request per room waits for the server at a time. */
 typedef struct {
 	WaitHead head;

@@ -58,8 +58,9 @@ char *muc_valid_jid(const char *s)
  * up to 1 MiB for a long one). */
 gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen)
 {
+	Muc *mu = muc_of(a);
 	static const gsize windows[] = {4096, 1024 * 1024};
-	Hist *h = hist_set_get(a->room_hists, room, false, NULL);
+	Hist *h = hist_set_get(mu->hists, room, false, NULL);
 	goffset size = h ? hist_size(h) : 0;
 	g_autofree char *buf = NULL;
 	char *line = NULL;
@@ -102,11 +103,12 @@ gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen)
  * (anyone can send one: it never overrides what the user wrote). */
 const char *muc_room_password(Account *a, const char *room)
 {
+	Muc *mu = muc_of(a);
 	const CfgRoom *cr = cfg_room(a->cfg, room);
 
 	if (cr && cr->password)
 		return cr->password;
-	return g_hash_table_lookup(a->invite_passwords, room);
+	return g_hash_table_lookup(mu->invite_passwords, room);
 }
 
 /* History or the archive's (a delayed message) whose records are all
@@ -114,7 +116,8 @@ const char *muc_room_password(Account *a, const char *room)
  * already. */
 static bool already_logged(Account *a, const char *room, const char *records)
 {
-	GHashTable *seen = g_hash_table_lookup(a->room_seen, room);
+	Muc *mu = muc_of(a);
+	GHashTable *seen = g_hash_table_lookup(mu->seen, room);
 	g_auto(GStrv) lines = NULL;
 
 	if (!seen || !g_hash_table_size(seen))
@@ -140,13 +143,14 @@ char *muc_body(Account *a, xmpp_stanza_t *msg)
 /* The ids the room gave the messages of its log (roomids.h). */
 static RoomIds *muc_ids(Account *a, const char *room)
 {
-	RoomIds *r = g_hash_table_lookup(a->room_ids, room);
+	Muc *mu = muc_of(a);
+	RoomIds *r = g_hash_table_lookup(mu->ids, room);
 
 	if (!r) {
 		g_autofree char *path =
-			g_build_filename(a->rooms_dir, room, "ids", NULL);
+			g_build_filename(mu->dir, room, "ids", NULL);
 		r = roomids_open(path);
-		g_hash_table_insert(a->room_ids, g_strdup(room), r);
+		g_hash_table_insert(mu->ids, g_strdup(room), r);
 	}
 	return r;
 }
@@ -185,6 +189,7 @@ static bool logged_before(Account *a, const char *room, const char *sid,
 void muc_record(Account *a, const char *room, const char *nick,
 		char *body, gint64 t, bool delayed, const char *sid)
 {
+	Muc *mu = muc_of(a);
 	g_autofree char *sender = NULL, *mine = NULL;
 	g_autoptr(GString) rec = NULL;
 	g_autoptr(GError) err = NULL;
@@ -204,7 +209,7 @@ void muc_record(Account *a, const char *room, const char *nick,
 	record_append(rec, t, sender, body);
 	if (delayed && logged_before(a, room, sid, rec->str))
 		return;
-	h = hist_set_get(a->room_hists, room, true, &err);
+	h = hist_set_get(mu->hists, room, true, &err);
 	ret = h ? hist_append(h, rec->str, rec->len) : -acct_errno_of(err);
 	if (ret) {
 		muc_log_failed(a, room, -ret);
@@ -215,32 +220,43 @@ void muc_record(Account *a, const char *room, const char *nick,
 			 "write it again", a->cfg->jid, room);
 	/* our own words are records, not events (as in contacts/): a bot
 	 * that answers events must not answer itself */
-	mine = rooms_nick(a->rooms, room);
+	mine = rooms_nick(mu->rooms, room);
 	if (g_strcmp0(nick, mine))
 		acct_event_by(a, "groupchat", room, sender, body);
 }
 
 bool muc_gaps(Account *a)
 {
-	return g_hash_table_size(a->room_gaps) > 0;
+	Muc *mu = muc_of(a);
+	return g_hash_table_size(mu->gaps) > 0;
 }
 
 bool muc_gap(Account *a, const char *room)
 {
-	return g_hash_table_contains(a->room_gaps, room);
+	Muc *mu = muc_of(a);
+	return g_hash_table_contains(mu->gaps, room);
 }
 
 void muc_log_failed(Account *a, const char *room, int err)
 {
-	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(a->room_gaps, room));
+	Muc *mu = muc_of(a);
+	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(mu->gaps, room));
 
-	g_hash_table_replace(a->room_gaps, g_strdup(room),
+	g_hash_table_replace(mu->gaps, g_strdup(room),
 			     GUINT_TO_POINTER(n + 1));
 	acct_log_note(a, room, err);
 }
 
 bool muc_known_room(Account *a, const char *bare)
 {
-	return rooms_has(a->rooms, bare) ||
-	       hist_set_get(a->room_hists, bare, false, NULL);
+	Muc *mu = muc_of(a);
+	return rooms_has(mu->rooms, bare) ||
+	       hist_set_get(mu->hists, bare, false, NULL);
 }
+
+/* The rooms' state (Muc, muc_int.h): every room file reads it, so it
+ * belongs to the lowest of them.  rooms_feature fills and empties it. */
+const Feature room_state_feature = {
+	.name = "the rooms' state (muc_log.c)",
+	.state_size = sizeof(Muc),
+};

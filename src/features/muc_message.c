@@ -15,6 +15,7 @@
 static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 			 const char *nick)
 {
+	Muc *mu = muc_of(a);
 	xmpp_stanza_t *subj = xmpp_stanza_get_child_by_name(msg, "subject");
 	g_autofree char *body = muc_body(a, msg);
 	g_autofree char *mine = NULL;
@@ -24,9 +25,9 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 		g_autofree char *subject = muc_one_line(t ? t : "");
 		if (t)
 			xmpp_free(a->ctx, t);
-		RoomWait *w = g_hash_table_lookup(a->room_waits, room);
-		rooms_set_subject(a->rooms, room, subject);
-		mine = rooms_nick(a->rooms, room);
+		RoomWait *w = g_hash_table_lookup(mu->waits, room);
+		rooms_set_subject(mu->rooms, room, subject);
+		mine = rooms_nick(mu->rooms, room);
 		/* ours comes back from our nick (Prosody) or, from a server
 		 * that sends it as the room's, with our text */
 		if (w && w->op == ACCT_ROOM_SUBJECT &&
@@ -53,7 +54,8 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
  * id). */
 static bool subject_refused(Account *a, const char *room, xmpp_stanza_t *msg)
 {
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+	Muc *mu = muc_of(a);
+	RoomWait *w = g_hash_table_lookup(mu->waits, room);
 
 	return w && w->op == ACCT_ROOM_SUBJECT &&
 	       !g_strcmp0(w->id, xmpp_stanza_get_id(msg));
@@ -86,9 +88,10 @@ static bool muc_message_from(Account *a, xmpp_stanza_t *msg,
 			     const char *bare, const char *resource,
 			     const char *from)
 {
+	Muc *mu = muc_of(a);
 	const char *type = xmpp_stanza_get_type(msg);
 
-	if (rooms_has(a->rooms, bare)) {
+	if (rooms_has(mu->rooms, bare)) {
 		muc_stanza(a, msg, bare, resource);
 		return true;
 	}
@@ -96,7 +99,7 @@ static bool muc_message_from(Account *a, xmpp_stanza_t *msg,
 		return true; /* from a room we are not in */
 	if (resource &&
 	    xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_MUC_USER) &&
-	    hist_set_get(a->room_hists, bare, false, NULL)) {
+	    hist_set_get(mu->hists, bare, false, NULL)) {
 		/* a private message from a room we left (one we were in: not
 		 * anyone's chat message dressed up as a room's) */
 		muc_private_message(a, msg, bare, resource, in_time(msg));

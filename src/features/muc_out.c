@@ -42,9 +42,10 @@ static bool item_in(const OutboxItem *it, const char *room)
 /* The room has us: joined, its history and subject in, not leaving. */
 static bool room_ready(Account *a, const char *room)
 {
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+	Muc *mu = muc_of(a);
+	RoomWait *w = g_hash_table_lookup(mu->waits, room);
 
-	return rooms_joined(a->rooms, room) &&
+	return rooms_joined(mu->rooms, room) &&
 	       !(w && (w->op == ACCT_ROOM_JOIN || w->op == ACCT_ROOM_LEAVE));
 }
 
@@ -102,15 +103,18 @@ static void drop_room_msgs(Account *a, GQueue *q, const char *room,
  * for it cannot go out. */
 void muc_forget(Account *a, const char *room)
 {
-	rooms_set(a->rooms, room, NULL);
-	drop_room_msgs(a, &a->room_outq, room, "out of the room");
-	drop_room_msgs(a, &a->room_sent, room, "out of the room");
+	Muc *mu = muc_of(a);
+
+	rooms_set(mu->rooms, room, NULL);
+	drop_room_msgs(a, &mu->outq, room, "out of the room");
+	drop_room_msgs(a, &mu->sent, room, "out of the room");
 }
 
 /* The join of @room is done: what waited for it goes out, in order. */
 void muc_release(Account *a, const char *room)
 {
-	GQueue *mine = take_room_msgs(&a->room_outq, room);
+	Muc *mu = muc_of(a);
+	GQueue *mine = take_room_msgs(&mu->outq, room);
 	bool any = mine->length > 0;
 	OutMsg *m;
 
@@ -125,12 +129,14 @@ void muc_release(Account *a, const char *room)
  * was put out, before the outbox heard of the message) cannot go out. */
 void muc_drop_strays(Account *a)
 {
-	for (GList *l = a->room_outq.head, *next; l; l = next) {
+	Muc *mu = muc_of(a);
+
+	for (GList *l = mu->outq.head, *next; l; l = next) {
 		OutMsg *m = l->data;
 		g_autofree char *room = item_room(m->item);
 		next = l->next;
-		if (!rooms_has(a->rooms, room)) {
-			g_queue_delete_link(&a->room_outq, l);
+		if (!rooms_has(mu->rooms, room)) {
+			g_queue_delete_link(&mu->outq, l);
 			drop_unsent(a, m, "out of the room", ENOTCONN);
 		}
 	}
@@ -141,18 +147,19 @@ void muc_drop_strays(Account *a)
  * event), true; false when it can go out now. */
 static bool muc_hold(Account *a, OutMsg *m)
 {
+	Muc *mu = muc_of(a);
 	g_autofree char *room = NULL;
 
 	if (!is_room_item(m->item))
 		return false;
 	room = item_room(m->item);
-	if (!rooms_has(a->rooms, room)) {
+	if (!rooms_has(mu->rooms, room)) {
 		drop_unsent(a, m, "out of the room", ENOTCONN);
 		return true;
 	}
 	if (room_ready(a, room))
 		return false;
-	g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
+	g_queue_insert_sorted(&mu->outq, m, by_seq, NULL);
 	return true;
 }
 
@@ -185,9 +192,10 @@ static OutMsg *take_reflected(GQueue *q, const char *room, xmpp_stanza_t *msg)
  * link, or in a crash): not to be sent again. */
 void muc_reflected(Account *a, const char *room, xmpp_stanza_t *msg)
 {
-	OutMsg *m = take_reflected(&a->room_sent, room, msg);
+	Muc *mu = muc_of(a);
+	OutMsg *m = take_reflected(&mu->sent, room, msg);
 
-	if (!m && (m = take_reflected(&a->room_outq, room, msg)))
+	if (!m && (m = take_reflected(&mu->outq, room, msg)))
 		xfs_info("%s: %s: %s is in the room's history: sent already",
 			 a->cfg->jid, room, m->item->id);
 	if (!m)
@@ -203,7 +211,8 @@ void muc_reflected(Account *a, const char *room, xmpp_stanza_t *msg)
  * final: an event with the message, which leaves the outbox. */
 bool muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg)
 {
-	OutMsg *m = take_reflected(&a->room_sent, room, msg);
+	Muc *mu = muc_of(a);
+	OutMsg *m = take_reflected(&mu->sent, room, msg);
 	g_autofree char *ev = acct_error_event_text(msg, "message");
 	xmpp_stanza_t *e = xmpp_stanza_get_child_by_name(msg, "error");
 
@@ -212,8 +221,8 @@ bool muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg)
 		return false;
 	}
 	if (e && xmpp_stanza_get_child_by_name(e, "not-acceptable")) {
-		g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
-		rooms_set_joined(a->rooms, room, false);
+		g_queue_insert_sorted(&mu->outq, m, by_seq, NULL);
+		rooms_set_joined(mu->rooms, room, false);
 		return true;
 	}
 	drop_unsent(a, m, ev, acct_error_errno(msg));
@@ -255,7 +264,9 @@ static xmpp_stanza_t *private_stanza(Account *a, const OutboxItem *item)
 int muc_send(Account *a, const char *room, const char *const *bodies,
 	     guint n, guint64 *seq)
 {
-	if (!rooms_has(a->rooms, room))
+	Muc *mu = muc_of(a);
+
+	if (!rooms_has(mu->rooms, room))
 		return -ENOTCONN; /* put out of it, or left */
 	/* the record comes with the room's reflection */
 	return acct_accept(a, room, "groupchat", bodies, n, NULL, NULL, seq);
@@ -263,10 +274,11 @@ int muc_send(Account *a, const char *room, const char *const *bodies,
 
 void muc_unreflected_back(Account *a)
 {
+	Muc *mu = muc_of(a);
 	OutMsg *m;
 
-	while ((m = g_queue_pop_head(&a->room_sent)))
-		g_queue_insert_sorted(&a->room_outq, m, by_seq, NULL);
+	while ((m = g_queue_pop_head(&mu->sent)))
+		g_queue_insert_sorted(&mu->outq, m, by_seq, NULL);
 }
 
 /* A message leaving the outbox queue: a room's (groupchat, or private to
@@ -275,6 +287,7 @@ void muc_unreflected_back(Account *a)
  * acknowledgement (sm.c). */
 bool muc_outgoing(Account *a, OutMsg *m)
 {
+	Muc *mu = muc_of(a);
 	bool groupchat = !strcmp(m->item->type, "groupchat");
 
 	if (!is_room_item(m->item))
@@ -285,7 +298,7 @@ bool muc_outgoing(Account *a, OutMsg *m)
 				       : private_stanza(a, m->item),
 			  m->item);
 	if (groupchat)
-		g_queue_push_tail(&a->room_sent, m);
+		g_queue_push_tail(&mu->sent, m);
 	else
 		sm_track(a, m);
 	return true;

@@ -34,7 +34,8 @@ static const char *const affiliations[] = {"owner",   "admin",  "member",
 
 static bool room_waits_for(Account *a, const char *room, AcctRoomOp op)
 {
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+	Muc *mu = muc_of(a);
+	RoomWait *w = g_hash_table_lookup(mu->waits, room);
 
 	return w && w->op == op;
 }
@@ -79,6 +80,7 @@ static const char *removal_cause(xmpp_stanza_t *x)
 static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 			 xmpp_stanza_t *item)
 {
+	Muc *mu = muc_of(a);
 	xmpp_stanza_t *destroy = x ? xmpp_stanza_get_child_by_name(x, "destroy")
 				   : NULL;
 	const char *kind = "removed", *more = NULL;
@@ -90,9 +92,9 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 		/* the service shuts down or failed: not the room's decision
 		 * about us, so it stays ours and is tried again later */
 		muc_answered(a, room, -ECONNRESET);
-		if (!rooms_has(a->rooms, room))
+		if (!rooms_has(mu->rooms, room))
 			return; /* a mkdir in flight: it failed, no room */
-		rooms_set_joined(a->rooms, room, false);
+		rooms_set_joined(mu->rooms, room, false);
 		g_string_append_printf(text, "%sthe room's service %s; trying "
 				       "again in %d s",
 				       text->len ? "; " : "",
@@ -118,7 +120,7 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
 	if (more)
 		g_string_append_printf(text, "%s%s%s", text->len ? "; " : "",
 				       more, alt ? alt : "");
-	g_hash_table_remove(a->invite_passwords, room);
+	g_hash_table_remove(mu->invite_passwords, room);
 	muc_answered(a, room, -ECONNRESET); /* a join or change in flight */
 	muc_forget(a, room);
 	acct_event(a, kind, room, text->str);
@@ -129,7 +131,8 @@ static void room_removed(Account *a, const char *room, xmpp_stanza_t *x,
  * gone): the join's own wait ends it. */
 static void unlock_answer(Account *a, xmpp_stanza_t *iq, int err, void *room)
 {
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+	Muc *mu = muc_of(a);
+	RoomWait *w = g_hash_table_lookup(mu->waits, room);
 
 	if (!iq)
 		return;
@@ -189,7 +192,8 @@ static int join_errno(xmpp_stanza_t *p)
  * answered by a message); else an event. */
 static void presence_error(Account *a, const char *room, xmpp_stanza_t *p)
 {
-	RoomWait *w = g_hash_table_lookup(a->room_waits, room);
+	Muc *mu = muc_of(a);
+	RoomWait *w = g_hash_table_lookup(mu->waits, room);
 	g_autofree char *ev = NULL;
 
 	if (w && w->op == ACCT_ROOM_JOIN) {
@@ -206,15 +210,16 @@ static void presence_error(Account *a, const char *room, xmpp_stanza_t *p)
 static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 			  const char *nick)
 {
+	Muc *mu = muc_of(a);
 	const char *type = xmpp_stanza_get_type(p);
 	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(p, "x",
 								NS_MUC_USER);
 	xmpp_stanza_t *item = x ? xmpp_stanza_get_child_by_name(x, "item") : NULL;
-	g_autofree char *mine = rooms_nick(a->rooms, room);
+	g_autofree char *mine = rooms_nick(mu->rooms, room);
 	/* before we are in, an occupant may hold the nick we asked for (the
 	 * room then gives us another, 210): only 110 says it is us */
 	bool self = has_status(x, "110") ||
-		    (rooms_joined(a->rooms, room) && !g_strcmp0(mine, nick));
+		    (rooms_joined(mu->rooms, room) && !g_strcmp0(mine, nick));
 	RoomWait *w;
 
 	if (type && !strcmp(type, "error")) {
@@ -222,7 +227,7 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 		return;
 	}
 	if (type && !strcmp(type, "unavailable")) {
-		rooms_occupant(a->rooms, room, nick, NULL, NULL, NULL);
+		rooms_occupant(mu->rooms, room, nick, NULL, NULL, NULL);
 		if (has_status(x, "303")) {
 			/* a nick change: the presence of the new nick follows */
 			g_autofree char *to = jid_normalize_resource(
@@ -230,7 +235,7 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 				     : NULL,
 				NULL);
 			if (self && to)
-				rooms_rename(a->rooms, room, to);
+				rooms_rename(mu->rooms, room, to);
 			return;
 		}
 		if (!self)
@@ -246,7 +251,7 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 		g_autofree char *jid = muc_valid_jid(
 			item ? xmpp_stanza_get_attribute(item, "jid") : NULL);
 		rooms_occupant(
-			a->rooms, room, nick,
+			mu->rooms, room, nick,
 			known_word(item ? xmpp_stanza_get_attribute(item, "role")
 					: NULL,
 				   roles),
@@ -259,9 +264,9 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 	if (!has_status(x, "110"))
 		return;
 	/* the server may give us another nick than we asked for (210) */
-	rooms_rename(a->rooms, room, nick);
-	rooms_set_joined(a->rooms, room, true);
-	w = g_hash_table_lookup(a->room_waits, room);
+	rooms_rename(mu->rooms, room, nick);
+	rooms_set_joined(mu->rooms, room, true);
+	w = g_hash_table_lookup(mu->waits, room);
 	if (w && w->op == ACCT_ROOM_JOIN) {
 		/* the rest (history, subject, the unlock) follows at once; a
 		 * room that sends no subject (older than XEP-0045 1.25) must
@@ -290,9 +295,10 @@ static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
 static bool muc_presence_from(Account *a, xmpp_stanza_t *p,
 			      const char *bare, const char *resource)
 {
+	Muc *mu = muc_of(a);
 	const char *type = xmpp_stanza_get_type(p);
 
-	if (!rooms_has(a->rooms, bare))
+	if (!rooms_has(mu->rooms, bare))
 		return false;
 	if (resource)
 		muc_presence(a, p, bare, resource);

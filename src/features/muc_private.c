@@ -18,21 +18,22 @@
 
 HistSet *muc_private_hists(Account *a, const char *room)
 {
+	Muc *mu = muc_of(a);
 	HistSet *s;
 
-	g_mutex_lock(&a->privates_lock);
-	s = g_hash_table_lookup(a->privates, room);
+	g_mutex_lock(&mu->privates_lock);
+	s = g_hash_table_lookup(mu->privates, room);
 	if (!s) {
 		g_autoptr(GError) err = NULL;
 		g_autofree char *dir =
-			g_build_filename(a->rooms_dir, room, "private", NULL);
+			g_build_filename(mu->dir, room, "private", NULL);
 		s = hist_set_new(dir, &err);
 		if (s)
-			g_hash_table_insert(a->privates, g_strdup(room), s);
+			g_hash_table_insert(mu->privates, g_strdup(room), s);
 		else
 			xfs_warn("%s: %s", a->cfg->jid, err->message);
 	}
-	g_mutex_unlock(&a->privates_lock);
+	g_mutex_unlock(&mu->privates_lock);
 	return s;
 }
 
@@ -70,9 +71,10 @@ static void private_record(Account *a, const char *room, const char *nick,
 int muc_send_private(Account *a, const char *room, const char *nick,
 		      const char *const *bodies, guint n, guint64 *seq)
 {
+	Muc *mu = muc_of(a);
 	g_autofree char *esc = g_uri_escape_string(nick, NULL, FALSE);
 	g_autofree char *to = g_strdup_printf("%s/%s", room, esc);
-	g_autofree char *mine = rooms_nick(a->rooms, room);
+	g_autofree char *mine = rooms_nick(mu->rooms, room);
 	g_autofree char *name = jid_to_filename(nick);
 	g_autofree char *who = NULL;
 	g_autoptr(GError) err = NULL;
@@ -129,6 +131,7 @@ void muc_private_message(Account *a, xmpp_stanza_t *msg, const char *room,
  * @msg is none. */
 bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from)
 {
+	Muc *mu = muc_of(a);
 	xmpp_stanza_t *direct =
 		xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_CONFERENCE);
 	xmpp_stanza_t *user =
@@ -165,11 +168,12 @@ bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from)
 	/* not for a room we are in: a stranger's invitation must not change
 	 * the password we rejoin with; and only so many, as anyone may send
 	 * invitations (the newest pushes out the others) */
-	if (pw && *pw && !rooms_has(a->rooms, room)) {
-		if (g_hash_table_size(a->invite_passwords) >= INVITE_PASSWORDS_MAX &&
-		    !g_hash_table_contains(a->invite_passwords, room))
-			g_hash_table_remove_all(a->invite_passwords);
-		g_hash_table_replace(a->invite_passwords, g_strdup(room),
+	if (pw && *pw && !rooms_has(mu->rooms, room)) {
+		GHashTable *kept = mu->invite_passwords;
+		if (g_hash_table_size(kept) >= INVITE_PASSWORDS_MAX &&
+		    !g_hash_table_contains(kept, room))
+			g_hash_table_remove_all(kept);
+		g_hash_table_replace(kept, g_strdup(room),
 				     g_steal_pointer(&pw));
 	}
 	acct_event(a, "invite", room, text);

@@ -20,10 +20,11 @@
 
 static void room_join(Account *a, const char *room, PoolReq *r)
 {
+	Muc *mu = muc_of(a);
 	const CfgRoom *cr = cfg_room(a->cfg, room);
 	const char *nick = cr && cr->nick ? cr->nick : a->cfg->nick;
 
-	if (rooms_has(a->rooms, room)) {
+	if (rooms_has(mu->rooms, room)) {
 		pool_complete(r, -EEXIST);
 		return;
 	}
@@ -31,15 +32,17 @@ static void room_join(Account *a, const char *room, PoolReq *r)
 		pool_complete(r, -ENOTCONN);
 		return;
 	}
-	rooms_set(a->rooms, room, nick);
+	rooms_set(mu->rooms, room, nick);
 	muc_start_join(a, room, nick,
 		       muc_room_wait(a, room, r, ACCT_ROOM_JOIN));
 }
 
 static void room_leave(Account *a, const char *room, PoolReq *r)
 {
-	if (!acct_is_online(a) || (!rooms_joined(a->rooms, room) &&
-				   !g_hash_table_contains(a->room_waits, room))) {
+	Muc *mu = muc_of(a);
+
+	if (!acct_is_online(a) || (!rooms_joined(mu->rooms, room) &&
+				   !g_hash_table_contains(mu->waits, room))) {
 		/* not in it (offline, or a rejoin waits for its retry):
 		 * nothing to tell the room */
 		muc_forget(a, room);
@@ -78,7 +81,8 @@ static void room_nick(Account *a, const char *room, const char *old,
 static void room_subject(Account *a, const char *room, const char *subject,
 			 PoolReq *r)
 {
-	g_autofree char *now = rooms_subject(a->rooms, room);
+	Muc *mu = muc_of(a);
+	g_autofree char *now = rooms_subject(mu->rooms, room);
 	g_autofree char *shown = muc_one_line(subject);
 	g_autofree char *id = acct_next_id(a);
 	xmpp_stanza_t *msg;
@@ -200,6 +204,7 @@ static int room_invite(Account *a, const char *room, const char *value)
 static void room_op(Account *a, const char *room, AcctRoomOp op,
 		    const char *value, PoolReq *r)
 {
+	Muc *mu = muc_of(a);
 	g_autofree char *nick = NULL;
 	RoomWait *w;
 
@@ -208,7 +213,7 @@ static void room_op(Account *a, const char *room, AcctRoomOp op,
 		room_join(a, room, r);
 		return;
 	}
-	nick = rooms_nick(a->rooms, room);
+	nick = rooms_nick(mu->rooms, room);
 	if (!nick) {
 		pool_complete(r, -ENOENT);
 		return;
@@ -222,7 +227,7 @@ static void room_op(Account *a, const char *room, AcctRoomOp op,
 		room_admin(a, room, op, value, r);
 		return;
 	}
-	w = g_hash_table_lookup(a->room_waits, room);
+	w = g_hash_table_lookup(mu->waits, room);
 	if (w && (w->req || op != ACCT_ROOM_LEAVE)) {
 		/* one change at a time; a leave replaces a rejoin */
 		pool_complete(r, -EBUSY);
@@ -232,7 +237,7 @@ static void room_op(Account *a, const char *room, AcctRoomOp op,
 		room_leave(a, room, r);
 		return;
 	}
-	if (!acct_is_online(a) || !rooms_joined(a->rooms, room)) {
+	if (!acct_is_online(a) || !rooms_joined(mu->rooms, room)) {
 		/* not in the room: nobody to answer (and a presence to it
 		 * without the MUC element would be an old-style join) */
 		pool_complete(r, -ENOTCONN);

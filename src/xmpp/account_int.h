@@ -113,22 +113,6 @@ struct Account {
 	gint raw_readers; /* atomic */
 	/* pool thread only */
 	bool rosterver;       /* the server offers roster versioning */
-	GHashTable *room_waits; /* room -> RoomWait* (muc.c): joins, leaves,
-				 * changes */
-	GHashTable *room_seen;  /* room -> set of the log's last-second lines */
-	GHashTable *room_ids;   /* room -> RoomIds* (muc.c), loaded on use */
-	GHashTable *room_gaps;  /* room -> a record could not be written */
-	GHashTable *room_fills; /* room -> queryid of the query filling it */
-	guint room_fill_failures; /* log_failures when those began */
-	GHashTable *invite_passwords; /* room -> password of an invitation */
-	gint64 room_retry_at;   /* monotonic µs: rejoin the rooms we are not
-				 * in (0: none due) */
-	int room_retry_s;       /* the next wait after that (backoff) */
-	Rooms *rooms;
-	HistSet *room_hists;
-	char *rooms_dir;        /* DATA/JID/rooms */
-	GMutex privates_lock;   /* any thread; only around privates */
-	GHashTable *privates;   /* room -> HistSet*, under privates_lock */
 	guint iq_next;
 	/* messages to send, pool thread only: OutMsg*, oldest first */
 	GQueue outq;     /* not sent on this stream yet */
@@ -136,10 +120,6 @@ struct Account {
 	GQueue held;     /* sent by an earlier mount or on a stream that was
 			  * lost, unacknowledged: until the archive is asked
 			  * which the server has (mam.c) */
-	GQueue room_outq; /* for rooms that do not have us yet (muc.c), in
-			   * the order of acceptance */
-	GQueue room_sent; /* room messages sent, until the room reflects
-			   * them (muc.c) */
 	/* messages that could not be logged (a full disk), pool thread */
 	guint log_failures;   /* every failure counts (never reset) */
 	gint64 log_gap_since; /* conversations: unix s of the first failure

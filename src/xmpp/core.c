@@ -80,8 +80,6 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	g_queue_init(&a->outq);
 	g_queue_init(&a->inflight);
 	g_queue_init(&a->held);
-	g_queue_init(&a->room_outq);
-	g_queue_init(&a->room_sent);
 	{
 		/* what an earlier mount accepted and never saw acknowledged:
 		 * held until the archive shows which the server has (a
@@ -125,8 +123,6 @@ void acct_free(Account *a)
 	g_queue_clear_full(&a->outq, (GDestroyNotify)acct_outmsg_free);
 	g_queue_clear_full(&a->held, (GDestroyNotify)acct_outmsg_free);
 	g_queue_clear_full(&a->inflight, (GDestroyNotify)acct_outmsg_free);
-	g_queue_clear_full(&a->room_outq, (GDestroyNotify)acct_outmsg_free);
-	g_queue_clear_full(&a->room_sent, (GDestroyNotify)acct_outmsg_free);
 	g_clear_pointer(&a->hists, hist_set_free);
 	g_clear_pointer(&a->outbox, outbox_free);
 	g_clear_pointer(&a->roster, roster_free);
