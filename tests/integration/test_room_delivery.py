@@ -236,13 +236,10 @@ def test_rmdir_while_out_of_the_room(server, tmp, stack):
     assert listed(m, A) == [], listed(m, A)
 
 
-def test_message_the_room_refuses(server, tmp, stack):
-    """In a moderated room a visitor may not speak: the room's refusal is
-    the message's end (an error event with its text), not a resend, and an
-    fsync on the descriptor fails with the refusal's error (forbidden:
-    EACCES) once the room has answered: it returns 0 only for messages
-    that got where they were going."""
-    tag = "dv"
+def as_visitor(stack, server, tmp, tag):
+    """bob's moderated room, which alice's mount joins as a visitor (who
+    may not speak): (mount, alice, the room, bob, bob's nick, alice's
+    events)."""
     A = J(tag)
     room, bnick = ROOM(tag), BNICK(tag)
     bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
@@ -252,6 +249,17 @@ def test_message_the_room_refuses(server, tmp, stack):
     ev = events_reader(stack, m, A)
     join(m, A, room)
     wait_in_room(bob, room, f"{tag}-a")
+    return m, A, room, bob, bnick, ev
+
+
+def test_message_the_room_refuses(server, tmp, stack):
+    """In a moderated room a visitor may not speak: the room's refusal is
+    the message's end (an error event with its text), not a resend, and an
+    fsync on the descriptor fails with the refusal's error (forbidden:
+    EACCES) once the room has answered: it returns 0 only for messages
+    that got where they were going."""
+    tag = "dv"
+    m, A, room, bob, bnick, ev = as_visitor(stack, server, tmp, tag)
     n = len(bob.messages)
     fd = os.open(m.path(A, "rooms", room, "send"), os.O_WRONLY)
     try:
@@ -280,15 +288,7 @@ def test_fsync_after_the_refusal_came_still_fails(server, tmp, stack):
     a later fsync on the same descriptor answers only for what was
     written after, and another descriptor never heard of it."""
     tag = "dw"
-    A = J(tag)
-    room, bnick = ROOM(tag), BNICK(tag)
-    bob = peer(stack, server, f"{tag}-b", f"{tag}-peer")
-    bob.join_room(room, bnick)
-    configure(bob, room, moderatedroom="1")
-    m = mount_d(stack, server, tmp, tag)
-    ev = events_reader(stack, m, A)
-    join(m, A, room)
-    wait_in_room(bob, room, f"{tag}-a")
+    m, A, room, bob, bnick, ev = as_visitor(stack, server, tmp, tag)
     fd = os.open(m.path(A, "rooms", room, "send"), os.O_WRONLY)
     other = os.open(m.path(A, "rooms", room, "send"), os.O_WRONLY)
     try:
