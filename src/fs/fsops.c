@@ -155,6 +155,48 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	fuse_reply_attr(req, &st, 0.0);
 }
 
+/* What the tree refuses.  Its files are its own, each named by what it
+ * is: none is made, linked, renamed or removed by name.  Making a name
+ * is refused as a directory one may not write to refuses it (EACCES:
+ * touch, mkfifo, ln, ln -s); renaming or removing one of the tree's own
+ * files is not an operation they have (EPERM: mv, rm).  Never ENOSYS,
+ * which reads as something xmppfs has not got to. */
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	fuse_reply_err(req, EACCES);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EACCES);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	fuse_reply_err(req, EACCES);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	fuse_reply_err(req, EACCES);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	fuse_reply_err(req, EPERM);
+}
+
 /* ".", ".." and the children of @dir, sorted where they are dynamic. */
 static GPtrArray *list_dir(Xfs *x, TreeNode *dir)
 {
@@ -250,6 +292,12 @@ static const struct fuse_lowlevel_ops xfs_lowlevel_ops = {
 	.lookup = op_lookup,
 	.mkdir = dirs_mkdir,
 	.rmdir = dirs_rmdir,
+	.mknod = op_mknod,
+	.create = op_create,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rename = op_rename,
 	.poll = handle_poll,
 	.fsync = write_fsync,
 	.getattr = op_getattr,

@@ -920,6 +920,49 @@ def test_log_and_stream_refuse_writes(server, tmp, stack):
     assert not problems, "\n".join(problems)
 
 
+def test_tools_that_make_or_move_names_are_refused_with_a_reason(server, tmp, stack):
+    """The tree's files are its own: touch, mkfifo, ln, ln -s of a new
+    name say "Permission denied" (EACCES), rm and mv of one of its files
+    "Operation not permitted" (EPERM); never "Function not implemented"
+    (ENOSYS), and the tree and the log are as they were."""
+    m, bob = setup(stack, server, tmp, "t-c-tools")
+    bob.send_message(A, "before the tools")
+    wait_records(m, B, [(B, "before the tools")])
+    before_log = read_log(m, B)
+    d = cpath(m, B, "")
+    before_names = sorted(os.listdir(d))
+    cases = [
+        (["touch", os.path.join(d, "newfile")], "Permission denied"),
+        (["mkfifo", os.path.join(d, "fifo")], "Permission denied"),
+        (["ln", "-s", "log", os.path.join(d, "link")], "Permission denied"),
+        (["ln", os.path.join(d, "log"), os.path.join(d, "hard")],
+         "Permission denied"),
+        (["rm", "-f", os.path.join(d, "post")], "Operation not permitted"),
+        (["mv", os.path.join(d, "log"), os.path.join(d, "log2")],
+         "Operation not permitted"),
+        (["mv", os.path.join(d, "send"), os.path.join(d, "post")],
+         "Operation not permitted"),
+    ]
+    problems = []
+    for argv, want in cases:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        if r.returncode == 0:
+            problems.append(f"{' '.join(argv)} succeeded")
+        elif want not in r.stderr or "not implemented" in r.stderr:
+            problems.append(f"{' '.join(argv)}: {r.stderr.strip()!r}, "
+                            f"expected {want!r}")
+    # touch of a file that is there only sets its times, as before
+    r = subprocess.run(["touch", os.path.join(d, "send")],
+                       capture_output=True, text=True, timeout=20)
+    if r.returncode != 0:
+        problems.append(f"touch send: {r.stderr.strip()!r}")
+    if sorted(os.listdir(d)) != before_names:
+        problems.append(f"the directory changed: {sorted(os.listdir(d))}")
+    if read_log(m, B) != before_log:
+        problems.append(f"the log changed: {read_log(m, B)!r}")
+    assert not problems, "\n".join(problems)
+
+
 # --------------------------------------------------------------------------
 # concurrency
 
