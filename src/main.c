@@ -172,6 +172,25 @@ out_destroy:
 	return ret;
 }
 
+/* No config at @path: say what to put there (stderr; a template a user
+ * can copy, as ssh's and sshfs's users are used to). */
+static void missing_config(const char *path)
+{
+	fprintf(stderr,
+		"xmppfs: %s: no such file; create it, readable by you only "
+		"(chmod 600), with one group per account, for example:\n"
+		"\n"
+		"[you@example.org]\n"
+		"password_command = pass show xmpp/you@example.org\n"
+		"# or: password = ... (the file must then be mode 600)\n"
+		"# host = xmpp.example.org   (when DNS SRV does not say)\n"
+		"# ca_file = /path/to/ca.pem (a server with its own CA)\n"
+		"\n"
+		"or name another with --config FILE (see xmppfs(1), "
+		"CONFIGURATION)\n",
+		path);
+}
+
 static int run(struct fuse_args *args, struct fuse_cmdline_opts *fo,
 	       Options *opt)
 {
@@ -187,6 +206,10 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *fo,
 	}
 	config_path = opt->config ? absolute(opt->config) : cfg_default_path();
 	cfg = cfg_load(config_path, &err);
+	if (!cfg && !g_file_test(config_path, G_FILE_TEST_EXISTS)) {
+		missing_config(config_path);
+		return 1;
+	}
 	if (!cfg) {
 		fprintf(stderr, "xmppfs: %s\n", err->message);
 		return 1;

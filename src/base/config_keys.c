@@ -386,6 +386,15 @@ CfgAccount *cfg_read_account(GKeyFile *kf, const char *path, guint mode,
 			      "not a bare JID: %s", jerr->message);
 		return NULL;
 	}
+	if (!jid->local) {
+		/* "[tester]" would log in as the server "tester" and look
+		 * its name up on the network for ever */
+		cfg_set_error(err, CFG_ERROR_GROUP, path, group, NULL,
+			      "not an account: an account's JID has a local "
+			      "part and a domain, such as [you@%s]",
+			      jid->domain);
+		return NULL;
+	}
 	acct->tls = CFG_TLS_REQUIRED;
 	acct->message_limit = CFG_MESSAGE_LIMIT_DEFAULT;
 	acct->ping_interval = CFG_PING_INTERVAL_DEFAULT;

@@ -369,6 +369,10 @@ def test_bad_configs_refused_before_mount(server, tmp):
         ("port-word", f"[{A}]\npassword=alicepw\nhost=127.0.0.1\nport=abc\n", 0o600, A, "port"),
         ("port-range", f"[{A}]\npassword=alicepw\nhost=127.0.0.1\nport=70000\n", 0o600, A, "port"),
         ("bad-tls", f"[{A}]\npassword=alicepw\n{base}tls=maybe\n", 0o600, A, "tls"),
+        # a server's name alone is no account (it would look "tester" up
+        # on the network for ever)
+        ("domain-only", f"[tester]\npassword=alicepw\n{base}", 0o600,
+         "tester", None),
     ]
     problems = []
     for name, text, mode, group, key in cases:
@@ -394,6 +398,30 @@ def test_bad_configs_refused_before_mount(server, tmp):
         else:
             note(f"{name}: {lines[0]}")
     assert not problems, "\n".join(problems)
+
+
+def test_missing_config_names_the_file_and_shows_one(tmp):
+    """No config: exit 1 before mounting, naming the file to create and
+    showing a group to put in it (not just "No such file or directory")."""
+    d = tmp / "noconfig"
+    mnt = d / "mnt"
+    mnt.mkdir(parents=True)
+    cfg = d / "sub" / "config"
+    r = subprocess.run([str(xmppfs_binary()), "-f", "--config", str(cfg),
+                        "--data-dir", str(d / "data"), str(mnt)],
+                       capture_output=True, text=True, timeout=20,
+                       stdin=subprocess.DEVNULL)
+    try:
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert not is_mounted(mnt)
+        assert str(cfg) in r.stderr.splitlines()[0], r.stderr
+        assert "chmod 600" in r.stderr and "[you@example.org]" in r.stderr, \
+            r.stderr
+        assert not (d / "data").exists(), "a data directory was made"
+        note(r.stderr.splitlines()[0])
+    finally:
+        if is_mounted(mnt):
+            subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True)
 
 
 def test_password_command_and_no_password_in_proc(server, tmp, stack):
