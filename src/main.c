@@ -3,9 +3,18 @@
  * Order matters: everything that can fail because of the user's input
  * (options, the config file, password commands) is checked before the
  * mount, so a mistake never leaves a half-working mount behind.  The pool
- * thread starts only after fuse_daemonize(), since fork() keeps only the
- * calling thread. */
+ * thread starts only after the fork into the background, since fork()
+ * keeps only the calling thread.
+ *
+ * Then, as sshfs does, the first logins decide: for up to
+ * XFS_FIRST_LOGIN_WAIT_S each account's first attempt is watched (while
+ * the mount already answers); one the server refused (password,
+ * certificate) is one line on stderr, a network failure a warning line
+ * (xmppfs is offline-first: it retries, and messages wait in the outbox).
+ * When no account can log in, the mount goes and the status is 1; in the
+ * background, the parent waits for this verdict and exits with it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <fuse_lowlevel.h>
 #include <signal.h>
@@ -29,6 +38,148 @@ typedef struct {
 	char *config;
 	char *data_dir;
 } Options;
+
+#define XFS_FIRST_LOGIN_WAIT_S 10
+
+/* ---- into the background, with a verdict for the parent ---- */
+
+/* Like fuse_daemonize(), but the parent stays until the child says how
+ * the first logins went (daemon_report), and exits with that status:
+ * a mount that cannot work fails where the user typed it.  Returns the
+ * child's end of the pipe (the parent never returns). */
+static int daemon_start(void)
+{
+	int fds[2];
+	pid_t pid;
+	char status;
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		perror("xmppfs: pipe");
+		exit(1);
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("xmppfs: fork");
+		exit(1);
+	}
+	if (pid > 0) {
+		ssize_t r;
+		close(fds[1]);
+		do
+			r = read(fds[0], &status, 1);
+		while (r < 0 && errno == EINTR);
+		/* nothing: the child died before it could say (its own
+		 * message is on stderr) */
+		_exit(r == 1 ? (unsigned char)status : 1);
+	}
+	close(fds[0]);
+	if (setsid() < 0)
+		perror("xmppfs: setsid");
+	if (chdir("/") < 0)
+		perror("xmppfs: chdir /");
+	return fds[1];
+}
+
+/* Tell the waiting parent @status (once; -1: in the foreground, nothing
+ * waits) and leave the terminal. */
+static void daemon_report(int *fd, int status)
+{
+	char c = (char)status;
+	int null;
+
+	if (*fd < 0)
+		return;
+	if (write(*fd, &c, 1) != 1)
+		perror("xmppfs: telling the parent");
+	close(*fd);
+	*fd = -1;
+	null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+}
+
+/* ---- the first logins ---- */
+
+typedef struct {
+	Pool *pool;
+	struct fuse_session *se;
+	int report_fd;  /* the parent's pipe; -1 in the foreground */
+	gint none_works; /* atomic: every account was refused */
+	gint stop;       /* atomic: unmounted meanwhile, nothing to tell */
+	GThread *thread;
+} FirstLogins;
+
+/* One line for @a's first attempt once it is decided; true then. */
+static bool tell_first_login(Account *a, guint *refused)
+{
+	g_autofree char *error = NULL;
+	bool retrying;
+	const char *jid = acct_cfg(a)->jid;
+	AcctState st = acct_first_verdict(a, &error, &retrying);
+
+	if (st == ACCT_ONLINE)
+		return true;
+	if (st == ACCT_FAILED) {
+		fprintf(stderr,
+			"xmppfs: %s: %s; not retried until you fix it and "
+			"write 'reconnect' to %s/status\n",
+			jid, error ? error : "the login was refused", jid);
+		(*refused)++;
+		return true;
+	}
+	if (retrying && error) {
+		fprintf(stderr,
+			"xmppfs: warning: %s: %s; retrying (messages written "
+			"meanwhile wait in its outbox)\n",
+			jid, error);
+		return true;
+	}
+	return false;
+}
+
+static gpointer first_logins_run(gpointer data)
+{
+	FirstLogins *f = data;
+	guint n = pool_n_accounts(f->pool), told = 0, refused = 0;
+	g_autofree bool *done = g_new0(bool, n);
+	gint64 deadline = g_get_monotonic_time() +
+			  XFS_FIRST_LOGIN_WAIT_S * G_USEC_PER_SEC;
+
+	for (;;) {
+		for (guint i = 0; i < n; i++)
+			if (!done[i] &&
+			    (done[i] = tell_first_login(pool_account(f->pool, i),
+							&refused)))
+				told++;
+		if (told == n || g_get_monotonic_time() >= deadline)
+			break;
+		if (g_atomic_int_get(&f->stop))
+			return NULL;
+		g_usleep(20 * 1000);
+	}
+	for (guint i = 0; i < n; i++)
+		if (!done[i])
+			fprintf(stderr,
+				"xmppfs: warning: %s: not online after %d s; "
+				"still trying\n",
+				acct_cfg(pool_account(f->pool, i))->jid,
+				XFS_FIRST_LOGIN_WAIT_S);
+	if (n && refused == n) {
+		fprintf(stderr, "xmppfs: no account can log in: unmounted\n");
+		g_atomic_int_set(&f->none_works, 1);
+		/* the FUSE loop ends when its mount is gone; run_session
+		 * reports after it */
+		fuse_session_unmount(f->se);
+		return NULL;
+	}
+	daemon_report(&f->report_fd, 0);
+	return NULL;
+}
 
 static const struct fuse_opt opt_spec[] = {
 	{"--config %s", offsetof(Options, config), 0},
@@ -131,6 +282,7 @@ static int run_session(struct fuse_args *args,
 {
 	struct fuse_session *se;
 	struct fuse_loop_config *lc;
+	FirstLogins first = {.report_fd = -1};
 	int ret = 1;
 
 	se = fuse_session_new(args, xfs_ops(), sizeof *xfs_ops(), x);
@@ -141,7 +293,9 @@ static int run_session(struct fuse_args *args,
 		goto out_destroy;
 	if (fuse_session_mount(se, fo->mountpoint) != 0)
 		goto out_signals;
-	fuse_daemonize(fo->foreground);
+	first.pool = x->pool;
+	first.se = se;
+	first.report_fd = fo->foreground ? -1 : daemon_start();
 	xfs_log_init(fo->foreground, fo->debug);
 	for (guint i = 0; data_locks && i < data_locks->len; i++)
 		datalock_note_pid(g_array_index(data_locks, int, i),
@@ -153,6 +307,7 @@ static int run_session(struct fuse_args *args,
 		xfs_err("cannot start the connection pool thread");
 		goto out_unmount;
 	}
+	first.thread = g_thread_new("first-logins", first_logins_run, &first);
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, fo->clone_fd);
 	/* UINT_MAX: not given, keep libfuse's defaults */
@@ -162,9 +317,16 @@ static int run_session(struct fuse_args *args,
 		fuse_loop_cfg_set_max_threads(lc, fo->max_threads);
 	ret = fuse_session_loop_mt(se, lc) != 0;
 	fuse_loop_cfg_destroy(lc);
+	g_atomic_int_set(&first.stop, 1);
+	g_thread_join(first.thread);
+	if (g_atomic_int_get(&first.none_works))
+		ret = 1;
 	pool_stop(x->pool);
 out_unmount:
 	fuse_session_unmount(se);
+	/* a verdict nobody gave yet (a failed start, or an unmount within
+	 * the first seconds): the mount is gone now */
+	daemon_report(&first.report_fd, ret ? 1 : 0);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:

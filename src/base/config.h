@@ -39,6 +39,8 @@ typedef struct {
 	gsize message_limit;   /* bytes; key message_limit */
 	guint ping_interval;   /* seconds; key ping_interval; 0 disables */
 	bool auto_approve;     /* approve subscription requests; default no */
+	bool queue_when_failed; /* accept messages while the login is refused
+				 * (they wait in the outbox); default no */
 	const GPtrArray *rooms; /* of CfgRoom*: borrowed from the CfgFile */
 } CfgAccount;
 

@@ -254,17 +254,29 @@ static bool parse_ping_interval(Reader *r, const char *key,
 	return true;
 }
 
-static bool parse_auto_approve(Reader *r, const char *key, const char *value,
-			       GError **err)
+static bool parse_bool(Reader *r, const char *key, const char *value,
+		       bool *out, GError **err)
 {
 	g_autofree char *v = cfg_shown(value);
 
 	if (!strcmp(value, "true") || !strcmp(value, "false")) {
-		r->acct->auto_approve = !strcmp(value, "true");
+		*out = !strcmp(value, "true");
 		return true;
 	}
 	key_error(r, key, err, CFG_ERROR_KEY, "not true or false: %s", v);
 	return false;
+}
+
+static bool parse_auto_approve(Reader *r, const char *key, const char *value,
+			       GError **err)
+{
+	return parse_bool(r, key, value, &r->acct->auto_approve, err);
+}
+
+static bool parse_queue_when_failed(Reader *r, const char *key,
+				    const char *value, GError **err)
+{
+	return parse_bool(r, key, value, &r->acct->queue_when_failed, err);
 }
 
 typedef bool (*KeyParser)(Reader *r, const char *key, const char *value,
@@ -285,6 +297,7 @@ static const struct {
 	{ "message_limit", parse_message_limit },
 	{ "ping_interval", parse_ping_interval },
 	{ "auto_approve", parse_auto_approve },
+	{ "queue_when_failed", parse_queue_when_failed },
 };
 
 static KeyParser find_key(const char *name)

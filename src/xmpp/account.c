@@ -171,6 +171,30 @@ char *acct_connection_text(Account *a)
 	return g_string_free(s, FALSE);
 }
 
+bool acct_refuses_messages(Account *a)
+{
+	bool failed;
+
+	if (a->cfg->queue_when_failed)
+		return false;
+	g_mutex_lock(&a->lock);
+	failed = a->state == ACCT_FAILED;
+	g_mutex_unlock(&a->lock);
+	return failed;
+}
+
+AcctState acct_first_verdict(Account *a, char **error, bool *retrying)
+{
+	AcctState st;
+
+	g_mutex_lock(&a->lock);
+	st = a->state;
+	*retrying = a->retry_at_unix && st != ACCT_ONLINE;
+	*error = g_strdup(a->error);
+	g_mutex_unlock(&a->lock);
+	return st;
+}
+
 char *acct_status_text(Account *a)
 {
 	char *out;

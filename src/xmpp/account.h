@@ -92,6 +92,14 @@ int acct_parse_status(const char *line, AcctShow *show, char **text);
 /* [any] The text of the `connection` and `status` files. */
 char *acct_connection_text(Account *a);
 char *acct_status_text(Account *a);
+/* [any] The server refused the login or its certificate failed, so a
+ * message would only wait for a fix nobody knows is needed: refused
+ * (ENOTCONN), unless the account has queue_when_failed. */
+bool acct_refuses_messages(Account *a);
+/* [any] The state now, with the last error (new, or NULL) in *error and
+ * in *retrying whether an attempt failed and the next one waits: what
+ * main.c tells the user about each account's first login. */
+AcctState acct_first_verdict(Account *a, char **error, bool *retrying);
 /* [any] Seconds since the epoch of the last state change. */
 gint64 acct_since(Account *a);
 

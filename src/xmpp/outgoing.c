@@ -122,6 +122,8 @@ int acct_accept(Account *a, const char *to, const char *type,
 
 	if (!n)
 		return 0;
+	if (acct_refuses_messages(a))
+		return -ENOTCONN;
 	ret = outbox_add_many(a->outbox, to, type, bodies, n, &items, &span);
 	if (ret)
 		return ret;

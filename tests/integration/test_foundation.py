@@ -6,9 +6,11 @@ files in the mount, and an independent client (slixmpp) or the server.
 Every test uses its own resource so that what it waits for cannot be
 confused with what an earlier test left on the server."""
 
+import contextlib
 import errno
 import os
 import re
+import socket
 import stat
 import subprocess
 import time
@@ -16,7 +18,7 @@ from datetime import datetime, timezone
 
 from xfstest import (Mount, NoTlsServer, Peer, ROOT, SilentServer, TestFailure,
                      TlsStallServer, assert_stays, cert_sha256, is_mounted, note,
-                     run_xmppfs, wait_until, xmppfs_binary, TIME_RE)
+                     pid_alive, run_xmppfs, wait_until, xmppfs_binary, TIME_RE)
 
 
 CAROL_PW = "c4rol-Pw-0x5eed-7f3a"
@@ -73,22 +75,137 @@ def test_online_with_tls_and_bound_jid(server, tmp, stack):
     assert any("Stream encrypted" in l for l in lines), "no TLS in Prosody's log"
 
 
-def test_wrong_password(server, tmp, stack):
-    m = mount(stack, tmp, {A: server.account("alice", password="not-alices-pw",
-                                              resource="t-wrongpw")})
+@contextlib.contextmanager
+def socket_on_loopback():
+    """A TCP port on 127.0.0.1 that is bound but not listening: connections
+    to it are refused while the context lasts."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    try:
+        yield s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def start_as_user(stack, tmp, accounts, foreground=False, timeout=30):
+    """Run xmppfs as a user does, in the background (or with -f), and wait
+    for the command to end: (result, Mount with its paths).  Whatever it
+    leaves mounted is unmounted at the end, and its daemon must exit."""
+    m = Mount(tmp, accounts)
+    m.data.mkdir()
+    m.mnt.mkdir()
+    m.cfg.write_text(m.text)
+    os.chmod(m.cfg, 0o600)
+
+    def cleanup():
+        pids = []
+        for lock in m.data.glob("*/lock"):
+            try:
+                pids.append(int(lock.read_text().split()[0]))
+            except (OSError, ValueError, IndexError):
+                pass
+        if is_mounted(m.mnt):
+            m.unmount()
+        for pid in pids:
+            if pid != os.getpid():
+                wait_until(lambda: not pid_alive(pid), timeout=15,
+                           what=f"the daemon {pid} to exit after its unmount")
+    stack.callback(cleanup)
+    args = ["--config", m.cfg, "--data-dir", m.data, m.mnt]
+    r = run_xmppfs((["-f"] if foreground else []) + args, timeout=timeout)
+    return r, m
+
+
+def lines_of(text):
+    return [l for l in text.splitlines() if l.strip()]
+
+
+def test_wrong_password_fails_the_mount(server, tmp, stack):
+    """As sshfs does: a login that can never work fails the command (status
+    1), with one line that says which account and what to do, and leaves
+    no mount and no daemon behind."""
+    t0 = time.monotonic()
+    r, m = start_as_user(stack, tmp, {A: server.account(
+        "alice", password="not-alices-pw", resource="t-wrongpw")})
+    dt = time.monotonic() - t0
+    note(f"exit {r.returncode} after {dt:.1f}s: {r.stderr.strip()!r}")
+    assert r.returncode == 1, r
+    assert not is_mounted(m.mnt)
+    lines = lines_of(r.stderr)
+    assert len(lines) == 2, lines
+    assert A in lines[0] and "authentication" in lines[0].lower() \
+        and "reconnect" in lines[0], lines
+    assert "no account can log in" in lines[1], lines
+    assert "not-alices-pw" not in r.stderr
+    assert not server.c2s_session_ids(f"{A}/t-wrongpw")
+    assert dt < 10, f"the verdict took {dt:.1f}s"
+
+
+def test_untrusted_certificate_fails_a_foreground_mount(server, tmp, stack):
+    """-f says the same and exits 1 when no account can work."""
+    r, m = start_as_user(stack, tmp, {A: server.account(
+        "alice", ca_file=None, resource="t-untrusted")}, foreground=True)
+    assert r.returncode == 1, r
+    assert not is_mounted(m.mnt)
+    # (-f also logs the account's life on stderr; the verdict is one line)
+    bad = [l for l in lines_of(r.stderr)
+           if A in l and "certificate" in l and "not retried" in l]
+    assert len(bad) == 1, r.stderr
+    note(bad[0])
+    assert any("no account can log in" in l for l in lines_of(r.stderr)), \
+        r.stderr
+    assert not server.c2s_session_ids(f"{A}/t-untrusted"), \
+        "logged in although the certificate is not trusted"
+
+
+def test_refused_account_beside_a_working_one(server, tmp, stack):
+    """One account refused, one online: mounted (status 0), one line for
+    the refused one; its `connection` says failed and why, and a message
+    to it is refused (ENOTCONN) rather than kept where nothing will send
+    it; with queue_when_failed = true it is kept in the outbox instead."""
+    r, m = start_as_user(stack, tmp, {
+        A: server.account("alice", password="not-alices-pw",
+                          resource="t-refused"),
+        B: server.account("bob", resource="t-beside"),
+        "carol@localhost": server.account(
+            "carol", password="not-carols-pw", resource="t-refused-q",
+            queue_when_failed="true")})
+    assert r.returncode == 0, r
+    assert is_mounted(m.mnt)
+    lines = lines_of(r.stderr)
+    assert len(lines) == 2 and any(A in l for l in lines) and \
+        any("carol@localhost" in l for l in lines), lines
+    note(lines[0])
     kv = m.wait_state(A, "failed", timeout=10)
     assert "authentication" in kv.get("error", "").lower(), kv
     assert "not-alices-pw" not in m.read(f"{A}/connection")
-    assert not server.c2s_session_ids(f"{A}/t-wrongpw")
+    assert m.connection(B)["state"] == "online"
+    try:
+        m.write(f"{A}/contacts/{B}/send", "into the void\n")
+        raise TestFailure("a message to a refused account was accepted")
+    except OSError as e:
+        assert e.errno == errno.ENOTCONN, e
+    assert "into the void" not in (m.data / A / "outbox").read_text() \
+        if (m.data / A / "outbox").exists() else True
+    m.write(f"carol@localhost/contacts/{B}/send", "kept for later\n")
+    assert "kept for later" in (m.data / "carol@localhost" / "outbox").read_text()
 
 
-def test_untrusted_certificate(server, tmp, stack):
-    m = mount(stack, tmp, {A: server.account("alice", ca_file=None,
-                                              resource="t-untrusted")})
-    kv = m.wait_state(A, "failed", timeout=10)
-    assert "certificate" in kv.get("error", "").lower(), kv
-    assert not server.c2s_session_ids(f"{A}/t-untrusted"), \
-        "logged in although the certificate is not trusted"
+def test_network_trouble_still_mounts(server, tmp, stack):
+    """A server that cannot be reached is no reason to fail: offline-first,
+    the mount is there (status 0) with a warning line, and messages wait in
+    the outbox."""
+    with socket_on_loopback() as port:
+        r, m = start_as_user(stack, tmp, {A: server.account(
+            "alice", port=port, resource="t-closed")})
+    assert r.returncode == 0, r
+    assert is_mounted(m.mnt)
+    lines = lines_of(r.stderr)
+    assert len(lines) == 1 and A in lines[0] and "warning" in lines[0] \
+        and "retrying" in lines[0], lines
+    note(lines[0])
+    m.write(f"{A}/contacts/{B}/send", "when the server is back\n")
+    assert "when the server is back" in (m.data / A / "outbox").read_text()
 
 
 def test_silent_server_times_out_while_other_account_online(server, tmp, stack):
