@@ -823,7 +823,8 @@ def test_no_common_mechanism_is_not_called_a_wrong_password(server, tmp, stack):
     the password: the error must not say the password is wrong."""
     srv = stack.enter_context(HostileServer(no_mechanism_script, "no-mech"))
     mal = "mallory@localhost"
-    m = stack.enter_context(Mount(tmp, {mal: hostile_account(srv, "t-nomech")}))
+    # alice beside it: an account refused for good alone fails the mount
+    m = mount_with_alice(stack, tmp, server, {mal: srv}, "t-nomech")
 
     def failed():
         kv = m.connection(mal)
