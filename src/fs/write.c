@@ -118,6 +118,8 @@ static int send_write(Xfs *x, Handle *h, const char *data, size_t size)
 	end = p + h->wbuf->len;
 	for (; !ret && (nl = memchr(p, '\n', end - p)); p = nl + 1) {
 		gsize n = nl - p;
+		if (n && p[n - 1] == '\r')
+			n--; /* a CRLF line end: the CR is no part of it */
 		ret = check_body(a, p, n, false);
 		if (!ret && n)
 			g_ptr_array_add(lines, g_strndup(p, n));
@@ -139,6 +141,19 @@ static int send_write(Xfs *x, Handle *h, const char *data, size_t size)
 	}
 	g_string_erase(h->wbuf, 0, p - h->wbuf->str);
 	return 0;
+}
+
+/* A CR right before a LF is a line end's (CRLF: a file from Windows, a
+ * network tool): dropped.  Any other CR stays, and is refused. */
+static void drop_cr_before_lf(GString *b)
+{
+	gsize out = 0;
+
+	for (gsize i = 0; i < b->len; i++)
+		if (!(b->str[i] == '\r' && i + 1 < b->len &&
+		      b->str[i + 1] == '\n'))
+			b->str[out++] = b->str[i];
+	g_string_truncate(b, out);
 }
 
 /* `post`: collect; the message goes at release. */
@@ -335,6 +350,10 @@ static int flush_check(Handle *h)
 
 	if (post && h->failed)
 		return -EIO;
+	if (post) {
+		drop_cr_before_lf(h->wbuf);
+		len = h->wbuf->len;
+	}
 	if (post && len && h->wbuf->str[len - 1] == '\n')
 		len--;
 	if (len > acct_cfg(a)->message_limit)
@@ -393,6 +412,8 @@ void write_final(Handle *h)
 
 	if (post && h->failed)
 		return;
+	if (post)
+		drop_cr_before_lf(b);
 	if (post && b->len && b->str[b->len - 1] == '\n')
 		g_string_truncate(b, b->len - 1);
 	if (b->len == 0)

@@ -782,7 +782,7 @@ def test_invalid_bodies_eilseq_nothing_sent(server, tmp, stack):
         ("beyond U+10FFFF", b"big \xf4\x90\x80\x80\n"),
         ("latin-1", b"caf\xe9\n"),
         ("\\x01", b"ctl \x01 char\n"),
-        ("\\r", b"cr \r\n"),
+        ("\\r inside a line", b"cr \r inside\n"),
         ("ESC", b"\x1b[31mred\n"),
         ("NUL", b"nul \x00 byte\n"),
         ("DEL", b"del \x7f\n"),
@@ -804,7 +804,8 @@ def test_invalid_bodies_eilseq_nothing_sent(server, tmp, stack):
     for what, data in (("truncated UTF-8 at the end", b"bad \xc3"),
                        ("latin-1 at the end", b"caf\xe9"),
                        ("latin-1 inside", b"caf\xe9 au lait"),
-                       ("\\x01", b"ctl \x01 char")):
+                       ("\\x01", b"ctl \x01 char"),
+                       ("\\r with no LF after it", b"cr at the end\r")):
         pr = expect_errno(lambda: write_chunks(send, data), errno.EILSEQ,
                           f"send, last line without newline, {what}")
         if pr:
@@ -815,7 +816,7 @@ def test_invalid_bodies_eilseq_nothing_sent(server, tmp, stack):
         ("latin-1 at the end of the second write", [b"first write ok\n", b"caf\xe9"]),
         ("latin-1 inside", [b"caf\xe9 au lait\n"]),
         ("\\x01", [b"ctl \x01"]),
-        ("\\r", [b"cr\r\nlf\n"]),
+        ("\\r inside", [b"cr\rlf\n"]),
     ]
     for what, chunks in post_cases:
         pr = expect_errno(lambda: write_chunks(post, *chunks), errno.EILSEQ,
@@ -829,6 +830,18 @@ def test_invalid_bodies_eilseq_nothing_sent(server, tmp, stack):
         problems.append(str(e))
     assert not problems, "\n".join(problems)
     assert m.connection(A)["state"] == "online", m.connection(A)
+
+
+def test_crlf_line_ends_are_line_ends(server, tmp, stack):
+    """A CR right before a LF (a file from Windows, a network tool) is
+    dropped, in send and post: what bob gets has no CR."""
+    m, bob = setup(stack, server, tmp, "t-c-crlf")
+    since = len(bob.messages)
+    write_chunks(cpath(m, B, "send"), b"first line\r\nsecond", b" line\r\n")
+    write_chunks(cpath(m, B, "post"), b"one\r\ntwo\r", b"\nthree\r\n")
+    got = [x["body"] for x in bob.wait_messages(A, 3, since=since)][:3]
+    assert got == ["first line", "second line", "one\ntwo\nthree"], got
+    assert "\r" not in read_log(m, B)
 
 
 def test_message_limit_efbig_nothing_sent(server, tmp, stack):
