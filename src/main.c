@@ -308,15 +308,22 @@ static int run_session(struct fuse_args *args,
 		goto out_unmount;
 	}
 	first.thread = g_thread_new("first-logins", first_logins_run, &first);
-	lc = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_clone_fd(lc, fo->clone_fd);
-	/* UINT_MAX: not given, keep libfuse's defaults */
-	if (fo->max_idle_threads != UINT_MAX)
-		fuse_loop_cfg_set_idle_threads(lc, fo->max_idle_threads);
-	if (fo->max_threads != UINT_MAX)
-		fuse_loop_cfg_set_max_threads(lc, fo->max_threads);
-	ret = fuse_session_loop_mt(se, lc) != 0;
-	fuse_loop_cfg_destroy(lc);
+	if (fo->singlethread) {
+		/* -s: one thread serves every request; a read that waits is
+		 * parked (park.h), so it holds nobody else */
+		ret = fuse_session_loop(se) != 0;
+	} else {
+		lc = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(lc, fo->clone_fd);
+		/* UINT_MAX: not given, keep libfuse's defaults */
+		if (fo->max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(lc,
+						       fo->max_idle_threads);
+		if (fo->max_threads != UINT_MAX)
+			fuse_loop_cfg_set_max_threads(lc, fo->max_threads);
+		ret = fuse_session_loop_mt(se, lc) != 0;
+		fuse_loop_cfg_destroy(lc);
+	}
 	g_atomic_int_set(&first.stop, 1);
 	g_thread_join(first.thread);
 	if (g_atomic_int_get(&first.none_works))

@@ -844,6 +844,31 @@ def test_crlf_line_ends_are_line_ends(server, tmp, stack):
     assert "\r" not in read_log(m, B)
 
 
+def test_single_threaded_mount_serves_a_waiting_reader_and_a_writer(server, tmp, stack):
+    """-s (listed in --help): one thread serves every request.  A blocked
+    reader of stream holds no thread (its read is parked), so ls, a send
+    and the record reaching the reader all still happen."""
+    bob = peer(stack, server, B, "bobpw", "t-c-single-peer")
+    m = stack.enter_context(Mount(tmp, {A: server.account(
+        "alice", resource="t-c-single")}, args=["-s"]))
+    m.wait_state(A, "online", timeout=10)
+    bob.wait_presence(f"{A}/t-c-single", timeout=10)
+    r = reader(stack, cpath(m, B, "stream"))
+    assert "send" in os.listdir(cpath(m, B))
+    since = len(bob.messages)
+    m.write(f"{A}/contacts/{B}/send", "one thread\n")
+    bob.wait_messages(A, 1, since=since)
+    bob.send_message(A, "back to the reader")
+    lines = r.wait_lines(2)
+    assert lines[-1].endswith("\tback to the reader"), lines
+    # and it was one FUSE thread: the main one, beside the pool and the
+    # watchdog (a multi-threaded loop would have started workers for the
+    # requests above, with one read parked all along)
+    tasks = os.listdir(f"/proc/{m.proc.pid}/task")
+    note(f"-s: {len(tasks)} threads")
+    assert len(tasks) <= 3, tasks
+
+
 def test_message_limit_efbig_nothing_sent(server, tmp, stack):
     bob = peer(stack, server, B, "bobpw", "t-c-efbig-peer")
     m = mount(stack, tmp, {
