@@ -37,6 +37,14 @@
 typedef struct {
 	char *config;
 	char *data_dir;
+	/* -o uid=,gid=,umask= (for allow_other): whose the files are, and
+	 * what group and others may do */
+	unsigned uid, gid, umask;
+	int uid_set, gid_set, umask_set;
+	/* the words that are no option: [SOURCE] MOUNTPOINT (mount(8)
+	 * calls helpers as "xmppfs SOURCE MOUNTPOINT -o OPTS") */
+	char *words[3];
+	int n_words;
 } Options;
 
 #define XFS_FIRST_LOGIN_WAIT_S 10
@@ -186,8 +194,54 @@ static const struct fuse_opt opt_spec[] = {
 	{"--config=%s", offsetof(Options, config), 0},
 	{"--data-dir %s", offsetof(Options, data_dir), 0},
 	{"--data-dir=%s", offsetof(Options, data_dir), 0},
+	/* the same as mount options, for fstab and mount -t fuse.xmppfs */
+	{"config=%s", offsetof(Options, config), 0},
+	{"data_dir=%s", offsetof(Options, data_dir), 0},
+	{"uid=%u", offsetof(Options, uid), 0},
+	{"uid=", offsetof(Options, uid_set), 1},
+	{"gid=%u", offsetof(Options, gid), 0},
+	{"gid=", offsetof(Options, gid_set), 1},
+	{"umask=%o", offsetof(Options, umask), 0},
+	{"umask=", offsetof(Options, umask_set), 1},
 	FUSE_OPT_END,
 };
+
+/* The words that are no option are collected; main() hands the
+ * mountpoint back to libfuse. */
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	Options *opt = data;
+
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (opt->n_words >= (int)G_N_ELEMENTS(opt->words)) {
+		fprintf(stderr, "xmppfs: too many arguments: %s (see --help)\n",
+			arg);
+		return -1;
+	}
+	opt->words[opt->n_words++] = g_strdup(arg);
+	return 0;
+}
+
+/* mount(8)'s SOURCE: a config file's path, or any word without a slash
+ * (say "xmppfs"), which leaves the config to --config / config= or the
+ * default.  -1 when it cannot be. */
+static int take_source(Options *opt, const char *source)
+{
+	if (!strchr(source, '/'))
+		return 0;
+	if (opt->config && strcmp(opt->config, source)) {
+		fprintf(stderr,
+			"xmppfs: two configs: %s (the source) and %s "
+			"(config=); give one\n",
+			source, opt->config);
+		return -1;
+	}
+	if (!opt->config)
+		opt->config = g_strdup(source);
+	return 0;
+}
 
 static void usage(const char *prog)
 {
@@ -417,8 +471,9 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *fo,
 	for (guint i = 0; i < pool_n_accounts(x.pool); i++)
 		featureset_attach(pool_account(x.pool, i));
 	x.tree = tree_new(x.pool);
-	x.uid = getuid();
-	x.gid = getgid();
+	x.uid = opt->uid_set ? opt->uid : getuid();
+	x.gid = opt->gid_set ? opt->gid : getgid();
+	x.umask = opt->umask_set ? (int)(opt->umask & 0777) : -1;
 	x.mount_time = time(NULL);
 	ret = run_session(args, fo, &x);
 	tree_free(x.tree);
@@ -434,8 +489,18 @@ int main(int argc, char *argv[])
 	Options opt = {0};
 	int ret = 2;
 
-	if (fuse_opt_parse(&args, &opt, opt_spec, NULL) != 0 ||
-	    fuse_parse_cmdline(&args, &fo) != 0)
+	if (fuse_opt_parse(&args, &opt, opt_spec, opt_proc) != 0)
+		goto out;
+	/* [SOURCE] MOUNTPOINT: the mountpoint goes back to libfuse */
+	if (opt.n_words == 3) {
+		fprintf(stderr, "xmppfs: too many arguments (see --help)\n");
+		goto out;
+	}
+	if (opt.n_words == 2 && take_source(&opt, opt.words[0]) != 0)
+		goto out;
+	if (opt.n_words)
+		fuse_opt_add_arg(&args, opt.words[opt.n_words - 1]);
+	if (fuse_parse_cmdline(&args, &fo) != 0)
 		goto out;
 	ret = 0;
 	if (fo.show_help)
@@ -449,6 +514,8 @@ out:
 	free(fo.mountpoint);
 	free(opt.config);
 	free(opt.data_dir);
+	for (int i = 0; i < opt.n_words; i++)
+		g_free(opt.words[i]);
 	fuse_opt_free_args(&args);
 	return ret;
 }

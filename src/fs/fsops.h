@@ -12,8 +12,10 @@
 typedef struct {
 	Tree *tree;
 	Pool *pool;
-	uid_t uid; /* files belong to the mounting user */
+	uid_t uid; /* files belong to the mounting user (or -o uid=, gid=) */
 	gid_t gid;
+	int umask; /* -o umask=: group and others get the owner's bits but
+		    * these; -1: the owner's only */
 	time_t mount_time;
 	struct fuse_session *se; /* for the kernel cache's invalidations */
 } Xfs;

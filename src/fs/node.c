@@ -243,6 +243,18 @@ const FileOps *node_ops(const TreeNode *n)
 	return NULL;
 }
 
+/* @mode's permission bits as -o umask= gives them: the owner's for group
+ * and others too, but the mask. */
+static mode_t with_umask(const Xfs *x, mode_t mode)
+{
+	mode_t own = mode & 0700;
+
+	if (x->umask < 0)
+		return mode;
+	return (mode & ~0777) |
+	       ((own | own >> 3 | own >> 6) & ~(mode_t)x->umask);
+}
+
 void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 {
 	const FileOps *fo = node_ops(n);
@@ -254,7 +266,7 @@ void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 	st->st_atime = st->st_mtime = st->st_ctime = x->mount_time;
 	if (tree_is_dir(n)) {
 		Hist *h = dir_hist(n);
-		st->st_mode = S_IFDIR | 0700;
+		st->st_mode = S_IFDIR | with_umask(x, 0700);
 		st->st_nlink = 2;
 		/* a conversation's directory changes with its last record,
 		 * so ls -t contacts/ sorts by activity */
@@ -262,7 +274,7 @@ void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 			st->st_mtime = st->st_ctime = hist_mtime(h);
 		return;
 	}
-	st->st_mode = S_IFREG | (fo ? fo->mode : 0400);
+	st->st_mode = S_IFREG | with_umask(x, fo ? fo->mode : 0400);
 	st->st_nlink = 1;
 	if (fo && fo->text) {
 		g_autofree char *text = fo->text(n->acct, n->jid);
