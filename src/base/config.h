@@ -39,6 +39,9 @@ typedef struct {
 	gsize message_limit;   /* bytes; key message_limit */
 	guint ping_interval;   /* seconds; key ping_interval; 0 disables */
 	bool auto_approve;     /* approve subscription requests; default no */
+	char *tls_fingerprint; /* "AA:BB:..." (SHA-256 of the server's
+				* certificate): exactly that one is accepted,
+				* any other refused; NULL: none */
 	bool queue_when_failed; /* accept messages while the login is refused
 				 * (they wait in the outbox); default no */
 	const GPtrArray *rooms; /* of CfgRoom*: borrowed from the CfgFile */
@@ -71,6 +74,10 @@ CfgFile *cfg_load(const char *path, GError **err);
  * messages, and @mode stands for the file's mode for the password check. */
 CfgFile *cfg_load_data(const char *data, gsize len, const char *path,
 		       guint mode, GError **err);
+/* A SHA-256 fingerprint as "AA:BB:...:FF" (32 bytes) from @text: hex
+ * digits with or without colons, an optional "SHA256:" before; NULL when
+ * it is not one.  Any thread. */
+char *cfg_fingerprint(const char *text);
 void cfg_free(CfgFile *cfg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CfgFile, cfg_free)
 

@@ -24,6 +24,7 @@ void cfg_account_free(CfgAccount *a)
 	cfg_password_free(a->password);
 	g_free(a->host);
 	g_free(a->ca_file);
+	g_free(a->tls_fingerprint);
 	g_free(a->resource);
 	g_free(a->nick);
 	g_free(a);
@@ -267,6 +268,21 @@ static bool parse_bool(Reader *r, const char *key, const char *value,
 	return false;
 }
 
+static bool parse_tls_fingerprint(Reader *r, const char *key,
+				  const char *value, GError **err)
+{
+	g_autofree char *v = cfg_shown(value);
+
+	g_free(r->acct->tls_fingerprint);
+	r->acct->tls_fingerprint = cfg_fingerprint(value);
+	if (r->acct->tls_fingerprint)
+		return true;
+	key_error(r, key, err, CFG_ERROR_KEY,
+		  "not a SHA-256 fingerprint (SHA256:AA:BB:..., 32 bytes): %s",
+		  v);
+	return false;
+}
+
 static bool parse_auto_approve(Reader *r, const char *key, const char *value,
 			       GError **err)
 {
@@ -298,6 +314,7 @@ static const struct {
 	{ "ping_interval", parse_ping_interval },
 	{ "auto_approve", parse_auto_approve },
 	{ "queue_when_failed", parse_queue_when_failed },
+	{ "tls_fingerprint", parse_tls_fingerprint },
 };
 
 static KeyParser find_key(const char *name)

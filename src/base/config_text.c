@@ -3,6 +3,8 @@
  * onto one printable line, whatever the file, group, key or value held;
  * values are quoted short (cfg_shown); passwords are wiped when freed.
  * No message ever quotes a password, nor a line that may hold one.
+ * And the one form of a certificate's fingerprint (cfg_fingerprint), for
+ * the tls_fingerprint key and for what `connection` shows.
  *
  * The lowest of the config files: config_keys.c and config.c call it, it
  * calls neither. */
@@ -83,4 +85,30 @@ void cfg_password_free(char *password)
 		return;
 	explicit_bzero(password, strlen(password));
 	g_free(password);
+}
+
+char *cfg_fingerprint(const char *text)
+{
+	GString *s = g_string_new(NULL);
+	guint digits = 0;
+
+	if (!g_ascii_strncasecmp(text, "SHA256:", 7))
+		text += 7;
+	for (const char *p = text; *p; p++) {
+		if (*p == ':' || *p == ' ')
+			continue;
+		if (!g_ascii_isxdigit(*p) || digits == 64) {
+			g_string_free(s, TRUE);
+			return NULL;
+		}
+		if (digits && digits % 2 == 0)
+			g_string_append_c(s, ':');
+		g_string_append_c(s, g_ascii_toupper(*p));
+		digits++;
+	}
+	if (digits != 64) {
+		g_string_free(s, TRUE);
+		return NULL;
+	}
+	return g_string_free(s, FALSE);
 }

@@ -74,20 +74,6 @@ static void send_unavailable(Account *a)
 /* ---- connection life ---- */
 
 /* "ab:cd:.." or "abcd.." from libstrophe -> "AB:CD:..". */
-static char *format_fingerprint(const char *fp)
-{
-	GString *s = g_string_new(NULL);
-
-	for (const char *p = fp; p && *p; p++) {
-		if (!g_ascii_isxdigit(*p))
-			continue;
-		if (s->len && (s->len + 1) % 3 == 0)
-			g_string_append_c(s, ':');
-		g_string_append_c(s, g_ascii_toupper(*p));
-	}
-	return g_string_free(s, FALSE);
-}
-
 static char *describe_tls(Account *a)
 {
 	xmpp_tlscert_t *cert;
@@ -98,10 +84,10 @@ static char *describe_tls(Account *a)
 	cert = xmpp_conn_get_peer_cert(a->conn);
 	if (!cert)
 		return g_strdup("on");
-	fp = format_fingerprint(
+	fp = cfg_fingerprint(
 		xmpp_tlscert_get_string(cert, XMPP_CERT_FINGERPRINT_SHA256));
 	xmpp_tlscert_free(cert);
-	return g_strdup_printf("on, certificate sha256 %s", fp);
+	return g_strdup_printf("on, certificate sha256 %s", fp ? fp : "?");
 }
 
 static void on_connect(Account *a)

@@ -46,10 +46,13 @@ static void tls_begins(Account *a)
 						      G_USEC_PER_SEC));
 }
 
+static void check_pin(Account *a);
+
 static void tls_ends(Account *a)
 {
 	a->in_tls = false;
 	arm(a, a->login_deadline);
+	check_pin(a);
 }
 
 static void tcp_connected(Account *a)
@@ -101,13 +104,57 @@ void acct_lib_no_mechanism(Account *a)
 		a->no_mechanism = true;
 }
 
+/* A certificate the system's CAs (and ca_file) do not vouch for: the
+ * pinned one is accepted; any other is refused, and the error says what
+ * it is and how to trust it. */
 static int certfail_handler(const xmpp_tlscert_t *cert, const char *errormsg)
 {
 	Account *a = acct_of_ctx(xmpp_tlscert_get_ctx(cert));
+	g_autofree char *fp = cfg_fingerprint(
+		xmpp_tlscert_get_string(cert, XMPP_CERT_FINGERPRINT_SHA256));
+	const char *subject = xmpp_tlscert_get_string(cert, XMPP_CERT_SUBJECT);
+	const char *issuer = xmpp_tlscert_get_string(cert, XMPP_CERT_ISSUER);
 
-	if (a && !a->cert_error)
-		a->cert_error = g_strdup(errormsg ? errormsg : "unknown reason");
+	if (!a)
+		return 0;
+	if (a->cfg->tls_fingerprint && fp &&
+	    !strcmp(fp, a->cfg->tls_fingerprint))
+		return 1; /* the pinned one */
+	if (!a->cert_error)
+		a->cert_error = g_strdup_printf(
+			"%s; its certificate: sha256 %s, subject %s, issuer "
+			"%s; to trust it, give its CA as ca_file or pin it "
+			"with tls_fingerprint = SHA256:%s",
+			errormsg ? errormsg : "unknown reason", fp ? fp : "?",
+			subject ? subject : "?", issuer ? issuer : "?",
+			fp ? fp : "?");
 	return 0; /* refuse */
+}
+
+/* The TLS handshake is over (before any login): with tls_fingerprint,
+ * a certificate the CAs vouch for but that is not the pinned one ends
+ * the attempt here, before the password could go out. */
+static void check_pin(Account *a)
+{
+	xmpp_tlscert_t *cert;
+	g_autofree char *fp = NULL;
+
+	if (!a->cfg->tls_fingerprint || !a->conn)
+		return;
+	cert = xmpp_conn_get_peer_cert(a->conn);
+	if (cert) {
+		fp = cfg_fingerprint(xmpp_tlscert_get_string(
+			cert, XMPP_CERT_FINGERPRINT_SHA256));
+		xmpp_tlscert_free(cert);
+	}
+	if (fp && !strcmp(fp, a->cfg->tls_fingerprint))
+		return;
+	if (!a->cert_error)
+		a->cert_error = g_strdup_printf(
+			"certificate sha256 %s is not the one tls_fingerprint "
+			"pins (%s)",
+			fp ? fp : "?", a->cfg->tls_fingerprint);
+	acct_abort(a);
 }
 
 static int sockopt_cb(xmpp_conn_t *conn, void *sock)

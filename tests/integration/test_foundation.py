@@ -152,10 +152,36 @@ def test_untrusted_certificate_fails_a_foreground_mount(server, tmp, stack):
            if A in l and "certificate" in l and "not retried" in l]
     assert len(bad) == 1, r.stderr
     note(bad[0])
+    # what the certificate is, and the two ways to trust it
+    fp = cert_sha256(server.ca_file)
+    assert f"sha256 {fp}" in bad[0] and "ca_file" in bad[0] and \
+        f"tls_fingerprint = SHA256:{fp}" in bad[0], bad[0]
     assert any("no account can log in" in l for l in lines_of(r.stderr)), \
         r.stderr
     assert not server.c2s_session_ids(f"{A}/t-untrusted"), \
         "logged in although the certificate is not trusted"
+
+
+def test_a_pinned_certificate_is_trusted_and_no_other(server, tmp, stack):
+    """tls_fingerprint accepts exactly that certificate: a server whose
+    certificate no CA vouches for logs in when pinned; a server the CAs
+    vouch for is refused when the pin names another certificate, before
+    the password goes out (no session on the server)."""
+    fp = cert_sha256(server.ca_file)
+    m = mount(stack, tmp, {A: server.account(
+        "alice", ca_file=None, tls_fingerprint=f"SHA256:{fp}",
+        resource="t-pinned")})
+    kv = m.wait_state(A, "online", timeout=10)
+    assert kv["tls"] == f"on, certificate sha256 {fp}", kv
+    other = "SHA256:" + ":".join(["AB"] * 32)
+    r, m2 = start_as_user(stack, tmp, {A: server.account(
+        "alice", tls_fingerprint=other, resource="t-pin-other")})
+    assert r.returncode == 1, r
+    line = next((l for l in lines_of(r.stderr) if A in l), "")
+    assert f"sha256 {fp} is not the one tls_fingerprint pins" in line, r.stderr
+    note(line)
+    assert not server.c2s_session_ids(f"{A}/t-pin-other"), \
+        "logged in with a certificate that is not the pinned one"
 
 
 def test_refused_account_beside_a_working_one(server, tmp, stack):

@@ -201,6 +201,13 @@ static const Case cases[] = {
 	{ "key-control", ALICE PW "k\x01y = v\n", 0, 0600,
 	  E(CFG_ERROR_KEY, G, "k\\x01y:", "unknown key"), .absent = "\x01" },
 
+	/* tls_fingerprint: a SHA-256, any of its usual spellings. */
+	{ "fingerprint-bad", ALICE PW "tls_fingerprint = SHA256:AB:CD\n", 0,
+	  0600, E(CFG_ERROR_KEY, G, "tls_fingerprint:", "not a SHA-256") },
+	{ "fingerprint-not-hex", ALICE PW "tls_fingerprint = "
+	  "zz00000000000000000000000000000000000000000000000000000000000000\n",
+	  0, 0600, E(CFG_ERROR_KEY, G, "tls_fingerprint:", "not a SHA-256") },
+
 	/* Groups. */
 	{ "group-space", "[alice@exa mple.org]\n" PW, 0, 0600,
 	  E(CFG_ERROR_GROUP, "[alice@exa mple.org]:", "not a bare JID") },
@@ -511,6 +518,28 @@ static void test_rooms(void)
 	}
 }
 
+static void test_fingerprint_forms(void)
+{
+	const char *want = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:"
+			   "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
+	const char *same[] = {
+		"SHA256:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:"
+		"EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89",
+		"abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+		"sha256:abcdef0123456789abcdef0123456789abcdef0123456789abcdef01234"
+		"56789",
+	};
+	const char *bad[] = {"", "SHA256:", "AB:CD", "abcdef0123456789abcdef0123"
+			     "456789abcdef0123456789abcdef012345678900"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(same); i++) {
+		g_autofree char *fp = cfg_fingerprint(same[i]);
+		g_assert_cmpstr(fp, ==, want);
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+		g_assert_null(cfg_fingerprint(bad[i]));
+}
+
 static void test_password_free(void)
 {
 	cfg_password_free(NULL);
@@ -542,6 +571,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/file/relative-ca", test_relative_ca);
 	g_test_add_func("/config/default-path", test_default_path);
 	g_test_add_func("/config/password-free", test_password_free);
+	g_test_add_func("/config/fingerprint-forms", test_fingerprint_forms);
 	g_test_add_func("/config/rooms", test_rooms);
 	rc = g_test_run();
 	g_unlink(ca_path);
