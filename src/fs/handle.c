@@ -67,6 +67,8 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->wbuf = g_string_new(NULL);
 	if (n->kind == NODE_LOG)
 		h->hist = node_hist(n, false, NULL);
+	if (n->kind == NODE_EVENTLOG)
+		h->hist = acct_events(n->acct);
 	if (n->kind == NODE_EVENTS) {
 		h->hist = acct_events(n->acct);
 		h->reader = stream_open(h->hist);
@@ -97,7 +99,7 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h->opener = fuse_req_ctx(req)->pid;
 	fi->fh = (uintptr_t)h;
-	if (n->kind == NODE_LOG) {
+	if (n->kind == NODE_LOG || n->kind == NODE_EVENTLOG) {
 		/* append-only: what the kernel cached stays right, but for
 		 * the page the end was in (log_grew) */
 		if (h->hist)
@@ -138,7 +140,7 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		iqcall_read(h->call, req, size, fi->flags & O_NONBLOCK);
 		return;
 	}
-	if (h->node->kind == NODE_LOG) {
+	if (h->node->kind == NODE_LOG || h->node->kind == NODE_EVENTLOG) {
 		read_log(req, h, size, off);
 		return;
 	}

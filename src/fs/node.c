@@ -225,6 +225,7 @@ static const FileOps file_ops[] = {
 	{NODE_LOG, 0400, NULL, NULL, NULL},
 	{NODE_STREAM, 0400, NULL, NULL, NULL},
 	{NODE_EVENTS, 0400, NULL, NULL, NULL},
+	{NODE_EVENTLOG, 0400, NULL, NULL, NULL},
 	{NODE_RAW, 0600, NULL, NULL, NULL},
 	{NODE_IQ, 0600, NULL, NULL, NULL},
 	{NODE_PRESENCE, 0400, presence_text, NULL, NULL},
@@ -281,6 +282,10 @@ void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 		st->st_size = strlen(text);
 		st->st_mtime = st->st_ctime = acct_since(n->acct);
 	} else if (n->kind == NODE_EVENTS) {
+		st->st_mtime = st->st_ctime = hist_mtime(acct_events(n->acct));
+	} else if (n->kind == NODE_EVENTLOG) {
+		/* the events' own log: a size that grows, for tail -f */
+		st->st_size = hist_size(acct_events(n->acct));
 		st->st_mtime = st->st_ctime = hist_mtime(acct_events(n->acct));
 	} else if (n->kind == NODE_LOG || n->kind == NODE_STREAM) {
 		Hist *h = node_hist(n, false, NULL);

@@ -59,6 +59,7 @@ Tree *tree_new(Pool *pool)
 		node_add(t, dir, NODE_CONNECTION, "connection", a);
 		node_add(t, dir, NODE_STATUS, "status", a);
 		node_add(t, dir, NODE_EVENTS, "events", a);
+		node_add(t, dir, NODE_EVENTLOG, "log", a);
 		node_add(t, dir, NODE_RAW, "raw", a);
 		node_add(t, dir, NODE_IQ, "iq", a);
 		node_add(t, dir, NODE_BLOCKLIST, "blocked", a);

@@ -26,6 +26,7 @@ typedef enum {
 	NODE_BLOCKED,    /* .../contacts/bob@example.org/blocked */
 	NODE_BLOCKLIST,  /* alice@example.org/blocked */
 	NODE_EVENTS,     /* alice@example.org/events */
+	NODE_EVENTLOG,   /* alice@example.org/log: the events as a log */
 	NODE_RAW,        /* alice@example.org/raw */
 	NODE_IQ,         /* alice@example.org/iq */
 	NODE_ROOMS,      /* alice@example.org/rooms/ */

@@ -869,6 +869,37 @@ def test_single_threaded_mount_serves_a_waiting_reader_and_a_writer(server, tmp,
     assert len(tasks) <= 3, tasks
 
 
+def test_tail_f_on_the_account_log(server, tmp, stack):
+    """ACCOUNT/log is the events as a log: a size that grows, so tail -n
+    ends at once and tail -f prints each new event (events, a stream,
+    has neither)."""
+    m, bob = setup(stack, server, tmp, "t-c-tail")
+    log = m.path(A, "log")
+    bob.send_message(A, "before tail")
+    wait_until(lambda: "before tail" in open(log).read(), timeout=10,
+               what="the event in ACCOUNT/log")
+    r = subprocess.run(["tail", "-n", "1", log], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 0 and "\tmessage\t" in r.stdout and \
+        "before tail" in r.stdout, r
+    p = subprocess.Popen(["tail", "-n", "0", "-f", log],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        bob.send_message(A, "while tailing")
+        got = ""
+        deadline = time.monotonic() + 15
+        while "while tailing" not in got and time.monotonic() < deadline:
+            ready, _, _ = select.select([p.stdout], [], [], 0.5)
+            if ready:
+                got += p.stdout.readline()
+        assert "while tailing" in got, f"tail -f printed {got!r}"
+        note(f"tail -f: {got.strip()!r}")
+    finally:
+        p.kill()
+        p.wait()
+
+
 def test_message_limit_efbig_nothing_sent(server, tmp, stack):
     bob = peer(stack, server, B, "bobpw", "t-c-efbig-peer")
     m = mount(stack, tmp, {
