@@ -48,6 +48,8 @@ typedef struct {
 } Options;
 
 #define XFS_FIRST_LOGIN_WAIT_S 10
+/* More accounts than this still logging in: one line says how many. */
+#define XFS_FIRST_LOGIN_LINES 5
 
 /* ---- into the background, with a verdict for the parent ---- */
 
@@ -170,13 +172,22 @@ static gpointer first_logins_run(gpointer data)
 			return NULL;
 		g_usleep(20 * 1000);
 	}
-	for (guint i = 0; i < n; i++)
-		if (!done[i])
-			fprintf(stderr,
-				"xmppfs: warning: %s: not online after %d s; "
-				"still trying\n",
-				acct_cfg(pool_account(f->pool, i))->jid,
-				XFS_FIRST_LOGIN_WAIT_S);
+	if (n - told > XFS_FIRST_LOGIN_LINES) {
+		/* a thousand accounts logging in: one line, not a page */
+		fprintf(stderr,
+			"xmppfs: warning: %u accounts not online after %d s; "
+			"still trying (ACCOUNT/connection says how far each "
+			"got)\n",
+			n - told, XFS_FIRST_LOGIN_WAIT_S);
+	} else {
+		for (guint i = 0; i < n; i++)
+			if (!done[i])
+				fprintf(stderr,
+					"xmppfs: warning: %s: not online "
+					"after %d s; still trying\n",
+					acct_cfg(pool_account(f->pool, i))->jid,
+					XFS_FIRST_LOGIN_WAIT_S);
+	}
 	if (n && refused == n) {
 		fprintf(stderr, "xmppfs: no account can log in: unmounted\n");
 		g_atomic_int_set(&f->none_works, 1);

@@ -184,6 +184,32 @@ def test_a_pinned_certificate_is_trusted_and_no_other(server, tmp, stack):
         "logged in with a certificate that is not the pinned one"
 
 
+def test_accounts_still_logging_in_are_one_line(server, tmp, stack):
+    """Accounts whose server says nothing are still trying when the first
+    10 s are up: mounted (status 0), one warning each for a few, one line
+    for many."""
+    silent = stack.enter_context(SilentServer())
+
+    def on_silent(i):
+        return {"password": "x", "host": "127.0.0.1", "port": silent.port,
+                "ca_file": server.ca_file, "resource": f"t-quiet-{i}"}
+    few = {f"q{i}@localhost": on_silent(i) for i in range(2)}
+    few[A] = server.account("alice", resource="t-quiet-ok")
+    r, m = start_as_user(stack, tmp, few)
+    assert r.returncode == 0, r
+    lines = lines_of(r.stderr)
+    assert len(lines) == 2 and all("not online after 10 s" in l
+                                   for l in lines), lines
+    many = {f"q{i}@localhost": on_silent(i) for i in range(7)}
+    many[A] = server.account("alice", resource="t-quiet-ok2")
+    r, m = start_as_user(stack, tmp, many)
+    assert r.returncode == 0, r
+    lines = lines_of(r.stderr)
+    assert lines == ["xmppfs: warning: 7 accounts not online after 10 s; "
+                     "still trying (ACCOUNT/connection says how far each "
+                     "got)"], lines
+
+
 def test_refused_account_beside_a_working_one(server, tmp, stack):
     """One account refused, one online: mounted (status 0), one line for
     the refused one; its `connection` says failed and why, and a message
