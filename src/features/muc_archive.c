@@ -54,13 +54,14 @@ static void send_join(Account *a, const char *room, const char *nick)
 	xmpp_stanza_set_name(x, "x");
 	xmpp_stanza_set_ns(x, NS_MUC);
 	xmpp_stanza_set_name(hist, "history");
-	/* from the second of the last record: a message later in that same
-	 * second is not lost; those already in the log are in room_seen and
-	 * are not written again (already_logged) */
+	/* from a second before the last record (muc_history_since): a
+	 * message the room stamped in that second, or the one before, is
+	 * not lost; those already in the log are in room_seen (or the
+	 * room's ids) and are not written again (already_logged) */
 	g_hash_table_replace(mu->seen, g_strdup(room), seen);
 	if (last) {
 		char since[RECORD_TIME_LEN + 1];
-		record_format_time(last, since);
+		muc_history_since(last, since);
 		xmpp_stanza_set_attribute(hist, "since", since);
 	} else {
 		xmpp_stanza_set_attribute(hist, "maxstanzas", "50");
@@ -96,7 +97,7 @@ void muc_start_join(Account *a, const char *room, const char *nick,
 		return;
 	}
 	g_hash_table_replace(mu->seen, g_strdup(room), seen);
-	record_format_time(last, since);
+	muc_history_since(last, since);
 	w->nick = g_strdup(nick);
 	w->archive = mam_send_query(a, room, since, NULL, NULL,
 				    ROOM_ARCHIVE_PAGE, archive_answer);
@@ -265,7 +266,7 @@ static void fill_page(Account *a, const char *room, Fill *f, const char *after)
 		gint64 last = muc_last_record_time(a, room, seen);
 		g_hash_table_replace(mu->seen, g_strdup(room), seen);
 		if (last) {
-			record_format_time(last, since);
+			muc_history_since(last, since);
 			start = since;
 		}
 	}

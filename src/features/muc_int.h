@@ -90,6 +90,9 @@ char *muc_body(Account *a, xmpp_stanza_t *msg);
 /* The time of the last record in @room's log (0 if none), and in @seen
  * (if not NULL) the lines of that second. */
 gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen);
+/* The time to ask a room's history or archive from, after a log whose
+ * last record is of @last: into @since (RECORD_TIME_LEN + 1 bytes). */
+void muc_history_since(gint64 last, char *since);
 /* The password to join @room with, or NULL. */
 const char *muc_room_password(Account *a, const char *room);
 /* The id @room gave @msg (XEP-0359 <stanza-id by=ROOM/>), or NULL. */

@@ -56,6 +56,15 @@ char *muc_valid_jid(const char *s)
  * (if not NULL) the lines of that second.  The end of the log is read in
  * a window large enough to hold the whole last record (first 4 KiB, then
  * up to 1 MiB for a long one). */
+void muc_history_since(gint64 last, char *since)
+{
+	/* a second before: the log's time of a live line is its arrival,
+	 * which may be a second after the room's stamp of it, and the room
+	 * compares its stamps; what comes twice is in the seen lines (or
+	 * the room's ids) and is dropped */
+	record_format_time(MAX(last - 1, (gint64)0), since);
+}
+
 gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen)
 {
 	Muc *mu = muc_of(a);
@@ -91,10 +100,17 @@ gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen)
 		record_parse_stamp(stamp, &t);
 	}
 	if (seen && t) {
+		/* the lines of the last two seconds, without their time: a
+		 * live line's record has its arrival time, which may be the
+		 * second after the room's own stamp (muc_history_since) */
 		g_auto(GStrv) lines = g_strsplit(buf, "\n", -1);
-		for (char **l = lines; *l; l++)
-			if (!strncmp(*l, line, RECORD_TIME_LEN))
-				g_hash_table_add(seen, g_strdup(*l));
+		for (char **l = lines; *l; l++) {
+			g_autofree char *stamp = g_strndup(*l, RECORD_TIME_LEN);
+			const char *rest = strchr(*l, '\t');
+			gint64 lt;
+			if (rest && record_parse_stamp(stamp, &lt) && lt >= t - 1)
+				g_hash_table_add(seen, g_strdup(rest + 1));
+		}
 	}
 	return t;
 }
@@ -123,9 +139,11 @@ static bool already_logged(Account *a, const char *room, const char *records)
 	if (!seen || !g_hash_table_size(seen))
 		return false;
 	lines = g_strsplit(records, "\n", -1);
-	for (char **l = lines; *l; l++)
-		if (**l && !g_hash_table_contains(seen, *l))
+	for (char **l = lines; *l; l++) {
+		const char *rest = strchr(*l, '\t');
+		if (**l && (!rest || !g_hash_table_contains(seen, rest + 1)))
 			return false;
+	}
 	return true;
 }
 
