@@ -155,6 +155,20 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	fuse_reply_attr(req, &st, 0.0);
 }
 
+/* `stream` -> `.stream`: see NODE_LINK. */
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	TreeNode *n = tree_get(xfs_of(req)->tree, ino);
+	g_autofree char *to = NULL;
+
+	if (!n || n->kind != NODE_LINK) {
+		fuse_reply_err(req, n ? EINVAL : ENOENT);
+		return;
+	}
+	to = g_strconcat(".", n->name, NULL);
+	fuse_reply_readlink(req, to);
+}
+
 /* What the tree refuses.  Its files are its own, each named by what it
  * is: none is made, linked, renamed or removed by name.  Making a name
  * is refused as a directory one may not write to refuses it (EACCES:
@@ -269,6 +283,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		TreeNode *c = tree_child(x->tree, dir, name);
 		struct stat st = {.st_ino = c ? c->ino : ino,
 				  .st_mode = (!c || tree_is_dir(c)) ? S_IFDIR
+					     : c->kind == NODE_LINK ? S_IFLNK
 								    : S_IFREG};
 		size_t need = fuse_add_direntry(req, buf + used, size - used,
 						name, &st, i + 1);
@@ -290,6 +305,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static const struct fuse_lowlevel_ops xfs_lowlevel_ops = {
 	.init = handle_init,
 	.lookup = op_lookup,
+	.readlink = op_readlink,
 	.mkdir = dirs_mkdir,
 	.rmdir = dirs_rmdir,
 	.mknod = op_mknod,

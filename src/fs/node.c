@@ -211,17 +211,20 @@ static int ban_value(Xfs *x, Account *a, const char *room, const char *v)
 	return room_line(x, a, room, v, ACCT_ROOM_BAN);
 }
 
+/* The files one writes to (send, post, invite, kick, ban) read as empty,
+ * so that cp -r, rsync -a and tar, which read every file they copy, copy
+ * them as empty files rather than fail on them. */
 static const FileOps file_ops[] = {
 	{NODE_NICK, 0600, nick_text, NULL, nick_value},
 	{NODE_SUBJECT, 0600, subject_text, NULL, subject_value},
 	{NODE_OCCUPANTS, 0400, occupants_text, NULL, NULL},
-	{NODE_INVITE, 0200, NULL, NULL, invite_value},
-	{NODE_KICK, 0200, NULL, NULL, kick_value},
-	{NODE_BAN, 0200, NULL, NULL, ban_value},
+	{NODE_INVITE, 0600, NULL, NULL, invite_value},
+	{NODE_KICK, 0600, NULL, NULL, kick_value},
+	{NODE_BAN, 0600, NULL, NULL, ban_value},
 	{NODE_CONNECTION, 0400, connection_text, NULL, NULL},
 	{NODE_STATUS, 0600, status_text, status_line, NULL},
-	{NODE_SEND, 0200, NULL, NULL, NULL},
-	{NODE_POST, 0200, NULL, NULL, NULL},
+	{NODE_SEND, 0600, NULL, NULL, NULL},
+	{NODE_POST, 0600, NULL, NULL, NULL},
 	{NODE_LOG, 0400, NULL, NULL, NULL},
 	{NODE_STREAM, 0400, NULL, NULL, NULL},
 	{NODE_EVENTS, 0400, NULL, NULL, NULL},
@@ -270,9 +273,18 @@ void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 		st->st_mode = S_IFDIR | with_umask(x, 0700);
 		st->st_nlink = 2;
 		/* a conversation's directory changes with its last record,
-		 * so ls -t contacts/ sorts by activity */
+		 * so ls -t contacts/ sorts by activity; its ctime stays, as
+		 * no name in it changes: tar compares ctimes to say "file
+		 * changed as we read it", and the kernel's copy of the
+		 * attributes may be a second old */
 		if (h)
-			st->st_mtime = st->st_ctime = hist_mtime(h);
+			st->st_mtime = hist_mtime(h);
+		return;
+	}
+	if (n->kind == NODE_LINK) {
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
+		st->st_size = strlen(n->name) + 1; /* ".NAME" */
 		return;
 	}
 	st->st_mode = S_IFREG | with_umask(x, fo ? fo->mode : 0400);
@@ -316,7 +328,7 @@ void node_reply_entry(fuse_req_t req, Xfs *x, const TreeNode *n)
 					  n->kind == NODE_PRIVATE
 				  ? 0.0
 				  : 1.0;
-	e.attr_timeout = tree_is_dir(n) ? 1.0 : 0.0;
+	e.attr_timeout = tree_is_dir(n) || n->kind == NODE_LINK ? 1.0 : 0.0;
 	fuse_reply_entry(req, &e);
 }
 

@@ -58,13 +58,15 @@ Tree *tree_new(Pool *pool)
 					 acct_cfg(a)->jid, a);
 		node_add(t, dir, NODE_CONNECTION, "connection", a);
 		node_add(t, dir, NODE_STATUS, "status", a);
-		node_add(t, dir, NODE_EVENTS, "events", a);
+		node_add(t, dir, NODE_LINK, "events", a);
 		node_add(t, dir, NODE_EVENTLOG, "log", a);
-		node_add(t, dir, NODE_RAW, "raw", a);
+		node_add(t, dir, NODE_LINK, "raw", a);
 		node_add(t, dir, NODE_IQ, "iq", a);
 		node_add(t, dir, NODE_BLOCKLIST, "blocked", a);
 		node_add(t, dir, NODE_CONTACTS, "contacts", a);
 		node_add(t, dir, NODE_ROOMS, "rooms", a);
+		node_add(t, dir, NODE_EVENTS, ".events", a);
+		node_add(t, dir, NODE_RAW, ".raw", a);
 	}
 	return t;
 }
@@ -76,24 +78,25 @@ typedef struct {
 
 static const FileSpec contact_files[] = {
 	{NODE_SEND, "send"},         {NODE_POST, "post"},
-	{NODE_LOG, "log"},           {NODE_STREAM, "stream"},
+	{NODE_LOG, "log"},           {NODE_LINK, "stream"},
 	{NODE_PRESENCE, "presence"}, {NODE_NAME, "name"},
 	{NODE_GROUPS, "groups"},     {NODE_SUBSCRIPTION, "subscription"},
-	{NODE_BLOCKED, "blocked"},
+	{NODE_BLOCKED, "blocked"},   {NODE_STREAM, ".stream"},
 };
 
 static const FileSpec room_files[] = {
 	{NODE_SEND, "send"}, {NODE_POST, "post"},
-	{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
+	{NODE_LOG, "log"},   {NODE_LINK, "stream"},
 	{NODE_NICK, "nick"}, {NODE_SUBJECT, "subject"},
 	{NODE_OCCUPANTS, "occupants"}, {NODE_PRIVATES, "private"},
 	{NODE_INVITE, "invite"}, {NODE_KICK, "kick"},
-	{NODE_BAN, "ban"},
+	{NODE_BAN, "ban"},   {NODE_STREAM, ".stream"},
 };
 
 static const FileSpec private_files[] = {
 	{NODE_SEND, "send"}, {NODE_POST, "post"},
-	{NODE_LOG, "log"},   {NODE_STREAM, "stream"},
+	{NODE_LOG, "log"},   {NODE_LINK, "stream"},
+	{NODE_STREAM, ".stream"},
 };
 
 /* The files a directory of @kind is made with, or false for none. */
@@ -223,7 +226,8 @@ GPtrArray *tree_list(Tree *t, TreeNode *dir)
 	g_mutex_lock(&t->lock);
 	for (guint i = 0; dir->children && i < dir->children->len; i++) {
 		TreeNode *c = g_ptr_array_index(dir->children, i);
-		g_ptr_array_add(names, g_strdup(c->name));
+		if (c->name[0] != '.')
+			g_ptr_array_add(names, g_strdup(c->name));
 	}
 	g_mutex_unlock(&t->lock);
 	return names;

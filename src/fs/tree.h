@@ -39,6 +39,11 @@ typedef enum {
 	NODE_BAN,        /* .../rooms/ROOM/ban */
 	NODE_PRIVATES,   /* .../rooms/ROOM/private/ */
 	NODE_PRIVATE,    /* .../rooms/ROOM/private/NICK/ (a file name) */
+	/* `stream`, `events`, `raw`: a symbolic link to the hidden `.NAME`
+	 * that is the file, so that what walks a tree (cp -r, rsync -a, tar,
+	 * grep -r, find) copies the link and never blocks reading a stream
+	 * that does not end; cat, tail -f and > follow it */
+	NODE_LINK,
 } NodeKind;
 
 typedef struct TreeNode TreeNode;
