@@ -114,7 +114,9 @@ static GArray *take_answers(StreamReader *r)
 	while ((p = g_queue_peek_head(&r->parked))) {
 		Answer a = {p->req, g_malloc(MAX(p->size, 1)), 0};
 		a.len = hist_pread(r->hist, a.buf, p->size, r->cursor);
-		if (a.len == 0) {
+		/* nothing yet: wait; nothing ever (the conversation was
+		 * removed, hist_set_forget): end of file */
+		if (a.len == 0 && !hist_gone(r->hist)) {
 			g_free(a.buf);
 			break;
 		}
@@ -256,7 +258,7 @@ void stream_poll(StreamReader *r, fuse_req_t req, struct fuse_pollhandle *ph)
 	bool readable;
 
 	g_mutex_lock(&r->lock);
-	readable = hist_size(r->hist) > r->cursor;
+	readable = hist_size(r->hist) > r->cursor || hist_gone(r->hist);
 	if (ph && !readable) {
 		if (r->ph)
 			fuse_pollhandle_destroy(r->ph);

@@ -169,6 +169,20 @@ TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name)
 	return child_dir(t, privates, NODE_PRIVATE, name);
 }
 
+void tree_detach(Tree *t, TreeNode *dir, const char *name)
+{
+	TreeNode *n;
+
+	g_mutex_lock(&t->contact_lock);
+	g_mutex_lock(&t->lock);
+	if (dir->by_name && (n = g_hash_table_lookup(dir->by_name, name))) {
+		g_hash_table_remove(dir->by_name, name);
+		g_ptr_array_remove(dir->children, n);
+	}
+	g_mutex_unlock(&t->lock);
+	g_mutex_unlock(&t->contact_lock);
+}
+
 static void node_free(gpointer data)
 {
 	TreeNode *n = data;

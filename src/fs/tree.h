@@ -78,6 +78,12 @@ TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room);
 /* The directory of the private conversation @name (a nick as
  * jid_to_filename gives it) in @privates, likewise. */
 TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name);
-/* Names of @dir's children, in order (a snapshot to free). */
+/* After an rmdir of @dir's child @name: the name no longer leads to that
+ * node (the kernel marked its inode dead: lookups in it fail), so the
+ * next use of the name makes a new node, with a new inode number.  The
+ * old node lives on for requests that still name it by number. */
+void tree_detach(Tree *t, TreeNode *dir, const char *name);
+/* Names of @dir's children, in order, but the hidden ones that links
+ * point to (a snapshot to free). */
 GPtrArray *tree_list(Tree *t, TreeNode *dir);
 bool tree_is_dir(const TreeNode *n);

@@ -145,6 +145,14 @@ void fdfile_reopen(FdFile *f)
 	g_mutex_unlock(&cache_lock);
 }
 
+void fdfile_moved(FdFile *f, const char *path)
+{
+	g_mutex_lock(&cache_lock);
+	g_free(f->path);
+	f->path = g_strdup(path);
+	g_mutex_unlock(&cache_lock);
+}
+
 void fdfile_free(FdFile *f)
 {
 	if (!f)

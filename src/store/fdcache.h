@@ -31,6 +31,9 @@ void fdfile_put(FdFile *f);
 /* The file at the path was replaced (renamed over): the next get opens
  * the new one. */
 void fdfile_reopen(FdFile *f);
+/* The file was moved to @path (the same file: a descriptor open on it
+ * stays right); the next open uses @path. */
+void fdfile_moved(FdFile *f, const char *path);
 
 /* How many files may be open at once (default 256). */
 void fdcache_set_capacity(guint n);

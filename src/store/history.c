@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@ struct Hist {
 	/* hist_observe's, protected by lock */
 	void (*observer)(void *data, goffset from, goffset to);
 	void *observer_data;
+	bool gone;       /* forgotten by its set; protected by lock */
 };
 
 struct HistSet {
@@ -32,6 +34,8 @@ struct HistSet {
 	GMutex lock;
 	GHashTable *logs; /* name -> Hist* (NULL: on disk, not used yet),
 			   * protected by lock */
+	GSList *gone;     /* of Hist*: forgotten, perhaps still held by a
+			   * reader; freed with the set; protected by lock */
 };
 
 /* DIR/NAME/log, made when missing (with @create), its size and time. */
@@ -119,6 +123,7 @@ void hist_set_free(HistSet *s)
 	if (!s)
 		return;
 	g_hash_table_unref(s->logs);
+	g_slist_free_full(s->gone, hist_free);
 	g_mutex_clear(&s->lock);
 	g_free(s->dir);
 	g_free(s);
@@ -138,6 +143,104 @@ Hist *hist_set_get(HistSet *s, const char *name, bool create, GError **err)
 		g_hash_table_replace(s->logs, g_strdup(name), h);
 	g_mutex_unlock(&s->lock);
 	return h;
+}
+
+/* With h->lock held: take the waiters to wake (after the unlock). */
+static GList *take_waiters(Hist *h)
+{
+	GList *woken = h->waiters;
+
+	h->waiters = NULL;
+	for (GList *l = woken; l; l = l->next)
+		((HistWaiter *)l->data)->queued = false;
+	return woken;
+}
+
+static void wake_all(GList *woken)
+{
+	for (GList *l = woken; l; l = l->next)
+		((HistWaiter *)l->data)->wake(l->data);
+	g_list_free(woken);
+}
+
+/* DIR/../trash/BASENAME(DIR)/NAME.TIME, made unique with -N. */
+static char *trash_path(const char *dir, const char *name, GError **err)
+{
+	g_autofree char *parent = g_path_get_dirname(dir);
+	g_autofree char *base = g_path_get_basename(dir);
+	g_autofree char *trash = g_build_filename(parent, "trash", base, NULL);
+	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+	g_autofree char *stamp = g_date_time_format(now, "%Y%m%dT%H%M%SZ");
+	char *path = NULL;
+
+	if (g_mkdir_with_parents(trash, 0700) < 0) {
+		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno),
+			    "%s: %s", trash, g_strerror(errno));
+		return NULL;
+	}
+	for (int i = 0; i < 1000; i++) {
+		g_autofree char *leaf =
+			i ? g_strdup_printf("%s.%s-%d", name, stamp, i)
+			  : g_strdup_printf("%s.%s", name, stamp);
+		g_free(path);
+		path = g_build_filename(trash, leaf, NULL);
+		if (!g_file_test(path, G_FILE_TEST_EXISTS))
+			return path;
+	}
+	g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_EXIST,
+		    "%s: no free name in the trash", path);
+	g_free(path);
+	return NULL;
+}
+
+int hist_set_forget(HistSet *s, const char *name, char **moved_to,
+		    GError **err)
+{
+	g_autofree char *from = g_build_filename(s->dir, name, NULL);
+	g_autofree char *to = NULL;
+	gpointer key = NULL, v = NULL;
+	GList *woken = NULL;
+	Hist *h;
+
+	g_mutex_lock(&s->lock);
+	if (!g_hash_table_lookup_extended(s->logs, name, NULL, NULL)) {
+		g_mutex_unlock(&s->lock);
+		return -ENOENT;
+	}
+	if (!(to = trash_path(s->dir, name, err)) || rename(from, to) < 0) {
+		int e = to ? errno : EIO;
+		if (to)
+			g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e),
+				    "%s -> %s: %s", from, to, g_strerror(e));
+		g_mutex_unlock(&s->lock);
+		return -e;
+	}
+	g_hash_table_steal_extended(s->logs, name, &key, &v);
+	g_free(key);
+	if ((h = v)) {
+		g_autofree char *log = g_build_filename(to, "log", NULL);
+		g_mutex_lock(&h->lock);
+		fdfile_moved(h->file, log);
+		h->gone = true;
+		woken = take_waiters(h);
+		g_mutex_unlock(&h->lock);
+		s->gone = g_slist_prepend(s->gone, h);
+	}
+	g_mutex_unlock(&s->lock);
+	wake_all(woken);
+	if (moved_to)
+		*moved_to = g_steal_pointer(&to);
+	return 0;
+}
+
+bool hist_gone(Hist *h)
+{
+	bool gone;
+
+	g_mutex_lock(&h->lock);
+	gone = h->gone;
+	g_mutex_unlock(&h->lock);
+	return gone;
 }
 
 GPtrArray *hist_set_names(HistSet *s)
@@ -194,17 +297,12 @@ int hist_append(Hist *h, const char *data, gsize len)
 		}
 	}
 	fdfile_put(h->file);
-	woken = h->waiters;
-	h->waiters = NULL;
-	for (GList *l = woken; l; l = l->next)
-		((HistWaiter *)l->data)->queued = false;
+	woken = take_waiters(h);
 out_unlock:
 	g_mutex_unlock(&h->lock);
 	if (observer)
 		observer(observer_data, from, to);
-	for (GList *l = woken; l; l = l->next)
-		((HistWaiter *)l->data)->wake(l->data);
-	g_list_free(woken);
+	wake_all(woken);
 	return ret;
 }
 
@@ -252,7 +350,7 @@ bool hist_wait(Hist *h, HistWaiter *w, goffset cursor)
 	bool ready;
 
 	g_mutex_lock(&h->lock);
-	ready = h->size > cursor;
+	ready = h->size > cursor || h->gone;
 	if (!ready && !w->queued) {
 		h->waiters = g_list_prepend(h->waiters, w);
 		w->queued = true;

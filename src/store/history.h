@@ -28,6 +28,15 @@ void hist_set_free(HistSet *s);
 /* The log of @name (a normalized bare JID); with @create it is made when
  * missing, else NULL for none.  Borrowed: lives as long as the set. */
 Hist *hist_set_get(HistSet *s, const char *name, bool create, GError **err);
+/* Forget the log of @name: its folder DIR/NAME moves to the set's trash,
+ * DIR/../trash/BASENAME(DIR)/NAME.TIME (*@moved_to, to free), and a log
+ * of that name made afterwards starts empty.  A Hist of it that someone
+ * holds stays valid until the set is freed: it reads the moved file, what
+ * is appended through it lands there (nothing is lost), and its waiters
+ * are woken to find it gone (hist_gone).  0, -ENOENT when @name has no
+ * log, or -errno with @err set. */
+int hist_set_forget(HistSet *s, const char *name, char **moved_to,
+		    GError **err);
 /* Names that have a log, sorted (free with g_ptr_array_unref). */
 GPtrArray *hist_set_names(HistSet *s);
 
@@ -38,6 +47,8 @@ void hist_close(Hist *h);
 /* Append whole records; 0 or -errno.  Wakes the waiters. */
 int hist_append(Hist *h, const char *data, gsize len);
 goffset hist_size(Hist *h);
+/* True once its set forgot it (hist_set_forget). */
+bool hist_gone(Hist *h);
 /* Unix seconds of the last change. */
 gint64 hist_mtime(Hist *h);
 gssize hist_pread(Hist *h, void *buf, gsize len, goffset off);
@@ -49,7 +60,8 @@ void hist_observe(Hist *h, void (*fn)(void *data, goffset from, goffset to),
 		  void *data);
 
 /* Wait for the log to grow past @cursor.  Returns true, and does not
- * register @w, when it already has; otherwise @w is woken once. */
+ * register @w, when it already has or is gone; otherwise @w is woken
+ * once. */
 bool hist_wait(Hist *h, HistWaiter *w, goffset cursor);
 /* Cancel a wait; true when @w was still registered (it will not wake). */
 bool hist_unwait(Hist *h, HistWaiter *w);

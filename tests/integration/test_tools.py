@@ -1,4 +1,4 @@
-"""Tools that walk the tree (issue 14): cp -r, rsync -a, tar, grep -r and
+"""Tools that walk the tree, and rmdir of a conversation (issue 14): cp -r, rsync -a, tar, grep -r and
 find over a live mount finish, exit 0 and copy the logs byte for byte.
 
 What would hang them is a file that never ends: `stream`, `events` and
@@ -8,6 +8,8 @@ follow them); the files one writes to (`send`, `post`, `invite`, `kick`,
 `ban`) read as empty.  Each test runs the real tool, with a deadline, and
 compares what it copied with what the mount shows."""
 
+import errno
+import glob
 import os
 import stat
 import subprocess
@@ -19,8 +21,10 @@ from xfstest import LineReader, Mount, Peer, TestFailure, note, wait_until
 A = "alice@localhost"
 B = "bob@localhost"
 ROOM = "tools-room@conference.localhost"
-SERVER = dict(users={"alice": "alicepw", "bob": "bobpw"},
-              mutual=[("alice", "bob")], direct_tls=False)
+C = "carol@localhost"
+SERVER = dict(users={"alice": "alicepw", "bob": "bobpw", "carol": "carolpw",
+                     "dave": "davepw"},
+              mutual=[("alice", "bob"), ("alice", "carol")], direct_tls=False)
 
 LINKS = {"events": ".events", "raw": ".raw"}
 CONV_LINKS = {"stream": ".stream"}
@@ -165,3 +169,87 @@ def test_links_lead_to_the_live_files(server, tmp, stack):
     m.write(f"{A}/raw", stanza)
     bob.wait_message(A, "raw through the link", since=since)
 
+
+# --------------------------------------------------------------------------
+# rmdir of a conversation
+
+def trashed_logs(m, acct=A, kind="contacts"):
+    return sorted(glob.glob(str(m.data / acct / "trash" / kind / "*" / "log")))
+
+
+def test_rmdir_forgets_a_conversation_not_in_the_roster(server, tmp, stack):
+    """A conversation with someone not in the roster (dave: a real
+    account, so that no bounce lands in the log meanwhile; a typo'd JID
+    is the same to xmppfs): rmdir takes it off the list, its log
+    goes to DATA/ACCOUNT/trash/contacts/JID.TIME/, a stream open on it
+    ends, and a new message to it starts an empty log (no page of the old
+    one shows through the kernel's cache)."""
+    typo = "dave@localhost"
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-rm")}))
+    m.wait_state(A, "online", timeout=10)
+    contacts = m.path(A, "contacts")
+    conv = os.path.join(contacts, typo)
+    problem = None
+    try:
+        os.rmdir(conv)
+        problem = "rmdir of a JID with no conversation succeeded"
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            problem = f"rmdir of a JID with no conversation: {e!r}"
+    assert problem is None, problem
+    old = "x" * 5000 + " the old conversation"   # more than a page
+    m.write(f"{A}/contacts/{typo}/send", old + "\n")
+    wait_until(lambda: old in open(os.path.join(conv, "log")).read(),
+               timeout=10, what="the message in the log")
+    assert typo in os.listdir(contacts)
+    with open(os.path.join(conv, "log"), "rb") as f:
+        cached = f.read()   # the kernel now has the log's pages
+    with LineReader(os.path.join(conv, "stream")) as s:
+        s.wait_open()
+        os.rmdir(conv)
+        wait_until(lambda: s.proc.poll() is not None, timeout=5,
+                   what="cat stream to end when its conversation was removed")
+        assert s.proc.returncode == 0, s.proc.returncode
+    assert typo not in os.listdir(contacts), os.listdir(contacts)
+    trash = trashed_logs(m)
+    assert len(trash) == 1, trash
+    with open(trash[0], "rb") as f:
+        assert f.read() == cached
+    assert os.path.basename(os.path.dirname(trash[0])).startswith(typo + ".")
+    # the name still resolves (any valid JID does), with an empty log
+    assert os.path.getsize(os.path.join(conv, "log")) == 0
+    new = "a new conversation"
+    m.write(f"{A}/contacts/{typo}/send", new + "\n")
+    wait_until(lambda: new in open(os.path.join(conv, "log")).read(),
+               timeout=10, what="the new message in the new log")
+    with open(os.path.join(conv, "log")) as f:
+        text = f.read()
+    assert "old conversation" not in text and text.count("\n") == 1, text[:300]
+    assert typo in os.listdir(contacts)
+    # forgotten across a remount too: the new log only
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    with open(os.path.join(conv, "log")) as f:
+        assert "old conversation" not in f.read()
+
+
+def test_rmdir_of_a_roster_contact_then_of_its_conversation(server, tmp, stack):
+    """rmdir of a roster item removes the item and keeps the log (listed:
+    it is a conversation); a second rmdir forgets the log."""
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-rm2-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-rm2")}))
+    m.wait_state(A, "online", timeout=10)
+    body = f"from carol {os.urandom(3).hex()}"
+    carol.send_message(A, body)
+    conv = m.path(A, "contacts", C)
+    wait_until(lambda: body in open(os.path.join(conv, "log")).read(),
+               timeout=10, ignore=(OSError,), what="carol's message")
+    os.rmdir(conv)
+    assert C in os.listdir(m.path(A, "contacts")), "the conversation went too"
+    assert trashed_logs(m) == []
+    with open(os.path.join(conv, "subscription")) as f:
+        sub = f.read()
+    assert sub.startswith("none") or sub == "", sub
+    os.rmdir(conv)
+    assert C not in os.listdir(m.path(A, "contacts"))
+    assert len(trashed_logs(m)) == 1
