@@ -471,7 +471,10 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *fo,
 			return 1;
 		}
 	}
-	fuse_opt_add_arg(args, "-odefault_permissions,fsname=xmppfs");
+	/* the type is fuse.xmppfs whatever the binary is called (libfuse
+	 * takes the subtype from argv[0]), so findmnt -t and fstab agree */
+	fuse_opt_add_arg(args,
+			 "-odefault_permissions,fsname=xmppfs,subtype=xmppfs");
 
 	x.pool = pool_new(cfg, data_dir, &err);
 	if (!x.pool) {

@@ -61,7 +61,8 @@ def test_mount_t_fuse_with_the_config_as_source(server, tmp, stack):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r
     assert is_mounted(m.mnt)
-    assert "fuse.xmppfs" in open("/proc/mounts").read()
+    mine = [l.split() for l in open("/proc/mounts") if f" {m.mnt} " in l]
+    assert mine and mine[0][2] == "fuse.xmppfs", mine
     m.wait_state(A, "online", timeout=10)
     note(f"mount -t fuse {source}: online; stderr {r.stderr.strip()!r}")
     unmount_with_umount(m)
