@@ -232,12 +232,12 @@ static void pending_free(void *p)
 static void change_answer(Account *a, xmpp_stanza_t *iq, int err, void *data)
 {
 	Pending *w = data;
-	bool ok = iq && !g_strcmp0(xmpp_stanza_get_type(iq), "result");
+	int res = await_errno(iq, err);
 
 	/* changed now, so that a read right after the write sees it */
-	if (ok)
+	if (!res)
 		set_blocked(a, w->jid, w->block);
-	pool_complete(w->req, ok ? 0 : iq ? -acct_error_errno(iq) : err);
+	pool_complete(w->req, res);
 }
 
 static void block_now(Account *a, const char *jid, bool block, PoolReq *r)

@@ -22,13 +22,13 @@
 static void carbons_answer(Account *a, xmpp_stanza_t *iq, int err, void *d)
 {
 	MamRun *mr = mam_run_of(a);
+	int res = await_errno(iq, err);
 
-	mr->carbons_on = iq && !g_strcmp0(xmpp_stanza_get_type(iq), "result");
-	if (!mr->carbons_on && err != -ECONNRESET)
+	mr->carbons_on = !res;
+	if (res && res != -ECONNRESET)
 		xfs_info("%s: the server does not copy our other clients' "
 			 "messages to us (carbons: %s); they reach the logs "
-			 "at the next catch-up", a->cfg->jid,
-			 g_strerror(iq ? acct_error_errno(iq) : -err));
+			 "at the next catch-up", a->cfg->jid, g_strerror(-res));
 }
 
 /* At a connect: ask the server to copy to us what our other clients get

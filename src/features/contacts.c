@@ -164,13 +164,13 @@ static void pending_free(void *p)
 static void change_answer(Account *a, xmpp_stanza_t *iq, int err, void *data)
 {
 	Pending *c = data;
-	bool ok = iq && !g_strcmp0(xmpp_stanza_get_type(iq), "result");
+	int res = await_errno(iq, err);
 
-	if (ok && c->item)
+	if (!res && c->item)
 		roster_set(a->roster, g_steal_pointer(&c->item), NULL);
-	else if (ok)
+	else if (!res)
 		roster_remove(a->roster, c->jid, NULL);
-	pool_complete(c->req, ok ? 0 : iq ? -acct_error_errno(iq) : err);
+	pool_complete(c->req, res);
 }
 
 /* What the item will be once the server accepted @c. */

@@ -116,9 +116,7 @@ static char *split_line(const char *line, const char *seps, const char **rest)
  * room): the write that asked gets it. */
 static void admin_answer(Account *a, xmpp_stanza_t *iq, int err, void *r)
 {
-	bool ok = iq && !g_strcmp0(xmpp_stanza_get_type(iq), "result");
-
-	pool_complete(r, ok ? 0 : iq ? -acct_error_errno(iq) : err);
+	pool_complete(r, await_errno(iq, err));
 }
 
 /* A kick (@value "NICK[<TAB>REASON]": its role becomes none) or a ban

@@ -113,6 +113,15 @@ void await_iq(Account *a, xmpp_stanza_t *iq, guint timeout_s, AwaitFn fn,
 	sm_send(a, iq);
 }
 
+int await_errno(xmpp_stanza_t *answer, int err)
+{
+	if (!answer)
+		return err;
+	if (!g_strcmp0(xmpp_stanza_get_type(answer), "result"))
+		return 0;
+	return -acct_error_errno(answer);
+}
+
 guint await_count(Account *a)
 {
 	return waits(a) ? g_hash_table_size(waits(a)) : 0;

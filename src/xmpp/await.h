@@ -36,6 +36,10 @@ void await_iq(Account *a, xmpp_stanza_t *iq, guint timeout_s, AwaitFn fn,
  * one of our requests, from whom it went to. */
 bool await_in(Account *a, const In *in);
 
+/* An AwaitFn's @answer and @err as one result: 0 for a result iq, the
+ * -errno of an error iq (acct_error_errno), else @err. */
+int await_errno(xmpp_stanza_t *answer, int err);
+
 /* How many wait now. */
 guint await_count(Account *a);
 
