@@ -79,7 +79,7 @@ static void catch_up(Account *a, const char *after, const char *start,
 	ms->incomplete = false;
 	g_free(mr->query);
 	mr->query = mam_send_query(a, NULL, start, after, probe ? "" : NULL,
-				      probe ? "1" : MAM_PAGE, query_answer);
+				   probe ? "1" : MAM_PAGE, query_answer);
 	ms->probe = probe;
 	mr->live_count = 0;
 	mr->asked_at = g_get_monotonic_time();

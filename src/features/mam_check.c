@@ -79,7 +79,7 @@ static void check_page(Account *a, const char *before)
 			   start);
 	g_free(mc->query);
 	mc->query = mam_send_query(a, NULL, start, NULL, before, MAM_PAGE,
-				      check_answer);
+				   check_answer);
 	mc->due = g_get_monotonic_time() + MAM_CHECK_TIMEOUT_US;
 }
 
@@ -114,13 +114,13 @@ static void mam_check_outbox(Account *a)
 			 "asking the archive (%s): the server may get some "
 			 "twice", a->cfg->jid, a->held.length,
 			 ms->off ? "the server keeps none for us"
-				    : "they carry no time");
+				 : "they carry no time");
 		acct_release_held(a, NULL);
 		return;
 	}
 	if (!mc->sent)
 		mc->sent = g_hash_table_new_full(g_str_hash, g_str_equal,
-						    g_free, NULL);
+						 g_free, NULL);
 	g_hash_table_remove_all(mc->sent);
 	mc->ids = g_hash_table_new(g_str_hash, g_str_equal);
 	mc->newest = 0;
@@ -205,6 +205,7 @@ static void check_clear(Account *a)
 static gint64 check_due(Account *a)
 {
 	MamCheck *mc = mam_check_of(a);
+
 	return mc->due ? mc->due : G_MAXINT64;
 }
 

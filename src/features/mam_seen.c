@@ -35,10 +35,8 @@ static void mam_seen_load(Account *a, const char *dir)
 	struct stat st;
 
 	ms->path = g_build_filename(dir, "mam", NULL);
-	ms->file = fdfile_new(ms->path, O_WRONLY | O_APPEND | O_CREAT,
-				 0600);
-	ms->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					    NULL);
+	ms->file = fdfile_new(ms->path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+	ms->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	if (!g_file_get_contents(ms->path, &text, NULL, NULL))
 		return;
 	if (stat(ms->path, &st) == 0)

@@ -122,7 +122,7 @@ int muc_schedule_retry(Account *a)
 		mu->retry_s = ROOM_RETRY_MIN_S;
 	if (!mu->retry_at)
 		mu->retry_at = g_get_monotonic_time() +
-				   (gint64)mu->retry_s * G_USEC_PER_SEC;
+			       (gint64)mu->retry_s * G_USEC_PER_SEC;
 	return (int)((mu->retry_at - g_get_monotonic_time() +
 		      G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
 }
@@ -231,6 +231,7 @@ static void muc_rejoin(Account *a)
 static gint64 muc_due(Account *a)
 {
 	Muc *mu = muc_of(a);
+
 	return mu->retry_at ? mu->retry_at : G_MAXINT64;
 }
 
@@ -262,18 +263,20 @@ static void muc_expire_waits(Account *a, gint64 now, bool all)
 			g_ptr_array_add(due, g_strdup(k));
 	for (guint i = 0; i < due->len; i++)
 		muc_answered(a, g_ptr_array_index(due, i),
-			      all ? -ECONNRESET : -ETIMEDOUT);
+			     all ? -ECONNRESET : -ETIMEDOUT);
 }
 
 Rooms *muc_rooms(Account *a)
 {
 	Muc *mu = muc_of(a);
+
 	return mu->rooms;
 }
 
 HistSet *muc_room_hists(Account *a)
 {
 	Muc *mu = muc_of(a);
+
 	return mu->hists;
 }
 
@@ -283,19 +286,19 @@ static void muc_init(Account *a, const char *dir)
 	g_autofree char *list = g_build_filename(dir, "rooms.list", NULL);
 
 	mu->waits = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					      room_wait_free);
+					  room_wait_free);
 	mu->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					     (GDestroyNotify)g_hash_table_unref);
+					 (GDestroyNotify)g_hash_table_unref);
 	mu->ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					    (GDestroyNotify)roomids_free);
-	mu->gaps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					     NULL);
+					(GDestroyNotify)roomids_free);
+	mu->gaps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	mu->fills = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					      muc_fill_free);
-	mu->invite_passwords = g_hash_table_new_full(
-		g_str_hash, g_str_equal, g_free, (GDestroyNotify)cfg_password_free);
+					  muc_fill_free);
+	mu->invite_passwords =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+				      (GDestroyNotify)cfg_password_free);
 	mu->privates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					    (GDestroyNotify)hist_set_free);
+					     (GDestroyNotify)hist_set_free);
 	g_queue_init(&mu->outq);
 	g_queue_init(&mu->sent);
 	g_mutex_init(&mu->privates_lock);

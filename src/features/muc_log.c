@@ -246,12 +246,14 @@ void muc_record(Account *a, const char *room, const char *nick,
 bool muc_gaps(Account *a)
 {
 	Muc *mu = muc_of(a);
+
 	return g_hash_table_size(mu->gaps) > 0;
 }
 
 bool muc_gap(Account *a, const char *room)
 {
 	Muc *mu = muc_of(a);
+
 	return g_hash_table_contains(mu->gaps, room);
 }
 
@@ -268,6 +270,7 @@ void muc_log_failed(Account *a, const char *room, int err)
 bool muc_known_room(Account *a, const char *bare)
 {
 	Muc *mu = muc_of(a);
+
 	return rooms_has(mu->rooms, bare) ||
 	       hist_set_get(mu->hists, bare, false, NULL);
 }

@@ -63,7 +63,7 @@ static bool subject_refused(Account *a, const char *room, xmpp_stanza_t *msg)
 
 /* A message from a room we are in, or from one of its occupants. */
 static void muc_stanza(Account *a, xmpp_stanza_t *msg, const char *room,
-			const char *nick)
+		       const char *nick)
 {
 	const char *type = xmpp_stanza_get_type(msg);
 	bool error = type && !strcmp(type, "error");

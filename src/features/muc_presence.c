@@ -28,9 +28,9 @@ static const char *known_word(const char *word, const char *const *words)
 }
 
 static const char *const roles[] = {"moderator", "participant", "visitor",
-				     "none", NULL};
-static const char *const affiliations[] = {"owner",   "admin",  "member",
-					    "outcast", "none", NULL};
+				    "none", NULL};
+static const char *const affiliations[] = {"owner",   "admin", "member",
+					   "outcast", "none",  NULL};
 
 static bool room_waits_for(Account *a, const char *room, AcctRoomOp op)
 {
@@ -208,7 +208,7 @@ static void presence_error(Account *a, const char *room, xmpp_stanza_t *p)
 
 /* Presence from ROOM/NICK: an occupant, or ourselves. */
 static void muc_presence(Account *a, xmpp_stanza_t *p, const char *room,
-			  const char *nick)
+			 const char *nick)
 {
 	Muc *mu = muc_of(a);
 	const char *type = xmpp_stanza_get_type(p);

@@ -69,7 +69,7 @@ static void private_record(Account *a, const char *room, const char *nick,
 }
 
 int muc_send_private(Account *a, const char *room, const char *nick,
-		      const char *const *bodies, guint n, guint64 *seq)
+		     const char *const *bodies, guint n, guint64 *seq)
 {
 	Muc *mu = muc_of(a);
 	g_autofree char *esc = g_uri_escape_string(nick, NULL, FALSE);
