@@ -161,6 +161,8 @@ static gpointer first_logins_run(gpointer data)
 			  XFS_FIRST_LOGIN_WAIT_S * G_USEC_PER_SEC;
 
 	for (;;) {
+		/* read before the states: a change after it ends the wait */
+		guint64 seen = pool_state_serial(f->pool);
 		for (guint i = 0; i < n; i++)
 			if (!done[i] &&
 			    (done[i] = tell_first_login(pool_account(f->pool, i),
@@ -170,7 +172,7 @@ static gpointer first_logins_run(gpointer data)
 			break;
 		if (g_atomic_int_get(&f->stop))
 			return NULL;
-		g_usleep(20 * 1000);
+		pool_state_wait(f->pool, seen, deadline);
 	}
 	if (n - told > XFS_FIRST_LOGIN_LINES) {
 		/* a thousand accounts logging in: one line, not a page */
@@ -390,6 +392,7 @@ static int run_session(struct fuse_args *args,
 		fuse_loop_cfg_destroy(lc);
 	}
 	g_atomic_int_set(&first.stop, 1);
+	pool_state_bump(x->pool); /* ends first_logins_run's wait */
 	g_thread_join(first.thread);
 	if (g_atomic_int_get(&first.none_works))
 		ret = 1;

@@ -67,6 +67,8 @@ void acct_set_state(Account *a, AcctState st, const char *error)
 		a->error_is_log = false;
 	}
 	g_mutex_unlock(&a->lock);
+	/* after the unlock: the first-login watch (main.c) reads it now */
+	pool_state_bump(a->pool);
 	if (error)
 		xfs_warn("%s: %s", a->cfg->jid, error);
 	else

@@ -52,6 +52,7 @@
  *
  * Locks, in order (never take an earlier one while holding a later one):
  *   Pool.lock (queue, done flags)  ->  Account.lock (shared fields)
+ * and Pool.state_lock, a leaf: nothing is taken while it is held.
  * No lock is held while calling libstrophe or the kernel's FUSE notify
  * functions.
  *
@@ -153,6 +154,10 @@ struct Pool {
 	GCond done_cond;
 	GQueue queue; /* of PoolReq*, protected by lock */
 
+	GMutex state_lock;
+	GCond state_cond;
+	guint64 state_serial; /* protected by state_lock */
+
 	/* pool thread only */
 	Slot *slots;
 	bool stopping;
@@ -178,6 +183,8 @@ Pool *pool_create(const PoolOps *ops)
 	g_mutex_init(&p->lock);
 	g_cond_init(&p->done_cond);
 	g_queue_init(&p->queue);
+	g_mutex_init(&p->state_lock);
+	g_cond_init(&p->state_cond);
 	p->wakefd = -1;
 	p->epfd = -1;
 	return p;
@@ -305,6 +312,37 @@ void pool_post_resolved(Pool *p, Account *a, guint gen, GPtrArray *addrs,
 	r->addrs = addrs;
 	r->error = g_strdup(error);
 	submit(p, r, false);
+}
+
+guint64 pool_state_serial(Pool *p)
+{
+	guint64 n;
+
+	g_mutex_lock(&p->state_lock);
+	n = p->state_serial;
+	g_mutex_unlock(&p->state_lock);
+	return n;
+}
+
+bool pool_state_wait(Pool *p, guint64 seen, gint64 deadline)
+{
+	bool changed;
+
+	g_mutex_lock(&p->state_lock);
+	while (p->state_serial == seen &&
+	       g_cond_wait_until(&p->state_cond, &p->state_lock, deadline))
+		;
+	changed = p->state_serial != seen;
+	g_mutex_unlock(&p->state_lock);
+	return changed;
+}
+
+void pool_state_bump(Pool *p)
+{
+	g_mutex_lock(&p->state_lock);
+	p->state_serial++;
+	g_cond_broadcast(&p->state_cond);
+	g_mutex_unlock(&p->state_lock);
 }
 
 static void req_done(Pool *p, PoolReq *r);
@@ -725,5 +763,7 @@ void pool_free(Pool *p)
 		close(p->epfd);
 	g_mutex_clear(&p->lock);
 	g_cond_clear(&p->done_cond);
+	g_mutex_clear(&p->state_lock);
+	g_cond_clear(&p->state_cond);
 	g_free(p);
 }

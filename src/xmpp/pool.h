@@ -60,6 +60,14 @@ void pool_free(Pool *p);
 bool pool_on_thread(void);
 #define POOL_ASSERT() g_assert(pool_on_thread())
 
+/* [any] The accounts' state changes (acct_set_state counts each):
+ * how many so far, and a wait until the count is no longer @seen or
+ * @deadline (monotonic µs) passed; false then.  pool_state_bump counts
+ * one more, which also ends such a wait early (main.c, at unmount). */
+guint64 pool_state_serial(Pool *p);
+bool pool_state_wait(Pool *p, guint64 seen, gint64 deadline);
+void pool_state_bump(Pool *p);
+
 /* [pool] The account whose coroutine runs now, or NULL. */
 Account *pool_current_account(void);
 
