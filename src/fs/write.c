@@ -412,6 +412,9 @@ void write_final(Handle *h)
 
 	if (post && h->failed)
 		return;
+	/* after flush_check (the opener's close) this finds nothing; at
+	 * release it may not have run on every byte: a write in another
+	 * thread can land after the close that flushed */
 	if (post)
 		drop_cr_before_lf(b);
 	if (post && b->len && b->str[b->len - 1] == '\n')
