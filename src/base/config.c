@@ -35,6 +35,54 @@ void cfg_free(CfgFile *cfg)
 	g_free(cfg);
 }
 
+CfgAccount *cfg_account_of(const CfgFile *cfg, const char *jid)
+{
+	for (guint i = 0; i < cfg->accounts->len; i++) {
+		CfgAccount *a = g_ptr_array_index(cfg->accounts, i);
+		if (!strcmp(a->jid, jid))
+			return a;
+	}
+	return NULL;
+}
+
+static bool rooms_same(const GPtrArray *a, const GPtrArray *b)
+{
+	guint na = a ? a->len : 0, nb = b ? b->len : 0;
+
+	if (na != nb)
+		return false;
+	for (guint i = 0; i < na; i++) {
+		const CfgRoom *x = g_ptr_array_index(a, i);
+		const CfgRoom *y = g_ptr_array_index(b, i);
+		if (strcmp(x->jid, y->jid) ||
+		    g_strcmp0(x->password, y->password) ||
+		    g_strcmp0(x->nick, y->nick))
+			return false;
+	}
+	return true;
+}
+
+bool cfg_account_same(CfgAccount *a, const CfgAccount *b)
+{
+	if (!a->resource_given && !b->resource_given) {
+		/* both random: one reload must not give a new resource */
+		g_free(a->resource);
+		a->resource = g_strdup(b->resource);
+	}
+	return !strcmp(a->jid, b->jid) &&
+	       !g_strcmp0(a->password, b->password) &&
+	       !g_strcmp0(a->host, b->host) && a->port == b->port &&
+	       a->tls == b->tls && !g_strcmp0(a->ca_file, b->ca_file) &&
+	       !strcmp(a->resource, b->resource) &&
+	       !strcmp(a->nick, b->nick) &&
+	       a->message_limit == b->message_limit &&
+	       a->ping_interval == b->ping_interval &&
+	       a->auto_approve == b->auto_approve &&
+	       !g_strcmp0(a->tls_fingerprint, b->tls_fingerprint) &&
+	       a->queue_when_failed == b->queue_when_failed &&
+	       rooms_same(a->rooms, b->rooms);
+}
+
 const CfgRoom *cfg_room(const CfgAccount *a, const char *room)
 {
 	for (guint i = 0; a->rooms && i < a->rooms->len; i++) {

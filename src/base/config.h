@@ -35,6 +35,7 @@ typedef struct {
 	CfgTls tls;
 	char *ca_file;   /* NULL: system CAs only */
 	char *resource;  /* never NULL: given, or "xmppfs-" + 8 random hex */
+	bool resource_given; /* the key was there (not a random default) */
 	char *nick;      /* never NULL: given, or the localpart */
 	gsize message_limit;   /* bytes; key message_limit */
 	guint ping_interval;   /* seconds; key ping_interval; 0 disables */
@@ -59,6 +60,14 @@ typedef struct {
 	GPtrArray *accounts; /* of CfgAccount*, in file order */
 	GPtrArray *rooms;    /* of CfgRoom*, in file order */
 } CfgFile;
+
+/* The account @jid (a normalized bare JID) of @cfg, or NULL. */
+CfgAccount *cfg_account_of(const CfgFile *cfg, const char *jid);
+/* Whether @a and @b (the same account read twice, as a reload does) would
+ * connect and behave the same: every key, the password and the [room]
+ * groups compared.  A random default resource is not a change: @a, the
+ * newer, takes @b's when neither names one (so it is not const). */
+bool cfg_account_same(CfgAccount *a, const CfgAccount *b);
 
 /* The group of @room (a normalized bare JID), or NULL. */
 const CfgRoom *cfg_room(const CfgAccount *a, const char *room);

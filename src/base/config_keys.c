@@ -211,6 +211,7 @@ static bool parse_resource(Reader *r, const char *key, const char *value,
 			   GError **err)
 {
 	r->acct->resource = resourcepart(r, key, value, err);
+	r->acct->resource_given = true;
 	return r->acct->resource != NULL;
 }
 

@@ -518,6 +518,55 @@ static void test_rooms(void)
 	}
 }
 
+/* A reload compares an account read again with the one in use: a random
+ * resource is no change (the new one takes the old), anything else is. */
+static void test_same(void)
+{
+	static const struct {
+		const char *old, *new;
+		bool same;
+	} pairs[] = {
+		{ ALICE PW, ALICE PW, true },
+		{ ALICE PW, ALICE "\n# a comment\n" PW, true },
+		{ ALICE PW, ALICE "password = other\n", false },
+		{ ALICE PW, ALICE PW "port = 5223\n", false },
+		{ ALICE PW, ALICE PW "host = 127.0.0.1\n", false },
+		{ ALICE PW, ALICE PW "tls = direct\n", false },
+		{ ALICE PW, ALICE PW "nick = Al\n", false },
+		{ ALICE PW, ALICE PW "resource = r\n", false },
+		{ ALICE PW "resource = r\n", ALICE PW "resource = r\n", true },
+		{ ALICE PW "resource = r\n", ALICE PW, false },
+		{ ALICE PW, ALICE PW "tls_fingerprint = "
+		  "abababababababababababababababababababababababababababababababab\n", false },
+		{ ALICE PW, ALICE PW "message_limit = 100\n", false },
+		{ ALICE PW, ALICE PW "[room r@muc.example.org]\n", false },
+		{ ALICE PW "[room r@muc.example.org]\n",
+		  ALICE PW "[room r@muc.example.org]\nnick = n\n", false },
+		{ ALICE PW "[room r@muc.example.org]\n",
+		  "[room r@muc.example.org]\n" ALICE PW, true },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(pairs); i++) {
+		g_autoptr(CfgFile) a = cfg_load_data(
+			pairs[i].old, strlen(pairs[i].old), PATH, 0600, NULL);
+		g_autoptr(CfgFile) b = cfg_load_data(
+			pairs[i].new, strlen(pairs[i].new), PATH, 0600, NULL);
+		CfgAccount *x, *y;
+
+		g_assert_nonnull(a);
+		g_assert_nonnull(b);
+		x = cfg_account_of(a, "alice@example.org");
+		y = cfg_account_of(b, "alice@example.org");
+		g_assert_nonnull(x);
+		g_assert_null(cfg_account_of(b, "bob@example.org"));
+		if (cfg_account_same(y, x) != pairs[i].same)
+			g_error("case %zu: %s -> %s: same should be %d", i,
+				pairs[i].old, pairs[i].new, pairs[i].same);
+		if (!x->resource_given && !y->resource_given)
+			g_assert_cmpstr(x->resource, ==, y->resource);
+	}
+}
+
 static void test_fingerprint_forms(void)
 {
 	const char *want = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:"
@@ -573,6 +622,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/password-free", test_password_free);
 	g_test_add_func("/config/fingerprint-forms", test_fingerprint_forms);
 	g_test_add_func("/config/rooms", test_rooms);
+	g_test_add_func("/config/same", test_same);
 	rc = g_test_run();
 	g_unlink(ca_path);
 	g_rmdir(tmp_dir);
