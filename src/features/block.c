@@ -151,8 +151,8 @@ static void list_answer(Account *a, xmpp_stanza_t *iq, int err, void *data)
 	if (!iq || g_strcmp0(xmpp_stanza_get_type(iq), "result") || !list) {
 		if (iq)
 			err = -acct_error_errno(iq);
-		xfs_info("%s: no blocklist from the server: %s", a->cfg->jid,
-			 g_strerror(-err));
+		xfs_info("%s: no blocklist from the server: %s",
+			 acct_cfg(a)->jid, g_strerror(-err));
 		/* no such feature, as opposed to a failure this once (then
 		 * the copy we have stays, to compare the next fetch with) */
 		state(a)->off = iq && (err == -ENOSYS || err == -EHOSTUNREACH);
@@ -198,7 +198,7 @@ static bool block_push(Account *a, xmpp_stanza_t *iq)
 
 	/* only our own account pushes (XEP-0191 §3.3): no 'from', or our
 	 * bare JID; and one change at a time */
-	if (!b == !u || (from && g_strcmp0(fbare, a->cfg->jid)))
+	if (!b == !u || (from && g_strcmp0(fbare, acct_cfg(a)->jid)))
 		return false;
 	jids = items(b ? b : u, &any);
 	if (u && !any) {

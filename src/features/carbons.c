@@ -28,7 +28,8 @@ static void carbons_answer(Account *a, xmpp_stanza_t *iq, int err, void *d)
 	if (res && res != -ECONNRESET)
 		xfs_info("%s: the server does not copy our other clients' "
 			 "messages to us (carbons: %s); they reach the logs "
-			 "at the next catch-up", a->cfg->jid, g_strerror(-res));
+			 "at the next catch-up", acct_cfg(a)->jid,
+			 g_strerror(-res));
 }
 
 /* At a connect: ask the server to copy to us what our other clients get
@@ -86,7 +87,7 @@ static Jid *carbon_sender(Account *a, xmpp_stanza_t *inner, bool sent)
 	const char *ifrom = xmpp_stanza_get_from(inner);
 
 	if (!ifrom && sent)
-		ifrom = a->cfg->jid;
+		ifrom = acct_cfg(a)->jid;
 	return ifrom ? jid_parse(ifrom, NULL) : NULL;
 }
 
@@ -130,9 +131,9 @@ static bool carbon_message(Account *a, xmpp_stanza_t *msg)
 	 * "copy" would forge a message from whoever it names.  Their
 	 * message is theirs, handled as such; the wrapper means nothing. */
 	if (!outer || outer->resource ||
-	    strcmp((bare = jid_bare(outer)), a->cfg->jid)) {
+	    strcmp((bare = jid_bare(outer)), acct_cfg(a)->jid)) {
 		xfs_debug("%s: a carbon wrapper from '%s' ignored: only our "
-			  "own account sends copies", a->cfg->jid,
+			  "own account sends copies", acct_cfg(a)->jid,
 			  from ? from : "");
 		return false;
 	}
@@ -141,7 +142,7 @@ static bool carbon_message(Account *a, xmpp_stanza_t *msg)
 		return true;
 	/* a sent copy is ours, a received one another's */
 	bare = jid_bare(jid);
-	if (sent != !strcmp(bare, a->cfg->jid))
+	if (sent != !strcmp(bare, acct_cfg(a)->jid))
 		return true;
 	t = in_time(inner);
 	if (!mam_hold(a, msg, t, log_carbon))

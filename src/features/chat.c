@@ -23,10 +23,10 @@ int chat_send(Account *a, const char *to, const char *const *bodies,
 	Hist *h = hist_set_get(a->hists, to, true, &err);
 
 	if (!h) {
-		xfs_warn("%s: %s", a->cfg->jid, err->message);
+		xfs_warn("%s: %s", acct_cfg(a)->jid, err->message);
 		return -acct_errno_of(err);
 	}
-	return acct_accept(a, to, "chat", bodies, n, h, a->cfg->jid, seq);
+	return acct_accept(a, to, "chat", bodies, n, h, acct_cfg(a)->jid, seq);
 }
 
 /* The text of a message worth a record, or NULL. */
@@ -65,17 +65,17 @@ void chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 		/* the records must stay one per line */
 		g_strdelimit(text, "\r\v\f", ' ');
 	}
-	if (copy && !strcmp(bare, a->cfg->jid)) {
+	if (copy && !strcmp(bare, acct_cfg(a)->jid)) {
 		/* what another client of ours sent */
 		const char *to = xmpp_stanza_get_to(msg);
 		g_autoptr(Jid) tj = to ? jid_parse(to, NULL) : NULL;
 		peer = tj ? jid_bare(tj) : NULL;
-		if (!peer || !strcmp(peer, a->cfg->jid))
+		if (!peer || !strcmp(peer, acct_cfg(a)->jid))
 			return;
 	}
 	h = hist_set_get(a->hists, peer ? peer : bare, true, &err);
 	if (!h) {
-		xfs_warn("%s: message from %s not logged: %s", a->cfg->jid,
+		xfs_warn("%s: message from %s not logged: %s", acct_cfg(a)->jid,
 			 bare, err->message);
 		mam_log_failed(a, peer ? peer : bare, acct_errno_of(err));
 		return;
@@ -108,7 +108,7 @@ bool chat_bad_sender_in(Account *a, const In *in)
 	if (in->jid)
 		return false;
 	xfs_warn("%s: message dropped: sender '%s' is not a valid JID (%s)",
-		 a->cfg->jid, in->from ? in->from : "(none)",
+		 acct_cfg(a)->jid, in->from ? in->from : "(none)",
 		 in->jid_error ? in->jid_error : "no from");
 	return true;
 }

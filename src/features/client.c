@@ -102,7 +102,8 @@ bool client_not_request_in(Account *a, const In *in)
 	if (in->type && !strcmp(in->type, "error") &&
 	    !g_str_has_prefix(in->id ? in->id : "", "xfs-")) {
 		g_autofree char *ev = acct_error_event_text(in->st, "iq");
-		acct_event(a, "error", in->from ? in->from : a->cfg->jid, ev);
+		acct_event(a, "error", in->from ? in->from : acct_cfg(a)->jid,
+			   ev);
 	}
 	return true; /* (a request without an id cannot be answered) */
 }

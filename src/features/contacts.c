@@ -81,7 +81,8 @@ static bool roster_push(Account *a, xmpp_stanza_t *iq)
 	const char *ver = q ? xmpp_stanza_get_attribute(q, "ver") : NULL;
 	RosterItem *it;
 
-	if (!item || (from && (!from_bare || strcmp(from_bare, a->cfg->jid))))
+	if (!item ||
+	    (from && (!from_bare || strcmp(from_bare, acct_cfg(a)->jid))))
 		return false;
 	if (!(it = item_from_stanza(item)))
 		return true;
@@ -105,7 +106,7 @@ static void roster_result(Account *a, xmpp_stanza_t *iq, int err, void *data)
 	GPtrArray *items;
 
 	if (!iq) {
-		xfs_info("%s: no roster from the server: %s", a->cfg->jid,
+		xfs_info("%s: no roster from the server: %s", acct_cfg(a)->jid,
 			 g_strerror(-err));
 		return;
 	}
@@ -281,7 +282,7 @@ static void subscription_presence(Account *a, const char *type,
 	g_autofree char *status = acct_child_text(p, "status");
 
 	if (!strcmp(type, "subscribe")) {
-		if (a->cfg->auto_approve) {
+		if (acct_cfg(a)->auto_approve) {
 			subscribe(a, bare, "approve");
 		} else {
 			roster_set_pending_in(a->roster, bare, true);
@@ -327,7 +328,7 @@ bool contacts_presence_in(Account *a, const In *in)
 		acct_event(a, "error", in->from, ev);
 	} else if (in->type && strcmp(in->type, "unavailable")) {
 		subscription_presence(a, in->type, in->bare, in->st);
-	} else if (strcmp(in->bare, a->cfg->jid)) {
+	} else if (strcmp(in->bare, acct_cfg(a)->jid)) {
 		contact_presence(a, in->type, in->jid, in->st);
 	}
 	return true;

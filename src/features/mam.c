@@ -252,7 +252,7 @@ static void restart_by_time(Account *a)
 	g_clear_pointer(&ms->last, g_free);
 	g_hash_table_remove_all(mr->returned);
 	xfs_info("%s: the archive no longer has our last message; asking for "
-		 "everything since %s", a->cfg->jid, start);
+		 "everything since %s", acct_cfg(a)->jid, start);
 	catch_up(a, NULL, start, false);
 	mr->restarted = true;
 }
@@ -288,9 +288,9 @@ static void query_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 		if (ms->off)
 			xfs_info("%s: the server keeps no archive for us: "
 				 "messages another client took while we were "
-				 "away are not fetched", a->cfg->jid);
+				 "away are not fetched", acct_cfg(a)->jid);
 		else
-			acct_event(a, "error", a->cfg->jid, ev);
+			acct_event(a, "error", acct_cfg(a)->jid, ev);
 		return;
 	}
 	if (probe) {
@@ -350,7 +350,7 @@ void mam_log_copy(Account *a, xmpp_stanza_t *inner, const Jid *from,
 {
 	g_autofree char *bare = jid_bare(from);
 
-	if (!strcmp(bare, a->cfg->jid)) {
+	if (!strcmp(bare, acct_cfg(a)->jid)) {
 		/* our own words: to a room or an occupant, they are no
 		 * conversation, and an invitation we sent is no event */
 		const char *to = xmpp_stanza_get_to(inner);
@@ -405,7 +405,7 @@ static bool mam_message(Account *a, xmpp_stanza_t *msg)
 	{
 		/* what xmppfs sent is in the log since it was written */
 		g_autofree char *bare = jid_bare(jid);
-		if (!strcmp(bare, a->cfg->jid) &&
+		if (!strcmp(bare, acct_cfg(a)->jid) &&
 		    g_str_has_prefix(xmpp_stanza_get_id(inner) ?: "", "xfs-"))
 			return true;
 	}
@@ -450,7 +450,7 @@ static void retry_missing(Account *a, gint64 now)
 	    mr->query || mr->hold_due || !ms->last)
 		return;
 	xfs_info("%s: asking the archive again for what could not be logged",
-		 a->cfg->jid);
+		 acct_cfg(a)->jid);
 	catch_up_from_last(a);
 }
 
@@ -462,7 +462,7 @@ static void mam_tick(Account *a, gint64 now)
 	if (mr->hold_due && now >= mr->hold_due) {
 		xfs_warn("%s: the archive did not answer in time: live "
 			 "messages are logged without waiting for it",
-			 a->cfg->jid);
+			 acct_cfg(a)->jid);
 		release_held(a);
 	}
 }

@@ -112,7 +112,7 @@ static void mam_check_outbox(Account *a)
 	if (ms->off || !held_since(a)) {
 		xfs_warn("%s: %u unacknowledged messages are sent again without "
 			 "asking the archive (%s): the server may get some "
-			 "twice", a->cfg->jid, a->held.length,
+			 "twice", acct_cfg(a)->jid, a->held.length,
 			 ms->off ? "the server keeps none for us"
 				 : "they carry no time");
 		acct_release_held(a, NULL);
@@ -159,7 +159,7 @@ void mam_check_result(Account *a, xmpp_stanza_t *res)
 	g_autofree char *bare = jid ? jid_bare(jid) : NULL;
 	const OutMsg *m;
 
-	if (!bare || strcmp(bare, a->cfg->jid) || !(m = held_of(a, inner)))
+	if (!bare || strcmp(bare, acct_cfg(a)->jid) || !(m = held_of(a, inner)))
 		return;
 	g_hash_table_add(mc->sent, g_strdup(m->item->id));
 	mc->newest = MAX(mc->newest, m->sent_no);
@@ -221,7 +221,7 @@ static void check_tick(Account *a, gint64 now)
 	}
 	xfs_warn("%s: the archive did not answer in time: %u unacknowledged "
 		 "messages are sent again unchecked (the server may get some "
-		 "twice)", a->cfg->jid, a->held.length);
+		 "twice)", acct_cfg(a)->jid, a->held.length);
 	check_done(a, false);
 }
 

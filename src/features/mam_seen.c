@@ -78,7 +78,7 @@ void mam_save(Account *a)
 	if (!g_file_set_contents_full(ms->path, out->str, out->len,
 				      G_FILE_SET_CONTENTS_CONSISTENT, 0600,
 				      NULL))
-		xfs_warn("%s: cannot write %s", a->cfg->jid, ms->path);
+		xfs_warn("%s: cannot write %s", acct_cfg(a)->jid, ms->path);
 	ms->stamp = g_get_real_time() / G_USEC_PER_SEC;
 	g_string_free(out, TRUE);
 	/* the file was renamed over: later appends go to the new one */
@@ -99,7 +99,7 @@ void mam_note_logged(Account *a, const char *id)
 		fdfile_put(ms->file);
 	}
 	if (fd < 0 || ret < 0)
-		xfs_warn("%s: cannot write %s", a->cfg->jid, ms->path);
+		xfs_warn("%s: cannot write %s", acct_cfg(a)->jid, ms->path);
 	ms->stamp = g_get_real_time() / G_USEC_PER_SEC;
 }
 
@@ -115,7 +115,7 @@ const char *mam_stanza_id(Account *a, xmpp_stanza_t *msg)
 			continue;
 		by = xmpp_stanza_get_attribute(c, "by");
 		bare = by ? jid_normalize_bare(by, NULL) : NULL;
-		if (bare && !strcmp(bare, a->cfg->jid))
+		if (bare && !strcmp(bare, acct_cfg(a)->jid))
 			return xmpp_stanza_get_attribute(c, "id");
 	}
 	return NULL;

@@ -162,7 +162,7 @@ void muc_answered(Account *a, const char *room, int err)
 	if (w->op == ACCT_ROOM_JOIN && w->in && err == -ETIMEDOUT) {
 		/* the room let us in (110) but never answered the unlock, or
 		 * sent no subject after its history: we are in all the same */
-		xfs_warn("%s: %s: %s", a->cfg->jid, room,
+		xfs_warn("%s: %s: %s", acct_cfg(a)->jid, room,
 			 w->id ? "no answer to accepting the new room's "
 				 "configuration; it may stay locked to others"
 			       : "the room sent no subject after its history");

@@ -108,7 +108,7 @@ void muc_start_join(Account *a, const char *room, const char *nick,
 void muc_archive_silent(Account *a, const char *room, RoomWait *w)
 {
 	xfs_warn("%s: %s: no answer from the room's archive in %d s; joining "
-		 "with the room's history only", a->cfg->jid, room,
+		 "with the room's history only", acct_cfg(a)->jid, room,
 		 ROOM_ARCHIVE_WAIT_S);
 	g_clear_pointer(&w->archive, g_free);
 	w->head.deadline =
@@ -156,7 +156,8 @@ static void archive_answer(Account *a, xmpp_stanza_t *iq, int err,
 	if (!type || strcmp(type, "result")) {
 		g_autofree char *why = acct_error_text(iq);
 		xfs_info("%s: %s: no archive (%s): the join's history is all "
-			 "there is", a->cfg->jid, room, why ? why : "an error");
+			 "there is", acct_cfg(a)->jid, room,
+			 why ? why : "an error");
 		send_join(a, room, w->nick);
 		return;
 	}
@@ -328,7 +329,7 @@ static void fill_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 		if (err == ENOSYS || err == EHOSTUNREACH || err == ENOENT) {
 			xfs_warn("%s: %s keeps no archive: what it said while "
 				 "its log could not be written is lost",
-				 a->cfg->jid, room);
+				 acct_cfg(a)->jid, room);
 			g_hash_table_remove(mu->gaps, room);
 			logs_complete(a);
 		}
@@ -342,7 +343,8 @@ static void fill_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 	if (GPOINTER_TO_UINT(g_hash_table_lookup(mu->gaps, room)) ==
 	    f->failures) {
 		g_hash_table_remove(mu->gaps, room);
-		xfs_info("%s: %s: its log is complete again", a->cfg->jid, room);
+		xfs_info("%s: %s: its log is complete again", acct_cfg(a)->jid,
+			 room);
 	}
 	g_hash_table_remove(mu->fills, room);
 	logs_complete(a);

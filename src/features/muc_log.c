@@ -120,7 +120,7 @@ gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen)
 const char *muc_room_password(Account *a, const char *room)
 {
 	Muc *mu = muc_of(a);
-	const CfgRoom *cr = cfg_room(a->cfg, room);
+	const CfgRoom *cr = cfg_room(acct_cfg(a), room);
 
 	if (cr && cr->password)
 		return cr->password;
@@ -235,7 +235,7 @@ void muc_record(Account *a, const char *room, const char *nick,
 	}
 	if (sid && roomids_add(muc_ids(a, room), sid) < 0)
 		xfs_warn("%s: %s: cannot keep the id of a record: a rejoin may "
-			 "write it again", a->cfg->jid, room);
+			 "write it again", acct_cfg(a)->jid, room);
 	/* our own words are records, not events (as in contacts/): a bot
 	 * that answers events must not answer itself */
 	mine = rooms_nick(mu->rooms, room);

@@ -197,7 +197,7 @@ void muc_reflected(Account *a, const char *room, xmpp_stanza_t *msg)
 
 	if (!m && (m = take_reflected(&mu->outq, room, msg)))
 		xfs_info("%s: %s: %s is in the room's history: sent already",
-			 a->cfg->jid, room, m->item->id);
+			 acct_cfg(a)->jid, room, m->item->id);
 	if (!m)
 		return;
 	outbox_done(a->outbox, m->item->id);

@@ -141,7 +141,7 @@ static void unlock_answer(Account *a, xmpp_stanza_t *iq, int err, void *room)
 		if (!g_strcmp0(xmpp_stanza_get_type(iq), "error"))
 			xfs_warn("%s: %s: the new room refused its default "
 				 "configuration (%s); it may stay locked to "
-				 "others", a->cfg->jid, (char *)room,
+				 "others", acct_cfg(a)->jid, (char *)room,
 				 g_strerror(acct_error_errno(iq)));
 		g_clear_pointer(&w->id, g_free); /* we are in, either way */
 		muc_join_progress(a, room, w);

@@ -31,7 +31,7 @@ HistSet *muc_private_hists(Account *a, const char *room)
 		if (s)
 			g_hash_table_insert(mu->privates, g_strdup(room), s);
 		else
-			xfs_warn("%s: %s", a->cfg->jid, err->message);
+			xfs_warn("%s: %s", acct_cfg(a)->jid, err->message);
 	}
 	g_mutex_unlock(&mu->privates_lock);
 	return s;
@@ -59,7 +59,7 @@ static void private_record(Account *a, const char *room, const char *nick,
 	}
 	if (!h) {
 		xfs_warn("%s: private message with %s not logged: %s",
-			 a->cfg->jid, where, err ? err->message : "");
+			 acct_cfg(a)->jid, where, err ? err->message : "");
 		mam_log_failed(a, where, acct_errno_of(err));
 		return;
 	}
@@ -86,8 +86,9 @@ int muc_send_private(Account *a, const char *room, const char *nick,
 	s = muc_private_hists(a, room);
 	h = s && name ? hist_set_get(s, name, true, &err) : NULL;
 	if (!h) {
-		xfs_warn("%s: private conversation with %s/%s: %s", a->cfg->jid,
-			 room, nick, err ? err->message : "no log");
+		xfs_warn("%s: private conversation with %s/%s: %s",
+			 acct_cfg(a)->jid, room, nick,
+			 err ? err->message : "no log");
 		return -acct_errno_of(err);
 	}
 	who = record_escape_sender(mine);
@@ -160,7 +161,7 @@ bool muc_invitation(Account *a, xmpp_stanza_t *msg, const char *from)
 	room = roomattr ? jid_normalize_bare(roomattr, NULL) : NULL;
 	if (!room || !strchr(room, '@')) {
 		xfs_info("%s: an invitation to no room from %s dropped",
-			 a->cfg->jid, by ? by : "someone");
+			 acct_cfg(a)->jid, by ? by : "someone");
 		return true;
 	}
 	text = g_strdup_printf("from %s%s%s", by ? by : "someone",

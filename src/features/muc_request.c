@@ -21,8 +21,8 @@
 static void room_join(Account *a, const char *room, PoolReq *r)
 {
 	Muc *mu = muc_of(a);
-	const CfgRoom *cr = cfg_room(a->cfg, room);
-	const char *nick = cr && cr->nick ? cr->nick : a->cfg->nick;
+	const CfgRoom *cr = cfg_room(acct_cfg(a), room);
+	const char *nick = cr && cr->nick ? cr->nick : acct_cfg(a)->nick;
 
 	if (rooms_has(mu->rooms, room)) {
 		pool_complete(r, -EEXIST);
@@ -182,8 +182,8 @@ static int room_invite(Account *a, const char *room, const char *value)
 	if (!jid)
 		return -EINVAL;
 	msg = xmpp_message_new(a->ctx, NULL, to, NULL);
-	body = g_strdup_printf("%s invites you to %s%s%s", a->cfg->jid, room,
-			       reason ? ": " : "", reason ? reason : "");
+	body = g_strdup_printf("%s invites you to %s%s%s", acct_cfg(a)->jid,
+			       room, reason ? ": " : "", reason ? reason : "");
 	xmpp_message_set_body(msg, body);
 	x = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_set_name(x, "x");

@@ -70,14 +70,14 @@ void acct_set_state(Account *a, AcctState st, const char *error)
 	/* after the unlock: the first-login watch (main.c) reads it now */
 	pool_state_bump(a->pool);
 	if (error)
-		xfs_warn("%s: %s", a->cfg->jid, error);
+		xfs_warn("%s: %s", acct_cfg(a)->jid, error);
 	else
-		xfs_info("%s: %s", a->cfg->jid, state_words[st]);
+		xfs_info("%s: %s", acct_cfg(a)->jid, state_words[st]);
 	{
 		g_autofree char *text =
 			error ? g_strdup_printf("%s: %s", state_words[st], error)
 			      : g_strdup(state_words[st]);
-		acct_event(a, "connection", a->cfg->jid, text);
+		acct_event(a, "connection", acct_cfg(a)->jid, text);
 	}
 }
 
@@ -156,7 +156,7 @@ char *acct_connection_text(Account *a)
 	g_mutex_lock(&a->lock);
 	g_string_append_printf(s, "state: %s\n", state_words[a->state]);
 	g_string_append_printf(s, "jid: %s\n",
-			       a->bound_jid ? a->bound_jid : a->cfg->jid);
+			       a->bound_jid ? a->bound_jid : acct_cfg(a)->jid);
 	if (a->server)
 		g_string_append_printf(s, "server: %s\n", a->server);
 	if (a->state == ACCT_ONLINE)
@@ -177,7 +177,7 @@ bool acct_refuses_messages(Account *a)
 {
 	bool failed;
 
-	if (a->cfg->queue_when_failed)
+	if (acct_cfg(a)->queue_when_failed)
 		return false;
 	g_mutex_lock(&a->lock);
 	failed = a->state == ACCT_FAILED;
@@ -343,9 +343,9 @@ xmpp_stanza_t *acct_own_presence(Account *a, const char *to)
 
 const char *acct_domain(Account *a)
 {
-	const char *at = strchr(a->cfg->jid, '@');
+	const char *at = strchr(acct_cfg(a)->jid, '@');
 
-	return at ? at + 1 : a->cfg->jid;
+	return at ? at + 1 : acct_cfg(a)->jid;
 }
 
 bool acct_is_online(Account *a)
@@ -434,7 +434,7 @@ void acct_log_note(Account *a, const char *where, int err)
 	text = g_strdup_printf("a message in %s could not be logged (%s); it "
 			       "is fetched from the archive again once it can "
 			       "be", where, g_strerror(err));
-	xfs_warn("%s: %s", a->cfg->jid, text);
+	xfs_warn("%s: %s", acct_cfg(a)->jid, text);
 	g_mutex_lock(&a->lock);
 	g_free(a->error);
 	a->error = g_strdup(text);
@@ -449,7 +449,7 @@ void acct_log_clear(Account *a)
 		return;
 	a->log_error_shown = false;
 	xfs_info("%s: every message that could not be logged is logged now",
-		 a->cfg->jid);
+		 acct_cfg(a)->jid);
 	g_mutex_lock(&a->lock);
 	if (a->error_is_log)
 		g_clear_pointer(&a->error, g_free);
@@ -463,7 +463,7 @@ bool acct_from_self(Account *a, xmpp_stanza_t *st)
 	const char *from = xmpp_stanza_get_from(st);
 	g_autofree char *bare = from ? jid_normalize_bare(from, NULL) : NULL;
 
-	return !from || !g_strcmp0(bare, a->cfg->jid);
+	return !from || !g_strcmp0(bare, acct_cfg(a)->jid);
 }
 
 char *acct_next_id(Account *a)
@@ -606,7 +606,8 @@ bool acct_features_outgoing(Account *a, OutMsg *m)
 
 const CfgAccount *acct_cfg(const Account *a)
 {
-	return a->cfg;
+	/* the pool thread swaps it (acct_connect): an atomic read */
+	return __atomic_load_n(&a->cfg, __ATOMIC_ACQUIRE);
 }
 
 HistSet *acct_hists(Account *a)

@@ -48,6 +48,9 @@ typedef enum {
  * DATA_DIR/JID/outbox (what an earlier mount left there is sent first). */
 Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 		  GError **err);
+/* [any] The settings in use (they change only when a connection starts,
+ * after a reload: pool_reload); what it returns stays valid until the
+ * pool is freed, but is not updated. */
 const CfgAccount *acct_cfg(const Account *a);
 /* [any] The conversations' logs. */
 HistSet *acct_hists(Account *a);
@@ -108,6 +111,10 @@ gint64 acct_since(Account *a);
 void acct_attach(Account *a);
 /* [pool] Start connecting (after mount, after `status`, on retry). */
 void acct_connect(Account *a);
+/* [pool] Use @cfg (a reload's, kept by the pool) from the next
+ * connection on, and start that connection now: the account reconnects
+ * unless it is offline by request or closing for unmount. */
+void acct_reconfigure(Account *a, const CfgAccount *cfg);
 /* [pool] Apply a `status` write. */
 void acct_set_show(Account *a, AcctShow show, const char *text);
 /* [pool] The resolver thread's answer for attempt @gen. @addrs holds

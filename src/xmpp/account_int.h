@@ -34,7 +34,19 @@
 #define OUTBOX_TYPE_PRIVATE "chat-muc"
 
 struct Account {
-	const CfgAccount *cfg; /* immutable */
+	/* The settings in use.  Written on the pool thread only, when a
+	 * connection starts (acct_connect takes cfg_next), and atomically:
+	 * other threads read it with acct_cfg().  Every settings it ever
+	 * pointed to lives until pool_free (the mount's CfgFile in main.c,
+	 * reloaded ones in Pool.configs), so a reader holding an old pointer
+	 * reads valid memory; the JID never changes. */
+	const CfgAccount *cfg;
+	/* a reload's settings for the next connection, NULL: none; pool
+	 * thread only (acct_reconfigure) */
+	const CfgAccount *cfg_next;
+	/* the newest settings handed to this account (what the next reload
+	 * compares with); protected by Pool.reload_lock (core.c) */
+	const CfgAccount *cfg_latest;
 	Pool *pool;            /* immutable */
 
 	/* shared: protected by lock */

@@ -310,6 +310,11 @@ void acct_connect(Account *a)
 	POOL_ASSERT();
 	if (a->conn || a->resolving || a->shutting)
 		return;
+	if (a->cfg_next) {
+		/* a reload's settings: no attempt uses the old ones now */
+		__atomic_store_n(&a->cfg, a->cfg_next, __ATOMIC_RELEASE);
+		a->cfg_next = NULL;
+	}
 	a->retry_at = 0;
 	a->gen++;
 	g_mutex_lock(&a->lock);
@@ -338,6 +343,11 @@ void acct_resolved(Account *a, guint gen, GPtrArray *addrs,
 	a->addr_next = 0;
 	if (a->shutting || !a->want_online) {
 		acct_set_state(a, ACCT_OFFLINE, NULL);
+		return;
+	}
+	if (a->cfg_next) {
+		/* looked up with the old settings: start over with the new */
+		acct_connect(a);
 		return;
 	}
 	if (error) {
@@ -511,6 +521,28 @@ void acct_set_show(Account *a, AcctShow show, const char *text)
 		a->backoff_s = BACKOFF_MIN_S;
 		acct_connect(a);
 	}
+}
+
+void acct_reconfigure(Account *a, const CfgAccount *cfg)
+{
+	POOL_ASSERT();
+	a->cfg_next = cfg;
+	if (a->shutting || !a->want_online)
+		return; /* taken when `status` asks for a connection */
+	a->backoff_s = BACKOFF_MIN_S;
+	if (a->conn) {
+		/* online: a clean close; logging in: the attempt is dropped
+		 * (it may be one that the new settings are to mend); then
+		 * acct_run connects again at once, and acct_connect takes
+		 * them */
+		a->reconnect_asked = true;
+		begin_close(a);
+		return;
+	}
+	/* refused (failed) or waiting to retry: now; while the address is
+	 * looked up, acct_resolved starts over */
+	if (!a->resolving)
+		acct_connect(a);
 }
 
 void acct_shutdown(Account *a)

@@ -24,6 +24,7 @@
 #include "xmpp/account_int.h"
 
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -93,6 +94,7 @@ Account *acct_new(const CfgAccount *cfg, Pool *pool, const char *data_dir,
 	}
 
 	a->cfg = cfg;
+	a->cfg_latest = cfg;
 	a->pool = pool;
 	g_mutex_init(&a->lock);
 	a->state = ACCT_OFFLINE;
@@ -162,11 +164,12 @@ static const PoolOps core_ops = {
 	.set_show = acct_set_show,
 	.resolved = acct_resolved,
 	.queue_message = acct_queue_message,
+	.reconfigure = acct_reconfigure,
 };
 
 Pool *pool_new(const CfgFile *cfg, const char *data_dir, GError **err)
 {
-	Pool *p = pool_create(&core_ops);
+	Pool *p = pool_create(&core_ops, cfg->path);
 
 	for (guint i = 0; i < cfg->accounts->len; i++) {
 		Account *a = acct_new(g_ptr_array_index(cfg->accounts, i), p,
@@ -178,4 +181,116 @@ Pool *pool_new(const CfgFile *cfg, const char *data_dir, GError **err)
 		pool_add_account(p, a);
 	}
 	return p;
+}
+
+/* ---- reloading the config (pool.h) ---- */
+
+/* The file did not load: nothing changes.  One line for the log, and an
+ * `error` event where a user of the account looks. */
+static void reload_refused(Pool *p, Account *only, const char *why)
+{
+	g_autofree char *text = g_strdup_printf(
+		"config not reloaded, the settings in use stay: %s", why);
+
+	xfs_warn("%s", text);
+	for (guint i = 0; i < pool_n_accounts(p); i++) {
+		Account *a = pool_account(p, i);
+		if (!only || a == only)
+			acct_event(a, "error", a->cfg_latest->jid, text);
+	}
+}
+
+#define GONE_TEXT                                                             \
+	"config reloaded: this account was removed from it; it stays "     \
+	"mounted, with the settings in use, until a remount"
+
+/* Accounts in @cfg that the mount has not, and mounted accounts @cfg has
+ * not: a mounted tree cannot grow or lose an account's folder.  One line
+ * for each kind; an event in the events of each account gone. */
+static void reload_tell_membership(Pool *p, const CfgFile *cfg,
+				   GHashTable *mounted)
+{
+	g_autoptr(GString) added = g_string_new(NULL);
+	g_autoptr(GString) gone = g_string_new(NULL);
+	guint n_added = 0, n_gone = 0;
+
+	for (guint i = 0; i < cfg->accounts->len; i++) {
+		const CfgAccount *ac = g_ptr_array_index(cfg->accounts, i);
+		if (g_hash_table_contains(mounted, ac->jid))
+			continue;
+		g_string_append_printf(added, "%s%s", n_added++ ? ", " : "",
+				       ac->jid);
+	}
+	for (guint i = 0; i < pool_n_accounts(p); i++) {
+		Account *a = pool_account(p, i);
+		const char *jid = a->cfg_latest->jid;
+		if (cfg_account_of(cfg, jid))
+			continue;
+		g_string_append_printf(gone, "%s%s", n_gone++ ? ", " : "", jid);
+		acct_event(a, "error", jid, GONE_TEXT);
+	}
+	if (n_added)
+		xfs_warn("%s: added account%s %s need%s a remount", cfg->path,
+			 n_added > 1 ? "s" : "", added->str,
+			 n_added > 1 ? "" : "s");
+	if (n_gone)
+		xfs_warn("%s: account%s %s removed from it stay%s mounted, "
+			 "with the settings in use, until a remount",
+			 cfg->path, n_gone > 1 ? "s" : "", gone->str,
+			 n_gone > 1 ? "" : "s");
+}
+
+/* Hand @a its settings from @cfg when they changed; true then. */
+static bool reload_account(Pool *p, Account *a, CfgFile *cfg)
+{
+	CfgAccount *ac = cfg_account_of(cfg, a->cfg_latest->jid);
+
+	if (!ac || cfg_account_same(ac, a->cfg_latest))
+		return false;
+	a->cfg_latest = ac;
+	xfs_info("%s: new settings in %s: reconnecting", ac->jid, cfg->path);
+	acct_event(a, "connection", ac->jid,
+		   "config reloaded: new settings, reconnecting with them");
+	pool_post_config(p, a, ac);
+	return true;
+}
+
+bool pool_reload(Pool *p, Account *only)
+{
+	g_autoptr(GError) err = NULL;
+	g_autoptr(GHashTable) mounted =
+		g_hash_table_new(g_str_hash, g_str_equal);
+	const char *path;
+	CfgFile *cfg;
+	guint changed = 0;
+
+	g_assert(!pool_on_thread()); /* password commands block */
+	path = pool_reload_begin(p);
+	cfg = cfg_load(path, &err);
+	if (!cfg) {
+		reload_refused(p, only, err->message);
+		pool_reload_end(p, NULL);
+		return false;
+	}
+	for (guint i = 0; i < pool_n_accounts(p); i++) {
+		Account *a = pool_account(p, i);
+		g_hash_table_add(mounted, (char *)a->cfg_latest->jid);
+		if (!only || a == only)
+			changed += reload_account(p, a, cfg);
+	}
+	if (!only) {
+		reload_tell_membership(p, cfg, mounted);
+	} else if (!cfg_account_of(cfg, only->cfg_latest->jid)) {
+		xfs_warn("%s: %s was removed from it: it stays mounted, with "
+			 "the settings in use, until a remount", path,
+			 only->cfg_latest->jid);
+		acct_event(only, "error", only->cfg_latest->jid, GONE_TEXT);
+	}
+	if (!changed) {
+		xfs_info("%s: reloaded; no settings changed", path);
+		cfg_free(g_steal_pointer(&cfg));
+	}
+	/* kept when an account was given settings of it */
+	pool_reload_end(p, cfg);
+	return true;
 }

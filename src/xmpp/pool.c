@@ -18,6 +18,14 @@
  *  - Resolver threads (one short-lived thread per DNS lookup) run the
  *    blocking SRV and address lookups and post their answer as a PoolReq,
  *    so a slow DNS server cannot stall the other accounts.
+ *  - A config reload (core.c's pool_reload: main.c's SIGHUP thread, or a
+ *    FUSE thread that wrote `reconnect` to a status file) reads the file
+ *    on its own thread, since password commands block, and hands each
+ *    changed account its new settings as a PoolReq.  The account takes
+ *    them when its next connection starts (acct_connect), the one moment
+ *    no attempt uses the old ones; the files they came from stay until
+ *    pool_free, so a thread that still holds old settings reads valid
+ *    memory.
  *  - The watchdog thread (watchdog.c) shuts a socket down when a login
  *    passes its deadline: libstrophe 0.12 can block inside the TLS
  *    handshake, and that is the only way to get the pool thread back.
@@ -51,7 +59,8 @@
  * nested stanza from a hostile server would overflow an 8 MiB stack.
  *
  * Locks, in order (never take an earlier one while holding a later one):
- *   Pool.lock (queue, done flags)  ->  Account.lock (shared fields)
+ *   Pool.reload_lock (a config reload)  ->  Pool.lock (queue, done
+ *   flags)  ->  Account.lock (shared fields)
  * and Pool.state_lock, a leaf: nothing is taken while it is held.
  * No lock is held while calling libstrophe or the kernel's FUSE notify
  * functions.
@@ -97,6 +106,7 @@ typedef enum {
 	POOL_REQ_MESSAGE,
 	POOL_REQ_RAW,
 	POOL_REQ_CALL, /* a feature's (pool_call) */
+	POOL_REQ_CONFIG, /* a reload's new settings (pool_post_config) */
 	POOL_REQ_STOP,
 } PoolReqKind;
 
@@ -113,6 +123,7 @@ struct PoolReq {
 	PoolFn fn;           /* POOL_REQ_CALL */
 	void *data;
 	GDestroyNotify free_data;
+	const CfgAccount *cfg; /* POOL_REQ_CONFIG: kept by the pool */
 	int result;  /* 0 or -errno, for the waiting thread */
 	bool waited; /* a FUSE thread waits for done */
 	bool done;   /* protected by Pool.lock */
@@ -158,6 +169,16 @@ struct Pool {
 	GCond state_cond;
 	guint64 state_serial; /* protected by state_lock */
 
+	/* config reloads (core.c's pool_reload) run one at a time under
+	 * reload_lock, held from reading the file to handing out its
+	 * settings; taken before lock, never inside it */
+	GMutex reload_lock;
+	char *cfg_path;     /* immutable */
+	/* every config file read since the mount whose settings an account
+	 * was given: any thread may hold a CfgAccount of one (acct_cfg),
+	 * so none is freed before pool_free; protected by reload_lock */
+	GPtrArray *configs;
+
 	/* pool thread only */
 	Slot *slots;
 	bool stopping;
@@ -174,11 +195,14 @@ bool pool_on_thread(void)
 	return pool_thread_set && pthread_equal(pthread_self(), pool_thread_id);
 }
 
-Pool *pool_create(const PoolOps *ops)
+Pool *pool_create(const PoolOps *ops, const char *cfg_path)
 {
 	Pool *p = g_new0(Pool, 1);
 
 	p->ops = ops;
+	g_mutex_init(&p->reload_lock);
+	p->cfg_path = g_strdup(cfg_path);
+	p->configs = g_ptr_array_new_with_free_func((GDestroyNotify)cfg_free);
 	p->accounts = g_ptr_array_new();
 	g_mutex_init(&p->lock);
 	g_cond_init(&p->done_cond);
@@ -298,6 +322,29 @@ void pool_post_message(Pool *p, Account *a, OutboxItem *item)
 	r->kind = POOL_REQ_MESSAGE;
 	r->acct = a;
 	r->item = item;
+	submit(p, r, false);
+}
+
+const char *pool_reload_begin(Pool *p)
+{
+	g_mutex_lock(&p->reload_lock);
+	return p->cfg_path;
+}
+
+void pool_reload_end(Pool *p, CfgFile *keep)
+{
+	if (keep)
+		g_ptr_array_add(p->configs, keep);
+	g_mutex_unlock(&p->reload_lock);
+}
+
+void pool_post_config(Pool *p, Account *a, const CfgAccount *cfg)
+{
+	PoolReq *r = g_new0(PoolReq, 1);
+
+	r->kind = POOL_REQ_CONFIG;
+	r->acct = a;
+	r->cfg = cfg;
 	submit(p, r, false);
 }
 
@@ -426,6 +473,9 @@ static bool run_req(PoolReq *r)
 	case POOL_REQ_MESSAGE:
 		the_pool->ops->queue_message(r->acct,
 					      g_steal_pointer(&r->item));
+		break;
+	case POOL_REQ_CONFIG:
+		the_pool->ops->reconfigure(r->acct, r->cfg);
 		break;
 	case POOL_REQ_STOP:
 		break;
@@ -756,6 +806,10 @@ void pool_free(Pool *p)
 	for (guint i = 0; i < p->accounts->len; i++)
 		p->ops->free(pool_account(p, i));
 	g_ptr_array_unref(p->accounts);
+	/* after the accounts: nothing can read these settings now */
+	g_ptr_array_unref(p->configs);
+	g_free(p->cfg_path);
+	g_mutex_clear(&p->reload_lock);
 	g_free(p->slots);
 	if (p->wakefd >= 0)
 		close(p->wakefd);

@@ -14,8 +14,23 @@ struct Pool;
 typedef struct PoolReq PoolReq;
 
 /* Create one Account per configured account; nothing runs yet (core.c:
- * pool_create with the core's PoolOps, then pool_add_account). */
+ * pool_create with the core's PoolOps, then pool_add_account).  @cfg
+ * stays the caller's and must outlive the pool; its path is the file
+ * pool_reload reads again. */
 Pool *pool_new(const CfgFile *cfg, const char *data_dir, GError **err);
+/* [any but the pool thread] Read the config file again, with the checks
+ * of the mount (cfg_load; password commands run here, on the caller's
+ * thread), and give each account whose settings changed the new ones:
+ * they take effect at its next connection, which starts at once (a
+ * reconnect).  @only: that account alone (`reconnect` written to its
+ * status); NULL: all (SIGHUP), with one warning line for accounts
+ * added to the file (a mounted tree cannot grow them) and one for
+ * those gone from it (they keep their settings until a remount).  A
+ * file that does not load changes nothing: one warning line names the
+ * file and the reason, and an `error` event says so in the events of
+ * each account concerned.  Reloads run one at a time.  False when the
+ * file did not load. */
+bool pool_reload(Pool *p, Account *only);
 
 /* How the pool runs an account: the account's functions it calls, on the
  * pool thread, all required (account.h says what each does: attach is
@@ -41,10 +56,13 @@ typedef struct {
 	void (*resolved)(Account *a, guint gen, GPtrArray *addrs,
 			 const char *error);
 	void (*queue_message)(Account *a, OutboxItem *item);
+	/* pool_post_config's settings, for the next connection */
+	void (*reconfigure)(Account *a, const CfgAccount *cfg);
 } PoolOps;
 /* An empty pool that runs its accounts with @ops (borrowed, for the
- * pool's life); pool_add_account adds them before pool_start. */
-Pool *pool_create(const PoolOps *ops);
+ * pool's life); pool_add_account adds them before pool_start.
+ * @cfg_path: the config file a reload reads (copied). */
+Pool *pool_create(const PoolOps *ops, const char *cfg_path);
 void pool_add_account(Pool *p, Account *a);
 guint pool_n_accounts(Pool *p);
 Account *pool_account(Pool *p, guint i);
@@ -90,6 +108,16 @@ int pool_call(Pool *p, Account *a, PoolFn fn, void *data,
 int pool_send_raw(Pool *p, Account *a, GPtrArray *stanzas);
 /* [any] Hand an accepted message (taken) to the pool; does not wait. */
 void pool_post_message(Pool *p, Account *a, OutboxItem *item);
+/* [any] Config reloads (core.c's pool_reload), one at a time: begin
+ * takes the pool's reload lock and returns the config file's path; end
+ * keeps @keep (taken; NULL: none) until pool_free, since its accounts'
+ * settings were handed out and any thread may hold them (acct_cfg),
+ * and releases the lock. */
+const char *pool_reload_begin(Pool *p);
+void pool_reload_end(Pool *p, CfgFile *keep);
+/* [any] Give @a new settings (borrowed from a file kept with
+ * pool_reload_end) for its next connection; does not wait. */
+void pool_post_config(Pool *p, Account *a, const CfgAccount *cfg);
 /* [any] Hand the resolver's answer to the pool (takes @addrs). */
 void pool_post_resolved(Pool *p, Account *a, guint gen, GPtrArray *addrs,
 			const char *error);
