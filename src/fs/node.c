@@ -61,6 +61,12 @@ static int status_line(Xfs *x, Account *a, const char *line)
 
 	if (r)
 		return r;
+	/* a reconnect takes what the config says now; a config that does
+	 * not load is reported (log, events) and the reconnect goes on with
+	 * the settings in use: a broken file must not stop a user from
+	 * getting back online */
+	if (show == ACCT_SHOW_RECONNECT)
+		pool_reload(x->pool, a);
 	return pool_set_show(x->pool, a, show, text);
 }
 
