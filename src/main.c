@@ -12,11 +12,15 @@
  * certificate) is one line on stderr, a network failure a warning line
  * (xmppfs is offline-first: it retries, and messages wait in the outbox).
  * When no account can log in, the mount goes and the status is 1; in the
- * background, the parent waits for this verdict and exits with it. */
+ * background, the parent waits for this verdict and exits with it.
+ *
+ * SIGHUP reads the config again (pool_reload) instead of unmounting, as
+ * libfuse's handlers would; see "SIGHUP" below. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -202,6 +206,101 @@ static gpointer first_logins_run(gpointer data)
 	return NULL;
 }
 
+/* ---- SIGHUP: read the config again ---- */
+
+/* fuse_set_signal_handlers makes SIGHUP end the FUSE loop, like SIGTERM;
+ * for a daemon it conventionally means "read your config again", and
+ * that is what it does here (pool_reload).  The handler, installed over
+ * libfuse's, only writes a byte to a pipe (async-signal-safe); the
+ * reloader thread reads it and reloads, since password commands block
+ * and neither the FUSE loop nor the pool thread may wait for them.
+ * Every thread but the main one has SIGHUP blocked (run_session), so
+ * the handler never interrupts the pool's or a lookup's system calls. */
+typedef struct {
+	int fds[2];     /* the handler writes fds[1]; -1: none */
+	Pool *pool;
+	GThread *thread;
+} Reloader;
+
+static Reloader reloader = {.fds = {-1, -1}};
+
+static void hup_handler(int sig)
+{
+	int saved = errno;
+	char c = 'h';
+
+	(void)sig;
+	/* full (EAGAIN): reloads are due already, one will read the file */
+	if (write(reloader.fds[1], &c, 1) < 0) {
+	}
+	errno = saved;
+}
+
+static gpointer reloader_run(gpointer data)
+{
+	Reloader *r = data;
+	char buf[256];
+
+	for (;;) {
+		ssize_t n = read(r->fds[0], buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL; /* reloader_stop closed the other end */
+		/* any number of signals meanwhile: one reload */
+		xfs_info("SIGHUP: reading the config again");
+		pool_reload(r->pool, NULL);
+	}
+}
+
+/* Before the mount: the pipe and the handler.  When the pipe cannot be
+ * made, SIGHUP is ignored rather than left to unmount. */
+static void reloader_install(void)
+{
+	struct sigaction sa = {.sa_handler = hup_handler,
+			       .sa_flags = SA_RESTART};
+
+	sigemptyset(&sa.sa_mask);
+	if (pipe2(reloader.fds, O_CLOEXEC) < 0) {
+		xfs_warn("no pipe for SIGHUP (%s): it is ignored, and a "
+			 "changed config needs a remount", g_strerror(errno));
+		reloader.fds[0] = reloader.fds[1] = -1;
+		sa.sa_handler = SIG_IGN;
+	} else {
+		/* above 1024, kept for sockets (fdcache.h) */
+		reloader.fds[0] = fdcache_high(reloader.fds[0]);
+		reloader.fds[1] = fdcache_high(reloader.fds[1]);
+		fcntl(reloader.fds[1], F_SETFL, O_NONBLOCK);
+	}
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* After the pool started: the thread that reloads. */
+static void reloader_start(Pool *pool)
+{
+	if (reloader.fds[0] < 0)
+		return;
+	reloader.pool = pool;
+	reloader.thread = g_thread_new("reloader", reloader_run, &reloader);
+}
+
+/* Before the pool stops: no more reloads (a SIGHUP during the close is
+ * ignored), the one under way finished. */
+static void reloader_stop(void)
+{
+	struct sigaction sa = {.sa_handler = SIG_IGN};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
+	if (reloader.fds[1] >= 0)
+		close(reloader.fds[1]);
+	if (reloader.thread)
+		g_thread_join(reloader.thread);
+	if (reloader.fds[0] >= 0)
+		close(reloader.fds[0]);
+	reloader = (Reloader){.fds = {-1, -1}};
+}
+
 static const struct fuse_opt opt_spec[] = {
 	{"--config %s", offsetof(Options, config), 0},
 	{"--config=%s", offsetof(Options, config), 0},
@@ -350,6 +449,7 @@ static int run_session(struct fuse_args *args,
 	struct fuse_session *se;
 	struct fuse_loop_config *lc;
 	FirstLogins first = {.report_fd = -1};
+	sigset_t hup;
 	int ret = 1;
 
 	se = fuse_session_new(args, xfs_ops(), sizeof *xfs_ops(), x);
@@ -358,6 +458,7 @@ static int run_session(struct fuse_args *args,
 	x->se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_destroy;
+	reloader_install(); /* over libfuse's SIGHUP */
 	if (fuse_session_mount(se, fo->mountpoint) != 0)
 		goto out_signals;
 	first.pool = x->pool;
@@ -369,12 +470,20 @@ static int run_session(struct fuse_args *args,
 				  fo->mountpoint); /* the daemon's pid now */
 	/* fuse_set_signal_handlers ignores SIGPIPE; make sure of it */
 	signal(SIGPIPE, SIG_IGN);
+	/* the threads made from here on (and theirs) leave SIGHUP to this
+	 * one: see "SIGHUP" above */
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 	wd_start();
 	if (pool_start(x->pool) != 0) {
+		pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
 		xfs_err("cannot start the connection pool thread");
 		goto out_unmount;
 	}
 	first.thread = g_thread_new("first-logins", first_logins_run, &first);
+	reloader_start(x->pool);
+	pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
 	if (fo->singlethread) {
 		/* -s: one thread serves every request; a read that waits is
 		 * parked (park.h), so it holds nobody else */
@@ -396,6 +505,7 @@ static int run_session(struct fuse_args *args,
 	g_thread_join(first.thread);
 	if (g_atomic_int_get(&first.none_works))
 		ret = 1;
+	reloader_stop();
 	pool_stop(x->pool);
 out_unmount:
 	fuse_session_unmount(se);
@@ -403,6 +513,7 @@ out_unmount:
 	 * the first seconds): the mount is gone now */
 	daemon_report(&first.report_fd, ret ? 1 : 0);
 out_signals:
+	reloader_stop(); /* (again: the failed paths) */
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);
