@@ -220,6 +220,7 @@ typedef struct {
 	int fds[2];     /* the handler writes fds[1]; -1: none */
 	Pool *pool;
 	GThread *thread;
+	gint stop;      /* atomic: reloader_stop asks the thread to end */
 } Reloader;
 
 static Reloader reloader = {.fds = {-1, -1}};
@@ -245,8 +246,10 @@ static gpointer reloader_run(gpointer data)
 		ssize_t n = read(r->fds[0], buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return NULL; /* reloader_stop closed the other end */
+		/* (no end of file to wait for: the parent that waits for
+		 * daemon_report holds the other end too) */
+		if (n <= 0 || g_atomic_int_get(&r->stop))
+			return NULL;
 		/* any number of signals meanwhile: one reload */
 		xfs_info("SIGHUP: reading the config again");
 		pool_reload(r->pool, NULL);
@@ -289,13 +292,19 @@ static void reloader_start(Pool *pool)
 static void reloader_stop(void)
 {
 	struct sigaction sa = {.sa_handler = SIG_IGN};
+	char c = 's';
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGHUP, &sa, NULL);
-	if (reloader.fds[1] >= 0)
-		close(reloader.fds[1]);
+	g_atomic_int_set(&reloader.stop, 1);
+	/* full (EAGAIN): the thread has bytes to wake it already */
+	if (reloader.fds[1] >= 0 && write(reloader.fds[1], &c, 1) < 0 &&
+	    errno != EAGAIN)
+		xfs_warn("cannot stop the reloader: %s", g_strerror(errno));
 	if (reloader.thread)
 		g_thread_join(reloader.thread);
+	if (reloader.fds[1] >= 0)
+		close(reloader.fds[1]);
 	if (reloader.fds[0] >= 0)
 		close(reloader.fds[0]);
 	reloader = (Reloader){.fds = {-1, -1}};
