@@ -246,6 +246,30 @@ void record_append(GString *out, gint64 unix_s, const char *sender,
 	}
 }
 
+/* How many records record_append makes of @body. */
+static guint record_count(const char *body)
+{
+	guint n = 0;
+	const char *p = body, *lf;
+
+	while ((lf = strchr(p, '\n'))) {
+		n++;
+		p = lf + 1;
+	}
+	return n + (*p || p == body ? 1 : 0);
+}
+
+void record_append_ids(GString *ids, const char *body, const char *id,
+		       const char *kind, const char *ref)
+{
+	g_autofree char *i = record_escape_sender(id && *id ? id : "-");
+	g_autofree char *r = record_escape_sender(ref && *ref ? ref : "-");
+	g_autofree char *line = g_strdup_printf("%s\t%s\t%s\n", i, kind, r);
+
+	for (guint n = record_count(body); n; n--)
+		g_string_append(ids, line);
+}
+
 static bool record_fail(GError **err, RecordError code, const char *msg)
 {
 	g_set_error_literal(err, RECORD_ERROR, code, msg);

@@ -53,8 +53,9 @@ void chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	g_autoptr(GError) err = NULL;
 	g_autofree char *text = NULL, *bare = jid_bare(jid), *peer = NULL;
 	g_autofree char *full = NULL;
-	g_autoptr(GString) rec = NULL;
-	const char *sender = bare;
+	g_autoptr(GString) rec = NULL, ids = NULL;
+	const char *sender = bare, *type = xmpp_stanza_get_type(msg);
+	bool error = !g_strcmp0(type, "error");
 	Hist *h;
 	int ret;
 
@@ -81,8 +82,13 @@ void chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 		return;
 	}
 	rec = g_string_new(NULL);
+	ids = g_string_new(NULL);
 	record_append(rec, t, sender, text);
-	ret = hist_append(h, rec->str, rec->len);
+	/* an error names the message of ours it bounces (same id) */
+	record_append_ids(ids, text, xmpp_stanza_get_id(msg),
+			  error ? "error" : "message",
+			  error ? xmpp_stanza_get_id(msg) : NULL);
+	ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len);
 	if (ret) {
 		mam_log_failed(a, peer ? peer : bare, -ret);
 		return;

@@ -206,7 +206,8 @@ static bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
 	body = muc_body(a, inner);
 	if (body)
 		muc_record(a, room, sender->resource, body, t, true,
-			   xmpp_stanza_get_attribute(res, "id"));
+			   xmpp_stanza_get_attribute(res, "id"),
+			   xmpp_stanza_get_id(inner));
 	return true;
 }
 

@@ -205,11 +205,12 @@ static bool logged_before(Account *a, const char *room, const char *sid,
 }
 
 void muc_record(Account *a, const char *room, const char *nick,
-		char *body, gint64 t, bool delayed, const char *sid)
+		char *body, gint64 t, bool delayed, const char *sid,
+		const char *mid)
 {
 	Muc *mu = muc_of(a);
 	g_autofree char *sender = NULL, *mine = NULL;
-	g_autoptr(GString) rec = NULL;
+	g_autoptr(GString) rec = NULL, ids = NULL;
 	g_autoptr(GError) err = NULL;
 	Hist *h;
 	int ret;
@@ -227,8 +228,12 @@ void muc_record(Account *a, const char *room, const char *nick,
 	record_append(rec, t, sender, body);
 	if (delayed && logged_before(a, room, sid, rec->str))
 		return;
+	/* in a room, a message is named by the id the room gave it */
+	ids = g_string_new(NULL);
+	record_append_ids(ids, body, sid ? sid : mid, "message", NULL);
 	h = hist_set_get(mu->hists, room, true, &err);
-	ret = h ? hist_append(h, rec->str, rec->len) : -acct_errno_of(err);
+	ret = h ? hist_append_ids(h, rec->str, rec->len, ids->str, ids->len)
+		: -acct_errno_of(err);
 	if (ret) {
 		muc_log_failed(a, room, -ret);
 		return;

@@ -47,7 +47,7 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 	muc_record(a, room, nick, body, in_time(msg),
 		   xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
 							"urn:xmpp:delay"),
-		   muc_stanza_id(msg, room));
+		   muc_stanza_id(msg, room), xmpp_stanza_get_id(msg));
 }
 
 /* An error that answers our subject change (Prosody's keeps only the

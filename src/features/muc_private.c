@@ -39,11 +39,13 @@ HistSet *muc_private_hists(Account *a, const char *room)
 
 /* A record in the private conversation with @nick in @room. */
 static void private_record(Account *a, const char *room, const char *nick,
-			   gint64 t, const char *sender, const char *text)
+			   gint64 t, const char *sender, const char *text,
+			   const char *mid)
 {
 	MamSeen *ms = mam_seen_of(a);
 	g_autofree char *name = jid_to_filename(nick);
 	g_autoptr(GString) rec = g_string_new(NULL);
+	g_autoptr(GString) ids = g_string_new(NULL);
 	g_autoptr(GError) err = NULL;
 	g_autofree char *who = record_escape_sender(sender);
 	HistSet *s = muc_private_hists(a, room);
@@ -64,7 +66,8 @@ static void private_record(Account *a, const char *room, const char *nick,
 		return;
 	}
 	record_append(rec, t, who, text);
-	if ((ret = hist_append(h, rec->str, rec->len)))
+	record_append_ids(ids, text, mid, "message", NULL);
+	if ((ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len)))
 		mam_log_failed(a, where, -ret);
 }
 
@@ -116,7 +119,8 @@ void muc_private_message(Account *a, xmpp_stanza_t *msg, const char *room,
 		g_strdelimit(text, "\r\v\f", ' ');
 	{
 		guint failures = a->log_failures;
-		private_record(a, room, nick, t, nick, text);
+		private_record(a, room, nick, t, nick, text,
+			       xmpp_stanza_get_id(msg));
 		if (a->log_failures != failures)
 			return; /* fetched again from the archive (mam.c) */
 	}

@@ -65,7 +65,7 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (acc != O_RDONLY)
 		h->wbuf = g_string_new(NULL);
-	if (n->kind == NODE_LOG)
+	if (n->kind == NODE_LOG || n->kind == NODE_IDS)
 		h->hist = node_hist(n, false, NULL);
 	if (n->kind == NODE_EVENTLOG)
 		h->hist = acct_events(n->acct);
@@ -127,6 +127,22 @@ static void read_log(fuse_req_t req, Handle *h, size_t size, off_t off)
 		fuse_reply_buf(req, buf, n);
 }
 
+/* log.ids: read as it is on disk, no page kept (direct_io) */
+static void read_ids(fuse_req_t req, Handle *h, size_t size, off_t off)
+{
+	g_autofree char *buf = g_malloc(MAX(size, 1));
+	gssize n = 0;
+
+	if (!h->hist)
+		h->hist = node_hist(h->node, false, NULL);
+	if (h->hist)
+		n = hist_ids_pread(h->hist, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, n);
+}
+
 void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		 struct fuse_file_info *fi)
 {
@@ -142,6 +158,10 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (h->node->kind == NODE_LOG || h->node->kind == NODE_EVENTLOG) {
 		read_log(req, h, size, off);
+		return;
+	}
+	if (h->node->kind == NODE_IDS) {
+		read_ids(req, h, size, off);
 		return;
 	}
 	/* a file one writes to reads as empty (node.c) */

@@ -232,6 +232,7 @@ static const FileOps file_ops[] = {
 	{NODE_SEND, 0600, NULL, NULL, NULL},
 	{NODE_POST, 0600, NULL, NULL, NULL},
 	{NODE_LOG, 0400, NULL, NULL, NULL},
+	{NODE_IDS, 0400, NULL, NULL, NULL},
 	{NODE_STREAM, 0400, NULL, NULL, NULL},
 	{NODE_EVENTS, 0400, NULL, NULL, NULL},
 	{NODE_EVENTLOG, 0400, NULL, NULL, NULL},
@@ -305,6 +306,12 @@ void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 		/* the events' own log: a size that grows, for tail -f */
 		st->st_size = hist_size(acct_events(n->acct));
 		st->st_mtime = st->st_ctime = hist_mtime(acct_events(n->acct));
+	} else if (n->kind == NODE_IDS) {
+		Hist *h = node_hist(n, false, NULL);
+		if (h) {
+			st->st_size = hist_ids_size(h);
+			st->st_mtime = st->st_ctime = hist_mtime(h);
+		}
 	} else if (n->kind == NODE_LOG || n->kind == NODE_STREAM) {
 		Hist *h = node_hist(n, false, NULL);
 		if (h && n->kind == NODE_LOG)

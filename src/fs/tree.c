@@ -78,7 +78,8 @@ typedef struct {
 
 static const FileSpec contact_files[] = {
 	{NODE_SEND, "send"},         {NODE_POST, "post"},
-	{NODE_LOG, "log"},           {NODE_LINK, "stream"},
+	{NODE_LOG, "log"},           {NODE_IDS, "log.ids"},
+	{NODE_LINK, "stream"},
 	{NODE_PRESENCE, "presence"}, {NODE_NAME, "name"},
 	{NODE_GROUPS, "groups"},     {NODE_SUBSCRIPTION, "subscription"},
 	{NODE_BLOCKED, "blocked"},   {NODE_STREAM, ".stream"},
@@ -86,7 +87,8 @@ static const FileSpec contact_files[] = {
 
 static const FileSpec room_files[] = {
 	{NODE_SEND, "send"}, {NODE_POST, "post"},
-	{NODE_LOG, "log"},   {NODE_LINK, "stream"},
+	{NODE_LOG, "log"},   {NODE_IDS, "log.ids"},
+	{NODE_LINK, "stream"},
 	{NODE_NICK, "nick"}, {NODE_SUBJECT, "subject"},
 	{NODE_OCCUPANTS, "occupants"}, {NODE_PRIVATES, "private"},
 	{NODE_INVITE, "invite"}, {NODE_KICK, "kick"},
@@ -95,7 +97,8 @@ static const FileSpec room_files[] = {
 
 static const FileSpec private_files[] = {
 	{NODE_SEND, "send"}, {NODE_POST, "post"},
-	{NODE_LOG, "log"},   {NODE_LINK, "stream"},
+	{NODE_LOG, "log"},   {NODE_IDS, "log.ids"},
+	{NODE_LINK, "stream"},
 	{NODE_STREAM, ".stream"},
 };
 

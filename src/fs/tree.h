@@ -18,6 +18,7 @@ typedef enum {
 	NODE_SEND,       /* .../contacts/bob@example.org/send */
 	NODE_POST,
 	NODE_LOG,
+	NODE_IDS,        /* .../log.ids: the log's records' ids */
 	NODE_STREAM,
 	NODE_PRESENCE,
 	NODE_NAME,

@@ -27,6 +27,12 @@ struct Hist {
 	void (*observer)(void *data, goffset from, goffset to);
 	void *observer_data;
 	bool gone;       /* forgotten by its set; protected by lock */
+	/* log.ids beside the log (conversations only, else NULL): one line
+	 * per record.  Opened and brought in line with the log at its first
+	 * use in a mount (ids_align); protected by lock. */
+	char *ids_path;  /* immutable */
+	FdFile *ids;
+	goffset ids_size;
 };
 
 struct HistSet {
@@ -38,9 +44,10 @@ struct HistSet {
 			   * reader; freed with the set; protected by lock */
 };
 
-/* DIR/NAME/log, made when missing (with @create), its size and time. */
+/* DIR/NAME/log, made when missing (with @create), its size and time;
+ * with @ids, DIR/NAME/log.ids is its companion. */
 static Hist *hist_load(const char *dir, const char *name, bool create,
-		       GError **err)
+		       bool ids, GError **err)
 {
 	g_autofree char *sub = g_build_filename(dir, name, NULL);
 	g_autofree char *path = g_build_filename(sub, "log", NULL);
@@ -62,6 +69,8 @@ static Hist *hist_load(const char *dir, const char *name, bool create,
 	h->file = fdfile_new(path, O_RDWR | O_APPEND, 0600);
 	h->size = st.st_size;
 	h->mtime = st.st_mtime;
+	if (ids)
+		h->ids_path = g_build_filename(sub, "log.ids", NULL);
 	return h;
 fail:
 	g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "%s: %s",
@@ -71,7 +80,7 @@ fail:
 
 Hist *hist_open(const char *dir, const char *name, GError **err)
 {
-	return hist_load(dir, name, true, err);
+	return hist_load(dir, name, true, false, err);
 }
 
 static void hist_free(gpointer data)
@@ -81,6 +90,9 @@ static void hist_free(gpointer data)
 	if (!h)
 		return;
 	fdfile_free(h->file);
+	if (h->ids)
+		fdfile_free(h->ids);
+	g_free(h->ids_path);
 	g_list_free(h->waiters);
 	g_mutex_clear(&h->lock);
 	g_free(h);
@@ -139,7 +151,7 @@ Hist *hist_set_get(HistSet *s, const char *name, bool create, GError **err)
 	known = g_hash_table_lookup_extended(s->logs, name, NULL, &v);
 	h = v;
 	if (!h && (known || create) &&
-	    (h = hist_load(s->dir, name, !known, err)))
+	    (h = hist_load(s->dir, name, !known, true, err)))
 		g_hash_table_replace(s->logs, g_strdup(name), h);
 	g_mutex_unlock(&s->lock);
 	return h;
@@ -221,6 +233,10 @@ int hist_set_forget(HistSet *s, const char *name, char **moved_to,
 		g_autofree char *log = g_build_filename(to, "log", NULL);
 		g_mutex_lock(&h->lock);
 		fdfile_moved(h->file, log);
+		g_free(h->ids_path);
+		h->ids_path = g_build_filename(to, "log.ids", NULL);
+		if (h->ids)
+			fdfile_moved(h->ids, h->ids_path);
 		h->gone = true;
 		woken = take_waiters(h);
 		g_mutex_unlock(&h->lock);
@@ -267,26 +283,121 @@ void hist_observe(Hist *h, void (*fn)(void *data, goffset from, goffset to),
 	g_mutex_unlock(&h->lock);
 }
 
-int hist_append(Hist *h, const char *data, gsize len)
+/* In @fd's first @size bytes: how many lines (LF) there are, or @want
+ * when there are that many, and the offset after the last one counted. */
+static int count_lines(int fd, goffset size, goffset want, goffset *lines,
+		       goffset *after)
 {
-	GList *woken;
+	char buf[65536];
+	goffset off = 0;
+
+	*lines = 0;
+	*after = 0;
+	while (off < size && (want < 0 || *lines < want)) {
+		ssize_t n = pread(fd, buf, MIN((goffset)sizeof buf, size - off),
+				  off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] != '\n')
+				continue;
+			*after = off + i + 1;
+			if (++*lines == want)
+				break;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+/* With h->lock held: log.ids open, one line per record of the log.  Done
+ * once a mount: a log from before log.ids existed, or one whose ids a
+ * crash or a full disk cut between the two writes, gets "-" lines for the
+ * records without, and an ids line without its record is cut off. */
+static int ids_align(Hist *h)
+{
+	static const char pad[] = "-\tmessage\t-\n";
+	g_autoptr(GString) more = NULL;
+	goffset records, have, keep;
+	struct stat st;
+	FdFile *f;
 	int fd, ret;
+
+	if (h->ids)
+		return 0;
+	if (!h->ids_path)
+		return -EINVAL;
+	if ((fd = fdfile_get(h->file)) < 0)
+		return fd;
+	ret = count_lines(fd, h->size, -1, &records, &keep);
+	fdfile_put(h->file);
+	if (ret)
+		return ret;
+	f = fdfile_new(h->ids_path, O_RDWR | O_APPEND | O_CREAT, 0600);
+	if ((fd = fdfile_get(f)) < 0) {
+		fdfile_free(f);
+		return fd;
+	}
+	ret = fstat(fd, &st) < 0 ? -errno : 0;
+	if (!ret)
+		ret = count_lines(fd, st.st_size, records, &have, &keep);
+	if (!ret && keep < st.st_size && ftruncate(fd, keep) < 0)
+		ret = -errno;
+	more = g_string_new(NULL);
+	for (goffset i = have; !ret && i < records; i++)
+		g_string_append_len(more, pad, sizeof pad - 1);
+	if (!ret && more->len && (ret = util_write_all(fd, more->str,
+						       more->len)))
+		if (ftruncate(fd, keep) < 0) {
+			/* the next mount aligns it again */
+		}
+	fdfile_put(f);
+	if (ret) {
+		fdfile_free(f);
+		return ret;
+	}
+	h->ids = f;
+	h->ids_size = keep + (goffset)more->len;
+	return 0;
+}
+
+/* Append records, and with @ids their lines of log.ids: both or
+ * neither. */
+static int append(Hist *h, const char *data, gsize len, const char *ids,
+		  gsize ids_len)
+{
+	GList *woken = NULL;
+	int fd, ifd = -1, ret;
 	goffset from = 0, to = 0;
 	void (*observer)(void *, goffset, goffset) = NULL;
 	void *observer_data = NULL;
 
 	g_mutex_lock(&h->lock);
+	if (ids && (ret = ids_align(h)))
+		goto out_unlock;
 	fd = fdfile_get(h->file);
 	if (fd < 0) {
 		ret = fd;
-		woken = NULL;
 		goto out_unlock;
 	}
 	ret = util_write_all(fd, data, len);
+	if (ret == 0 && ids) {
+		ifd = fdfile_get(h->ids);
+		ret = ifd < 0 ? ifd : util_write_all(ifd, ids, ids_len);
+		if (ret && ifd >= 0 && ftruncate(ifd, h->ids_size) < 0) {
+			/* aligned again at the next mount */
+		}
+		if (ifd >= 0)
+			fdfile_put(h->ids);
+	}
 	if (ret == 0) {
 		from = h->size;
 		h->size += len;
 		to = h->size;
+		if (ids)
+			h->ids_size += ids_len;
 		h->mtime = g_get_real_time() / G_USEC_PER_SEC;
 		observer = h->observer;
 		observer_data = h->observer_data;
@@ -304,6 +415,51 @@ out_unlock:
 		observer(observer_data, from, to);
 	wake_all(woken);
 	return ret;
+}
+
+int hist_append(Hist *h, const char *data, gsize len)
+{
+	return append(h, data, len, NULL, 0);
+}
+
+int hist_append_ids(Hist *h, const char *data, gsize len, const char *ids,
+		    gsize ids_len)
+{
+	return append(h, data, len, ids, ids_len);
+}
+
+goffset hist_ids_size(Hist *h)
+{
+	goffset size;
+
+	g_mutex_lock(&h->lock);
+	size = ids_align(h) ? 0 : h->ids_size;
+	g_mutex_unlock(&h->lock);
+	return size;
+}
+
+gssize hist_ids_pread(Hist *h, void *buf, gsize len, goffset off)
+{
+	goffset size;
+	ssize_t n;
+	int fd, ret;
+
+	g_mutex_lock(&h->lock);
+	ret = ids_align(h);
+	size = h->ids_size;
+	g_mutex_unlock(&h->lock);
+	if (ret)
+		return ret;
+	if (off >= size)
+		return 0;
+	len = MIN(len, (gsize)(size - off));
+	if ((fd = fdfile_get(h->ids)) < 0)
+		return fd;
+	do
+		n = pread(fd, buf, len, off);
+	while (n < 0 && errno == EINTR);
+	fdfile_put(h->ids);
+	return n < 0 ? -errno : n;
 }
 
 goffset hist_size(Hist *h)

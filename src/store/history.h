@@ -46,6 +46,15 @@ void hist_close(Hist *h);
 
 /* Append whole records; 0 or -errno.  Wakes the waiters. */
 int hist_append(Hist *h, const char *data, gsize len);
+/* The same, with their lines of the log's companion log.ids (a log of a
+ * set only): @ids has one line per record of @data, and both are
+ * written or neither. */
+int hist_append_ids(Hist *h, const char *data, gsize len, const char *ids,
+		    gsize ids_len);
+/* log.ids: one line per record of the log, whatever wrote the log before
+ * (records without ids lines get "-" ones at the first use in a mount). */
+goffset hist_ids_size(Hist *h);
+gssize hist_ids_pread(Hist *h, void *buf, gsize len, goffset off);
 goffset hist_size(Hist *h);
 /* True once its set forgot it (hist_set_forget). */
 bool hist_gone(Hist *h);

@@ -129,10 +129,17 @@ int acct_accept(Account *a, const char *to, const char *type,
 		return ret;
 	if (h) {
 		g_autoptr(GString) rec = g_string_new(NULL);
+		g_autoptr(GString) ids = g_string_new(NULL);
 		gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-		for (guint i = 0; i < n; i++)
+		for (guint i = 0; i < n; i++) {
+			OutboxItem *it = g_ptr_array_index(items, i);
 			record_append(rec, now, sender, bodies[i]);
-		ret = hist_append(h, rec->str, rec->len);
+			/* the id it goes out with (and its origin-id) */
+			record_append_ids(ids, bodies[i], it->id, "message",
+					  NULL);
+		}
+		ret = hist_append_ids(h, rec->str, rec->len, ids->str,
+				      ids->len);
 		if (ret) {
 			/* all or nothing: what the log cannot show is not sent */
 			outbox_cancel(a->outbox, items, &span);

@@ -104,6 +104,59 @@ static void test_forget(void)
 	hist_set_free(s);
 }
 
+static char *ids_text(Hist *h)
+{
+	goffset size = hist_ids_size(h);
+	char *buf = g_malloc0(size + 1);
+
+	g_assert_cmpint(hist_ids_pread(h, buf, size, 0), ==, size);
+	return buf;
+}
+
+/* log.ids line for line with the log: appended together, and brought in
+ * line at the first use when they are not (a log from before log.ids, an
+ * ids line whose record was cut off, half a line). */
+static void test_ids(void)
+{
+	g_autofree char *sets = g_build_filename(dir, "ids", "contacts", NULL);
+	g_autofree char *idpath = g_build_filename(sets, "bob@example.org",
+						   "log.ids", NULL);
+	g_autoptr(GError) err = NULL;
+	g_autofree char *t1 = NULL, *t2 = NULL, *t3 = NULL;
+	HistSet *s = hist_set_new(sets, &err);
+	Hist *h = hist_set_get(s, "bob@example.org", true, &err);
+	const char *two = "T\tbob\ta\nT\tbob\tb\n";
+
+	g_assert_no_error(err);
+	/* two records without ids (an older xmppfs), then one with */
+	append(h, two);
+	g_assert_cmpint(hist_append_ids(h, "T\tbob\tc\n", 8, "X\tmessage\t-\n",
+					12), ==, 0);
+	t1 = ids_text(h);
+	g_assert_cmpstr(t1, ==, "-\tmessage\t-\n-\tmessage\t-\nX\tmessage\t-\n");
+	hist_set_free(s);
+
+	/* an ids line without its record, and half a line: cut off */
+	g_assert_true(g_file_set_contents(idpath,
+		"-\tmessage\t-\n-\tmessage\t-\nX\tmessage\t-\nY\tmessage\t-\nZ\tme",
+		-1, NULL));
+	s = hist_set_new(sets, &err);
+	h = hist_set_get(s, "bob@example.org", false, &err);
+	g_assert_nonnull(h);
+	t2 = ids_text(h);
+	g_assert_cmpstr(t2, ==, t1);
+	hist_set_free(s);
+
+	/* half a line short of the records: padded */
+	g_assert_true(g_file_set_contents(idpath, "-\tmessage\t-\nX\tme", -1,
+					  NULL));
+	s = hist_set_new(sets, &err);
+	h = hist_set_get(s, "bob@example.org", false, &err);
+	t3 = ids_text(h);
+	g_assert_cmpstr(t3, ==, "-\tmessage\t-\n-\tmessage\t-\n-\tmessage\t-\n");
+	hist_set_free(s);
+}
+
 int main(int argc, char **argv)
 {
 	int ret;
@@ -112,6 +165,7 @@ int main(int argc, char **argv)
 	dir = g_dir_make_tmp("test-history-XXXXXX", NULL);
 	g_assert_nonnull(dir);
 	g_test_add_func("/history/forget", test_forget);
+	g_test_add_func("/history/ids", test_ids);
 	ret = g_test_run();
 	{
 		g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
