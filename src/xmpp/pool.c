@@ -738,6 +738,8 @@ static void *pool_main(void *data)
 
 	pool_thread_id = pthread_self();
 	pool_thread_set = true;
+	/* its own name in top -H, gdb and /proc: not the FUSE loop's */
+	pthread_setname_np(pthread_self(), "xmppfs-pool");
 	p->slots = g_new0(Slot, p->accounts->len);
 	for (guint i = 0; i < p->accounts->len; i++) {
 		Slot *s = &p->slots[i];
