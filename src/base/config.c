@@ -80,6 +80,7 @@ bool cfg_account_same(CfgAccount *a, const CfgAccount *b)
 	       a->auto_approve == b->auto_approve &&
 	       !g_strcmp0(a->tls_fingerprint, b->tls_fingerprint) &&
 	       a->queue_when_failed == b->queue_when_failed &&
+	       a->receipts == b->receipts &&
 	       rooms_same(a->rooms, b->rooms);
 }
 

@@ -45,6 +45,8 @@ typedef struct {
 				* any other refused; NULL: none */
 	bool queue_when_failed; /* accept messages while the login is refused
 				 * (they wait in the outbox); default no */
+	bool receipts;   /* answer delivery receipt requests (XEP-0184) of
+			  * those who may see our presence; default yes */
 	const GPtrArray *rooms; /* of CfgRoom*: borrowed from the CfgFile */
 } CfgAccount;
 

@@ -296,6 +296,12 @@ static bool parse_queue_when_failed(Reader *r, const char *key,
 	return parse_bool(r, key, value, &r->acct->queue_when_failed, err);
 }
 
+static bool parse_receipts(Reader *r, const char *key, const char *value,
+			   GError **err)
+{
+	return parse_bool(r, key, value, &r->acct->receipts, err);
+}
+
 typedef bool (*KeyParser)(Reader *r, const char *key, const char *value,
 			  GError **err);
 
@@ -315,6 +321,7 @@ static const struct {
 	{ "ping_interval", parse_ping_interval },
 	{ "auto_approve", parse_auto_approve },
 	{ "queue_when_failed", parse_queue_when_failed },
+	{ "receipts", parse_receipts },
 	{ "tls_fingerprint", parse_tls_fingerprint },
 };
 
@@ -429,6 +436,7 @@ CfgAccount *cfg_read_account(GKeyFile *kf, const char *path, guint mode,
 	acct->tls = CFG_TLS_REQUIRED;
 	acct->message_limit = CFG_MESSAGE_LIMIT_DEFAULT;
 	acct->ping_interval = CFG_PING_INTERVAL_DEFAULT;
+	acct->receipts = true;
 	r.jid = jid;
 	ok = read_keys(&r, kf, err);
 	if (!ok) {

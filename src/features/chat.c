@@ -47,7 +47,7 @@ static char *message_text(xmpp_stanza_t *msg)
 	return copy;
 }
 
-void chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
+bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	      bool copy)
 {
 	g_autoptr(GError) err = NULL;
@@ -60,7 +60,7 @@ void chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	int ret;
 
 	if (!(text = message_text(msg)))
-		return;
+		return false;
 
 	if (!text_is_clean(text, strlen(text), true)) {
 		/* the records must stay one per line */
@@ -72,14 +72,14 @@ void chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 		g_autoptr(Jid) tj = to ? jid_parse(to, NULL) : NULL;
 		peer = tj ? jid_bare(tj) : NULL;
 		if (!peer || !strcmp(peer, acct_cfg(a)->jid))
-			return;
+			return false;
 	}
 	h = hist_set_get(a->hists, peer ? peer : bare, true, &err);
 	if (!h) {
 		xfs_warn("%s: message from %s not logged: %s", acct_cfg(a)->jid,
 			 bare, err->message);
 		mam_log_failed(a, peer ? peer : bare, acct_errno_of(err));
-		return;
+		return false;
 	}
 	rec = g_string_new(NULL);
 	ids = g_string_new(NULL);
@@ -91,10 +91,10 @@ void chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len);
 	if (ret) {
 		mam_log_failed(a, peer ? peer : bare, -ret);
-		return;
+		return false;
 	}
 	if (peer)
-		return; /* our own words are no event */
+		return true; /* our own words are no event */
 	if (g_str_has_prefix(text, "[error: ")) {
 		/* "[error: cond] rest" -> "message cond rest" */
 		g_autofree char *ev = g_strdup_printf("message %s", text + 8);
@@ -106,6 +106,7 @@ void chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	} else {
 		acct_event(a, "message", bare, text);
 	}
+	return true;
 }
 
 /* A message whose sender is no valid JID: dropped, said once in the log. */
@@ -132,7 +133,8 @@ void chat_live(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t)
 
 	if (mam_seen_live(a, msg))
 		return; /* the archive gave it to us already */
-	chat_log(a, msg, jid, t, false);
+	if (chat_log(a, msg, jid, t, false))
+		receipts_answer(a, msg, jid);
 	if (a->log_failures == failures)
 		mam_logged_live(a, msg);
 }

@@ -12,7 +12,8 @@
  * this order. */
 static const char *const disco_features[] = {
 	"http://jabber.org/protocol/caps", XMPP_NS_DISCO_INFO,
-	"jabber:iq:version", "urn:xmpp:delay", "urn:xmpp:ping",
+	"jabber:iq:version", "urn:xmpp:chat-markers:0", "urn:xmpp:delay",
+	"urn:xmpp:ping", "urn:xmpp:receipts",
 };
 
 #define CAPS_NODE "https://xmppfs.invalid/caps"

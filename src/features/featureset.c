@@ -41,6 +41,8 @@ void featureset_attach(Account *a)
 	/* what a lost stream left: asked of the archive before it goes out
 	 * again (the account says online, and sends, after all of these) */
 	acct_add_feature(a, &outbox_check_feature);
+	/* (its hooks: a message of ours going out asks for a receipt) */
+	acct_add_feature(a, &receipts_feature);
 
 	/* A message is offered, in this order, to: */
 	dispatch_add(d, IN_MESSAGE, "a page of a room's archive, at a join "
@@ -53,6 +55,10 @@ void featureset_attach(Account *a)
 		     chat_bad_sender_in);
 	dispatch_add(d, IN_MESSAGE, "a room's, an occupant's, or an "
 		     "invitation (muc_message.c)", muc_message_in);
+	/* a receipt or a marker is no record, and need not wait for the
+	 * catch-up (it changes no log) */
+	dispatch_add(d, IN_MESSAGE, "a receipt or a chat marker "
+		     "(receipts.c)", receipts_in);
 	/* before the conversations: during the catch-up a live message
 	 * waits, so that the log keeps the order of arrival */
 	dispatch_add(d, IN_MESSAGE, "held while the catch-up runs (mam.c)",

@@ -22,6 +22,7 @@ extern const Feature archive_feature;       /* mam.c */
 extern const Feature outbox_check_feature;  /* mam_check.c */
 extern const Feature rooms_feature;         /* muc.c */
 extern const Feature room_state_feature;    /* muc_log.c */
+extern const Feature receipts_feature;      /* receipts.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 
@@ -30,6 +31,7 @@ bool mam_result_in(Account *a, const In *in);
 bool carbons_in(Account *a, const In *in);
 bool chat_bad_sender_in(Account *a, const In *in);
 bool muc_message_in(Account *a, const In *in);
+bool receipts_in(Account *a, const In *in);
 bool mam_hold_in(Account *a, const In *in);
 bool chat_in(Account *a, const In *in);
 
@@ -48,11 +50,14 @@ bool client_unhandled_in(Account *a, const In *in);
 /* chat.c: a message (or a bounce) from @jid as a record in its
  * conversation at @t, and an event; @copy: a copy (from our archive or
  * a carbon), where what we sent from another client is ours (recorded,
- * no event).  chat_live: a live one, unless the archive gave it already
- * (mam_seen_live). */
-void chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
+ * no event); true when a record was written.  chat_live: a live one,
+ * unless the archive gave it already (mam_seen_live), with its receipt. */
+bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	      bool copy);
 void chat_live(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t);
+/* receipts.c: a live message from @from, in its log: its receipt, if it
+ * asks for one and may have it. */
+void receipts_answer(Account *a, xmpp_stanza_t *msg, const Jid *from);
 /* muc_out.c: a room's message leaving the queue (rooms_feature). */
 bool muc_outgoing(Account *a, OutMsg *m);
 

@@ -17,6 +17,7 @@
 #include "features/block.h"
 #include "features/contacts.h"
 #include "features/muc.h"
+#include "features/receipts.h"
 
 static HistSet *hists_of(const TreeNode *n)
 {
@@ -244,6 +245,8 @@ static const FileOps file_ops[] = {
 	{NODE_SUBSCRIPTION, 0600, subscription_text, NULL, subscription_value},
 	{NODE_BLOCKED, 0600, blocked_text, NULL, blocked_value},
 	{NODE_BLOCKLIST, 0400, blocklist_text, NULL, NULL},
+	{NODE_DELIVERED, 0400, receipts_delivered_text, NULL, NULL},
+	{NODE_DISPLAYED, 0400, receipts_displayed_text, NULL, NULL},
 };
 
 const FileOps *node_ops(const TreeNode *n)

@@ -82,7 +82,8 @@ static const FileSpec contact_files[] = {
 	{NODE_LINK, "stream"},
 	{NODE_PRESENCE, "presence"}, {NODE_NAME, "name"},
 	{NODE_GROUPS, "groups"},     {NODE_SUBSCRIPTION, "subscription"},
-	{NODE_BLOCKED, "blocked"},   {NODE_STREAM, ".stream"},
+	{NODE_BLOCKED, "blocked"},   {NODE_DELIVERED, "delivered"},
+	{NODE_DISPLAYED, "displayed"}, {NODE_STREAM, ".stream"},
 };
 
 static const FileSpec room_files[] = {

@@ -25,6 +25,8 @@ typedef enum {
 	NODE_GROUPS,
 	NODE_SUBSCRIPTION,
 	NODE_BLOCKED,    /* .../contacts/bob@example.org/blocked */
+	NODE_DELIVERED,  /* .../contacts/JID/delivered (receipts.c) */
+	NODE_DISPLAYED,  /* .../contacts/JID/displayed */
 	NODE_BLOCKLIST,  /* alice@example.org/blocked */
 	NODE_EVENTS,     /* alice@example.org/events */
 	NODE_EVENTLOG,   /* alice@example.org/log: the events as a log */

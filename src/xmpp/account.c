@@ -604,6 +604,14 @@ bool acct_features_outgoing(Account *a, OutMsg *m)
 	return false;
 }
 
+void acct_features_own_message(Account *a, xmpp_stanza_t *msg,
+				const char *type)
+{
+	EACH_FEATURE(a, f)
+	if (f->own_message)
+		f->own_message(a, msg, type);
+}
+
 const CfgAccount *acct_cfg(const Account *a)
 {
 	/* the pool thread swaps it (acct_connect): an atomic read */

@@ -40,6 +40,9 @@ typedef struct {
 	/* an accepted message is about to go out: true when the feature
 	 * takes it (holds it, or sends and tracks it itself) */
 	bool (*outgoing)(Account *a, OutMsg *m);
+	/* a message of ours (@type as in the outbox: chat, groupchat, ...)
+	 * goes out, its body in it: add to it */
+	void (*own_message)(Account *a, xmpp_stanza_t *msg, const char *type);
 } Feature;
 
 /* Add @f to @a, after those added before (featureset.c). */

@@ -32,6 +32,7 @@ xmpp_stanza_t *acct_message_new(Account *a, const char *type, const char *to,
 void acct_send_message(Account *a, xmpp_stanza_t *msg, const OutboxItem *it)
 {
 	xmpp_message_set_body(msg, it->body);
+	acct_features_own_message(a, msg, it->type);
 	sm_send(a, msg);
 	xmpp_stanza_release(msg);
 }

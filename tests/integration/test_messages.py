@@ -5,8 +5,8 @@ The other party is slixmpp (xfstest.Peer), which gives each message an id
 of its own and records what it gets, with the XML."""
 
 import os
-import shutil
 import time
+import xml.etree.ElementTree as ET
 
 from xfstest import Mount, Peer, wait_until
 
@@ -135,3 +135,135 @@ def test_room_records_named_by_the_rooms_id(server, tmp, stack):
     d = m.path(A, "rooms", room)
     wait_text(d, "hello room")
     assert ids_of(d, "hello room") == [[sid[0], "message", "-"]], aligned(d)
+
+
+# --------------------------------------------------------------------------
+# receipts (XEP-0184) and chat markers (XEP-0333)
+
+NS_RECEIPTS = "urn:xmpp:receipts"
+NS_MARKERS = "urn:xmpp:chat-markers:0"
+
+
+def el(ns, name, **attrs):
+    e = ET.Element(f"{{{ns}}}{name}")
+    for k, v in attrs.items():
+        e.set(k, v)
+    return e
+
+
+def receipts_to(peer, since, of_id=None):
+    """The receipts @peer got since index @since of peer.bodyless (for
+    @of_id, or any)."""
+    out = []
+    for msg in peer.bodyless[since:]:
+        r = msg["xml"].find(f"{{{NS_RECEIPTS}}}received")
+        if r is not None and (of_id is None or r.get("id") == of_id):
+            out.append(msg)
+    return out
+
+
+def events_of(m, kind):
+    with open(m.path(A, "log"), encoding="utf-8") as f:
+        return [l.split("\t", 3) for l in f.read().split("\n")
+                if l.count("\t") >= 3 and l.split("\t")[1] == kind]
+
+
+def test_receipts_answered_once_logged_and_only_to_whom_may_have_them(server, tmp, stack):
+    """A request for a receipt from a contact who may see our presence
+    gets one, from the mount's full JID, once the message is in the log;
+    a stranger's gets none (a receipt tells that we are online)."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-rcpt-peer"))
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-rcpt-carol"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-rcpt")}))
+    m.wait_state(A, "online", timeout=10)
+    since = len(bob.bodyless)
+    mid = bob.send_message_with(A, "receipt please", [el(NS_RECEIPTS, "request")])
+    got = wait_until(lambda: receipts_to(bob, since, mid), timeout=10,
+                     what="a receipt for bob's message")
+    assert got[0]["from"] == f"{A}/t-rcpt", got[0]["from"]
+    assert "receipt please" in open(cpath(m, B, "log")).read()
+    # a message without a request gets none
+    bob.send_message(A, "no request")
+    # carol is no contact of alice's: her message is logged, no receipt
+    csince = len(carol.bodyless)
+    carol.send_message_with(A, "stranger asks", [el(NS_RECEIPTS, "request")])
+    wait_text(cpath(m, C), "stranger asks")
+    wait_text(cpath(m, B), "no request")
+    time.sleep(1)
+    assert receipts_to(carol, csince) == [], carol.bodyless[csince:]
+    assert len(receipts_to(bob, since)) == 1, receipts_to(bob, since)
+
+
+def test_receipts_off_by_config(server, tmp, stack):
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-rcpt-off-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account(
+        "alice", resource="t-rcpt-off", receipts="false")}))
+    m.wait_state(A, "online", timeout=10)
+    since = len(bob.bodyless)
+    bob.send_message_with(A, "receipt please", [el(NS_RECEIPTS, "request")])
+    wait_text(cpath(m, B), "receipt please")
+    time.sleep(1)
+    assert receipts_to(bob, since) == [], bob.bodyless[since:]
+
+
+def test_ours_ask_for_receipts_and_show_delivered_and_displayed(server, tmp, stack):
+    """What xmppfs sends asks for a receipt and is markable; the contact's
+    receipt and markers set `delivered` and `displayed` to that id, with
+    events, and they survive a remount."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-dlv-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-dlv")}))
+    m.wait_state(A, "online", timeout=10)
+    d = cpath(m, B)
+    assert open(os.path.join(d, "delivered")).read() == ""
+    since = len(bob.messages)
+    m.write(f"{A}/contacts/{B}/send", "did you get this?\n")
+    got = bob.wait_message(A, "did you get this?", since=since)
+    assert got["xml"].find(f"{{{NS_RECEIPTS}}}request") is not None, got["xml"]
+    assert got["xml"].find(f"{{{NS_MARKERS}}}markable") is not None, got["xml"]
+    mid = got["id"]
+    assert ids_of(d, "did you get this?") == [[mid, "message", "-"]]
+    bob.send_message_with(f"{A}/t-dlv", None,
+                          [el(NS_RECEIPTS, "received", id=mid)], mtype="normal")
+    wait_until(lambda: open(os.path.join(d, "delivered")).read() == mid + "\n",
+               timeout=10, what="delivered to show the id")
+    assert open(os.path.join(d, "displayed")).read() == ""
+    bob.send_message_with(A, None, [el(NS_MARKERS, "displayed", id=mid)])
+    wait_until(lambda: open(os.path.join(d, "displayed")).read() == mid + "\n",
+               timeout=10, what="displayed to show the id")
+    def evs():
+        return [(e[1], e[2], e[3]) for e in
+                events_of(m, "delivered") + events_of(m, "displayed")]
+    wait_until(lambda: ("delivered", B, mid) in evs() and
+               ("displayed", B, mid) in evs(), timeout=10,
+               what=lambda: f"the events; have {evs()}")
+    # a receipt is no record
+    assert not [r for r, _ in aligned(d) if r[2] == ""], aligned(d)
+    m.remount()
+    assert open(os.path.join(d, "delivered")).read() == mid + "\n"
+    assert open(os.path.join(d, "displayed")).read() == mid + "\n"
+
+
+def test_caps_say_what_is_implemented(server, tmp, stack):
+    """disco#info names receipts and chat markers, and the caps hash in
+    our presence is that of the disco#info answer (XEP-0115 §5.1,
+    recomputed here)."""
+    import base64
+    import hashlib
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-caps-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-caps")}))
+    m.wait_state(A, "online", timeout=10)
+    p = bob.wait_presence(f"{A}/t-caps", timeout=10)
+    caps = p["caps"]
+    assert caps.get("hash") == "sha-1", caps
+    r = bob.iq(f"{A}/t-caps", "get", el("http://jabber.org/protocol/disco#info", "query",
+                                        node=f"{caps['node']}#{caps['ver']}"))
+    q = r.find("{http://jabber.org/protocol/disco#info}query")
+    ids = q.findall("{http://jabber.org/protocol/disco#info}identity")
+    feats = sorted(f.get("var") for f in
+                   q.findall("{http://jabber.org/protocol/disco#info}feature"))
+    assert {NS_RECEIPTS, NS_MARKERS} <= set(feats), feats
+    s = "".join(f"{i.get('category')}/{i.get('type')}/{i.get('{http://www.w3.org/XML/1998/namespace}lang', '')}/{i.get('name', '')}<"
+                for i in sorted(ids, key=lambda i: (i.get("category"), i.get("type"))))
+    s += "".join(f + "<" for f in feats)
+    ver = base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
+    assert ver == caps["ver"], (ver, caps, s)

@@ -595,6 +595,7 @@ class Peer:
         self.cond = threading.Condition()
         self.presences = []
         self.messages = []
+        self.bodyless = []   # messages without a body (receipts, markers)
         self.subjects = []   # subject-only messages: from, subject, type
         self.presence_queue = queue.Queue()
         self.message_queue = queue.Queue()
@@ -633,6 +634,11 @@ class Peer:
         x.register_handler(Callback(
             "xfstest subject", MatchXPath("{jabber:client}message/{jabber:client}subject"),
             self._on_subject))
+        # slixmpp's "message" event is for messages with a body only:
+        # receipts, markers, chat states go to self.bodyless
+        x.register_handler(Callback(
+            "xfstest bodyless", MatchXPath("{jabber:client}message"),
+            self._on_bodyless))
         if self.direct_tls:
             x.connect((self.host, self.port), use_ssl=True)
         else:
@@ -675,6 +681,16 @@ class Peer:
             self.messages.append(rec)
             self.cond.notify_all()
         self.message_queue.put(rec)
+
+    def _on_bodyless(self, msg):
+        if msg.xml.find("{jabber:client}body") is not None:
+            return
+        rec = {"from": str(msg["from"]), "to": str(msg["to"]),
+               "type": msg.xml.get("type", "normal"), "id": msg["id"],
+               "time": time.time(), "xml": msg.xml}
+        with self.cond:
+            self.bodyless.append(rec)
+            self.cond.notify_all()
 
     def _on_subject(self, msg):
         """A subject change (or the subject a room sends at join): slixmpp
@@ -758,6 +774,20 @@ class Peer:
         def send():
             msg = self.xmpp.make_message(mto=to, mbody=body, mtype=mtype)
             msg["id"] = os.urandom(8).hex()
+            msg.send()
+            return msg["id"]
+        return self._call(send)
+
+    def send_message_with(self, to, body=None, children=(), mtype="chat",
+                          mid=None):
+        """Send a message with extra child elements (ElementTree
+        elements: a receipt request, a marker, a correction...); @body None
+        for none.  Returns its id."""
+        def send():
+            msg = self.xmpp.make_message(mto=to, mbody=body, mtype=mtype)
+            msg["id"] = mid or os.urandom(8).hex()
+            for c in children:
+                msg.xml.append(c)
             msg.send()
             return msg["id"]
         return self._call(send)
