@@ -34,15 +34,16 @@ void record_append(GString *out, gint64 unix_s, const char *sender,
 
 /* log.ids, the log's companion: line N names record N of the log,
  *
- *   ID<TAB>KIND<TAB>REF\n
+ *   ID<TAB>KIND<TAB>REF<TAB>SID\n
  *
  * ID the message's id (what a reply, a correction or a receipt names it
  * by), KIND what the record is ("message", "error", ...), REF the id of
- * the message it refers to; "-" for none.  Append to @ids one such line
+ * the message it refers to, SID the id the archive that keeps it gave it
+ * (XEP-0359 stanza-id: our server's, a room's); "-" for none.  Append to @ids one such line
  * for each record record_append makes of @body.  TAB, LF and other
  * control characters in the ids become U+FFFD, an empty id "-". */
 void record_append_ids(GString *ids, const char *body, const char *id,
-		       const char *kind, const char *ref);
+		       const char *kind, const char *ref, const char *sid);
 
 /* Parse one line (without its LF).  Fields point into a copy owned by
  * the caller through @storage (g_free it). */

@@ -107,7 +107,7 @@ static void log_carbon(Account *a, xmpp_stanza_t *msg, gint64 t)
 			 * it again: that catch-up brings it */
 	{
 		guint failures = a->log_failures;
-		mam_log_copy(a, inner, jid, t);
+		mam_log_copy(a, inner, jid, t, mam_stanza_id(a, inner));
 		if (a->log_failures == failures)
 			mam_logged_live(a, inner);
 	}

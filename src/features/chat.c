@@ -13,6 +13,7 @@
 #include "base/record.h"
 #include "base/text.h"
 #include "features/featureset.h"
+#include "features/mam_int.h"
 #include "store/history.h"
 #include "xmpp/dispatch.h"
 
@@ -48,7 +49,7 @@ static char *message_text(xmpp_stanza_t *msg)
 }
 
 bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
-	      bool copy)
+	      bool copy, const char *archive_id)
 {
 	g_autoptr(GError) err = NULL;
 	g_autofree char *text = NULL, *bare = jid_bare(jid), *peer = NULL;
@@ -87,7 +88,7 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	/* an error names the message of ours it bounces (same id) */
 	record_append_ids(ids, text, xmpp_stanza_get_id(msg),
 			  error ? "error" : "message",
-			  error ? xmpp_stanza_get_id(msg) : NULL);
+			  error ? xmpp_stanza_get_id(msg) : NULL, archive_id);
 	ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len);
 	if (ret) {
 		mam_log_failed(a, peer ? peer : bare, -ret);
@@ -133,7 +134,7 @@ void chat_live(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t)
 
 	if (mam_seen_live(a, msg))
 		return; /* the archive gave it to us already */
-	if (chat_log(a, msg, jid, t, false))
+	if (chat_log(a, msg, jid, t, false, mam_stanza_id(a, msg)))
 		receipts_answer(a, msg, jid);
 	if (a->log_failures == failures)
 		mam_logged_live(a, msg);

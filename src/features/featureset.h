@@ -50,10 +50,11 @@ bool client_unhandled_in(Account *a, const In *in);
 /* chat.c: a message (or a bounce) from @jid as a record in its
  * conversation at @t, and an event; @copy: a copy (from our archive or
  * a carbon), where what we sent from another client is ours (recorded,
- * no event); true when a record was written.  chat_live: a live one,
+ * no event); @archive_id: the id our archive gave it, for log.ids (NULL:
+ * none known); true when a record was written.  chat_live: a live one,
  * unless the archive gave it already (mam_seen_live), with its receipt. */
 bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
-	      bool copy);
+	      bool copy, const char *archive_id);
 void chat_live(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t);
 /* receipts.c: a live message from @from, in its log: its receipt, if it
  * asks for one and may have it. */

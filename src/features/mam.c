@@ -346,7 +346,7 @@ void mam_live_logged(Account *a, const char *id)
 }
 
 void mam_log_copy(Account *a, xmpp_stanza_t *inner, const Jid *from,
-		  gint64 t)
+		  gint64 t, const char *archive_id)
 {
 	g_autofree char *bare = jid_bare(from);
 
@@ -363,7 +363,7 @@ void mam_log_copy(Account *a, xmpp_stanza_t *inner, const Jid *from,
 	} else if (muc_archived(a, inner, from, t)) {
 		return; /* a room's, or an invitation (an event) */
 	}
-	chat_log(a, inner, from, t, true);
+	chat_log(a, inner, from, t, true, archive_id);
 }
 
 /* @msg is a result of our query: handled, true. */
@@ -412,7 +412,7 @@ static bool mam_message(Account *a, xmpp_stanza_t *msg)
 	{
 		guint failures = a->log_failures;
 		ms->replaying = true;
-		mam_log_copy(a, inner, jid, t);
+		mam_log_copy(a, inner, jid, t, id);
 		ms->replaying = false;
 		if (a->log_failures == failures)
 			mam_note_logged(a, id);

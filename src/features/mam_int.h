@@ -129,9 +129,10 @@ typedef void (*MamHeldLog)(Account *a, xmpp_stanza_t *msg, gint64 t);
 bool mam_hold(Account *a, xmpp_stanza_t *msg, gint64 t, MamHeldLog log);
 /* A copy of a message one of our other clients got or sent (@from: its
  * sender), from the archive or a carbon: logged as if it had come here,
- * but what belongs to rooms is nobody's conversation. */
+ * but what belongs to rooms is nobody's conversation.  @archive_id: the
+ * id our archive gave it (NULL: none known). */
 void mam_log_copy(Account *a, xmpp_stanza_t *inner, const Jid *from,
-		  gint64 t);
+		  gint64 t, const char *archive_id);
 /* A live message was logged with archive id @id (the hook of mam_seen.c):
  * now and then the position moves, or the archive is asked again. */
 void mam_live_logged(Account *a, const char *id);

@@ -230,7 +230,7 @@ void muc_record(Account *a, const char *room, const char *nick,
 		return;
 	/* in a room, a message is named by the id the room gave it */
 	ids = g_string_new(NULL);
-	record_append_ids(ids, body, sid ? sid : mid, "message", NULL);
+	record_append_ids(ids, body, sid ? sid : mid, "message", NULL, sid);
 	h = hist_set_get(mu->hists, room, true, &err);
 	ret = h ? hist_append_ids(h, rec->str, rec->len, ids->str, ids->len)
 		: -acct_errno_of(err);

@@ -66,7 +66,7 @@ static void private_record(Account *a, const char *room, const char *nick,
 		return;
 	}
 	record_append(rec, t, who, text);
-	record_append_ids(ids, text, mid, "message", NULL);
+	record_append_ids(ids, text, mid, "message", NULL, NULL);
 	if ((ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len)))
 		mam_log_failed(a, where, -ret);
 }

@@ -318,7 +318,7 @@ static int count_lines(int fd, goffset size, goffset want, goffset *lines,
  * records without, and an ids line without its record is cut off. */
 static int ids_align(Hist *h)
 {
-	static const char pad[] = "-\tmessage\t-\n";
+	static const char pad[] = "-\tmessage\t-\t-\n";
 	g_autoptr(GString) more = NULL;
 	goffset records, have, keep;
 	struct stat st;

@@ -137,7 +137,7 @@ int acct_accept(Account *a, const char *to, const char *type,
 			record_append(rec, now, sender, bodies[i]);
 			/* the id it goes out with (and its origin-id) */
 			record_append_ids(ids, bodies[i], it->id, "message",
-					  NULL);
+					  NULL, NULL);
 		}
 		ret = hist_append_ids(h, rec->str, rec->len, ids->str,
 				      ids->len);

@@ -46,7 +46,13 @@ def wait_text(d, text, timeout=10):
 
 
 def ids_of(d, text):
-    return [i for r, i in aligned(d) if r[2] == text]
+    """ID, KIND, REF of the records with @text."""
+    return [i[:3] for r, i in aligned(d) if r[2] == text]
+
+
+def sids_of(d, text):
+    """SID (the archive's id) of the records with @text."""
+    return [i[3] for r, i in aligned(d) if r[2] == text]
 
 
 def test_log_ids_name_every_record(server, tmp, stack):
@@ -61,6 +67,10 @@ def test_log_ids_name_every_record(server, tmp, stack):
     wait_text(d, "lines")
     assert ids_of(d, "one") == [[id1, "message", "-"]], aligned(d)
     assert ids_of(d, "two") == ids_of(d, "lines") == [[id2, "message", "-"]]
+    # named by our archive too (the server's stanza-id), each its own
+    s1, s2 = sids_of(d, "one")[0], sids_of(d, "two")[0]
+    assert s1 != "-" and s2 != "-" and s1 != s2, (s1, s2)
+    assert sids_of(d, "lines") == [s2]
     # ours: the id it went out with, which is also its origin-id
     since = len(bob.messages)
     m.write(f"{A}/contacts/{B}/send", "mine\n")
@@ -68,6 +78,7 @@ def test_log_ids_name_every_record(server, tmp, stack):
     oid = got["xml"].find(f"{{{NS_SID}}}origin-id")
     assert oid is not None and oid.get("id") == got["id"], got["xml"]
     assert ids_of(d, "mine") == [[got["id"], "message", "-"]], aligned(d)
+    assert sids_of(d, "mine") == ["-"]   # the server tells the sender none
     # the same after a remount, and what came meanwhile is named too
     m.unmount()
     id3 = bob.send_message(A, "while you were away")
@@ -75,6 +86,7 @@ def test_log_ids_name_every_record(server, tmp, stack):
     m.wait_state(A, "online", timeout=10)
     wait_text(d, "while you were away", timeout=15)
     assert ids_of(d, "while you were away") == [[id3, "message", "-"]], aligned(d)
+    assert sids_of(d, "while you were away")[0] not in ("-", s1, s2)
     assert ids_of(d, "one") == [[id1, "message", "-"]]
     # a log from before log.ids (an older xmppfs): its records get "-"
     # lines, and what comes next its own, in line
@@ -85,8 +97,8 @@ def test_log_ids_name_every_record(server, tmp, stack):
     id4 = bob.send_message(A, "after the upgrade")
     wait_text(d, "after the upgrade")
     recs = aligned(d)
-    assert all(i == ["-", "message", "-"] for _, i in recs[:-1]), recs
-    assert recs[-1][1] == [id4, "message", "-"], recs[-1]
+    assert all(i == ["-", "message", "-", "-"] for _, i in recs[:-1]), recs
+    assert recs[-1][1][:3] == [id4, "message", "-"], recs[-1]
 
 
 def test_log_ids_cut_between_the_two_writes(server, tmp, stack):
@@ -114,7 +126,7 @@ def test_log_ids_cut_between_the_two_writes(server, tmp, stack):
     m.wait_state(A, "online", timeout=10)
     recs = aligned(d)
     assert recs[-1] == (["2026-01-01T00:00:00Z", B, "no ids line"],
-                        ["-", "message", "-"]), recs
+                        ["-", "message", "-", "-"]), recs
 
 
 def test_room_records_named_by_the_rooms_id(server, tmp, stack):
@@ -135,6 +147,7 @@ def test_room_records_named_by_the_rooms_id(server, tmp, stack):
     d = m.path(A, "rooms", room)
     wait_text(d, "hello room")
     assert ids_of(d, "hello room") == [[sid[0], "message", "-"]], aligned(d)
+    assert sids_of(d, "hello room") == [sid[0]]
 
 
 # --------------------------------------------------------------------------

@@ -133,12 +133,12 @@ static void test_ids(void)
 	g_assert_cmpint(hist_append_ids(h, "T\tbob\tc\n", 8, "X\tmessage\t-\n",
 					12), ==, 0);
 	t1 = ids_text(h);
-	g_assert_cmpstr(t1, ==, "-\tmessage\t-\n-\tmessage\t-\nX\tmessage\t-\n");
+	g_assert_cmpstr(t1, ==, "-\tmessage\t-\t-\n-\tmessage\t-\t-\nX\tmessage\t-\n");
 	hist_set_free(s);
 
 	/* an ids line without its record, and half a line: cut off */
 	g_assert_true(g_file_set_contents(idpath,
-		"-\tmessage\t-\n-\tmessage\t-\nX\tmessage\t-\nY\tmessage\t-\nZ\tme",
+		"-\tmessage\t-\t-\n-\tmessage\t-\t-\nX\tmessage\t-\nY\tmessage\t-\nZ\tme",
 		-1, NULL));
 	s = hist_set_new(sets, &err);
 	h = hist_set_get(s, "bob@example.org", false, &err);
@@ -148,12 +148,13 @@ static void test_ids(void)
 	hist_set_free(s);
 
 	/* half a line short of the records: padded */
-	g_assert_true(g_file_set_contents(idpath, "-\tmessage\t-\nX\tme", -1,
+	g_assert_true(g_file_set_contents(idpath, "-\tmessage\t-\t-\nX\tme", -1,
 					  NULL));
 	s = hist_set_new(sets, &err);
 	h = hist_set_get(s, "bob@example.org", false, &err);
 	t3 = ids_text(h);
-	g_assert_cmpstr(t3, ==, "-\tmessage\t-\n-\tmessage\t-\n-\tmessage\t-\n");
+	g_assert_cmpstr(t3, ==,
+			"-\tmessage\t-\t-\n-\tmessage\t-\t-\n-\tmessage\t-\t-\n");
 	hist_set_free(s);
 }
 
