@@ -14,6 +14,7 @@
 #include "base/text.h"
 #include "features/featureset.h"
 #include "features/mam_int.h"
+#include "features/receipts.h"
 #include "store/history.h"
 #include "xmpp/dispatch.h"
 
@@ -22,12 +23,16 @@ int chat_send(Account *a, const char *to, const char *const *bodies,
 {
 	g_autoptr(GError) err = NULL;
 	Hist *h = hist_set_get(a->hists, to, true, &err);
+	int ret;
 
 	if (!h) {
 		xfs_warn("%s: %s", acct_cfg(a)->jid, err->message);
 		return -acct_errno_of(err);
 	}
-	return acct_accept(a, to, "chat", bodies, n, h, acct_cfg(a)->jid, seq);
+	ret = acct_accept(a, to, "chat", bodies, n, h, acct_cfg(a)->jid, seq);
+	if (!ret) /* we spoke: what they said before is read */
+		receipts_sent(a, to, hist_size(h));
+	return ret;
 }
 
 /* The text of a message worth a record, or NULL. */
@@ -58,6 +63,7 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	const char *sender = bare, *type = xmpp_stanza_get_type(msg);
 	bool error = !g_strcmp0(type, "error");
 	Hist *h;
+	goffset at = 0;
 	int ret;
 
 	if (!(text = message_text(msg)))
@@ -89,11 +95,14 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	record_append_ids(ids, text, xmpp_stanza_get_id(msg),
 			  error ? "error" : "message",
 			  error ? xmpp_stanza_get_id(msg) : NULL, archive_id);
-	ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len);
+	ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len, &at);
 	if (ret) {
 		mam_log_failed(a, peer ? peer : bare, -ret);
 		return false;
 	}
+	/* unread, or read (what we said from another client) */
+	receipts_logged(a, peer ? peer : bare, !peer, at, at + (goffset)rec->len,
+			copy ? NULL : msg);
 	if (peer)
 		return true; /* our own words are no event */
 	if (g_str_has_prefix(text, "[error: ")) {

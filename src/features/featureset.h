@@ -59,6 +59,12 @@ void chat_live(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t);
 /* receipts.c: a live message from @from, in its log: its receipt, if it
  * asks for one and may have it. */
 void receipts_answer(Account *a, xmpp_stanza_t *msg, const Jid *from);
+/* receipts.c: records of @jid's conversation written at [@from, @to) of
+ * its log, @theirs (else ours, from another client): unread, or the
+ * conversation read; @live: the message as it came (NULL for a copy),
+ * which may be markable. */
+void receipts_logged(Account *a, const char *jid, bool theirs, goffset from,
+		     goffset to, xmpp_stanza_t *live);
 /* muc_out.c: a room's message leaving the queue (rooms_feature). */
 bool muc_outgoing(Account *a, OutMsg *m);
 

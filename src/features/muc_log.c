@@ -232,7 +232,8 @@ void muc_record(Account *a, const char *room, const char *nick,
 	ids = g_string_new(NULL);
 	record_append_ids(ids, body, sid ? sid : mid, "message", NULL, sid);
 	h = hist_set_get(mu->hists, room, true, &err);
-	ret = h ? hist_append_ids(h, rec->str, rec->len, ids->str, ids->len)
+	ret = h ? hist_append_ids(h, rec->str, rec->len, ids->str, ids->len,
+				  NULL)
 		: -acct_errno_of(err);
 	if (ret) {
 		muc_log_failed(a, room, -ret);

@@ -67,7 +67,8 @@ static void private_record(Account *a, const char *room, const char *nick,
 	}
 	record_append(rec, t, who, text);
 	record_append_ids(ids, text, mid, "message", NULL, NULL);
-	if ((ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len)))
+	if ((ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len,
+				   NULL)))
 		mam_log_failed(a, where, -ret);
 }
 

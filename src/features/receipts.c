@@ -11,18 +11,32 @@
  * we are online).
  *
  * The last ids are kept in DATA/ACCOUNT/contacts/JID/marks, so they
- * survive a remount.  Pool thread, but the text functions (any thread);
- * the table is under Account.lock. */
+ * survive a remount.
+ *
+ * And what we read: each conversation's read position, an offset into
+ * its log (DATA/ACCOUNT/read).  What lies after it is unread, counted in
+ * records, so that tail -n "$(cat unread)" log shows exactly those.  A
+ * write to `read` moves it (and tells the contact with a displayed marker
+ * when their message was markable); so does a message of ours, written
+ * here or by another client of ours; their record in a conversation that
+ * had no position starts it just before that record.  A log from before
+ * this counts as read.
+ *
+ * Pool thread, but the text functions and receipts_read (any thread); the
+ * tables are under Account.lock. */
 #include "features/receipts.h"
 #include "features/featureset.h"
 #include "xmpp/account_int.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "base/jid.h"
 #include "base/log.h"
+#include "store/history.h"
 #include "store/roster.h"
 #include "xmpp/dispatch.h"
+#include "xmpp/pool.h"
 
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define NS_MARKERS "urn:xmpp:chat-markers:0"
@@ -33,12 +47,28 @@ typedef struct {
 	char *displayed; /* ... they last said they showed; or NULL */
 } Marks;
 
+/* A conversation's read position. */
+typedef struct {
+	goffset offset;   /* read up to here, in bytes of its log */
+	goffset scanned;  /* the records after offset are counted to here */
+	guint unread;     /* records in [offset, scanned) */
+	char *markable;   /* the last markable message of theirs (this
+			   * mount), not yet marked displayed; or NULL */
+	goffset markable_end; /* where its records end in the log */
+} Reading;
+
 /* What receipts.c keeps of each account (acct_state). */
 typedef struct {
 	/* bare JID -> Marks*, read from its file at first use; under
 	 * Account.lock: the pool thread changes it, FUSE threads read it */
 	GHashTable *marks;
 	char *dir; /* DATA/ACCOUNT/contacts; immutable while attached */
+	/* bare JID -> Reading*: the conversations with a position, from
+	 * read_path at attach; under Account.lock */
+	GHashTable *reading;
+	char *read_path; /* DATA/ACCOUNT/read; immutable while attached */
+	bool dirty;      /* reading changed since it was saved; under lock */
+	gint64 dirty_at; /* monotonic µs it first did (0: clean); under lock */
 } Receipts;
 
 static Receipts *state(Account *a)
@@ -55,6 +85,71 @@ static void marks_free(gpointer p)
 	g_free(m);
 }
 
+static void reading_free(gpointer p)
+{
+	Reading *rd = p;
+
+	g_free(rd->markable);
+	g_free(rd);
+}
+
+static Reading *reading_new(goffset offset)
+{
+	Reading *rd = g_new0(Reading, 1);
+
+	rd->offset = rd->scanned = offset;
+	return rd;
+}
+
+/* DATA/ACCOUNT/read: JID<TAB>OFFSET lines. */
+static void load_reading(Receipts *r)
+{
+	g_autofree char *text = NULL;
+	g_auto(GStrv) lines = NULL;
+
+	if (!g_file_get_contents(r->read_path, &text, NULL, NULL))
+		return;
+	lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines; *l; l++) {
+		char *tab = strchr(*l, '\t'), *end = NULL;
+		gint64 off;
+		if (!tab)
+			continue;
+		*tab = '\0';
+		off = g_ascii_strtoll(tab + 1, &end, 10);
+		if (off < 0 || end == tab + 1)
+			continue;
+		g_hash_table_replace(r->reading, g_strdup(*l), reading_new(off));
+	}
+}
+
+/* Write DATA/ACCOUNT/read if it changed (any thread). */
+static void save_reading(Account *a)
+{
+	Receipts *r = state(a);
+	g_autoptr(GString) text = g_string_new(NULL);
+	g_autoptr(GError) err = NULL;
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_mutex_lock(&a->lock);
+	if (!r->dirty) {
+		g_mutex_unlock(&a->lock);
+		return;
+	}
+	r->dirty = false;
+	r->dirty_at = 0;
+	g_hash_table_iter_init(&it, r->reading);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		g_string_append_printf(text, "%s\t%" G_GINT64_FORMAT "\n",
+				       (char *)k, (gint64)((Reading *)v)->offset);
+	g_mutex_unlock(&a->lock);
+	if (!g_file_set_contents_full(r->read_path, text->str, text->len,
+				      G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+				      &err))
+		xfs_warn("%s: %s", acct_cfg(a)->jid, err->message);
+}
+
 static void receipts_attach(Account *a, const char *dir)
 {
 	Receipts *r = state(a);
@@ -62,14 +157,40 @@ static void receipts_attach(Account *a, const char *dir)
 	r->marks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					 marks_free);
 	r->dir = g_build_filename(dir, "contacts", NULL);
+	r->reading = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					   reading_free);
+	r->read_path = g_build_filename(dir, "read", NULL);
+	load_reading(r);
 }
 
 static void receipts_detach(Account *a)
 {
 	Receipts *r = state(a);
 
+	save_reading(a);
 	g_clear_pointer(&r->marks, g_hash_table_unref);
 	g_clear_pointer(&r->dir, g_free);
+	g_clear_pointer(&r->reading, g_hash_table_unref);
+	g_clear_pointer(&r->read_path, g_free);
+}
+
+/* Saved within a second of a change: a flood of our own messages moves
+ * the positions without a write each. */
+static gint64 receipts_due(Account *a)
+{
+	Receipts *r = state(a);
+	gint64 at;
+
+	g_mutex_lock(&a->lock);
+	at = r->dirty_at;
+	g_mutex_unlock(&a->lock);
+	return at ? at + G_USEC_PER_SEC : G_MAXINT64;
+}
+
+static void receipts_tick(Account *a, gint64 now)
+{
+	(void)now;
+	save_reading(a);
 }
 
 static char *marks_path(Receipts *r, const char *jid)
@@ -248,6 +369,292 @@ static void receipts_own_message(Account *a, xmpp_stanza_t *msg,
 	xmpp_stanza_add_child_ex(msg, markable, 0);
 }
 
+/* With Account.lock held: the positions changed; saved within a second. */
+static void set_dirty(Receipts *r)
+{
+	if (!r->dirty_at)
+		r->dirty_at = g_get_monotonic_time();
+	r->dirty = true;
+}
+
+void receipts_logged(Account *a, const char *jid, bool theirs, goffset from,
+		     goffset to, xmpp_stanza_t *live)
+{
+	Receipts *r = state(a);
+	Reading *rd;
+
+	g_mutex_lock(&a->lock);
+	rd = g_hash_table_lookup(r->reading, jid);
+	if (!theirs) {
+		/* we spoke: all before is read */
+		if (!rd)
+			g_hash_table_insert(r->reading, g_strdup(jid),
+					    rd = reading_new(to));
+		rd->offset = rd->scanned = MAX(rd->offset, to);
+		rd->unread = 0;
+		g_clear_pointer(&rd->markable, g_free);
+		set_dirty(r);
+	} else if (!rd) {
+		g_hash_table_insert(r->reading, g_strdup(jid),
+				    rd = reading_new(from));
+		set_dirty(r);
+	}
+	if (theirs && live && child(live, "markable", NS_MARKERS) &&
+	    id_ok(xmpp_stanza_get_id(live))) {
+		g_free(rd->markable);
+		rd->markable = g_strdup(xmpp_stanza_get_id(live));
+		rd->markable_end = to;
+	}
+	g_mutex_unlock(&a->lock);
+}
+
+void receipts_sent(Account *a, const char *jid, goffset end)
+{
+	receipts_logged(a, jid, false, end, end, NULL);
+}
+
+/* The LFs of @h's log in [@from, @to), or -errno. */
+static gint64 count_records(Hist *h, goffset from, goffset to)
+{
+	char buf[65536];
+	gint64 n = 0;
+
+	while (from < to) {
+		gssize got = hist_pread(h, buf,
+					MIN((goffset)sizeof buf, to - from), from);
+		if (got <= 0)
+			return got < 0 ? got : n;
+		for (gssize i = 0; i < got; i++)
+			n += buf[i] == '\n';
+		from += got;
+	}
+	return n;
+}
+
+/* @jid's unread records (any thread): counted on from where the last
+ * count ended, outside the lock. */
+static guint unread_of(Account *a, const char *jid)
+{
+	Receipts *r = state(a);
+	Hist *h = hist_set_get(acct_hists(a), jid, false, NULL);
+	goffset size = h ? hist_size(h) : 0, from, offset;
+	Reading *rd;
+	gint64 n;
+	guint unread;
+
+	g_mutex_lock(&a->lock);
+	rd = g_hash_table_lookup(r->reading, jid);
+	if (!rd || !h) {
+		g_mutex_unlock(&a->lock);
+		return 0;
+	}
+	if (rd->offset > size) {
+		/* the log was forgotten (rmdir) and begun anew */
+		rd->offset = rd->scanned = 0;
+		rd->unread = 0;
+		set_dirty(r);
+	}
+	from = rd->scanned;
+	offset = rd->offset;
+	unread = rd->unread;
+	g_mutex_unlock(&a->lock);
+	if (from >= size)
+		return unread;
+	if ((n = count_records(h, from, size)) < 0)
+		return unread;
+	g_mutex_lock(&a->lock);
+	/* unless someone moved it meanwhile */
+	rd = g_hash_table_lookup(r->reading, jid);
+	if (rd && rd->offset == offset && rd->scanned == from) {
+		rd->scanned = size;
+		rd->unread += n;
+	}
+	unread = rd ? rd->unread : 0;
+	g_mutex_unlock(&a->lock);
+	return unread;
+}
+
+char *receipts_unread_text(Account *a, const char *jid)
+{
+	return g_strdup_printf("%u\n", unread_of(a, jid));
+}
+
+char *receipts_unread_total_text(Account *a, const char *jid)
+{
+	g_autoptr(GPtrArray) jids = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer k;
+	guint64 total = 0;
+
+	(void)jid;
+	g_mutex_lock(&a->lock);
+	g_hash_table_iter_init(&it, state(a)->reading);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		g_ptr_array_add(jids, g_strdup(k));
+	g_mutex_unlock(&a->lock);
+	for (guint i = 0; i < jids->len; i++)
+		total += unread_of(a, jids->pdata[i]);
+	return g_strdup_printf("%" G_GUINT64_FORMAT "\n", total);
+}
+
+/* @h's log.ids whole, NUL-terminated, or NULL. */
+static char *all_ids(Hist *h, goffset *size)
+{
+	char *ids;
+
+	*size = hist_ids_size(h);
+	ids = g_malloc(*size + 1);
+	if (hist_ids_pread(h, ids, *size, 0) != *size) {
+		g_free(ids);
+		return NULL;
+	}
+	ids[*size] = '\0';
+	return ids;
+}
+
+/* The log.ids ID of record number @n (from 1) of @h, or NULL. */
+static char *id_of_record(Hist *h, gint64 n)
+{
+	goffset size;
+	g_autofree char *ids = n > 0 ? all_ids(h, &size) : NULL;
+	char *line = ids, *tab;
+
+	for (gint64 i = 1; line && i < n; i++)
+		if ((line = strchr(line, '\n')))
+			line++;
+	if (!line || !(tab = strchr(line, '\t')))
+		return NULL;
+	return g_strndup(line, tab - line);
+}
+
+char *receipts_read_text(Account *a, const char *jid)
+{
+	Hist *h = hist_set_get(acct_hists(a), jid, false, NULL);
+	Reading *rd;
+	goffset offset = -1;
+	g_autofree char *id = NULL;
+
+	g_mutex_lock(&a->lock);
+	if ((rd = g_hash_table_lookup(state(a)->reading, jid)))
+		offset = rd->offset;
+	g_mutex_unlock(&a->lock);
+	if (!h || offset <= 0)
+		return g_strdup("");
+	id = id_of_record(h, count_records(h, 0, MIN(offset, hist_size(h))));
+	return id ? g_strdup_printf("%s\n", id) : g_strdup("");
+}
+
+/* Where the last record named @id ends in @h's log (its line in log.ids
+ * is its number), or -1. */
+static goffset end_of(Hist *h, const char *id)
+{
+	goffset size, off = 0, lsize = hist_size(h);
+	g_autofree char *ids = all_ids(h, &size);
+	gint64 n = 0, want = -1;
+	gsize len = strlen(id);
+	char buf[65536];
+
+	for (char *line = ids, *nl; line && (nl = strchr(line, '\n'));
+	     line = nl + 1) {
+		n++;
+		if ((gsize)(nl - line) > len && line[len] == '\t' &&
+		    !memcmp(line, id, len))
+			want = n;
+	}
+	if (want < 0)
+		return -1;
+	for (n = 0; off < lsize;) {
+		gssize got = hist_pread(h, buf, MIN((goffset)sizeof buf,
+						    lsize - off), off);
+		if (got <= 0)
+			return -1;
+		for (gssize i = 0; i < got; i++)
+			if (buf[i] == '\n' && ++n == want)
+				return off + i + 1;
+		off += got;
+	}
+	return -1;
+}
+
+typedef struct {
+	char *jid;
+	goffset offset;
+} ReadTo;
+
+static void readto_free(void *data)
+{
+	ReadTo *rt = data;
+
+	g_free(rt->jid);
+	g_free(rt);
+}
+
+/* A displayed marker (XEP-0333) for their message @id. */
+static void send_displayed(Account *a, const char *jid, const char *id)
+{
+	g_autofree char *mid = acct_next_id(a);
+	xmpp_stanza_t *m = xmpp_message_new(a->ctx, "chat", jid, mid);
+	xmpp_stanza_t *d = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_t *store = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(d, "displayed");
+	xmpp_stanza_set_ns(d, NS_MARKERS);
+	xmpp_stanza_set_attribute(d, "id", id);
+	xmpp_stanza_add_child_ex(m, d, 0);
+	xmpp_stanza_set_name(store, "store");
+	xmpp_stanza_set_ns(store, NS_HINTS);
+	xmpp_stanza_add_child_ex(m, store, 0);
+	sm_send(a, m);
+	xmpp_stanza_release(m);
+}
+
+/* On the pool thread: the position moves to @rt->offset, and their last
+ * markable message read gets its displayed marker. */
+static void read_run(Account *a, void *data, PoolReq *req)
+{
+	ReadTo *rt = data;
+	Receipts *r = state(a);
+	g_autofree char *marker = NULL;
+	Reading *rd;
+
+	g_mutex_lock(&a->lock);
+	if (!(rd = g_hash_table_lookup(r->reading, rt->jid)))
+		g_hash_table_insert(r->reading, g_strdup(rt->jid),
+				    rd = reading_new(rt->offset));
+	rd->offset = rd->scanned = rt->offset;
+	rd->unread = 0;
+	if (rd->markable && rd->markable_end <= rt->offset)
+		marker = g_steal_pointer(&rd->markable);
+	set_dirty(r);
+	g_mutex_unlock(&a->lock);
+	if (marker && acct_cfg(a)->receipts && acct_is_online(a))
+		send_displayed(a, rt->jid, marker);
+	pool_complete(req, 0);
+}
+
+int receipts_read(Pool *p, Account *a, const char *jid, const char *line)
+{
+	Hist *h = hist_set_get(acct_hists(a), jid, false, NULL);
+	ReadTo *rt;
+	goffset offset;
+	int ret;
+
+	if (!*line || !strcmp(line, "all")) {
+		offset = h ? hist_size(h) : 0;
+	} else {
+		if (!id_ok(line))
+			return -EINVAL;
+		if (!h || (offset = end_of(h, line)) < 0)
+			return -ENOENT;
+	}
+	rt = g_new0(ReadTo, 1);
+	rt->jid = g_strdup(jid);
+	rt->offset = offset;
+	ret = pool_call(p, a, read_run, rt, readto_free);
+	save_reading(a);
+	return ret;
+}
+
 static char *mark_text(Account *a, const char *jid, bool delivered)
 {
 	Marks *m;
@@ -276,5 +683,7 @@ const Feature receipts_feature = {
 	.state_size = sizeof(Receipts),
 	.attach = receipts_attach,
 	.detach = receipts_detach,
+	.due = receipts_due,
+	.tick = receipts_tick,
 	.own_message = receipts_own_message,
 };

@@ -2,9 +2,22 @@
  * contacts/JID/delivered and displayed show them (receipts.c). */
 #pragma once
 
-typedef struct Account Account;
+#include "xmpp/pool.h"
 
 /* [any] "ID\n": the id of the last message of ours @jid's client said
  * arrived (delivered) or showed (displayed); "" for none yet. */
 char *receipts_delivered_text(Account *a, const char *jid);
 char *receipts_displayed_text(Account *a, const char *jid);
+/* [any] "N\n": the records of @jid's conversation after its read
+ * position; the total of all conversations (@jid unused). */
+char *receipts_unread_text(Account *a, const char *jid);
+char *receipts_unread_total_text(Account *a, const char *jid);
+/* [any] "ID\n": the log.ids ID of the last record read; "" for none. */
+char *receipts_read_text(Account *a, const char *jid);
+/* [any] A line written to `read`: an ID of log.ids (up to its last
+ * record), or "" or "all" (all of it).  0, -EINVAL, -ENOENT (no such
+ * ID). */
+int receipts_read(Pool *p, Account *a, const char *jid, const char *line);
+/* [any] We wrote to @jid, our records ending at @end of its log: all
+ * before is read. */
+void receipts_sent(Account *a, const char *jid, goffset end);

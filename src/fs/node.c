@@ -142,6 +142,13 @@ static char *blocklist_text(Account *a, const char *jid)
 	return block_list_text(a);
 }
 
+/* `read`: an ID of log.ids, or nothing or "all" for all of it; the write
+ * returns once the position moved (and a displayed marker went out). */
+static int read_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	return receipts_read(x->pool, a, jid, v);
+}
+
 /* `blocked`: yes or no; the write returns once the server changed its
  * blocklist. */
 static int blocked_value(Xfs *x, Account *a, const char *jid, const char *v)
@@ -247,6 +254,9 @@ static const FileOps file_ops[] = {
 	{NODE_BLOCKLIST, 0400, blocklist_text, NULL, NULL},
 	{NODE_DELIVERED, 0400, receipts_delivered_text, NULL, NULL},
 	{NODE_DISPLAYED, 0400, receipts_displayed_text, NULL, NULL},
+	{NODE_READ, 0600, receipts_read_text, NULL, read_value},
+	{NODE_UNREAD, 0400, receipts_unread_text, NULL, NULL},
+	{NODE_UNREAD_ALL, 0400, receipts_unread_total_text, NULL, NULL},
 };
 
 const FileOps *node_ops(const TreeNode *n)

@@ -63,6 +63,7 @@ Tree *tree_new(Pool *pool)
 		node_add(t, dir, NODE_LINK, "raw", a);
 		node_add(t, dir, NODE_IQ, "iq", a);
 		node_add(t, dir, NODE_BLOCKLIST, "blocked", a);
+		node_add(t, dir, NODE_UNREAD_ALL, "unread", a);
 		node_add(t, dir, NODE_CONTACTS, "contacts", a);
 		node_add(t, dir, NODE_ROOMS, "rooms", a);
 		node_add(t, dir, NODE_EVENTS, ".events", a);
@@ -83,7 +84,8 @@ static const FileSpec contact_files[] = {
 	{NODE_PRESENCE, "presence"}, {NODE_NAME, "name"},
 	{NODE_GROUPS, "groups"},     {NODE_SUBSCRIPTION, "subscription"},
 	{NODE_BLOCKED, "blocked"},   {NODE_DELIVERED, "delivered"},
-	{NODE_DISPLAYED, "displayed"}, {NODE_STREAM, ".stream"},
+	{NODE_DISPLAYED, "displayed"}, {NODE_READ, "read"},
+	{NODE_UNREAD, "unread"},     {NODE_STREAM, ".stream"},
 };
 
 static const FileSpec room_files[] = {

@@ -27,6 +27,9 @@ typedef enum {
 	NODE_BLOCKED,    /* .../contacts/bob@example.org/blocked */
 	NODE_DELIVERED,  /* .../contacts/JID/delivered (receipts.c) */
 	NODE_DISPLAYED,  /* .../contacts/JID/displayed */
+	NODE_READ,       /* .../contacts/JID/read */
+	NODE_UNREAD,     /* .../contacts/JID/unread */
+	NODE_UNREAD_ALL, /* alice@example.org/unread */
 	NODE_BLOCKLIST,  /* alice@example.org/blocked */
 	NODE_EVENTS,     /* alice@example.org/events */
 	NODE_EVENTLOG,   /* alice@example.org/log: the events as a log */

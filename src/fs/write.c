@@ -305,17 +305,6 @@ void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
 	case NODE_POST:
 		ret = post_write(h, data, size);
 		break;
-	case NODE_NAME:
-	case NODE_GROUPS:
-	case NODE_SUBSCRIPTION:
-	case NODE_BLOCKED:
-	case NODE_INVITE:
-	case NODE_KICK:
-	case NODE_BAN:
-	case NODE_NICK:
-	case NODE_SUBJECT:
-		ret = value_write(x, h, data, size);
-		break;
 	case NODE_RAW:
 		ret = raw_write(x, h, data, size);
 		break;
@@ -323,6 +312,16 @@ void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
 		ret = iq_write(x, h, data, size);
 		break;
 	default:
+		/* a value file (name, read, nick, ...), answered as a whole or
+		 * line by line; else a control file of lines (status) */
+		if (node_ops(h->node)->value) {
+			ret = value_write(x, h, data, size);
+			break;
+		}
+		if (!node_ops(h->node)->line) {
+			ret = -EBADF; /* (open lets no such write through) */
+			break;
+		}
 		if (h->wbuf->len + size > ACCT_STATUS_TEXT_MAX + 1) {
 			ret = -EFBIG;
 			break;

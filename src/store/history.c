@@ -366,7 +366,7 @@ static int ids_align(Hist *h)
 /* Append records, and with @ids their lines of log.ids: both or
  * neither. */
 static int append(Hist *h, const char *data, gsize len, const char *ids,
-		  gsize ids_len)
+		  gsize ids_len, goffset *at)
 {
 	GList *woken = NULL;
 	int fd, ifd = -1, ret;
@@ -394,6 +394,8 @@ static int append(Hist *h, const char *data, gsize len, const char *ids,
 	}
 	if (ret == 0) {
 		from = h->size;
+		if (at)
+			*at = from;
 		h->size += len;
 		to = h->size;
 		if (ids)
@@ -419,13 +421,13 @@ out_unlock:
 
 int hist_append(Hist *h, const char *data, gsize len)
 {
-	return append(h, data, len, NULL, 0);
+	return append(h, data, len, NULL, 0, NULL);
 }
 
 int hist_append_ids(Hist *h, const char *data, gsize len, const char *ids,
-		    gsize ids_len)
+		    gsize ids_len, goffset *at)
 {
-	return append(h, data, len, ids, ids_len);
+	return append(h, data, len, ids, ids_len, at);
 }
 
 goffset hist_ids_size(Hist *h)

@@ -48,9 +48,9 @@ void hist_close(Hist *h);
 int hist_append(Hist *h, const char *data, gsize len);
 /* The same, with their lines of the log's companion log.ids (a log of a
  * set only): @ids has one line per record of @data, and both are
- * written or neither. */
+ * written or neither.  *@at (unless NULL): where in the log they went. */
 int hist_append_ids(Hist *h, const char *data, gsize len, const char *ids,
-		    gsize ids_len);
+		    gsize ids_len, goffset *at);
 /* log.ids: one line per record of the log, whatever wrote the log before
  * (records without ids lines get "-" ones at the first use in a mount). */
 goffset hist_ids_size(Hist *h);

@@ -140,7 +140,7 @@ int acct_accept(Account *a, const char *to, const char *type,
 					  NULL, NULL);
 		}
 		ret = hist_append_ids(h, rec->str, rec->len, ids->str,
-				      ids->len);
+				      ids->len, NULL);
 		if (ret) {
 			/* all or nothing: what the log cannot show is not sent */
 			outbox_cancel(a->outbox, items, &span);

@@ -4,6 +4,7 @@ its ids in log.ids, beside log, line for line.
 The other party is slixmpp (xfstest.Peer), which gives each message an id
 of its own and records what it gets, with the XML."""
 
+import errno
 import os
 import time
 import xml.etree.ElementTree as ET
@@ -280,3 +281,81 @@ def test_caps_say_what_is_implemented(server, tmp, stack):
     s += "".join(f + "<" for f in feats)
     ver = base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
     assert ver == caps["ver"], (ver, caps, s)
+
+
+# --------------------------------------------------------------------------
+# read position, unread counts
+
+def rd(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def markers_to(peer, since, kind="displayed"):
+    out = []
+    for msg in peer.bodyless[since:]:
+        e = msg["xml"].find(f"{{{NS_MARKERS}}}{kind}")
+        if e is not None:
+            out.append(e.get("id"))
+    return out
+
+
+def test_read_position_unread_counts_and_displayed_marker(server, tmp, stack):
+    """unread counts the records after the read position (so tail -n
+    "$(cat unread)" log shows them); a write to read moves it (an ID, or
+    all) and sends a displayed marker for their last markable message
+    read; a message of ours marks all before it read; the counts survive
+    a remount and take in what the archive brings."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-read-peer"))
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-read-carol"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-read")}))
+    m.wait_state(A, "online", timeout=10)
+    d = cpath(m, B)
+    total = m.path(A, "unread")
+    assert rd(os.path.join(d, "unread")) == "0\n" and rd(total) == "0\n"
+    assert rd(os.path.join(d, "read")) == ""
+    mk = [el(NS_MARKERS, "markable")]
+    id1 = bob.send_message_with(A, "u1", mk)
+    id2 = bob.send_message_with(A, "u2\nu2b", mk)
+    wait_text(d, "u2b")
+    assert rd(os.path.join(d, "unread")) == "3\n"
+    assert rd(total) == "3\n"
+    tail = lines(os.path.join(d, "log"))[-3:]
+    assert [l.split("\t")[2] for l in tail] == ["u1", "u2", "u2b"], tail
+    since = len(bob.bodyless)
+    m.write(f"{A}/contacts/{B}/read", id1 + "\n")
+    assert rd(os.path.join(d, "unread")) == "2\n"
+    assert rd(os.path.join(d, "read")) == id1 + "\n"
+    # unknown ids are refused, and change nothing
+    try:
+        m.write(f"{A}/contacts/{B}/read", "no-such-id\n")
+        raise AssertionError("an unknown id was taken")
+    except OSError as e:
+        assert e.errno == errno.ENOENT, e
+    assert rd(os.path.join(d, "unread")) == "2\n"
+    m.write(f"{A}/contacts/{B}/read", "\n")
+    assert rd(os.path.join(d, "unread")) == "0\n" and rd(total) == "0\n"
+    assert rd(os.path.join(d, "read")) == id2 + "\n"
+    got = wait_until(lambda: markers_to(bob, since), timeout=10,
+                     what="a displayed marker at bob")
+    assert got == [id2], got   # the last markable read, once
+    # a message of ours: what they said before is read
+    bob.send_message(A, "u3")
+    wait_text(d, "u3")
+    assert rd(os.path.join(d, "unread")) == "1\n"
+    m.write(f"{A}/contacts/{B}/send", "my answer\n")
+    assert rd(os.path.join(d, "unread")) == "0\n"
+    # a stranger's first message: a new conversation, unread
+    carol.send_message(A, "hello stranger")
+    wait_text(cpath(m, C), "hello stranger")
+    assert rd(os.path.join(cpath(m, C), "unread")) == "1\n"
+    assert rd(total) == "1\n"
+    # across a remount, with what came meanwhile from the archive
+    m.unmount()
+    bob.send_message(A, "while away")
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    wait_text(d, "while away", timeout=15)
+    assert rd(os.path.join(d, "unread")) == "1\n"
+    assert rd(total) == "2\n"
+    assert rd(os.path.join(d, "read")) != ""

@@ -131,7 +131,7 @@ static void test_ids(void)
 	/* two records without ids (an older xmppfs), then one with */
 	append(h, two);
 	g_assert_cmpint(hist_append_ids(h, "T\tbob\tc\n", 8, "X\tmessage\t-\n",
-					12), ==, 0);
+					12, NULL), ==, 0);
 	t1 = ids_text(h);
 	g_assert_cmpstr(t1, ==, "-\tmessage\t-\t-\n-\tmessage\t-\t-\nX\tmessage\t-\n");
 	hist_set_free(s);
