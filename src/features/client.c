@@ -11,9 +11,18 @@
 /* XEP-0030: who we are and what we do.  Sorted: XEP-0115 hashes them in
  * this order. */
 static const char *const disco_features[] = {
-	"http://jabber.org/protocol/caps", XMPP_NS_DISCO_INFO,
-	"jabber:iq:version", "urn:xmpp:chat-markers:0", "urn:xmpp:delay",
-	"urn:xmpp:ping", "urn:xmpp:receipts",
+	"http://jabber.org/protocol/caps",
+	XMPP_NS_DISCO_INFO,
+	"jabber:iq:version",
+	"jabber:x:oob",
+	"urn:xmpp:chat-markers:0",
+	"urn:xmpp:delay",
+	"urn:xmpp:message-correct:0",
+	"urn:xmpp:message-retract:1",
+	"urn:xmpp:ping",
+	"urn:xmpp:reactions:0",
+	"urn:xmpp:receipts",
+	"urn:xmpp:reply:0",
 };
 
 #define CAPS_NODE "https://xmppfs.invalid/caps"

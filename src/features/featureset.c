@@ -43,6 +43,9 @@ void featureset_attach(Account *a)
 	acct_add_feature(a, &outbox_check_feature);
 	/* (its hooks: a message of ours going out asks for a receipt) */
 	acct_add_feature(a, &receipts_feature);
+	/* (its hook: a correction, retraction, reaction or reply of ours
+	 * carries what says so) */
+	acct_add_feature(a, &kinds_feature);
 
 	/* A message is offered, in this order, to: */
 	dispatch_add(d, IN_MESSAGE, "a page of a room's archive, at a join "

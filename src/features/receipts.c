@@ -352,13 +352,16 @@ void receipts_answer(Account *a, xmpp_stanza_t *msg, const Jid *from)
 /* Ours: ask for a receipt, and let them mark it (chat messages only: a
  * room gives its own reflection, and anonymous rooms' occupants are no
  * one's contacts). */
-static void receipts_own_message(Account *a, xmpp_stanza_t *msg,
-				 const char *type)
+static bool receipts_own_message(Account *a, xmpp_stanza_t *msg,
+				 const OutboxItem *it)
 {
 	xmpp_stanza_t *req, *markable;
 
-	if (g_strcmp0(type, "chat"))
-		return;
+	/* a reaction or a retraction is no message to mark */
+	if (g_strcmp0(it->type, "chat") ||
+	    (it->kind && (!strcmp(it->kind, "reaction") ||
+			  !strcmp(it->kind, "retraction"))))
+		return false;
 	req = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_set_name(req, "request");
 	xmpp_stanza_set_ns(req, NS_RECEIPTS);
@@ -367,6 +370,7 @@ static void receipts_own_message(Account *a, xmpp_stanza_t *msg,
 	xmpp_stanza_set_name(markable, "markable");
 	xmpp_stanza_set_ns(markable, NS_MARKERS);
 	xmpp_stanza_add_child_ex(msg, markable, 0);
+	return false;
 }
 
 /* With Account.lock held: the positions changed; saved within a second. */

@@ -15,6 +15,7 @@
 #include "base/jid.h"
 #include "base/text.h"
 #include "features/block.h"
+#include "features/chat.h"
 #include "features/contacts.h"
 #include "features/muc.h"
 #include "features/receipts.h"
@@ -142,6 +143,28 @@ static char *blocklist_text(Account *a, const char *jid)
 	return block_list_text(a);
 }
 
+/* `correct`, `retract`, `react`, `reply`: one message of ours about an
+ * earlier one each write (chat.c); accepted as `send` accepts. */
+static int correct_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	return chat_correct(a, jid, v);
+}
+
+static int retract_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	return chat_retract(a, jid, v);
+}
+
+static int react_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	return chat_react(a, jid, v);
+}
+
+static int reply_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	return chat_reply(a, jid, v);
+}
+
 /* `read`: an ID of log.ids, or nothing or "all" for all of it; the write
  * returns once the position moved (and a displayed marker went out). */
 static int read_value(Xfs *x, Account *a, const char *jid, const char *v)
@@ -257,6 +280,10 @@ static const FileOps file_ops[] = {
 	{NODE_READ, 0600, receipts_read_text, NULL, read_value},
 	{NODE_UNREAD, 0400, receipts_unread_text, NULL, NULL},
 	{NODE_UNREAD_ALL, 0400, receipts_unread_total_text, NULL, NULL},
+	{NODE_CORRECT, 0600, NULL, NULL, correct_value},
+	{NODE_RETRACT, 0600, NULL, NULL, retract_value},
+	{NODE_REACT, 0600, NULL, NULL, react_value},
+	{NODE_REPLY, 0600, NULL, NULL, reply_value},
 };
 
 const FileOps *node_ops(const TreeNode *n)

@@ -85,7 +85,9 @@ static const FileSpec contact_files[] = {
 	{NODE_GROUPS, "groups"},     {NODE_SUBSCRIPTION, "subscription"},
 	{NODE_BLOCKED, "blocked"},   {NODE_DELIVERED, "delivered"},
 	{NODE_DISPLAYED, "displayed"}, {NODE_READ, "read"},
-	{NODE_UNREAD, "unread"},     {NODE_STREAM, ".stream"},
+	{NODE_UNREAD, "unread"},     {NODE_CORRECT, "correct"},
+	{NODE_RETRACT, "retract"},   {NODE_REACT, "react"},
+	{NODE_REPLY, "reply"},       {NODE_STREAM, ".stream"},
 };
 
 static const FileSpec room_files[] = {

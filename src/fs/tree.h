@@ -30,6 +30,10 @@ typedef enum {
 	NODE_READ,       /* .../contacts/JID/read */
 	NODE_UNREAD,     /* .../contacts/JID/unread */
 	NODE_UNREAD_ALL, /* alice@example.org/unread */
+	NODE_CORRECT,    /* .../contacts/JID/correct (chat.c) */
+	NODE_RETRACT,
+	NODE_REACT,
+	NODE_REPLY,
 	NODE_BLOCKLIST,  /* alice@example.org/blocked */
 	NODE_EVENTS,     /* alice@example.org/events */
 	NODE_EVENTLOG,   /* alice@example.org/log: the events as a log */

@@ -177,7 +177,15 @@ static int post_write(Handle *h, const char *data, size_t size)
 static bool per_line(const TreeNode *n)
 {
 	return n->kind == NODE_SUBSCRIPTION || n->kind == NODE_INVITE ||
-	       n->kind == NODE_KICK || n->kind == NODE_BAN;
+	       n->kind == NODE_KICK || n->kind == NODE_BAN ||
+	       n->kind == NODE_RETRACT || n->kind == NODE_REACT;
+}
+
+/* Files where all that is written between open and close is one message
+ * (as `post`): a correction, a reply. */
+static bool at_close(const TreeNode *n)
+{
+	return n->kind == NODE_CORRECT || n->kind == NODE_REPLY;
 }
 
 /* name and groups: what was written through the descriptor so far is
@@ -195,6 +203,10 @@ static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 		return -EFBIG;
 	if (memchr(data, '\0', size))
 		return -EILSEQ;
+	if (at_close(h->node)) {
+		g_string_append_len(h->wbuf, data, size);
+		return 0; /* sent by the opener's close (write_flush) */
+	}
 	if (per_line(h->node) && h->skip_rest) {
 		const char *nl = memchr(data, '\n', size);
 		size_t n = nl ? (size_t)(nl - data) + 1 : size;
@@ -383,6 +395,19 @@ void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			if (!ret && fuse_req_ctx(req)->pid == h->opener) {
 				write_final(h);
 				g_string_truncate(h->wbuf, 0);
+			}
+		}
+		else if (at_close(h->node)) {
+			if (h->wbuf->len && fuse_req_ctx(req)->pid == h->opener) {
+				gsize len = h->wbuf->len;
+				g_autofree char *v = NULL;
+				if (h->wbuf->str[len - 1] == '\n')
+					len--;
+				v = g_strndup(h->wbuf->str, len);
+				g_string_truncate(h->wbuf, 0);
+				ret = node_ops(h->node)->value(xfs_of(req),
+							       h->node->acct,
+							       h->node->jid, v);
 			}
 		}
 		else if (node_ops(h->node)->line)

@@ -464,6 +464,28 @@ gssize hist_ids_pread(Hist *h, void *buf, gsize len, goffset off)
 	return n < 0 ? -errno : n;
 }
 
+GPtrArray *hist_lines(Hist *h, bool ids)
+{
+	goffset size = ids ? hist_ids_size(h) : hist_size(h);
+	g_autofree char *buf = g_malloc(size + 1);
+	GPtrArray *lines;
+	gssize got = 0;
+	char *p, *nl;
+
+	while (got < size) {
+		gssize n = ids ? hist_ids_pread(h, buf + got, size - got, got)
+			       : hist_pread(h, buf + got, size - got, got);
+		if (n <= 0)
+			return NULL;
+		got += n;
+	}
+	buf[size] = '\0';
+	lines = g_ptr_array_new_with_free_func(g_free);
+	for (p = buf; (nl = strchr(p, '\n')); p = nl + 1)
+		g_ptr_array_add(lines, g_strndup(p, nl - p));
+	return lines;
+}
+
 goffset hist_size(Hist *h)
 {
 	goffset size;

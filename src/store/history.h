@@ -55,6 +55,11 @@ int hist_append_ids(Hist *h, const char *data, gsize len, const char *ids,
  * (records without ids lines get "-" ones at the first use in a mount). */
 goffset hist_ids_size(Hist *h);
 gssize hist_ids_pread(Hist *h, void *buf, gsize len, goffset off);
+/* The lines of the log (@ids false) or of log.ids, read whole, without
+ * their LFs (free with g_ptr_array_unref), or NULL on an error: for the
+ * rare lookups of one message (a correction's original, a reply's quote),
+ * not for what every record does. */
+GPtrArray *hist_lines(Hist *h, bool ids);
 goffset hist_size(Hist *h);
 /* True once its set forgot it (hist_set_forget). */
 bool hist_gone(Hist *h);

@@ -3,6 +3,8 @@
  * The file is a journal of two kinds of entries:
  *   "+ ID TO TYPE LEN\n" then LEN bytes of body and "\n"   (accepted)
  *   "- ID\n"                                              (acknowledged)
+ * TYPE is "chat", or for a message of a kind "chat;KIND;REF;REF_TO" with
+ * REF and REF_TO URI-escaped (no space, no ";").
  * Opening replays it and writes back only what is still pending (to a
  * temporary file renamed over the old one).  The same happens while
  * mounted once the file is past OUTBOX_COMPACT_MIN and four times what is
@@ -94,6 +96,9 @@ void outbox_item_free(OutboxItem *it)
 	g_free(it->to);
 	g_free(it->type);
 	g_free(it->body);
+	g_free(it->kind);
+	g_free(it->ref);
+	g_free(it->ref_to);
 	g_free(it);
 }
 
@@ -105,15 +110,45 @@ static OutboxItem *item_copy(const OutboxItem *it)
 	c->to = g_strdup(it->to);
 	c->type = g_strdup(it->type);
 	c->body = g_strdup(it->body);
+	c->kind = g_strdup(it->kind);
+	c->ref = g_strdup(it->ref);
+	c->ref_to = g_strdup(it->ref_to);
 	c->seq = it->seq;
 	return c;
+}
+
+/* The TYPE field of the journal. */
+static char *type_field(const OutboxItem *it)
+{
+	g_autofree char *ref = NULL, *to = NULL;
+
+	if (!it->kind)
+		return g_strdup(it->type);
+	ref = g_uri_escape_string(it->ref ? it->ref : "", NULL, FALSE);
+	to = g_uri_escape_string(it->ref_to ? it->ref_to : "", NULL, FALSE);
+	return g_strdup_printf("%s;%s;%s;%s", it->type, it->kind, ref, to);
+}
+
+/* Back from the TYPE field into @it. */
+static void parse_type(OutboxItem *it, const char *field)
+{
+	g_auto(GStrv) f = g_strsplit(field, ";", 4);
+
+	it->type = g_strdup(f[0]);
+	if (g_strv_length(f) != 4)
+		return;
+	it->kind = g_strdup(f[1]);
+	it->ref = g_uri_unescape_string(f[2], NULL);
+	it->ref_to = *f[3] ? g_uri_unescape_string(f[3], NULL) : NULL;
 }
 
 /* What @it takes in the file: its "+" entry and its "-" entry. */
 static goffset entry_bytes(const OutboxItem *it)
 {
 	return 32 + 2 * strlen(it->id) + strlen(it->to) + strlen(it->type) +
-	       strlen(it->body);
+	       strlen(it->body) +
+	       (it->kind ? 3 * (strlen(it->kind) + strlen(it->ref ? it->ref : "") +
+				strlen(it->ref_to ? it->ref_to : "")) : 0);
 }
 
 static void items_add(Outbox *o, OutboxItem *it)
@@ -161,7 +196,7 @@ static void replay(Outbox *o, const char *data, gsize len)
 		OutboxItem *it = g_new0(OutboxItem, 1);
 		it->id = g_strdup(f[1]);
 		it->to = g_strdup(f[2]);
-		it->type = g_strdup(f[3]);
+		parse_type(it, f[3]);
 		it->body = g_strndup(p, blen);
 		items_remove(o, it->id);
 		items_add(o, it);
@@ -172,8 +207,9 @@ static void replay(Outbox *o, const char *data, gsize len)
 static GString *entry_add(const OutboxItem *it)
 {
 	GString *s = g_string_new(NULL);
+	g_autofree char *type = type_field(it);
 
-	g_string_append_printf(s, "+ %s %s %s %zu\n", it->id, it->to, it->type,
+	g_string_append_printf(s, "+ %s %s %s %zu\n", it->id, it->to, type,
 			       strlen(it->body));
 	g_string_append(s, it->body);
 	g_string_append_c(s, '\n');
@@ -303,9 +339,9 @@ static OutboxItem *item_new(const char *to, const char *type,
 	return it;
 }
 
-int outbox_add_many(Outbox *o, const char *to, const char *type,
-		    const char *const *bodies, guint n, GPtrArray **items,
-		    OutboxSpan *span)
+static int add_many(Outbox *o, const char *to, const char *type,
+		    const OutboxKind *k, const char *const *bodies, guint n,
+		    GPtrArray **items, OutboxSpan *span)
 {
 	g_autoptr(GPtrArray) made =
 		g_ptr_array_new_with_free_func((GDestroyNotify)outbox_item_free);
@@ -314,7 +350,13 @@ int outbox_add_many(Outbox *o, const char *to, const char *type,
 
 	for (guint i = 0; i < n; i++) {
 		OutboxItem *it = item_new(to, type, bodies[i]);
-		g_autoptr(GString) e = entry_add(it);
+		g_autoptr(GString) e = NULL;
+		if (k) {
+			it->kind = g_strdup(k->kind);
+			it->ref = g_strdup(k->ref);
+			it->ref_to = g_strdup(k->ref_to);
+		}
+		e = entry_add(it);
 		g_string_append_len(all, e->str, e->len);
 		g_ptr_array_add(made, it);
 	}
@@ -340,6 +382,22 @@ int outbox_add_many(Outbox *o, const char *to, const char *type,
 	g_mutex_unlock(&o->lock);
 	g_string_free(all, TRUE);
 	return ret;
+}
+
+int outbox_add_many(Outbox *o, const char *to, const char *type,
+		    const char *const *bodies, guint n, GPtrArray **items,
+		    OutboxSpan *span)
+{
+	return add_many(o, to, type, NULL, bodies, n, items, span);
+}
+
+int outbox_add_kind(Outbox *o, const char *to, const char *type,
+		    const OutboxKind *k, const char *body, GPtrArray **items,
+		    OutboxSpan *span)
+{
+	const char *bodies[] = {body};
+
+	return add_many(o, to, type, k, bodies, 1, items, span);
 }
 
 int outbox_add(Outbox *o, const char *to, const char *type, const char *body,

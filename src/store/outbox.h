@@ -9,13 +9,18 @@
 
 typedef struct Outbox Outbox;
 
-typedef struct {
+typedef struct OutboxItem OutboxItem;
+struct OutboxItem {
 	char *id;   /* the stanza id, "xfs-UNIXTIME-UUID"; unique across mounts */
 	char *to;   /* bare JID */
-	char *type; /* "chat" (later: "groupchat") */
+	char *type; /* "chat", "groupchat", ... */
 	char *body;
+	/* what it is when not a plain message (kinds.c): "correction",
+	 * "retraction", "reaction", "reply"; the id it is about, and for a
+	 * reply whose message that was; else NULL */
+	char *kind, *ref, *ref_to;
 	guint64 seq; /* order of acceptance in this mount (not stored) */
-} OutboxItem;
+};
 
 /* Open (creating) the journal at @path and replay it. */
 Outbox *outbox_open(const char *path, GError **err);
@@ -31,6 +36,14 @@ typedef struct {
  * takes none: 0 or -errno).  *items: copies, in order, with their seq. */
 int outbox_add_many(Outbox *o, const char *to, const char *type,
 		    const char *const *bodies, guint n, GPtrArray **items,
+		    OutboxSpan *span);
+/* The kind of a message that is not a plain one (OutboxItem.kind). */
+typedef struct {
+	const char *kind, *ref, *ref_to;
+} OutboxKind;
+/* outbox_add_many of one message of kind @k. */
+int outbox_add_kind(Outbox *o, const char *to, const char *type,
+		    const OutboxKind *k, const char *body, GPtrArray **items,
 		    OutboxSpan *span);
 /* Take back what outbox_add_many stored (nothing of it was handed on):
  * cut off the journal when nothing came after it, else cancelled by

@@ -604,12 +604,15 @@ bool acct_features_outgoing(Account *a, OutMsg *m)
 	return false;
 }
 
-void acct_features_own_message(Account *a, xmpp_stanza_t *msg,
-				const char *type)
+bool acct_features_own_message(Account *a, xmpp_stanza_t *msg,
+				const OutboxItem *it)
 {
+	bool body = false;
+
 	EACH_FEATURE(a, f)
-	if (f->own_message)
-		f->own_message(a, msg, type);
+	if (f->own_message && f->own_message(a, msg, it))
+		body = true;
+	return body;
 }
 
 const CfgAccount *acct_cfg(const Account *a)

@@ -220,9 +220,10 @@ gint64 acct_features_due(Account *a);
 void acct_features_tick(Account *a, gint64 now);
 void acct_features_presence_changed(Account *a);
 bool acct_features_outgoing(Account *a, OutMsg *m);
-/* Every feature's own_message hook, in order. */
-void acct_features_own_message(Account *a, xmpp_stanza_t *msg,
-				const char *type);
+/* Every feature's own_message hook, in order; true when one set the body
+ * (or wants none). */
+bool acct_features_own_message(Account *a, xmpp_stanza_t *msg,
+				const OutboxItem *it);
 /* outgoing.c: send @msg (taken) with @it's body. */
 void acct_send_message(Account *a, xmpp_stanza_t *msg, const OutboxItem *it);
 

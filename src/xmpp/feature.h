@@ -15,6 +15,7 @@
 
 typedef struct Account Account;
 typedef struct OutMsg OutMsg;
+typedef struct OutboxItem OutboxItem;
 
 typedef struct {
 	const char *name;
@@ -40,9 +41,10 @@ typedef struct {
 	/* an accepted message is about to go out: true when the feature
 	 * takes it (holds it, or sends and tracks it itself) */
 	bool (*outgoing)(Account *a, OutMsg *m);
-	/* a message of ours (@type as in the outbox: chat, groupchat, ...)
-	 * goes out, its body in it: add to it */
-	void (*own_message)(Account *a, xmpp_stanza_t *msg, const char *type);
+	/* a message of ours (@it: what the outbox has of it) goes out: add
+	 * to it; true when the feature set its body (or wants none) */
+	bool (*own_message)(Account *a, xmpp_stanza_t *msg,
+			    const OutboxItem *it);
 } Feature;
 
 /* Add @f to @a, after those added before (featureset.c). */

@@ -31,8 +31,8 @@ xmpp_stanza_t *acct_message_new(Account *a, const char *type, const char *to,
 
 void acct_send_message(Account *a, xmpp_stanza_t *msg, const OutboxItem *it)
 {
-	xmpp_message_set_body(msg, it->body);
-	acct_features_own_message(a, msg, it->type);
+	if (!acct_features_own_message(a, msg, it))
+		xmpp_message_set_body(msg, it->body);
 	sm_send(a, msg);
 	xmpp_stanza_release(msg);
 }
@@ -113,9 +113,9 @@ int acct_errno_of(const GError *err)
 	return EIO;
 }
 
-int acct_accept(Account *a, const char *to, const char *type,
-		const char *const *bodies, guint n, Hist *h,
-		const char *sender, guint64 *seq)
+static int accept(Account *a, const char *to, const char *type,
+		  const OutboxKind *k, const char *const *bodies, guint n,
+		  Hist *h, const char *sender, guint64 *seq)
 {
 	g_autoptr(GPtrArray) items = NULL;
 	OutboxSpan span;
@@ -125,7 +125,10 @@ int acct_accept(Account *a, const char *to, const char *type,
 		return 0;
 	if (acct_refuses_messages(a))
 		return -ENOTCONN;
-	ret = outbox_add_many(a->outbox, to, type, bodies, n, &items, &span);
+	ret = k ? outbox_add_kind(a->outbox, to, type, k, bodies[0], &items,
+				  &span)
+		: outbox_add_many(a->outbox, to, type, bodies, n, &items,
+				  &span);
 	if (ret)
 		return ret;
 	if (h) {
@@ -136,8 +139,9 @@ int acct_accept(Account *a, const char *to, const char *type,
 			OutboxItem *it = g_ptr_array_index(items, i);
 			record_append(rec, now, sender, bodies[i]);
 			/* the id it goes out with (and its origin-id) */
-			record_append_ids(ids, bodies[i], it->id, "message",
-					  NULL, NULL);
+			record_append_ids(ids, bodies[i], it->id,
+					  k ? k->kind : "message",
+					  k ? k->ref : NULL, NULL);
 		}
 		ret = hist_append_ids(h, rec->str, rec->len, ids->str,
 				      ids->len, NULL);
@@ -151,6 +155,22 @@ int acct_accept(Account *a, const char *to, const char *type,
 	for (guint i = 0; i < n; i++)
 		pool_post_message(a->pool, a, g_steal_pointer(&items->pdata[i]));
 	return 0;
+}
+
+int acct_accept(Account *a, const char *to, const char *type,
+		const char *const *bodies, guint n, Hist *h,
+		const char *sender, guint64 *seq)
+{
+	return accept(a, to, type, NULL, bodies, n, h, sender, seq);
+}
+
+int acct_accept_kind(Account *a, const char *to, const char *type,
+		     const OutboxKind *k, const char *body, Hist *h,
+		     const char *sender, guint64 *seq)
+{
+	const char *bodies[] = {body};
+
+	return accept(a, to, type, k, bodies, 1, h, sender, seq);
 }
 
 int acct_send_raw(Account *a, GPtrArray *stanzas)

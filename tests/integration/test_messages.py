@@ -359,3 +359,199 @@ def test_read_position_unread_counts_and_displayed_marker(server, tmp, stack):
     assert rd(os.path.join(d, "unread")) == "1\n"
     assert rd(total) == "2\n"
     assert rd(os.path.join(d, "read")) != ""
+
+
+# --------------------------------------------------------------------------
+# corrections, retractions, reactions, replies, headlines, URLs
+
+NS_CORRECT = "urn:xmpp:message-correct:0"
+NS_RETRACT = "urn:xmpp:message-retract:1"
+NS_REACTIONS = "urn:xmpp:reactions:0"
+NS_REPLY = "urn:xmpp:reply:0"
+NS_FALLBACK = "urn:xmpp:fallback:0"
+
+
+def reactions(ref, *emojis):
+    r = el(NS_REACTIONS, "reactions", id=ref)
+    for e in emojis:
+        x = el(NS_REACTIONS, "reaction")
+        x.text = e
+        r.append(x)
+    return r
+
+
+def records(d):
+    """[(sender, text, [ID, KIND, REF, SID])] of a conversation."""
+    return [(r[1], r[2], i) for r, i in aligned(d)]
+
+
+def events_since(m, n):
+    with open(m.path(A, "log"), encoding="utf-8") as f:
+        lines = f.read().split("\n")[:-1]
+    return [l.split("\t", 3)[1:] for l in lines[n:]]
+
+
+def event_count(m):
+    with open(m.path(A, "log"), encoding="utf-8") as f:
+        return f.read().count("\n")
+
+
+def test_their_corrections_reactions_replies_retractions(server, tmp, stack):
+    """Each kind a modern client sends is a record whose log.ids line says
+    its kind and names the message it is about, and an event; a reply's
+    quoted fallback is not in the record; a subject and an out-of-band URL
+    are kept.  A correction that comes from the archive (sent while
+    unmounted) is linked the same way."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-kinds-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-kinds")}))
+    m.wait_state(A, "online", timeout=10)
+    d = cpath(m, B)
+    ev0 = event_count(m)
+    x = bob.send_message(A, "helo")
+    bob.send_message_with(A, "hello", [el(NS_CORRECT, "replace", id=x)])
+    bob.send_message_with(A, None, [reactions(x, "\U0001F44D", "\U0001F389")])
+    fb = el(NS_FALLBACK, "fallback", **{"for": NS_REPLY})
+    fb.append(el(NS_FALLBACK, "body", start="0", end="8"))
+    rid = bob.send_message_with(A, "> hello\nsure",
+                                [el(NS_REPLY, "reply", id=x, to=B), fb])
+    bob.send_message_with(A, "This person retracted a message",
+                          [el(NS_RETRACT, "retract", id=x)])
+    bob.send_message_with(A, "the body", [], mtype="headline",
+                          mid="hl1")
+    sub = ET.Element("{jabber:client}subject")
+    sub.text = "The Subject"
+    bob.send_message_with(A, "with a subject", [sub], mtype="normal", mid="n1")
+    oob = el("jabber:x:oob", "x")
+    u = el("jabber:x:oob", "url")
+    u.text = "https://example.org/f.png"
+    oob.append(u)
+    bob.send_message_with(A, "a picture", [oob], mid="o1")
+    bob.send_message(A, "/me waves")
+    wait_text(d, "/me waves")
+    got = [(t, i[1], i[2]) for s, t, i in records(d) if s == B]
+    want = [("helo", "message", "-"), ("hello", "correction", x),
+            ("\U0001F44D \U0001F389", "reaction", x), ("sure", "reply", x),
+            ("[retracted]", "retraction", x), ("the body", "headline", "-"),
+            ("The Subject", "subject", "-"), ("with a subject", "message", "-"),
+            ("a picture", "message", "-"),
+            ("https://example.org/f.png", "oob", "o1"),
+            ("/me waves", "message", "-")]
+    assert got == want, got
+    assert ids_of(d, "sure")[0][0] == rid
+    evs = events_since(m, ev0)
+    for kind, text in (("correction", f"{x}\thello"),
+                       ("reaction", f"{x}\t\U0001F44D \U0001F389"),
+                       ("retraction", x), ("message", "sure"),
+                       ("headline", "the body")):
+        assert [kind, B, text] in evs, (kind, text, evs)
+    assert not [e for e in evs if e[0] == "message" and "hello" == e[2]], evs
+    # through the archive: a correction sent while alice was away
+    m.unmount()
+    y = bob.send_message(A, "spelling mistaek")
+    bob.send_message_with(A, "spelling mistake", [el(NS_CORRECT, "replace", id=y)])
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    wait_text(d, "spelling mistake", timeout=15)
+    assert ids_of(d, "spelling mistake") == [[ids_of(d, "spelling mistake")[0][0],
+                                              "correction", y]], aligned(d)
+
+
+def their_last(peer, since, frm=A):
+    """The last message @peer got from @frm since @since (bodied or not),
+    by arrival."""
+    both = [m for m in peer.messages[since[0]:] + peer.bodyless[since[1]:]
+            if m["from"].split("/")[0] == frm]
+    return sorted(both, key=lambda m: m["time"])
+
+
+def marks(peer):
+    return (len(peer.messages), len(peer.bodyless))
+
+
+def wait_from(peer, since, pred, what):
+    return wait_until(lambda: [m for m in their_last(peer, since) if pred(m)],
+                      timeout=10, what=what)[-1]
+
+
+def test_ours_correct_retract_react_reply(server, tmp, stack):
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-own-kinds-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-own-kinds")}))
+    m.wait_state(A, "online", timeout=10)
+    d = cpath(m, B)
+    s = marks(bob)
+    m.write(f"{A}/contacts/{B}/send", "teh cat\n")
+    first = bob.wait_message(A, "teh cat", since=s[0])
+    a1 = first["id"]
+    # a correction names the original, also the second time
+    for text in ("the cat", "the cat!"):
+        s = marks(bob)
+        m.write(f"{A}/contacts/{B}/correct", text + "\n")
+        got = bob.wait_message(A, text, since=s[0])
+        rep = got["xml"].find(f"{{{NS_CORRECT}}}replace")
+        assert rep is not None and rep.get("id") == a1, got["xml"]
+    assert ids_of(d, "the cat!")[0][1:] == ["correction", a1]
+    # react to and reply to bob's message
+    b1 = bob.send_message(A, "a question")
+    wait_text(d, "a question")
+    s = marks(bob)
+    m.write(f"{A}/contacts/{B}/react", f"{b1}\t\U0001F44D \U0001F389\n")
+    got = wait_from(bob, s, lambda x: x["xml"].find(f"{{{NS_REACTIONS}}}reactions")
+                    is not None, "the reactions at bob")
+    r = got["xml"].find(f"{{{NS_REACTIONS}}}reactions")
+    assert r.get("id") == b1, got["xml"]
+    assert [e.text for e in r] == ["\U0001F44D", "\U0001F389"], got["xml"]
+    assert got["xml"].find("{jabber:client}body") is None, got["xml"]
+    s = marks(bob)
+    m.write(f"{A}/contacts/{B}/reply", f"{b1}\tyes, two lines\nof answer\n")
+    got = bob.wait_message(A, "yes, two lines\nof answer", since=s[0])
+    rp = got["xml"].find(f"{{{NS_REPLY}}}reply")
+    assert rp is not None and rp.get("id") == b1 and rp.get("to") == B, got["xml"]
+    assert ids_of(d, "of answer")[0][1:] == ["reply", b1]
+    # retract our first message
+    s = marks(bob)
+    m.write(f"{A}/contacts/{B}/retract", a1 + "\n")
+    got = wait_from(bob, s, lambda x: x["xml"].find(f"{{{NS_RETRACT}}}retract")
+                    is not None, "the retraction at bob")
+    assert got["xml"].find(f"{{{NS_RETRACT}}}retract").get("id") == a1
+    assert ids_of(d, "[retracted]")[-1][1:] == ["retraction", a1]
+    # what cannot be: nothing sent, a clear errno
+    for f, v, err in (("retract", b1, errno.EPERM), ("retract", "nope", errno.ENOENT),
+                      ("react", "nope\t\U0001F44D", errno.ENOENT),
+                      ("react", "no tab here", errno.EINVAL),
+                      ("reply", f"{b1}\tbell\x07", errno.EILSEQ),
+                      ("correct", "bad \x01 byte", errno.EILSEQ)):
+        before = len(lines(os.path.join(d, "log")))
+        try:
+            m.write(f"{A}/contacts/{B}/{f}", v + "\n")
+            raise AssertionError(f"{f} {v!r} was taken")
+        except OSError as e:
+            assert e.errno == err, (f, v, e)
+        assert len(lines(os.path.join(d, "log"))) == before, f
+    # correct with nothing of ours said: ENOENT
+    try:
+        m.write(f"{A}/contacts/{C}/correct", "x\n")
+        raise AssertionError("a correction of nothing was taken")
+    except OSError as e:
+        assert e.errno == errno.ENOENT, e
+
+
+def test_a_reaction_written_offline_goes_out_after_a_remount(server, tmp, stack):
+    """The kind and what it is about are in the outbox's journal: a
+    reaction accepted while offline goes out, as one, after a remount."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-kinds-ob-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-kinds-ob")}))
+    m.wait_state(A, "online", timeout=10)
+    d = cpath(m, B)
+    b1 = bob.send_message(A, "react; to: me")
+    wait_text(d, "react; to: me")
+    m.write(f"{A}/status", "offline\n")
+    m.wait_state(A, "offline", timeout=10)
+    m.write(f"{A}/contacts/{B}/react", f"{b1}\t\u2764\ufe0f\n")
+    s = marks(bob)
+    m.unmount()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    got = wait_from(bob, s, lambda x: x["xml"].find(f"{{{NS_REACTIONS}}}reactions")
+                    is not None, "the reaction after the remount")
+    r = got["xml"].find(f"{{{NS_REACTIONS}}}reactions")
+    assert r.get("id") == b1 and [e.text for e in r] == ["\u2764\ufe0f"], got["xml"]
