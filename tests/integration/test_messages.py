@@ -555,3 +555,39 @@ def test_a_reaction_written_offline_goes_out_after_a_remount(server, tmp, stack)
                     is not None, "the reaction after the remount")
     r = got["xml"].find(f"{{{NS_REACTIONS}}}reactions")
     assert r.get("id") == b1 and [e.text for e in r] == ["\u2764\ufe0f"], got["xml"]
+
+
+def test_the_readme_bot_thanks_for_a_reaction(server, tmp, stack):
+    """The README's bot, run by bash as it is printed there, answers a
+    reaction to our message with a reply to that message."""
+    import re
+    import subprocess
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..",
+                               "README.md"), encoding="utf-8").read()
+    block = re.search(r"A bot that thanks for every reaction:\n\n((?:    .*\n)+)",
+                      readme)
+    assert block, "the README's reaction bot"
+    script = "\n".join(l[4:] for l in block.group(1).split("\n"))
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-bot-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-bot")}))
+    m.wait_state(A, "online", timeout=10)
+    s = marks(bob)
+    m.write(f"{A}/contacts/{B}/send", "rate this\n")
+    mine = bob.wait_message(A, "rate this", since=s[0])["id"]
+    bot = subprocess.Popen(["bash", "-c", script], cwd=str(m.path(A)),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stack.callback(lambda: (bot.kill(), bot.wait()))
+    # the bot has events open (a stream: it gets what comes after)
+    target = os.path.realpath(m.path(A, "events"))
+
+    def bot_reads():
+        fds = f"/proc/{bot.pid}/fd"
+        return any(os.readlink(f"{fds}/{f}") == target for f in os.listdir(fds))
+    wait_until(bot_reads, timeout=10, ignore=(OSError,),
+               what="the bot to open events")
+    s = marks(bob)
+    bob.send_message_with(A, None, [reactions(mine, "\U0001F44D")])
+    got = bob.wait_message(A, "thanks for the \U0001F44D", since=s[0])
+    rp = got["xml"].find(f"{{{NS_REPLY}}}reply")
+    assert rp is not None and rp.get("id") == mine, got["xml"]
+    assert bot.poll() is None, bot.stderr.read()
