@@ -81,6 +81,7 @@ bool cfg_account_same(CfgAccount *a, const CfgAccount *b)
 	       !g_strcmp0(a->tls_fingerprint, b->tls_fingerprint) &&
 	       a->queue_when_failed == b->queue_when_failed &&
 	       a->receipts == b->receipts &&
+	       a->chat_states == b->chat_states &&
 	       rooms_same(a->rooms, b->rooms);
 }
 

@@ -47,6 +47,7 @@ typedef struct {
 				 * (they wait in the outbox); default no */
 	bool receipts;   /* answer delivery receipt requests (XEP-0184) of
 			  * those who may see our presence; default yes */
+	bool chat_states; /* send chat states (XEP-0085); default no */
 	const GPtrArray *rooms; /* of CfgRoom*: borrowed from the CfgFile */
 } CfgAccount;
 

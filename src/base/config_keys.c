@@ -302,6 +302,12 @@ static bool parse_receipts(Reader *r, const char *key, const char *value,
 	return parse_bool(r, key, value, &r->acct->receipts, err);
 }
 
+static bool parse_chat_states(Reader *r, const char *key, const char *value,
+			      GError **err)
+{
+	return parse_bool(r, key, value, &r->acct->chat_states, err);
+}
+
 typedef bool (*KeyParser)(Reader *r, const char *key, const char *value,
 			  GError **err);
 
@@ -322,6 +328,7 @@ static const struct {
 	{ "auto_approve", parse_auto_approve },
 	{ "queue_when_failed", parse_queue_when_failed },
 	{ "receipts", parse_receipts },
+	{ "chat_states", parse_chat_states },
 	{ "tls_fingerprint", parse_tls_fingerprint },
 };
 

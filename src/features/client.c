@@ -12,6 +12,7 @@
  * this order. */
 static const char *const disco_features[] = {
 	"http://jabber.org/protocol/caps",
+	"http://jabber.org/protocol/chatstates",
 	XMPP_NS_DISCO_INFO,
 	"jabber:iq:version",
 	"jabber:x:oob",

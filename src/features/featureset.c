@@ -46,6 +46,7 @@ void featureset_attach(Account *a)
 	/* (its hook: a correction, retraction, reaction or reply of ours
 	 * carries what says so) */
 	acct_add_feature(a, &kinds_feature);
+	acct_add_feature(a, &chatstates_feature);
 
 	/* A message is offered, in this order, to: */
 	dispatch_add(d, IN_MESSAGE, "a page of a room's archive, at a join "
@@ -62,6 +63,8 @@ void featureset_attach(Account *a)
 	 * catch-up (it changes no log) */
 	dispatch_add(d, IN_MESSAGE, "a receipt or a chat marker "
 		     "(receipts.c)", receipts_in);
+	dispatch_add(d, IN_MESSAGE, "a chat state (chatstates.c)",
+		     chatstates_in);
 	/* before the conversations: during the catch-up a live message
 	 * waits, so that the log keeps the order of arrival */
 	dispatch_add(d, IN_MESSAGE, "held while the catch-up runs (mam.c)",

@@ -24,6 +24,7 @@ extern const Feature rooms_feature;         /* muc.c */
 extern const Feature room_state_feature;    /* muc_log.c */
 extern const Feature receipts_feature;      /* receipts.c */
 extern const Feature kinds_feature;         /* kinds.c */
+extern const Feature chatstates_feature;    /* chatstates.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 
@@ -33,6 +34,7 @@ bool carbons_in(Account *a, const In *in);
 bool chat_bad_sender_in(Account *a, const In *in);
 bool muc_message_in(Account *a, const In *in);
 bool receipts_in(Account *a, const In *in);
+bool chatstates_in(Account *a, const In *in);
 bool mam_hold_in(Account *a, const In *in);
 bool chat_in(Account *a, const In *in);
 

@@ -16,6 +16,7 @@
 #include "base/text.h"
 #include "features/block.h"
 #include "features/chat.h"
+#include "features/chatstates.h"
 #include "features/contacts.h"
 #include "features/muc.h"
 #include "features/receipts.h"
@@ -165,6 +166,13 @@ static int reply_value(Xfs *x, Account *a, const char *jid, const char *v)
 	return chat_reply(a, jid, v);
 }
 
+/* `chatstate`: ours, sent when the config allows (chatstates.c). */
+static int chatstate_value(Xfs *x, Account *a, const char *jid,
+			   const char *v)
+{
+	return chatstates_say(x->pool, a, jid, v);
+}
+
 /* `read`: an ID of log.ids, or nothing or "all" for all of it; the write
  * returns once the position moved (and a displayed marker went out). */
 static int read_value(Xfs *x, Account *a, const char *jid, const char *v)
@@ -284,6 +292,7 @@ static const FileOps file_ops[] = {
 	{NODE_RETRACT, 0600, NULL, NULL, retract_value},
 	{NODE_REACT, 0600, NULL, NULL, react_value},
 	{NODE_REPLY, 0600, NULL, NULL, reply_value},
+	{NODE_CHATSTATE, 0600, chatstates_text, NULL, chatstate_value},
 };
 
 const FileOps *node_ops(const TreeNode *n)

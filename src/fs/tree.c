@@ -87,7 +87,8 @@ static const FileSpec contact_files[] = {
 	{NODE_DISPLAYED, "displayed"}, {NODE_READ, "read"},
 	{NODE_UNREAD, "unread"},     {NODE_CORRECT, "correct"},
 	{NODE_RETRACT, "retract"},   {NODE_REACT, "react"},
-	{NODE_REPLY, "reply"},       {NODE_STREAM, ".stream"},
+	{NODE_REPLY, "reply"},       {NODE_CHATSTATE, "chatstate"},
+	{NODE_STREAM, ".stream"},
 };
 
 static const FileSpec room_files[] = {

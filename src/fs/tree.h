@@ -34,6 +34,7 @@ typedef enum {
 	NODE_RETRACT,
 	NODE_REACT,
 	NODE_REPLY,
+	NODE_CHATSTATE,  /* .../contacts/JID/chatstate */
 	NODE_BLOCKLIST,  /* alice@example.org/blocked */
 	NODE_EVENTS,     /* alice@example.org/events */
 	NODE_EVENTLOG,   /* alice@example.org/log: the events as a log */

@@ -591,3 +591,59 @@ def test_the_readme_bot_thanks_for_a_reaction(server, tmp, stack):
     rp = got["xml"].find(f"{{{NS_REPLY}}}reply")
     assert rp is not None and rp.get("id") == mine, got["xml"]
     assert bot.poll() is None, bot.stderr.read()
+
+
+# --------------------------------------------------------------------------
+# chat states (XEP-0085)
+
+NS_CS = "http://jabber.org/protocol/chatstates"
+
+
+def test_their_chat_states_and_ours_only_when_asked(server, tmp, stack):
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-cs-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-cs")}))
+    m.wait_state(A, "online", timeout=10)
+    d = cpath(m, B)
+    cs = os.path.join(d, "chatstate")
+    assert rd(cs) == ""
+    ev0 = event_count(m)
+    bob.send_message_with(A, None, [el(NS_CS, "composing")])
+    wait_until(lambda: rd(cs) == "composing\n", timeout=10, what="composing")
+    bob.send_message_with(A, "typed it", [el(NS_CS, "active")])
+    wait_text(d, "typed it")
+    assert rd(cs) == "active\n"
+    evs = events_since(m, ev0)
+    assert ["chatstate", B, "composing"] in evs and ["chatstate", B, "active"] in evs, evs
+    # a state alone is no record
+    assert [t for s, t, _ in records(d)] == ["typed it"], records(d)
+    # ours: none by default, and writing one is refused
+    s = marks(bob)
+    m.write(f"{A}/contacts/{B}/send", "plain\n")
+    got = bob.wait_message(A, "plain", since=s[0])
+    assert not [c for c in got["xml"] if c.tag.startswith(f"{{{NS_CS}}}")], got["xml"]
+    try:
+        m.write(f"{A}/contacts/{B}/chatstate", "composing\n")
+        raise AssertionError("a chat state was sent without chat_states")
+    except OSError as e:
+        assert e.errno == errno.EPERM, e
+
+
+def test_our_chat_states_with_chat_states_true(server, tmp, stack):
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-cs2-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account(
+        "alice", resource="t-cs2", chat_states="true")}))
+    m.wait_state(A, "online", timeout=10)
+    s = marks(bob)
+    m.write(f"{A}/contacts/{B}/chatstate", "composing\n")
+    got = wait_from(bob, s, lambda x: x["xml"].find(f"{{{NS_CS}}}composing")
+                    is not None, "composing at bob")
+    assert got["xml"].find("{jabber:client}body") is None
+    s = marks(bob)
+    m.write(f"{A}/contacts/{B}/send", "done typing\n")
+    got = bob.wait_message(A, "done typing", since=s[0])
+    assert got["xml"].find(f"{{{NS_CS}}}active") is not None, got["xml"]
+    try:
+        m.write(f"{A}/contacts/{B}/chatstate", "sleepy\n")
+        raise AssertionError("no such state, taken")
+    except OSError as e:
+        assert e.errno == errno.EINVAL, e
