@@ -131,7 +131,7 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	}
 	/* unread, or read (what we said from another client) */
 	receipts_logged(a, peer ? peer : bare, !peer, at, at + (goffset)rec->len,
-			copy ? NULL : msg);
+			copy ? NULL : msg, archive_id);
 	if (!peer)
 		chat_event(a, &k, jid, bare);
 	kinds_clear(&k);

@@ -18,6 +18,7 @@ static const char *const disco_features[] = {
 	"jabber:x:oob",
 	"urn:xmpp:chat-markers:0",
 	"urn:xmpp:delay",
+	"urn:xmpp:mds:displayed:0+notify",
 	"urn:xmpp:message-correct:0",
 	"urn:xmpp:message-retract:1",
 	"urn:xmpp:ping",

@@ -47,6 +47,10 @@ void featureset_attach(Account *a)
 	 * carries what says so) */
 	acct_add_feature(a, &kinds_feature);
 	acct_add_feature(a, &chatstates_feature);
+	/* what our other clients read meanwhile: after the catch-up's
+	 * records are asked for (archive_feature), so that more of what the
+	 * positions name is in the logs */
+	acct_add_feature(a, &mds_feature);
 
 	/* A message is offered, in this order, to: */
 	dispatch_add(d, IN_MESSAGE, "a page of a room's archive, at a join "
@@ -61,6 +65,8 @@ void featureset_attach(Account *a)
 		     "invitation (muc_message.c)", muc_message_in);
 	/* a receipt or a marker is no record, and need not wait for the
 	 * catch-up (it changes no log) */
+	dispatch_add(d, IN_MESSAGE, "what our other clients read, from our "
+		     "PEP service (mds.c)", mds_in);
 	dispatch_add(d, IN_MESSAGE, "a receipt or a chat marker "
 		     "(receipts.c)", receipts_in);
 	dispatch_add(d, IN_MESSAGE, "a chat state (chatstates.c)",

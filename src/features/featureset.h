@@ -25,6 +25,7 @@ extern const Feature room_state_feature;    /* muc_log.c */
 extern const Feature receipts_feature;      /* receipts.c */
 extern const Feature kinds_feature;         /* kinds.c */
 extern const Feature chatstates_feature;    /* chatstates.c */
+extern const Feature mds_feature;           /* mds.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 
@@ -33,6 +34,7 @@ bool mam_result_in(Account *a, const In *in);
 bool carbons_in(Account *a, const In *in);
 bool chat_bad_sender_in(Account *a, const In *in);
 bool muc_message_in(Account *a, const In *in);
+bool mds_in(Account *a, const In *in);
 bool receipts_in(Account *a, const In *in);
 bool chatstates_in(Account *a, const In *in);
 bool mam_hold_in(Account *a, const In *in);
@@ -65,9 +67,9 @@ void receipts_answer(Account *a, xmpp_stanza_t *msg, const Jid *from);
 /* receipts.c: records of @jid's conversation written at [@from, @to) of
  * its log, @theirs (else ours, from another client): unread, or the
  * conversation read; @live: the message as it came (NULL for a copy),
- * which may be markable. */
+ * which may be markable; @sid: the id our archive gave it, or NULL. */
 void receipts_logged(Account *a, const char *jid, bool theirs, goffset from,
-		     goffset to, xmpp_stanza_t *live);
+		     goffset to, xmpp_stanza_t *live, const char *sid);
 /* muc_out.c: a room's message leaving the queue (rooms_feature). */
 bool muc_outgoing(Account *a, OutMsg *m);
 

@@ -55,6 +55,8 @@ typedef struct {
 	char *markable;   /* the last markable message of theirs (this
 			   * mount), not yet marked displayed; or NULL */
 	goffset markable_end; /* where its records end in the log */
+	char *pending_sid; /* read elsewhere up to a message not in our log
+			    * yet (the catch-up brings it): or NULL */
 } Reading;
 
 /* What receipts.c keeps of each account (acct_state). */
@@ -90,6 +92,7 @@ static void reading_free(gpointer p)
 	Reading *rd = p;
 
 	g_free(rd->markable);
+	g_free(rd->pending_sid);
 	g_free(rd);
 }
 
@@ -382,7 +385,7 @@ static void set_dirty(Receipts *r)
 }
 
 void receipts_logged(Account *a, const char *jid, bool theirs, goffset from,
-		     goffset to, xmpp_stanza_t *live)
+		     goffset to, xmpp_stanza_t *live, const char *sid)
 {
 	Receipts *r = state(a);
 	Reading *rd;
@@ -409,12 +412,21 @@ void receipts_logged(Account *a, const char *jid, bool theirs, goffset from,
 		rd->markable = g_strdup(xmpp_stanza_get_id(live));
 		rd->markable_end = to;
 	}
+	if (sid && rd->pending_sid && !strcmp(rd->pending_sid, sid)) {
+		/* the message another client read, brought by the catch-up */
+		g_clear_pointer(&rd->pending_sid, g_free);
+		if (to > rd->offset) {
+			rd->offset = rd->scanned = to;
+			rd->unread = 0;
+			set_dirty(r);
+		}
+	}
 	g_mutex_unlock(&a->lock);
 }
 
 void receipts_sent(Account *a, const char *jid, goffset end)
 {
-	receipts_logged(a, jid, false, end, end, NULL);
+	receipts_logged(a, jid, false, end, end, NULL, NULL);
 }
 
 /* The LFs of @h's log in [@from, @to), or -errno. */
@@ -548,21 +560,34 @@ char *receipts_read_text(Account *a, const char *jid)
 	return id ? g_strdup_printf("%s\n", id) : g_strdup("");
 }
 
-/* Where the last record named @id ends in @h's log (its line in log.ids
- * is its number), or -1. */
-static goffset end_of(Hist *h, const char *id)
+/* Does field @k (from 0) of the log.ids line [@line, @nl) equal @v? */
+static bool field_is(const char *line, const char *nl, int k, const char *v)
+{
+	gsize len = strlen(v);
+
+	for (; k > 0; k--) {
+		const char *tab = memchr(line, '\t', nl - line);
+		if (!tab)
+			return false;
+		line = tab + 1;
+	}
+	return (gsize)(nl - line) >= len && !memcmp(line, v, len) &&
+	       (line + len == nl || line[len] == '\t');
+}
+
+/* Where the last record whose log.ids field @k is @v ends in @h's log
+ * (its line in log.ids is its number), or -1. */
+static goffset end_of(Hist *h, int k, const char *v)
 {
 	goffset size, off = 0, lsize = hist_size(h);
 	g_autofree char *ids = all_ids(h, &size);
 	gint64 n = 0, want = -1;
-	gsize len = strlen(id);
 	char buf[65536];
 
 	for (char *line = ids, *nl; line && (nl = strchr(line, '\n'));
 	     line = nl + 1) {
 		n++;
-		if ((gsize)(nl - line) > len && line[len] == '\t' &&
-		    !memcmp(line, id, len))
+		if (field_is(line, nl, k, v))
 			want = n;
 	}
 	if (want < 0)
@@ -648,7 +673,7 @@ int receipts_read(Pool *p, Account *a, const char *jid, const char *line)
 	} else {
 		if (!id_ok(line))
 			return -EINVAL;
-		if (!h || (offset = end_of(h, line)) < 0)
+		if (!h || (offset = end_of(h, 0, line)) < 0)
 			return -ENOENT;
 	}
 	rt = g_new0(ReadTo, 1);
@@ -657,6 +682,64 @@ int receipts_read(Pool *p, Account *a, const char *jid, const char *line)
 	ret = pool_call(p, a, read_run, rt, readto_free);
 	save_reading(a);
 	return ret;
+}
+
+void receipts_read_sid(Account *a, const char *jid, const char *sid)
+{
+	Receipts *r = state(a);
+	Hist *h = hist_set_get(acct_hists(a), jid, false, NULL);
+	goffset offset = h && id_ok(sid) ? end_of(h, 3, sid) : -1;
+	Reading *rd;
+
+	if (!id_ok(sid))
+		return;
+	g_mutex_lock(&a->lock);
+	if (!(rd = g_hash_table_lookup(r->reading, jid)))
+		g_hash_table_insert(r->reading, g_strdup(jid),
+				    rd = reading_new(offset >= 0 ? offset
+						     : h ? hist_size(h) : 0));
+	if (offset < 0) {
+		/* not in our log yet: the catch-up may bring it
+		 * (receipts_logged looks out for it) */
+		if (g_strcmp0(rd->pending_sid, sid)) {
+			g_free(rd->pending_sid);
+			rd->pending_sid = g_strdup(sid);
+		}
+		g_mutex_unlock(&a->lock);
+		return;
+	}
+	g_clear_pointer(&rd->pending_sid, g_free);
+	if (offset > rd->offset) {
+		rd->offset = rd->scanned = offset;
+		rd->unread = 0;
+		if (rd->markable && rd->markable_end <= offset)
+			g_clear_pointer(&rd->markable, g_free);
+		set_dirty(r);
+	}
+	g_mutex_unlock(&a->lock);
+}
+
+char *receipts_read_sid_of(Account *a, const char *jid)
+{
+	Hist *h = hist_set_get(acct_hists(a), jid, false, NULL);
+	g_autoptr(GPtrArray) ids = NULL;
+	goffset offset = -1;
+	gint64 n;
+	Reading *rd;
+
+	g_mutex_lock(&a->lock);
+	if ((rd = g_hash_table_lookup(state(a)->reading, jid)))
+		offset = rd->offset;
+	g_mutex_unlock(&a->lock);
+	if (!h || offset <= 0 || (n = count_records(h, 0, offset)) <= 0 ||
+	    !(ids = hist_lines(h, true)))
+		return NULL;
+	for (gint64 i = MIN(n, (gint64)ids->len) - 1; i >= 0; i--) {
+		g_auto(GStrv) f = g_strsplit(ids->pdata[i], "\t", 5);
+		if (g_strv_length(f) >= 4 && strcmp(f[3], "-"))
+			return g_strdup(f[3]);
+	}
+	return NULL;
 }
 
 static char *mark_text(Account *a, const char *jid, bool delivered)

@@ -17,6 +17,7 @@
 #include "features/block.h"
 #include "features/chat.h"
 #include "features/chatstates.h"
+#include "features/mds.h"
 #include "features/contacts.h"
 #include "features/muc.h"
 #include "features/receipts.h"
@@ -177,7 +178,10 @@ static int chatstate_value(Xfs *x, Account *a, const char *jid,
  * returns once the position moved (and a displayed marker went out). */
 static int read_value(Xfs *x, Account *a, const char *jid, const char *v)
 {
-	return receipts_read(x->pool, a, jid, v);
+	int ret = receipts_read(x->pool, a, jid, v);
+
+	/* and the account's other clients learn it (XEP-0490) */
+	return ret ? ret : mds_publish(x->pool, a, jid);
 }
 
 /* `blocked`: yes or no; the write returns once the server changed its

@@ -647,3 +647,80 @@ def test_our_chat_states_with_chat_states_true(server, tmp, stack):
         raise AssertionError("no such state, taken")
     except OSError as e:
         assert e.errno == errno.EINVAL, e
+
+
+# --------------------------------------------------------------------------
+# displayed-sync (XEP-0490) with another client of the same account
+
+NS_MDS = "urn:xmpp:mds:displayed:0"
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+
+
+def mds_items(phone):
+    """{conversation JID: stanza-id} of the account's MDS node."""
+    ps = el(NS_PUBSUB, "pubsub")
+    ps.append(el(NS_PUBSUB, "items", node=NS_MDS))
+    r = phone.iq(A, "get", ps)
+    out = {}
+    if r is None or r.get("type") != "result":
+        return out
+    for it in r.iter(f"{{{NS_PUBSUB}}}item"):
+        sid = it.find(f"{{{NS_MDS}}}displayed/{{{NS_SID}}}stanza-id")
+        if sid is not None and sid.get("by") == A:
+            out[it.get("id")] = sid.get("id")
+    return out
+
+
+def mds_publish(phone, jid, sid):
+    ps = el(NS_PUBSUB, "pubsub")
+    pub = el(NS_PUBSUB, "publish", node=NS_MDS)
+    item = el(NS_PUBSUB, "item", id=jid)
+    d = el(NS_MDS, "displayed")
+    d.append(el(NS_SID, "stanza-id", by=A, id=sid))
+    item.append(d)
+    pub.append(item)
+    ps.append(pub)
+    r = phone.iq(A, "set", ps)
+    assert r is not None and r.get("type") == "result", ET.tostring(r)
+
+
+def test_read_positions_shared_with_the_accounts_other_clients(server, tmp, stack):
+    """What is read here is published on the account's MDS node (the
+    phone finds the stanza-id of the last message read); what the phone
+    says it read moves the position here, live and, for what it read
+    while xmppfs was unmounted, at the next connect once the catch-up
+    brought the message."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-mds-peer"))
+    phone = stack.enter_context(Peer(A, "alicepw", server, resource="phone"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-mds")}))
+    m.wait_state(A, "online", timeout=10)
+    d = cpath(m, B)
+    bob.send_message(A, "read me here")
+    wait_text(d, "read me here")
+    sid1 = sids_of(d, "read me here")[0]
+    assert sid1 != "-"
+    m.write(f"{A}/contacts/{B}/read", "\n")
+    wait_until(lambda: mds_items(phone).get(B) == sid1, timeout=10,
+               what=lambda: f"the MDS item for bob at {sid1}; have {mds_items(phone)}")
+    # the phone reads: live
+    bob.send_message(A, "read me on the phone")
+    wait_text(d, "read me on the phone")
+    assert rd(os.path.join(d, "unread")) == "1\n"
+    mds_publish(phone, B, sids_of(d, "read me on the phone")[0])
+    wait_until(lambda: rd(os.path.join(d, "unread")) == "0\n", timeout=10,
+               what="the phone's read to reach the mount")
+    # read on the phone while unmounted: after the catch-up
+    m.unmount()
+    since = len(phone.messages)
+    bob.send_message(A, "away and read on the phone")
+    got = phone.wait_message(B, "away and read on the phone", since=since)
+    sid = [e.get("id") for e in got["xml"].findall(f"{{{NS_SID}}}stanza-id")
+           if e.get("by") == A]
+    assert sid, got["xml"]
+    mds_publish(phone, B, sid[0])
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    wait_text(d, "away and read on the phone", timeout=15)
+    assert sids_of(d, "away and read on the phone") == sid
+    wait_until(lambda: rd(os.path.join(d, "unread")) == "0\n", timeout=10,
+               what=lambda: f"unread 0 after the catch-up; have {rd(os.path.join(d, 'unread'))!r}")
