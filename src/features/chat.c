@@ -83,8 +83,9 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	goffset at = 0;
 	int ret;
 
-	if (!kinds_of(a, msg, &k))
-		return false;
+	if (!g_strcmp0(xmpp_stanza_get_type(msg), "groupchat") ||
+	    !kinds_of(a, msg, &k))
+		return false; /* (a room's is no conversation) */
 	/* the records must stay one per line */
 	if (!text_is_clean(k.text, strlen(k.text), true))
 		g_strdelimit(k.text, "\r\v\f", ' ');

@@ -117,8 +117,8 @@ bool kinds_of(Account *a, xmpp_stanza_t *msg, MsgKind *k)
 		return k->text != NULL;
 	}
 	if (type && strcmp(type, "chat") && strcmp(type, "normal") &&
-	    strcmp(type, "headline"))
-		return false; /* groupchat: a room's */
+	    strcmp(type, "headline") && strcmp(type, "groupchat"))
+		return false;
 	body = text_of(xmpp_stanza_get_child_by_name(msg, "body"));
 	if ((el = child(msg, "retract", NS_RETRACT)) ||
 	    ((apply = child(msg, "apply-to", NS_FASTEN)) &&

@@ -21,9 +21,9 @@ typedef struct {
 	char *url;        /* an out-of-band URL the text does not hold */
 } MsgKind;
 
-/* What @msg (a conversation's: chat, normal, headline, error) is; false
- * when it is worth no record (a receipt, a chat state, a reaction to
- * nothing). */
+/* What @msg (chat, normal, headline, groupchat, error) is; false when it
+ * is worth no record (a receipt, a chat state, a reaction to nothing). */
 bool kinds_of(Account *a, xmpp_stanza_t *msg, MsgKind *k);
 void kinds_clear(MsgKind *k);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MsgKind, kinds_clear)
 

@@ -203,11 +203,8 @@ static bool muc_archive_message(Account *a, xmpp_stanza_t *msg)
 		return true;
 	/* ours, that the room has: not to be sent again */
 	muc_reflected(a, room, inner);
-	body = muc_body(a, inner);
-	if (body)
-		muc_record(a, room, sender->resource, body, t, true,
-			   xmpp_stanza_get_attribute(res, "id"),
-			   xmpp_stanza_get_id(inner));
+	muc_record(a, room, sender->resource, inner, t, true,
+		   xmpp_stanza_get_attribute(res, "id"));
 	return true;
 }
 

@@ -97,14 +97,14 @@ void muc_history_since(gint64 last, char *since);
 const char *muc_room_password(Account *a, const char *room);
 /* The id @room gave @msg (XEP-0359 <stanza-id by=ROOM/>), or NULL. */
 const char *muc_stanza_id(xmpp_stanza_t *msg, const char *room);
-/* What @nick said in @room at @t: a record, and unless it is ours an
- * event.  @delayed: history or the archive's, which may be in the log
- * already (@sid: the id the room gave it, NULL for none; @mid: the
- * message's own id, its name in log.ids when the room gives none).
- * @body may be changed.  A record that cannot be written starts a gap
- * (below). */
-void muc_record(Account *a, const char *room, const char *nick, char *body,
-		gint64 t, bool delayed, const char *sid, const char *mid);
+/* What @nick said in @room at @t (@msg: a message, a correction, a
+ * reaction... kinds.c): a record, and unless it is ours an event.
+ * @delayed: history or the archive's, which may be in the log already
+ * (@sid: the id the room gave it, NULL for none; log.ids names it so, or
+ * by its own id when the room gives none).  A record that cannot be
+ * written starts a gap (below). */
+void muc_record(Account *a, const char *room, const char *nick,
+		xmpp_stanza_t *msg, gint64 t, bool delayed, const char *sid);
 /* A record of @room could not be written (@err; 0: a live message held
  * back behind one that could not): the room has a gap, which
  * muc_fill_gaps (muc_archive.c) fills from its archive once records can

@@ -6,6 +6,7 @@
  * none of them, nor our archive's.  Pool thread only, as the account
  * layer (account_int.h). */
 #include "features/muc_int.h"
+#include "features/kinds.h"
 
 #include <string.h>
 
@@ -204,33 +205,60 @@ static bool logged_before(Account *a, const char *room, const char *sid,
 	return already_logged(a, room, rec);
 }
 
+/* The room's event of a record of someone else's: a groupchat line, or
+ * what a message says of an earlier one (REF<TAB>TEXT after the nick). */
+static void room_event(Account *a, const char *room, const char *sender,
+		       const MsgKind *k)
+{
+	g_autofree char *text = NULL;
+
+	if (!strcmp(k->kind, "correction") || !strcmp(k->kind, "reaction"))
+		text = g_strdup_printf("%s\t%s", k->ref, k->text);
+	else if (!strcmp(k->kind, "retraction"))
+		text = g_strdup(k->ref);
+	acct_event_by(a, text ? k->kind : "groupchat", room, sender,
+		      text ? text : k->text);
+	if (k->url)
+		acct_event_by(a, "groupchat", room, sender, k->url);
+}
+
 void muc_record(Account *a, const char *room, const char *nick,
-		char *body, gint64 t, bool delayed, const char *sid,
-		const char *mid)
+		xmpp_stanza_t *msg, gint64 t, bool delayed, const char *sid)
 {
 	Muc *mu = muc_of(a);
 	g_autofree char *sender = NULL, *mine = NULL;
 	g_autoptr(GString) rec = NULL, ids = NULL;
 	g_autoptr(GError) err = NULL;
+	const char *mid = xmpp_stanza_get_id(msg);
+	g_auto(MsgKind) k = {0};
 	Hist *h;
 	int ret;
 
+	if (!kinds_of(a, msg, &k) || !strcmp(k.kind, "error"))
+		return; /* a chat state, a marker; an error is not the room's */
 	if (!delayed && muc_gap(a, room)) {
 		/* after a message that could not be logged, the live ones
 		 * wait for the archive to bring them all, in order */
 		muc_log_failed(a, room, 0);
 		return;
 	}
-	if (!text_is_clean(body, strlen(body), true))
-		g_strdelimit(body, "\r\v\f", ' ');
+	if (!text_is_clean(k.text, strlen(k.text), true))
+		g_strdelimit(k.text, "\r\v\f", ' ');
 	sender = record_escape_sender(nick);
 	rec = g_string_new(NULL);
-	record_append(rec, t, sender, body);
+	record_append(rec, t, sender, k.text);
+	if (k.url)
+		record_append(rec, t, sender, k.url);
 	if (delayed && logged_before(a, room, sid, rec->str))
 		return;
-	/* in a room, a message is named by the id the room gave it */
+	/* in a room, a message is named by the id the room gave it; a
+	 * reaction, a reply or a retraction names one so too (REF), a
+	 * correction by the message's own id (XEP-0308) */
 	ids = g_string_new(NULL);
-	record_append_ids(ids, body, sid ? sid : mid, "message", NULL, sid);
+	record_append_ids(ids, k.text, sid ? sid : mid, k.kind, k.ref, sid);
+	if (k.url)
+		record_append_ids(ids, k.url, sid ? sid : mid, "oob",
+				  sid ? sid : mid, sid);
 	h = hist_set_get(mu->hists, room, true, &err);
 	ret = h ? hist_append_ids(h, rec->str, rec->len, ids->str, ids->len,
 				  NULL)
@@ -246,7 +274,7 @@ void muc_record(Account *a, const char *room, const char *nick,
 	 * that answers events must not answer itself */
 	mine = rooms_nick(mu->rooms, room);
 	if (g_strcmp0(nick, mine))
-		acct_event_by(a, "groupchat", room, sender, body);
+		room_event(a, room, sender, &k);
 }
 
 bool muc_gaps(Account *a)

@@ -42,12 +42,12 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 		return;
 	}
 	muc_reflected(a, room, msg);
-	if (!body || !nick)
+	if (!nick)
 		return;
-	muc_record(a, room, nick, body, in_time(msg),
+	muc_record(a, room, nick, msg, in_time(msg),
 		   xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
 							"urn:xmpp:delay"),
-		   muc_stanza_id(msg, room), xmpp_stanza_get_id(msg));
+		   muc_stanza_id(msg, room));
 }
 
 /* An error that answers our subject change (Prosody's keeps only the

@@ -724,3 +724,42 @@ def test_read_positions_shared_with_the_accounts_other_clients(server, tmp, stac
     assert sids_of(d, "away and read on the phone") == sid
     wait_until(lambda: rd(os.path.join(d, "unread")) == "0\n", timeout=10,
                what=lambda: f"unread 0 after the catch-up; have {rd(os.path.join(d, 'unread'))!r}")
+
+
+def test_room_corrections_reactions_retractions(server, tmp, stack):
+    """In a room the same kinds are records with their KIND and REF: a
+    reaction, reply or retraction names the message by the room's id (its
+    SID, which is its ID in a room's log.ids), a correction by the
+    message's own id, as the XEPs have it."""
+    room = f"kinds-room@{MUC}"
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-rk-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-rk")}))
+    m.wait_state(A, "online", timeout=10)
+    os.mkdir(m.path(A, "rooms", room))
+    carol.join_room(room, "carol")
+    d = m.path(A, "rooms", room)
+    since = len(carol.messages)
+    cid = carol.send_message_with(room, "first tyop", [], mtype="groupchat")
+    refl = carol.wait_message(f"{room}/carol", "first tyop", since=since)
+    sid = [e.get("id") for e in refl["xml"].findall(f"{{{NS_SID}}}stanza-id")
+           if e.get("by") == room][0]
+    ev0 = event_count(m)
+    carol.send_message_with(room, "first typo", [el(NS_CORRECT, "replace", id=cid)],
+                            mtype="groupchat")
+    carol.send_message_with(room, None, [reactions(sid, "\U0001F602")],
+                            mtype="groupchat")
+    carol.send_message_with(room, "retracted", [el(NS_RETRACT, "retract", id=sid)],
+                            mtype="groupchat")
+    carol.send_message_with(room, "last", [], mtype="groupchat")
+    wait_text(d, "last")
+    got = [(s, t, i[1], i[2]) for s, t, i in records(d)]
+    assert got[-5:] == [("carol", "first tyop", "message", "-"),
+                        ("carol", "first typo", "correction", cid),
+                        ("carol", "\U0001F602", "reaction", sid),
+                        ("carol", "[retracted]", "retraction", sid),
+                        ("carol", "last", "message", "-")], got
+    assert ids_of(d, "first tyop")[0][0] == sid
+    evs = events_since(m, ev0)
+    assert ["correction", room, f"carol\t{cid}\tfirst typo"] in evs, evs
+    assert ["reaction", room, f"carol\t{sid}\t\U0001F602"] in evs, evs
+    assert ["retraction", room, f"carol\t{sid}"] in evs, evs
