@@ -101,15 +101,6 @@ char *chatstates_text(Account *a, const char *jid)
 	return st ? g_strdup_printf("%s\n", st) : g_strdup("");
 }
 
-static xmpp_stanza_t *state_el(Account *a, const char *st)
-{
-	xmpp_stanza_t *c = xmpp_stanza_new(a->ctx);
-
-	xmpp_stanza_set_name(c, st);
-	xmpp_stanza_set_ns(c, NS_CHATSTATES);
-	return c;
-}
-
 /* Ours carry <active/> when the account sends states (XEP-0085 §5.1:
  * with the first message, and every one after). */
 static bool cs_own_message(Account *a, xmpp_stanza_t *msg,
@@ -117,7 +108,7 @@ static bool cs_own_message(Account *a, xmpp_stanza_t *msg,
 {
 	if (acct_cfg(a)->chat_states && !g_strcmp0(it->type, "chat") &&
 	    (!it->kind || strcmp(it->kind, "reaction")))
-		xmpp_stanza_add_child_ex(msg, state_el(a, "active"), 0);
+		acct_add_child(a, msg, "active", NS_CHATSTATES);
 	return false;
 }
 
@@ -138,7 +129,7 @@ static void say_run(Account *a, void *data, PoolReq *r)
 {
 	Say *s = data;
 	g_autofree char *id = NULL;
-	xmpp_stanza_t *m, *hint;
+	xmpp_stanza_t *m;
 
 	if (!acct_is_online(a)) {
 		pool_complete(r, -ENOTCONN);
@@ -146,12 +137,9 @@ static void say_run(Account *a, void *data, PoolReq *r)
 	}
 	id = acct_next_id(a);
 	m = xmpp_message_new(a->ctx, "chat", s->jid, id);
-	xmpp_stanza_add_child_ex(m, state_el(a, s->st), 0);
+	acct_add_child(a, m, s->st, NS_CHATSTATES);
 	/* a state is for now: not to be kept for later */
-	hint = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_set_name(hint, "no-store");
-	xmpp_stanza_set_ns(hint, NS_HINTS);
-	xmpp_stanza_add_child_ex(m, hint, 0);
+	acct_add_child(a, m, "no-store", NS_HINTS);
 	sm_send(a, m);
 	xmpp_stanza_release(m);
 	pool_complete(r, 0);

@@ -175,18 +175,6 @@ void kinds_clear(MsgKind *k)
 
 /* ---- ours ---- */
 
-static xmpp_stanza_t *add(Account *a, xmpp_stanza_t *parent,
-			  const char *name, const char *ns)
-{
-	xmpp_stanza_t *c = xmpp_stanza_new(a->ctx);
-
-	xmpp_stanza_set_name(c, name);
-	if (ns)
-		xmpp_stanza_set_ns(c, ns);
-	xmpp_stanza_add_child_ex(parent, c, 0);
-	return c;
-}
-
 static bool kinds_own_message(Account *a, xmpp_stanza_t *msg,
 			      const OutboxItem *it)
 {
@@ -195,23 +183,23 @@ static bool kinds_own_message(Account *a, xmpp_stanza_t *msg,
 	if (!it->kind)
 		return false;
 	if (!strcmp(it->kind, "correction")) {
-		c = add(a, msg, "replace", NS_CORRECT);
+		c = acct_add_child(a, msg, "replace", NS_CORRECT);
 		xmpp_stanza_set_attribute(c, "id", it->ref);
 		return false;
 	}
 	if (!strcmp(it->kind, "reply")) {
-		c = add(a, msg, "reply", NS_REPLY);
+		c = acct_add_child(a, msg, "reply", NS_REPLY);
 		xmpp_stanza_set_attribute(c, "id", it->ref);
 		if (it->ref_to)
 			xmpp_stanza_set_attribute(c, "to", it->ref_to);
 		return false;
 	}
 	if (!strcmp(it->kind, "retraction")) {
-		c = add(a, msg, "retract", NS_RETRACT);
+		c = acct_add_child(a, msg, "retract", NS_RETRACT);
 		xmpp_stanza_set_attribute(c, "id", it->ref);
-		c = add(a, msg, "fallback", NS_FALLBACK);
+		c = acct_add_child(a, msg, "fallback", NS_FALLBACK);
 		xmpp_stanza_set_attribute(c, "for", NS_RETRACT);
-		add(a, msg, "store", NS_HINTS);
+		acct_add_child(a, msg, "store", NS_HINTS);
 		/* for clients without retractions (our record says
 		 * "[retracted]") */
 		xmpp_message_set_body(msg, "I retracted a message; your client "
@@ -220,18 +208,18 @@ static bool kinds_own_message(Account *a, xmpp_stanza_t *msg,
 	}
 	if (!strcmp(it->kind, "reaction")) {
 		g_auto(GStrv) each = g_strsplit(it->body, " ", -1);
-		c = add(a, msg, "reactions", NS_REACTIONS);
+		c = acct_add_child(a, msg, "reactions", NS_REACTIONS);
 		xmpp_stanza_set_attribute(c, "id", it->ref);
 		for (char **e = each; *e; e++) {
 			xmpp_stanza_t *r, *t;
 			if (!**e)
 				continue;
-			r = add(a, c, "reaction", NULL);
+			r = acct_add_child(a, c, "reaction", NULL);
 			t = xmpp_stanza_new(a->ctx);
 			xmpp_stanza_set_text(t, *e);
 			xmpp_stanza_add_child_ex(r, t, 0);
 		}
-		add(a, msg, "store", NS_HINTS);
+		acct_add_child(a, msg, "store", NS_HINTS);
 		return true; /* no body: the reactions are all */
 	}
 	return false;

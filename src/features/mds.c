@@ -28,27 +28,15 @@
 #define NS_SID "urn:xmpp:sid:0"
 #define MDS_TIMEOUT_S 30
 
-static xmpp_stanza_t *add(Account *a, xmpp_stanza_t *parent,
-			  const char *name, const char *ns)
-{
-	xmpp_stanza_t *c = xmpp_stanza_new(a->ctx);
-
-	xmpp_stanza_set_name(c, name);
-	if (ns)
-		xmpp_stanza_set_ns(c, ns);
-	xmpp_stanza_add_child_ex(parent, c, 0);
-	return c;
-}
-
 static void add_field(Account *a, xmpp_stanza_t *x, const char *var,
 		      const char *type, const char *value)
 {
-	xmpp_stanza_t *f = add(a, x, "field", NULL), *v, *t;
+	xmpp_stanza_t *f = acct_add_child(a, x, "field", NULL), *v, *t;
 
 	xmpp_stanza_set_attribute(f, "var", var);
 	if (type)
 		xmpp_stanza_set_attribute(f, "type", type);
-	v = add(a, f, "value", NULL);
+	v = acct_add_child(a, f, "value", NULL);
 	t = xmpp_stanza_new(a->ctx);
 	xmpp_stanza_set_text(t, value);
 	xmpp_stanza_add_child_ex(v, t, 0);
@@ -120,8 +108,8 @@ static void mds_online(Account *a)
 {
 	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", NULL), *ps, *items;
 
-	ps = add(a, iq, "pubsub", NS_PUBSUB);
-	items = add(a, ps, "items", NULL);
+	ps = acct_add_child(a, iq, "pubsub", NS_PUBSUB);
+	items = acct_add_child(a, ps, "items", NULL);
 	xmpp_stanza_set_attribute(items, "node", NS_MDS);
 	await_iq(a, iq, MDS_TIMEOUT_S, fetched, NULL, NULL);
 	xmpp_stanza_release(iq);
@@ -161,19 +149,19 @@ static void publish_run(Account *a, void *data, PoolReq *r)
 		return;
 	}
 	iq = xmpp_iq_new(a->ctx, "set", NULL);
-	ps = add(a, iq, "pubsub", NS_PUBSUB);
-	pub = add(a, ps, "publish", NULL);
+	ps = acct_add_child(a, iq, "pubsub", NS_PUBSUB);
+	pub = acct_add_child(a, ps, "publish", NULL);
 	xmpp_stanza_set_attribute(pub, "node", NS_MDS);
-	item = add(a, pub, "item", NULL);
+	item = acct_add_child(a, pub, "item", NULL);
 	xmpp_stanza_set_id(item, p->jid);
-	d = add(a, item, "displayed", NS_MDS);
-	sid = add(a, d, "stanza-id", NS_SID);
+	d = acct_add_child(a, item, "displayed", NS_MDS);
+	sid = acct_add_child(a, d, "stanza-id", NS_SID);
 	xmpp_stanza_set_attribute(sid, "by", acct_cfg(a)->jid);
 	xmpp_stanza_set_id(sid, p->sid);
 	/* XEP-0490 §4: kept, as many as there are conversations, never
 	 * sent on presence, and for our own clients only */
-	opts = add(a, ps, "publish-options", NULL);
-	x = add(a, opts, "x", "jabber:x:data");
+	opts = acct_add_child(a, ps, "publish-options", NULL);
+	x = acct_add_child(a, opts, "x", "jabber:x:data");
 	xmpp_stanza_set_attribute(x, "type", "submit");
 	add_field(a, x, "FORM_TYPE", "hidden",
 		  "http://jabber.org/protocol/pubsub#publish-options");

@@ -327,7 +327,7 @@ void receipts_answer(Account *a, xmpp_stanza_t *msg, const Jid *from)
 	const char *id = xmpp_stanza_get_id(msg);
 	const char *type = xmpp_stanza_get_type(msg);
 	g_autofree char *bare = NULL, *full = NULL, *mid = NULL;
-	xmpp_stanza_t *reply, *rcv, *store;
+	xmpp_stanza_t *reply, *rcv;
 
 	if (!acct_cfg(a)->receipts || !child(msg, "request", NS_RECEIPTS) ||
 	    !id_ok(id) || (type && strcmp(type, "chat") && strcmp(type, "normal")))
@@ -338,16 +338,10 @@ void receipts_answer(Account *a, xmpp_stanza_t *msg, const Jid *from)
 	full = jid_full(from);
 	mid = acct_next_id(a);
 	reply = xmpp_message_new(a->ctx, NULL, full, mid);
-	rcv = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_set_name(rcv, "received");
-	xmpp_stanza_set_ns(rcv, NS_RECEIPTS);
+	rcv = acct_add_child(a, reply, "received", NS_RECEIPTS);
 	xmpp_stanza_set_attribute(rcv, "id", id);
-	xmpp_stanza_add_child_ex(reply, rcv, 0);
 	/* kept for them while they are offline, as their message was */
-	store = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_set_name(store, "store");
-	xmpp_stanza_set_ns(store, NS_HINTS);
-	xmpp_stanza_add_child_ex(reply, store, 0);
+	acct_add_child(a, reply, "store", NS_HINTS);
 	sm_send(a, reply);
 	xmpp_stanza_release(reply);
 }
@@ -358,21 +352,13 @@ void receipts_answer(Account *a, xmpp_stanza_t *msg, const Jid *from)
 static bool receipts_own_message(Account *a, xmpp_stanza_t *msg,
 				 const OutboxItem *it)
 {
-	xmpp_stanza_t *req, *markable;
-
 	/* a reaction or a retraction is no message to mark */
 	if (g_strcmp0(it->type, "chat") ||
 	    (it->kind && (!strcmp(it->kind, "reaction") ||
 			  !strcmp(it->kind, "retraction"))))
 		return false;
-	req = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_set_name(req, "request");
-	xmpp_stanza_set_ns(req, NS_RECEIPTS);
-	xmpp_stanza_add_child_ex(msg, req, 0);
-	markable = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_set_name(markable, "markable");
-	xmpp_stanza_set_ns(markable, NS_MARKERS);
-	xmpp_stanza_add_child_ex(msg, markable, 0);
+	acct_add_child(a, msg, "request", NS_RECEIPTS);
+	acct_add_child(a, msg, "markable", NS_MARKERS);
 	return false;
 }
 
@@ -623,16 +609,10 @@ static void send_displayed(Account *a, const char *jid, const char *id)
 {
 	g_autofree char *mid = acct_next_id(a);
 	xmpp_stanza_t *m = xmpp_message_new(a->ctx, "chat", jid, mid);
-	xmpp_stanza_t *d = xmpp_stanza_new(a->ctx);
-	xmpp_stanza_t *store = xmpp_stanza_new(a->ctx);
+	xmpp_stanza_t *d = acct_add_child(a, m, "displayed", NS_MARKERS);
 
-	xmpp_stanza_set_name(d, "displayed");
-	xmpp_stanza_set_ns(d, NS_MARKERS);
 	xmpp_stanza_set_attribute(d, "id", id);
-	xmpp_stanza_add_child_ex(m, d, 0);
-	xmpp_stanza_set_name(store, "store");
-	xmpp_stanza_set_ns(store, NS_HINTS);
-	xmpp_stanza_add_child_ex(m, store, 0);
+	acct_add_child(a, m, "store", NS_HINTS);
 	sm_send(a, m);
 	xmpp_stanza_release(m);
 }

@@ -111,32 +111,20 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* A log, or its log.ids (read as it is on disk, no page kept:
+ * direct_io). */
 static void read_log(fuse_req_t req, Handle *h, size_t size, off_t off)
 {
 	g_autofree char *buf = g_malloc(MAX(size, 1));
+	bool ids = h->node->kind == NODE_IDS;
 	gssize n = 0;
 
 	/* a conversation that began after the open */
-	if (!h->hist && (h->hist = node_hist(h->node, false, NULL)))
+	if (!h->hist && (h->hist = node_hist(h->node, false, NULL)) && !ids)
 		hist_observe(h->hist, log_grew, h->node);
 	if (h->hist)
-		n = hist_pread(h->hist, buf, size, off);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_buf(req, buf, n);
-}
-
-/* log.ids: read as it is on disk, no page kept (direct_io) */
-static void read_ids(fuse_req_t req, Handle *h, size_t size, off_t off)
-{
-	g_autofree char *buf = g_malloc(MAX(size, 1));
-	gssize n = 0;
-
-	if (!h->hist)
-		h->hist = node_hist(h->node, false, NULL);
-	if (h->hist)
-		n = hist_ids_pread(h->hist, buf, size, off);
+		n = ids ? hist_ids_pread(h->hist, buf, size, off)
+			: hist_pread(h->hist, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -156,12 +144,9 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		iqcall_read(h->call, req, size, fi->flags & O_NONBLOCK);
 		return;
 	}
-	if (h->node->kind == NODE_LOG || h->node->kind == NODE_EVENTLOG) {
+	if (h->node->kind == NODE_LOG || h->node->kind == NODE_EVENTLOG ||
+	    h->node->kind == NODE_IDS) {
 		read_log(req, h, size, off);
-		return;
-	}
-	if (h->node->kind == NODE_IDS) {
-		read_ids(req, h, size, off);
 		return;
 	}
 	/* a file one writes to reads as empty (node.c) */

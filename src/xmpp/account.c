@@ -290,6 +290,18 @@ void acct_raw_record(Account *a, xmpp_stanza_t *st)
 
 /* ---- stanzas ---- */
 
+xmpp_stanza_t *acct_add_child(Account *a, xmpp_stanza_t *parent,
+			      const char *name, const char *ns)
+{
+	xmpp_stanza_t *c = xmpp_stanza_new(a->ctx);
+
+	xmpp_stanza_set_name(c, name);
+	if (ns)
+		xmpp_stanza_set_ns(c, ns);
+	xmpp_stanza_add_child_ex(parent, c, 0);
+	return c;
+}
+
 void acct_add_text_child(Account *a, xmpp_stanza_t *parent,
 			   const char *name, const char *text)
 {

@@ -236,6 +236,10 @@ void acct_log_note(Account *a, const char *where, int err);
 void acct_log_clear(Account *a);
 
 /* A child element <@name>@text</@name> of @parent. */
+/* A new child @name (in @ns, NULL: the parent's) of @parent, which owns
+ * it: returned to add to. */
+xmpp_stanza_t *acct_add_child(Account *a, xmpp_stanza_t *parent,
+			      const char *name, const char *ns);
 void acct_add_text_child(Account *a, xmpp_stanza_t *parent, const char *name,
 			 const char *text);
 /* A message of ours: @id as its id and as its origin-id (XEP-0359), which
