@@ -171,179 +171,42 @@ void chat_live(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t)
 
 /* ---- what a message of ours says of an earlier one ---- */
 
-/* A record found in a conversation: the first of its message's lines. */
-typedef struct {
-	char *id, *kind, *ref, *sender, *text;
-} Found;
-
-static void found_clear(Found *f)
+/* A message of ours about an earlier one (kinds_about), to @to. */
+static int chat_about(Account *a, const char *to, const char *kind,
+		      const char *v)
 {
-	g_free(f->id);
-	g_free(f->kind);
-	g_free(f->ref);
-	g_free(f->sender);
-	g_free(f->text);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Found, found_clear)
-
-/* The last message in @h named @id (ANY: the last of @sender's plain
- * messages, replies and corrections); false when there is none. */
-#define ANY NULL
-static bool find(Hist *h, const char *id, const char *sender, Found *f)
-{
-	g_autoptr(GPtrArray) log = hist_lines(h, false);
-	g_autoptr(GPtrArray) ids = hist_lines(h, true);
-	gint64 i;
-
-	memset(f, 0, sizeof *f);
-	if (!log || !ids || log->len != ids->len)
-		return false;
-	for (i = (gint64)ids->len - 1; i >= 0; i--) {
-		g_auto(GStrv) fi = g_strsplit(ids->pdata[i], "\t", 4);
-		g_auto(GStrv) fl = g_strsplit(log->pdata[i], "\t", 3);
-		if (g_strv_length(fi) < 3 || g_strv_length(fl) < 3 ||
-		    !strcmp(fi[0], "-"))
-			continue;
-		if (id ? strcmp(fi[0], id) != 0
-		       : (strcmp(fl[1], sender) != 0 ||
-			  (strcmp(fi[1], "message") && strcmp(fi[1], "reply") &&
-			   strcmp(fi[1], "correction"))))
-			continue;
-		/* back to the first line of that message */
-		while (i > 0 && g_str_has_prefix(ids->pdata[i - 1], fi[0]) &&
-		       ((char *)ids->pdata[i - 1])[strlen(fi[0])] == '\t')
-			i--;
-		{
-			g_auto(GStrv) first = g_strsplit(log->pdata[i], "\t", 3);
-			f->id = g_strdup(fi[0]);
-			f->kind = g_strdup(fi[1]);
-			f->ref = g_strdup(fi[2]);
-			f->sender = g_strdup(first[1]);
-			f->text = g_strdup(first[2] ? first[2] : "");
-		}
-		return true;
-	}
-	return false;
-}
-
-/* A text to send as @a's: clean (LF allowed), within the limit. */
-static int check_text(Account *a, const char *text)
-{
-	gsize len = strlen(text);
-
-	if (len > acct_cfg(a)->message_limit)
-		return -EFBIG;
-	return text_is_clean(text, len, true) ? 0 : -EILSEQ;
-}
-
-static int send_kind(Account *a, const char *to, Hist *h, const char *kind,
-		     const char *ref, const char *ref_to, const char *body)
-{
-	OutboxKind k = {kind, ref, ref_to};
+	Hist *h = hist_set_get(a->hists, to, false, NULL);
+	g_auto(About) m = {0};
+	OutboxKind k;
 	guint64 seq;
-	int ret = acct_accept_kind(a, to, "chat", &k, body, h,
-				   acct_cfg(a)->jid, &seq);
+	int ret;
 
-	if (!ret)
+	if ((ret = kinds_about(a, h, acct_cfg(a)->jid, NULL, kind, v, &m)))
+		return ret;
+	k = (OutboxKind){m.kind, m.ref, m.ref_to};
+	ret = acct_accept_kind(a, to, "chat", &k, m.body, h, acct_cfg(a)->jid,
+			       &seq);
+	if (!ret) /* we spoke: what they said before is read */
 		receipts_sent(a, to, hist_size(h));
 	return ret;
 }
 
-static Hist *conversation(Account *a, const char *to)
-{
-	return hist_set_get(a->hists, to, false, NULL);
-}
-
 int chat_correct(Account *a, const char *to, const char *text)
 {
-	Hist *h = conversation(a, to);
-	g_auto(Found) f = {0};
-	int ret;
-
-	if ((ret = check_text(a, text)))
-		return ret;
-	if (!h || !find(h, ANY, acct_cfg(a)->jid, &f))
-		return -ENOENT; /* nothing of ours to correct */
-	/* XEP-0308: a correction names the original, also when it corrects
-	 * a correction */
-	return send_kind(a, to, h, "correction",
-			 !strcmp(f.kind, "correction") ? f.ref : f.id, NULL,
-			 text);
+	return chat_about(a, to, "correction", text);
 }
 
 int chat_retract(Account *a, const char *to, const char *id)
 {
-	Hist *h = conversation(a, to);
-	g_auto(Found) f = {0};
-
-	if (!*id || strpbrk(id, "\t\n"))
-		return -EINVAL;
-	if (!h || !find(h, id, NULL, &f))
-		return -ENOENT;
-	if (strcmp(f.sender, acct_cfg(a)->jid))
-		return -EPERM; /* only our own, in a conversation */
-	if (strcmp(f.kind, "message") && strcmp(f.kind, "reply") &&
-	    strcmp(f.kind, "correction"))
-		return -EINVAL;
-	return send_kind(a, to, h, "retraction",
-			 !strcmp(f.kind, "correction") ? f.ref : f.id, NULL,
-			 "[retracted]");
-}
-
-/* "ID<TAB>REST": the id, and REST in *rest; false when malformed. */
-static bool id_and_rest(const char *v, char **id, const char **rest)
-{
-	const char *tab = strchr(v, '\t');
-
-	if (!tab || tab == v || memchr(v, '\n', tab - v))
-		return false;
-	*id = g_strndup(v, tab - v);
-	*rest = tab + 1;
-	return true;
+	return chat_about(a, to, "retraction", id);
 }
 
 int chat_react(Account *a, const char *to, const char *v)
 {
-	Hist *h = conversation(a, to);
-	g_autofree char *id = NULL;
-	g_auto(GStrv) each = NULL;
-	g_autoptr(GString) set = g_string_new(NULL);
-	g_auto(Found) f = {0};
-	const char *rest;
-
-	if (!id_and_rest(v, &id, &rest) || strchr(rest, '\n'))
-		return -EINVAL;
-	if (!text_is_clean(rest, strlen(rest), false))
-		return -EILSEQ;
-	each = g_strsplit(rest, " ", -1);
-	for (char **e = each; *e; e++) {
-		if (!**e)
-			continue;
-		if (strlen(*e) > 64 || strchr(*e, '\t'))
-			return -EINVAL;
-		if (set->len)
-			g_string_append_c(set, ' ');
-		g_string_append(set, *e);
-	}
-	if (!h || !find(h, id, NULL, &f))
-		return -ENOENT;
-	/* the whole set of ours: "" takes them all back */
-	return send_kind(a, to, h, "reaction", f.id, NULL, set->str);
+	return chat_about(a, to, "reaction", v);
 }
 
 int chat_reply(Account *a, const char *to, const char *v)
 {
-	Hist *h = conversation(a, to);
-	g_autofree char *id = NULL;
-	g_auto(Found) f = {0};
-	const char *text;
-	int ret;
-
-	if (!id_and_rest(v, &id, &text) || !*text)
-		return -EINVAL;
-	if ((ret = check_text(a, text)))
-		return ret;
-	if (!h || !find(h, id, NULL, &f))
-		return -ENOENT;
-	return send_kind(a, to, h, "reply", f.id, f.sender, text);
+	return chat_about(a, to, "reply", v);
 }

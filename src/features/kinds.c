@@ -7,9 +7,11 @@
 #include "features/featureset.h"
 #include "xmpp/account_int.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "base/text.h"
+#include "store/history.h"
 
 #define NS_CORRECT "urn:xmpp:message-correct:0"
 #define NS_RETRACT "urn:xmpp:message-retract:1"
@@ -171,6 +173,185 @@ void kinds_clear(MsgKind *k)
 	g_free(k->subject);
 	g_free(k->url);
 	memset(k, 0, sizeof *k);
+}
+
+/* ---- finding the message one is about ---- */
+
+void found_clear(Found *f)
+{
+	g_free(f->id);
+	g_free(f->kind);
+	g_free(f->ref);
+	g_free(f->sid);
+	g_free(f->sender);
+	g_free(f->text);
+	memset(f, 0, sizeof *f);
+}
+
+/* Is @ids (a log.ids line) the one of message @id (its ID or SID)? */
+static bool names(char **fi, const char *id)
+{
+	return !strcmp(fi[0], id) || (fi[3] && !strcmp(fi[3], id));
+}
+
+bool kinds_find(Hist *h, const char *id, const char *sender, Found *f)
+{
+	g_autoptr(GPtrArray) log = hist_lines(h, false);
+	g_autoptr(GPtrArray) ids = hist_lines(h, true);
+
+	memset(f, 0, sizeof *f);
+	if (!log || !ids || log->len != ids->len)
+		return false;
+	for (gint64 i = (gint64)ids->len - 1; i >= 0; i--) {
+		g_auto(GStrv) fi = g_strsplit(ids->pdata[i], "\t", 5);
+		g_auto(GStrv) fl = g_strsplit(log->pdata[i], "\t", 3);
+		if (g_strv_length(fi) < 4 || g_strv_length(fl) < 3)
+			continue;
+		if (id ? !strcmp(id, "-") || !names(fi, id)
+		       : (strcmp(fl[1], sender) != 0 || !strcmp(fi[0], "-") ||
+			  (strcmp(fi[1], "message") && strcmp(fi[1], "reply") &&
+			   strcmp(fi[1], "correction"))))
+			continue;
+		/* back to the first line of that message */
+		while (i > 0 && !strcmp(ids->pdata[i - 1], ids->pdata[i]))
+			i--;
+		{
+			g_auto(GStrv) first = g_strsplit(log->pdata[i], "\t", 3);
+			f->id = g_strdup(fi[0]);
+			f->kind = g_strdup(fi[1]);
+			f->ref = g_strdup(fi[2]);
+			f->sid = g_strdup(fi[3]);
+			f->sender = g_strdup(first[1]);
+			f->text = g_strdup(first[2] ? first[2] : "");
+		}
+		return true;
+	}
+	return false;
+}
+
+/* ---- a message of ours about another ---- */
+
+void about_clear(About *m)
+{
+	g_free(m->ref);
+	g_free(m->ref_to);
+	g_free(m->body);
+	memset(m, 0, sizeof *m);
+}
+
+/* A text to send as @a's: clean (LF allowed), within the limit. */
+static int check_text(Account *a, const char *text)
+{
+	gsize len = strlen(text);
+
+	if (len > acct_cfg(a)->message_limit)
+		return -EFBIG;
+	return text_is_clean(text, len, true) ? 0 : -EILSEQ;
+}
+
+/* "ID<TAB>REST": the id, and REST in *rest; false when malformed. */
+static bool id_and_rest(const char *v, char **id, const char **rest)
+{
+	const char *tab = strchr(v, '\t');
+
+	if (!tab || tab == v || memchr(v, '\n', tab - v))
+		return false;
+	*id = g_strndup(v, tab - v);
+	*rest = tab + 1;
+	return true;
+}
+
+/* Reactions as written ("👍 🎉", one line) into their set, checked. */
+static int reaction_set(const char *rest, char **set)
+{
+	g_auto(GStrv) each = NULL;
+	GString *out = g_string_new(NULL);
+
+	if (strchr(rest, '\n'))
+		goto invalid;
+	if (!text_is_clean(rest, strlen(rest), false)) {
+		g_string_free(out, TRUE);
+		return -EILSEQ;
+	}
+	each = g_strsplit(rest, " ", -1);
+	for (char **e = each; *e; e++) {
+		if (!**e)
+			continue;
+		if (strlen(*e) > 64 || strchr(*e, '\t'))
+			goto invalid;
+		if (out->len)
+			g_string_append_c(out, ' ');
+		g_string_append(out, *e);
+	}
+	*set = g_string_free(out, FALSE);
+	return 0;
+invalid:
+	g_string_free(out, TRUE);
+	return -EINVAL;
+}
+
+/* How the message @f is named by a message of @kind: in a room a
+ * reaction, reply or retraction names it by the room's id, where it has
+ * one (XEP-0444, XEP-0461, XEP-0424); a correction names the original by
+ * its own id, also when @f corrects it (XEP-0308). */
+static char *ref_to_found(const Found *f, const char *kind, bool room)
+{
+	if (!strcmp(f->kind, "correction") && strcmp(f->ref, "-") &&
+	    (!strcmp(kind, "correction") || !room))
+		return g_strdup(f->ref);
+	if (room && strcmp(kind, "correction") && strcmp(f->sid, "-"))
+		return g_strdup(f->sid);
+	return g_strdup(f->id);
+}
+
+int kinds_about(Account *a, Hist *h, const char *me, const char *room,
+		const char *kind, const char *v, About *out)
+{
+	g_autofree char *id = NULL;
+	g_auto(Found) f = {0};
+	const char *rest = NULL;
+	int ret;
+
+	memset(out, 0, sizeof *out);
+	out->kind = kind;
+	if (!strcmp(kind, "correction")) {
+		if ((ret = check_text(a, v)))
+			return ret;
+		if (!h || !kinds_find(h, NULL, me, &f))
+			return -ENOENT; /* nothing of ours to correct */
+		out->body = g_strdup(v);
+	} else if (!strcmp(kind, "retraction")) {
+		if (!*v || strpbrk(v, "\t\n"))
+			return -EINVAL;
+		if (!h || !kinds_find(h, v, NULL, &f))
+			return -ENOENT;
+		if (strcmp(f.sender, me))
+			return -EPERM; /* only our own */
+		if (strcmp(f.kind, "message") && strcmp(f.kind, "reply") &&
+		    strcmp(f.kind, "correction"))
+			return -EINVAL;
+		out->body = g_strdup("[retracted]");
+	} else if (!strcmp(kind, "reaction")) {
+		if (!id_and_rest(v, &id, &rest))
+			return -EINVAL;
+		if ((ret = reaction_set(rest, &out->body)))
+			return ret;
+		if (!h || !kinds_find(h, id, NULL, &f))
+			return -ENOENT;
+	} else {
+		if (!id_and_rest(v, &id, &rest) || !*rest)
+			return -EINVAL;
+		if ((ret = check_text(a, rest)))
+			return ret;
+		if (!h || !kinds_find(h, id, NULL, &f))
+			return -ENOENT;
+		out->body = g_strdup(rest);
+		/* the author: the contact's JID, or the occupant's */
+		out->ref_to = room ? g_strdup_printf("%s/%s", room, f.sender)
+				   : g_strdup(f.sender);
+	}
+	out->ref = ref_to_found(&f, kind, room != NULL);
+	return 0;
 }
 
 /* ---- ours ---- */

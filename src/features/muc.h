@@ -35,6 +35,11 @@ HistSet *muc_private_hists(Account *a, const char *room);
  * the room's reflection of each). */
 int muc_send(Account *a, const char *room, const char *const *bodies,
 	     guint n, guint64 *seq);
+/* [any] A message of ours about an earlier one in @room (kinds_about:
+ * @kind correction, retraction, reaction or reply), accepted as muc_send;
+ * -ENOTCONN when not in the room. */
+int muc_about(Account *a, const char *room, const char *kind,
+	      const char *v);
 /* [any] Accept private messages to @nick in @room (as chat_send);
  * -ENOTCONN when not in the room. */
 int muc_send_private(Account *a, const char *room, const char *nick,

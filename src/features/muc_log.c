@@ -251,14 +251,13 @@ void muc_record(Account *a, const char *room, const char *nick,
 		record_append(rec, t, sender, k.url);
 	if (delayed && logged_before(a, room, sid, rec->str))
 		return;
-	/* in a room, a message is named by the id the room gave it; a
-	 * reaction, a reply or a retraction names one so too (REF), a
-	 * correction by the message's own id (XEP-0308) */
+	/* ID its own id, SID the room's: a correction names the message by
+	 * the one (XEP-0308), a reaction, a reply or a retraction by the
+	 * other (XEP-0444, XEP-0461, XEP-0424 in groupchat) */
 	ids = g_string_new(NULL);
-	record_append_ids(ids, k.text, sid ? sid : mid, k.kind, k.ref, sid);
+	record_append_ids(ids, k.text, mid, k.kind, k.ref, sid);
 	if (k.url)
-		record_append_ids(ids, k.url, sid ? sid : mid, "oob",
-				  sid ? sid : mid, sid);
+		record_append_ids(ids, k.url, mid, "oob", mid, sid);
 	h = hist_set_get(mu->hists, room, true, &err);
 	ret = h ? hist_append_ids(h, rec->str, rec->len, ids->str, ids->len,
 				  NULL)

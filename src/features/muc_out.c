@@ -11,6 +11,7 @@
 #include "features/featureset.h"
 #include "features/muc.h"
 #include "features/muc_int.h"
+#include "features/kinds.h"
 
 #include <errno.h>
 #include <string.h>
@@ -270,6 +271,29 @@ int muc_send(Account *a, const char *room, const char *const *bodies,
 		return -ENOTCONN; /* put out of it, or left */
 	/* the record comes with the room's reflection */
 	return acct_accept(a, room, "groupchat", bodies, n, NULL, NULL, seq);
+}
+
+int muc_about(Account *a, const char *room, const char *kind,
+	      const char *v)
+{
+	Muc *mu = muc_of(a);
+	g_autofree char *me = NULL;
+	g_auto(About) m = {0};
+	OutboxKind k;
+	guint64 seq;
+	int ret;
+
+	if (!rooms_has(mu->rooms, room))
+		return -ENOTCONN; /* put out of it, or left */
+	me = rooms_nick(mu->rooms, room);
+	ret = kinds_about(a, hist_set_get(mu->hists, room, false, NULL), me,
+			  room, kind, v, &m);
+	if (ret)
+		return ret;
+	k = (OutboxKind){m.kind, m.ref, m.ref_to};
+	/* the record comes with the room's reflection, which says its kind */
+	return acct_accept_kind(a, room, "groupchat", &k, m.body, NULL, NULL,
+				&seq);
 }
 
 void muc_unreflected_back(Account *a)

@@ -174,6 +174,30 @@ static int chatstate_value(Xfs *x, Account *a, const char *jid,
 	return chatstates_say(x->pool, a, jid, v);
 }
 
+static int room_correct_value(Xfs *x, Account *a, const char *room,
+			      const char *v)
+{
+	return muc_about(a, room, "correction", v);
+}
+
+static int room_retract_value(Xfs *x, Account *a, const char *room,
+			      const char *v)
+{
+	return muc_about(a, room, "retraction", v);
+}
+
+static int room_react_value(Xfs *x, Account *a, const char *room,
+			    const char *v)
+{
+	return muc_about(a, room, "reaction", v);
+}
+
+static int room_reply_value(Xfs *x, Account *a, const char *room,
+			    const char *v)
+{
+	return muc_about(a, room, "reply", v);
+}
+
 /* `read`: an ID of log.ids, or nothing or "all" for all of it; the write
  * returns once the position moved (and a displayed marker went out). */
 static int read_value(Xfs *x, Account *a, const char *jid, const char *v)
@@ -297,6 +321,10 @@ static const FileOps file_ops[] = {
 	{NODE_REACT, 0600, NULL, NULL, react_value},
 	{NODE_REPLY, 0600, NULL, NULL, reply_value},
 	{NODE_CHATSTATE, 0600, chatstates_text, NULL, chatstate_value},
+	{NODE_ROOM_CORRECT, 0600, NULL, NULL, room_correct_value},
+	{NODE_ROOM_RETRACT, 0600, NULL, NULL, room_retract_value},
+	{NODE_ROOM_REACT, 0600, NULL, NULL, room_react_value},
+	{NODE_ROOM_REPLY, 0600, NULL, NULL, room_reply_value},
 };
 
 const FileOps *node_ops(const TreeNode *n)

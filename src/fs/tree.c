@@ -98,7 +98,10 @@ static const FileSpec room_files[] = {
 	{NODE_NICK, "nick"}, {NODE_SUBJECT, "subject"},
 	{NODE_OCCUPANTS, "occupants"}, {NODE_PRIVATES, "private"},
 	{NODE_INVITE, "invite"}, {NODE_KICK, "kick"},
-	{NODE_BAN, "ban"},   {NODE_STREAM, ".stream"},
+	{NODE_BAN, "ban"},
+	{NODE_ROOM_CORRECT, "correct"}, {NODE_ROOM_RETRACT, "retract"},
+	{NODE_ROOM_REACT, "react"}, {NODE_ROOM_REPLY, "reply"},
+	{NODE_STREAM, ".stream"},
 };
 
 static const FileSpec private_files[] = {

@@ -35,6 +35,10 @@ typedef enum {
 	NODE_REACT,
 	NODE_REPLY,
 	NODE_CHATSTATE,  /* .../contacts/JID/chatstate */
+	NODE_ROOM_CORRECT, /* .../rooms/ROOM/correct (muc_out.c) */
+	NODE_ROOM_RETRACT,
+	NODE_ROOM_REACT,
+	NODE_ROOM_REPLY,
 	NODE_BLOCKLIST,  /* alice@example.org/blocked */
 	NODE_EVENTS,     /* alice@example.org/events */
 	NODE_EVENTLOG,   /* alice@example.org/log: the events as a log */

@@ -178,14 +178,16 @@ static bool per_line(const TreeNode *n)
 {
 	return n->kind == NODE_SUBSCRIPTION || n->kind == NODE_INVITE ||
 	       n->kind == NODE_KICK || n->kind == NODE_BAN ||
-	       n->kind == NODE_RETRACT || n->kind == NODE_REACT;
+	       n->kind == NODE_RETRACT || n->kind == NODE_REACT ||
+	       n->kind == NODE_ROOM_RETRACT || n->kind == NODE_ROOM_REACT;
 }
 
 /* Files where all that is written between open and close is one message
  * (as `post`): a correction, a reply. */
 static bool at_close(const TreeNode *n)
 {
-	return n->kind == NODE_CORRECT || n->kind == NODE_REPLY;
+	return n->kind == NODE_CORRECT || n->kind == NODE_REPLY ||
+	       n->kind == NODE_ROOM_CORRECT || n->kind == NODE_ROOM_REPLY;
 }
 
 /* name and groups: what was written through the descriptor so far is

@@ -130,9 +130,10 @@ def test_log_ids_cut_between_the_two_writes(server, tmp, stack):
                         ["-", "message", "-", "-"]), recs
 
 
-def test_room_records_named_by_the_rooms_id(server, tmp, stack):
-    """In a room, a message is named by the id the room gave it (its
-    stanza-id), the one replies and reactions use there."""
+def test_room_records_named_by_both_ids(server, tmp, stack):
+    """In a room a record has the message's own id (ID, what a correction
+    names) and the id the room gave it (SID, what a reaction, a reply or
+    a retraction names there)."""
     room = f"ids-room@{MUC}"
     carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-ids-room-peer"))
     m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-ids-room")}))
@@ -140,14 +141,14 @@ def test_room_records_named_by_the_rooms_id(server, tmp, stack):
     os.mkdir(m.path(A, "rooms", room))
     carol.join_room(room, "carol")
     since = len(carol.messages)
-    carol.send_message(room, "hello room", mtype="groupchat")
+    cid = carol.send_message(room, "hello room", mtype="groupchat")
     refl = carol.wait_message(f"{room}/carol", "hello room", since=since)
     sid = [e.get("id") for e in refl["xml"].findall(f"{{{NS_SID}}}stanza-id")
            if e.get("by") == room]
     assert sid, refl["xml"]
     d = m.path(A, "rooms", room)
     wait_text(d, "hello room")
-    assert ids_of(d, "hello room") == [[sid[0], "message", "-"]], aligned(d)
+    assert ids_of(d, "hello room") == [[cid, "message", "-"]], aligned(d)
     assert sids_of(d, "hello room") == [sid[0]]
 
 
@@ -468,8 +469,8 @@ def marks(peer):
     return (len(peer.messages), len(peer.bodyless))
 
 
-def wait_from(peer, since, pred, what):
-    return wait_until(lambda: [m for m in their_last(peer, since) if pred(m)],
+def wait_from(peer, since, pred, what, frm=A):
+    return wait_until(lambda: [m for m in their_last(peer, since, frm) if pred(m)],
                       timeout=10, what=what)[-1]
 
 
@@ -729,8 +730,8 @@ def test_read_positions_shared_with_the_accounts_other_clients(server, tmp, stac
 def test_room_corrections_reactions_retractions(server, tmp, stack):
     """In a room the same kinds are records with their KIND and REF: a
     reaction, reply or retraction names the message by the room's id (its
-    SID, which is its ID in a room's log.ids), a correction by the
-    message's own id, as the XEPs have it."""
+    SID), a correction by the message's own id (its ID), as the XEPs have
+    it."""
     room = f"kinds-room@{MUC}"
     carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-rk-peer"))
     m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-rk")}))
@@ -758,8 +759,65 @@ def test_room_corrections_reactions_retractions(server, tmp, stack):
                         ("carol", "\U0001F602", "reaction", sid),
                         ("carol", "[retracted]", "retraction", sid),
                         ("carol", "last", "message", "-")], got
-    assert ids_of(d, "first tyop")[0][0] == sid
+    assert ids_of(d, "first tyop")[0][0] == cid
+    assert sids_of(d, "first tyop") == [sid]
     evs = events_since(m, ev0)
     assert ["correction", room, f"carol\t{cid}\tfirst typo"] in evs, evs
     assert ["reaction", room, f"carol\t{sid}\t\U0001F602"] in evs, evs
     assert ["retraction", room, f"carol\t{sid}"] in evs, evs
+
+
+def test_ours_in_a_room(server, tmp, stack):
+    """correct, react, reply and retract in a room: the messages carry
+    the ids the XEPs want there (the original's own id for a correction,
+    the room's id for the others), and their reflections are records of
+    their kind."""
+    room = f"own-kinds@{MUC}"
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-ork-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-ork")}))
+    m.wait_state(A, "online", timeout=10)
+    os.mkdir(m.path(A, "rooms", room))
+    carol.join_room(room, "carol")
+    d = m.path(A, "rooms", room)
+    base = f"{A}/rooms/{room}"
+    since = len(carol.messages)
+    carol.send_message_with(room, "carol asks", [], mtype="groupchat")
+    wait_text(d, "carol asks")
+    csid = sids_of(d, "carol asks")[0]
+    assert csid != "-"
+    m.write(f"{base}/send", "alice tyop\n")
+    got = carol.wait_message(f"{room}/alice", "alice tyop", since=since)
+    oid = got["xml"].find(f"{{{NS_SID}}}origin-id").get("id")
+    wait_text(d, "alice tyop")
+    asid = sids_of(d, "alice tyop")[0]
+    s = marks(carol)
+    m.write(f"{base}/correct", "alice typo\n")
+    got = carol.wait_message(f"{room}/alice", "alice typo", since=s[0])
+    assert got["xml"].find(f"{{{NS_CORRECT}}}replace").get("id") == oid, got["xml"]
+    s = marks(carol)
+    m.write(f"{base}/react", f"{csid}\t\U0001F44D\n")
+    got = wait_from(carol, s, lambda x: x["xml"].find(f"{{{NS_REACTIONS}}}reactions")
+                    is not None and x["from"] == f"{room}/alice", "the reaction",
+                    frm=room)
+    assert got["xml"].find(f"{{{NS_REACTIONS}}}reactions").get("id") == csid
+    s = marks(carol)
+    m.write(f"{base}/reply", f"{csid}\tan answer\n")
+    got = carol.wait_message(f"{room}/alice", "an answer", since=s[0])
+    rp = got["xml"].find(f"{{{NS_REPLY}}}reply")
+    assert rp.get("id") == csid and rp.get("to") == f"{room}/carol", got["xml"]
+    s = marks(carol)
+    m.write(f"{base}/retract", oid + "\n")
+    got = wait_from(carol, s, lambda x: x["xml"].find(f"{{{NS_RETRACT}}}retract")
+                    is not None and x["from"] == f"{room}/alice", "the retraction",
+                    frm=room)
+    assert got["xml"].find(f"{{{NS_RETRACT}}}retract").get("id") == asid
+    wait_text(d, "[retracted]")
+    mine = [(t, i[1], i[2]) for s_, t, i in records(d) if s_ == "alice"]
+    assert mine == [("alice tyop", "message", "-"), ("alice typo", "correction", oid),
+                    ("\U0001F44D", "reaction", csid), ("an answer", "reply", csid),
+                    ("[retracted]", "retraction", asid)], mine
+    try:
+        m.write(f"{base}/retract", csid + "\n")
+        raise AssertionError("retracting carol's message was taken")
+    except OSError as e:
+        assert e.errno == errno.EPERM, e
