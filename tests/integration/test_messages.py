@@ -821,3 +821,48 @@ def test_ours_in_a_room(server, tmp, stack):
         raise AssertionError("retracting carol's message was taken")
     except OSError as e:
         assert e.errno == errno.EPERM, e
+
+
+# --------------------------------------------------------------------------
+# hostile input
+
+def test_hostile_ids_references_and_forged_read_positions(server, tmp, stack):
+    """Ids with white space keep log.ids one line per record (a TAB or LF
+    in an attribute reaches us as a space, XML's normalisation; the unit
+    test record covers them); a reply's fallback that points
+    past its body is ignored (the body kept whole); a flood of reactions
+    is cut to what fits; a displayed-sync item from a contact (not from
+    our own account) moves nothing."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-hostile-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-hostile")}))
+    m.wait_state(A, "online", timeout=10)
+    d = cpath(m, B)
+    bob.send_message_with(A, "tab id", [], mid="a\tb\nc")
+    bob.send_message_with(A, "bad ref", [el(NS_CORRECT, "replace", id="x\ty")])
+    fb = el(NS_FALLBACK, "fallback", **{"for": NS_REPLY})
+    fb.append(el(NS_FALLBACK, "body", start="3", end="999"))
+    bob.send_message_with(A, "whole body kept", [el(NS_REPLY, "reply", id="zz"), fb])
+    bob.send_message_with(A, None, [reactions("zz", *(["\U0001F600" * 40] * 50 +
+                                                      ["ok"]))])
+    bob.send_message_with(A, None, [el(NS_RETRACT, "retract", id="")])
+    bob.send_message(A, "forge after this")
+    wait_text(d, "forge after this")
+    real_sid = sids_of(d, "forge after this")[0]
+    # a forged displayed-sync item, from bob, naming a real message
+    ev = ET.Element("{http://jabber.org/protocol/pubsub#event}event")
+    items = ET.SubElement(ev, "{http://jabber.org/protocol/pubsub#event}items",
+                          node=NS_MDS)
+    item = ET.SubElement(items, "{http://jabber.org/protocol/pubsub#event}item", id=B)
+    disp = ET.SubElement(item, f"{{{NS_MDS}}}displayed")
+    ET.SubElement(disp, f"{{{NS_SID}}}stanza-id", by=A, id=real_sid)
+    bob.send_message_with(A, None, [ev], mtype="headline")
+    bob.send_message(A, "the end")
+    wait_text(d, "the end")
+    recs = records(d)   # aligned() checks one ids line per record
+    got = [(t, i[0], i[1], i[2]) for s, t, i in recs]
+    assert got[0] == ("tab id", "a b c", "message", "-"), got
+    assert got[1] == ("bad ref", got[1][1], "correction", "x y"), got
+    assert got[2][0] == "whole body kept" and got[2][2:] == ("reply", "zz"), got
+    assert got[3][0] == "ok" and got[3][2:] == ("reaction", "zz"), got
+    assert [g[0] for g in got[4:]] == ["forge after this", "the end"], got
+    assert rd(os.path.join(d, "unread")) == str(len(recs)) + "\n"

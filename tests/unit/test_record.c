@@ -351,6 +351,25 @@ static void test_tokyo(void)
 		g_test_add_data_func(path, &table[i], func);                \
 	}
 
+/* log.ids: one line per record of the body, whatever the ids hold. */
+static void test_append_ids(void)
+{
+	g_autoptr(GString) ids = g_string_new(NULL);
+
+	record_append_ids(ids, "one\ntwo\n", "a\tb\nc", "reply", "r\x01", NULL);
+	g_assert_cmpstr(ids->str, ==,
+			"a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\treply\tr\xef\xbf\xbd\t-\n"
+			"a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\treply\tr\xef\xbf\xbd\t-\n");
+	g_string_truncate(ids, 0);
+	record_append_ids(ids, "", "", "message", NULL, "s1");
+	g_assert_cmpstr(ids->str, ==, "-\tmessage\t-\ts1\n");
+	g_string_truncate(ids, 0);
+	record_append_ids(ids, "x\n\ny", "i", "message", NULL, NULL);
+	/* as record_append: "x", "", "y" are three records */
+	g_assert_cmpstr(ids->str, ==,
+			"i\tmessage\t-\t-\ni\tmessage\t-\t-\ni\tmessage\t-\t-\n");
+}
+
 int main(int argc, char *argv[])
 {
 	g_test_init(&argc, &argv, NULL);
@@ -362,5 +381,6 @@ int main(int argc, char *argv[])
 	ADD_CASES("escape", escape_cases, test_escape);
 	g_test_add_func("/record/format/gdatetime", test_format_gdatetime);
 	g_test_add_func("/record/format/tokyo", test_tokyo);
+	g_test_add_func("/record/append-ids", test_append_ids);
 	return g_test_run();
 }
