@@ -21,6 +21,8 @@
 #define NS_REPLY "urn:xmpp:reply:0"
 #define NS_FALLBACK "urn:xmpp:fallback:0"
 #define NS_OOB "jabber:x:oob"
+#define NS_MODERATE0 "urn:xmpp:message-moderate:0"
+#define NS_MODERATE "urn:xmpp:message-moderate:1"
 #define NS_HINTS "urn:xmpp:hints"
 
 static xmpp_stanza_t *child(xmpp_stanza_t *st, const char *name,
@@ -104,6 +106,37 @@ static char *reactions_text(xmpp_stanza_t *r)
 	return g_string_free(out, FALSE);
 }
 
+/* A room's word that a moderator retracted a message (XEP-0425: 0.3's
+ * <retract><moderated/></retract>, 0.2's <apply-to><moderated/>). */
+static bool moderation(xmpp_stanza_t *msg, MsgKind *k)
+{
+	xmpp_stanza_t *r = child(msg, "retract", NS_RETRACT), *apply, *mod;
+	xmpp_stanza_t *where = r;
+	g_autofree char *reason = NULL;
+	const char *by;
+
+	if (!(mod = child(r, "moderated", NS_MODERATE))) {
+		apply = child(msg, "apply-to", NS_FASTEN);
+		mod = child(apply, "moderated", NS_MODERATE0);
+		where = mod;
+		r = apply;
+	}
+	if (!mod || !(k->ref = ref_of(r)))
+		return false;
+	k->kind = "moderation";
+	by = xmpp_stanza_get_attribute(mod, "by");
+	if (by && strchr(by, '/') && strchr(by, '/')[1])
+		k->by = g_strdup(strchr(by, '/') + 1);
+	reason = text_of(xmpp_stanza_get_child_by_name(where, "reason"));
+	if (reason)
+		g_strdelimit(reason, "\t\r\n", ' ');
+	k->text = reason && *reason
+			  ? g_strdup_printf("[retracted by a moderator: %s]",
+					    reason)
+			  : g_strdup("[retracted by a moderator]");
+	return true;
+}
+
 bool kinds_of(Account *a, xmpp_stanza_t *msg, MsgKind *k)
 {
 	const char *type = xmpp_stanza_get_type(msg);
@@ -122,6 +155,8 @@ bool kinds_of(Account *a, xmpp_stanza_t *msg, MsgKind *k)
 	    strcmp(type, "headline") && strcmp(type, "groupchat"))
 		return false;
 	body = text_of(xmpp_stanza_get_child_by_name(msg, "body"));
+	if (moderation(msg, k))
+		return true;
 	if ((el = child(msg, "retract", NS_RETRACT)) ||
 	    ((apply = child(msg, "apply-to", NS_FASTEN)) &&
 	     child(apply, "retract", NS_RETRACT0) && (el = apply))) {
@@ -172,6 +207,7 @@ void kinds_clear(MsgKind *k)
 	g_free(k->text);
 	g_free(k->subject);
 	g_free(k->url);
+	g_free(k->by);
 	memset(k, 0, sizeof *k);
 }
 

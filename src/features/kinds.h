@@ -12,13 +12,14 @@ typedef struct Account Account;
 
 typedef struct {
 	const char *kind; /* static: message, correction, retraction,
-			   * reaction, reply, headline, error */
+			   * reaction, reply, headline, error, moderation */
 	char *ref;        /* the id of the message it is about, or NULL */
 	char *text;       /* the record's text: the body (a reply's without
 			   * the quote of its fallback), the reactions, or
 			   * "[retracted]" */
 	char *subject;    /* a headline's or normal message's, or NULL */
 	char *url;        /* an out-of-band URL the text does not hold */
+	char *by;         /* a moderation's moderator (nick), or NULL */
 } MsgKind;
 
 /* What @msg (chat, normal, headline, groupchat, error) is; false when it

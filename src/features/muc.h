@@ -19,12 +19,19 @@ typedef enum {
 	ACCT_ROOM_KICK,    /* @value: "NICK[<TAB>REASON]"; done when the
 			    * room answered */
 	ACCT_ROOM_BAN,     /* @value: "JID[ REASON]"; likewise */
+	ACCT_ROOM_MODERATE, /* @value: "SID[<TAB>REASON]": a moderator
+			     * retracts that message (XEP-0425); likewise */
 } AcctRoomOp;
 
 /* [any] Act on @room and wait for the server.  Not in the room: -ENOENT;
  * another change of it waiting: -EBUSY; else 0 or the server's error. */
 int muc_request(Pool *p, Account *a, const char *room, AcctRoomOp op,
 		const char *value);
+/* [any] A line written to `moderate`: "ID[<TAB>REASON]", the ID or SID
+ * of someone's message in @room's log: it is retracted for everyone.  0,
+ * -ENOENT (no such message), -EINVAL, -EACCES (not a moderator),
+ * -EOPNOTSUPP (the room has no moderation), or the room's error. */
+int muc_moderate(Pool *p, Account *a, const char *room, const char *line);
 /* [any] The rooms and their logs. */
 Rooms *muc_rooms(Account *a);
 HistSet *muc_room_hists(Account *a);

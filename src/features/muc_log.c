@@ -212,7 +212,8 @@ static void room_event(Account *a, const char *room, const char *sender,
 {
 	g_autofree char *text = NULL;
 
-	if (!strcmp(k->kind, "correction") || !strcmp(k->kind, "reaction"))
+	if (!strcmp(k->kind, "correction") || !strcmp(k->kind, "reaction") ||
+	    !strcmp(k->kind, "moderation"))
 		text = g_strdup_printf("%s\t%s", k->ref, k->text);
 	else if (!strcmp(k->kind, "retraction"))
 		text = g_strdup(k->ref);

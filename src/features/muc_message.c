@@ -6,6 +6,7 @@
  * muc.c, whose waits it answers (see muc_int.h). */
 #include "features/featureset.h"
 #include "features/muc_int.h"
+#include "features/kinds.h"
 #include "xmpp/dispatch.h"
 
 #include <string.h>
@@ -42,8 +43,15 @@ static void room_message(Account *a, xmpp_stanza_t *msg, const char *room,
 		return;
 	}
 	muc_reflected(a, room, msg);
-	if (!nick)
+	if (!nick) {
+		/* the room's own word: a moderator retracted a message
+		 * (XEP-0425), a record under the moderator's nick */
+		g_auto(MsgKind) k = {0};
+		if (kinds_of(a, msg, &k) && !strcmp(k.kind, "moderation"))
+			muc_record(a, room, k.by ? k.by : room, msg, in_time(msg),
+				   false, muc_stanza_id(msg, room));
 		return;
+	}
 	muc_record(a, room, nick, msg, in_time(msg),
 		   xmpp_stanza_get_child_by_name_and_ns(msg, "delay",
 							"urn:xmpp:delay"),

@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "base/jid.h"
+#include "base/text.h"
+#include "features/kinds.h"
+#include "store/history.h"
 #include "xmpp/await.h"
 #include "xmpp/pool.h"
 
@@ -166,6 +169,100 @@ static void room_admin(Account *a, const char *room, AcctRoomOp op,
 	xmpp_stanza_release(iq);
 }
 
+/* XEP-0425, in the form of 0.3 (urn:xmpp:message-moderate:1) and, if
+ * the room knows only that, of 0.2 (the fasten form that Debian 12's
+ * mod_muc_moderation speaks). */
+#define NS_MODERATE "urn:xmpp:message-moderate:1"
+#define NS_MODERATE0 "urn:xmpp:message-moderate:0"
+#define NS_RETRACT "urn:xmpp:message-retract:1"
+#define NS_RETRACT0 "urn:xmpp:message-retract:0"
+#define NS_FASTEN "urn:xmpp:fasten:0"
+
+typedef struct {
+	char *room, *sid, *reason;
+	PoolReq *r;
+	bool old; /* the 0.2 form went */
+} Moderation;
+
+static void moderation_free(void *data)
+{
+	Moderation *m = data;
+
+	g_free(m->room);
+	g_free(m->sid);
+	g_free(m->reason);
+	g_free(m);
+}
+
+static void moderate_send(Account *a, Moderation *m);
+
+static void moderate_answer(Account *a, xmpp_stanza_t *iq, int err,
+			    void *data)
+{
+	Moderation *m = data;
+	int res = await_errno(iq, err);
+
+	if ((res == -ENOSYS || res == -EHOSTUNREACH || res == -EINVAL) &&
+	    !m->old) {
+		/* not this form: the older one */
+		Moderation *again = g_new0(Moderation, 1);
+		*again = *m;
+		again->room = g_strdup(m->room);
+		again->sid = g_strdup(m->sid);
+		again->reason = g_strdup(m->reason);
+		again->old = true;
+		m->r = NULL;
+		moderate_send(a, again);
+		return;
+	}
+	if (res == -ENOSYS || res == -EHOSTUNREACH)
+		res = -EOPNOTSUPP; /* a room without moderation */
+	if (m->r)
+		pool_complete(m->r, res);
+	m->r = NULL;
+}
+
+static void moderate_send(Account *a, Moderation *m)
+{
+	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", NULL), *mod;
+
+	xmpp_stanza_set_to(iq, m->room);
+	if (m->old) {
+		xmpp_stanza_t *apply = acct_add_child(a, iq, "apply-to",
+						      NS_FASTEN);
+		xmpp_stanza_set_attribute(apply, "id", m->sid);
+		mod = acct_add_child(a, apply, "moderate", NS_MODERATE0);
+		acct_add_child(a, mod, "retract", NS_RETRACT0);
+	} else {
+		mod = acct_add_child(a, iq, "moderate", NS_MODERATE);
+		xmpp_stanza_set_attribute(mod, "id", m->sid);
+		acct_add_child(a, mod, "retract", NS_RETRACT);
+	}
+	if (m->reason)
+		acct_add_text_child(a, mod, "reason", m->reason);
+	await_iq(a, iq, MUC_ADMIN_TIMEOUT_S, moderate_answer, m,
+		 moderation_free);
+	xmpp_stanza_release(iq);
+}
+
+static void room_moderate(Account *a, const char *room, const char *value,
+			  PoolReq *r)
+{
+	const char *reason;
+	Moderation *m;
+
+	if (!acct_is_online(a)) {
+		pool_complete(r, -ENOTCONN);
+		return;
+	}
+	m = g_new0(Moderation, 1);
+	m->room = g_strdup(room);
+	m->sid = split_line(value, "\t", &reason);
+	m->reason = g_strdup(reason);
+	m->r = r;
+	moderate_send(a, m);
+}
+
 /* A direct invitation (XEP-0249) to @value, "JID[ REASON]", with the
  * room's password when we have one, and a body for clients that do not
  * know invitations.  0 or -EINVAL. */
@@ -225,6 +322,10 @@ static void room_op(Account *a, const char *room, AcctRoomOp op,
 		room_admin(a, room, op, value, r);
 		return;
 	}
+	if (op == ACCT_ROOM_MODERATE) {
+		room_moderate(a, room, value, r);
+		return;
+	}
 	w = g_hash_table_lookup(mu->waits, room);
 	if (w && (w->req || op != ACCT_ROOM_LEAVE)) {
 		/* one change at a time; a leave replaces a rejoin */
@@ -278,4 +379,27 @@ int muc_request(Pool *p, Account *a, const char *room, AcctRoomOp op,
 	j->op = op;
 	j->value = g_strdup(value);
 	return pool_call(p, a, room_run, j, room_job_free);
+}
+
+int muc_moderate(Pool *p, Account *a, const char *room, const char *line)
+{
+	Muc *mu = muc_of(a);
+	const char *tab = strchr(line, '\t');
+	g_autofree char *id =
+		g_strndup(line, tab ? (gsize)(tab - line) : strlen(line));
+	g_autofree char *value = NULL;
+	Hist *h = hist_set_get(mu->hists, room, false, NULL);
+	g_auto(Found) f = {0};
+
+	if (!*id || strchr(line, '\n') || (tab && strchr(tab + 1, '\t')))
+		return -EINVAL;
+	if (!text_is_clean(line, strlen(line), false))
+		return -EILSEQ;
+	if (!h || !kinds_find(h, id, NULL, &f))
+		return -ENOENT;
+	if (!strcmp(f.sid, "-"))
+		return -EINVAL; /* the room gave it no id to name it by */
+	value = g_strdup_printf("%s%s%s", f.sid, tab ? "\t" : "",
+				tab ? tab + 1 : "");
+	return muc_request(p, a, room, ACCT_ROOM_MODERATE, value);
 }

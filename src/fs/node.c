@@ -198,6 +198,14 @@ static int room_reply_value(Xfs *x, Account *a, const char *room,
 	return muc_about(a, room, "reply", v);
 }
 
+/* `moderate`: "ID[<TAB>REASON]", someone's message retracted by us as a
+ * moderator; returns when the room answered. */
+static int moderate_value(Xfs *x, Account *a, const char *room,
+			  const char *v)
+{
+	return muc_moderate(x->pool, a, room, v);
+}
+
 /* `read`: an ID of log.ids, or nothing or "all" for all of it; the write
  * returns once the position moved (and a displayed marker went out). */
 static int read_value(Xfs *x, Account *a, const char *jid, const char *v)
@@ -325,6 +333,7 @@ static const FileOps file_ops[] = {
 	{NODE_ROOM_RETRACT, 0600, NULL, NULL, room_retract_value},
 	{NODE_ROOM_REACT, 0600, NULL, NULL, room_react_value},
 	{NODE_ROOM_REPLY, 0600, NULL, NULL, room_reply_value},
+	{NODE_MODERATE, 0600, NULL, NULL, moderate_value},
 };
 
 const FileOps *node_ops(const TreeNode *n)

@@ -39,6 +39,7 @@ typedef enum {
 	NODE_ROOM_RETRACT,
 	NODE_ROOM_REACT,
 	NODE_ROOM_REPLY,
+	NODE_MODERATE,   /* .../rooms/ROOM/moderate (muc_request.c) */
 	NODE_BLOCKLIST,  /* alice@example.org/blocked */
 	NODE_EVENTS,     /* alice@example.org/events */
 	NODE_EVENTLOG,   /* alice@example.org/log: the events as a log */

@@ -179,7 +179,8 @@ static bool per_line(const TreeNode *n)
 	return n->kind == NODE_SUBSCRIPTION || n->kind == NODE_INVITE ||
 	       n->kind == NODE_KICK || n->kind == NODE_BAN ||
 	       n->kind == NODE_RETRACT || n->kind == NODE_REACT ||
-	       n->kind == NODE_ROOM_RETRACT || n->kind == NODE_ROOM_REACT;
+	       n->kind == NODE_ROOM_RETRACT || n->kind == NODE_ROOM_REACT ||
+	       n->kind == NODE_MODERATE;
 }
 
 /* Files where all that is written between open and close is one message

@@ -866,3 +866,66 @@ def test_hostile_ids_references_and_forged_read_positions(server, tmp, stack):
     assert got[3][0] == "ok" and got[3][2:] == ("reaction", "zz"), got
     assert [g[0] for g in got[4:]] == ["forge after this", "the end"], got
     assert rd(os.path.join(d, "unread")) == str(len(recs)) + "\n"
+
+
+def test_moderators_retract_others_messages_in_a_room(server, tmp, stack):
+    """alice owns the room (she made it): `moderate` retracts carol's
+    message for everyone (XEP-0425, in the form the server's module
+    speaks); the room's word of it is a record of kind moderation under
+    the moderator's nick in every occupant's log, and an event.  bob, in
+    the room as a mere participant, is refused (EACCES); an unknown id is
+    ENOENT."""
+    if not os.path.exists("/usr/lib/prosody/modules/mod_muc_moderation/"
+                          "mod_muc_moderation.lua"):
+        raise AssertionError("prosody-modules is not installed (scripts/deps)")
+    room = f"moderated@{MUC}"
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-mod-peer"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-mod")}))
+    m.wait_state(A, "online", timeout=10)
+    os.mkdir(m.path(A, "rooms", room))   # alice first: the owner
+    carol.join_room(room, "carol")
+    d = m.path(A, "rooms", room)
+    carol.send_message_with(room, "spam spam", [], mtype="groupchat")
+    wait_text(d, "spam spam")
+    sid = sids_of(d, "spam spam")[0]
+    cid = ids_of(d, "spam spam")[0][0]
+    s = marks(carol)
+    m.write(f"{A}/rooms/{room}/moderate", f"{cid}\tno spam here\n")
+    got = wait_from(carol, s, lambda x: x["from"] == room and
+                    (x["xml"].find("{urn:xmpp:fasten:0}apply-to") is not None or
+                     x["xml"].find(f"{{{NS_RETRACT}}}retract") is not None),
+                    "the room's word of the moderation", frm=room)
+    wait_text(d, "[retracted by a moderator: no spam here]")
+    mod = [(s_, i[1], i[2]) for s_, t, i in records(d) if t.startswith("[retracted by")]
+    assert mod == [("alice", "moderation", sid)], mod
+    try:
+        m.write(f"{A}/rooms/{room}/moderate", "no-such-id\n")
+        raise AssertionError("an unknown id was taken")
+    except OSError as e:
+        assert e.errno == errno.ENOENT, e
+    # bob, a participant, may not
+    mb = stack.enter_context(Mount(tmp, {B: server.account("bob", resource="t-mod-b")}))
+    mb.wait_state(B, "online", timeout=10)
+    os.mkdir(mb.path(B, "rooms", room))
+    carol.send_message_with(room, "more spam", [], mtype="groupchat")
+    db = mb.path(B, "rooms", room)
+    wait_text(db, "more spam")
+    try:
+        mb.write(f"{B}/rooms/{room}/moderate", ids_of(db, "more spam")[0][0] + "\n")
+        raise AssertionError("a participant moderated")
+    except OSError as e:
+        assert e.errno == errno.EACCES, e
+    # alice moderates it: in bob's log and events, under alice's nick
+    wait_text(d, "more spam")
+    sid2 = sids_of(d, "more spam")[0]
+    with open(mb.path(B, "log"), encoding="utf-8") as f:
+        bev0 = f.read().count("\n")
+    m.write(f"{A}/rooms/{room}/moderate", f"{sid2}\n")
+    wait_text(db, "[retracted by a moderator]")
+    assert [(s_, i[1], i[2]) for s_, t, i in records(db)
+            if t == "[retracted by a moderator]"] == [("alice", "moderation", sid2)]
+    def bob_events():
+        with open(mb.path(B, "log"), encoding="utf-8") as f:
+            return [l.split("\t", 3)[1:] for l in f.read().split("\n")[bev0:-1]]
+    wait_until(lambda: ["moderation", room, f"alice\t{sid2}\t[retracted by a moderator]"]
+               in bob_events(), timeout=10, what=lambda: f"the event at bob: {bob_events()}")
