@@ -5,6 +5,7 @@
  * The order matters, and here it is said why. */
 #include "features/featureset.h"
 #include "features/mam_int.h"
+#include "features/muc.h"
 
 #include "xmpp/account.h"
 #include "xmpp/await.h"
@@ -17,6 +18,8 @@ void featureset_attach(Account *a)
 	 * live message logged (mam_seen.c) counts for the catch-up's batch
 	 * (mam.c).  The same for every account. */
 	mam_seen_on_live(mam_live_logged);
+	/* the rooms' logs (muc.c) have read positions too (receipts.c) */
+	receipts_on_room_logs(muc_room_hists);
 
 	/* The core's answers awaited (await.c): first, so that at a lost
 	 * stream every wait has ended before the features' own cleanup. */

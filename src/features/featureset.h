@@ -8,6 +8,7 @@
 #include "xmpp/feature.h"
 
 typedef struct Account Account;
+typedef struct HistSet HistSet;
 
 /* Give @a every feature, in order (before the pool runs). */
 void featureset_attach(Account *a);
@@ -70,6 +71,11 @@ void receipts_answer(Account *a, xmpp_stanza_t *msg, const Jid *from);
  * which may be markable; @sid: the id our archive gave it, or NULL. */
 void receipts_logged(Account *a, const char *jid, bool theirs, goffset from,
 		     goffset to, xmpp_stanza_t *live, const char *sid);
+/* receipts.c: the same for a room's records (@theirs: not our nick's). */
+void receipts_room_logged(Account *a, const char *room, bool theirs,
+			  goffset from, goffset to, const char *sid);
+/* receipts.c: where the rooms' logs are (muc.c's), for their positions. */
+void receipts_on_room_logs(HistSet *(*fn)(Account *a));
 /* muc_out.c: a room's message leaving the queue (rooms_feature). */
 bool muc_outgoing(Account *a, OutMsg *m);
 

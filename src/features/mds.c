@@ -4,7 +4,8 @@
  *
  * Each conversation's read position is an item of the PEP node
  * urn:xmpp:mds:displayed:0 (item id: the contact's bare JID), naming the
- * last message read by the stanza-id our archive gave it (log.ids SID).
+ * last message read by the stanza-id our archive gave it (log.ids SID);
+ * a room's, by the id the room gave it.
  * A write to `read` publishes it (node private: whitelist access, items
  * kept); a notification from another client of ours, and the node's items
  * fetched at each connect, move our positions forward (receipts.c).
@@ -57,9 +58,16 @@ static void take_item(Account *a, xmpp_stanza_t *item)
 	g_autofree char *bare = jid ? jid_normalize_bare(jid, NULL) : NULL;
 	g_autofree char *byb = by ? jid_normalize_bare(by, NULL) : NULL;
 
-	if (!bare || !byb || strcmp(byb, acct_cfg(a)->jid))
-		return; /* (a room's, by the room: rooms are not done yet) */
-	receipts_read_sid(a, bare, xmpp_stanza_get_attribute(sid, "id"));
+	if (!bare || !byb)
+		return;
+	/* a conversation's names the message by our archive's id, a room's
+	 * by the room's */
+	if (!strcmp(byb, acct_cfg(a)->jid))
+		receipts_read_sid(a, bare, false,
+				  xmpp_stanza_get_attribute(sid, "id"));
+	else if (!strcmp(byb, bare))
+		receipts_read_sid(a, bare, true,
+				  xmpp_stanza_get_attribute(sid, "id"));
 }
 
 static void take_items(Account *a, xmpp_stanza_t *items)
@@ -128,6 +136,7 @@ static void published(Account *a, xmpp_stanza_t *iq, int err, void *data)
 
 typedef struct {
 	char *jid, *sid;
+	bool room;
 } Publish;
 
 static void publish_free(void *data)
@@ -156,7 +165,7 @@ static void publish_run(Account *a, void *data, PoolReq *r)
 	xmpp_stanza_set_id(item, p->jid);
 	d = acct_add_child(a, item, "displayed", NS_MDS);
 	sid = acct_add_child(a, d, "stanza-id", NS_SID);
-	xmpp_stanza_set_attribute(sid, "by", acct_cfg(a)->jid);
+	xmpp_stanza_set_attribute(sid, "by", p->room ? p->jid : acct_cfg(a)->jid);
 	xmpp_stanza_set_id(sid, p->sid);
 	/* XEP-0490 §4: kept, as many as there are conversations, never
 	 * sent on presence, and for our own clients only */
@@ -174,9 +183,9 @@ static void publish_run(Account *a, void *data, PoolReq *r)
 	pool_complete(r, 0);
 }
 
-int mds_publish(Pool *pool, Account *a, const char *jid)
+int mds_publish(Pool *pool, Account *a, const char *jid, bool room)
 {
-	g_autofree char *sid = receipts_read_sid_of(a, jid);
+	g_autofree char *sid = receipts_read_sid_of(a, jid, room);
 	Publish *p;
 
 	if (!sid)
@@ -184,6 +193,7 @@ int mds_publish(Pool *pool, Account *a, const char *jid)
 	p = g_new0(Publish, 1);
 	p->jid = g_strdup(jid);
 	p->sid = g_steal_pointer(&sid);
+	p->room = room;
 	return pool_call(pool, a, publish_run, p, publish_free);
 }
 

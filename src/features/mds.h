@@ -4,7 +4,8 @@
 
 #include "xmpp/pool.h"
 
-/* [any] Share @jid's read position (receipts.c) with our other clients:
+/* [any] Share @jid's read position (receipts.c; @room: the room @jid's)
+ * with our other clients:
  * published on the account's PEP node, answered later (a failure is a
  * line in the log).  0, or -errno when the pool could not take it. */
-int mds_publish(Pool *pool, Account *a, const char *jid);
+int mds_publish(Pool *pool, Account *a, const char *jid, bool room);

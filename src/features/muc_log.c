@@ -232,6 +232,7 @@ void muc_record(Account *a, const char *room, const char *nick,
 	g_autoptr(GError) err = NULL;
 	const char *mid = xmpp_stanza_get_id(msg);
 	g_auto(MsgKind) k = {0};
+	goffset at = 0;
 	Hist *h;
 	int ret;
 
@@ -261,18 +262,21 @@ void muc_record(Account *a, const char *room, const char *nick,
 		record_append_ids(ids, k.url, mid, "oob", mid, sid);
 	h = hist_set_get(mu->hists, room, true, &err);
 	ret = h ? hist_append_ids(h, rec->str, rec->len, ids->str, ids->len,
-				  NULL)
+				  &at)
 		: -acct_errno_of(err);
 	if (ret) {
 		muc_log_failed(a, room, -ret);
 		return;
 	}
+	mine = rooms_nick(mu->rooms, room);
+	/* unread, or read (what we said) */
+	receipts_room_logged(a, room, g_strcmp0(nick, mine) != 0, at,
+			     at + (goffset)rec->len, sid);
 	if (sid && roomids_add(muc_ids(a, room), sid) < 0)
 		xfs_warn("%s: %s: cannot keep the id of a record: a rejoin may "
 			 "write it again", acct_cfg(a)->jid, room);
 	/* our own words are records, not events (as in contacts/): a bot
 	 * that answers events must not answer itself */
-	mine = rooms_nick(mu->rooms, room);
 	if (g_strcmp0(nick, mine))
 		room_event(a, room, sender, &k);
 }

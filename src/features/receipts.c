@@ -65,9 +65,9 @@ typedef struct {
 	 * Account.lock: the pool thread changes it, FUSE threads read it */
 	GHashTable *marks;
 	char *dir; /* DATA/ACCOUNT/contacts; immutable while attached */
-	/* bare JID -> Reading*: the conversations with a position, from
-	 * read_path at attach; under Account.lock */
-	GHashTable *reading;
+	/* bare JID -> Reading*: the conversations with a position, and the
+	 * rooms, from read_path at attach; under Account.lock */
+	GHashTable *reading, *rooms_reading;
 	char *read_path; /* DATA/ACCOUNT/read; immutable while attached */
 	bool dirty;      /* reading changed since it was saved; under lock */
 	gint64 dirty_at; /* monotonic µs it first did (0: clean); under lock */
@@ -104,7 +104,29 @@ static Reading *reading_new(goffset offset)
 	return rd;
 }
 
-/* DATA/ACCOUNT/read: JID<TAB>OFFSET lines. */
+/* The rooms' logs, which muc.c keeps (featureset.c says where). */
+static HistSet *(*room_logs)(Account *a);
+
+void receipts_on_room_logs(HistSet *(*fn)(Account *a))
+{
+	room_logs = fn;
+}
+
+/* The log of @jid: a room's or a conversation's; NULL for none yet. */
+static Hist *log_of(Account *a, const char *jid, bool room)
+{
+	HistSet *s = room ? (room_logs ? room_logs(a) : NULL) : acct_hists(a);
+
+	return s ? hist_set_get(s, jid, false, NULL) : NULL;
+}
+
+/* The positions of the rooms or of the conversations. */
+static GHashTable *table_of(Receipts *r, bool room)
+{
+	return room ? r->rooms_reading : r->reading;
+}
+
+/* DATA/ACCOUNT/read: JID<TAB>OFFSET[<TAB>room] lines. */
 static void load_reading(Receipts *r)
 {
 	g_autofree char *text = NULL;
@@ -115,6 +137,7 @@ static void load_reading(Receipts *r)
 	lines = g_strsplit(text, "\n", -1);
 	for (char **l = lines; *l; l++) {
 		char *tab = strchr(*l, '\t'), *end = NULL;
+		Reading *rd;
 		gint64 off;
 		if (!tab)
 			continue;
@@ -122,7 +145,10 @@ static void load_reading(Receipts *r)
 		off = g_ascii_strtoll(tab + 1, &end, 10);
 		if (off < 0 || end == tab + 1)
 			continue;
-		g_hash_table_replace(r->reading, g_strdup(*l), reading_new(off));
+		rd = reading_new(off);
+		g_hash_table_replace(!strcmp(end, "\troom") ? r->rooms_reading
+							   : r->reading,
+				     g_strdup(*l), rd);
 	}
 }
 
@@ -142,10 +168,15 @@ static void save_reading(Account *a)
 	}
 	r->dirty = false;
 	r->dirty_at = 0;
-	g_hash_table_iter_init(&it, r->reading);
-	while (g_hash_table_iter_next(&it, &k, &v))
-		g_string_append_printf(text, "%s\t%" G_GINT64_FORMAT "\n",
-				       (char *)k, (gint64)((Reading *)v)->offset);
+	for (int room = 0; room < 2; room++) {
+		g_hash_table_iter_init(&it, room ? r->rooms_reading
+						 : r->reading);
+		while (g_hash_table_iter_next(&it, &k, &v))
+			g_string_append_printf(
+				text, "%s\t%" G_GINT64_FORMAT "%s\n", (char *)k,
+				(gint64)((Reading *)v)->offset,
+				room ? "\troom" : "");
+	}
 	g_mutex_unlock(&a->lock);
 	if (!g_file_set_contents_full(r->read_path, text->str, text->len,
 				      G_FILE_SET_CONTENTS_CONSISTENT, 0600,
@@ -162,6 +193,8 @@ static void receipts_attach(Account *a, const char *dir)
 	r->dir = g_build_filename(dir, "contacts", NULL);
 	r->reading = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					   reading_free);
+	r->rooms_reading = g_hash_table_new_full(g_str_hash, g_str_equal,
+						 g_free, reading_free);
 	r->read_path = g_build_filename(dir, "read", NULL);
 	load_reading(r);
 }
@@ -174,6 +207,7 @@ static void receipts_detach(Account *a)
 	g_clear_pointer(&r->marks, g_hash_table_unref);
 	g_clear_pointer(&r->dir, g_free);
 	g_clear_pointer(&r->reading, g_hash_table_unref);
+	g_clear_pointer(&r->rooms_reading, g_hash_table_unref);
 	g_clear_pointer(&r->read_path, g_free);
 }
 
@@ -370,26 +404,27 @@ static void set_dirty(Receipts *r)
 	r->dirty = true;
 }
 
-void receipts_logged(Account *a, const char *jid, bool theirs, goffset from,
-		     goffset to, xmpp_stanza_t *live, const char *sid)
+static void logged(Account *a, const char *jid, bool room, bool theirs,
+		   goffset from, goffset to, xmpp_stanza_t *live,
+		   const char *sid)
 {
 	Receipts *r = state(a);
+	GHashTable *t = table_of(r, room);
 	Reading *rd;
 
 	g_mutex_lock(&a->lock);
-	rd = g_hash_table_lookup(r->reading, jid);
+	rd = g_hash_table_lookup(t, jid);
 	if (!theirs) {
 		/* we spoke: all before is read */
 		if (!rd)
-			g_hash_table_insert(r->reading, g_strdup(jid),
+			g_hash_table_insert(t, g_strdup(jid),
 					    rd = reading_new(to));
 		rd->offset = rd->scanned = MAX(rd->offset, to);
 		rd->unread = 0;
 		g_clear_pointer(&rd->markable, g_free);
 		set_dirty(r);
 	} else if (!rd) {
-		g_hash_table_insert(r->reading, g_strdup(jid),
-				    rd = reading_new(from));
+		g_hash_table_insert(t, g_strdup(jid), rd = reading_new(from));
 		set_dirty(r);
 	}
 	if (theirs && live && child(live, "markable", NS_MARKERS) &&
@@ -410,9 +445,21 @@ void receipts_logged(Account *a, const char *jid, bool theirs, goffset from,
 	g_mutex_unlock(&a->lock);
 }
 
+void receipts_logged(Account *a, const char *jid, bool theirs, goffset from,
+		     goffset to, xmpp_stanza_t *live, const char *sid)
+{
+	logged(a, jid, false, theirs, from, to, live, sid);
+}
+
+void receipts_room_logged(Account *a, const char *room, bool theirs,
+			  goffset from, goffset to, const char *sid)
+{
+	logged(a, room, true, theirs, from, to, NULL, sid);
+}
+
 void receipts_sent(Account *a, const char *jid, goffset end)
 {
-	receipts_logged(a, jid, false, end, end, NULL, NULL);
+	logged(a, jid, false, false, end, end, NULL, NULL);
 }
 
 /* The LFs of @h's log in [@from, @to), or -errno. */
@@ -435,17 +482,18 @@ static gint64 count_records(Hist *h, goffset from, goffset to)
 
 /* @jid's unread records (any thread): counted on from where the last
  * count ended, outside the lock. */
-static guint unread_of(Account *a, const char *jid)
+static guint unread_of(Account *a, const char *jid, bool room)
 {
 	Receipts *r = state(a);
-	Hist *h = hist_set_get(acct_hists(a), jid, false, NULL);
+	GHashTable *t = table_of(r, room);
+	Hist *h = log_of(a, jid, room);
 	goffset size = h ? hist_size(h) : 0, from, offset;
 	Reading *rd;
 	gint64 n;
 	guint unread;
 
 	g_mutex_lock(&a->lock);
-	rd = g_hash_table_lookup(r->reading, jid);
+	rd = g_hash_table_lookup(t, jid);
 	if (!rd || !h) {
 		g_mutex_unlock(&a->lock);
 		return 0;
@@ -466,7 +514,7 @@ static guint unread_of(Account *a, const char *jid)
 		return unread;
 	g_mutex_lock(&a->lock);
 	/* unless someone moved it meanwhile */
-	rd = g_hash_table_lookup(r->reading, jid);
+	rd = g_hash_table_lookup(t, jid);
 	if (rd && rd->offset == offset && rd->scanned == from) {
 		rd->scanned = size;
 		rd->unread += n;
@@ -478,24 +526,32 @@ static guint unread_of(Account *a, const char *jid)
 
 char *receipts_unread_text(Account *a, const char *jid)
 {
-	return g_strdup_printf("%u\n", unread_of(a, jid));
+	return g_strdup_printf("%u\n", unread_of(a, jid, false));
+}
+
+char *receipts_room_unread_text(Account *a, const char *room)
+{
+	return g_strdup_printf("%u\n", unread_of(a, room, true));
 }
 
 char *receipts_unread_total_text(Account *a, const char *jid)
 {
-	g_autoptr(GPtrArray) jids = g_ptr_array_new_with_free_func(g_free);
-	GHashTableIter it;
-	gpointer k;
 	guint64 total = 0;
 
 	(void)jid;
-	g_mutex_lock(&a->lock);
-	g_hash_table_iter_init(&it, state(a)->reading);
-	while (g_hash_table_iter_next(&it, &k, NULL))
-		g_ptr_array_add(jids, g_strdup(k));
-	g_mutex_unlock(&a->lock);
-	for (guint i = 0; i < jids->len; i++)
-		total += unread_of(a, jids->pdata[i]);
+	for (int room = 0; room < 2; room++) {
+		g_autoptr(GPtrArray) jids =
+			g_ptr_array_new_with_free_func(g_free);
+		GHashTableIter it;
+		gpointer k;
+		g_mutex_lock(&a->lock);
+		g_hash_table_iter_init(&it, table_of(state(a), room));
+		while (g_hash_table_iter_next(&it, &k, NULL))
+			g_ptr_array_add(jids, g_strdup(k));
+		g_mutex_unlock(&a->lock);
+		for (guint i = 0; i < jids->len; i++)
+			total += unread_of(a, jids->pdata[i], room);
+	}
 	return g_strdup_printf("%" G_GUINT64_FORMAT "\n", total);
 }
 
@@ -529,21 +585,31 @@ static char *id_of_record(Hist *h, gint64 n)
 	return g_strndup(line, tab - line);
 }
 
-char *receipts_read_text(Account *a, const char *jid)
+static char *read_text(Account *a, const char *jid, bool room)
 {
-	Hist *h = hist_set_get(acct_hists(a), jid, false, NULL);
+	Hist *h = log_of(a, jid, room);
 	Reading *rd;
 	goffset offset = -1;
 	g_autofree char *id = NULL;
 
 	g_mutex_lock(&a->lock);
-	if ((rd = g_hash_table_lookup(state(a)->reading, jid)))
+	if ((rd = g_hash_table_lookup(table_of(state(a), room), jid)))
 		offset = rd->offset;
 	g_mutex_unlock(&a->lock);
 	if (!h || offset <= 0)
 		return g_strdup("");
 	id = id_of_record(h, count_records(h, 0, MIN(offset, hist_size(h))));
 	return id ? g_strdup_printf("%s\n", id) : g_strdup("");
+}
+
+char *receipts_read_text(Account *a, const char *jid)
+{
+	return read_text(a, jid, false);
+}
+
+char *receipts_room_read_text(Account *a, const char *room)
+{
+	return read_text(a, room, true);
 }
 
 /* Does field @k (from 0) of the log.ids line [@line, @nl) equal @v? */
@@ -594,6 +660,7 @@ static goffset end_of(Hist *h, int k, const char *v)
 typedef struct {
 	char *jid;
 	goffset offset;
+	bool room;
 } ReadTo;
 
 static void readto_free(void *data)
@@ -627,8 +694,8 @@ static void read_run(Account *a, void *data, PoolReq *req)
 	Reading *rd;
 
 	g_mutex_lock(&a->lock);
-	if (!(rd = g_hash_table_lookup(r->reading, rt->jid)))
-		g_hash_table_insert(r->reading, g_strdup(rt->jid),
+	if (!(rd = g_hash_table_lookup(table_of(r, rt->room), rt->jid)))
+		g_hash_table_insert(table_of(r, rt->room), g_strdup(rt->jid),
 				    rd = reading_new(rt->offset));
 	rd->offset = rd->scanned = rt->offset;
 	rd->unread = 0;
@@ -636,14 +703,17 @@ static void read_run(Account *a, void *data, PoolReq *req)
 		marker = g_steal_pointer(&rd->markable);
 	set_dirty(r);
 	g_mutex_unlock(&a->lock);
-	if (marker && acct_cfg(a)->receipts && acct_is_online(a))
+	/* (no markers in rooms: a room of hundreds would get one from
+	 * every reader) */
+	if (marker && !rt->room && acct_cfg(a)->receipts && acct_is_online(a))
 		send_displayed(a, rt->jid, marker);
 	pool_complete(req, 0);
 }
 
-int receipts_read(Pool *p, Account *a, const char *jid, const char *line)
+static int read_to(Pool *p, Account *a, const char *jid, bool room,
+		   const char *line)
 {
-	Hist *h = hist_set_get(acct_hists(a), jid, false, NULL);
+	Hist *h = log_of(a, jid, room);
 	ReadTo *rt;
 	goffset offset;
 	int ret;
@@ -653,29 +723,45 @@ int receipts_read(Pool *p, Account *a, const char *jid, const char *line)
 	} else {
 		if (!id_ok(line))
 			return -EINVAL;
-		if (!h || (offset = end_of(h, 0, line)) < 0)
+		/* its ID, or its SID (what a room's messages are named by) */
+		if (!h || ((offset = end_of(h, 0, line)) < 0 &&
+			   (offset = end_of(h, 3, line)) < 0))
 			return -ENOENT;
 	}
 	rt = g_new0(ReadTo, 1);
 	rt->jid = g_strdup(jid);
 	rt->offset = offset;
+	rt->room = room;
 	ret = pool_call(p, a, read_run, rt, readto_free);
 	save_reading(a);
 	return ret;
 }
 
-void receipts_read_sid(Account *a, const char *jid, const char *sid)
+int receipts_read(Pool *p, Account *a, const char *jid, const char *line)
+{
+	return read_to(p, a, jid, false, line);
+}
+
+int receipts_room_read(Pool *p, Account *a, const char *room,
+		       const char *line)
+{
+	return read_to(p, a, room, true, line);
+}
+
+void receipts_read_sid(Account *a, const char *jid, bool room,
+		       const char *sid)
 {
 	Receipts *r = state(a);
-	Hist *h = hist_set_get(acct_hists(a), jid, false, NULL);
+	GHashTable *t = table_of(r, room);
+	Hist *h = log_of(a, jid, room);
 	goffset offset = h && id_ok(sid) ? end_of(h, 3, sid) : -1;
 	Reading *rd;
 
 	if (!id_ok(sid))
 		return;
 	g_mutex_lock(&a->lock);
-	if (!(rd = g_hash_table_lookup(r->reading, jid)))
-		g_hash_table_insert(r->reading, g_strdup(jid),
+	if (!(rd = g_hash_table_lookup(t, jid)))
+		g_hash_table_insert(t, g_strdup(jid),
 				    rd = reading_new(offset >= 0 ? offset
 						     : h ? hist_size(h) : 0));
 	if (offset < 0) {
@@ -699,16 +785,16 @@ void receipts_read_sid(Account *a, const char *jid, const char *sid)
 	g_mutex_unlock(&a->lock);
 }
 
-char *receipts_read_sid_of(Account *a, const char *jid)
+char *receipts_read_sid_of(Account *a, const char *jid, bool room)
 {
-	Hist *h = hist_set_get(acct_hists(a), jid, false, NULL);
+	Hist *h = log_of(a, jid, room);
 	g_autoptr(GPtrArray) ids = NULL;
 	goffset offset = -1;
 	gint64 n;
 	Reading *rd;
 
 	g_mutex_lock(&a->lock);
-	if ((rd = g_hash_table_lookup(state(a)->reading, jid)))
+	if ((rd = g_hash_table_lookup(table_of(state(a), room), jid)))
 		offset = rd->offset;
 	g_mutex_unlock(&a->lock);
 	if (!h || offset <= 0 || (n = count_records(h, 0, offset)) <= 0 ||

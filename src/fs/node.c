@@ -213,7 +213,15 @@ static int read_value(Xfs *x, Account *a, const char *jid, const char *v)
 	int ret = receipts_read(x->pool, a, jid, v);
 
 	/* and the account's other clients learn it (XEP-0490) */
-	return ret ? ret : mds_publish(x->pool, a, jid);
+	return ret ? ret : mds_publish(x->pool, a, jid, false);
+}
+
+static int room_read_value(Xfs *x, Account *a, const char *room,
+			   const char *v)
+{
+	int ret = receipts_room_read(x->pool, a, room, v);
+
+	return ret ? ret : mds_publish(x->pool, a, room, true);
 }
 
 /* `blocked`: yes or no; the write returns once the server changed its
@@ -334,6 +342,8 @@ static const FileOps file_ops[] = {
 	{NODE_ROOM_REACT, 0600, NULL, NULL, room_react_value},
 	{NODE_ROOM_REPLY, 0600, NULL, NULL, room_reply_value},
 	{NODE_MODERATE, 0600, NULL, NULL, moderate_value},
+	{NODE_ROOM_READ, 0600, receipts_room_read_text, NULL, room_read_value},
+	{NODE_ROOM_UNREAD, 0400, receipts_room_unread_text, NULL, NULL},
 };
 
 const FileOps *node_ops(const TreeNode *n)

@@ -101,7 +101,8 @@ static const FileSpec room_files[] = {
 	{NODE_BAN, "ban"},
 	{NODE_ROOM_CORRECT, "correct"}, {NODE_ROOM_RETRACT, "retract"},
 	{NODE_ROOM_REACT, "react"}, {NODE_ROOM_REPLY, "reply"},
-	{NODE_MODERATE, "moderate"}, {NODE_STREAM, ".stream"},
+	{NODE_MODERATE, "moderate"}, {NODE_ROOM_READ, "read"},
+	{NODE_ROOM_UNREAD, "unread"}, {NODE_STREAM, ".stream"},
 };
 
 static const FileSpec private_files[] = {

@@ -40,6 +40,8 @@ typedef enum {
 	NODE_ROOM_REACT,
 	NODE_ROOM_REPLY,
 	NODE_MODERATE,   /* .../rooms/ROOM/moderate (muc_request.c) */
+	NODE_ROOM_READ,  /* .../rooms/ROOM/read (receipts.c) */
+	NODE_ROOM_UNREAD,
 	NODE_BLOCKLIST,  /* alice@example.org/blocked */
 	NODE_EVENTS,     /* alice@example.org/events */
 	NODE_EVENTLOG,   /* alice@example.org/log: the events as a log */

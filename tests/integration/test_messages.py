@@ -929,3 +929,69 @@ def test_moderators_retract_others_messages_in_a_room(server, tmp, stack):
             return [l.split("\t", 3)[1:] for l in f.read().split("\n")[bev0:-1]]
     wait_until(lambda: ["moderation", room, f"alice\t{sid2}\t[retracted by a moderator]"]
                in bob_events(), timeout=10, what=lambda: f"the event at bob: {bob_events()}")
+
+
+def test_rooms_have_unread_counts_and_share_their_read_positions(server, tmp, stack):
+    """A room's unread records, its read position (with the ids of its
+    log), the account's total with rooms in it, our own words marking the
+    room read, and its position on the MDS node named by the room's id."""
+    room = f"unread-room@{MUC}"
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-ru-peer"))
+    phone = stack.enter_context(Peer(A, "alicepw", server, resource="phone-ru"))
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource="t-ru")}))
+    m.wait_state(A, "online", timeout=10)
+    os.mkdir(m.path(A, "rooms", room))
+    carol.join_room(room, "carol")
+    d = m.path(A, "rooms", room)
+    base = f"{A}/rooms/{room}"
+    total = m.path(A, "unread")
+    assert rd(os.path.join(d, "unread")) == "0\n"
+    carol.send_message_with(room, "r1", [], mtype="groupchat")
+    carol.send_message_with(room, "r2\nr2b", [], mtype="groupchat")
+    wait_text(d, "r2b")
+    assert rd(os.path.join(d, "unread")) == "3\n"
+    assert rd(total) == "3\n"
+    sid1 = sids_of(d, "r1")[0]
+    m.write(f"{base}/read", sid1 + "\n")
+    assert rd(os.path.join(d, "unread")) == "2\n"
+    assert rd(os.path.join(d, "read")) == ids_of(d, "r1")[0][0] + "\n"
+    m.write(f"{base}/read", "\n")
+    assert rd(os.path.join(d, "unread")) == "0\n" and rd(total) == "0\n"
+    sid2 = sids_of(d, "r2b")[0]
+    # the room's position on the MDS node, by the room's id
+    ps = el(NS_PUBSUB, "pubsub")
+    ps.append(el(NS_PUBSUB, "items", node=NS_MDS))
+
+    def room_item():
+        r = phone.iq(A, "get", ps)
+        for it in (r.iter(f"{{{NS_PUBSUB}}}item") if r is not None else []):
+            s_ = it.find(f"{{{NS_MDS}}}displayed/{{{NS_SID}}}stanza-id")
+            if it.get("id") == room and s_ is not None and s_.get("by") == room:
+                return s_.get("id")
+        return None
+    wait_until(lambda: room_item() == sid2, timeout=10,
+               what=lambda: f"the room's MDS item at {sid2}: {room_item()}")
+    # our own words mark the room read
+    carol.send_message_with(room, "r3", [], mtype="groupchat")
+    wait_text(d, "r3")
+    assert rd(os.path.join(d, "unread")) == "1\n"
+    m.write(f"{base}/send", "mine\n")
+    wait_text(d, "mine")
+    assert rd(os.path.join(d, "unread")) == "0\n"
+    # the phone reads the room: the position moves here
+    carol.send_message_with(room, "r4", [], mtype="groupchat")
+    wait_text(d, "r4")
+    assert rd(os.path.join(d, "unread")) == "1\n"
+    pub = el(NS_PUBSUB, "pubsub")
+    p = el(NS_PUBSUB, "publish", node=NS_MDS)
+    item = el(NS_PUBSUB, "item", id=room)
+    disp = el(NS_MDS, "displayed")
+    disp.append(el(NS_SID, "stanza-id", by=room, id=sids_of(d, "r4")[0]))
+    item.append(disp)
+    p.append(item)
+    pub.append(p)
+    phone.iq(A, "set", pub)
+    wait_until(lambda: rd(os.path.join(d, "unread")) == "0\n", timeout=10,
+               what="the phone's read of the room")
+    m.remount()
+    assert rd(os.path.join(d, "unread")) == "0\n"
