@@ -8,6 +8,7 @@ import signal
 import time
 import xml.etree.ElementTree as ET
 
+import xfstest
 from xfstest import (LineReader, Mount, Peer, Server, TestFailure, note,
                      wait_until)
 
@@ -68,6 +69,7 @@ def test_unknown_requests_get_an_error_never_silence(server, tmp, stack):
             ET.tostring(r)
 
 
+@xfstest.waits
 def test_keepalive_notices_a_dead_link(tmp, stack):
     """The server stops (SIGSTOP): no FIN, no RST.  With ping_interval = 2
     the ping goes unanswered and the link is dropped within 2 + 5 s; after
@@ -274,6 +276,7 @@ def test_iq_refuses_anything_but_one_get_or_set(server, tmp, stack):
     assert m.connection(A)["state"] == "online"
 
 
+@xfstest.waits
 def test_iq_blocked_read_ends_with_sigint_and_times_out(tmp, stack):
     """No answer (the server is stopped): a blocked read ends on SIGINT at
     once, and a read that waits gets ETIMEDOUT after 30 s."""

@@ -16,6 +16,7 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
+import xfstest
 from xfstest import (Mount, NoTlsServer, Peer, ROOT, SilentServer, TestFailure,
                      TlsStallServer, assert_stays, cert_sha256, is_mounted, note,
                      pid_alive, run_xmppfs, wait_until, xmppfs_binary, TIME_RE)
@@ -188,6 +189,7 @@ def test_a_pinned_certificate_is_trusted_and_no_other(server, tmp, stack):
         "logged in with a certificate that is not the pinned one"
 
 
+@xfstest.waits
 def test_accounts_still_logging_in_are_one_line(server, tmp, stack):
     """Accounts whose server says nothing are still trying when the first
     10 s are up: mounted (status 0), one warning each for a few, one line
@@ -264,6 +266,7 @@ def test_network_trouble_still_mounts(server, tmp, stack):
     assert "when the server is back" in (m.data / A / "outbox").read_text()
 
 
+@xfstest.waits
 def test_silent_server_times_out_while_other_account_online(server, tmp, stack):
     silent = stack.enter_context(SilentServer())
     dave = "dave@localhost"
@@ -288,6 +291,7 @@ def test_silent_server_times_out_while_other_account_online(server, tmp, stack):
     assert "online" != m.connection(dave)["state"]
 
 
+@xfstest.waits
 def test_tls_handshake_stall_times_out(server, tmp, stack):
     stall = stack.enter_context(TlsStallServer())
     dave = "dave@localhost"

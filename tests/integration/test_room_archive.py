@@ -17,6 +17,7 @@ The other party is a slixmpp client in the room."""
 
 import time
 
+import xfstest
 from xfstest import note
 
 from test_rooms import (BNICK, J, ROOM, join, mount, parse_records, peer,
@@ -106,6 +107,7 @@ def test_without_an_archive_the_history_is_written_once(server, tmp, stack):
     assert f"{room}: no archive" in m.log_text(), m.log_tail()
 
 
+@xfstest.waits
 def test_an_archive_that_never_answers_does_not_keep_us_out(server, tmp, stack):
     """deaf.localhost takes archive queries and never answers them: after
     its wait (10 s) the rejoin goes on with the room's history, and what

@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 
+import xfstest
 from xfstest import (LineReader, Mount, Peer, TestFailure, note,
                      wait_until, TIME_RE, write_chunks, expect_errno, events_reader,
                      parse_event)
@@ -494,6 +495,7 @@ def test_room_that_cannot_be_made_is_enoent(server, tmp, stack):
     assert not kept.exists() or room not in kept.read_text(), kept.read_text()
 
 
+@xfstest.waits
 def test_silent_service_is_etimedout(server, tmp, stack):
     """silent.localhost takes the join and never answers: mkdir ends with
     ETIMEDOUT after its 15 s, the account stays online and usable all the

@@ -41,6 +41,13 @@ class TestFailure(AssertionError):
     pass
 
 
+def waits(fn):
+    """Mark a test that spends its time waiting out a protocol deadline
+    (run --skip-waits leaves it out: the sanitizer stage)."""
+    fn.waits = True
+    return fn
+
+
 def note(*args):
     """A line the runner shows even when the test passes."""
     print("#", *args, flush=True)
