@@ -26,6 +26,8 @@ typedef enum {
 /* quiet for this long: ping; no answer in ACCT_PING_TIMEOUT_S: the link is
  * dead.  30 + 20 s: a dead link is noticed within a minute. */
 #define CFG_PING_INTERVAL_DEFAULT 30
+/* SPEC: "No answer in 30 s gives ETIMEDOUT" (the `iq` file) */
+#define CFG_IQ_TIMEOUT_DEFAULT 30
 
 typedef struct {
 	char *jid;       /* normalized bare JID: the group name */
@@ -48,6 +50,7 @@ typedef struct {
 	bool receipts;   /* answer delivery receipt requests (XEP-0184) of
 			  * those who may see our presence; default yes */
 	bool chat_states; /* send chat states (XEP-0085); default no */
+	guint iq_timeout; /* seconds an `iq` request waits; key iq_timeout */
 	const GPtrArray *rooms; /* of CfgRoom*: borrowed from the CfgFile */
 } CfgAccount;
 

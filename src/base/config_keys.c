@@ -256,6 +256,21 @@ static bool parse_ping_interval(Reader *r, const char *key,
 	return true;
 }
 
+static bool parse_iq_timeout(Reader *r, const char *key, const char *value,
+			     GError **err)
+{
+	g_autofree char *v = cfg_shown(value);
+	guint64 n;
+
+	if (!g_ascii_string_to_unsigned(value, 10, 1, 3600, &n, NULL)) {
+		key_error(r, key, err, CFG_ERROR_KEY,
+			  "not a number of seconds from 1 to 3600: %s", v);
+		return false;
+	}
+	r->acct->iq_timeout = (guint)n;
+	return true;
+}
+
 static bool parse_bool(Reader *r, const char *key, const char *value,
 		       bool *out, GError **err)
 {
@@ -325,6 +340,7 @@ static const struct {
 	{ "nick", parse_nick },
 	{ "message_limit", parse_message_limit },
 	{ "ping_interval", parse_ping_interval },
+	{ "iq_timeout", parse_iq_timeout },
 	{ "auto_approve", parse_auto_approve },
 	{ "queue_when_failed", parse_queue_when_failed },
 	{ "receipts", parse_receipts },
@@ -444,6 +460,7 @@ CfgAccount *cfg_read_account(GKeyFile *kf, const char *path, guint mode,
 	acct->message_limit = CFG_MESSAGE_LIMIT_DEFAULT;
 	acct->ping_interval = CFG_PING_INTERVAL_DEFAULT;
 	acct->receipts = true;
+	acct->iq_timeout = CFG_IQ_TIMEOUT_DEFAULT;
 	r.jid = jid;
 	ok = read_keys(&r, kf, err);
 	if (!ok) {

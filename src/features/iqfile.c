@@ -1,6 +1,6 @@
 /* iqfile.c - ACCOUNT/iq: a request written to it goes out (with an id of
  * the await engine's own: answers are matched by it), and its answer (or
- * ETIMEDOUT after IQFILE_TIMEOUT_S, ECONNRESET when the stream goes) goes
+ * ETIMEDOUT after the account's iq_timeout (30 s), ECONNRESET when the stream goes) goes
  * to the caller's callback (fs/iqcall.c parks the read that waits for
  * it).  The user's own id, if any, is put back on the answer, so that
  * what is read matches what was written. */
@@ -74,7 +74,7 @@ static int send_iq(Account *a, IqDone *d, const char *text)
 	}
 	if ((id = xmpp_stanza_get_id(iq)) && *id)
 		d->user_id = g_strdup(id);
-	await_iq(a, iq, IQFILE_TIMEOUT_S, answered, d, done_free);
+	await_iq(a, iq, acct_cfg(a)->iq_timeout, answered, d, done_free);
 	xmpp_stanza_release(iq);
 	return 0;
 }

@@ -4,10 +4,9 @@
 
 #include "xmpp/pool.h"
 
-#define IQFILE_TIMEOUT_S 30
-
 /* [pool] The answer to a request: one line of XML, or NULL and -errno
- * (-ETIMEDOUT after IQFILE_TIMEOUT_S, -ECONNRESET when the stream went). */
+ * (-ETIMEDOUT after the account's iq_timeout, -ECONNRESET when the stream
+ * went). */
 typedef void (*IqfileDone)(void *data, const char *line, int err);
 
 /* [any] Send the <iq/> a user wrote (one stanza, checked by xmlcheck):

@@ -24,6 +24,8 @@ typedef struct {
 	const char *nick;
 	gsize limit;          /* 0: the default */
 	int ping;             /* 0: the default */
+	guint iq;             /* 0: the default (SPEC's 30 s) */
+	int receipts;         /* 0: the default (on), -1 off */
 } Want;
 
 typedef struct {
@@ -75,6 +77,10 @@ static const Case cases[] = {
 	  V(.password = "secret", .nick = "alice", .ping = PING_ZERO) },
 	{ "ping-max", ALICE PW "ping_interval = 86400\n", 0, 0600, OK,
 	  V(.password = "secret", .nick = "alice", .ping = 86400) },
+	{ "iq-timeout", ALICE PW "iq_timeout = 3\n", 0, 0600, OK,
+	  V(.password = "secret", .nick = "alice", .iq = 3) },
+	{ "receipts-off", ALICE PW "receipts = false\n", 0, 0600, OK,
+	  V(.password = "secret", .nick = "alice", .receipts = -1) },
 	{ "resource-spaces-slash", ALICE PW "resource = my laptop/1\n", 0,
 	  0600, OK, V(.password = "secret", .nick = "alice",
 		      .resource = "my laptop/1") },
@@ -182,6 +188,8 @@ static const Case cases[] = {
 	  E(CFG_ERROR_KEY, G, "message_limit:", "'16777217'") },
 	{ "limit-unit", ALICE PW "message_limit = 64k\n", 0, 0600,
 	  E(CFG_ERROR_KEY, G, "message_limit:", "'64k'") },
+	{ "iq-timeout-zero", ALICE PW "iq_timeout = 0\n", 0, 0600,
+	  E(CFG_ERROR_KEY, G, "iq_timeout:", "'0'") },
 	{ "ping-big", ALICE PW "ping_interval = 86401\n", 0, 0600,
 	  E(CFG_ERROR_KEY, G, "ping_interval:", "'86401'") },
 	{ "ping-negative", ALICE PW "ping_interval = -1\n", 0, 0600,
@@ -317,6 +325,9 @@ static void check_account(const CfgAccount *a, const Want *w)
 	g_assert_cmpuint(a->ping_interval, ==,
 			 w->ping == PING_ZERO ? 0 :
 			 w->ping ? (guint)w->ping : CFG_PING_INTERVAL_DEFAULT);
+	g_assert_cmpuint(a->iq_timeout, ==, w->iq ? w->iq : 30);
+	g_assert_true(a->receipts == (w->receipts >= 0));
+	g_assert_false(a->chat_states);
 }
 
 static void check_error(const GError *err, const Case *c)
