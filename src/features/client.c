@@ -16,6 +16,7 @@ static const char *const disco_features[] = {
 	XMPP_NS_DISCO_INFO,
 	"jabber:iq:version",
 	"jabber:x:oob",
+	"urn:xmpp:bookmarks:1+notify",
 	"urn:xmpp:chat-markers:0",
 	"urn:xmpp:delay",
 	"urn:xmpp:mds:displayed:0+notify",

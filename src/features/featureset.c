@@ -54,6 +54,9 @@ void featureset_attach(Account *a)
 	 * records are asked for (archive_feature), so that more of what the
 	 * positions name is in the logs */
 	acct_add_feature(a, &mds_feature);
+	/* the rooms our other clients keep: after the rejoin of ours
+	 * (rooms_feature), which the bookmarks then add to or take from */
+	acct_add_feature(a, &bookmarks_feature);
 
 	/* A message is offered, in this order, to: */
 	dispatch_add(d, IN_MESSAGE, "a page of a room's archive, at a join "
@@ -70,6 +73,8 @@ void featureset_attach(Account *a)
 	 * catch-up (it changes no log) */
 	dispatch_add(d, IN_MESSAGE, "what our other clients read, from our "
 		     "PEP service (mds.c)", mds_in);
+	dispatch_add(d, IN_MESSAGE, "the rooms our other clients keep, from "
+		     "our PEP service (bookmarks.c)", bookmarks_in);
 	dispatch_add(d, IN_MESSAGE, "a receipt or a chat marker "
 		     "(receipts.c)", receipts_in);
 	dispatch_add(d, IN_MESSAGE, "a chat state (chatstates.c)",

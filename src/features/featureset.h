@@ -27,6 +27,7 @@ extern const Feature receipts_feature;      /* receipts.c */
 extern const Feature kinds_feature;         /* kinds.c */
 extern const Feature chatstates_feature;    /* chatstates.c */
 extern const Feature mds_feature;           /* mds.c */
+extern const Feature bookmarks_feature;     /* bookmarks.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 
@@ -36,6 +37,7 @@ bool carbons_in(Account *a, const In *in);
 bool chat_bad_sender_in(Account *a, const In *in);
 bool muc_message_in(Account *a, const In *in);
 bool mds_in(Account *a, const In *in);
+bool bookmarks_in(Account *a, const In *in);
 bool receipts_in(Account *a, const In *in);
 bool chatstates_in(Account *a, const In *in);
 bool mam_hold_in(Account *a, const In *in);

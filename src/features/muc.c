@@ -297,6 +297,9 @@ static void muc_init(Account *a, const char *dir)
 	mu->invite_passwords =
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 				      (GDestroyNotify)cfg_password_free);
+	mu->bookmark_passwords = g_hash_table_new_full(
+		g_str_hash, g_str_equal, g_free,
+		(GDestroyNotify)cfg_password_free);
 	mu->privates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					     (GDestroyNotify)hist_set_free);
 	g_queue_init(&mu->outq);
@@ -327,6 +330,7 @@ static void muc_free(Account *a)
 	g_clear_pointer(&mu->gaps, g_hash_table_unref);
 	g_clear_pointer(&mu->fills, g_hash_table_unref);
 	g_clear_pointer(&mu->invite_passwords, g_hash_table_unref);
+	g_clear_pointer(&mu->bookmark_passwords, g_hash_table_unref);
 	g_clear_pointer(&mu->privates, g_hash_table_unref);
 	g_mutex_clear(&mu->privates_lock);
 	g_clear_pointer(&mu->rooms, rooms_free);

@@ -32,6 +32,18 @@ int muc_request(Pool *p, Account *a, const char *room, AcctRoomOp op,
  * -ENOENT (no such message), -EINVAL, -EACCES (not a moderator),
  * -EOPNOTSUPP (the room has no moderation), or the room's error. */
 int muc_moderate(Pool *p, Account *a, const char *room, const char *line);
+/* [pool] A room the account's bookmarks say to be in (bookmarks.c):
+ * joined as with mkdir, but nobody waits (a refusal for good is a
+ * `removed` event); @nick (NULL: the config's) and @password (NULL: none)
+ * are the bookmark's.  Nothing when in it already, or offline. */
+void muc_join_bookmarked(Account *a, const char *room, const char *nick,
+			 const char *password);
+/* [pool] A room whose bookmark went (another client left it): left as
+ * with rmdir, nobody waits. */
+void muc_leave_unbookmarked(Account *a, const char *room);
+/* [pool] The password to join @room with (the config's, its bookmark's,
+ * an invitation's), or NULL. */
+const char *muc_room_password(Account *a, const char *room);
 /* [any] The rooms and their logs. */
 Rooms *muc_rooms(Account *a);
 HistSet *muc_room_hists(Account *a);

@@ -45,6 +45,7 @@ typedef struct {
 			      * filling it */
 	guint fill_failures; /* log_failures when those began */
 	GHashTable *invite_passwords; /* room -> password of an invitation */
+	GHashTable *bookmark_passwords; /* room -> password of its bookmark */
 	gint64 retry_at;     /* monotonic µs: rejoin the rooms we are not in
 			      * (0: none due) */
 	int retry_s;         /* the next wait after that (backoff) */
@@ -93,8 +94,6 @@ gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen);
 /* The time to ask a room's history or archive from, after a log whose
  * last record is of @last: into @since (RECORD_TIME_LEN + 1 bytes). */
 void muc_history_since(gint64 last, char *since);
-/* The password to join @room with, or NULL. */
-const char *muc_room_password(Account *a, const char *room);
 /* The id @room gave @msg (XEP-0359 <stanza-id by=ROOM/>), or NULL. */
 const char *muc_stanza_id(xmpp_stanza_t *msg, const char *room);
 /* What @nick said in @room at @t (@msg: a message, a correction, a

@@ -116,16 +116,20 @@ gint64 muc_last_record_time(Account *a, const char *room, GHashTable *seen)
 	return t;
 }
 
-/* The password to join @room with: the config's, else an invitation's
- * (anyone can send one: it never overrides what the user wrote). */
+/* The password to join @room with: the config's, else its bookmark's,
+ * else an invitation's (anyone can send one: it never overrides what the
+ * user wrote). */
 const char *muc_room_password(Account *a, const char *room)
 {
 	Muc *mu = muc_of(a);
 	const CfgRoom *cr = cfg_room(acct_cfg(a), room);
+	const char *pw;
 
 	if (cr && cr->password)
 		return cr->password;
-	return g_hash_table_lookup(mu->invite_passwords, room);
+	/* then the one our bookmarks keep, then an invitation's */
+	pw = g_hash_table_lookup(mu->bookmark_passwords, room);
+	return pw ? pw : g_hash_table_lookup(mu->invite_passwords, room);
 }
 
 /* History or the archive's (a delayed message) whose records are all

@@ -49,7 +49,8 @@ static void room_leave(Account *a, const char *room, PoolReq *r)
 		/* not in it (offline, or a rejoin waits for its retry):
 		 * nothing to tell the room */
 		muc_forget(a, room);
-		pool_complete(r, 0);
+		if (r)
+			pool_complete(r, 0);
 		return;
 	}
 	/* the room stays known until the server confirms (muc_answered):
@@ -346,6 +347,47 @@ static void room_op(Account *a, const char *room, AcctRoomOp op,
 		room_nick(a, room, nick, value, r);
 	else
 		room_subject(a, room, value, r);
+}
+
+void muc_join_bookmarked(Account *a, const char *room, const char *nick,
+			 const char *password)
+{
+	Muc *mu = muc_of(a);
+	const CfgRoom *cr = cfg_room(acct_cfg(a), room);
+
+	POOL_ASSERT();
+	if (password && *password)
+		g_hash_table_replace(mu->bookmark_passwords, g_strdup(room),
+				     g_strdup(password));
+	else
+		g_hash_table_remove(mu->bookmark_passwords, room);
+	if (rooms_has(mu->rooms, room) || !acct_is_online(a))
+		return;
+	/* the config's nick for the room comes first, as for mkdir: it is
+	 * this machine's choice */
+	if (cr && cr->nick)
+		nick = cr->nick;
+	if (!nick || !*nick)
+		nick = acct_cfg(a)->nick;
+	rooms_set(mu->rooms, room, nick);
+	/* nobody waits: a refusal for good puts it out (a `removed`
+	 * event), anything else is tried again, as a rejoin is */
+	muc_start_join(a, room, nick,
+		       muc_room_wait(a, room, NULL, ACCT_ROOM_JOIN));
+}
+
+void muc_leave_unbookmarked(Account *a, const char *room)
+{
+	Muc *mu = muc_of(a);
+	RoomWait *w = g_hash_table_lookup(mu->waits, room);
+
+	POOL_ASSERT();
+	g_hash_table_remove(mu->bookmark_passwords, room);
+	if (!rooms_has(mu->rooms, room) || (w && w->op == ACCT_ROOM_LEAVE))
+		return;
+	if (w && w->req) /* a change that waits ends first */
+		muc_answered(a, room, -ECONNRESET);
+	room_leave(a, room, NULL);
 }
 
 typedef struct {

@@ -8,6 +8,7 @@
 
 #include "base/jid.h"
 #include "base/log.h"
+#include "features/bookmarks.h"
 #include "features/contacts.h"
 #include "features/muc.h"
 
@@ -26,6 +27,7 @@ static void room_mkdir(fuse_req_t req, Xfs *x, TreeNode *dir, const char *name)
 		fuse_reply_err(req, -ret);
 		return;
 	}
+	bookmarks_joined(x->pool, dir->acct, name); /* (it logs a failure) */
 	node_reply_entry(req, x, tree_room(x->tree, dir, name));
 }
 
@@ -97,8 +99,10 @@ void dirs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			      ? muc_request(x->pool, dir->acct, name,
 					  ACCT_ROOM_LEAVE, NULL)
 			      : -ENOENT;
-		if (!ret)
+		if (!ret) {
+			bookmarks_left(x->pool, dir->acct, name);
 			tree_detach(x->tree, dir, name);
+		}
 		fuse_reply_err(req, -ret);
 		return;
 	}

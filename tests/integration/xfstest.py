@@ -206,6 +206,8 @@ class Server:
         return user if "@" in user else f"{user}@{DOMAIN}"
 
     def password(self, user):
+        if user in self.users:  # NAME@HOST: an account on another host
+            return self.users[user]
         return self.users[user.split("@")[0]]
 
     def start(self):
@@ -1520,7 +1522,7 @@ KINDS = {"message", "groupchat", "presence", "subscribe", "subscribed",
          "unsubscribe", "unsubscribed", "roster", "error", "connection",
          # README's additions to SPEC
          "private", "invite", "kicked", "banned", "destroyed", "removed",
-         "blocked"}
+         "blocked", "bookmark"}
 
 
 def write_chunks(path, *chunks):
