@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "xmpp/account_int.h"
 #include "xmpp/pool.h"
+#include "xmpp/strophe012.h"
 
 #define NS_SM "urn:xmpp:sm:3"
 
@@ -43,6 +44,9 @@ void sm_offered(Account *a)
 
 void sm_send(Account *a, xmpp_stanza_t *st)
 {
+	char *buf;
+	size_t len;
+
 	POOL_ASSERT();
 	if (!a->conn) {
 		/* no stream (a caller's bug, or a test of the chain without a
@@ -51,15 +55,28 @@ void sm_send(Account *a, xmpp_stanza_t *st)
 			  xmpp_stanza_get_name(st));
 		return;
 	}
-	xmpp_send(a->conn, st);
+	/* what xmpp_send does, with the length in hand */
+	if (xmpp_stanza_to_text(st, &buf, &len) != XMPP_EOK) {
+		xfs_warn("%s: a <%s/> could not be written out: no memory",
+			 a->cfg->jid, xmpp_stanza_get_name(st));
+		return;
+	}
+	xmpp_send_raw(a->conn, buf, len);
+	if (len > STROPHE012_PARTIAL_WRITE_MIN) /* (strophe012.h) */
+		xmpp_send_raw_string(a->conn, STROPHE012_TRAILER);
+	xmpp_free(a->ctx, buf);
 	if (is_stanza_name(xmpp_stanza_get_name(st)))
 		a->sm.out++;
 }
 
 void sm_send_raw(Account *a, const char *xml)
 {
+	size_t len = strlen(xml);
+
 	POOL_ASSERT();
-	xmpp_send_raw(a->conn, xml, strlen(xml));
+	xmpp_send_raw(a->conn, xml, len);
+	if (len > STROPHE012_PARTIAL_WRITE_MIN) /* (strophe012.h) */
+		xmpp_send_raw_string(a->conn, STROPHE012_TRAILER);
 	a->sm.out++; /* xmlcheck let only stanzas through */
 }
 

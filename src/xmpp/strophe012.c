@@ -20,6 +20,8 @@
  *   "parse error"                 the server sent malformed XML: 0.12
  *                                 stops reading and never disconnects
  *
+ * (And one thing it does not tell at all: strophe012.h.)
+ *
  * Nothing here counts stanzas or decides that a message was delivered
  * (sm.c does, from what xmppfs itself sends and receives).  A hint missed
  * because a later version words its log differently costs a worse error
