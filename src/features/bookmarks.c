@@ -356,7 +356,8 @@ static void publish(Account *a, const char *room)
 	what = g_strdup_printf("the bookmark of %s (XEP-0402)", room);
 	echo_expect(a, room, false);
 	xmpp_stanza_t *c = conference_new(a, NS_BOOKMARKS, room, m);
-	pep_publish(a, NS_BOOKMARKS, room, c, what, NULL, NULL, NULL);
+	pep_publish(a, NS_BOOKMARKS, room, c, PEP_PRIVATE, what, NULL, NULL,
+		    NULL);
 	xmpp_stanza_release(c);
 }
 

@@ -57,6 +57,8 @@ void featureset_attach(Account *a)
 	/* the rooms our other clients keep: after the rejoin of ours
 	 * (rooms_feature), which the bookmarks then add to or take from */
 	acct_add_feature(a, &bookmarks_feature);
+	/* our nick and avatar as our other clients left them */
+	acct_add_feature(a, &profile_feature);
 
 	/* A message is offered, in this order, to: */
 	dispatch_add(d, IN_MESSAGE, "a page of a room's archive, at a join "
@@ -75,6 +77,8 @@ void featureset_attach(Account *a)
 		     "PEP service (mds.c)", mds_in);
 	dispatch_add(d, IN_MESSAGE, "the rooms our other clients keep, from "
 		     "our PEP service (bookmarks.c)", bookmarks_in);
+	dispatch_add(d, IN_MESSAGE, "a nick or an avatar, ours or a "
+		     "contact's, from PEP (profile.c)", profile_in);
 	dispatch_add(d, IN_MESSAGE, "a receipt or a chat marker "
 		     "(receipts.c)", receipts_in);
 	dispatch_add(d, IN_MESSAGE, "a chat state (chatstates.c)",

@@ -28,6 +28,7 @@ extern const Feature kinds_feature;         /* kinds.c */
 extern const Feature chatstates_feature;    /* chatstates.c */
 extern const Feature mds_feature;           /* mds.c */
 extern const Feature bookmarks_feature;     /* bookmarks.c */
+extern const Feature profile_feature;       /* profile.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 
@@ -38,6 +39,7 @@ bool chat_bad_sender_in(Account *a, const In *in);
 bool muc_message_in(Account *a, const In *in);
 bool mds_in(Account *a, const In *in);
 bool bookmarks_in(Account *a, const In *in);
+bool profile_in(Account *a, const In *in);
 bool receipts_in(Account *a, const In *in);
 bool chatstates_in(Account *a, const In *in);
 bool mam_hold_in(Account *a, const In *in);

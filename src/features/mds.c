@@ -120,7 +120,7 @@ static void publish_run(Account *a, void *data, PoolReq *r)
 	xmpp_stanza_set_attribute(sid, "by", p->room ? p->jid : acct_cfg(a)->jid);
 	xmpp_stanza_set_id(sid, p->sid);
 	what = g_strdup_printf("what was read in %s (XEP-0490)", p->jid);
-	pep_publish(a, NS_MDS, p->jid, d, what, NULL, NULL, NULL);
+	pep_publish(a, NS_MDS, p->jid, d, PEP_PRIVATE, what, NULL, NULL, NULL);
 	xmpp_stanza_release(d);
 	pool_complete(r, 0);
 }

@@ -61,7 +61,7 @@ static void logged(Account *a, xmpp_stanza_t *answer, int err, void *data)
 typedef struct {
 	char *node, *id, *what;
 	xmpp_stanza_t *payload;
-	bool plain; /* sent without publish-options */
+	bool plain; /* sent without publish-options (the node's own) */
 	AwaitFn fn;
 	void *data;
 	GDestroyNotify free_data;
@@ -139,11 +139,12 @@ static void publish_send(Account *a, Publish *pub)
 }
 
 void pep_publish(Account *a, const char *node, const char *id,
-		 xmpp_stanza_t *payload, const char *what, AwaitFn fn,
-		 void *data, GDestroyNotify free_data)
+		 xmpp_stanza_t *payload, PepAccess access, const char *what,
+		 AwaitFn fn, void *data, GDestroyNotify free_data)
 {
 	Publish *pub = g_new0(Publish, 1);
 
+	pub->plain = access != PEP_PRIVATE;
 	pub->node = g_strdup(node);
 	pub->id = g_strdup(id);
 	pub->what = g_strdup(what);

@@ -20,12 +20,19 @@ void pep_fetch(Account *a, const char *node, AwaitFn fn, void *data,
 	       GDestroyNotify free_data);
 /* The <items/> of an answer to pep_fetch, NULL for none. */
 xmpp_stanza_t *pep_items(xmpp_stanza_t *answer);
-/* Publish @payload (copied) as item @id of @node, private to the
- * account and kept (XEP-0223 publish-options); @fn as await_iq's (NULL:
- * the answer is only logged, as @what). */
+/* Who may read a node's items. */
+typedef enum {
+	PEP_PRIVATE,  /* the account's own clients (XEP-0223: whitelist,
+		       * every item kept, none sent again at presence) */
+	PEP_CONTACTS, /* the server's default: those subscribed to our
+		       * presence (a nick, an avatar) */
+} PepAccess;
+
+/* Publish @payload (copied) as item @id of @node for @access; @fn as
+ * await_iq's (NULL: the answer is only logged, as @what). */
 void pep_publish(Account *a, const char *node, const char *id,
-		 xmpp_stanza_t *payload, const char *what, AwaitFn fn,
-		 void *data, GDestroyNotify free_data);
+		 xmpp_stanza_t *payload, PepAccess access, const char *what,
+		 AwaitFn fn, void *data, GDestroyNotify free_data);
 /* Take item @id of @node back, telling our other clients. */
 void pep_retract(Account *a, const char *node, const char *id,
 		 const char *what);

@@ -45,7 +45,8 @@ typedef struct {
 	gsize len;
 	GString *wbuf; /* written bytes not yet ending in a newline */
 	GMutex lock;   /* protects wbuf and failed: one descriptor, many threads */
-	bool failed;   /* post: a write failed, nothing will be sent */
+	bool failed;   /* post, an avatar: a write failed, nothing will be
+			* sent */
 	bool skip_rest; /* per-line files: a failed write dropped the start
 			 * of a line; its rest, up to the newline, goes too */
 	guint64 last_seq; /* outbox place of the last message sent through it */
@@ -83,6 +84,10 @@ static inline const char *node_private_room(const TreeNode *n)
 /* node.c */
 /* The table entry of a file, NULL for a directory. */
 const FileOps *node_ops(const TreeNode *n);
+/* Whether @n is there: an avatar's name only for the type kept. */
+bool node_visible(const TreeNode *n);
+/* The file that holds an avatar node's bytes, NULL when it has none. */
+char *node_avatar_path(const TreeNode *n);
 /* The log a file of @n reads (made with @create), or NULL. */
 Hist *node_hist(const TreeNode *n, bool create, GError **err);
 void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st);
@@ -105,6 +110,9 @@ void dirs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 /* handle.c */
 void handle_init(void *userdata, struct fuse_conn_info *conn);
 void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* create(2) of @n, a file that takes what is written (our avatar). */
+void handle_create(fuse_req_t req, Xfs *x, TreeNode *n,
+		   struct fuse_file_info *fi);
 void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		 struct fuse_file_info *fi);
 void handle_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,

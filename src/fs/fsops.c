@@ -13,6 +13,7 @@
 #include "base/jid.h"
 #include "base/util.h"
 #include "features/muc.h"
+#include "features/profile.h"
 
 /* Occupants (but us) and everyone we had a private conversation with. */
 static GPtrArray *private_names(Account *a, const char *room)
@@ -105,7 +106,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	else
 		n = dir->kind == NODE_CONTACTS ? node_contact(x, dir, name)
 					       : tree_child(x->tree, dir, name);
-	if (!n) {
+	if (!n || !node_visible(n)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
@@ -143,7 +144,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	}
 	/* `echo x > status` truncates first: a no-op for a control file */
-	if ((to_set & FUSE_SET_ATTR_SIZE) && !(fo && (fo->line || fo->value))) {
+	if ((to_set & FUSE_SET_ATTR_SIZE) &&
+	    !(fo && (fo->line || fo->value || n->kind == NODE_OWN_AVATAR))) {
 		fuse_reply_err(req, tree_is_dir(n) ? EISDIR : EACCES);
 		return;
 	}
@@ -184,6 +186,17 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
+	Xfs *x = xfs_of(req);
+	TreeNode *dir = tree_get(x->tree, parent);
+	TreeNode *n = dir && dir->kind == NODE_ACCOUNT
+			      ? tree_child(x->tree, dir, name)
+			      : NULL;
+
+	/* cp face.png ACCOUNT/avatar.png: our avatar, set at close */
+	if (n && n->kind == NODE_OWN_AVATAR) {
+		handle_create(req, x, n, fi);
+		return;
+	}
 	fuse_reply_err(req, EACCES);
 }
 
@@ -201,6 +214,20 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	Xfs *x = xfs_of(req);
+	TreeNode *dir = tree_get(x->tree, parent);
+	TreeNode *n = dir && dir->kind == NODE_ACCOUNT
+			      ? tree_child(x->tree, dir, name)
+			      : NULL;
+
+	/* rm ACCOUNT/avatar.png: our avatar taken back */
+	if (n && n->kind == NODE_OWN_AVATAR) {
+		fuse_reply_err(req, node_visible(n)
+					    ? -profile_remove_avatar(x->pool,
+								     n->acct)
+					    : ENOENT);
+		return;
+	}
 	fuse_reply_err(req, EPERM);
 }
 
@@ -230,6 +257,12 @@ static GPtrArray *list_dir(Xfs *x, TreeNode *dir)
 			tree_private(x->tree, dir, g_ptr_array_index(names, i));
 	} else {
 		names = tree_list(x->tree, dir);
+		for (guint i = names->len; i-- > 0;) {
+			TreeNode *c = tree_child(x->tree, dir,
+						 g_ptr_array_index(names, i));
+			if (c && !node_visible(c))
+				g_ptr_array_remove_index(names, i);
+		}
 	}
 	g_ptr_array_insert(names, 0, g_strdup(".."));
 	g_ptr_array_insert(names, 0, g_strdup("."));

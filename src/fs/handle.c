@@ -65,6 +65,20 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (acc != O_RDONLY)
 		h->wbuf = g_string_new(NULL);
+	if (acc != O_WRONLY && (n->kind == NODE_AVATAR ||
+				n->kind == NODE_OWN_AVATAR)) {
+		/* an image: its bytes as they are now */
+		g_autofree char *path = node_avatar_path(n);
+		if (!path || !g_file_get_contents(path, &h->text, &h->len,
+						  NULL)) {
+			if (h->wbuf)
+				g_string_free(h->wbuf, TRUE);
+			g_mutex_clear(&h->lock);
+			g_free(h);
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+	}
 	if (n->kind == NODE_LOG || n->kind == NODE_IDS)
 		h->hist = node_hist(n, false, NULL);
 	if (n->kind == NODE_EVENTLOG)
@@ -109,6 +123,29 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 	}
 	fuse_reply_open(req, fi);
+}
+
+void handle_create(fuse_req_t req, Xfs *x, TreeNode *n,
+		   struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e = {0};
+	Handle *h;
+
+	if ((fi->flags & O_ACCMODE) == O_RDONLY) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	h = g_new0(Handle, 1);
+	h->node = n;
+	g_mutex_init(&h->lock);
+	h->wbuf = g_string_new(NULL);
+	h->opener = fuse_req_ctx(req)->pid;
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	e.ino = n->ino;
+	e.generation = 1;
+	node_fill_attr(x, n, &e.attr);
+	fuse_reply_create(req, &e, fi);
 }
 
 /* A log, or its log.ids (read as it is on disk, no page kept:

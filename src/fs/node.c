@@ -20,6 +20,7 @@
 #include "features/mds.h"
 #include "features/contacts.h"
 #include "features/muc.h"
+#include "features/profile.h"
 #include "features/receipts.h"
 
 static HistSet *hists_of(const TreeNode *n)
@@ -300,6 +301,21 @@ static int ban_value(Xfs *x, Account *a, const char *room, const char *v)
 	return room_line(x, a, room, v, ACCT_ROOM_BAN);
 }
 
+static char *own_nick_text(Account *a, const char *jid)
+{
+	return profile_nick_text(a, NULL);
+}
+
+static int own_nick_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	return profile_set_nick(x->pool, a, v);
+}
+
+static char *contact_nick_text(Account *a, const char *jid)
+{
+	return profile_nick_text(a, jid);
+}
+
 /* The files one writes to (send, post, invite, kick, ban) read as empty,
  * so that cp -r, rsync -a and tar, which read every file they copy, copy
  * them as empty files rather than fail on them. */
@@ -344,7 +360,36 @@ static const FileOps file_ops[] = {
 	{NODE_MODERATE, 0600, NULL, NULL, moderate_value},
 	{NODE_ROOM_READ, 0600, receipts_room_read_text, NULL, room_read_value},
 	{NODE_ROOM_UNREAD, 0400, receipts_room_unread_text, NULL, NULL},
+	{NODE_OWN_NICK, 0600, own_nick_text, NULL, own_nick_value},
+	{NODE_CONTACT_NICK, 0400, contact_nick_text, NULL, NULL},
+	/* (their bytes: node_avatar_path) */
+	{NODE_OWN_AVATAR, 0600, NULL, NULL, NULL},
+	{NODE_AVATAR, 0400, NULL, NULL, NULL},
 };
+
+static bool is_avatar(const TreeNode *n)
+{
+	return n->kind == NODE_AVATAR || n->kind == NODE_OWN_AVATAR;
+}
+
+char *node_avatar_path(const TreeNode *n)
+{
+	const char *ext = strchr(n->name, '.') + 1;
+	g_autofree char *kept = profile_avatar_ext(n->acct, n->jid);
+
+	return g_strcmp0(kept, ext) ? NULL
+				    : profile_avatar_path(n->acct, n->jid, ext);
+}
+
+bool node_visible(const TreeNode *n)
+{
+	g_autofree char *path = NULL;
+
+	if (!is_avatar(n))
+		return true;
+	path = node_avatar_path(n);
+	return path != NULL;
+}
 
 const FileOps *node_ops(const TreeNode *n)
 {
@@ -400,6 +445,13 @@ void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 		g_autofree char *text = fo->text(n->acct, n->jid);
 		st->st_size = strlen(text);
 		st->st_mtime = st->st_ctime = acct_since(n->acct);
+	} else if (is_avatar(n)) {
+		g_autofree char *path = node_avatar_path(n);
+		struct stat fst;
+		if (path && !stat(path, &fst)) {
+			st->st_size = fst.st_size;
+			st->st_mtime = st->st_ctime = fst.st_mtime;
+		}
 	} else if (n->kind == NODE_EVENTS) {
 		st->st_mtime = st->st_ctime = hist_mtime(acct_events(n->acct));
 	} else if (n->kind == NODE_EVENTLOG) {
@@ -435,10 +487,11 @@ void node_reply_entry(fuse_req_t req, Xfs *x, const TreeNode *n)
 	 * JID that resolved a moment ago still reaches dirs_mkdir: but for a
 	 * roster item, whose mkdir is EEXIST anyway (ls -l looked each one up
 	 * three times: stat and two xattrs) */
+	/* (an avatar's name comes and goes with its type) */
 	e.entry_timeout = (n->kind == NODE_CONTACT &&
 			   !roster_has(acct_roster(n->acct), n->jid)) ||
 					  n->kind == NODE_ROOM ||
-					  n->kind == NODE_PRIVATE
+					  n->kind == NODE_PRIVATE || is_avatar(n)
 				  ? 0.0
 				  : 1.0;
 	e.attr_timeout = tree_is_dir(n) || n->kind == NODE_LINK ? 1.0 : 0.0;

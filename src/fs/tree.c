@@ -43,6 +43,11 @@ static TreeNode *node_add(Tree *t, TreeNode *parent, NodeKind kind,
 	return n;
 }
 
+/* An avatar's names, one per image type (profile.c's). */
+static const char *const avatar_names[] = {
+	"avatar.png", "avatar.jpg", "avatar.gif", "avatar.webp",
+};
+
 Tree *tree_new(Pool *pool)
 {
 	Tree *t = g_new0(Tree, 1);
@@ -64,6 +69,9 @@ Tree *tree_new(Pool *pool)
 		node_add(t, dir, NODE_IQ, "iq", a);
 		node_add(t, dir, NODE_BLOCKLIST, "blocked", a);
 		node_add(t, dir, NODE_UNREAD_ALL, "unread", a);
+		node_add(t, dir, NODE_OWN_NICK, "nick", a);
+		for (guint k = 0; k < G_N_ELEMENTS(avatar_names); k++)
+			node_add(t, dir, NODE_OWN_AVATAR, avatar_names[k], a);
 		node_add(t, dir, NODE_CONTACTS, "contacts", a);
 		node_add(t, dir, NODE_ROOMS, "rooms", a);
 		node_add(t, dir, NODE_EVENTS, ".events", a);
@@ -88,6 +96,9 @@ static const FileSpec contact_files[] = {
 	{NODE_UNREAD, "unread"},     {NODE_CORRECT, "correct"},
 	{NODE_RETRACT, "retract"},   {NODE_REACT, "react"},
 	{NODE_REPLY, "reply"},       {NODE_CHATSTATE, "chatstate"},
+	{NODE_CONTACT_NICK, "nick"},
+	{NODE_AVATAR, "avatar.png"}, {NODE_AVATAR, "avatar.jpg"},
+	{NODE_AVATAR, "avatar.gif"}, {NODE_AVATAR, "avatar.webp"},
 	{NODE_STREAM, ".stream"},
 };
 

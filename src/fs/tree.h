@@ -57,6 +57,13 @@ typedef enum {
 	NODE_BAN,        /* .../rooms/ROOM/ban */
 	NODE_PRIVATES,   /* .../rooms/ROOM/private/ */
 	NODE_PRIVATE,    /* .../rooms/ROOM/private/NICK/ (a file name) */
+	NODE_OWN_NICK,   /* alice@example.org/nick (profile.c) */
+	NODE_CONTACT_NICK, /* .../contacts/JID/nick: the one they chose */
+	/* an avatar: alice@example.org/avatar.EXT (ours: cp sets it, rm
+	 * takes it back) or .../contacts/JID/avatar.EXT (theirs); one name
+	 * per type, only the one of the avatar kept is there (node_visible) */
+	NODE_OWN_AVATAR,
+	NODE_AVATAR,
 	/* `stream`, `events`, `raw`: a symbolic link to the hidden `.NAME`
 	 * that is the file, so that what walks a tree (cp -r, rsync -a, tar,
 	 * grep -r, find) copies the link and never blocks reading a stream

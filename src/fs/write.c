@@ -13,6 +13,7 @@
 #include "features/chat.h"
 #include "features/iqfile.h"
 #include "features/muc.h"
+#include "features/profile.h"
 #include "fs/park.h"
 
 /* Run every complete line in h->wbuf; the first error wins and the rest of
@@ -326,6 +327,21 @@ void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
 	case NODE_IQ:
 		ret = iq_write(x, h, data, size);
 		break;
+	case NODE_OWN_AVATAR:
+		/* the image, set at close (write_flush) */
+		if (h->wbuf->len + size > PROFILE_AVATAR_MAX) {
+			h->failed = true; /* no part of it goes out at close */
+			g_string_truncate(h->wbuf, 0);
+			ret = -EFBIG;
+			break;
+		}
+		if (h->failed) {
+			ret = -EFBIG;
+			break;
+		}
+		g_string_append_len(h->wbuf, data, size);
+		ret = 0;
+		break;
 	default:
 		/* a value file (name, read, nick, ...), answered as a whole or
 		 * line by line; else a control file of lines (status) */
@@ -397,6 +413,17 @@ void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			 * it inherited leaves it to release */
 			if (!ret && fuse_req_ctx(req)->pid == h->opener) {
 				write_final(h);
+				g_string_truncate(h->wbuf, 0);
+			}
+		}
+		else if (h->node->kind == NODE_OWN_AVATAR) {
+			if (h->wbuf->len && !h->failed &&
+			    fuse_req_ctx(req)->pid == h->opener) {
+				const char *ext = strchr(h->node->name, '.') + 1;
+				ret = profile_set_avatar(xfs_of(req)->pool,
+							 h->node->acct, ext,
+							 h->wbuf->str,
+							 h->wbuf->len);
 				g_string_truncate(h->wbuf, 0);
 			}
 		}
