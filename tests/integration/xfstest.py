@@ -1520,7 +1520,7 @@ KINDS = {"message", "groupchat", "presence", "subscribe", "subscribed",
          "unsubscribe", "unsubscribed", "roster", "error", "connection",
          # README's additions to SPEC
          "private", "invite", "kicked", "banned", "destroyed", "removed",
-         "blocked"}
+         "blocked", "rejoin"}
 
 
 def write_chunks(path, *chunks):
