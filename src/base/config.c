@@ -78,6 +78,7 @@ bool cfg_account_same(CfgAccount *a, const CfgAccount *b)
 	       a->message_limit == b->message_limit &&
 	       a->ping_interval == b->ping_interval &&
 	       a->iq_timeout == b->iq_timeout &&
+	       a->room_ping == b->room_ping &&
 	       a->auto_approve == b->auto_approve &&
 	       !g_strcmp0(a->tls_fingerprint, b->tls_fingerprint) &&
 	       a->queue_when_failed == b->queue_when_failed &&

@@ -28,6 +28,13 @@ typedef enum {
 #define CFG_PING_INTERVAL_DEFAULT 30
 /* SPEC: "No answer in 30 s gives ETIMEDOUT" (the `iq` file) */
 #define CFG_IQ_TIMEOUT_DEFAULT 30
+/* a joined room quiet for this long is asked whether it still has us
+ * (XEP-0410).  Five minutes: a room that lost us (its service restarted)
+ * is noticed within that, and what it said meanwhile comes from its
+ * archive at the rejoin, so a longer wait costs only lateness; one iq per
+ * quiet room per five minutes costs nothing, and a busy room is never
+ * asked.  (XEP-0410 suggests 15 minutes; clients use 5 to 15.) */
+#define CFG_ROOM_PING_DEFAULT 300
 
 typedef struct {
 	char *jid;       /* normalized bare JID: the group name */
@@ -51,6 +58,9 @@ typedef struct {
 			  * those who may see our presence; default yes */
 	bool chat_states; /* send chat states (XEP-0085); default no */
 	guint iq_timeout; /* seconds an `iq` request waits; key iq_timeout */
+	guint room_ping;  /* seconds a joined room may be quiet before we ask
+			   * it whether it still has us; key room_ping; 0
+			   * disables */
 	const GPtrArray *rooms; /* of CfgRoom*: borrowed from the CfgFile */
 } CfgAccount;
 

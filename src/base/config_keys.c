@@ -15,6 +15,7 @@
 
 #define MESSAGE_LIMIT_MAX (16 * 1024 * 1024)
 #define PING_INTERVAL_MAX 86400
+#define ROOM_PING_MAX 86400
 
 void cfg_account_free(CfgAccount *a)
 {
@@ -271,6 +272,23 @@ static bool parse_iq_timeout(Reader *r, const char *key, const char *value,
 	return true;
 }
 
+static bool parse_room_ping(Reader *r, const char *key, const char *value,
+			    GError **err)
+{
+	g_autofree char *v = cfg_shown(value);
+	guint64 n;
+
+	if (!g_ascii_string_to_unsigned(value, 10, 0, ROOM_PING_MAX, &n,
+					NULL)) {
+		key_error(r, key, err, CFG_ERROR_KEY,
+			  "not a number of seconds from 0 to %d: %s",
+			  ROOM_PING_MAX, v);
+		return false;
+	}
+	r->acct->room_ping = (guint)n;
+	return true;
+}
+
 static bool parse_bool(Reader *r, const char *key, const char *value,
 		       bool *out, GError **err)
 {
@@ -341,6 +359,7 @@ static const struct {
 	{ "message_limit", parse_message_limit },
 	{ "ping_interval", parse_ping_interval },
 	{ "iq_timeout", parse_iq_timeout },
+	{ "room_ping", parse_room_ping },
 	{ "auto_approve", parse_auto_approve },
 	{ "queue_when_failed", parse_queue_when_failed },
 	{ "receipts", parse_receipts },
@@ -461,6 +480,7 @@ CfgAccount *cfg_read_account(GKeyFile *kf, const char *path, guint mode,
 	acct->ping_interval = CFG_PING_INTERVAL_DEFAULT;
 	acct->receipts = true;
 	acct->iq_timeout = CFG_IQ_TIMEOUT_DEFAULT;
+	acct->room_ping = CFG_ROOM_PING_DEFAULT;
 	r.jid = jid;
 	ok = read_keys(&r, kf, err);
 	if (!ok) {

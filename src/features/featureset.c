@@ -41,6 +41,10 @@ void featureset_attach(Account *a)
 	/* the rooms' state, before the rooms (it only holds it) */
 	acct_add_feature(a, &room_state_feature);
 	acct_add_feature(a, &rooms_feature);    /* rejoin, from the archive */
+	/* whether a quiet room still has us: after the rooms, so that at a
+	 * turn of the timers their waits have ended first (a room whose
+	 * request waits is not pinged) */
+	acct_add_feature(a, &room_ping_feature);
 	/* what a lost stream left: asked of the archive before it goes out
 	 * again (the account says online, and sends, after all of these) */
 	acct_add_feature(a, &outbox_check_feature);

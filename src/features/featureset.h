@@ -23,6 +23,7 @@ extern const Feature archive_feature;       /* mam.c */
 extern const Feature outbox_check_feature;  /* mam_check.c */
 extern const Feature rooms_feature;         /* muc.c */
 extern const Feature room_state_feature;    /* muc_log.c */
+extern const Feature room_ping_feature;     /* muc_ping.c */
 extern const Feature receipts_feature;      /* receipts.c */
 extern const Feature kinds_feature;         /* kinds.c */
 extern const Feature chatstates_feature;    /* chatstates.c */

@@ -302,6 +302,8 @@ static void muc_init(Account *a, const char *dir)
 		(GDestroyNotify)cfg_password_free);
 	mu->privates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					     (GDestroyNotify)hist_set_free);
+	mu->heard = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					  g_free);
 	g_queue_init(&mu->outq);
 	g_queue_init(&mu->sent);
 	g_mutex_init(&mu->privates_lock);
@@ -332,6 +334,7 @@ static void muc_free(Account *a)
 	g_clear_pointer(&mu->invite_passwords, g_hash_table_unref);
 	g_clear_pointer(&mu->bookmark_passwords, g_hash_table_unref);
 	g_clear_pointer(&mu->privates, g_hash_table_unref);
+	g_clear_pointer(&mu->heard, g_hash_table_unref);
 	g_mutex_clear(&mu->privates_lock);
 	g_clear_pointer(&mu->rooms, rooms_free);
 	g_clear_pointer(&mu->hists, hist_set_free);
@@ -347,7 +350,7 @@ static void muc_disconnected(Account *a)
 	muc_expire_waits(a, 0, true);
 	g_hash_table_remove_all(mu->fills); /* the next fill asks again */
 	rooms_clear_occupants(mu->rooms);
-	muc_unreflected_back(a);
+	muc_unreflected_back(a, NULL);
 }
 
 static gint64 rooms_due(Account *a)

@@ -15,7 +15,9 @@
  *                  put out
  *   muc_message.c  messages from rooms: lines, subjects, and to the
  *                  files above, what is private, an invitation, an error
- *   muc_request.c  what a file operation on rooms/ asks (muc_request) */
+ *   muc_request.c  what a file operation on rooms/ asks (muc_request)
+ *   muc_ping.c     self-ping (XEP-0410): whether a quiet room still has
+ *                  us, and a rejoin when not (room_ping_feature) */
 #pragma once
 
 #include "features/muc.h"
@@ -53,6 +55,9 @@ typedef struct {
 			      * (muc_out.c), in the order of acceptance */
 	GQueue sent;         /* room messages sent, until the room reflects
 			      * them (muc_out.c) */
+	GHashTable *heard;   /* room -> gint64*: monotonic µs when anything
+			      * but an error last came from it (muc_heard);
+			      * muc_ping.c reads and empties it */
 } Muc;
 
 static inline Muc *muc_of(Account *a)
@@ -110,6 +115,10 @@ void muc_record(Account *a, const char *room, const char *nick,
  * be written. */
 void muc_log_failed(Account *a, const char *room, int err);
 bool muc_gap(Account *a, const char *room);
+/* @st came from @room or one of its occupants (NULL: we know otherwise
+ * that the room has us): unless it is an error, the room still has us,
+ * and its quiet starts again (the self-ping, muc_ping.c, waits for it). */
+void muc_heard(Account *a, const char *room, xmpp_stanza_t *st);
 
 /* ---- muc_out.c ---- */
 
@@ -127,8 +136,9 @@ bool muc_bounce(Account *a, const char *room, xmpp_stanza_t *msg);
 /* At a connect: what an earlier mount left for rooms no longer ours is
  * dropped. */
 void muc_drop_strays(Account *a);
-/* The link went down: what was sent and not reflected waits again. */
-void muc_unreflected_back(Account *a);
+/* The link went down (@room NULL), or @room lost us: what was sent to it
+ * and not reflected waits again. */
+void muc_unreflected_back(Account *a, const char *room);
 
 /* ---- muc_private.c ---- */
 

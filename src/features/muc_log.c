@@ -2,7 +2,7 @@
  * as a record, once (muc_record), and the gap a record that could not be
  * written leaves; with what every part of group chat asks of the rooms
  * (text from the wire as one line, a room we were in, the password to
- * join with).  The lowest of the group chat files (muc_int.h): it calls
+ * join with, when a room was last heard from).  The lowest of the group chat files (muc_int.h): it calls
  * none of them, nor our archive's.  Pool thread only, as the account
  * layer (account_int.h). */
 #include "features/muc_int.h"
@@ -315,6 +315,22 @@ bool muc_known_room(Account *a, const char *bare)
 
 	return rooms_has(mu->rooms, bare) ||
 	       hist_set_get(mu->hists, bare, false, NULL);
+}
+
+void muc_heard(Account *a, const char *room, xmpp_stanza_t *st)
+{
+	Muc *mu = muc_of(a);
+	gint64 *t;
+
+	/* an error (a bounce, a refusal) is no sign that the room has us */
+	if (st && !g_strcmp0(xmpp_stanza_get_type(st), "error"))
+		return;
+	t = g_hash_table_lookup(mu->heard, room);
+	if (!t) {
+		t = g_new(gint64, 1);
+		g_hash_table_insert(mu->heard, g_strdup(room), t);
+	}
+	*t = g_get_monotonic_time();
 }
 
 /* The rooms' state (Muc, muc_int.h): every room file reads it, so it

@@ -100,6 +100,7 @@ static bool muc_message_from(Account *a, xmpp_stanza_t *msg,
 	const char *type = xmpp_stanza_get_type(msg);
 
 	if (rooms_has(mu->rooms, bare)) {
+		muc_heard(a, bare, msg);
 		muc_stanza(a, msg, bare, resource);
 		return true;
 	}

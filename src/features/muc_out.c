@@ -296,13 +296,16 @@ int muc_about(Account *a, const char *room, const char *kind,
 				&seq);
 }
 
-void muc_unreflected_back(Account *a)
+void muc_unreflected_back(Account *a, const char *room)
 {
 	Muc *mu = muc_of(a);
+	GQueue *mine = room ? take_room_msgs(&mu->sent, room) : NULL;
 	OutMsg *m;
 
-	while ((m = g_queue_pop_head(&mu->sent)))
+	while ((m = g_queue_pop_head(mine ? mine : &mu->sent)))
 		g_queue_insert_sorted(&mu->outq, m, by_seq, NULL);
+	if (mine)
+		g_queue_free(mine);
 }
 
 /* A message leaving the outbox queue: a room's (groupchat, or private to

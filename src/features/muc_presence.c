@@ -300,6 +300,7 @@ static bool muc_presence_from(Account *a, xmpp_stanza_t *p,
 
 	if (!rooms_has(mu->rooms, bare))
 		return false;
+	muc_heard(a, bare, p);
 	if (resource)
 		muc_presence(a, p, bare, resource);
 	else if (type && !strcmp(type, "error"))

@@ -1522,7 +1522,7 @@ KINDS = {"message", "groupchat", "presence", "subscribe", "subscribed",
          "unsubscribe", "unsubscribed", "roster", "error", "connection",
          # README's additions to SPEC
          "private", "invite", "kicked", "banned", "destroyed", "removed",
-         "blocked", "bookmark", "avatar"}
+         "blocked", "bookmark", "avatar", "rejoin"}
 
 
 def write_chunks(path, *chunks):

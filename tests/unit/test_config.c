@@ -26,6 +26,7 @@ typedef struct {
 	int ping;             /* 0: the default */
 	guint iq;             /* 0: the default (SPEC's 30 s) */
 	int receipts;         /* 0: the default (on), -1 off */
+	int room_ping;        /* 0: the default (300 s), PING_ZERO for 0 */
 } Want;
 
 typedef struct {
@@ -79,6 +80,12 @@ static const Case cases[] = {
 	  V(.password = "secret", .nick = "alice", .ping = 86400) },
 	{ "iq-timeout", ALICE PW "iq_timeout = 3\n", 0, 0600, OK,
 	  V(.password = "secret", .nick = "alice", .iq = 3) },
+	{ "room-ping", ALICE PW "room_ping = 2\n", 0, 0600, OK,
+	  V(.password = "secret", .nick = "alice", .room_ping = 2) },
+	{ "room-ping-off", ALICE PW "room_ping = 0\n", 0, 0600, OK,
+	  V(.password = "secret", .nick = "alice", .room_ping = PING_ZERO) },
+	{ "room-ping-max", ALICE PW "room_ping = 86400\n", 0, 0600, OK,
+	  V(.password = "secret", .nick = "alice", .room_ping = 86400) },
 	{ "receipts-off", ALICE PW "receipts = false\n", 0, 0600, OK,
 	  V(.password = "secret", .nick = "alice", .receipts = -1) },
 	{ "resource-spaces-slash", ALICE PW "resource = my laptop/1\n", 0,
@@ -190,6 +197,12 @@ static const Case cases[] = {
 	  E(CFG_ERROR_KEY, G, "message_limit:", "'64k'") },
 	{ "iq-timeout-zero", ALICE PW "iq_timeout = 0\n", 0, 0600,
 	  E(CFG_ERROR_KEY, G, "iq_timeout:", "'0'") },
+	{ "room-ping-big", ALICE PW "room_ping = 86401\n", 0, 0600,
+	  E(CFG_ERROR_KEY, G, "room_ping:", "'86401'") },
+	{ "room-ping-negative", ALICE PW "room_ping = -5\n", 0, 0600,
+	  E(CFG_ERROR_KEY, G, "room_ping:", "'-5'") },
+	{ "room-ping-unit", ALICE PW "room_ping = 5m\n", 0, 0600,
+	  E(CFG_ERROR_KEY, G, "room_ping:", "'5m'") },
 	{ "ping-big", ALICE PW "ping_interval = 86401\n", 0, 0600,
 	  E(CFG_ERROR_KEY, G, "ping_interval:", "'86401'") },
 	{ "ping-negative", ALICE PW "ping_interval = -1\n", 0, 0600,
@@ -326,6 +339,10 @@ static void check_account(const CfgAccount *a, const Want *w)
 			 w->ping == PING_ZERO ? 0 :
 			 w->ping ? (guint)w->ping : CFG_PING_INTERVAL_DEFAULT);
 	g_assert_cmpuint(a->iq_timeout, ==, w->iq ? w->iq : 30);
+	/* five minutes, as the README says */
+	g_assert_cmpuint(a->room_ping, ==,
+			 w->room_ping == PING_ZERO ? 0 :
+			 w->room_ping ? (guint)w->room_ping : 300);
 	g_assert_true(a->receipts == (w->receipts >= 0));
 	g_assert_false(a->chat_states);
 }
