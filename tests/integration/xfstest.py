@@ -172,6 +172,8 @@ class Server:
         self.want_port = port
         self.port = None
         self.direct_tls_port = None
+        self.want_https_port = None
+        self.https_port = None  # HTTP File Upload's (upload.localhost)
         self.started = False
         self.seeded = False
 
@@ -189,6 +191,8 @@ class Server:
         self.port = int(kv["port"])
         if "direct_tls_port" in kv:
             self.direct_tls_port = int(kv["direct_tls_port"])
+        if "https_port" in kv:
+            self.https_port = int(kv["https_port"])
 
     @property
     def ca_file(self):
@@ -214,6 +218,8 @@ class Server:
         cmd = [str(TESTBED), "start", str(self.dir)]
         if self.want_port:
             cmd += ["--port", str(self.want_port)]
+        if self.want_https_port:
+            cmd += ["--https-port", str(self.want_https_port)]
         if self.direct_tls:
             cmd += ["--direct-tls-port", "auto" if self.direct_tls is True
                     else str(self.direct_tls)]
@@ -249,6 +255,7 @@ class Server:
         archives stay)."""
         self.stop()
         self.want_port = self.port
+        self.want_https_port = self.https_port  # slots handed out stay good
         if self.direct_tls_port:
             self.direct_tls = self.direct_tls_port
         return self.start()
