@@ -175,12 +175,20 @@ void chat_live(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t)
 static int chat_about(Account *a, const char *to, const char *kind,
 		      const char *v)
 {
-	Hist *h = hist_set_get(a->hists, to, false, NULL);
+	g_autoptr(GError) err = NULL;
+	/* a file sent may start the conversation; the others are about a
+	 * message in it */
+	bool oob = !strcmp(kind, "oob");
+	Hist *h = hist_set_get(a->hists, to, oob, &err);
 	g_auto(About) m = {0};
 	OutboxKind k;
 	guint64 seq;
 	int ret;
 
+	if (oob && !h) {
+		xfs_warn("%s: %s", acct_cfg(a)->jid, err->message);
+		return -acct_errno_of(err);
+	}
 	if ((ret = kinds_about(a, h, acct_cfg(a)->jid, NULL, kind, v, &m)))
 		return ret;
 	k = (OutboxKind){m.kind, m.ref, m.ref_to};
@@ -209,4 +217,9 @@ int chat_react(Account *a, const char *to, const char *v)
 int chat_reply(Account *a, const char *to, const char *v)
 {
 	return chat_about(a, to, "reply", v);
+}
+
+int chat_send_oob(Account *a, const char *to, const char *url)
+{
+	return chat_about(a, to, "oob", url);
 }

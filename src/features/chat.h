@@ -28,3 +28,6 @@ int chat_correct(Account *a, const char *to, const char *text);
 int chat_retract(Account *a, const char *to, const char *id);
 int chat_react(Account *a, const char *to, const char *v);
 int chat_reply(Account *a, const char *to, const char *v);
+/* [any] A file sent: @url (https://) as the body, and as XEP-0066's
+ * out-of-band data; accepted as chat_send. */
+int chat_send_oob(Account *a, const char *to, const char *url);

@@ -63,6 +63,8 @@ void featureset_attach(Account *a)
 	acct_add_feature(a, &bookmarks_feature);
 	/* our nick and avatar as our other clients left them */
 	acct_add_feature(a, &profile_feature);
+	/* where files go (XEP-0363): looked for at each connect */
+	acct_add_feature(a, &upload_feature);
 
 	/* A message is offered, in this order, to: */
 	dispatch_add(d, IN_MESSAGE, "a page of a room's archive, at a join "

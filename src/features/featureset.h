@@ -30,6 +30,7 @@ extern const Feature chatstates_feature;    /* chatstates.c */
 extern const Feature mds_feature;           /* mds.c */
 extern const Feature bookmarks_feature;     /* bookmarks.c */
 extern const Feature profile_feature;       /* profile.c */
+extern const Feature upload_feature;        /* upload.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 

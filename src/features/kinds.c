@@ -350,6 +350,16 @@ int kinds_about(Account *a, Hist *h, const char *me, const char *room,
 
 	memset(out, 0, sizeof *out);
 	out->kind = kind;
+	if (!strcmp(kind, "oob")) {
+		/* a file sent (XEP-0066): its https:// URL as the body too,
+		 * for clients that show no OOB */
+		if (g_ascii_strncasecmp(v, "https://", 8) ||
+		    strpbrk(v, " \t\r\n") || strlen(v) > 4096)
+			return -EINVAL;
+		out->body = g_strdup(v);
+		out->ref = g_strdup("-");
+		return 0;
+	}
 	if (!strcmp(kind, "correction")) {
 		if ((ret = check_text(a, v)))
 			return ret;
@@ -399,6 +409,11 @@ static bool kinds_own_message(Account *a, xmpp_stanza_t *msg,
 
 	if (!it->kind)
 		return false;
+	if (!strcmp(it->kind, "oob")) {
+		c = acct_add_child(a, msg, "x", NS_OOB);
+		acct_add_text_child(a, c, "url", it->body);
+		return false;
+	}
 	if (!strcmp(it->kind, "correction")) {
 		c = acct_add_child(a, msg, "replace", NS_CORRECT);
 		xmpp_stanza_set_attribute(c, "id", it->ref);

@@ -42,7 +42,7 @@ bool kinds_find(Hist *h, const char *id, const char *sender, Found *f);
 
 /* A message of ours about another, ready for the outbox. */
 typedef struct {
-	const char *kind; /* correction, retraction, reaction, reply */
+	const char *kind; /* correction, retraction, reaction, reply, oob */
 	char *ref, *ref_to, *body;
 } About;
 void about_clear(About *m);

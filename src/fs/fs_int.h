@@ -56,6 +56,11 @@ typedef struct {
 	Hist *hist;    /* log: NULL while the conversation has none */
 	StreamReader *reader; /* stream */
 	IqCall *call;  /* iq: this descriptor's request */
+	int fd;        /* an upload: the file written, until it goes (or
+			* -1); sent once (sent_file), under lock */
+	bool sent_file;
+	int upload_err; /* an upload: why it failed (-errno), told again
+			 * at close */
 } Handle;
 
 static inline Xfs *xfs_of(fuse_req_t req)
@@ -110,7 +115,8 @@ void dirs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 /* handle.c */
 void handle_init(void *userdata, struct fuse_conn_info *conn);
 void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-/* create(2) of @n, a file that takes what is written (our avatar). */
+/* create(2) of @n, a file that takes what is written (our avatar, a
+ * file to send). */
 void handle_create(fuse_req_t req, Xfs *x, TreeNode *n,
 		   struct fuse_file_info *fi);
 void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 
@@ -145,7 +146,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	/* `echo x > status` truncates first: a no-op for a control file */
 	if ((to_set & FUSE_SET_ATTR_SIZE) &&
-	    !(fo && (fo->line || fo->value || n->kind == NODE_OWN_AVATAR))) {
+	    !(fo && (fo->line || fo->value || n->kind == NODE_OWN_AVATAR ||
+		     n->kind == NODE_UPLOAD))) {
 		fuse_reply_err(req, tree_is_dir(n) ? EISDIR : EACCES);
 		return;
 	}
@@ -194,6 +196,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	/* cp face.png ACCOUNT/avatar.png: our avatar, set at close */
 	if (n && n->kind == NODE_OWN_AVATAR) {
+		handle_create(req, x, n, fi);
+		return;
+	}
+	/* cp report.pdf contacts/JID/ (or rooms/ROOM/): a file sent, at
+	 * close; a name of the conversation's own files is not one */
+	if (dir && (dir->kind == NODE_CONTACT || dir->kind == NODE_ROOM) &&
+	    name[0] != '.' && strlen(name) <= 255 &&
+	    g_utf8_validate(name, -1, NULL) &&
+	    (n = tree_upload(x->tree, dir, name))) {
 		handle_create(req, x, n, fi);
 		return;
 	}

@@ -9,8 +9,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
+#include "features/upload.h"
 
 /* The session, for log_grew (set at init). */
 static struct fuse_session *the_session;
@@ -56,8 +58,15 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EACCES);
 		return;
 	}
+	if (n->kind == NODE_UPLOAD) {
+		/* (made by create: an open of its name while it is busy is
+		 * another writer) */
+		fuse_reply_err(req, EBUSY);
+		return;
+	}
 	h = g_new0(Handle, 1);
 	h->node = n;
+	h->fd = -1;
 	g_mutex_init(&h->lock);
 	if (acc != O_WRONLY && fo->text) {
 		h->text = fo->text(n->acct, n->jid);
@@ -137,6 +146,23 @@ void handle_create(fuse_req_t req, Xfs *x, TreeNode *n,
 	}
 	h = g_new0(Handle, 1);
 	h->node = n;
+	h->fd = -1;
+	if (n->kind == NODE_UPLOAD) {
+		/* one copy of a name at a time */
+		if (!g_atomic_int_compare_and_exchange(&n->busy, 0, 1)) {
+			g_free(h);
+			fuse_reply_err(req, EBUSY);
+			return;
+		}
+		h->fd = upload_tmpfile(n->acct);
+		if (h->fd < 0) {
+			int err = -h->fd;
+			g_atomic_int_set(&n->busy, 0);
+			g_free(h);
+			fuse_reply_err(req, err);
+			return;
+		}
+	}
 	g_mutex_init(&h->lock);
 	h->wbuf = g_string_new(NULL);
 	h->opener = fuse_req_ctx(req)->pid;
@@ -212,6 +238,10 @@ void handle_release(fuse_req_t req, fuse_ino_t ino,
 		acct_raw_readers(h->node->acct, -1);
 	if (h->call)
 		iqcall_unref(h->call);
+	if (h->fd >= 0)
+		close(h->fd);
+	if (h->node->kind == NODE_UPLOAD)
+		g_atomic_int_set(&h->node->busy, 0); /* its name goes */
 	g_free(h->text);
 	if (h->wbuf)
 		g_string_free(h->wbuf, TRUE);

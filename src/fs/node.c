@@ -365,6 +365,7 @@ static const FileOps file_ops[] = {
 	/* (their bytes: node_avatar_path) */
 	{NODE_OWN_AVATAR, 0600, NULL, NULL, NULL},
 	{NODE_AVATAR, 0400, NULL, NULL, NULL},
+	{NODE_UPLOAD, 0600, NULL, NULL, NULL},
 };
 
 static bool is_avatar(const TreeNode *n)
@@ -385,6 +386,8 @@ bool node_visible(const TreeNode *n)
 {
 	g_autofree char *path = NULL;
 
+	if (n->kind == NODE_UPLOAD)
+		return g_atomic_int_get(&n->busy) > 0;
 	if (!is_avatar(n))
 		return true;
 	path = node_avatar_path(n);
@@ -491,7 +494,8 @@ void node_reply_entry(fuse_req_t req, Xfs *x, const TreeNode *n)
 	e.entry_timeout = (n->kind == NODE_CONTACT &&
 			   !roster_has(acct_roster(n->acct), n->jid)) ||
 					  n->kind == NODE_ROOM ||
-					  n->kind == NODE_PRIVATE || is_avatar(n)
+					  n->kind == NODE_PRIVATE || is_avatar(n) ||
+					  n->kind == NODE_UPLOAD
 				  ? 0.0
 				  : 1.0;
 	e.attr_timeout = tree_is_dir(n) || n->kind == NODE_LINK ? 1.0 : 0.0;

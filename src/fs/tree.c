@@ -193,6 +193,23 @@ TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name)
 	return child_dir(t, privates, NODE_PRIVATE, name);
 }
 
+TreeNode *tree_upload(Tree *t, TreeNode *dir, const char *name)
+{
+	TreeNode *n;
+
+	ensure_files(t, dir);
+	g_mutex_lock(&t->contact_lock);
+	g_mutex_lock(&t->lock);
+	n = g_hash_table_lookup(dir->by_name, name);
+	g_mutex_unlock(&t->lock);
+	if (!n)
+		n = node_add(t, dir, NODE_UPLOAD, name, dir->acct);
+	else if (n->kind != NODE_UPLOAD)
+		n = NULL;
+	g_mutex_unlock(&t->contact_lock);
+	return n;
+}
+
 void tree_detach(Tree *t, TreeNode *dir, const char *name)
 {
 	TreeNode *n;

@@ -64,6 +64,9 @@ typedef enum {
 	 * per type, only the one of the avatar kept is there (node_visible) */
 	NODE_OWN_AVATAR,
 	NODE_AVATAR,
+	/* a file being copied into a conversation (cp FILE contacts/JID/):
+	 * there while open, uploaded and sent at close (XEP-0363) */
+	NODE_UPLOAD,
 	/* `stream`, `events`, `raw`: a symbolic link to the hidden `.NAME`
 	 * that is the file, so that what walks a tree (cp -r, rsync -a, tar,
 	 * grep -r, find) copies the link and never blocks reading a stream
@@ -84,6 +87,7 @@ struct TreeNode {
 	GPtrArray *children; /* of TreeNode*, directories only */
 	GHashTable *by_name; /* name -> TreeNode* of children, directories */
 	gint files_made; /* atomic: a conversation's files are made (tree.c) */
+	gint busy;       /* atomic: NODE_UPLOAD: descriptors open on it */
 };
 
 #define TREE_ROOT_INO 1
@@ -103,6 +107,10 @@ TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room);
 /* The directory of the private conversation @name (a nick as
  * jid_to_filename gives it) in @privates, likewise. */
 TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name);
+/* The file @name being copied into the conversation @dir (NODE_UPLOAD),
+ * made on first use; NULL when @name is one of the conversation's own
+ * files. */
+TreeNode *tree_upload(Tree *t, TreeNode *dir, const char *name);
 /* After an rmdir of @dir's child @name: the name no longer leads to that
  * node (the kernel marked its inode dead: lookups in it fail), so the
  * next use of the name makes a new node, with a new inode number.  The

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/text.h"
@@ -14,6 +15,7 @@
 #include "features/iqfile.h"
 #include "features/muc.h"
 #include "features/profile.h"
+#include "features/upload.h"
 #include "fs/park.h"
 
 /* Run every complete line in h->wbuf; the first error wins and the rest of
@@ -249,6 +251,104 @@ static int value_write(Xfs *x, Handle *h, const char *data, size_t size)
 	return ret;
 }
 
+/* A file copied into a conversation: its bytes where they were written,
+ * in a file of the data directory; more than the upload service takes
+ * is EFBIG at once, not after a long copy. */
+static int upload_write(Handle *h, const char *data, size_t size, off_t off)
+{
+	gint64 max = upload_max(h->node->acct);
+
+	if (h->failed || h->sent_file)
+		return h->failed ? h->upload_err : -EBADF;
+	if (max > 0 && (guint64)off + size > (guint64)max) {
+		h->failed = true;
+		return h->upload_err = -EFBIG;
+	}
+	while (size) {
+		ssize_t n = pwrite(h->fd, data, size, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			h->failed = true;
+			return h->upload_err = -errno;
+		}
+		data += n;
+		size -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+typedef struct {
+	Account *a;
+	const char *jid, *name;
+	int step; /* the last tenth told */
+} Progress;
+
+/* An `upload` event at each tenth of the way. */
+static int upload_progress(guint64 done, guint64 total, void *data)
+{
+	Progress *p = data;
+	int step = total ? (int)(done * 10 / total) : 0;
+	g_autofree char *text = NULL;
+
+	if (step > p->step && step < 10) {
+		p->step = step;
+		text = g_strdup_printf("%s: %d%%", p->name, step * 10);
+		acct_event(p->a, "upload", p->jid, text);
+	}
+	return 0;
+}
+
+/* The opener's close of a file copied into a conversation: a slot from
+ * the upload service, the PUT, and the link as a message (with XEP-0066
+ * out-of-band data) through the outbox; the close's result is the first
+ * failure.  Once: a later close (of a copy) finds it sent or failed. */
+static int upload_send(Xfs *x, Handle *h)
+{
+	TreeNode *n = h->node;
+	Account *a = n->acct;
+	const char *jid = n->jid, *name = n->name;
+	const char *type = upload_type_of(name);
+	g_auto(UploadSlot) slot = {0};
+	g_autoptr(GError) err = NULL;
+	g_autofree char *text = NULL;
+	Progress prog = {a, jid, name, 0};
+	off_t size;
+	int ret;
+
+	if (h->sent_file)
+		return 0;
+	if (h->failed)
+		return h->upload_err; /* (a write said it first) */
+	h->sent_file = true;
+	size = lseek(h->fd, 0, SEEK_END);
+	if (size <= 0) {
+		ret = size < 0 ? -errno : -ENODATA; /* nothing to send */
+		goto failed;
+	}
+	ret = upload_slot(x->pool, a, name, (guint64)size, type, &slot);
+	if (ret)
+		goto failed;
+	ret = upload_put(a, &slot, h->fd, (guint64)size, type, upload_progress,
+			 &prog, &err);
+	if (ret)
+		goto failed;
+	ret = n->parent->kind == NODE_ROOM ? muc_about(a, jid, "oob", slot.get)
+					   : chat_send_oob(a, jid, slot.get);
+	if (ret)
+		goto failed;
+	text = g_strdup_printf("%s: sent, %s", name, slot.get);
+	acct_event(a, "upload", jid, text);
+	return 0;
+failed:
+	text = g_strdup_printf("%s: not sent: %s", name,
+			       err ? err->message : g_strerror(-ret));
+	acct_event(a, "upload", jid, text);
+	h->failed = true;
+	return h->upload_err = ret;
+}
+
 /* raw: each write is one or more complete stanzas, all checked before
  * any is sent; what is not well-formed XML or not a stanza is EINVAL and
  * nothing is sent, so no write can break the stream. */
@@ -326,6 +426,9 @@ void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
 		break;
 	case NODE_IQ:
 		ret = iq_write(x, h, data, size);
+		break;
+	case NODE_UPLOAD:
+		ret = upload_write(h, data, size, off);
 		break;
 	case NODE_OWN_AVATAR:
 		/* the image, set at close (write_flush) */
@@ -415,6 +518,10 @@ void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 				write_final(h);
 				g_string_truncate(h->wbuf, 0);
 			}
+		}
+		else if (h->node->kind == NODE_UPLOAD) {
+			if (fuse_req_ctx(req)->pid == h->opener)
+				ret = upload_send(xfs_of(req), h);
 		}
 		else if (h->node->kind == NODE_OWN_AVATAR) {
 			if (h->wbuf->len && !h->failed &&

@@ -1,0 +1,131 @@
+"""Files with cp (issue 16, item 4): cp FILE contacts/JID/ (or
+rooms/ROOM/) uploads FILE to the account's upload service (XEP-0363,
+Prosody's http_file_share on upload.localhost, files up to 1 MiB) and
+sends its link as a message with out-of-band data (XEP-0066); cp returns
+once that is done, or fails with one clear errno.  The other side is
+slixmpp, which downloads the link over HTTPS, the certificate checked,
+and compares the bytes."""
+
+import errno
+import os
+import shutil
+import ssl
+import subprocess
+import time
+import urllib.request
+
+from xfstest import Mount, Peer, wait_until
+
+DOM = "localhost"
+MUC = "conference.localhost"
+A = f"alice@{DOM}"
+B = f"bob@{DOM}"
+OLD = "old@nopep.localhost"  # a host with no upload service
+SERVER = dict(users={"alice": "alicepw", "bob": "bobpw", OLD: "old-pw"},
+              mutual=[("alice", "bob")], direct_tls=False)
+NS_OOB = "jabber:x:oob"
+LIMIT = 1024 * 1024  # scripts/testbed's http_file_share_size_limit
+
+
+def download(server, url):
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+        return r.read()
+
+
+def events(m, acct=A):
+    with open(m.path(acct, "log"), encoding="utf-8") as f:
+        return [l.split("\t", 3) for l in f.read().splitlines()]
+
+
+def upload_events(m, jid, acct=A):
+    return [e[3] for e in events(m, acct) if e[1] == "upload" and e[2] == jid]
+
+
+def mount(stack, server, tmp, res, user="alice"):
+    acct = server.jid(user)
+    m = stack.enter_context(Mount(tmp, {acct: server.account(user, resource=res)}))
+    m.wait_state(acct, "online", timeout=10)
+    return m
+
+
+def test_cp_sends_a_file_the_other_side_downloads(server, tmp, stack):
+    """cp report.pdf contacts/bob/: bob gets the link as the body and as
+    OOB, downloads the very bytes; the file is not left in the directory;
+    progress and the result are events; the record is in the log."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-up-b"))
+    m = mount(stack, server, tmp, "t-up")
+    data = os.urandom(900 * 1024)
+    src = tmp / "report.pdf"
+    src.write_bytes(data)
+    since = len(bob.messages)
+    t0 = time.monotonic()
+    subprocess.run(["cp", str(src), str(m.path(A, "contacts", B)) + "/"], check=True)
+    took = time.monotonic() - t0
+    got = bob.wait_message(A, None, since=since)
+    url = got["body"]
+    assert url.startswith("https://"), got
+    oob = got["xml"].find(f"{{{NS_OOB}}}x/{{{NS_OOB}}}url")
+    assert oob is not None and oob.text == url, got["xml"]
+    assert download(server, url) == data
+    assert "report.pdf" not in os.listdir(m.path(A, "contacts", B))
+    ev = upload_events(m, B)
+    assert ev[-1] == f"report.pdf: sent, {url}", ev
+    assert any(e.endswith("%") for e in ev), ev  # progress, by tenths
+    with open(m.path(A, "contacts", B, "log"), encoding="utf-8") as f:
+        assert f.read().rstrip("\n").endswith(url)
+    print(f"    # cp of {len(data)} bytes, uploaded and sent: {took:.2f}s")
+
+
+def test_too_large_and_empty_files_are_refused(server, tmp, stack):
+    """Over the service's limit: EFBIG from cp's write, before the
+    upload; an empty file: ENODATA at close; nothing reaches bob."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-upbig-b"))
+    m = mount(stack, server, tmp, "t-upbig")
+    big = tmp / "big.bin"
+    big.write_bytes(os.urandom(LIMIT + 1))
+    empty = tmp / "empty.txt"
+    empty.write_bytes(b"")
+    since = len(bob.messages)
+    for src, err in ((big, errno.EFBIG), (empty, errno.ENODATA)):
+        try:
+            shutil.copyfile(src, m.path(A, "contacts", B, src.name))
+            raise AssertionError(f"{src.name} taken")
+        except OSError as e:
+            assert e.errno == err, (src.name, e)
+    time.sleep(1)
+    assert bob.messages_from(A, since=since) == [], bob.messages_from(A, since=since)
+    assert os.listdir(m.path(A, "contacts", B)).count("big.bin") == 0
+
+
+def test_no_upload_service_is_eopnotsupp(server, tmp, stack):
+    """An account whose server has no upload service: EOPNOTSUPP, and a
+    line in the events that says so."""
+    m = mount(stack, server, tmp, "t-upnone", user=OLD)
+    src = tmp / "note.txt"
+    src.write_bytes(b"hello\n")
+    try:
+        shutil.copyfile(src, m.path(OLD, "contacts", B, "note.txt"))
+        raise AssertionError("sent without an upload service")
+    except OSError as e:
+        assert e.errno == errno.EOPNOTSUPP, e
+    assert upload_events(m, B, OLD)[-1].startswith("note.txt: not sent: ")
+
+
+def test_cp_into_a_room(server, tmp, stack):
+    """cp into rooms/ROOM/: the room gets the link with OOB; bob, in the
+    room, downloads the bytes."""
+    room = f"files@{MUC}"
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-uproom-b"))
+    bob.join_room(room, "bob")
+    m = mount(stack, server, tmp, "t-uproom")
+    os.mkdir(m.path(A, "rooms", room))
+    data = os.urandom(5000)
+    src = tmp / "pic.png"
+    src.write_bytes(data)
+    since = len(bob.messages)
+    shutil.copyfile(src, m.path(A, "rooms", room, "pic.png"))
+    got = bob.wait_message(f"{room}/alice", None, since=since)
+    oob = got["xml"].find(f"{{{NS_OOB}}}x/{{{NS_OOB}}}url")
+    assert oob is not None and oob.text == got["body"], got["xml"]
+    assert download(server, got["body"]) == data
