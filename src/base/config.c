@@ -79,6 +79,8 @@ bool cfg_account_same(CfgAccount *a, const CfgAccount *b)
 	       a->ping_interval == b->ping_interval &&
 	       a->iq_timeout == b->iq_timeout &&
 	       a->room_ping == b->room_ping &&
+	       a->downloads == b->downloads &&
+	       a->download_max == b->download_max &&
 	       a->auto_approve == b->auto_approve &&
 	       !g_strcmp0(a->tls_fingerprint, b->tls_fingerprint) &&
 	       a->queue_when_failed == b->queue_when_failed &&

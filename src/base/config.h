@@ -35,6 +35,8 @@ typedef enum {
  * quiet room per five minutes costs nothing, and a busy room is never
  * asked.  (XEP-0410 suggests 15 minutes; clients use 5 to 15.) */
 #define CFG_ROOM_PING_DEFAULT 300
+/* a file fetched (downloads = true) is at most this large by default */
+#define CFG_DOWNLOAD_MAX_DEFAULT (10 * 1024 * 1024)
 
 typedef struct {
 	char *jid;       /* normalized bare JID: the group name */
@@ -61,6 +63,9 @@ typedef struct {
 	guint room_ping;  /* seconds a joined room may be quiet before we ask
 			   * it whether it still has us; key room_ping; 0
 			   * disables */
+	bool downloads;   /* fetch files sent with a link (XEP-0066) into the
+			   * conversation's files/; default no */
+	guint64 download_max; /* bytes; a larger file is not fetched */
 	const GPtrArray *rooms; /* of CfgRoom*: borrowed from the CfgFile */
 } CfgAccount;
 

@@ -289,6 +289,23 @@ static bool parse_room_ping(Reader *r, const char *key, const char *value,
 	return true;
 }
 
+static bool parse_download_max(Reader *r, const char *key,
+			       const char *value, GError **err)
+{
+	g_autofree char *v = cfg_shown(value);
+	guint64 n;
+
+	/* up to 4 GiB: a file held on disk per conversation */
+	if (!g_ascii_string_to_unsigned(value, 10, 1, G_GUINT64_CONSTANT(1) << 32,
+					&n, NULL)) {
+		key_error(r, key, err, CFG_ERROR_KEY,
+			  "not a number of bytes from 1 to 4294967296: %s", v);
+		return false;
+	}
+	r->acct->download_max = n;
+	return true;
+}
+
 static bool parse_bool(Reader *r, const char *key, const char *value,
 		       bool *out, GError **err)
 {
@@ -335,6 +352,12 @@ static bool parse_receipts(Reader *r, const char *key, const char *value,
 	return parse_bool(r, key, value, &r->acct->receipts, err);
 }
 
+static bool parse_downloads(Reader *r, const char *key, const char *value,
+			    GError **err)
+{
+	return parse_bool(r, key, value, &r->acct->downloads, err);
+}
+
 static bool parse_chat_states(Reader *r, const char *key, const char *value,
 			      GError **err)
 {
@@ -360,6 +383,8 @@ static const struct {
 	{ "ping_interval", parse_ping_interval },
 	{ "iq_timeout", parse_iq_timeout },
 	{ "room_ping", parse_room_ping },
+	{ "download_max", parse_download_max },
+	{ "downloads", parse_downloads },
 	{ "auto_approve", parse_auto_approve },
 	{ "queue_when_failed", parse_queue_when_failed },
 	{ "receipts", parse_receipts },
@@ -481,6 +506,7 @@ CfgAccount *cfg_read_account(GKeyFile *kf, const char *path, guint mode,
 	acct->receipts = true;
 	acct->iq_timeout = CFG_IQ_TIMEOUT_DEFAULT;
 	acct->room_ping = CFG_ROOM_PING_DEFAULT;
+	acct->download_max = CFG_DOWNLOAD_MAX_DEFAULT;
 	r.jid = jid;
 	ok = read_keys(&r, kf, err);
 	if (!ok) {

@@ -3,6 +3,7 @@
  * Which received message reaches here, and when, is the dispatcher's
  * chain (featureset.c): the rooms, the archive's results and carbons, and
  * the catch-up's hold come first. */
+#include "features/files.h"
 #include "features/chat.h"
 #include "xmpp/account_int.h"
 
@@ -135,6 +136,8 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 			copy ? NULL : msg, archive_id);
 	if (!peer)
 		chat_event(a, &k, jid, bare);
+	if (!peer && k.file) /* a file they sent */
+		files_offer(a, bare, k.file);
 	kinds_clear(&k);
 	return true;
 }

@@ -65,6 +65,8 @@ void featureset_attach(Account *a)
 	acct_add_feature(a, &profile_feature);
 	/* where files go (XEP-0363): looked for at each connect */
 	acct_add_feature(a, &upload_feature);
+	/* files sent to us, fetched on threads of its own */
+	acct_add_feature(a, &files_feature);
 
 	/* A message is offered, in this order, to: */
 	dispatch_add(d, IN_MESSAGE, "a page of a room's archive, at a join "

@@ -31,6 +31,7 @@ extern const Feature mds_feature;           /* mds.c */
 extern const Feature bookmarks_feature;     /* bookmarks.c */
 extern const Feature profile_feature;       /* profile.c */
 extern const Feature upload_feature;        /* upload.c */
+extern const Feature files_feature;         /* files.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 

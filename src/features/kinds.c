@@ -194,6 +194,9 @@ bool kinds_of(Account *a, xmpp_stanza_t *msg, MsgKind *k)
 	if ((el = child(msg, "x", NS_OOB))) {
 		g_autofree char *url =
 			text_of(xmpp_stanza_get_child_by_name(el, "url"));
+		if (url && *url && !strpbrk(url, "\n\r\t ") &&
+		    !g_ascii_strncasecmp(url, "https://", 8))
+			k->file = g_strdup(url);
 		if (url && *url && !strpbrk(url, "\n\r\t") &&
 		    !strstr(k->text, url))
 			k->url = g_steal_pointer(&url);
@@ -207,6 +210,7 @@ void kinds_clear(MsgKind *k)
 	g_free(k->text);
 	g_free(k->subject);
 	g_free(k->url);
+	g_free(k->file);
 	g_free(k->by);
 	memset(k, 0, sizeof *k);
 }

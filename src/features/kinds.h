@@ -19,6 +19,8 @@ typedef struct {
 			   * "[retracted]" */
 	char *subject;    /* a headline's or normal message's, or NULL */
 	char *url;        /* an out-of-band URL the text does not hold */
+	char *file;       /* the out-of-band URL, if https:// (a file sent,
+			   * which files.c may fetch), held or not */
 	char *by;         /* a moderation's moderator (nick), or NULL */
 } MsgKind;
 

@@ -5,6 +5,7 @@
  * join with, when a room was last heard from).  The lowest of the group chat files (muc_int.h): it calls
  * none of them, nor our archive's.  Pool thread only, as the account
  * layer (account_int.h). */
+#include "features/files.h"
 #include "features/muc_int.h"
 #include "features/kinds.h"
 
@@ -283,6 +284,8 @@ void muc_record(Account *a, const char *room, const char *nick,
 	 * that answers events must not answer itself */
 	if (g_strcmp0(nick, mine))
 		room_event(a, room, sender, &k);
+	if (g_strcmp0(nick, mine) && k.file) /* a file someone sent */
+		files_offer(a, room, k.file);
 }
 
 bool muc_gaps(Account *a)

@@ -5,6 +5,7 @@
  * (upload.h). */
 #include "features/upload.h"
 #include "features/featureset.h"
+#include "features/files.h"
 #include "xmpp/account_int.h"
 
 #include <errno.h>
@@ -94,17 +95,9 @@ int upload_tmpfile(Account *a)
 int upload_put(Account *a, const UploadSlot *s, int fd, guint64 size,
 	       const char *type, HttpsProgress cb, void *data, GError **err)
 {
-	const CfgAccount *c = acct_cfg(a);
-	const char *domain = strchr(c->jid, '@') + 1;
-	const char *host = s->put + strlen("https://");
-	gsize n = strcspn(host, ":/?#");
-	HttpsOpts o = {.ca_file = c->ca_file};
+	HttpsOpts o;
 
-	/* the account's own server, reached as its stream is (an address
-	 * given as `host` needs no DNS); any other host by its name */
-	if (c->host && n == strlen(domain) &&
-	    !g_ascii_strncasecmp(host, domain, n))
-		o.connect_host = c->host;
+	files_https_opts(a, s->put, &o);
 	if (lseek(fd, 0, SEEK_SET) < 0)
 		return -errno;
 	return https_put(&o, s->put, fd, size, type,

@@ -93,6 +93,10 @@ const FileOps *node_ops(const TreeNode *n);
 bool node_visible(const TreeNode *n);
 /* The file that holds an avatar node's bytes, NULL when it has none. */
 char *node_avatar_path(const TreeNode *n);
+/* The file that holds a fetched file's bytes (NODE_FILE). */
+char *node_file_path(const TreeNode *n);
+/* @files' file @name when it is there (a fetched file), else NULL. */
+TreeNode *node_file(Xfs *x, TreeNode *files, const char *name);
 /* The log a file of @n reads (made with @create), or NULL. */
 Hist *node_hist(const TreeNode *n, bool create, GError **err);
 void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st);

@@ -14,6 +14,7 @@
 #include "base/jid.h"
 #include "base/util.h"
 #include "features/muc.h"
+#include "features/files.h"
 #include "features/profile.h"
 
 /* Occupants (but us) and everyone we had a private conversation with. */
@@ -104,6 +105,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			    : NULL;
 	else if (dir->kind == NODE_PRIVATES)
 		n = node_private(x, dir, name);
+	else if (dir->kind == NODE_FILES)
+		n = node_file(x, dir, name);
 	else
 		n = dir->kind == NODE_CONTACTS ? node_contact(x, dir, name)
 					       : tree_child(x->tree, dir, name);
@@ -231,6 +234,13 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			      ? tree_child(x->tree, dir, name)
 			      : NULL;
 
+	/* rm contacts/JID/files/NAME: a fetched file goes */
+	if (dir && dir->kind == NODE_FILES) {
+		g_autofree char *path = files_path(dir->acct, dir->jid, name);
+		fuse_reply_err(req, !path ? ENOENT
+				   : unlink(path) ? errno : 0);
+		return;
+	}
 	/* rm ACCOUNT/avatar.png: our avatar taken back */
 	if (n && n->kind == NODE_OWN_AVATAR) {
 		fuse_reply_err(req, node_visible(n)
@@ -262,6 +272,10 @@ static GPtrArray *list_dir(Xfs *x, TreeNode *dir)
 		names = rooms_list(muc_rooms(dir->acct));
 		for (guint i = 0; i < names->len; i++)
 			tree_room(x->tree, dir, g_ptr_array_index(names, i));
+	} else if (dir->kind == NODE_FILES) {
+		names = files_list(dir->acct, dir->jid);
+		for (guint i = 0; i < names->len; i++)
+			tree_file(x->tree, dir, g_ptr_array_index(names, i));
 	} else if (dir->kind == NODE_PRIVATES) {
 		names = private_names(dir->acct, dir->jid);
 		for (guint i = 0; i < names->len; i++)

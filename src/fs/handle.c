@@ -74,6 +74,18 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (acc != O_RDONLY)
 		h->wbuf = g_string_new(NULL);
+	if (n->kind == NODE_FILE) {
+		/* a fetched file: read where it is, however large */
+		g_autofree char *path = node_file_path(n);
+		h->fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+		if (h->fd < 0) {
+			int err = path ? errno : ENOENT;
+			g_mutex_clear(&h->lock);
+			g_free(h);
+			fuse_reply_err(req, err);
+			return;
+		}
+	}
 	if (acc != O_WRONLY && (n->kind == NODE_AVATAR ||
 				n->kind == NODE_OWN_AVATAR)) {
 		/* an image: its bytes as they are now */
@@ -210,6 +222,15 @@ void handle_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (h->node->kind == NODE_LOG || h->node->kind == NODE_EVENTLOG ||
 	    h->node->kind == NODE_IDS) {
 		read_log(req, h, size, off);
+		return;
+	}
+	if (h->node->kind == NODE_FILE) {
+		g_autofree char *buf = g_malloc(MAX(size, 1));
+		ssize_t n = pread(h->fd, buf, size, off);
+		if (n < 0)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
 		return;
 	}
 	/* a file one writes to reads as empty (node.c) */

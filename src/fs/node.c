@@ -20,6 +20,7 @@
 #include "features/mds.h"
 #include "features/contacts.h"
 #include "features/muc.h"
+#include "features/files.h"
 #include "features/profile.h"
 #include "features/receipts.h"
 
@@ -366,6 +367,7 @@ static const FileOps file_ops[] = {
 	{NODE_OWN_AVATAR, 0600, NULL, NULL, NULL},
 	{NODE_AVATAR, 0400, NULL, NULL, NULL},
 	{NODE_UPLOAD, 0600, NULL, NULL, NULL},
+	{NODE_FILE, 0400, NULL, NULL, NULL},
 };
 
 static bool is_avatar(const TreeNode *n)
@@ -382,12 +384,30 @@ char *node_avatar_path(const TreeNode *n)
 				    : profile_avatar_path(n->acct, n->jid, ext);
 }
 
+char *node_file_path(const TreeNode *n)
+{
+	return files_path(n->acct, n->jid, n->name);
+}
+
+TreeNode *node_file(Xfs *x, TreeNode *files, const char *name)
+{
+	g_autofree char *path = files_path(files->acct, files->jid, name);
+
+	if (!path || !g_file_test(path, G_FILE_TEST_IS_REGULAR))
+		return NULL;
+	return tree_file(x->tree, files, name);
+}
+
 bool node_visible(const TreeNode *n)
 {
 	g_autofree char *path = NULL;
 
 	if (n->kind == NODE_UPLOAD)
 		return g_atomic_int_get(&n->busy) > 0;
+	if (n->kind == NODE_FILE) {
+		path = node_file_path(n);
+		return path && g_file_test(path, G_FILE_TEST_IS_REGULAR);
+	}
 	if (!is_avatar(n))
 		return true;
 	path = node_avatar_path(n);
@@ -448,8 +468,10 @@ void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 		g_autofree char *text = fo->text(n->acct, n->jid);
 		st->st_size = strlen(text);
 		st->st_mtime = st->st_ctime = acct_since(n->acct);
-	} else if (is_avatar(n)) {
-		g_autofree char *path = node_avatar_path(n);
+	} else if (is_avatar(n) || n->kind == NODE_FILE) {
+		g_autofree char *path = n->kind == NODE_FILE
+						? node_file_path(n)
+						: node_avatar_path(n);
 		struct stat fst;
 		if (path && !stat(path, &fst)) {
 			st->st_size = fst.st_size;
@@ -495,7 +517,8 @@ void node_reply_entry(fuse_req_t req, Xfs *x, const TreeNode *n)
 			   !roster_has(acct_roster(n->acct), n->jid)) ||
 					  n->kind == NODE_ROOM ||
 					  n->kind == NODE_PRIVATE || is_avatar(n) ||
-					  n->kind == NODE_UPLOAD
+					  n->kind == NODE_UPLOAD ||
+					  n->kind == NODE_FILE
 				  ? 0.0
 				  : 1.0;
 	e.attr_timeout = tree_is_dir(n) || n->kind == NODE_LINK ? 1.0 : 0.0;

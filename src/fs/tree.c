@@ -22,7 +22,8 @@ static TreeNode *node_add(Tree *t, TreeNode *parent, NodeKind kind,
 	n->acct = acct;
 	if (kind == NODE_ROOT || kind == NODE_ACCOUNT || kind == NODE_CONTACTS ||
 	    kind == NODE_CONTACT || kind == NODE_ROOMS || kind == NODE_ROOM ||
-	    kind == NODE_PRIVATES || kind == NODE_PRIVATE) {
+	    kind == NODE_PRIVATES || kind == NODE_PRIVATE ||
+	    kind == NODE_FILES) {
 		n->children = g_ptr_array_new();
 		n->by_name = g_hash_table_new(g_str_hash, g_str_equal);
 	}
@@ -30,7 +31,8 @@ static TreeNode *node_add(Tree *t, TreeNode *parent, NodeKind kind,
 		n->jid = n->name;
 	else if (parent && (parent->kind == NODE_CONTACT ||
 			    parent->kind == NODE_ROOM ||
-			    parent->kind == NODE_PRIVATE))
+			    parent->kind == NODE_PRIVATE ||
+			    parent->kind == NODE_FILES))
 		n->jid = parent->jid;
 	g_mutex_lock(&t->lock);
 	n->ino = t->next_ino++;
@@ -99,6 +101,7 @@ static const FileSpec contact_files[] = {
 	{NODE_CONTACT_NICK, "nick"},
 	{NODE_AVATAR, "avatar.png"}, {NODE_AVATAR, "avatar.jpg"},
 	{NODE_AVATAR, "avatar.gif"}, {NODE_AVATAR, "avatar.webp"},
+	{NODE_FILES, "files"},
 	{NODE_STREAM, ".stream"},
 };
 
@@ -113,7 +116,8 @@ static const FileSpec room_files[] = {
 	{NODE_ROOM_CORRECT, "correct"}, {NODE_ROOM_RETRACT, "retract"},
 	{NODE_ROOM_REACT, "react"}, {NODE_ROOM_REPLY, "reply"},
 	{NODE_MODERATE, "moderate"}, {NODE_ROOM_READ, "read"},
-	{NODE_ROOM_UNREAD, "unread"}, {NODE_STREAM, ".stream"},
+	{NODE_ROOM_UNREAD, "unread"}, {NODE_FILES, "files"},
+	{NODE_STREAM, ".stream"},
 };
 
 static const FileSpec private_files[] = {
@@ -191,6 +195,20 @@ TreeNode *tree_room(Tree *t, TreeNode *rooms, const char *room)
 TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name)
 {
 	return child_dir(t, privates, NODE_PRIVATE, name);
+}
+
+TreeNode *tree_file(Tree *t, TreeNode *files, const char *name)
+{
+	TreeNode *n;
+
+	g_mutex_lock(&t->contact_lock);
+	g_mutex_lock(&t->lock);
+	n = g_hash_table_lookup(files->by_name, name);
+	g_mutex_unlock(&t->lock);
+	if (!n)
+		n = node_add(t, files, NODE_FILE, name, files->acct);
+	g_mutex_unlock(&t->contact_lock);
+	return n;
 }
 
 TreeNode *tree_upload(Tree *t, TreeNode *dir, const char *name)

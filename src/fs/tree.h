@@ -67,6 +67,10 @@ typedef enum {
 	/* a file being copied into a conversation (cp FILE contacts/JID/):
 	 * there while open, uploaded and sent at close (XEP-0363) */
 	NODE_UPLOAD,
+	/* .../contacts/JID/files/ (and rooms/ROOM/files/): the files sent
+	 * with a link, fetched (files.c; downloads = true); rm removes one */
+	NODE_FILES,
+	NODE_FILE,
 	/* `stream`, `events`, `raw`: a symbolic link to the hidden `.NAME`
 	 * that is the file, so that what walks a tree (cp -r, rsync -a, tar,
 	 * grep -r, find) copies the link and never blocks reading a stream
@@ -111,6 +115,8 @@ TreeNode *tree_private(Tree *t, TreeNode *privates, const char *name);
  * made on first use; NULL when @name is one of the conversation's own
  * files. */
 TreeNode *tree_upload(Tree *t, TreeNode *dir, const char *name);
+/* The fetched file @name in @files (NODE_FILES), made on first use. */
+TreeNode *tree_file(Tree *t, TreeNode *files, const char *name);
 /* After an rmdir of @dir's child @name: the name no longer leads to that
  * node (the kernel marked its inode dead: lookups in it fail), so the
  * next use of the name makes a new node, with a new inode number.  The

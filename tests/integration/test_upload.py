@@ -129,3 +129,82 @@ def test_cp_into_a_room(server, tmp, stack):
     oob = got["xml"].find(f"{{{NS_OOB}}}x/{{{NS_OOB}}}url")
     assert oob is not None and oob.text == got["body"], got["xml"]
     assert download(server, got["body"]) == data
+
+
+# --------------------------------------------------------------------------
+# files sent to us (downloads = true)
+
+NS_UPLOAD = "urn:xmpp:http:upload:0"
+
+
+def send_file(server, peer, to, name, data, mtype="chat"):
+    """What a client does to send a file: a slot from upload.localhost,
+    the PUT, then the link as body and OOB.  Returns the link."""
+    import xml.etree.ElementTree as ET
+    req = ET.Element(f"{{{NS_UPLOAD}}}request", filename=name, size=str(len(data)),
+                     **{"content-type": "application/octet-stream"})
+    r = peer.iq("upload.localhost", "get", req)
+    assert r is not None and r.get("type") == "result", ET.tostring(r)
+    slot = r.find(f"{{{NS_UPLOAD}}}slot")
+    put = slot.find(f"{{{NS_UPLOAD}}}put")
+    get = slot.find(f"{{{NS_UPLOAD}}}get").get("url")
+    hdrs = {h.get("name"): h.text for h in put.findall(f"{{{NS_UPLOAD}}}header")}
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    rq = urllib.request.Request(put.get("url"), data=data, method="PUT", headers={
+        **hdrs, "Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(rq, context=ctx, timeout=10) as resp:
+        assert resp.status in (200, 201), resp.status
+    x = ET.Element(f"{{{NS_OOB}}}x")
+    ET.SubElement(x, f"{{{NS_OOB}}}url").text = get
+    peer.send_message_with(to, get, [x], mtype=mtype)
+    return get
+
+
+def download_events(m, jid):
+    return [e[3] for e in events(m) if e[1] == "download" and e[2] == jid]
+
+
+def test_files_sent_to_us_are_fetched_once(server, tmp, stack):
+    """With downloads = true a file bob sends is fetched into
+    contacts/bob/files/NAME, the bytes his; a remount (the archive brings
+    the message again) fetches nothing twice; rm removes it; one over
+    download_max is not fetched, and the event says why."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-dl-b"))
+    m = stack.enter_context(Mount(tmp, {A: server.account(
+        "alice", resource="t-dl", downloads="true", download_max=100000)}))
+    m.wait_state(A, "online", timeout=10)
+    data = os.urandom(50000)
+    send_file(server, bob, A, "notes.bin", data)
+    p = m.path(A, "contacts", B, "files", "notes.bin")
+    wait_until(lambda: os.path.exists(p), timeout=15,
+               what=lambda: f"the file fetched; events {download_events(m, B)}")
+    with open(p, "rb") as f:
+        assert f.read() == data
+    assert download_events(m, B) == ["notes.bin, 50000 bytes"], download_events(m, B)
+    assert os.listdir(m.path(A, "contacts", B, "files")) == ["notes.bin"]
+    m.close()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    time.sleep(2)
+    assert os.listdir(m.path(A, "contacts", B, "files")) == ["notes.bin"]
+    # too large: not fetched
+    url = send_file(server, bob, A, "big.bin", os.urandom(200000))
+    wait_until(lambda: any(e.startswith(url) for e in download_events(m, B)),
+               timeout=15, what=lambda: f"a refusal; events {download_events(m, B)}")
+    assert "big.bin" not in os.listdir(m.path(A, "contacts", B, "files"))
+    os.unlink(p)
+    assert os.listdir(m.path(A, "contacts", B, "files")) == []
+
+
+def test_files_are_not_fetched_unless_asked(server, tmp, stack):
+    """By default nothing is fetched: the link is a record, files/ stays
+    empty."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-nodl-b"))
+    m = mount(stack, server, tmp, "t-nodl")
+    url = send_file(server, bob, A, "quiet.bin", b"x" * 100)
+    log = m.path(A, "contacts", B, "log")
+    wait_until(lambda: os.path.exists(log) and url in open(log).read(), timeout=10,
+               what="the link in the log")
+    time.sleep(1)
+    assert os.listdir(m.path(A, "contacts", B, "files")) == []
+    assert download_events(m, B) == []

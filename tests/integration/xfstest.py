@@ -1529,7 +1529,7 @@ KINDS = {"message", "groupchat", "presence", "subscribe", "subscribed",
          "unsubscribe", "unsubscribed", "roster", "error", "connection",
          # README's additions to SPEC
          "private", "invite", "kicked", "banned", "destroyed", "removed",
-         "blocked", "bookmark", "avatar", "rejoin", "upload"}
+         "blocked", "bookmark", "avatar", "rejoin", "upload", "download"}
 
 
 def write_chunks(path, *chunks):

@@ -27,6 +27,8 @@ typedef struct {
 	guint iq;             /* 0: the default (SPEC's 30 s) */
 	int receipts;         /* 0: the default (on), -1 off */
 	int room_ping;        /* 0: the default (300 s), PING_ZERO for 0 */
+	bool downloads;       /* default off */
+	guint64 download_max; /* 0: the default (10 MiB) */
 } Want;
 
 typedef struct {
@@ -86,6 +88,9 @@ static const Case cases[] = {
 	  V(.password = "secret", .nick = "alice", .room_ping = PING_ZERO) },
 	{ "room-ping-max", ALICE PW "room_ping = 86400\n", 0, 0600, OK,
 	  V(.password = "secret", .nick = "alice", .room_ping = 86400) },
+	{ "downloads", ALICE PW "downloads = true\ndownload_max = 2048\n", 0,
+	  0600, OK, V(.password = "secret", .nick = "alice", .downloads = true,
+		      .download_max = 2048) },
 	{ "receipts-off", ALICE PW "receipts = false\n", 0, 0600, OK,
 	  V(.password = "secret", .nick = "alice", .receipts = -1) },
 	{ "resource-spaces-slash", ALICE PW "resource = my laptop/1\n", 0,
@@ -199,6 +204,10 @@ static const Case cases[] = {
 	  E(CFG_ERROR_KEY, G, "iq_timeout:", "'0'") },
 	{ "room-ping-big", ALICE PW "room_ping = 86401\n", 0, 0600,
 	  E(CFG_ERROR_KEY, G, "room_ping:", "'86401'") },
+	{ "download-max-zero", ALICE PW "download_max = 0\n", 0, 0600,
+	  E(CFG_ERROR_KEY, G, "download_max:", "'0'") },
+	{ "downloads-yes", ALICE PW "downloads = yes\n", 0, 0600,
+	  E(CFG_ERROR_KEY, G, "downloads:", "'yes'") },
 	{ "room-ping-negative", ALICE PW "room_ping = -5\n", 0, 0600,
 	  E(CFG_ERROR_KEY, G, "room_ping:", "'-5'") },
 	{ "room-ping-unit", ALICE PW "room_ping = 5m\n", 0, 0600,
@@ -340,6 +349,9 @@ static void check_account(const CfgAccount *a, const Want *w)
 			 w->ping ? (guint)w->ping : CFG_PING_INTERVAL_DEFAULT);
 	g_assert_cmpuint(a->iq_timeout, ==, w->iq ? w->iq : 30);
 	/* five minutes, as the README says */
+	g_assert_true(a->downloads == w->downloads);
+	g_assert_cmpuint(a->download_max, ==,
+			 w->download_max ? w->download_max : 10 * 1024 * 1024);
 	g_assert_cmpuint(a->room_ping, ==,
 			 w->room_ping == PING_ZERO ? 0 :
 			 w->room_ping ? (guint)w->room_ping : 300);
