@@ -41,7 +41,10 @@ def live_mount(stack, server, tmp, res):
     log = m.path(A, "contacts", B, "log")
     wait_until(lambda: body in open(log, encoding="utf-8").read(), timeout=10,
                ignore=(OSError,), what="bob's message in the log")
-    os.mkdir(m.path(A, "rooms", ROOM))
+    try:
+        os.mkdir(m.path(A, "rooms", ROOM))
+    except FileExistsError:
+        pass  # an earlier test's mkdir bookmarked it: joined at the connect
     said = f"alice in the room {os.urandom(3).hex()}"
     m.write(f"{A}/rooms/{ROOM}/send", said + "\n")
     rlog = m.path(A, "rooms", ROOM, "log")
