@@ -58,6 +58,10 @@ static void tls_ends(Account *a)
 static void tcp_connected(Account *a)
 {
 	a->tcp_up = true;
+	/* libstrophe queued the stream's opening as its own data, which
+	 * xmpp_conn_send_queue_len does not count (strophe012.h): without
+	 * another turn now it waited for the next timer, 1 s per login */
+	a->progress++;
 	if (a->cfg->tls == CFG_TLS_DIRECT)
 		tls_begins(a);
 }
