@@ -28,6 +28,7 @@ static const char *const disco_features[] = {
 	"urn:xmpp:reactions:0",
 	"urn:xmpp:receipts",
 	"urn:xmpp:reply:0",
+	"urn:xmpp:vcard4+notify",
 };
 
 #define CAPS_NODE "https://xmppfs.invalid/caps"

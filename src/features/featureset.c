@@ -63,6 +63,7 @@ void featureset_attach(Account *a)
 	acct_add_feature(a, &bookmarks_feature);
 	/* our nick and avatar as our other clients left them */
 	acct_add_feature(a, &profile_feature);
+	acct_add_feature(a, &vcard_feature);
 	/* where files go (XEP-0363): looked for at each connect */
 	acct_add_feature(a, &upload_feature);
 	/* files sent to us, fetched on threads of its own */
@@ -87,6 +88,8 @@ void featureset_attach(Account *a)
 		     "our PEP service (bookmarks.c)", bookmarks_in);
 	dispatch_add(d, IN_MESSAGE, "a nick or an avatar, ours or a "
 		     "contact's, from PEP (profile.c)", profile_in);
+	dispatch_add(d, IN_MESSAGE, "our vCard, changed by another client of "
+		     "ours, from PEP (vcard.c)", vcard_in);
 	dispatch_add(d, IN_MESSAGE, "a receipt or a chat marker "
 		     "(receipts.c)", receipts_in);
 	dispatch_add(d, IN_MESSAGE, "a chat state (chatstates.c)",

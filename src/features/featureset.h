@@ -32,6 +32,7 @@ extern const Feature bookmarks_feature;     /* bookmarks.c */
 extern const Feature profile_feature;       /* profile.c */
 extern const Feature upload_feature;        /* upload.c */
 extern const Feature files_feature;         /* files.c */
+extern const Feature vcard_feature;         /* vcard.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 
@@ -43,6 +44,7 @@ bool muc_message_in(Account *a, const In *in);
 bool mds_in(Account *a, const In *in);
 bool bookmarks_in(Account *a, const In *in);
 bool profile_in(Account *a, const In *in);
+bool vcard_in(Account *a, const In *in);
 bool receipts_in(Account *a, const In *in);
 bool chatstates_in(Account *a, const In *in);
 bool mam_hold_in(Account *a, const In *in);

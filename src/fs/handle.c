@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "features/upload.h"
+#include "features/vcard.h"
 
 /* The session, for log_grew (set at init). */
 static struct fuse_session *the_session;
@@ -74,6 +75,18 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (acc != O_RDONLY)
 		h->wbuf = g_string_new(NULL);
+	if (n->kind == NODE_CONTACT_VCARD) {
+		/* asked of the contact's server now: an open waits for it */
+		int err = 0;
+		h->text = vcard_fetch(x->pool, n->acct, n->jid, &err);
+		if (!h->text) {
+			g_mutex_clear(&h->lock);
+			g_free(h);
+			fuse_reply_err(req, -err);
+			return;
+		}
+		h->len = strlen(h->text);
+	}
 	if (n->kind == NODE_FILE) {
 		/* a fetched file: read where it is, however large */
 		g_autofree char *path = node_file_path(n);

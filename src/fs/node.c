@@ -23,6 +23,7 @@
 #include "features/files.h"
 #include "features/profile.h"
 #include "features/receipts.h"
+#include "features/vcard.h"
 
 static HistSet *hists_of(const TreeNode *n)
 {
@@ -317,6 +318,17 @@ static char *contact_nick_text(Account *a, const char *jid)
 	return profile_nick_text(a, jid);
 }
 
+static char *own_vcard_text(Account *a, const char *jid)
+{
+	return vcard_own_text(a);
+}
+
+static int own_vcard_value(Xfs *x, Account *a, const char *jid,
+			   const char *v)
+{
+	return vcard_set_own(x->pool, a, v);
+}
+
 /* The files one writes to (send, post, invite, kick, ban) read as empty,
  * so that cp -r, rsync -a and tar, which read every file they copy, copy
  * them as empty files rather than fail on them. */
@@ -368,6 +380,9 @@ static const FileOps file_ops[] = {
 	{NODE_AVATAR, 0400, NULL, NULL, NULL},
 	{NODE_UPLOAD, 0600, NULL, NULL, NULL},
 	{NODE_FILE, 0400, NULL, NULL, NULL},
+	{NODE_OWN_VCARD, 0600, own_vcard_text, NULL, own_vcard_value},
+	/* (its text is asked of the contact's server at open: handle.c) */
+	{NODE_CONTACT_VCARD, 0400, NULL, NULL, NULL},
 };
 
 static bool is_avatar(const TreeNode *n)

@@ -72,6 +72,7 @@ Tree *tree_new(Pool *pool)
 		node_add(t, dir, NODE_BLOCKLIST, "blocked", a);
 		node_add(t, dir, NODE_UNREAD_ALL, "unread", a);
 		node_add(t, dir, NODE_OWN_NICK, "nick", a);
+		node_add(t, dir, NODE_OWN_VCARD, "vcard", a);
 		for (guint k = 0; k < G_N_ELEMENTS(avatar_names); k++)
 			node_add(t, dir, NODE_OWN_AVATAR, avatar_names[k], a);
 		node_add(t, dir, NODE_CONTACTS, "contacts", a);
@@ -98,7 +99,7 @@ static const FileSpec contact_files[] = {
 	{NODE_UNREAD, "unread"},     {NODE_CORRECT, "correct"},
 	{NODE_RETRACT, "retract"},   {NODE_REACT, "react"},
 	{NODE_REPLY, "reply"},       {NODE_CHATSTATE, "chatstate"},
-	{NODE_CONTACT_NICK, "nick"},
+	{NODE_CONTACT_NICK, "nick"}, {NODE_CONTACT_VCARD, "vcard"},
 	{NODE_AVATAR, "avatar.png"}, {NODE_AVATAR, "avatar.jpg"},
 	{NODE_AVATAR, "avatar.gif"}, {NODE_AVATAR, "avatar.webp"},
 	{NODE_FILES, "files"},

@@ -71,6 +71,8 @@ typedef enum {
 	 * with a link, fetched (files.c; downloads = true); rm removes one */
 	NODE_FILES,
 	NODE_FILE,
+	NODE_OWN_VCARD,     /* alice@example.org/vcard (vcard.c) */
+	NODE_CONTACT_VCARD, /* .../contacts/JID/vcard: asked for at open */
 	/* `stream`, `events`, `raw`: a symbolic link to the hidden `.NAME`
 	 * that is the file, so that what walks a tree (cp -r, rsync -a, tar,
 	 * grep -r, find) copies the link and never blocks reading a stream

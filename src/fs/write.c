@@ -191,7 +191,8 @@ static bool per_line(const TreeNode *n)
 static bool at_close(const TreeNode *n)
 {
 	return n->kind == NODE_CORRECT || n->kind == NODE_REPLY ||
-	       n->kind == NODE_ROOM_CORRECT || n->kind == NODE_ROOM_REPLY;
+	       n->kind == NODE_ROOM_CORRECT || n->kind == NODE_ROOM_REPLY ||
+	       n->kind == NODE_OWN_VCARD;
 }
 
 /* name and groups: what was written through the descriptor so far is
@@ -317,8 +318,10 @@ static int upload_send(Xfs *x, Handle *h)
 	off_t size;
 	int ret;
 
+	/* (a later close, of a copy: touch closes a dup of what it
+	 * opened last, and must hear that nothing was sent too) */
 	if (h->sent_file)
-		return 0;
+		return h->failed ? h->upload_err : 0;
 	if (h->failed)
 		return h->upload_err; /* (a write said it first) */
 	h->sent_file = true;

@@ -244,3 +244,60 @@ def test_avatar_set_elsewhere_reaches_the_mount(server, tmp, stack):
     wait_until(lambda: os.path.exists(p) and rd(p, "rb") == gif, timeout=10,
                what="the avatar set while unmounted")
     assert not os.path.exists(m.path(A, "avatar.png"))
+
+
+NS_VC4 = "urn:ietf:params:xml:ns:vcard-4.0"
+
+
+def vcard4(**props):
+    vc = el(NS_VC4, "vcard")
+    for name, (kind, value) in props.items():
+        e = el(NS_VC4, name)
+        e.append(el(NS_VC4, kind, value))
+        vc.append(e)
+    return vc
+
+
+def test_vcards_both_ways(server, tmp, stack):
+    """ACCOUNT/vcard: a vCard written as text is published (XEP-0292),
+    bob reads it as vCard4; the phone's change reaches the file; bob's own
+    is contacts/bob/vcard; what is no vCard is EINVAL and changes
+    nothing."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-vc-b"))
+    phone = stack.enter_context(Peer(A, "alicepw", server, resource="phone"))
+    m = mount(stack, server, tmp, "t-vc")
+    card = ("BEGIN:VCARD\nVERSION:4.0\nFN:Alice Liddell\nEMAIL:alice@example.org\n"
+            "TEL;TYPE=cell:+1 555 0100\nNOTE:two\\nlines\\, escaped\nEND:VCARD\n")
+    m.write(f"{A}/vcard", card)
+    want = ("BEGIN:VCARD\nVERSION:4.0\nFN:Alice Liddell\nEMAIL:alice@example.org\n"
+            "TEL:+1 555 0100\nNOTE:two\\nlines\\, escaped\nEND:VCARD\n")
+    assert rd(m.path(A, "vcard")) == want, rd(m.path(A, "vcard"))
+    got = items(bob, A, "urn:xmpp:vcard4")
+    assert got, "bob reads no vCard of alice"
+    vc = got[-1][1].find(f"{{{NS_VC4}}}vcard")
+    assert vc.findtext(f"{{{NS_VC4}}}fn/{{{NS_VC4}}}text") == "Alice Liddell"
+    assert vc.findtext(f"{{{NS_VC4}}}tel/{{{NS_VC4}}}uri") == "tel:+1 555 0100"
+    assert vc.findtext(f"{{{NS_VC4}}}note/{{{NS_VC4}}}text") == "two\nlines, escaped"
+    # the phone changes it
+    publish(phone, "urn:xmpp:vcard4", "current",
+            vcard4(fn=("text", "Alice (phone)"), url=("uri", "https://example.org/")))
+    wait_until(lambda: "FN:Alice (phone)\n" in rd(m.path(A, "vcard")), timeout=10,
+               what=lambda: f"the phone's vCard; have {rd(m.path(A, 'vcard'))!r}")
+    assert "URL:https://example.org/\n" in rd(m.path(A, "vcard"))
+    # bob's
+    publish(bob, "urn:xmpp:vcard4", "current",
+            vcard4(fn=("text", "Bob Builder"), nickname=("text", "bobby")))
+    text = rd(m.path(A, "contacts", B, "vcard"))
+    assert text == ("BEGIN:VCARD\nVERSION:4.0\nFN:Bob Builder\nNICKNAME:bobby\n"
+                    "END:VCARD\n"), text
+    # none: empty
+    assert rd(m.path(A, "contacts", "nobody@localhost", "vcard")) == ""
+    # bad input
+    before = rd(m.path(A, "vcard"))
+    for bad in ("FOO:bar\n", "no colon here\n"):
+        try:
+            m.write(f"{A}/vcard", bad)
+            raise AssertionError(f"{bad!r} taken")
+        except OSError as e:
+            assert e.errno == errno.EINVAL, e
+    assert rd(m.path(A, "vcard")) == before
