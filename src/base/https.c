@@ -232,6 +232,7 @@ static int tls_error(Conn *c, int r, const char *what, GError **err)
 {
 	int sys = errno, e = SSL_get_error(c->ssl, r);
 	long v = SSL_get_verify_result(c->ssl);
+	const char *reason;
 	char msg[256] = "";
 
 	c->broken = true;
@@ -245,9 +246,11 @@ static int tls_error(Conn *c, int r, const char *what, GError **err)
 	if (e == SSL_ERROR_SYSCALL)
 		return fail(err, sys, "%s: %s %s", c->authority,
 			    g_strerror(sys), what);
-	ERR_error_string_n(ERR_peek_last_error(), msg, sizeof msg);
+	reason = ERR_reason_error_string(ERR_peek_last_error());
+	if (!reason)
+		ERR_error_string_n(ERR_peek_last_error(), msg, sizeof msg);
 	return fail(err, EPROTO, "TLS with %s failed %s: %s", c->authority,
-		    what, msg);
+		    what, reason ? reason : msg);
 }
 
 /* After an OpenSSL call on @c returned @r: 0 once the socket is ready
@@ -418,9 +421,24 @@ static gssize conn_read(Conn *c, char *buf, gsize len, gint64 deadline,
 	}
 }
 
+/* Drop complete interim (1xx) responses from the start of c->buf: some
+ * servers send "100 Continue" unasked, and it is no reason to stop. */
+static void skip_interim(Conn *c)
+{
+	gsize h;
+
+	while ((h = http_head_length(c->buf, c->len)) &&
+	       !strncmp(c->buf, "HTTP/1.", 7) && c->len > 9 &&
+	       c->buf[9] == '1') {
+		c->len -= h;
+		memmove(c->buf, c->buf + h, c->len);
+	}
+}
+
 /* Without waiting: has the server answered (or closed) while we were
  * still sending?  1 if so, with what it sent in c->buf; 0 if not (what
- * came was TLS housekeeping, or nothing), or -errno. */
+ * came was TLS housekeeping, an interim response, or nothing), or
+ * -errno. */
 static int peek_answer(Conn *c, GError **err)
 {
 	struct pollfd p = {.fd = c->fd, .events = POLLIN};
@@ -437,7 +455,8 @@ static int peek_answer(Conn *c, GError **err)
 		return (int)n;
 	c->len = (gsize)n;
 	c->eof = n == 0;
-	return 1;
+	skip_interim(c);
+	return c->len || c->eof;
 }
 
 /* All of @buf: 0, or -errno; with @watch, 1 when the server answered

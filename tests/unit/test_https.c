@@ -149,6 +149,8 @@ static void make_certs(void)
 
 typedef enum {
 	ANSWER,       /* read the request and its body, then answer */
+	INTERIM,      /* "100 Continue" after the head, unasked; then as
+		       * ANSWER */
 	ANSWER_EARLY, /* answer after the head, then read what comes */
 	CLOSE_EARLY,  /* answer after the head and close at once */
 	SILENT_TCP,   /* take the connection, never say a word */
@@ -254,7 +256,9 @@ static void serve(Server *s, int fd)
 		stop_requested(s, -1);
 		goto out;
 	}
-	if (s->mode == ANSWER)
+	if (s->mode == INTERIM)
+		SSL_write(ssl, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	if (s->mode == ANSWER || s->mode == INTERIM)
 		drain(s, ssl, content_length(head), true);
 	if (answer)
 		SSL_write(ssl, answer, s->answer_len ? (int)s->answer_len :
@@ -658,6 +662,24 @@ static void test_put_http_refused(void)
 	g_assert_cmpint(https_put(opts_via(&o, NULL), url, fd, 10, NULL, NULL,
 				  NULL, NULL, &err), ==, -EPROTONOSUPPORT);
 	g_assert_error(err, HTTP_ERROR, EPROTONOSUPPORT);
+	close(fd);
+}
+
+/* An interim response while the body goes up is no reason to stop. */
+static void test_put_interim(void)
+{
+	g_autoptr(Server) s = serve_one(INTERIM, CREATED);
+	g_autofree char *url = url_of(s, "upload.test", "/a");
+	gsize size = 4 * 1024 * 1024;
+	int fd = make_file("interim.bin", size, NULL);
+	g_autoptr(GError) err = NULL;
+	HttpsOpts o;
+
+	g_assert_cmpint(https_put(opts_via(&o, "127.0.0.1"), url, fd, size,
+				  NULL, NULL, NULL, NULL, &err), ==, 0);
+	g_assert_no_error(err);
+	server_join(s);
+	g_assert_cmpuint(s->body_bytes, ==, size);
 	close(fd);
 }
 
@@ -1113,6 +1135,7 @@ int main(int argc, char *argv[])
 	g_test_add_func("/https/put/status", test_put_status);
 	g_test_add_func("/https/put/refused-input", test_put_refused_input);
 	g_test_add_func("/https/put/http-refused", test_put_http_refused);
+	g_test_add_func("/https/put/interim", test_put_interim);
 	g_test_add_func("/https/put/short-file", test_put_short_file);
 	g_test_add_func("/https/put/progress-stops", test_put_progress_stops);
 	g_test_add_func("/https/put/stalled", test_put_stalled);
