@@ -105,6 +105,8 @@ void featureset_attach(Account *a)
 		     contacts_bad_sender_in);
 	dispatch_add(d, IN_PRESENCE, "a room's or an occupant's "
 		     "(muc_presence.c)", muc_presence_in);
+	dispatch_add(d, IN_PRESENCE, "an avatar named by hash (XEP-0153): "
+		     "looked at, passed on (profile.c)", profile_presence_in);
 	dispatch_add(d, IN_PRESENCE, "a contact's, a subscription, an error "
 		     "(contacts.c)", contacts_presence_in);
 

@@ -44,6 +44,7 @@ bool muc_message_in(Account *a, const In *in);
 bool mds_in(Account *a, const In *in);
 bool bookmarks_in(Account *a, const In *in);
 bool profile_in(Account *a, const In *in);
+bool profile_presence_in(Account *a, const In *in);
 bool vcard_in(Account *a, const In *in);
 bool receipts_in(Account *a, const In *in);
 bool chatstates_in(Account *a, const In *in);

@@ -27,6 +27,8 @@
 #define NS_NICK "http://jabber.org/protocol/nick"
 #define NS_AV_DATA "urn:xmpp:avatar:data"
 #define NS_AV_META "urn:xmpp:avatar:metadata"
+#define NS_VCARD_UPDATE "vcard-temp:x:update"
+#define NS_VCARD_TEMP "vcard-temp"
 #define NICK_MAX 1023
 
 /* Each account's (Feature.state_size). */
@@ -326,6 +328,77 @@ static void take_meta(Account *a, const char *jid, xmpp_stanza_t *item)
 static void take_meta_item(Account *a, xmpp_stanza_t *item, void *data)
 {
 	take_meta(a, data, item);
+}
+
+/* ---- the older avatars: XEP-0153, in vcard-temp ---- */
+
+static void temp_fetched(Account *a, xmpp_stanza_t *answer, int err,
+			 void *data)
+{
+	Fetch *f = data;
+	Profile *p = pr_of(a);
+	xmpp_stanza_t *vc = answer ? xmpp_stanza_get_child_by_name_and_ns(
+					     answer, "vCard", NS_VCARD_TEMP)
+				   : NULL;
+	xmpp_stanza_t *photo = vc ? xmpp_stanza_get_child_by_name(vc, "PHOTO")
+				  : NULL;
+	g_autofree char *b64 = photo ? acct_child_text(photo, "BINVAL") : NULL;
+	g_autofree guint8 *bytes = NULL;
+	g_autofree char *sum = NULL, *text = NULL;
+	const char *mime, *ext;
+	gsize len = 0;
+
+	(void)err;
+	if (!g_strcmp0(g_hash_table_lookup(p->fetching, f->jid), f->id))
+		g_hash_table_remove(p->fetching, f->jid);
+	if (b64 && strlen(b64) <= PROFILE_AVATAR_FETCH_MAX / 3 * 4 + 65536)
+		bytes = g_base64_decode(b64, &len); /* (it skips the line
+						     * breaks vCards have) */
+	mime = bytes ? mime_of_bytes(bytes, len) : NULL;
+	ext = ext_of_mime(mime);
+	if (!ext || len > PROFILE_AVATAR_FETCH_MAX)
+		return;
+	sum = g_compute_checksum_for_data(G_CHECKSUM_SHA1, bytes, len);
+	if (g_ascii_strcasecmp(sum, f->id))
+		return; /* not the photo the presence named */
+	if (keep(a, f->jid, ext, bytes, len, f->id))
+		return;
+	text = g_strdup_printf("avatar.%s, %zu bytes", ext, (size_t)len);
+	acct_event(a, "avatar", f->jid, text);
+}
+
+/* A contact's presence may name its avatar by hash (XEP-0153): when it
+ * is not the one kept, their vcard-temp has it.  Only looks: the
+ * presence goes on to contacts.c. */
+bool profile_presence_in(Account *a, const In *in)
+{
+	Profile *p = pr_of(a);
+	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(
+		in->st, "x", NS_VCARD_UPDATE);
+	g_autofree char *hash = x ? acct_child_text(x, "photo") : NULL;
+	g_autofree char *kept = NULL;
+	xmpp_stanza_t *iq;
+	Fetch *f;
+
+	if (!hash || !in->bare || in->from_self || in->type ||
+	    strlen(hash) != 40 || strspn(hash, "0123456789abcdefABCDEF") != 40)
+		return false; /* (an empty photo is no avatar: the PEP one,
+			       * if any, stays) */
+	kept = kept_id(a, in->bare);
+	if ((kept && !g_ascii_strcasecmp(kept, hash)) ||
+	    !g_strcmp0(g_hash_table_lookup(p->fetching, in->bare), hash))
+		return false;
+	g_hash_table_replace(p->fetching, g_strdup(in->bare),
+			     g_ascii_strdown(hash, -1));
+	f = g_new0(Fetch, 1);
+	f->jid = g_strdup(in->bare);
+	f->id = g_ascii_strdown(hash, -1);
+	iq = xmpp_iq_new(a->ctx, "get", NULL);
+	xmpp_stanza_set_to(iq, in->bare);
+	acct_add_child(a, iq, "vCard", NS_VCARD_TEMP);
+	await_iq(a, iq, acct_cfg(a)->iq_timeout, temp_fetched, f, fetch_free);
+	xmpp_stanza_release(iq);
+	return false;
 }
 
 /* A notification of a nick or an avatar, from a contact's service or

@@ -301,3 +301,35 @@ def test_vcards_both_ways(server, tmp, stack):
         except OSError as e:
             assert e.errno == errno.EINVAL, e
     assert rd(m.path(A, "vcard")) == before
+
+
+def test_older_avatars_named_in_presence(server, tmp, stack):
+    """A client of the older kind (XEP-0153) keeps its avatar in its
+    vcard-temp and names it by hash in its presence: the mount fetches it
+    into contacts/bob/avatar.EXT once; a photo whose hash is not the
+    presence's is not kept."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-av153-b"))
+    m = mount(stack, server, tmp, "t-av153")
+    img = png(12, 12)
+    vc = el("vcard-temp", "vCard")
+    photo = el("vcard-temp", "PHOTO")
+    photo.append(el("vcard-temp", "TYPE", "image/png"))
+    photo.append(el("vcard-temp", "BINVAL", base64.encodebytes(img).decode()))
+    vc.append(photo)
+    r = bob.iq(B, "set", vc)
+    assert r is not None and r.get("type") == "result", ET.tostring(r)
+    bob.send_raw(presence_with(hashlib.sha1(img).hexdigest()))
+    p = m.path(A, "contacts", B, "avatar.png")
+    wait_until(lambda: os.path.exists(p) and rd(p, "rb") == img, timeout=10,
+               what="bob's vcard-temp avatar in the mount")
+    # a presence naming another hash than the photo has: nothing new
+    bob.send_raw(presence_with("0" * 40))
+    time.sleep(1)
+    assert rd(p, "rb") == img
+    n = [e for e in events(m) if e[1] == "avatar" and e[2] == B]
+    assert len(n) == 1, n
+
+
+def presence_with(photo):
+    return ("<presence><x xmlns='vcard-temp:x:update'><photo>"
+            f"{photo}</photo></x></presence>")
