@@ -112,10 +112,14 @@ static void catch_up_from_last(Account *a)
  * to the catch-up; logged at once, they would go before older messages
  * the archive returns (what the phone took).  So while the catch-up of a
  * connect runs, live chat messages wait, and are logged after it, those
- * the archive returned skipped.  Never longer than MAM_HOLD_TIMEOUT_US,
- * never more than MAM_HOLD_MAX of them. */
+ * the archive returned skipped.  Never longer than MAM_HOLD_TIMEOUT_US
+ * without a page of the catch-up (each page moves the deadline on: a
+ * long catch-up from a slow archive kept coming, and releasing the live
+ * messages before its end put them out of order, once in the soak), nor
+ * MAM_HOLD_LIMIT_US in all, nor more than MAM_HOLD_MAX of them. */
 
 #define MAM_HOLD_TIMEOUT_US (20 * G_USEC_PER_SEC)
+#define MAM_HOLD_LIMIT_US (300 * G_USEC_PER_SEC)
 #define MAM_HOLD_MAX 10000
 
 typedef struct {
@@ -182,7 +186,8 @@ static void mam_after_presence(Account *a)
 		return;
 	if (ms->last) {
 		catch_up_from_last(a);
-		mr->hold_due = g_get_monotonic_time() + MAM_HOLD_TIMEOUT_US;
+		mr->hold_began = g_get_monotonic_time();
+		mr->hold_due = mr->hold_began + MAM_HOLD_TIMEOUT_US;
 	} else {
 		catch_up(a, NULL, NULL, true);
 	}
@@ -299,6 +304,10 @@ static void query_answer(Account *a, xmpp_stanza_t *iq, int err, void *qid)
 	}
 	if (last && !complete) {
 		catch_up(a, last, NULL, false);
+		if (mr->hold_due) /* the archive answers: wait on for it */
+			mr->hold_due = MIN(g_get_monotonic_time() +
+						   MAM_HOLD_TIMEOUT_US,
+					   mr->hold_began + MAM_HOLD_LIMIT_US);
 		return;
 	}
 	mr->restarted = false;

@@ -60,6 +60,7 @@ typedef struct {
 	GQueue held;        /* Held*: live messages held (mam_hold) */
 	bool releasing;     /* logging them: no catch-up starts */
 	gint64 hold_due;    /* monotonic µs; 0: not holding */
+	gint64 hold_began;  /* monotonic µs: when this hold began */
 	bool carbons_on;    /* the server copies our other clients' (carbons.c
 			     * sets it) */
 } MamRun;
