@@ -421,36 +421,24 @@ bool profile_in(Account *a, const In *in)
 	return true;
 }
 
-static void own_nick_fetched(Account *a, xmpp_stanza_t *answer, int err,
-			     void *data)
+/* Ours, fetched: each item to @data, the taker of its node's items. */
+static void own_fetched(Account *a, xmpp_stanza_t *answer, int err,
+			void *data)
 {
 	xmpp_stanza_t *items = pep_items(answer);
+	void (*take)(Account *, xmpp_stanza_t *, void *) = data;
 
 	(void)err;
-	(void)data;
 	if (items)
-		pep_each(items, "item", take_nick, a,
-			 (void *)acct_cfg(a)->jid);
-}
-
-static void own_meta_fetched(Account *a, xmpp_stanza_t *answer, int err,
-			     void *data)
-{
-	xmpp_stanza_t *items = pep_items(answer);
-
-	(void)err;
-	(void)data;
-	if (items)
-		pep_each(items, "item", take_meta_item, a,
-			 (void *)acct_cfg(a)->jid);
+		pep_each(items, "item", take, a, (void *)acct_cfg(a)->jid);
 }
 
 /* At each connect: ours, as our other clients may have changed them
  * (contacts' come as notifications once the server has our caps). */
 static void profile_online(Account *a)
 {
-	pep_fetch(a, NS_NICK, own_nick_fetched, NULL, NULL);
-	pep_fetch(a, NS_AV_META, own_meta_fetched, NULL, NULL);
+	pep_fetch(a, NS_NICK, own_fetched, (void *)take_nick, NULL);
+	pep_fetch(a, NS_AV_META, own_fetched, (void *)take_meta_item, NULL);
 }
 
 /* ---- ours, published ---- */

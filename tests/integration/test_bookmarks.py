@@ -9,7 +9,7 @@ import os
 import time
 import xml.etree.ElementTree as ET
 
-from xfstest import Mount, Peer, wait_until
+from xfstest import Mount, Peer, el, wait_until
 
 DOM = "localhost"
 MUC = "conference.localhost"
@@ -25,15 +25,6 @@ NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_BM = "urn:xmpp:bookmarks:1"
 NS_PRIVATE = "jabber:iq:private"
 NS_LEGACY = "storage:bookmarks"
-
-
-def el(ns, tag, text=None, **attrs):
-    e = ET.Element(f"{{{ns}}}{tag}")
-    for k, v in attrs.items():
-        e.set(k, v)
-    if text is not None:
-        e.text = text
-    return e
 
 
 def bookmarks(phone):

@@ -16,7 +16,7 @@ import time
 import xml.etree.ElementTree as ET
 import zlib
 
-from xfstest import Mount, Peer, wait_until
+from xfstest import Mount, Peer, el, wait_until
 
 DOM = "localhost"
 A = f"alice@{DOM}"
@@ -29,15 +29,6 @@ NS_NICK = "http://jabber.org/protocol/nick"
 NS_DATA = "urn:xmpp:avatar:data"
 NS_META = "urn:xmpp:avatar:metadata"
 PROFILE_AVATAR_MAX = 128 * 1024  # profile.h
-
-
-def el(ns, tag, text=None, **attrs):
-    e = ET.Element(f"{{{ns}}}{tag}")
-    for k, v in attrs.items():
-        e.set(k, v)
-    if text is not None:
-        e.text = text
-    return e
 
 
 def png(w, h, extra=b""):

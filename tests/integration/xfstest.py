@@ -1563,6 +1563,17 @@ def expect_errno(fn, want, what):
            f"{'/'.join(errno.errorcode[w] for w in want)}"
 
 
+def el(ns, tag, text=None, **attrs):
+    """An ElementTree element {@ns}@tag with @attrs and @text, for the
+    raw stanzas a test sends."""
+    e = ET.Element(f"{{{ns}}}{tag}")
+    for k, v in attrs.items():
+        e.set(k, v)
+    if text is not None:
+        e.text = text
+    return e
+
+
 def events_reader(stack, m, acct):
     r = stack.enter_context(LineReader(m.path(acct, "events")))
     r.wait_open()
