@@ -154,6 +154,7 @@ void handle_create(fuse_req_t req, Xfs *x, TreeNode *n,
 			fuse_reply_err(req, EBUSY);
 			return;
 		}
+		__atomic_store_n(&n->size, 0, __ATOMIC_RELAXED);
 		h->fd = upload_tmpfile(n->acct);
 		if (h->fd < 0) {
 			int err = -h->fd;

@@ -264,6 +264,10 @@ static int upload_write(Handle *h, const char *data, size_t size, off_t off)
 		h->failed = true;
 		return h->upload_err = -EFBIG;
 	}
+	if ((guint64)off + size > (guint64)__atomic_load_n(&h->node->size,
+							   __ATOMIC_RELAXED))
+		__atomic_store_n(&h->node->size, (gint64)(off + size),
+				 __ATOMIC_RELAXED); /* (only writer: h->lock) */
 	while (size) {
 		ssize_t n = pwrite(h->fd, data, size, off);
 		if (n < 0 && errno == EINTR)

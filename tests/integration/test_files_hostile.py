@@ -1,0 +1,58 @@
+"""Files with cp and avatars, attacked: what a careless program, a
+hostile contact or a bad server does to them (issue 16, items 3 and 4).
+Each test is a case that once went wrong; the bytes bob downloads must
+be the bytes copied, or the copy must fail with a clear errno."""
+
+import errno
+import os
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+
+from xfstest import Mount, Peer, wait_until
+
+DOM = "localhost"
+A = f"alice@{DOM}"
+B = f"bob@{DOM}"
+SERVER = dict(users={"alice": "alicepw", "bob": "bobpw"},
+              mutual=[("alice", "bob")], direct_tls=False)
+
+
+def download(server, url):
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+        return r.read()
+
+
+def mount(stack, server, tmp, res, user="alice"):
+    acct = server.jid(user)
+    m = stack.enter_context(Mount(tmp, {acct: server.account(user, resource=res)}))
+    m.wait_state(acct, "online", timeout=10)
+    return m
+
+
+def received(server, bob, since):
+    """The bytes of the file whose link bob got after @since."""
+    got = bob.wait_message(A, None, since=since)
+    return download(server, got["body"])
+
+
+def test_append_survives_a_stat_between_writes(server, tmp, stack):
+    """cmd >> FILE writes at the size the kernel thinks the file has; a
+    stat in between (ls -l, the shell) must not tell it 0, or the next
+    write lands at the start, over the first."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-hap-b"))
+    m = mount(stack, server, tmp, "t-hap")
+    dst = m.path(A, "contacts", B, "notes.txt")
+    since = len(bob.messages)
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, b"first line\n")
+        st = os.stat(dst)
+        os.write(fd, b"second line\n")
+    finally:
+        os.close(fd)
+    assert received(server, bob, since) == b"first line\nsecond line\n"
+    assert st.st_size == len(b"first line\n"), st
