@@ -134,3 +134,7 @@ void write_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi);
 /* The last close: the last line of `send`, the message of `post`. */
 void write_final(Handle *h);
+/* ftruncate of a file being copied into a conversation (cp of a sparse
+ * file sets the size after its last data: the hole at its end): 0, or
+ * -EFBIG past the upload service's limit, -EBADF once sent. */
+int write_truncate(Handle *h, off_t size);

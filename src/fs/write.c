@@ -283,6 +283,27 @@ static int upload_write(Handle *h, const char *data, size_t size, off_t off)
 	return 0;
 }
 
+int write_truncate(Handle *h, off_t size)
+{
+	gint64 max = upload_max(h->node->acct);
+	int ret = 0;
+
+	g_mutex_lock(&h->lock);
+	if (h->failed || h->sent_file) {
+		ret = h->failed ? h->upload_err : -EBADF;
+	} else if (max > 0 && size > max) {
+		h->failed = true;
+		ret = h->upload_err = -EFBIG;
+	} else if (ftruncate(h->fd, size) < 0) {
+		ret = -errno;
+	} else {
+		__atomic_store_n(&h->node->size, (gint64)size,
+				 __ATOMIC_RELAXED);
+	}
+	g_mutex_unlock(&h->lock);
+	return ret;
+}
+
 typedef struct {
 	Account *a;
 	const char *jid, *name;

@@ -56,3 +56,40 @@ def test_append_survives_a_stat_between_writes(server, tmp, stack):
         os.close(fd)
     assert received(server, bob, since) == b"first line\nsecond line\n"
     assert st.st_size == len(b"first line\n"), st
+
+
+def test_sparse_file_ending_in_a_hole_is_sent_whole(server, tmp, stack):
+    """cp of a sparse file writes its data and then ftruncate()s the
+    copy to the full size, for the hole at the end: that truncate must
+    make the file sent that long, not be ignored (which sent only the
+    data written, silently)."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-hsp-b"))
+    m = mount(stack, server, tmp, "t-hsp")
+    src = tmp / "sparse.bin"
+    with open(src, "wb") as f:
+        f.write(b"head")
+        f.truncate(300 * 1024)
+    since = len(bob.messages)
+    subprocess.run(["cp", "--sparse=always", str(src),
+                    str(m.path(A, "contacts", B)) + "/"], check=True)
+    assert received(server, bob, since) == src.read_bytes()
+
+
+def test_truncate_by_name_of_a_copy_in_progress_is_ebusy(server, tmp, stack):
+    """truncate(1) of the name while another descriptor copies to it:
+    EBUSY, and the copy goes on whole."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-htr-b"))
+    m = mount(stack, server, tmp, "t-htr")
+    dst = m.path(A, "contacts", B, "busy.txt")
+    since = len(bob.messages)
+    with open(dst, "wb", buffering=0) as f:
+        f.write(b"0123456789")
+        try:
+            os.truncate(dst, 3)
+            raise AssertionError("truncated by name")
+        except OSError as e:
+            assert e.errno == errno.EBUSY, e
+        f.truncate(4)  # its own descriptor: taken
+        f.seek(4)
+        f.write(b"!")
+    assert received(server, bob, since) == b"0123!"
