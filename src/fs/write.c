@@ -5,6 +5,7 @@
 #include "fs/fs_int.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -495,6 +496,38 @@ void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
 		fuse_reply_write(req, size);
 }
 
+/* The process of the thread @tid (FUSE tells threads, not processes),
+ * or @tid when /proc cannot say. */
+static pid_t process_of(pid_t tid)
+{
+	g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)tid);
+	g_autofree char *text = NULL;
+	const char *t;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL) ||
+	    !(t = strstr(text, "\nTgid:")))
+		return tid;
+	return (pid_t)strtol(t + strlen("\nTgid:"), NULL, 10);
+}
+
+void write_opener_of(Handle *h, fuse_req_t req)
+{
+	h->opener = fuse_req_ctx(req)->pid;
+	/* (a reader's close sends nothing: no need to ask) */
+	h->opener_proc = h->wbuf ? process_of(h->opener) : h->opener;
+}
+
+/* Whether @req comes from the process that opened @h: from any of its
+ * threads, as a program may close in another thread than the one that
+ * opened (a thread pool, Go's runtime); then the close is the opener's
+ * and sends, where otherwise nothing would (an upload, an avatar). */
+static bool by_opener(fuse_req_t req, const Handle *h)
+{
+	pid_t pid = fuse_req_ctx(req)->pid;
+
+	return pid == h->opener || process_of(pid) == h->opener_proc;
+}
+
 /* Every close of a descriptor flushes, also of copies a child inherited,
  * so a message is never sent here (release is the last close); what
  * would fail then is reported now, as the close's error, and then nothing
@@ -539,18 +572,18 @@ void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			 * go in order (release comes after close returned, and
 			 * two releases may run at once); a child closing a copy
 			 * it inherited leaves it to release */
-			if (!ret && fuse_req_ctx(req)->pid == h->opener) {
+			if (!ret && by_opener(req, h)) {
 				write_final(h);
 				g_string_truncate(h->wbuf, 0);
 			}
 		}
 		else if (h->node->kind == NODE_UPLOAD) {
-			if (fuse_req_ctx(req)->pid == h->opener)
+			if (by_opener(req, h))
 				ret = upload_send(xfs_of(req), h);
 		}
 		else if (h->node->kind == NODE_OWN_AVATAR) {
 			if (h->wbuf->len && !h->failed &&
-			    fuse_req_ctx(req)->pid == h->opener) {
+			    by_opener(req, h)) {
 				const char *ext = strchr(h->node->name, '.') + 1;
 				ret = profile_set_avatar(xfs_of(req)->pool,
 							 h->node->acct, ext,
@@ -560,7 +593,7 @@ void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			}
 		}
 		else if (at_close(h->node)) {
-			if (h->wbuf->len && fuse_req_ctx(req)->pid == h->opener) {
+			if (h->wbuf->len && by_opener(req, h)) {
 				gsize len = h->wbuf->len;
 				g_autofree char *v = NULL;
 				if (h->wbuf->str[len - 1] == '\n')

@@ -93,3 +93,29 @@ def test_truncate_by_name_of_a_copy_in_progress_is_ebusy(server, tmp, stack):
         f.seek(4)
         f.write(b"!")
     assert received(server, bob, since) == b"0123!"
+
+
+def test_close_from_another_thread_sends(server, tmp, stack):
+    """A program that opens in one thread and closes in another (Go's
+    runtime, a thread pool): its close is still the opener's, and sends;
+    not a silent drop at release."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-hth-b"))
+    m = mount(stack, server, tmp, "t-hth")
+    since = len(bob.messages)
+    fd = os.open(m.path(A, "contacts", B, "threads.txt"),
+                 os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"from a thread pool\n")
+    res = {}
+
+    def closer():
+        try:
+            os.close(fd)
+            res["ok"] = True
+        except OSError as e:
+            res["err"] = e
+    t = threading.Thread(target=closer)
+    t.start()
+    t.join()
+    assert res == {"ok": True}, res
+    assert received(server, bob, since) == b"from a thread pool\n"
+
