@@ -347,10 +347,15 @@ static int upload_send(Xfs *x, Handle *h)
 		return 0;
 	if (h->failed)
 		return h->upload_err; /* (a write said it first) */
-	h->sent_file = true;
 	size = lseek(h->fd, 0, SEEK_END);
-	if (size <= 0) {
-		ret = size < 0 ? -errno : -ENODATA; /* nothing to send */
+	/* nothing to send (yet): a shell's `> FILE` opens, dup2()s and
+	 * closes the first descriptor before any write; cp of an empty
+	 * file hears ENODATA, and a later close may still send */
+	if (size == 0)
+		return -ENODATA;
+	h->sent_file = true;
+	if (size < 0) {
+		ret = -errno;
 		goto failed;
 	}
 	ret = upload_slot(x->pool, a, name, (guint64)size, type, &slot);

@@ -119,3 +119,15 @@ def test_close_from_another_thread_sends(server, tmp, stack):
     assert res == {"ok": True}, res
     assert received(server, bob, since) == b"from a thread pool\n"
 
+
+def test_shell_redirect_sends(server, tmp, stack):
+    """echo hi > FILE: the shell opens FILE, dup2()s it onto 1 and closes
+    the first descriptor, a close of the opener before any write.  That
+    close of an empty file must not end the copy with ENODATA: the last
+    close sends what was written."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-hsh-b"))
+    m = mount(stack, server, tmp, "t-hsh")
+    since = len(bob.messages)
+    subprocess.run(["bash", "-c", 'echo hello > "$1"', "sh",
+                    str(m.path(A, "contacts", B, "hello.txt"))], check=True)
+    assert received(server, bob, since) == b"hello\n"
