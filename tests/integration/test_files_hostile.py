@@ -3,20 +3,24 @@ hostile contact or a bad server does to them (issue 16, items 3 and 4).
 Each test is a case that once went wrong; the bytes bob downloads must
 be the bytes copied, or the copy must fail with a clear errno."""
 
+import base64
 import errno
+import hashlib
 import os
 import ssl
 import subprocess
 import threading
 import time
 import urllib.request
+import xml.etree.ElementTree as ET
 
 from xfstest import Mount, Peer, wait_until
 
 DOM = "localhost"
 A = f"alice@{DOM}"
 B = f"bob@{DOM}"
-SERVER = dict(users={"alice": "alicepw", "bob": "bobpw"},
+E = f"eve@{DOM}"  # in no one's roster
+SERVER = dict(users={"alice": "alicepw", "bob": "bobpw", "eve": "evepw"},
               mutual=[("alice", "bob")], direct_tls=False)
 
 
@@ -131,3 +135,62 @@ def test_shell_redirect_sends(server, tmp, stack):
     subprocess.run(["bash", "-c", 'echo hello > "$1"', "sh",
                     str(m.path(A, "contacts", B, "hello.txt"))], check=True)
     assert received(server, bob, since) == b"hello\n"
+
+
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NS_NICK = "http://jabber.org/protocol/nick"
+NS_DATA = "urn:xmpp:avatar:data"
+NS_META = "urn:xmpp:avatar:metadata"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+def publish_open(peer, node, item_id, payload):
+    """Publish to @peer's PEP @node, readable by anyone (open access)."""
+    ps = ET.Element(f"{{{NS_PUBSUB}}}pubsub")
+    pub = ET.SubElement(ps, f"{{{NS_PUBSUB}}}publish", node=node)
+    ET.SubElement(pub, f"{{{NS_PUBSUB}}}item", id=item_id).append(payload)
+    opts = ET.SubElement(ps, f"{{{NS_PUBSUB}}}publish-options")
+    x = ET.SubElement(opts, "{jabber:x:data}x", type="submit")
+    for var, val in (("FORM_TYPE", "http://jabber.org/protocol/pubsub#publish-options"),
+                     ("pubsub#access_model", "open")):
+        f = ET.SubElement(x, "{jabber:x:data}field", var=var)
+        ET.SubElement(f, "{jabber:x:data}value").text = val
+    r = peer.iq(peer.bare, "set", ps)
+    assert r is not None and r.get("type") == "result", \
+        ET.tostring(r) if r is not None else "no answer"
+
+
+def test_a_stranger_sets_no_avatar_and_no_nick(server, tmp, stack):
+    """PEP notifications come from contacts (the server sends them to
+    subscribers).  Anyone may send a message that looks like one: eve,
+    in no roster, sends alice an avatar's metadata (its data readable by
+    all) and a nick.  Nothing of it is fetched or kept: else anyone could
+    put a file of a MiB on alice's disk per JID they name."""
+    eve = stack.enter_context(Peer(E, "evepw", server, resource="t-hev-e"))
+    m = mount(stack, server, tmp, "t-hev")
+    sha = hashlib.sha1(PNG).hexdigest()
+    data = ET.Element(f"{{{NS_DATA}}}data")
+    data.text = base64.b64encode(PNG).decode()
+    publish_open(eve, NS_DATA, sha, data)
+    eve.send_raw(
+        f"<message to='{A}' type='headline'>"
+        "<event xmlns='http://jabber.org/protocol/pubsub#event'>"
+        f"<items node='{NS_META}'><item id='{sha}'>"
+        f"<metadata xmlns='{NS_META}'><info id='{sha}' type='image/png' "
+        f"bytes='{len(PNG)}'/></metadata></item></items></event></message>"
+        f"<message to='{A}' type='headline'>"
+        "<event xmlns='http://jabber.org/protocol/pubsub#event'>"
+        f"<items node='{NS_NICK}'><item id='current'>"
+        f"<nick xmlns='{NS_NICK}'>Your Bank</nick></item></items></event>"
+        "</message>")
+    # (a message after them: once it is in, they were handled)
+    eve.send_message(A, "after")
+    wait_until(lambda: "after" in open(m.path(A, "contacts", E, "log")).read(),
+               timeout=10, what="eve's message after the notifications")
+    time.sleep(0.5)  # (a fetch, had one gone out, would be answered)
+    kept = list((m.data / A / "avatars").glob("*")) if (m.data / A / "avatars").exists() else []
+    assert kept == [], kept
+    names = os.listdir(m.path(A, "contacts", E))
+    assert not [n for n in names if n.startswith("avatar.")], names
+    with open(m.path(A, "contacts", E, "nick")) as f:
+        assert f.read() == ""
