@@ -462,8 +462,9 @@ void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
 		ret = upload_write(h, data, size, off);
 		break;
 	case NODE_OWN_AVATAR:
-		/* the image, set at close (write_flush) */
-		if (h->wbuf->len + size > PROFILE_AVATAR_MAX) {
+		/* the image, set at close (write_flush); each byte where it
+		 * was written (pwrite, a copy with holes) */
+		if ((guint64)off + size > PROFILE_AVATAR_MAX) {
 			h->failed = true; /* no part of it goes out at close */
 			g_string_truncate(h->wbuf, 0);
 			ret = -EFBIG;
@@ -473,7 +474,14 @@ void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
 			ret = -EFBIG;
 			break;
 		}
-		g_string_append_len(h->wbuf, data, size);
+		if ((gsize)off > h->wbuf->len) {
+			gsize had = h->wbuf->len;
+			g_string_set_size(h->wbuf, off);
+			memset(h->wbuf->str + had, 0, off - had);
+		}
+		if ((gsize)off + size > h->wbuf->len)
+			g_string_set_size(h->wbuf, off + size);
+		memcpy(h->wbuf->str + off, data, size);
 		ret = 0;
 		break;
 	default:

@@ -194,3 +194,19 @@ def test_a_stranger_sets_no_avatar_and_no_nick(server, tmp, stack):
     assert not [n for n in names if n.startswith("avatar.")], names
     with open(m.path(A, "contacts", E, "nick")) as f:
         assert f.read() == ""
+
+
+def test_own_avatar_written_out_of_order(server, tmp, stack):
+    """A writer that does not go front to back (pwrite, a download tool,
+    cp with holes): each byte lands where it was written, not after the
+    last write."""
+    m = mount(stack, server, tmp, "t-havo")
+    img = PNG + os.urandom(3000)
+    fd = os.open(m.path(A, "avatar.png"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.pwrite(fd, img[1000:], 1000)
+        os.pwrite(fd, img[:1000], 0)
+    finally:
+        os.close(fd)
+    with open(m.path(A, "avatar.png"), "rb") as f:
+        assert f.read() == img
