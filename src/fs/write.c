@@ -326,6 +326,19 @@ static int upload_progress(guint64 done, guint64 total, void *data)
 	return 0;
 }
 
+/* @name as events tell it: a control character (a newline would start a
+ * record of its own that reads as another event; an escape sequence
+ * acts on the terminal that shows it) as '?'. */
+static char *shown_name(const char *name)
+{
+	char *s = g_strdup(name);
+
+	for (char *c = s; *c; c++)
+		if ((guchar)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return s;
+}
+
 /* The opener's close of a file copied into a conversation: a slot from
  * the upload service, the PUT, and the link as a message (with XEP-0066
  * out-of-band data) through the outbox; the close's result is the first
@@ -334,8 +347,9 @@ static int upload_send(Xfs *x, Handle *h)
 {
 	TreeNode *n = h->node;
 	Account *a = n->acct;
-	const char *jid = n->jid, *name = n->name;
-	const char *type = upload_type_of(name);
+	const char *jid = n->jid;
+	g_autofree char *name = shown_name(n->name);
+	const char *type = upload_type_of(n->name);
 	g_auto(UploadSlot) slot = {0};
 	g_autoptr(GError) err = NULL;
 	g_autofree char *text = NULL;
@@ -358,7 +372,7 @@ static int upload_send(Xfs *x, Handle *h)
 		ret = -errno;
 		goto failed;
 	}
-	ret = upload_slot(x->pool, a, name, (guint64)size, type, &slot);
+	ret = upload_slot(x->pool, a, n->name, (guint64)size, type, &slot);
 	if (ret)
 		goto failed;
 	ret = upload_put(a, &slot, h->fd, (guint64)size, type, upload_progress,

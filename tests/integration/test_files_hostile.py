@@ -210,3 +210,43 @@ def test_own_avatar_written_out_of_order(server, tmp, stack):
         os.close(fd)
     with open(m.path(A, "avatar.png"), "rb") as f:
         assert f.read() == img
+
+
+def upload_events(m, jid):
+    with open(m.path(A, "log"), encoding="utf-8") as f:
+        recs = [l.split("\t", 3) for l in f.read().splitlines()]
+    return [r[3] for r in recs if len(r) == 4 and r[1] == "upload" and r[2] == jid]
+
+
+def test_odd_names_are_sent_and_told_on_one_line(server, tmp, stack):
+    """Names with a newline or a tab, and of 255 bytes, are sent; each
+    'upload' event is one record (a newline in a name must not make a
+    second one that reads as an event of its own); a name that is not
+    UTF-8, or hidden, is refused; a conversation's own file is not
+    replaced."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-hnm-b"))
+    m = mount(stack, server, tmp, "t-hnm")
+    d = m.path(A, "contacts", B)
+    fake = "x.txt: sent, https:evil.example"
+    for name in (f"two\n{fake}", "tab\there.txt", "n" * 251 + ".txt"):
+        since = len(bob.messages)
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(name.encode())
+        assert received(server, bob, since) == name.encode()
+    ev = upload_events(m, B)
+    assert not [e for e in ev if e.startswith(fake)], ev
+    assert len([e for e in ev if ": sent, " in e]) == 3, ev
+    for name, err in ((b"bad\xff.txt", errno.EACCES), (b".hidden", errno.EACCES)):
+        try:
+            os.close(os.open(os.path.join(os.fsencode(d), name),
+                             os.O_WRONLY | os.O_CREAT, 0o600))
+            raise AssertionError(f"{name!r} made")
+        except OSError as e:
+            assert e.errno == err, (name, e)
+    for own in ("log", "log.ids", "nick", "avatar.png"):
+        try:
+            with open(os.path.join(d, own), "wb") as f:
+                f.write(b"clobber")
+            raise AssertionError(f"{own} written")
+        except OSError as e:
+            assert e.errno in (errno.EACCES, errno.EPERM), (own, e)
