@@ -250,3 +250,33 @@ def test_odd_names_are_sent_and_told_on_one_line(server, tmp, stack):
             raise AssertionError(f"{own} written")
         except OSError as e:
             assert e.errno in (errno.EACCES, errno.EPERM), (own, e)
+
+
+def test_many_copies_at_once_each_sent_once(server, tmp, stack):
+    """Twelve cp's at once into one conversation (more than libfuse's ten
+    workers), and a second writer of a name being copied (EBUSY): each
+    file reaches bob once, with its bytes."""
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-hmany-b"))
+    m = mount(stack, server, tmp, "t-hmany")
+    d = m.path(A, "contacts", B)
+    files = {}
+    for i in range(12):
+        p = tmp / f"f{i}.bin"
+        p.write_bytes(os.urandom(20000 + i))
+        files[p.name] = p.read_bytes()
+    since = len(bob.messages)
+    with open(d / "same.txt", "wb") as held:
+        held.write(b"held")
+        try:
+            open(d / "same.txt", "wb").close()
+            raise AssertionError("a second writer of same.txt")
+        except OSError as e:
+            assert e.errno == errno.EBUSY, e
+        procs = [subprocess.Popen(["cp", str(tmp / n), str(d) + "/"]) for n in files]
+        assert [p.wait(60) for p in procs] == [0] * len(procs)
+    files["same.txt"] = b"held"
+    wait_until(lambda: len(bob.messages_from(A, since=since)) >= len(files),
+               timeout=20, what="every file's link")
+    time.sleep(0.5)
+    got = sorted(download(server, msg["body"]) for msg in bob.messages_from(A, since=since))
+    assert got == sorted(files.values())
