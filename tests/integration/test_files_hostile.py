@@ -280,3 +280,34 @@ def test_many_copies_at_once_each_sent_once(server, tmp, stack):
     time.sleep(0.5)
     got = sorted(download(server, msg["body"]) for msg in bob.messages_from(A, since=since))
     assert got == sorted(files.values())
+
+
+def test_server_gone_before_the_close(tmp, stack):
+    """The server stops between the last write and the close: the close
+    fails at once with ENOTCONN (no slot can be asked for), says so in
+    the events, and nothing is sent later, when the server is back."""
+    from xfstest import Server
+    srv = Server(tmp / "srv", users={"alice": "alicepw", "bob": "bobpw"},
+                 mutual=[("alice", "bob")])
+    srv.start()
+    stack.callback(srv.stop)
+    m = stack.enter_context(Mount(tmp, {A: srv.account("alice", resource="t-hgone")}))
+    m.wait_state(A, "online", timeout=10)
+    f = open(m.path(A, "contacts", B, "late.txt"), "wb", buffering=0)
+    f.write(b"late")
+    srv.stop()
+    wait_until(lambda: m.connection(A).get("state") != "online", timeout=10,
+               what="the account to see the server gone")
+    t0 = time.monotonic()
+    try:
+        f.close()
+        raise AssertionError("sent with the server gone")
+    except OSError as e:
+        assert e.errno == errno.ENOTCONN, e
+    assert time.monotonic() - t0 < 5
+    assert upload_events(m, B)[-1].startswith("late.txt: not sent: "), upload_events(m, B)
+    srv.start_again()
+    bob = stack.enter_context(Peer(B, "bobpw", srv, resource="t-hgone-b"))
+    m.wait_state(A, "online", timeout=30)
+    time.sleep(1)
+    assert bob.messages_from(A) == [], bob.messages_from(A)
