@@ -23,6 +23,7 @@
 #include "base/jid.h"
 #include "base/log.h"
 #include "base/text.h"
+#include "store/roster.h"
 
 #define NS_NICK "http://jabber.org/protocol/nick"
 #define NS_AV_DATA "urn:xmpp:avatar:data"
@@ -407,6 +408,13 @@ bool profile_in(Account *a, const In *in)
 {
 	xmpp_stanza_t *items = pep_event_items(in, NS_NICK);
 	const char *jid = in->from_self ? acct_cfg(a)->jid : in->bare;
+
+	/* the server sends contacts' notifications to their subscribers;
+	 * anyone else may send a message that looks like one, and would
+	 * have a nick shown and a file of theirs kept (a MiB per JID
+	 * named): such a message is dropped */
+	if (jid && !in->from_self && !roster_has(acct_roster(a), jid))
+		jid = NULL;
 
 	if (items) {
 		if (jid)

@@ -53,6 +53,7 @@ typedef struct {
 	GArray *sent;  /* of SeqRange: its messages no fsync answered for
 			* yet (write.c); under lock */
 	pid_t opener;  /* the thread that opened it */
+	pid_t opener_proc; /* and its process (write_opener_of) */
 	Hist *hist;    /* log: NULL while the conversation has none */
 	StreamReader *reader; /* stream */
 	IqCall *call;  /* iq: this descriptor's request */
@@ -138,3 +139,9 @@ void write_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi);
 /* The last close: the last line of `send`, the message of `post`. */
 void write_final(Handle *h);
+/* Note @req's caller as @h's opener (at open and create). */
+void write_opener_of(Handle *h, fuse_req_t req);
+/* ftruncate of a file being copied into a conversation (cp of a sparse
+ * file sets the size after its last data: the hole at its end): 0, or
+ * -EFBIG past the upload service's limit, -EBADF once sent. */
+int write_truncate(Handle *h, off_t size);

@@ -158,6 +158,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	/* a file being copied in takes its size from its own descriptor
+	 * (cp of a sparse file: the hole at the end); a truncate by name
+	 * is another writer's, while the copy is still going */
+	if ((to_set & FUSE_SET_ATTR_SIZE) && n->kind == NODE_UPLOAD) {
+		int err = fi ? -write_truncate((Handle *)(uintptr_t)fi->fh,
+					       attr->st_size)
+			     : EBUSY;
+		if (err) {
+			fuse_reply_err(req, err);
+			return;
+		}
+	}
 	node_fill_attr(x, n, &st);
 	fuse_reply_attr(req, &st, 0.0);
 }

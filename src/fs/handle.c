@@ -145,7 +145,7 @@ void handle_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		h->reader = stream_open(h->hist);
 	}
-	h->opener = fuse_req_ctx(req)->pid;
+	write_opener_of(h, req);
 	fi->fh = (uintptr_t)h;
 	if (n->kind == NODE_LOG || n->kind == NODE_EVENTLOG) {
 		/* append-only: what the kernel cached stays right, but for
@@ -179,6 +179,7 @@ void handle_create(fuse_req_t req, Xfs *x, TreeNode *n,
 			fuse_reply_err(req, EBUSY);
 			return;
 		}
+		__atomic_store_n(&n->size, 0, __ATOMIC_RELAXED);
 		h->fd = upload_tmpfile(n->acct);
 		if (h->fd < 0) {
 			int err = -h->fd;
@@ -190,7 +191,7 @@ void handle_create(fuse_req_t req, Xfs *x, TreeNode *n,
 	}
 	g_mutex_init(&h->lock);
 	h->wbuf = g_string_new(NULL);
-	h->opener = fuse_req_ctx(req)->pid;
+	write_opener_of(h, req);
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
 	e.ino = n->ino;

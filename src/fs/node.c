@@ -492,6 +492,8 @@ void node_fill_attr(Xfs *x, const TreeNode *n, struct stat *st)
 			st->st_size = fst.st_size;
 			st->st_mtime = st->st_ctime = fst.st_mtime;
 		}
+	} else if (n->kind == NODE_UPLOAD) {
+		st->st_size = __atomic_load_n(&n->size, __ATOMIC_RELAXED);
 	} else if (n->kind == NODE_EVENTS) {
 		st->st_mtime = st->st_ctime = hist_mtime(acct_events(n->acct));
 	} else if (n->kind == NODE_EVENTLOG) {

@@ -94,6 +94,9 @@ struct TreeNode {
 	GHashTable *by_name; /* name -> TreeNode* of children, directories */
 	gint files_made; /* atomic: a conversation's files are made (tree.c) */
 	gint busy;       /* atomic: NODE_UPLOAD: descriptors open on it */
+	gint64 size;     /* __atomic: NODE_UPLOAD: its size as written, for
+			  * stat (a >> writer appends at the size the kernel
+			  * was last told) */
 };
 
 #define TREE_ROOT_INO 1

@@ -5,6 +5,7 @@
 #include "fs/fs_int.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -265,6 +266,10 @@ static int upload_write(Handle *h, const char *data, size_t size, off_t off)
 		h->failed = true;
 		return h->upload_err = -EFBIG;
 	}
+	if ((guint64)off + size > (guint64)__atomic_load_n(&h->node->size,
+							   __ATOMIC_RELAXED))
+		__atomic_store_n(&h->node->size, (gint64)(off + size),
+				 __ATOMIC_RELAXED); /* (only writer: h->lock) */
 	while (size) {
 		ssize_t n = pwrite(h->fd, data, size, off);
 		if (n < 0 && errno == EINTR)
@@ -278,6 +283,27 @@ static int upload_write(Handle *h, const char *data, size_t size, off_t off)
 		off += n;
 	}
 	return 0;
+}
+
+int write_truncate(Handle *h, off_t size)
+{
+	gint64 max = upload_max(h->node->acct);
+	int ret = 0;
+
+	g_mutex_lock(&h->lock);
+	if (h->failed || h->sent_file) {
+		ret = h->failed ? h->upload_err : -EBADF;
+	} else if (max > 0 && size > max) {
+		h->failed = true;
+		ret = h->upload_err = -EFBIG;
+	} else if (ftruncate(h->fd, size) < 0) {
+		ret = -errno;
+	} else {
+		__atomic_store_n(&h->node->size, (gint64)size,
+				 __ATOMIC_RELAXED);
+	}
+	g_mutex_unlock(&h->lock);
+	return ret;
 }
 
 typedef struct {
@@ -301,6 +327,19 @@ static int upload_progress(guint64 done, guint64 total, void *data)
 	return 0;
 }
 
+/* @name as events tell it: a control character (a newline would start a
+ * record of its own that reads as another event; an escape sequence
+ * acts on the terminal that shows it) as '?'. */
+static char *shown_name(const char *name)
+{
+	char *s = g_strdup(name);
+
+	for (char *c = s; *c; c++)
+		if ((guchar)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return s;
+}
+
 /* The opener's close of a file copied into a conversation: a slot from
  * the upload service, the PUT, and the link as a message (with XEP-0066
  * out-of-band data) through the outbox; the close's result is the first
@@ -309,8 +348,9 @@ static int upload_send(Xfs *x, Handle *h)
 {
 	TreeNode *n = h->node;
 	Account *a = n->acct;
-	const char *jid = n->jid, *name = n->name;
-	const char *type = upload_type_of(name);
+	const char *jid = n->jid;
+	g_autofree char *name = shown_name(n->name);
+	const char *type = upload_type_of(n->name);
 	g_auto(UploadSlot) slot = {0};
 	g_autoptr(GError) err = NULL;
 	g_autofree char *text = NULL;
@@ -324,13 +364,18 @@ static int upload_send(Xfs *x, Handle *h)
 		return h->failed ? h->upload_err : 0;
 	if (h->failed)
 		return h->upload_err; /* (a write said it first) */
-	h->sent_file = true;
 	size = lseek(h->fd, 0, SEEK_END);
-	if (size <= 0) {
-		ret = size < 0 ? -errno : -ENODATA; /* nothing to send */
+	/* nothing to send (yet): a shell's `> FILE` opens, dup2()s and
+	 * closes the first descriptor before any write; cp of an empty
+	 * file hears ENODATA, and a later close may still send */
+	if (size == 0)
+		return -ENODATA;
+	h->sent_file = true;
+	if (size < 0) {
+		ret = -errno;
 		goto failed;
 	}
-	ret = upload_slot(x->pool, a, name, (guint64)size, type, &slot);
+	ret = upload_slot(x->pool, a, n->name, (guint64)size, type, &slot);
 	if (ret)
 		goto failed;
 	ret = upload_put(a, &slot, h->fd, (guint64)size, type, upload_progress,
@@ -434,8 +479,9 @@ void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
 		ret = upload_write(h, data, size, off);
 		break;
 	case NODE_OWN_AVATAR:
-		/* the image, set at close (write_flush) */
-		if (h->wbuf->len + size > PROFILE_AVATAR_MAX) {
+		/* the image, set at close (write_flush); each byte where it
+		 * was written (pwrite, a copy with holes) */
+		if ((guint64)off + size > PROFILE_AVATAR_MAX) {
 			h->failed = true; /* no part of it goes out at close */
 			g_string_truncate(h->wbuf, 0);
 			ret = -EFBIG;
@@ -445,7 +491,14 @@ void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
 			ret = -EFBIG;
 			break;
 		}
-		g_string_append_len(h->wbuf, data, size);
+		if ((gsize)off > h->wbuf->len) {
+			gsize had = h->wbuf->len;
+			g_string_set_size(h->wbuf, off);
+			memset(h->wbuf->str + had, 0, off - had);
+		}
+		if ((gsize)off + size > h->wbuf->len)
+			g_string_set_size(h->wbuf, off + size);
+		memcpy(h->wbuf->str + off, data, size);
 		ret = 0;
 		break;
 	default:
@@ -471,6 +524,38 @@ void write_op(fuse_req_t req, fuse_ino_t ino, const char *data,
 		fuse_reply_err(req, -ret);
 	else
 		fuse_reply_write(req, size);
+}
+
+/* The process of the thread @tid (FUSE tells threads, not processes),
+ * or @tid when /proc cannot say. */
+static pid_t process_of(pid_t tid)
+{
+	g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)tid);
+	g_autofree char *text = NULL;
+	const char *t;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL) ||
+	    !(t = strstr(text, "\nTgid:")))
+		return tid;
+	return (pid_t)strtol(t + strlen("\nTgid:"), NULL, 10);
+}
+
+void write_opener_of(Handle *h, fuse_req_t req)
+{
+	h->opener = fuse_req_ctx(req)->pid;
+	/* (a reader's close sends nothing: no need to ask) */
+	h->opener_proc = h->wbuf ? process_of(h->opener) : h->opener;
+}
+
+/* Whether @req comes from the process that opened @h: from any of its
+ * threads, as a program may close in another thread than the one that
+ * opened (a thread pool, Go's runtime); then the close is the opener's
+ * and sends, where otherwise nothing would (an upload, an avatar). */
+static bool by_opener(fuse_req_t req, const Handle *h)
+{
+	pid_t pid = fuse_req_ctx(req)->pid;
+
+	return pid == h->opener || process_of(pid) == h->opener_proc;
 }
 
 /* Every close of a descriptor flushes, also of copies a child inherited,
@@ -517,18 +602,18 @@ void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			 * go in order (release comes after close returned, and
 			 * two releases may run at once); a child closing a copy
 			 * it inherited leaves it to release */
-			if (!ret && fuse_req_ctx(req)->pid == h->opener) {
+			if (!ret && by_opener(req, h)) {
 				write_final(h);
 				g_string_truncate(h->wbuf, 0);
 			}
 		}
 		else if (h->node->kind == NODE_UPLOAD) {
-			if (fuse_req_ctx(req)->pid == h->opener)
+			if (by_opener(req, h))
 				ret = upload_send(xfs_of(req), h);
 		}
 		else if (h->node->kind == NODE_OWN_AVATAR) {
 			if (h->wbuf->len && !h->failed &&
-			    fuse_req_ctx(req)->pid == h->opener) {
+			    by_opener(req, h)) {
 				const char *ext = strchr(h->node->name, '.') + 1;
 				ret = profile_set_avatar(xfs_of(req)->pool,
 							 h->node->acct, ext,
@@ -538,7 +623,7 @@ void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			}
 		}
 		else if (at_close(h->node)) {
-			if (h->wbuf->len && fuse_req_ctx(req)->pid == h->opener) {
+			if (h->wbuf->len && by_opener(req, h)) {
 				gsize len = h->wbuf->len;
 				g_autofree char *v = NULL;
 				if (h->wbuf->str[len - 1] == '\n')
