@@ -222,6 +222,22 @@ static void fetch_free(void *data)
 	g_free(f);
 }
 
+/* An answer for @f: whether it is the avatar still wanted (the newest
+ * asked for, or, after a reconnect, the only one). */
+static bool fetch_done(Profile *p, const Fetch *f)
+{
+	const char *want = g_hash_table_lookup(p->fetching, f->jid);
+
+	if (want && strcmp(want, f->id))
+		return false;
+	g_hash_table_remove(p->fetching, f->jid);
+	return true;
+}
+
+/* At most this many avatars asked for at once: a flood of notifications
+ * (each with a new id) must not become a flood of requests. */
+#define FETCHING_MAX 64
+
 static void data_fetched(Account *a, xmpp_stanza_t *answer, int err,
 			 void *data)
 {
@@ -233,8 +249,8 @@ static void data_fetched(Account *a, xmpp_stanza_t *answer, int err,
 	g_autofree char *sum = NULL, *text = NULL;
 	gsize len = 0;
 
-	if (!g_strcmp0(g_hash_table_lookup(p->fetching, f->jid), f->id))
-		g_hash_table_remove(p->fetching, f->jid);
+	if (!fetch_done(p, f))
+		return; /* a newer one is on its way: this one is old */
 	item = items ? xmpp_stanza_get_child_by_name(items, "item") : NULL;
 	d = item ? xmpp_stanza_get_child_by_name_and_ns(item, "data",
 							NS_AV_DATA)
@@ -309,6 +325,9 @@ static void take_meta(Account *a, const char *jid, xmpp_stanza_t *item)
 	if ((kept && !g_ascii_strcasecmp(kept, id)) ||
 	    !g_strcmp0(g_hash_table_lookup(p->fetching, jid), id))
 		return; /* we have it, or asked for it */
+	if (g_hash_table_size(p->fetching) >= FETCHING_MAX &&
+	    !g_hash_table_contains(p->fetching, jid))
+		return; /* (its next notification, or our next connect) */
 	g_hash_table_replace(p->fetching, g_strdup(jid), g_strdup(id));
 	iq = xmpp_iq_new(a->ctx, "get", NULL);
 	if (self)
@@ -350,8 +369,8 @@ static void temp_fetched(Account *a, xmpp_stanza_t *answer, int err,
 	gsize len = 0;
 
 	(void)err;
-	if (!g_strcmp0(g_hash_table_lookup(p->fetching, f->jid), f->id))
-		g_hash_table_remove(p->fetching, f->jid);
+	if (!fetch_done(p, f))
+		return; /* a newer one is on its way: this one is old */
 	if (b64 && strlen(b64) <= PROFILE_AVATAR_FETCH_MAX / 3 * 4 + 65536)
 		bytes = g_base64_decode(b64, &len); /* (it skips the line
 						     * breaks vCards have) */
@@ -388,6 +407,9 @@ bool profile_presence_in(Account *a, const In *in)
 	kept = kept_id(a, in->bare);
 	if ((kept && !g_ascii_strcasecmp(kept, hash)) ||
 	    !g_strcmp0(g_hash_table_lookup(p->fetching, in->bare), hash))
+		return false;
+	if (g_hash_table_size(p->fetching) >= FETCHING_MAX &&
+	    !g_hash_table_contains(p->fetching, in->bare))
 		return false;
 	g_hash_table_replace(p->fetching, g_strdup(in->bare),
 			     g_ascii_strdown(hash, -1));
