@@ -409,8 +409,8 @@ static void reconcile(Account *a)
 	for (guint i = 0; i < mine->len; i++) {
 		const char *room = g_ptr_array_index(mine, i);
 		Mark *m = g_hash_table_lookup(b->marks, room);
-		if (m && m->autojoin)
-			continue;
+		if ((m && m->autojoin) || muc_join_asked(a, room))
+			continue; /* (a mkdir's: bookmarked once it is in) */
 		if (known_get(a, room) == KNOWN_MARKED)
 			apply(a, room, m); /* gone or turned off meanwhile */
 		else

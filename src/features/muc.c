@@ -266,6 +266,14 @@ static void muc_expire_waits(Account *a, gint64 now, bool all)
 			     all ? -ECONNRESET : -ETIMEDOUT);
 }
 
+bool muc_join_asked(Account *a, const char *room)
+{
+	Muc *mu = muc_of(a);
+	RoomWait *w = g_hash_table_lookup(mu->waits, room);
+
+	return w && w->op == ACCT_ROOM_JOIN && w->req;
+}
+
 Rooms *muc_rooms(Account *a)
 {
 	Muc *mu = muc_of(a);

@@ -38,6 +38,8 @@ int muc_moderate(Pool *p, Account *a, const char *room, const char *line);
  * are the bookmark's.  Nothing when in it already, or offline. */
 void muc_join_bookmarked(Account *a, const char *room, const char *nick,
 			 const char *password);
+/* [pool] Whether a mkdir's join of @room waits for the room now. */
+bool muc_join_asked(Account *a, const char *room);
 /* [pool] A room whose bookmark went (another client left it): left as
  * with rmdir, nobody waits. */
 void muc_leave_unbookmarked(Account *a, const char *room);

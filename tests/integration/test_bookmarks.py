@@ -14,7 +14,7 @@ from xfstest import Mount, Peer, el, wait_until
 DOM = "localhost"
 MUC = "conference.localhost"
 # each test has an account of its own (its bookmarks stay its own)
-TAGS = ("mk", "else", "legacy", "away", "quick")
+TAGS = ("mk", "else", "legacy", "away", "quick", "refused")
 OLD = "old@nopep.localhost"  # on a host without PEP
 SERVER = dict(users={**{f"{t}-a": f"{t}-a-pw" for t in TAGS}, "bob": "bobpw",
                      OLD: "old-pw"},
@@ -340,3 +340,24 @@ def test_own_changes_in_quick_succession_are_no_news(server, tmp, stack):
     assert rooms(m) == [room], rooms(m)
     assert room in bookmarks(phone)
     assert bookmark_events(m, room) == [], bookmark_events(m, room)
+
+
+def test_a_refused_mkdir_leaves_no_bookmark(server, tmp, stack):
+    """A mkdir right after the connect, of a room that refuses us, while
+    the connect's bookmarks are still being compared: no bookmark is
+    left behind (it would join the room at every connect, and the
+    phone too)."""
+    import errno
+    phone = phone_of(stack, server, "refused")
+    for i in range(5):
+        m = mount(stack, server, tmp, "refused")
+        A = acct(m)
+        room = f"nope{i}@closed.localhost"
+        try:
+            os.mkdir(m.path(A, "rooms", room))
+            raise AssertionError(f"{room} joined")
+        except OSError as e:
+            assert e.errno == errno.ENOENT, e
+        time.sleep(0.5)
+        assert room not in bookmarks(phone), bookmarks(phone)
+        m.close()
