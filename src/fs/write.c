@@ -589,11 +589,53 @@ static int flush_check(Handle *h)
 	return 0;
 }
 
+typedef struct {
+	fuse_req_t req;
+	Handle *h;
+} UploadClose;
+
+static gpointer upload_close_run(gpointer data)
+{
+	UploadClose *c = data;
+	int ret;
+
+	g_mutex_lock(&c->h->lock);
+	ret = upload_send(xfs_of(c->req), c->h);
+	g_mutex_unlock(&c->h->lock);
+	fuse_reply_err(c->req, -ret);
+	g_free(c);
+	return NULL;
+}
+
+/* The opener's close of a file to send: the slot, the PUT and the
+ * message take as long as the network does, so they run on a thread of
+ * their own, which answers the close; a FUSE worker waiting out a
+ * stalled upload service would be one fewer for every other file of the
+ * mount (ten stalled copies took them all).  The handle lives on until
+ * the answer: the kernel releases it only after its flush is answered. */
+static void upload_close(fuse_req_t req, Handle *h)
+{
+	UploadClose *c = g_new(UploadClose, 1);
+	GThread *t;
+
+	c->req = req;
+	c->h = h;
+	t = g_thread_try_new("xmppfs-upload", upload_close_run, c, NULL);
+	if (t)
+		g_thread_unref(t);
+	else
+		upload_close_run(c); /* (no thread: here, then) */
+}
+
 void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	Handle *h = (Handle *)(uintptr_t)fi->fh;
 	int ret = 0;
 
+	if (h->wbuf && h->node->kind == NODE_UPLOAD && by_opener(req, h)) {
+		upload_close(req, h);
+		return;
+	}
 	if (h->wbuf) {
 		g_mutex_lock(&h->lock);
 		if (h->node->kind == NODE_SEND || h->node->kind == NODE_POST) {
@@ -608,8 +650,7 @@ void write_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			}
 		}
 		else if (h->node->kind == NODE_UPLOAD) {
-			if (by_opener(req, h))
-				ret = upload_send(xfs_of(req), h);
+			/* a child's copy of the descriptor sends nothing */
 		}
 		else if (h->node->kind == NODE_OWN_AVATAR) {
 			if (h->wbuf->len && !h->failed &&

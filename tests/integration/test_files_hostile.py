@@ -311,3 +311,52 @@ def test_server_gone_before_the_close(tmp, stack):
     m.wait_state(A, "online", timeout=30)
     time.sleep(1)
     assert bob.messages_from(A) == [], bob.messages_from(A)
+
+
+def test_stalled_uploads_leave_the_mount_answering(server, tmp, stack):
+    """Twelve copies whose upload service stalls (the server frozen right
+    after their last write) wait in their close; the mount's other files
+    answer meanwhile (a close used to hold one of FUSE's ten workers for
+    as long as its upload waited), and once the server goes on each file
+    arrives."""
+    import signal
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-stall-b"))
+    m = mount(stack, server, tmp, "t-stall")
+    time.sleep(0.5)  # (the upload service found)
+    since = len(bob.messages)
+    pid = int((server.dir / "prosody.pid").read_text())
+    fds, results = [], {}
+    for i in range(12):
+        fd = os.open(m.path(A, "contacts", B, f"stall{i}.txt"),
+                     os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, f"stalled file {i}\n".encode())
+        fds.append(fd)
+
+    def close(i, fd):
+        try:
+            os.close(fd)
+            results[i] = 0
+        except OSError as e:
+            results[i] = e.errno
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        threads = [threading.Thread(target=close, args=(i, fd))
+                   for i, fd in enumerate(fds)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        assert len(results) == 0, results  # (they wait for the server)
+        t0 = time.monotonic()
+        with open(m.path(A, "connection"), encoding="utf-8") as f:
+            assert "state:" in f.read()
+        os.listdir(m.path(A, "contacts"))
+        took = time.monotonic() - t0
+        assert took < 2, f"the mount took {took:.1f} s to answer"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for t in threads:
+        t.join(timeout=60)
+    assert all(v == 0 for v in results.values()) and len(results) == 12, results
+    wait_until(lambda: len([x for x in bob.messages[since:]
+                            if x["from"].split("/")[0] == A]) >= 12, timeout=20,
+               what="the twelve links at bob")
