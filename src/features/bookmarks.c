@@ -40,6 +40,9 @@
 typedef struct {
 	bool autojoin;
 	char *name, *nick, *password;
+	char *id; /* the item's id as another client spelled the room's JID
+		   * (Room@Conf...), NULL when it is the room as we have it:
+		   * what we publish again and retract */
 	xmpp_stanza_t *extensions; /* XEP-0402's, kept when we publish again */
 } Mark;
 
@@ -85,6 +88,7 @@ static void mark_free(gpointer p)
 	Mark *m = p;
 
 	g_free(m->name);
+	g_free(m->id);
 	g_free(m->nick);
 	cfg_password_free(m->password);
 	if (m->extensions)
@@ -343,6 +347,7 @@ static void publish(Account *a, const char *room)
 	m->password = pw ? g_strdup(pw) : NULL;
 	if (old) { /* what another client named it, and its extensions */
 		m->name = g_strdup(old->name);
+		m->id = g_strdup(old->id);
 		m->extensions = old->extensions ? xmpp_stanza_copy(
 							  old->extensions)
 						: NULL;
@@ -356,15 +361,17 @@ static void publish(Account *a, const char *room)
 	what = g_strdup_printf("the bookmark of %s (XEP-0402)", room);
 	echo_expect(a, room, false);
 	xmpp_stanza_t *c = conference_new(a, NS_BOOKMARKS, room, m);
-	pep_publish(a, NS_BOOKMARKS, room, c, PEP_PRIVATE, what, NULL, NULL,
-		    NULL);
+	pep_publish(a, NS_BOOKMARKS, m->id ? m->id : room, c, PEP_PRIVATE,
+		    what, NULL, NULL, NULL);
 	xmpp_stanza_release(c);
 }
 
 static void retract(Account *a, const char *room)
 {
 	Bm *b = bm_of(a);
+	Mark *m = g_hash_table_lookup(b->marks, room);
 	g_autofree char *what = NULL;
+	g_autofree char *id = g_strdup(m && m->id ? m->id : room);
 
 	g_hash_table_remove(b->marks, room);
 	known_set(a, room, KNOWN_NONE);
@@ -374,7 +381,7 @@ static void retract(Account *a, const char *room)
 	}
 	what = g_strdup_printf("leaving %s (XEP-0402)", room);
 	echo_expect(a, room, true);
-	pep_retract(a, NS_BOOKMARKS, room, what);
+	pep_retract(a, NS_BOOKMARKS, id, what);
 }
 
 /* ---- what the server has ---- */
@@ -421,15 +428,20 @@ static void reconcile(Account *a)
 static void take_item(Account *a, xmpp_stanza_t *item, void *data)
 {
 	Bm *b = bm_of(a);
-	g_autofree char *room = room_of(xmpp_stanza_get_id(item));
+	const char *id = xmpp_stanza_get_id(item);
+	g_autofree char *room = room_of(id);
 	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name_and_ns(
 		item, "conference", NS_BOOKMARKS);
+	Mark *m;
 
 	if (!room || !c)
 		return;
 	if (data && echo_take(a, room, false))
 		return; /* our own publish (marks has it) */
-	g_hash_table_replace(b->marks, g_strdup(room), mark_parse(c));
+	m = mark_parse(c);
+	if (strcmp(id, room))
+		m->id = g_strdup(id);
+	g_hash_table_replace(b->marks, g_strdup(room), m);
 	if (data) /* a notification: at once */
 		apply(a, room, g_hash_table_lookup(b->marks, room));
 }
