@@ -69,6 +69,34 @@ def test_rmdir_retracts_a_bookmark_another_client_spelled_its_own_way(server, tm
                  what=lambda: f"rooms/ empty after the connect; have {rooms(m)}")
 
 
+def test_a_failed_retraction_does_not_swallow_the_phones_next(server, tmp, stack):
+    """The phone retracts a bookmark without notifying; rmdir here then
+    retracts it again, which the server refuses (item-not-found), so no
+    echo of it will ever come.  When the phone bookmarks the room again
+    and retracts it (with a notification), that retraction is news."""
+    room = f"pep-fail@{MUC}"
+    phone = phone_of(stack, server, "fail")
+    m = mount(stack, server, tmp, "fail")
+    A = acct(m)
+    os.mkdir(m.path(A, "rooms", room))
+    wait_until(lambda: room in bookmarks(phone), timeout=10,
+               what=lambda: f"the bookmark; have {bookmarks(phone)}")
+    ps = el(NS_PUBSUB, "pubsub")
+    rt = el(NS_PUBSUB, "retract", node=NS_BM)  # (no notify)
+    rt.append(el(NS_PUBSUB, "item", id=room))
+    ps.append(rt)
+    r = phone.iq(phone.bare, "set", ps)
+    assert r is not None and r.get("type") == "result", ET.tostring(r)
+    os.rmdir(m.path(A, "rooms", room))
+    time.sleep(1)  # (the refusal comes back)
+    publish(phone, room)
+    wait_until(lambda: room in rooms(m), timeout=10,
+               what=lambda: f"{room} joined again; have {rooms(m)}")
+    retract(phone, room)
+    wait_until(lambda: room not in rooms(m), timeout=10,
+               what=lambda: f"{room} left after the retraction; have {rooms(m)}")
+
+
 def test_rmdir_while_offline_retracts_at_the_next_connect(server, tmp, stack):
     """A room left while the account is offline loses its bookmark at
     the next connect (bookmarks.known says -ROOM), and stays left."""
