@@ -118,3 +118,27 @@ def test_rmdir_while_offline_retracts_at_the_next_connect(server, tmp, stack):
                what=lambda: f"the bookmark gone; have {bookmarks(phone)}")
     assert_stays(lambda: rooms(m) == [], 2,
                  what=lambda: f"rooms/ empty; have {rooms(m)}")
+
+
+NS_NICK = "http://jabber.org/protocol/nick"
+
+
+def test_a_stranger_cannot_give_itself_a_nick_by_notification(server, tmp, stack):
+    """PEP notifications come from those whose presence we have (the
+    roster); bob, a stranger to forge-a, sends one of a nick anyway, then
+    a message: his conversation shows no nick (and nothing of his is kept
+    for each forged notification)."""
+    m = mount(stack, server, tmp, "forge")
+    A = acct(m)
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-ph-n"))
+    bob.send_raw(f"<message to='{A}/t-bm-forge' type='headline'>"
+                 f"<event xmlns='{NS_PUBSUB}#event'><items node='{NS_NICK}'>"
+                 f"<item id='current'><nick xmlns='{NS_NICK}'>Your Bank</nick>"
+                 f"</item></items></event></message>")
+    bob.send_message(A, "hello")
+    path = m.path(A, "contacts", B, "nick")
+    wait_until(lambda: os.path.exists(path), timeout=10,
+               what=lambda: f"{path} (bob's conversation)")
+    time.sleep(0.5)
+    with open(path, encoding="utf-8") as f:
+        assert f.read() == "", "a stranger's forged nick was taken"
