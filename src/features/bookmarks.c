@@ -40,6 +40,9 @@
 typedef struct {
 	bool autojoin;
 	char *name, *nick, *password;
+	char *id; /* the item's id as another client spelled the room's JID
+		   * (Room@Conf...), NULL when it is the room as we have it:
+		   * what we publish again and retract */
 	xmpp_stanza_t *extensions; /* XEP-0402's, kept when we publish again */
 } Mark;
 
@@ -85,6 +88,7 @@ static void mark_free(gpointer p)
 	Mark *m = p;
 
 	g_free(m->name);
+	g_free(m->id);
 	g_free(m->nick);
 	cfg_password_free(m->password);
 	if (m->extensions)
@@ -186,6 +190,63 @@ static bool echo_take(Account *a, const char *room, bool retract)
 	if (q && !q->length)
 		g_hash_table_remove(b->echoes, room);
 	return false;
+}
+
+/* A change of ours the server refused: its echo will never come, and
+ * must not swallow another client's like change in the meantime.  (The
+ * server notifies before it answers, so the echoes of our earlier
+ * changes that it took are in by now: the first of the kind is this.) */
+static void echo_drop(Account *a, const char *room, bool retract)
+{
+	GQueue *q = g_hash_table_lookup(bm_of(a)->echoes, room);
+
+	for (GList *l = q ? q->head : NULL; l; l = l->next) {
+		Echo *e = l->data;
+		if (e->retract != retract)
+			continue;
+		g_free(e);
+		g_queue_delete_link(q, l);
+		break;
+	}
+	if (q && !q->length)
+		g_hash_table_remove(bm_of(a)->echoes, room);
+}
+
+/* What the answer to a publish or a retraction of ours needs. */
+typedef struct {
+	char *room, *what;
+	bool retract;
+} Change;
+
+static Change *change_new(const char *room, bool retract, char *what)
+{
+	Change *c = g_new0(Change, 1);
+
+	c->room = g_strdup(room);
+	c->retract = retract;
+	c->what = what;
+	return c;
+}
+
+static void change_free(gpointer p)
+{
+	Change *c = p;
+
+	g_free(c->room);
+	g_free(c->what);
+	g_free(c);
+}
+
+static void changed(Account *a, xmpp_stanza_t *answer, int err, void *data)
+{
+	Change *c = data;
+	int res = await_errno(answer, err);
+
+	if (!res || res == -ECONNRESET)
+		return; /* (offline forgets every echo) */
+	echo_drop(a, c->room, c->retract);
+	xfs_info("%s: %s is not shared with the account's other clients: %s",
+		 acct_cfg(a)->jid, c->what, g_strerror(-res));
 }
 
 static void echoes_free(gpointer q)
@@ -336,13 +397,14 @@ static void publish(Account *a, const char *room)
 	Bm *b = bm_of(a);
 	Mark *old = g_hash_table_lookup(b->marks, room), *m = g_new0(Mark, 1);
 	const char *pw = muc_room_password(a, room);
-	g_autofree char *what = NULL;
+	char *what;
 
 	m->autojoin = true;
 	m->nick = rooms_nick(muc_rooms(a), room);
 	m->password = pw ? g_strdup(pw) : NULL;
 	if (old) { /* what another client named it, and its extensions */
 		m->name = g_strdup(old->name);
+		m->id = g_strdup(old->id);
 		m->extensions = old->extensions ? xmpp_stanza_copy(
 							  old->extensions)
 						: NULL;
@@ -356,15 +418,17 @@ static void publish(Account *a, const char *room)
 	what = g_strdup_printf("the bookmark of %s (XEP-0402)", room);
 	echo_expect(a, room, false);
 	xmpp_stanza_t *c = conference_new(a, NS_BOOKMARKS, room, m);
-	pep_publish(a, NS_BOOKMARKS, room, c, PEP_PRIVATE, what, NULL, NULL,
-		    NULL);
+	pep_publish(a, NS_BOOKMARKS, m->id ? m->id : room, c, PEP_PRIVATE,
+		    what, changed, change_new(room, false, what), change_free);
 	xmpp_stanza_release(c);
 }
 
 static void retract(Account *a, const char *room)
 {
 	Bm *b = bm_of(a);
-	g_autofree char *what = NULL;
+	Mark *m = g_hash_table_lookup(b->marks, room);
+	char *what;
+	g_autofree char *id = g_strdup(m && m->id ? m->id : room);
 
 	g_hash_table_remove(b->marks, room);
 	known_set(a, room, KNOWN_NONE);
@@ -374,7 +438,8 @@ static void retract(Account *a, const char *room)
 	}
 	what = g_strdup_printf("leaving %s (XEP-0402)", room);
 	echo_expect(a, room, true);
-	pep_retract(a, NS_BOOKMARKS, room, what);
+	pep_retract(a, NS_BOOKMARKS, id, what, changed,
+		    change_new(room, true, what), change_free);
 }
 
 /* ---- what the server has ---- */
@@ -421,15 +486,20 @@ static void reconcile(Account *a)
 static void take_item(Account *a, xmpp_stanza_t *item, void *data)
 {
 	Bm *b = bm_of(a);
-	g_autofree char *room = room_of(xmpp_stanza_get_id(item));
+	const char *id = xmpp_stanza_get_id(item);
+	g_autofree char *room = room_of(id);
 	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name_and_ns(
 		item, "conference", NS_BOOKMARKS);
+	Mark *m;
 
 	if (!room || !c)
 		return;
 	if (data && echo_take(a, room, false))
 		return; /* our own publish (marks has it) */
-	g_hash_table_replace(b->marks, g_strdup(room), mark_parse(c));
+	m = mark_parse(c);
+	if (strcmp(id, room))
+		m->id = g_strdup(id);
+	g_hash_table_replace(b->marks, g_strdup(room), m);
 	if (data) /* a notification: at once */
 		apply(a, room, g_hash_table_lookup(b->marks, room));
 }

@@ -156,7 +156,8 @@ void pep_publish(Account *a, const char *node, const char *id,
 }
 
 void pep_retract(Account *a, const char *node, const char *id,
-		 const char *what)
+		 const char *what, AwaitFn fn, void *data,
+		 GDestroyNotify free_data)
 {
 	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "set", NULL), *ps, *r, *item;
 
@@ -166,7 +167,10 @@ void pep_retract(Account *a, const char *node, const char *id,
 	xmpp_stanza_set_attribute(r, "notify", "true");
 	item = acct_add_child(a, r, "item", NULL);
 	xmpp_stanza_set_id(item, id);
-	await_iq(a, iq, PEP_TIMEOUT_S, logged, g_strdup(what), g_free);
+	if (fn)
+		await_iq(a, iq, PEP_TIMEOUT_S, fn, data, free_data);
+	else
+		await_iq(a, iq, PEP_TIMEOUT_S, logged, g_strdup(what), g_free);
 	xmpp_stanza_release(iq);
 }
 

@@ -33,9 +33,11 @@ typedef enum {
 void pep_publish(Account *a, const char *node, const char *id,
 		 xmpp_stanza_t *payload, PepAccess access, const char *what,
 		 AwaitFn fn, void *data, GDestroyNotify free_data);
-/* Take item @id of @node back, telling our other clients. */
+/* Take item @id of @node back, telling our other clients; @fn as
+ * pep_publish's. */
 void pep_retract(Account *a, const char *node, const char *id,
-		 const char *what);
+		 const char *what, AwaitFn fn, void *data,
+		 GDestroyNotify free_data);
 /* A notification of @node: its <items/> (children <item/> and
  * <retract/>), else NULL.  Only one from our own service (@in->from_self)
  * says what our other clients did. */

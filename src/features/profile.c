@@ -425,18 +425,17 @@ bool profile_presence_in(Account *a, const In *in)
 }
 
 /* A notification of a nick or an avatar, from a contact's service or
- * our own. */
+ * our own.  Only a roster item's: the server notifies us of those whose
+ * presence we have; anyone else's is a forgery (a stranger naming itself
+ * "Your Bank"), and each would be kept (a nick in memory, an avatar on
+ * disk) for as many JIDs as a hostile server makes up. */
 bool profile_in(Account *a, const In *in)
 {
 	xmpp_stanza_t *items = pep_event_items(in, NS_NICK);
 	const char *jid = in->from_self ? acct_cfg(a)->jid : in->bare;
 
-	/* the server sends contacts' notifications to their subscribers;
-	 * anyone else may send a message that looks like one, and would
-	 * have a nick shown and a file of theirs kept (a MiB per JID
-	 * named): such a message is dropped */
 	if (jid && !in->from_self && !roster_has(acct_roster(a), jid))
-		jid = NULL;
+		jid = NULL; /* (taken, and ignored) */
 
 	if (items) {
 		if (jid)
