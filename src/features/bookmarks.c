@@ -35,6 +35,8 @@
 #define NS_PRIVATE "jabber:iq:private"
 #define NS_LEGACY "storage:bookmarks"
 #define PRIVATE_TIMEOUT_S 30
+/* The most rooms bookmarks join (mkdir may join more) */
+#define BOOKMARK_ROOMS_MAX 200
 
 /* A bookmark as the server has it. */
 typedef struct {
@@ -296,7 +298,17 @@ static void apply(Account *a, const char *room, const Mark *m)
 	bool in = rooms_has(rooms, room);
 
 	if (m && m->autojoin) {
+		g_autoptr(GPtrArray) all = in ? NULL : rooms_list(rooms);
 		known_set(a, room, KNOWN_MARKED);
+		if (all && all->len >= BOOKMARK_ROOMS_MAX) {
+			/* a list of thousands (ours to write, but a bug of
+			 * another client's may make one) is not thousands of
+			 * joins and logs */
+			acct_event(a, "bookmark", room,
+				   "added by another client: not joined, already "
+				   "in " G_STRINGIFY(BOOKMARK_ROOMS_MAX) " rooms");
+			return;
+		}
 		if (!in)
 			acct_event(a, "bookmark", room,
 				   "added by another client: joining");
@@ -523,7 +535,7 @@ bool bookmarks_in(Account *a, const In *in)
 
 	if (!items)
 		return false;
-	if (in->from_self) { /* only our own service says what we keep */
+	if (pep_from_us(a, in)) { /* only our own service says what we keep */
 		pep_each(items, "item", take_item, a, a);
 		pep_each(items, "retract", take_retract, a, NULL);
 	}

@@ -68,7 +68,7 @@ bool mds_in(Account *a, const In *in)
 	if (!items)
 		return false;
 	/* only our own service says what we read */
-	if (in->from_self)
+	if (pep_from_us(a, in))
 		pep_each(items, "item", take_item_of, a, NULL);
 	return true;
 }

@@ -186,6 +186,11 @@ xmpp_stanza_t *pep_event_items(const In *in, const char *node)
 	return items;
 }
 
+bool pep_from_us(Account *a, const In *in)
+{
+	return !in->from || !strcmp(in->from, acct_cfg(a)->jid);
+}
+
 void pep_each(xmpp_stanza_t *parent, const char *name,
 	      void (*fn)(Account *a, xmpp_stanza_t *el, void *data),
 	      Account *a, void *data)

@@ -42,6 +42,10 @@ void pep_retract(Account *a, const char *node, const char *id,
  * <retract/>), else NULL.  Only one from our own service (@in->from_self)
  * says what our other clients did. */
 xmpp_stanza_t *pep_event_items(const In *in, const char *node);
+/* Whether @in comes from our own PEP service: our bare JID exactly, or
+ * no from (the server on our behalf); not one of our resources, which
+ * has no service of its own. */
+bool pep_from_us(Account *a, const In *in);
 /* An item's child (or any stanza's) by name, for walking <items/>:
  * calls @fn with each child element named @name. */
 void pep_each(xmpp_stanza_t *parent, const char *name,

@@ -432,14 +432,18 @@ bool profile_presence_in(Account *a, const In *in)
 bool profile_in(Account *a, const In *in)
 {
 	xmpp_stanza_t *items = pep_event_items(in, NS_NICK);
-	const char *jid = in->from_self ? acct_cfg(a)->jid : in->bare;
+	bool ours = pep_from_us(a, in);
+	const char *jid = ours ? acct_cfg(a)->jid : in->bare;
 
-	if (jid && !in->from_self && !roster_has(acct_roster(a), jid))
+	if (jid && !ours && (in->from_self || !roster_has(acct_roster(a), jid)))
 		jid = NULL; /* (taken, and ignored) */
 
 	if (items) {
-		if (jid)
+		if (jid) {
 			pep_each(items, "item", take_nick, a, (void *)jid);
+			/* (a nick taken back rather than published empty) */
+			pep_each(items, "retract", take_nick, a, (void *)jid);
+		}
 		return true;
 	}
 	items = pep_event_items(in, NS_AV_META);

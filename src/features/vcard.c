@@ -278,7 +278,7 @@ bool vcard_in(Account *a, const In *in)
 
 	if (!items)
 		return false;
-	if (in->from_self)
+	if (pep_from_us(a, in))
 		pep_each(items, "item", take_item, a, NULL);
 	return true;
 }

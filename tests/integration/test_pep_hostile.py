@@ -13,7 +13,7 @@ from test_bookmarks import (NS_BM, NS_PUBSUB, acct, bookmarks, el, mount,
 
 DOM = "localhost"
 MUC = "conference.localhost"
-TAGS = ("forge", "case", "fail", "off")
+TAGS = ("forge", "case", "fail", "off", "many")
 SERVER = dict(users={**{f"{t}-a": f"{t}-a-pw" for t in TAGS}, "bob": "bobpw"},
               direct_tls=False)
 B = f"bob@{DOM}"
@@ -142,3 +142,23 @@ def test_a_stranger_cannot_give_itself_a_nick_by_notification(server, tmp, stack
     time.sleep(0.5)
     with open(path, encoding="utf-8") as f:
         assert f.read() == "", "a stranger's forged nick was taken"
+
+
+def test_a_long_bookmark_list_joins_at_most_200_rooms(server, tmp, stack):
+    """A bookmark list another client made too long (204 with autojoin;
+    Prosody keeps at most 256 items a node, other servers more) joins 200
+    rooms at the connect; the others are an event each, not joins."""
+    phone = phone_of(stack, server, "many")
+    for i in range(204):
+        publish(phone, f"many{i:03d}@{MUC}")
+    m = mount(stack, server, tmp, "many")
+    A = acct(m)
+
+    def not_joined():
+        with open(m.path(A, "log"), encoding="utf-8") as f:
+            return [l for l in f.read().splitlines()
+                    if "\tbookmark\t" in l and "not joined" in l]
+    wait_until(lambda: len(not_joined()) == 4, timeout=60,
+               what=lambda: f"4 rooms not joined; have {len(not_joined())}, "
+                            f"{len(rooms(m))} rooms")
+    assert len(rooms(m)) == 200, len(rooms(m))
