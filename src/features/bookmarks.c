@@ -256,15 +256,14 @@ static void echoes_free(gpointer q)
 	g_queue_free_full(q, g_free);
 }
 
+/* The text of @el's child @name, NULL when none or empty. */
 static char *child_text(xmpp_stanza_t *el, const char *name)
 {
-	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(el, name);
-	char *t = c ? xmpp_stanza_get_text(c) : NULL;
-	char *copy = t && *t ? g_strdup(t) : NULL;
+	char *t = acct_text(xmpp_stanza_get_child_by_name(el, name));
 
-	if (t)
-		xmpp_free(xmpp_stanza_get_context(el), t);
-	return copy;
+	if (t && !*t)
+		g_clear_pointer(&t, g_free);
+	return t;
 }
 
 /* A <conference/> of either form: the room's JID (XEP-0402: the item's

@@ -41,16 +41,6 @@ static char *ref_of(xmpp_stanza_t *el)
 	return g_strdup(id);
 }
 
-static char *text_of(xmpp_stanza_t *el)
-{
-	char *t = el ? xmpp_stanza_get_text(el) : NULL;
-	char *copy = t ? g_strdup(t) : NULL;
-
-	if (t)
-		xmpp_free(xmpp_stanza_get_context(el), t);
-	return copy;
-}
-
 /* @body without the part a reply's fallback quotes (XEP-0461 with
  * XEP-0428: code point offsets into the body). */
 static char *without_fallback(xmpp_stanza_t *msg, const char *body)
@@ -95,7 +85,7 @@ static char *reactions_text(xmpp_stanza_t *r)
 		if (!xmpp_stanza_is_tag(c) ||
 		    strcmp(xmpp_stanza_get_name(c), "reaction"))
 			continue;
-		t = text_of(c);
+		t = acct_text(c);
 		/* an emoji is short, and no line of its own */
 		if (!t || !*t || strlen(t) > 64 || strpbrk(t, "\t\n\r"))
 			continue;
@@ -127,7 +117,7 @@ static bool moderation(xmpp_stanza_t *msg, MsgKind *k)
 	by = xmpp_stanza_get_attribute(mod, "by");
 	if (by && strchr(by, '/') && strchr(by, '/')[1])
 		k->by = g_strdup(strchr(by, '/') + 1);
-	reason = text_of(xmpp_stanza_get_child_by_name(where, "reason"));
+	reason = acct_text(xmpp_stanza_get_child_by_name(where, "reason"));
 	if (reason)
 		g_strdelimit(reason, "\t\r\n", ' ');
 	k->text = reason && *reason
@@ -154,7 +144,7 @@ bool kinds_of(Account *a, xmpp_stanza_t *msg, MsgKind *k)
 	if (type && strcmp(type, "chat") && strcmp(type, "normal") &&
 	    strcmp(type, "headline") && strcmp(type, "groupchat"))
 		return false;
-	body = text_of(xmpp_stanza_get_child_by_name(msg, "body"));
+	body = acct_text(xmpp_stanza_get_child_by_name(msg, "body"));
 	if (moderation(msg, k))
 		return true;
 	if ((el = child(msg, "retract", NS_RETRACT)) ||
@@ -187,13 +177,13 @@ bool kinds_of(Account *a, xmpp_stanza_t *msg, MsgKind *k)
 	if (!k->text)
 		k->text = g_steal_pointer(&body);
 	if (type && (!strcmp(type, "headline") || !strcmp(type, "normal")))
-		k->subject = text_of(xmpp_stanza_get_child_by_name(msg,
+		k->subject = acct_text(xmpp_stanza_get_child_by_name(msg,
 								   "subject"));
 	if (k->subject && !*k->subject)
 		g_clear_pointer(&k->subject, g_free);
 	if ((el = child(msg, "x", NS_OOB))) {
 		g_autofree char *url =
-			text_of(xmpp_stanza_get_child_by_name(el, "url"));
+			acct_text(xmpp_stanza_get_child_by_name(el, "url"));
 		if (url && *url && !strpbrk(url, "\n\r\t ") &&
 		    !g_ascii_strncasecmp(url, "https://", 8))
 			k->file = g_strdup(url);

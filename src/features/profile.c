@@ -126,17 +126,16 @@ static char *nick_from(xmpp_stanza_t *item)
 {
 	xmpp_stanza_t *n = xmpp_stanza_get_child_by_name_and_ns(item, "nick",
 								NS_NICK);
-	char *t = n ? xmpp_stanza_get_text(n) : NULL;
-	char *nick = NULL;
+	char *nick = acct_text(n);
 
-	if (t && *t && strlen(t) <= NICK_MAX && g_utf8_validate(t, -1, NULL)) {
-		nick = g_strdup(t);
-		for (char *c = nick; *c; c++)
-			if ((guchar)*c < 0x20 || *c == 0x7f)
-				*c = ' ';
+	if (nick && (!*nick || strlen(nick) > NICK_MAX ||
+		     !g_utf8_validate(nick, -1, NULL))) {
+		g_free(nick);
+		return NULL;
 	}
-	if (t)
-		xmpp_free(xmpp_stanza_get_context(n), t);
+	for (char *c = nick; c && *c; c++)
+		if ((guchar)*c < 0x20 || *c == 0x7f)
+			*c = ' ';
 	return nick;
 }
 
@@ -244,7 +243,7 @@ static void data_fetched(Account *a, xmpp_stanza_t *answer, int err,
 	Fetch *f = data;
 	Profile *p = pr_of(a);
 	xmpp_stanza_t *items = pep_items(answer), *item, *d;
-	char *b64 = NULL;
+	g_autofree char *b64 = NULL;
 	g_autofree guint8 *bytes = NULL;
 	g_autofree char *sum = NULL, *text = NULL;
 	gsize len = 0;
@@ -255,11 +254,9 @@ static void data_fetched(Account *a, xmpp_stanza_t *answer, int err,
 	d = item ? xmpp_stanza_get_child_by_name_and_ns(item, "data",
 							NS_AV_DATA)
 		 : NULL;
-	b64 = d ? xmpp_stanza_get_text(d) : NULL;
+	b64 = acct_text(d);
 	if (b64 && strlen(b64) <= PROFILE_AVATAR_FETCH_MAX / 3 * 4 + 4096)
 		bytes = g_base64_decode(b64, &len);
-	if (b64)
-		xmpp_free(a->ctx, b64);
 	if (!bytes || !len) {
 		if (await_errno(answer, err) != -ECONNRESET)
 			xfs_info("%s: the avatar of %s could not be fetched "

@@ -175,18 +175,16 @@ static void slot_answered(Account *a, xmpp_stanza_t *answer, int err,
 		const char *name = xmpp_stanza_is_tag(h)
 					   ? xmpp_stanza_get_attribute(h, "name")
 					   : NULL;
-		char *v;
+		g_autofree char *v = NULL;
 		/* §5: only these, and none that would end the header */
 		if (!name || (g_ascii_strcasecmp(name, "Authorization") &&
 			      g_ascii_strcasecmp(name, "Cookie") &&
 			      g_ascii_strcasecmp(name, "Expires")))
 			continue;
-		v = xmpp_stanza_get_text(h);
+		v = acct_text(h);
 		if (v && !strpbrk(v, "\r\n"))
 			g_ptr_array_add(j->out->headers,
 					g_strdup_printf("%s: %s", name, v));
-		if (v)
-			xmpp_free(a->ctx, v);
 	}
 	g_ptr_array_add(j->out->headers, NULL);
 	pool_complete(j->r, 0);

@@ -104,15 +104,10 @@ static char *text_end(GString *out)
 	return g_string_free(out, FALSE);
 }
 
+/* (newlines kept: a NOTE may have them) */
 static char *child_text(xmpp_stanza_t *el, const char *name)
 {
-	xmpp_stanza_t *c = el ? xmpp_stanza_get_child_by_name(el, name) : NULL;
-	char *t = c ? xmpp_stanza_get_text(c) : NULL;
-	char *copy = t ? g_strdup(t) : NULL;
-
-	if (t)
-		xmpp_free(xmpp_stanza_get_context(el), t);
-	return copy;
+	return acct_text(el ? xmpp_stanza_get_child_by_name(el, name) : NULL);
 }
 
 /* A <vcard xmlns=vCard4/> as text. */
@@ -149,14 +144,7 @@ static char *text_of_temp(xmpp_stanza_t *vc)
 			if (!xmpp_stanza_is_tag(c) ||
 			    strcmp(xmpp_stanza_get_name(c), path[0]))
 				continue;
-			if (path[1]) {
-				v = child_text(c, path[1]);
-			} else {
-				char *t = xmpp_stanza_get_text(c);
-				v = t ? g_strdup(t) : NULL;
-				if (t)
-					xmpp_free(xmpp_stanza_get_context(c), t);
-			}
+			v = path[1] ? child_text(c, path[1]) : acct_text(c);
 			text_add(out, props[i].name, v);
 		}
 	}

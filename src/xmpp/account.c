@@ -507,14 +507,20 @@ gint64 acct_waits_due(GHashTable *waits)
 	return due;
 }
 
-char *acct_child_text(xmpp_stanza_t *st, const char *name)
+char *acct_text(xmpp_stanza_t *el)
 {
-	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(st, name);
-	char *t = c ? xmpp_stanza_get_text(c) : NULL;
-	char *out = t ? g_strdup(t) : NULL;
+	char *t = el ? xmpp_stanza_get_text(el) : NULL;
+	char *copy = t ? g_strdup(t) : NULL;
 
 	if (t)
-		xmpp_free(xmpp_stanza_get_context(st), t);
+		xmpp_free(xmpp_stanza_get_context(el), t);
+	return copy;
+}
+
+char *acct_child_text(xmpp_stanza_t *st, const char *name)
+{
+	char *out = acct_text(xmpp_stanza_get_child_by_name(st, name));
+
 	if (out)
 		g_strdelimit(out, "\t\r\n", ' ');
 	return out;

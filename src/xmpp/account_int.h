@@ -251,6 +251,9 @@ xmpp_stanza_t *acct_message_new(Account *a, const char *type, const char *to,
 xmpp_stanza_t *acct_own_presence(Account *a, const char *to);
 /* A ping (XEP-0199) of our server with @id. */
 xmpp_stanza_t *acct_ping_new(Account *a, const char *id);
+/* The text of @el as it is (newlines and all), newly allocated; NULL
+ * when @el is NULL or has none. */
+char *acct_text(xmpp_stanza_t *el);
 /* The text of @st's child @name on one line (TAB, CR, LF as spaces),
  * NULL when it has none. */
 char *acct_child_text(xmpp_stanza_t *st, const char *name);
