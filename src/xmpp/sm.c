@@ -42,6 +42,15 @@ void sm_offered(Account *a)
 	a->sm.offered = true;
 }
 
+/* @len bytes of a stanza onto the stream, and after a large one the
+ * space that keeps libstrophe 0.12 writing it out (strophe012.h). */
+static void queue(Account *a, const char *xml, size_t len)
+{
+	xmpp_send_raw(a->conn, xml, len);
+	if (len > STROPHE012_PARTIAL_WRITE_MIN)
+		xmpp_send_raw_string(a->conn, STROPHE012_TRAILER);
+}
+
 void sm_send(Account *a, xmpp_stanza_t *st)
 {
 	char *buf;
@@ -61,9 +70,7 @@ void sm_send(Account *a, xmpp_stanza_t *st)
 			 a->cfg->jid, xmpp_stanza_get_name(st));
 		return;
 	}
-	xmpp_send_raw(a->conn, buf, len);
-	if (len > STROPHE012_PARTIAL_WRITE_MIN) /* (strophe012.h) */
-		xmpp_send_raw_string(a->conn, STROPHE012_TRAILER);
+	queue(a, buf, len);
 	xmpp_free(a->ctx, buf);
 	if (is_stanza_name(xmpp_stanza_get_name(st)))
 		a->sm.out++;
@@ -71,12 +78,8 @@ void sm_send(Account *a, xmpp_stanza_t *st)
 
 void sm_send_raw(Account *a, const char *xml)
 {
-	size_t len = strlen(xml);
-
 	POOL_ASSERT();
-	xmpp_send_raw(a->conn, xml, len);
-	if (len > STROPHE012_PARTIAL_WRITE_MIN) /* (strophe012.h) */
-		xmpp_send_raw_string(a->conn, STROPHE012_TRAILER);
+	queue(a, xml, strlen(xml));
 	a->sm.out++; /* xmlcheck let only stanzas through */
 }
 
