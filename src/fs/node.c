@@ -390,13 +390,16 @@ static bool is_avatar(const TreeNode *n)
 	return n->kind == NODE_AVATAR || n->kind == NODE_OWN_AVATAR;
 }
 
+/* (profile.c keeps one file per JID, the others' types removed first:
+ * the node's own name is the one to look for, not all four) */
 char *node_avatar_path(const TreeNode *n)
 {
-	const char *ext = strchr(n->name, '.') + 1;
-	g_autofree char *kept = profile_avatar_ext(n->acct, n->jid);
+	char *path = profile_avatar_path(n->acct, n->jid,
+					 strchr(n->name, '.') + 1);
 
-	return g_strcmp0(kept, ext) ? NULL
-				    : profile_avatar_path(n->acct, n->jid, ext);
+	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
+		g_clear_pointer(&path, g_free);
+	return path;
 }
 
 char *node_file_path(const TreeNode *n)
