@@ -86,6 +86,7 @@ bool cfg_account_same(CfgAccount *a, const CfgAccount *b)
 	       a->queue_when_failed == b->queue_when_failed &&
 	       a->receipts == b->receipts &&
 	       a->chat_states == b->chat_states &&
+	       a->omemo == b->omemo && a->omemo_trust == b->omemo_trust &&
 	       rooms_same(a->rooms, b->rooms);
 }
 

@@ -22,6 +22,15 @@ typedef enum {
 	CFG_TLS_PLAINTEXT /* tls = insecure-plaintext */
 } CfgTls;
 
+/* omemo_trust: how a device whose key is new is trusted (README: the risk
+ * of each). */
+typedef enum {
+	CFG_OMEMO_TOFU,   /* trusted until the user decided on a device of
+			   * that contact by hand; then undecided (default) */
+	CFG_OMEMO_BLIND,  /* every new key trusted */
+	CFG_OMEMO_MANUAL, /* nothing trusted until the user says so */
+} CfgOmemoTrust;
+
 #define CFG_MESSAGE_LIMIT_DEFAULT (64 * 1024)
 /* quiet for this long: ping; no answer in ACCT_PING_TIMEOUT_S: the link is
  * dead.  30 + 20 s: a dead link is noticed within a minute. */
@@ -66,6 +75,10 @@ typedef struct {
 	bool downloads;   /* fetch files sent with a link (XEP-0066) into the
 			   * conversation's files/; default no */
 	guint64 download_max; /* bytes; a larger file is not fetched */
+	bool omemo;       /* OMEMO end-to-end encryption (features/omemo.c):
+			   * keys made and published, conversations with
+			   * contacts who have devices encrypted; default no */
+	CfgOmemoTrust omemo_trust; /* how a new device is trusted */
 	const GPtrArray *rooms; /* of CfgRoom*: borrowed from the CfgFile */
 } CfgAccount;
 

@@ -364,6 +364,36 @@ static bool parse_chat_states(Reader *r, const char *key, const char *value,
 	return parse_bool(r, key, value, &r->acct->chat_states, err);
 }
 
+static bool parse_omemo(Reader *r, const char *key, const char *value,
+			GError **err)
+{
+	return parse_bool(r, key, value, &r->acct->omemo, err);
+}
+
+static bool parse_omemo_trust(Reader *r, const char *key, const char *value,
+			      GError **err)
+{
+	static const struct {
+		const char *name;
+		CfgOmemoTrust trust;
+	} modes[] = {
+		{ "tofu", CFG_OMEMO_TOFU },
+		{ "blind", CFG_OMEMO_BLIND },
+		{ "manual", CFG_OMEMO_MANUAL },
+	};
+	g_autofree char *v = cfg_shown(value);
+
+	for (size_t i = 0; i < G_N_ELEMENTS(modes); i++) {
+		if (!strcmp(value, modes[i].name)) {
+			r->acct->omemo_trust = modes[i].trust;
+			return true;
+		}
+	}
+	key_error(r, key, err, CFG_ERROR_KEY,
+		  "not one of tofu, blind, manual: %s", v);
+	return false;
+}
+
 typedef bool (*KeyParser)(Reader *r, const char *key, const char *value,
 			  GError **err);
 
@@ -389,6 +419,8 @@ static const struct {
 	{ "queue_when_failed", parse_queue_when_failed },
 	{ "receipts", parse_receipts },
 	{ "chat_states", parse_chat_states },
+	{ "omemo", parse_omemo },
+	{ "omemo_trust", parse_omemo_trust },
 	{ "tls_fingerprint", parse_tls_fingerprint },
 };
 

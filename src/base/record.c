@@ -260,13 +260,16 @@ static guint record_count(const char *body)
 }
 
 void record_append_ids(GString *ids, const char *body, const char *id,
-		       const char *kind, const char *ref, const char *sid)
+		       const char *kind, const char *ref, const char *sid,
+		       const char *enc)
 {
 	g_autofree char *i = record_escape_sender(id && *id ? id : "-");
 	g_autofree char *r = record_escape_sender(ref && *ref ? ref : "-");
 	g_autofree char *a = record_escape_sender(sid && *sid ? sid : "-");
 	g_autofree char *line =
-		g_strdup_printf("%s\t%s\t%s\t%s\n", i, kind, r, a);
+		enc ? g_strdup_printf("%s\t%s\t%s\t%s\t%s\n", i, kind, r, a,
+				      enc)
+		    : g_strdup_printf("%s\t%s\t%s\t%s\n", i, kind, r, a);
 
 	for (guint n = record_count(body); n; n--)
 		g_string_append(ids, line);

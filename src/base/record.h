@@ -41,9 +41,12 @@ void record_append(GString *out, gint64 unix_s, const char *sender,
  * the message it refers to, SID the id the archive that keeps it gave it
  * (XEP-0359 stanza-id: our server's, a room's); "-" for none.  Append to @ids one such line
  * for each record record_append makes of @body.  TAB, LF and other
- * control characters in the ids become U+FFFD, an empty id "-". */
+ * control characters in the ids become U+FFFD, an empty id "-".
+ * @enc: how the message travelled, when encrypted ("omemo"): a fifth
+ * field, ENC; NULL for one in the clear (four fields, as before). */
 void record_append_ids(GString *ids, const char *body, const char *id,
-		       const char *kind, const char *ref, const char *sid);
+		       const char *kind, const char *ref, const char *sid,
+		       const char *enc);
 
 /* Parse one line (without its LF).  Fields point into a copy owned by
  * the caller through @storage (g_free it). */

@@ -17,6 +17,7 @@
 #include "features/featureset.h"
 #include "features/kinds.h"
 #include "features/mam_int.h"
+#include "features/omemo.h"
 #include "features/receipts.h"
 #include "store/history.h"
 #include "xmpp/dispatch.h"
@@ -25,14 +26,20 @@ int chat_send(Account *a, const char *to, const char *const *bodies,
 	      guint n, guint64 *seq)
 {
 	g_autoptr(GError) err = NULL;
-	Hist *h = hist_set_get(a->hists, to, true, &err);
+	OutboxKind k = {0};
+	Hist *h;
 	int ret;
 
+	/* encrypted, or not sent at all: decided now, kept in the outbox */
+	if ((ret = omemo_send_mode(a, to, &k.enc)))
+		return ret;
+	h = hist_set_get(a->hists, to, true, &err);
 	if (!h) {
 		xfs_warn("%s: %s", acct_cfg(a)->jid, err->message);
 		return -acct_errno_of(err);
 	}
-	ret = acct_accept(a, to, "chat", bodies, n, h, acct_cfg(a)->jid, seq);
+	ret = acct_accept(a, to, "chat", k.enc ? &k : NULL, bodies, n, h,
+			  acct_cfg(a)->jid, seq);
 	if (!ret) /* we spoke: what they said before is read */
 		receipts_sent(a, to, hist_size(h));
 	return ret;
@@ -61,6 +68,8 @@ static void chat_event(Account *a, const MsgKind *k, const Jid *jid,
 		acct_event_by(a, k->kind, bare, k->ref, k->text);
 	} else if (!strcmp(k->kind, "retraction")) {
 		acct_event(a, k->kind, bare, k->ref);
+	} else if (!strcmp(k->kind, "undecryptable")) {
+		acct_event(a, k->kind, bare, k->text);
 	} else {
 		if (k->subject)
 			acct_event(a, !strcmp(k->kind, "headline") ? "headline"
@@ -79,14 +88,32 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	g_autofree char *bare = jid_bare(jid), *peer = NULL, *full = NULL;
 	g_autoptr(GString) rec = NULL, ids = NULL;
 	const char *sender = bare, *id = xmpp_stanza_get_id(msg);
+	const char *type = xmpp_stanza_get_type(msg), *enc = NULL;
+	g_autofree char *why = NULL;
+	OmemoIn oin = OMEMO_IN_PLAIN;
 	MsgKind k;
 	Hist *h;
 	goffset at = 0;
 	int ret;
 
-	if (!g_strcmp0(xmpp_stanza_get_type(msg), "groupchat") ||
-	    !kinds_of(a, msg, &k))
+	if (!g_strcmp0(type, "groupchat"))
 		return false; /* (a room's is no conversation) */
+	/* (a bounce of ours holds what we sent: an error, not for us) */
+	if (g_strcmp0(type, "error"))
+		oin = omemo_message_in(a, msg, bare, &why);
+	if (oin == OMEMO_IN_NOTHING)
+		return false;
+	if (oin != OMEMO_IN_PLAIN)
+		enc = "omemo";
+	if (!kinds_of(a, msg, &k) && oin != OMEMO_IN_FAILED)
+		return false;
+	if (oin == OMEMO_IN_FAILED) {
+		/* once, with the reason, instead of the body for clients
+		 * without OMEMO */
+		kinds_clear(&k);
+		k.kind = "undecryptable";
+		k.text = g_strdup_printf("[undecryptable: %s]", why);
+	}
 	/* the records must stay one per line */
 	if (!text_is_clean(k.text, strlen(k.text), true))
 		g_strdelimit(k.text, "\r\v\f", ' ');
@@ -117,13 +144,13 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 	if (k.subject) {
 		record_append(rec, t, sender, k.subject);
 		record_append_ids(ids, k.subject, id, "subject", NULL,
-				  archive_id);
+				  archive_id, enc);
 	}
 	record_append(rec, t, sender, k.text);
-	record_append_ids(ids, k.text, id, k.kind, k.ref, archive_id);
+	record_append_ids(ids, k.text, id, k.kind, k.ref, archive_id, enc);
 	if (k.url) {
 		record_append(rec, t, sender, k.url);
-		record_append_ids(ids, k.url, id, "oob", id, archive_id);
+		record_append_ids(ids, k.url, id, "oob", id, archive_id, enc);
 	}
 	ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len, &at);
 	if (ret) {
@@ -194,7 +221,15 @@ static int chat_about(Account *a, const char *to, const char *kind,
 	}
 	if ((ret = kinds_about(a, h, acct_cfg(a)->jid, NULL, kind, v, &m)))
 		return ret;
-	k = (OutboxKind){m.kind, m.ref, m.ref_to};
+	k = (OutboxKind){m.kind, m.ref, m.ref_to, NULL};
+	/* what holds words of ours is encrypted as a message is; a file's
+	 * link would give the file away (XEP-0454 is not done yet) */
+	if (!strcmp(kind, "correction") || !strcmp(kind, "reply") || oob) {
+		if ((ret = omemo_send_mode(a, to, &k.enc)))
+			return ret;
+		if (oob && k.enc)
+			return -EOPNOTSUPP;
+	}
 	ret = acct_accept_kind(a, to, "chat", &k, m.body, h, acct_cfg(a)->jid,
 			       &seq);
 	if (!ret) /* we spoke: what they said before is read */

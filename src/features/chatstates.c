@@ -19,7 +19,6 @@
 #include "xmpp/dispatch.h"
 
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
-#define NS_HINTS "urn:xmpp:hints"
 
 static const char *const states[] = {"active", "composing", "paused",
 				     "inactive", "gone"};

@@ -11,6 +11,9 @@
 /* XEP-0030: who we are and what we do.  Sorted: XEP-0115 hashes them in
  * this order. */
 static const char *const disco_features[] = {
+	/* (OMEMO: a contact's device list comes as it changes; an account
+	 * without OMEMO lets it pass) */
+	"eu.siacs.conversations.axolotl.devicelist+notify",
 	"http://jabber.org/protocol/caps",
 	"http://jabber.org/protocol/chatstates",
 	XMPP_NS_DISCO_INFO,

@@ -64,6 +64,8 @@ void featureset_attach(Account *a)
 	/* our nick and avatar as our other clients left them */
 	acct_add_feature(a, &profile_feature);
 	acct_add_feature(a, &vcard_feature);
+	/* OMEMO: after the rooms (a room's message is theirs to send) */
+	acct_add_feature(a, &omemo_feature);
 	/* where files go (XEP-0363): looked for at each connect */
 	acct_add_feature(a, &upload_feature);
 	/* files sent to us, fetched on threads of its own */
@@ -90,6 +92,8 @@ void featureset_attach(Account *a)
 		     "contact's, from PEP (profile.c)", profile_in);
 	dispatch_add(d, IN_MESSAGE, "our vCard, changed by another client of "
 		     "ours, from PEP (vcard.c)", vcard_in);
+	dispatch_add(d, IN_MESSAGE, "an OMEMO device list, a contact's or "
+		     "ours, from PEP (omemo.c)", omemo_in);
 	dispatch_add(d, IN_MESSAGE, "a receipt or a chat marker "
 		     "(receipts.c)", receipts_in);
 	dispatch_add(d, IN_MESSAGE, "a chat state (chatstates.c)",

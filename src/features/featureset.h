@@ -33,6 +33,7 @@ extern const Feature profile_feature;       /* profile.c */
 extern const Feature upload_feature;        /* upload.c */
 extern const Feature files_feature;         /* files.c */
 extern const Feature vcard_feature;         /* vcard.c */
+extern const Feature omemo_feature;         /* omemo.c */
 
 /* ---- the stanza chain's links (dispatch.h) ---- */
 
@@ -46,6 +47,7 @@ bool bookmarks_in(Account *a, const In *in);
 bool profile_in(Account *a, const In *in);
 bool profile_presence_in(Account *a, const In *in);
 bool vcard_in(Account *a, const In *in);
+bool omemo_in(Account *a, const In *in);
 bool receipts_in(Account *a, const In *in);
 bool chatstates_in(Account *a, const In *in);
 bool mam_hold_in(Account *a, const In *in);

@@ -23,7 +23,6 @@
 #define NS_OOB "jabber:x:oob"
 #define NS_MODERATE0 "urn:xmpp:message-moderate:0"
 #define NS_MODERATE "urn:xmpp:message-moderate:1"
-#define NS_HINTS "urn:xmpp:hints"
 
 static xmpp_stanza_t *child(xmpp_stanza_t *st, const char *name,
 			    const char *ns)

@@ -262,9 +262,9 @@ void muc_record(Account *a, const char *room, const char *nick,
 	 * the one (XEP-0308), a reaction, a reply or a retraction by the
 	 * other (XEP-0444, XEP-0461, XEP-0424 in groupchat) */
 	ids = g_string_new(NULL);
-	record_append_ids(ids, k.text, mid, k.kind, k.ref, sid);
+	record_append_ids(ids, k.text, mid, k.kind, k.ref, sid, NULL);
 	if (k.url)
-		record_append_ids(ids, k.url, mid, "oob", mid, sid);
+		record_append_ids(ids, k.url, mid, "oob", mid, sid, NULL);
 	h = hist_set_get(mu->hists, room, true, &err);
 	ret = h ? hist_append_ids(h, rec->str, rec->len, ids->str, ids->len,
 				  &at)

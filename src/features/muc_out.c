@@ -270,7 +270,7 @@ int muc_send(Account *a, const char *room, const char *const *bodies,
 	if (!rooms_has(mu->rooms, room))
 		return -ENOTCONN; /* put out of it, or left */
 	/* the record comes with the room's reflection */
-	return acct_accept(a, room, "groupchat", bodies, n, NULL, NULL, seq);
+	return acct_accept(a, room, "groupchat", NULL, bodies, n, NULL, NULL, seq);
 }
 
 int muc_about(Account *a, const char *room, const char *kind,

@@ -66,7 +66,7 @@ static void private_record(Account *a, const char *room, const char *nick,
 		return;
 	}
 	record_append(rec, t, who, text);
-	record_append_ids(ids, text, mid, "message", NULL, NULL);
+	record_append_ids(ids, text, mid, "message", NULL, NULL, NULL);
 	if ((ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len,
 				   NULL)))
 		mam_log_failed(a, where, -ret);
@@ -96,7 +96,7 @@ int muc_send_private(Account *a, const char *room, const char *nick,
 		return -acct_errno_of(err);
 	}
 	who = record_escape_sender(mine);
-	return acct_accept(a, to, OUTBOX_TYPE_PRIVATE, bodies, n, h, who, seq);
+	return acct_accept(a, to, OUTBOX_TYPE_PRIVATE, NULL, bodies, n, h, who, seq);
 }
 
 /* A chat message (or an error) from ROOM/NICK, which came at @t: a record

@@ -26,8 +26,16 @@ void pep_add_field(Account *a, xmpp_stanza_t *x, const char *var,
 void pep_fetch(Account *a, const char *node, AwaitFn fn, void *data,
 	       GDestroyNotify free_data)
 {
+	pep_fetch_from(a, NULL, node, fn, data, free_data);
+}
+
+void pep_fetch_from(Account *a, const char *jid, const char *node,
+		    AwaitFn fn, void *data, GDestroyNotify free_data)
+{
 	xmpp_stanza_t *iq = xmpp_iq_new(a->ctx, "get", NULL), *ps, *items;
 
+	if (jid)
+		xmpp_stanza_set_to(iq, jid);
 	ps = acct_add_child(a, iq, "pubsub", NS_PUBSUB);
 	items = acct_add_child(a, ps, "items", NULL);
 	xmpp_stanza_set_attribute(items, "node", node);
@@ -61,6 +69,7 @@ static void logged(Account *a, xmpp_stanza_t *answer, int err, void *data)
 typedef struct {
 	char *node, *id, *what;
 	xmpp_stanza_t *payload;
+	PepAccess access;
 	bool plain; /* sent without publish-options (the node's own) */
 	AwaitFn fn;
 	void *data;
@@ -95,6 +104,7 @@ static void published(Account *a, xmpp_stanza_t *answer, int err, void *p)
 		again->what = g_strdup(pub->what);
 		again->payload = xmpp_stanza_copy(pub->payload);
 		again->plain = true;
+		again->access = pub->access;
 		again->fn = pub->fn;
 		again->data = pub->data;
 		again->free_data = pub->free_data;
@@ -122,7 +132,16 @@ static void publish_send(Account *a, Publish *pub)
 	xmpp_stanza_add_child_ex(item, xmpp_stanza_copy(pub->payload), 0);
 	/* XEP-0223: kept, as many as there are, not sent again at each
 	 * presence, and for our own clients only */
-	if (!pub->plain) {
+	if (!pub->plain && pub->access == PEP_OPEN) {
+		/* anyone may read it, without a subscription (OMEMO's
+		 * device list and bundles) */
+		opts = acct_add_child(a, ps, "publish-options", NULL);
+		x = acct_add_child(a, opts, "x", "jabber:x:data");
+		xmpp_stanza_set_attribute(x, "type", "submit");
+		pep_add_field(a, x, "FORM_TYPE", "hidden",
+			      "http://jabber.org/protocol/pubsub#publish-options");
+		pep_add_field(a, x, "pubsub#access_model", NULL, "open");
+	} else if (!pub->plain) {
 		opts = acct_add_child(a, ps, "publish-options", NULL);
 		x = acct_add_child(a, opts, "x", "jabber:x:data");
 		xmpp_stanza_set_attribute(x, "type", "submit");
@@ -144,7 +163,8 @@ void pep_publish(Account *a, const char *node, const char *id,
 {
 	Publish *pub = g_new0(Publish, 1);
 
-	pub->plain = access != PEP_PRIVATE;
+	pub->plain = access == PEP_CONTACTS;
+	pub->access = access;
 	pub->node = g_strdup(node);
 	pub->id = g_strdup(id);
 	pub->what = g_strdup(what);

@@ -18,6 +18,9 @@
  * its items with pep_items), as await_iq's callbacks do. */
 void pep_fetch(Account *a, const char *node, AwaitFn fn, void *data,
 	       GDestroyNotify free_data);
+/* The same of @jid's service (NULL: ours): a contact's. */
+void pep_fetch_from(Account *a, const char *jid, const char *node,
+		    AwaitFn fn, void *data, GDestroyNotify free_data);
 /* The <items/> of an answer to pep_fetch, NULL for none. */
 xmpp_stanza_t *pep_items(xmpp_stanza_t *answer);
 /* Who may read a node's items. */
@@ -26,6 +29,8 @@ typedef enum {
 		       * every item kept, none sent again at presence) */
 	PEP_CONTACTS, /* the server's default: those subscribed to our
 		       * presence (a nick, an avatar) */
+	PEP_OPEN,     /* anyone, subscribed or not (OMEMO's device list and
+		       * bundles: a stranger may write to us encrypted) */
 } PepAccess;
 
 /* Publish @payload (copied) as item @id of @node for @access; @fn as

@@ -40,7 +40,6 @@
 
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define NS_MARKERS "urn:xmpp:chat-markers:0"
-#define NS_HINTS "urn:xmpp:hints"
 
 typedef struct {
 	char *delivered; /* the id of ours they last said arrived; or NULL */

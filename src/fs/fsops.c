@@ -15,6 +15,7 @@
 #include "base/util.h"
 #include "features/muc.h"
 #include "features/files.h"
+#include "features/omemo.h"
 #include "features/profile.h"
 
 /* Occupants (but us) and everyone we had a private conversation with. */
@@ -216,6 +217,17 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	/* cp report.pdf contacts/JID/ (or rooms/ROOM/): a file sent, at
 	 * close; a name of the conversation's own files is not one */
+	if (dir && dir->kind == NODE_CONTACT && name[0] != '.') {
+		/* the file would go to the server in the clear, its link
+		 * encrypted (XEP-0454 is not done yet): refused before a
+		 * byte is copied, not after */
+		const char *enc = NULL;
+		int ret = omemo_send_mode(dir->acct, dir->jid, &enc);
+		if (ret || enc) {
+			fuse_reply_err(req, ret ? -ret : EOPNOTSUPP);
+			return;
+		}
+	}
 	if (dir && (dir->kind == NODE_CONTACT || dir->kind == NODE_ROOM) &&
 	    name[0] != '.' && strlen(name) <= 255 &&
 	    g_utf8_validate(name, -1, NULL) &&

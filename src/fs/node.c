@@ -20,6 +20,7 @@
 #include "features/mds.h"
 #include "features/contacts.h"
 #include "features/muc.h"
+#include "features/omemo.h"
 #include "features/files.h"
 #include "features/profile.h"
 #include "features/receipts.h"
@@ -329,6 +330,39 @@ static int own_vcard_value(Xfs *x, Account *a, const char *jid,
 	return vcard_set_own(x->pool, a, v);
 }
 
+static char *omemo_text(Account *a, const char *jid)
+{
+	return omemo_devices_text(a, acct_cfg(a)->jid);
+}
+
+static int omemo_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	return omemo_devices_write(a, acct_cfg(a)->jid, v);
+}
+
+static char *devices_text(Account *a, const char *jid)
+{
+	return omemo_devices_text(a, jid);
+}
+
+static int devices_value(Xfs *x, Account *a, const char *jid, const char *v)
+{
+	return omemo_devices_write(a, jid, v);
+}
+
+static char *encryption_text(Account *a, const char *jid)
+{
+	return omemo_mode_text(a, jid);
+}
+
+static int encryption_value(Xfs *x, Account *a, const char *jid,
+			    const char *v)
+{
+	g_autofree char *w = g_strstrip(g_strdup(v));
+
+	return omemo_set_mode(a, jid, w);
+}
+
 /* The files one writes to (send, post, invite, kick, ban) read as empty,
  * so that cp -r, rsync -a and tar, which read every file they copy, copy
  * them as empty files rather than fail on them. */
@@ -383,6 +417,9 @@ static const FileOps file_ops[] = {
 	{NODE_OWN_VCARD, 0600, own_vcard_text, NULL, own_vcard_value},
 	/* (its text is asked of the contact's server at open: handle.c) */
 	{NODE_CONTACT_VCARD, 0400, NULL, NULL, NULL},
+	{NODE_OMEMO, 0600, omemo_text, NULL, omemo_value},
+	{NODE_DEVICES, 0600, devices_text, NULL, devices_value},
+	{NODE_ENCRYPTION, 0600, encryption_text, NULL, encryption_value},
 };
 
 static bool is_avatar(const TreeNode *n)
@@ -426,6 +463,8 @@ bool node_visible(const TreeNode *n)
 		path = node_file_path(n);
 		return path && g_file_test(path, G_FILE_TEST_IS_REGULAR);
 	}
+	if (n->kind == NODE_OMEMO || n->kind == NODE_DEVICES)
+		return omemo_enabled(n->acct);
 	if (!is_avatar(n))
 		return true;
 	path = node_avatar_path(n);

@@ -73,6 +73,7 @@ Tree *tree_new(Pool *pool)
 		node_add(t, dir, NODE_UNREAD_ALL, "unread", a);
 		node_add(t, dir, NODE_OWN_NICK, "nick", a);
 		node_add(t, dir, NODE_OWN_VCARD, "vcard", a);
+		node_add(t, dir, NODE_OMEMO, "omemo", a);
 		for (guint k = 0; k < G_N_ELEMENTS(avatar_names); k++)
 			node_add(t, dir, NODE_OWN_AVATAR, avatar_names[k], a);
 		node_add(t, dir, NODE_CONTACTS, "contacts", a);
@@ -103,6 +104,7 @@ static const FileSpec contact_files[] = {
 	{NODE_AVATAR, "avatar.png"}, {NODE_AVATAR, "avatar.jpg"},
 	{NODE_AVATAR, "avatar.gif"}, {NODE_AVATAR, "avatar.webp"},
 	{NODE_FILES, "files"},
+	{NODE_DEVICES, "devices"},   {NODE_ENCRYPTION, "encryption"},
 	{NODE_STREAM, ".stream"},
 };
 

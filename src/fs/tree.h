@@ -73,6 +73,12 @@ typedef enum {
 	NODE_FILE,
 	NODE_OWN_VCARD,     /* alice@example.org/vcard (vcard.c) */
 	NODE_CONTACT_VCARD, /* .../contacts/JID/vcard: asked for at open */
+	/* OMEMO (omemo.c): alice@example.org/omemo (our device first, then
+	 * our other devices) and .../contacts/JID/devices, written to with
+	 * "trust ID" / "distrust ID" lines; .../contacts/JID/encryption */
+	NODE_OMEMO,
+	NODE_DEVICES,
+	NODE_ENCRYPTION,
 	/* `stream`, `events`, `raw`: a symbolic link to the hidden `.NAME`
 	 * that is the file, so that what walks a tree (cp -r, rsync -a, tar,
 	 * grep -r, find) copies the link and never blocks reading a stream

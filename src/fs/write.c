@@ -184,7 +184,8 @@ static bool per_line(const TreeNode *n)
 	       n->kind == NODE_KICK || n->kind == NODE_BAN ||
 	       n->kind == NODE_RETRACT || n->kind == NODE_REACT ||
 	       n->kind == NODE_ROOM_RETRACT || n->kind == NODE_ROOM_REACT ||
-	       n->kind == NODE_MODERATE;
+	       n->kind == NODE_MODERATE || n->kind == NODE_OMEMO ||
+	       n->kind == NODE_DEVICES;
 }
 
 /* Files where all that is written between open and close is one message

@@ -4,7 +4,8 @@
  *   "+ ID TO TYPE LEN\n" then LEN bytes of body and "\n"   (accepted)
  *   "- ID\n"                                              (acknowledged)
  * TYPE is "chat", or for a message of a kind "chat;KIND;REF;REF_TO" with
- * REF and REF_TO URI-escaped (no space, no ";").
+ * REF and REF_TO URI-escaped (no space, no ";"), or for one that goes out
+ * encrypted "chat;KIND;REF;REF_TO;ENC" (KIND empty for a plain message).
  * Opening replays it and writes back only what is still pending (to a
  * temporary file renamed over the old one).  The same happens while
  * mounted once the file is past OUTBOX_COMPACT_MIN and four times what is
@@ -99,6 +100,7 @@ void outbox_item_free(OutboxItem *it)
 	g_free(it->kind);
 	g_free(it->ref);
 	g_free(it->ref_to);
+	g_free(it->enc);
 	g_free(it);
 }
 
@@ -113,6 +115,7 @@ static OutboxItem *item_copy(const OutboxItem *it)
 	c->kind = g_strdup(it->kind);
 	c->ref = g_strdup(it->ref);
 	c->ref_to = g_strdup(it->ref_to);
+	c->enc = g_strdup(it->enc);
 	c->seq = it->seq;
 	return c;
 }
@@ -122,24 +125,30 @@ static char *type_field(const OutboxItem *it)
 {
 	g_autofree char *ref = NULL, *to = NULL;
 
-	if (!it->kind)
+	if (!it->kind && !it->enc)
 		return g_strdup(it->type);
 	ref = g_uri_escape_string(it->ref ? it->ref : "", NULL, FALSE);
 	to = g_uri_escape_string(it->ref_to ? it->ref_to : "", NULL, FALSE);
+	if (it->enc)
+		return g_strdup_printf("%s;%s;%s;%s;%s", it->type,
+				       it->kind ? it->kind : "", ref, to,
+				       it->enc);
 	return g_strdup_printf("%s;%s;%s;%s", it->type, it->kind, ref, to);
 }
 
 /* Back from the TYPE field into @it. */
 static void parse_type(OutboxItem *it, const char *field)
 {
-	g_auto(GStrv) f = g_strsplit(field, ";", 4);
+	g_auto(GStrv) f = g_strsplit(field, ";", 5);
+	guint n = g_strv_length(f);
 
 	it->type = g_strdup(f[0]);
-	if (g_strv_length(f) != 4)
+	if (n != 4 && n != 5)
 		return;
-	it->kind = g_strdup(f[1]);
-	it->ref = g_uri_unescape_string(f[2], NULL);
+	it->kind = *f[1] ? g_strdup(f[1]) : NULL;
+	it->ref = it->kind ? g_uri_unescape_string(f[2], NULL) : NULL;
 	it->ref_to = *f[3] ? g_uri_unescape_string(f[3], NULL) : NULL;
+	it->enc = n == 5 && *f[4] ? g_strdup(f[4]) : NULL;
 }
 
 /* What @it takes in the file: its "+" entry and its "-" entry. */
@@ -148,7 +157,8 @@ static goffset entry_bytes(const OutboxItem *it)
 	return 32 + 2 * strlen(it->id) + strlen(it->to) + strlen(it->type) +
 	       strlen(it->body) +
 	       (it->kind ? 3 * (strlen(it->kind) + strlen(it->ref ? it->ref : "") +
-				strlen(it->ref_to ? it->ref_to : "")) : 0);
+				strlen(it->ref_to ? it->ref_to : "")) : 0) +
+	       (it->enc ? 16 + strlen(it->enc) : 0);
 }
 
 static void items_add(Outbox *o, OutboxItem *it)
@@ -355,6 +365,7 @@ static int add_many(Outbox *o, const char *to, const char *type,
 			it->kind = g_strdup(k->kind);
 			it->ref = g_strdup(k->ref);
 			it->ref_to = g_strdup(k->ref_to);
+			it->enc = g_strdup(k->enc);
 		}
 		e = entry_add(it);
 		g_string_append_len(all, e->str, e->len);
@@ -385,10 +396,10 @@ static int add_many(Outbox *o, const char *to, const char *type,
 }
 
 int outbox_add_many(Outbox *o, const char *to, const char *type,
-		    const char *const *bodies, guint n, GPtrArray **items,
-		    OutboxSpan *span)
+		    const OutboxKind *k, const char *const *bodies, guint n,
+		    GPtrArray **items, OutboxSpan *span)
 {
-	return add_many(o, to, type, NULL, bodies, n, items, span);
+	return add_many(o, to, type, k, bodies, n, items, span);
 }
 
 int outbox_add_kind(Outbox *o, const char *to, const char *type,
@@ -405,7 +416,7 @@ int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
 {
 	g_autoptr(GPtrArray) items = NULL;
 	OutboxSpan span;
-	int ret = outbox_add_many(o, to, type, &body, 1, &items, &span);
+	int ret = outbox_add_many(o, to, type, NULL, &body, 1, &items, &span);
 
 	if (ret == 0)
 		*item = g_ptr_array_steal_index(items, 0);

@@ -19,6 +19,10 @@ struct OutboxItem {
 	 * "retraction", "reaction", "reply"; the id it is about, and for a
 	 * reply whose message that was; else NULL */
 	char *kind, *ref, *ref_to;
+	/* how it goes out (features/omemo.c): NULL in the clear; "omemo":
+	 * encrypted, or not at all; "auto": encrypted if the contact has
+	 * devices, as the conversation's default says */
+	char *enc;
 	guint64 seq; /* order of acceptance in this mount (not stored) */
 };
 
@@ -32,15 +36,18 @@ int outbox_add(Outbox *o, const char *to, const char *type, const char *body,
 typedef struct {
 	goffset start, end;
 } OutboxSpan;
-/* Store @n messages to @to with one write(2): all or none (a full disk
- * takes none: 0 or -errno).  *items: copies, in order, with their seq. */
-int outbox_add_many(Outbox *o, const char *to, const char *type,
-		    const char *const *bodies, guint n, GPtrArray **items,
-		    OutboxSpan *span);
-/* The kind of a message that is not a plain one (OutboxItem.kind). */
+/* The kind of a message that is not a plain one (OutboxItem.kind; NULL
+ * for a plain one), and how it goes out (OutboxItem.enc). */
 typedef struct {
 	const char *kind, *ref, *ref_to;
+	const char *enc;
 } OutboxKind;
+/* Store @n messages to @to, each of @k (NULL: plain, in the clear), with
+ * one write(2): all or none (a full disk takes none: 0 or -errno).
+ * *items: copies, in order, with their seq. */
+int outbox_add_many(Outbox *o, const char *to, const char *type,
+		    const OutboxKind *k, const char *const *bodies, guint n,
+		    GPtrArray **items, OutboxSpan *span);
 /* outbox_add_many of one message of kind @k. */
 int outbox_add_kind(Outbox *o, const char *to, const char *type,
 		    const OutboxKind *k, const char *body, GPtrArray **items,

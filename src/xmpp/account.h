@@ -77,14 +77,15 @@ void acct_event_by(Account *a, const char *kind, const char *jid,
  * go into the outbox with one write, their records (from @sender, now)
  * into @h (NULL: none) with another, then to the pool: all or none.  A
  * full disk fails it with -ENOSPC and nothing is sent.  *seq: the last
- * one's place in the outbox.  acct_accept_kind: one message of a kind
+ * one's place in the outbox; @k: their kind and how they go out (NULL:
+ * plain messages in the clear).  acct_accept_kind: one message of a kind
  * (a correction, a reaction, ...). */
 int acct_accept_kind(Account *a, const char *to, const char *type,
 		     const OutboxKind *k, const char *body, Hist *h,
 		     const char *sender, guint64 *seq);
 int acct_accept(Account *a, const char *to, const char *type,
-		const char *const *bodies, guint n, Hist *h,
-		const char *sender, guint64 *seq);
+		const OutboxKind *k, const char *const *bodies, guint n,
+		Hist *h, const char *sender, guint64 *seq);
 /* [any] The errno a GFileError stands for (EIO when none). */
 int acct_errno_of(const GError *err);
 /* [any] The outbox (for fsync: see outbox_watch). */

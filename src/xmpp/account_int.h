@@ -27,6 +27,7 @@
 #define NS_SID "urn:xmpp:sid:0"
 #define NS_MAM "urn:xmpp:mam:2"
 #define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_HINTS "urn:xmpp:hints"
 
 /* The outbox type of a private message to a room's occupant; its `to`
  * is ROOM/NICK with the nick %-escaped, as the journal's fields are

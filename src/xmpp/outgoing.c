@@ -125,10 +125,8 @@ static int accept(Account *a, const char *to, const char *type,
 		return 0;
 	if (acct_refuses_messages(a))
 		return -ENOTCONN;
-	ret = k ? outbox_add_kind(a->outbox, to, type, k, bodies[0], &items,
-				  &span)
-		: outbox_add_many(a->outbox, to, type, bodies, n, &items,
-				  &span);
+	ret = outbox_add_many(a->outbox, to, type, k, bodies, n, &items,
+			      &span);
 	if (ret)
 		return ret;
 	if (h) {
@@ -140,8 +138,9 @@ static int accept(Account *a, const char *to, const char *type,
 			record_append(rec, now, sender, bodies[i]);
 			/* the id it goes out with (and its origin-id) */
 			record_append_ids(ids, bodies[i], it->id,
-					  k ? k->kind : "message",
-					  k ? k->ref : NULL, NULL);
+					  k && k->kind ? k->kind : "message",
+					  k ? k->ref : NULL, NULL,
+					  k ? k->enc : NULL);
 		}
 		ret = hist_append_ids(h, rec->str, rec->len, ids->str,
 				      ids->len, NULL);
@@ -158,10 +157,10 @@ static int accept(Account *a, const char *to, const char *type,
 }
 
 int acct_accept(Account *a, const char *to, const char *type,
-		const char *const *bodies, guint n, Hist *h,
-		const char *sender, guint64 *seq)
+		const OutboxKind *k, const char *const *bodies, guint n,
+		Hist *h, const char *sender, guint64 *seq)
 {
-	return accept(a, to, type, NULL, bodies, n, h, sender, seq);
+	return accept(a, to, type, k, bodies, n, h, sender, seq);
 }
 
 int acct_accept_kind(Account *a, const char *to, const char *type,

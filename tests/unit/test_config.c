@@ -29,6 +29,8 @@ typedef struct {
 	int room_ping;        /* 0: the default (300 s), PING_ZERO for 0 */
 	bool downloads;       /* default off */
 	guint64 download_max; /* 0: the default (10 MiB) */
+	bool omemo;           /* default off */
+	CfgOmemoTrust omemo_trust; /* default tofu (0) */
 } Want;
 
 typedef struct {
@@ -91,6 +93,12 @@ static const Case cases[] = {
 	{ "downloads", ALICE PW "downloads = true\ndownload_max = 2048\n", 0,
 	  0600, OK, V(.password = "secret", .nick = "alice", .downloads = true,
 		      .download_max = 2048) },
+	{ "omemo", ALICE PW "omemo = true\nomemo_trust = manual\n", 0, 0600,
+	  OK, V(.password = "secret", .nick = "alice", .omemo = true,
+		.omemo_trust = CFG_OMEMO_MANUAL) },
+	{ "omemo-blind", ALICE PW "omemo_trust = blind\n", 0, 0600, OK,
+	  V(.password = "secret", .nick = "alice",
+	    .omemo_trust = CFG_OMEMO_BLIND) },
 	{ "receipts-off", ALICE PW "receipts = false\n", 0, 0600, OK,
 	  V(.password = "secret", .nick = "alice", .receipts = -1) },
 	{ "resource-spaces-slash", ALICE PW "resource = my laptop/1\n", 0,
@@ -206,6 +214,8 @@ static const Case cases[] = {
 	  E(CFG_ERROR_KEY, G, "room_ping:", "'86401'") },
 	{ "download-max-zero", ALICE PW "download_max = 0\n", 0, 0600,
 	  E(CFG_ERROR_KEY, G, "download_max:", "'0'") },
+	{ "omemo-trust-bad", ALICE PW "omemo_trust = always\n", 0, 0600,
+	  E(CFG_ERROR_KEY, G, "omemo_trust:", "'always'") },
 	{ "downloads-yes", ALICE PW "downloads = yes\n", 0, 0600,
 	  E(CFG_ERROR_KEY, G, "downloads:", "'yes'") },
 	{ "room-ping-negative", ALICE PW "room_ping = -5\n", 0, 0600,
@@ -357,6 +367,8 @@ static void check_account(const CfgAccount *a, const Want *w)
 			 w->room_ping ? (guint)w->room_ping : 300);
 	g_assert_true(a->receipts == (w->receipts >= 0));
 	g_assert_false(a->chat_states);
+	g_assert_true(a->omemo == w->omemo);
+	g_assert_cmpint(a->omemo_trust, ==, w->omemo_trust);
 }
 
 static void check_error(const GError *err, const Case *c)

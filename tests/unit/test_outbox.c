@@ -214,7 +214,7 @@ static void test_many_and_cancel(void)
 	goffset before = file_size(path);
 	g_autofree char *keep = NULL;
 
-	g_assert_cmpint(outbox_add_many(o, "b@x.org", "chat", bodies, 3,
+	g_assert_cmpint(outbox_add_many(o, "b@x.org", "chat", NULL, bodies, 3,
 					&items, &span), ==, 0);
 	g_assert_cmpuint(items->len, ==, 3);
 	for (guint i = 0; i < 3; i++)
@@ -226,7 +226,7 @@ static void test_many_and_cancel(void)
 	outbox_cancel(o, items, &span);
 	g_assert_cmpuint(outbox_length(o), ==, 0);
 	g_assert_cmpint(file_size(path), ==, before);
-	g_assert_cmpint(outbox_add_many(o, "b@x.org", "chat", bodies, 2,
+	g_assert_cmpint(outbox_add_many(o, "b@x.org", "chat", NULL, bodies, 2,
 					&more, &span2), ==, 0);
 	keep = add(o, "b@x.org", "kept");
 	outbox_cancel(o, more, &span2);
@@ -297,6 +297,46 @@ static void test_failed_before_the_watch(void)
 	outbox_free(o);
 }
 
+/* How a message goes out (omemo) and its kind survive a reopen, with and
+ * without a kind; a plain message stays plain. */
+static void test_enc_survives_reopen(void)
+{
+	g_autofree char *path = journal("enc");
+	Outbox *o = open_ok(path);
+	const char *bodies[] = {"secret one", "secret two"};
+	OutboxKind plain_enc = {NULL, NULL, NULL, "omemo"};
+	OutboxKind corr = {"correction", "xfs-1-a", NULL, "auto"};
+	g_autoptr(GPtrArray) items = NULL, more = NULL, p = NULL;
+	OutboxSpan span;
+	g_autofree char *clear = NULL;
+
+	g_assert_cmpint(outbox_add_many(o, "b@x.org", "chat", &plain_enc,
+					bodies, 2, &items, &span), ==, 0);
+	g_assert_cmpstr(((OutboxItem *)items->pdata[0])->enc, ==, "omemo");
+	g_assert_null(((OutboxItem *)items->pdata[0])->kind);
+	g_assert_cmpint(outbox_add_kind(o, "b@x.org", "chat", &corr, "fixed",
+					&more, &span), ==, 0);
+	clear = add(o, "b@x.org", "clear");
+	outbox_free(o);
+	o = open_ok(path);
+	p = outbox_pending(o);
+	g_assert_cmpuint(p->len, ==, 4);
+	for (guint i = 0; i < 2; i++) {
+		OutboxItem *it = p->pdata[i];
+		g_assert_cmpstr(it->body, ==, bodies[i]);
+		g_assert_cmpstr(it->enc, ==, "omemo");
+		g_assert_null(it->kind);
+		g_assert_null(it->ref);
+		g_assert_cmpstr(it->type, ==, "chat");
+	}
+	g_assert_cmpstr(((OutboxItem *)p->pdata[2])->kind, ==, "correction");
+	g_assert_cmpstr(((OutboxItem *)p->pdata[2])->ref, ==, "xfs-1-a");
+	g_assert_cmpstr(((OutboxItem *)p->pdata[2])->enc, ==, "auto");
+	g_assert_cmpstr(((OutboxItem *)p->pdata[3])->id, ==, clear);
+	g_assert_null(((OutboxItem *)p->pdata[3])->enc);
+	outbox_free(o);
+}
+
 int main(int argc, char **argv)
 {
 	int ret;
@@ -309,6 +349,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/outbox/cut-short", test_cut_short);
 	g_test_add_func("/outbox/watches", test_watches);
 	g_test_add_func("/outbox/many-and-cancel", test_many_and_cancel);
+	g_test_add_func("/outbox/enc-survives-reopen", test_enc_survives_reopen);
 	g_test_add_func("/outbox/fail-tells-the-watch", test_fail_tells_the_watch);
 	g_test_add_func("/outbox/watch-per-destination", test_watch_per_destination);
 	g_test_add_func("/outbox/stays-small", test_stays_small);

@@ -356,18 +356,24 @@ static void test_append_ids(void)
 {
 	g_autoptr(GString) ids = g_string_new(NULL);
 
-	record_append_ids(ids, "one\ntwo\n", "a\tb\nc", "reply", "r\x01", NULL);
+	record_append_ids(ids, "one\ntwo\n", "a\tb\nc", "reply", "r\x01", NULL,
+			  NULL);
 	g_assert_cmpstr(ids->str, ==,
 			"a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\treply\tr\xef\xbf\xbd\t-\n"
 			"a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\treply\tr\xef\xbf\xbd\t-\n");
 	g_string_truncate(ids, 0);
-	record_append_ids(ids, "", "", "message", NULL, "s1");
+	record_append_ids(ids, "", "", "message", NULL, "s1", NULL);
 	g_assert_cmpstr(ids->str, ==, "-\tmessage\t-\ts1\n");
 	g_string_truncate(ids, 0);
-	record_append_ids(ids, "x\n\ny", "i", "message", NULL, NULL);
+	record_append_ids(ids, "x\n\ny", "i", "message", NULL, NULL, NULL);
 	/* as record_append: "x", "", "y" are three records */
 	g_assert_cmpstr(ids->str, ==,
 			"i\tmessage\t-\t-\ni\tmessage\t-\t-\ni\tmessage\t-\t-\n");
+	/* an encrypted message's: a fifth field says how it travelled */
+	g_string_truncate(ids, 0);
+	record_append_ids(ids, "a\nb", "i", "message", NULL, "s", "omemo");
+	g_assert_cmpstr(ids->str, ==,
+			"i\tmessage\t-\ts\tomemo\ni\tmessage\t-\ts\tomemo\n");
 }
 
 int main(int argc, char *argv[])

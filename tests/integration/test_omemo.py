@@ -1,0 +1,155 @@
+"""OMEMO 0.3 end-to-end encryption (issue 17): xmppfs against an
+independent implementation, python3-omemo with python3-oldmemo on
+slixmpp (omemo_peer.py), through the real Prosody.  Scripts write to
+`send` and read `log`/`stream`; keys and trust are the files
+ACCOUNT/omemo, contacts/JID/devices and contacts/JID/encryption."""
+
+import errno
+import os
+import re
+import time
+import xml.etree.ElementTree as ET
+
+from xfstest import Mount, Peer, el, wait_until
+
+DOM = "localhost"
+A = f"alice@{DOM}"
+B = f"bob@{DOM}"
+C = f"carol@{DOM}"
+SERVER = dict(users={"alice": "alicepw", "bob": "bobpw", "carol": "carolpw"},
+              mutual=[("alice", "bob"), ("alice", "carol")],
+              direct_tls=False)
+
+NS_AX = "eu.siacs.conversations.axolotl"
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NODE_DEVICES = NS_AX + ".devicelist"
+FP = re.compile(r"^[0-9a-f]{8}( [0-9a-f]{8}){7}$")
+
+
+def rd(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def events(m, acct=A):
+    return [l.split("\t", 3) for l in rd(m.path(acct, "log")).splitlines()]
+
+
+def devices(m, jid):
+    """{id: (fingerprint, trust)} of a devices file (or ACCOUNT/omemo)."""
+    path = m.path(A, "omemo") if jid == A else m.path(A, "contacts", jid, "devices")
+    out = {}
+    for line in rd(path).splitlines():
+        f = line.split("\t")
+        assert len(f) == 3, line
+        out[int(f[0])] = (f[1], f[2])
+    return out
+
+
+def records(m, jid):
+    """[(ids fields, record text)] of a conversation."""
+    log = rd(m.path(A, "contacts", jid, "log")).splitlines()
+    ids = rd(m.path(A, "contacts", jid, "log.ids")).splitlines()
+    assert len(log) == len(ids), (log, ids)
+    return [(i.split("\t"), l.split("\t", 2)[2]) for i, l in zip(ids, log)]
+
+
+def mount(stack, server, tmp, res, data=None, **keys):
+    keys.setdefault("omemo", "true")
+    m = stack.enter_context(Mount(tmp, {A: server.account("alice", resource=res,
+                                                           **keys)},
+                                  data=data))
+    m.wait_state(A, "online", timeout=10)
+    return m
+
+
+def items(peer, owner, node):
+    ps = el(NS_PUBSUB, "pubsub")
+    ps.append(el(NS_PUBSUB, "items", node=node))
+    r = peer.iq(owner, "get", ps)
+    if r is None or r.get("type") != "result":
+        return None
+    return [i for i in r.iter(f"{{{NS_PUBSUB}}}item")]
+
+
+def expect_errno(fn, want):
+    try:
+        fn()
+    except OSError as e:
+        assert e.errno == want, f"errno {e.errno}, want {want}"
+        return
+    raise AssertionError(f"no error, want errno {want}")
+
+
+def test_own_device_published_and_shown(server, tmp, stack):
+    """With omemo = true the account gets a device: ACCOUNT/omemo shows its
+    id and fingerprint; a stranger (carol, no subscription needed: open
+    access) reads our device list and our bundle; the keys survive a
+    remount unchanged, in files of mode 0600."""
+    m = mount(stack, server, tmp, "t-own")
+    wait_until(lambda: os.path.exists(m.path(A, "omemo")) and rd(m.path(A, "omemo")),
+               timeout=10, what="ACCOUNT/omemo")
+    own = rd(m.path(A, "omemo")).splitlines()[0].split("\t")
+    dev, fp, mark = int(own[0]), own[1], own[2]
+    assert mark == "own" and FP.match(fp), own
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-own-c"))
+
+    def listed():
+        got = items(carol, A, NODE_DEVICES)
+        if not got:
+            return False
+        return any(int(d.get("id")) == dev
+                   for d in got[0].iter(f"{{{NS_AX}}}device"))
+    wait_until(listed, timeout=10, what="our device in our published list")
+    bundle = items(carol, A, f"{NS_AX}.bundles:{dev}")
+    assert bundle, "no bundle"
+    b = bundle[0].find(f"{{{NS_AX}}}bundle")
+    assert b is not None
+    assert len(list(b.iter(f"{{{NS_AX}}}preKeyPublic"))) == 100
+    ik = b.findtext(f"{{{NS_AX}}}identityKey")
+    import base64
+    assert base64.b64decode(ik)[1:].hex() == fp.replace(" ", "")
+    # kept, private
+    sdir = m.data / A / "omemo"
+    assert (os.stat(sdir).st_mode & 0o777) == 0o700
+    for f in sdir.rglob("*"):
+        if f.is_file():
+            assert (os.stat(f).st_mode & 0o777) == 0o600, f
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    again = rd(m.path(A, "omemo")).splitlines()[0].split("\t")
+    assert again == own, (again, own)
+
+
+def test_off_by_default_and_refusals(server, tmp, stack):
+    """Without omemo = true: no omemo or devices files, encryption reads
+    plain and cannot be set to omemo (EOPNOTSUPP); with it, an
+    encryption word that is none is EINVAL, and insisting on omemo for a
+    contact without devices makes `send` fail with ENOKEY, nothing sent."""
+    m = mount(stack, server, tmp, "t-off", omemo=None)
+    assert not os.path.exists(m.path(A, "omemo"))
+    assert not os.path.exists(m.path(A, "contacts", B, "devices"))
+    assert rd(m.path(A, "contacts", B, "encryption")) == "plain\n"
+    expect_errno(lambda: m.write(f"{A}/contacts/{B}/encryption", "omemo\n"),
+                 errno.EOPNOTSUPP)
+
+
+def test_insisting_without_devices_sends_nothing(server, tmp, stack):
+    bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-ins-b"))
+    m = mount(stack, server, tmp, "t-ins")
+    enc = m.path(A, "contacts", B, "encryption")
+    assert rd(enc) == "plain\n"  # bob has no device
+    expect_errno(lambda: m.write(f"{A}/contacts/{B}/encryption", "secret\n"),
+                 errno.EINVAL)
+    m.write(f"{A}/contacts/{B}/encryption", "omemo\n")
+    assert rd(enc) == "omemo\n"
+    expect_errno(lambda: m.write(f"{A}/contacts/{B}/send", "hush\n"),
+                 errno.ENOKEY)
+    expect_errno(lambda: m.write(f"{A}/contacts/{B}/devices", "trust abc\n"),
+                 errno.EINVAL)
+    expect_errno(lambda: m.write(f"{A}/contacts/{B}/devices", "trust 12345\n"),
+                 errno.ENOENT)
+    m.write(f"{A}/contacts/{B}/encryption", "default\n")
+    m.write(f"{A}/contacts/{B}/send", "in the clear, as asked\n")
+    bob.wait_message(A, body="in the clear, as asked")
+    assert not any(r["body"] == "hush" for r in bob.messages)
