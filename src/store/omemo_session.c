@@ -231,6 +231,8 @@ int omemo_store_encrypt(OmemoStore *s, const char *text, const OmemoAddr *to,
 	int ret = 0;
 
 	*out = NULL;
+	if (n && !to)
+		return -EINVAL;
 	g_rec_mutex_lock(&s->lock);
 	for (guint i = 0; i < n && !any; i++)
 		any = addr_ok(to[i].jid, to[i].id) &&
