@@ -65,6 +65,21 @@ bool client_unhandled_in(Account *a, const In *in);
 
 /* ---- what features use of each other ---- */
 
+/* How chat.c takes a received message (omemo_message_in). */
+typedef enum {
+	OMEMO_IN_PLAIN,     /* not encrypted */
+	OMEMO_IN_DECRYPTED, /* its <body/> is now the plain text */
+	OMEMO_IN_FAILED,    /* encrypted, not readable: *why says why */
+	OMEMO_IN_NOTHING,   /* nothing to record: a key-transport or
+			     * heartbeat message, or one decrypted before */
+} OmemoIn;
+
+/* omemo.c: [pool] @msg from @from (the sender's bare JID; ours for a copy of what
+ * another client of ours sent): if it carries OMEMO, decrypt it. */
+OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
+			 char **why);
+
+
 /* chat.c: a message (or a bounce) from @jid as a record in its
  * conversation at @t, and an event; @copy: a copy (from our archive or
  * a carbon), where what we sent from another client is ours (recorded,

@@ -9,7 +9,6 @@
 
 #include <glib.h>
 #include <stdbool.h>
-#include <strophe.h>
 
 typedef struct Account Account;
 
@@ -38,17 +37,3 @@ int omemo_set_mode(Account *a, const char *jid, const char *word);
  * 0, -EINVAL, -ENOENT (no such device), -EOPNOTSUPP (no OMEMO). */
 char *omemo_devices_text(Account *a, const char *jid);
 int omemo_devices_write(Account *a, const char *jid, const char *text);
-
-/* How chat.c takes a received message (omemo_message_in). */
-typedef enum {
-	OMEMO_IN_PLAIN,     /* not encrypted */
-	OMEMO_IN_DECRYPTED, /* its <body/> is now the plain text */
-	OMEMO_IN_FAILED,    /* encrypted, not readable: *why says why */
-	OMEMO_IN_NOTHING,   /* nothing to record: a key-transport or
-			     * heartbeat message, or one decrypted before */
-} OmemoIn;
-
-/* [pool] @msg from @from (the sender's bare JID; ours for a copy of what
- * another client of ours sent): if it carries OMEMO, decrypt it. */
-OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
-			 char **why);
