@@ -153,3 +153,48 @@ def test_insisting_without_devices_sends_nothing(server, tmp, stack):
     m.write(f"{A}/contacts/{B}/send", "in the clear, as asked\n")
     bob.wait_message(A, body="in the clear, as asked")
     assert not any(r["body"] == "hush" for r in bob.messages)
+
+
+def own_id(m):
+    return int(rd(m.path(A, "omemo")).splitlines()[0].split("\t")[0])
+
+
+def test_both_directions(server, tmp, stack):
+    """A script writes to bob, who uses an axolotl client: it arrives
+    encrypted (the server and the stanza carry only the fallback body) and
+    bob reads it; bob's encrypted answer is plain text in `log` and
+    `stream`, its log.ids line marked omemo; bob's devices file shows his
+    device with the fingerprint his client shows, trusted on first use."""
+    from omemo_peer import OmemoPeer
+    bob = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-bd-b"))
+    m = mount(stack, server, tmp, "t-bd")
+    wait_until(lambda: rd(m.path(A, "contacts", B, "encryption")) == "omemo\n",
+               timeout=10, what="bob's devices known")
+    m.write(f"{A}/contacts/{B}/send", "hi bob, secretly\n")
+    r = bob.wait_decrypted(A, "hi bob, secretly")
+    assert r["error"] is None and r["prekey"]
+    assert "secretly" not in ET.tostring(r["xml"], encoding="unicode")
+    # our record: sent encrypted
+    recs = records(m, B)
+    assert recs[-1][1] == "hi bob, secretly" and recs[-1][0][4] == "omemo", recs
+    # bob's device, as his client shows it
+    d = devices(m, B)
+    assert d == {bob.device_id: (bob.fingerprint, "trusted")}, (d, bob.fingerprint)
+    # the answer
+    stream = stack.enter_context(open(m.path(A, "contacts", B, "stream"), "rb"))
+    bob.send_encrypted(A, "hello alice, secretly too")
+    wait_until(lambda: any(t == "hello alice, secretly too" for _, t in records(m, B)),
+               timeout=10, what="bob's answer in the log")
+    (ids, text), = [r for r in records(m, B) if r[1] == "hello alice, secretly too"]
+    assert ids[1] == "message" and ids[4] == "omemo", ids
+    from xfstest import read_with_deadline
+    got = read_with_deadline(stream.fileno(), timeout=5.0)
+    assert b"hello alice, secretly too" in got["data"], got
+    assert not any("OMEMO encrypted message" in t for _, t in records(m, B))
+    # a second message each way: no pre-key message any more
+    m.write(f"{A}/contacts/{B}/send", "and again\n")
+    r = bob.wait_decrypted(A, "and again")
+    assert not r["prekey"], r
+    bob.send_encrypted(A, "again from bob")
+    wait_until(lambda: any(t == "again from bob" for _, t in records(m, B)),
+               timeout=10, what="bob's second answer")
