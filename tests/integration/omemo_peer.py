@@ -74,8 +74,12 @@ def _options(access="open"):
 
 class OmemoPeer(Peer):
     def __init__(self, jid, password, server=None, resource="omemo",
-                 device_id=None, **kw):
+                 device_id=None, alone=False, **kw):
+        """@alone: publish a device list of this device only (the other
+        devices earlier tests left on the server are gone from it), as
+        when the user removes the others; else added to the list."""
         super().__init__(jid, password, server, resource=resource, **kw)
+        self.alone = alone
         self.device_id = device_id or random.randint(1, 2 ** 31 - 1)
         self.storage = MemoryStorage()
         self.be = None
@@ -105,8 +109,8 @@ class OmemoPeer(Peer):
                 "{jabber:client}message/{urn:xmpp:carbons:2}sent"),
             self._on_carbon))
         await self._publish_bundle()
-        ids = await self._fetch_list(self.bare)
-        if self.device_id not in ids:
+        ids = [] if self.alone else await self._fetch_list(self.bare)
+        if self.alone or self.device_id not in ids:
             await self._publish_list(ids + [self.device_id])
 
     @property

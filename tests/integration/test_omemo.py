@@ -155,6 +155,12 @@ def test_insisting_without_devices_sends_nothing(server, tmp, stack):
     assert not any(r["body"] == "hush" for r in bob.messages)
 
 
+def bundle_prekeys(peer, dev):
+    """The pre-key ids in alice's bundle for device @dev, as @peer reads it."""
+    got = items(peer, A, f"{NS_AX}.bundles:{dev}")
+    return {int(p.get("preKeyId")) for p in got[0].iter(f"{{{NS_AX}}}preKeyPublic")}
+
+
 def own_id(m):
     return int(rd(m.path(A, "omemo")).splitlines()[0].split("\t")[0])
 
@@ -166,7 +172,8 @@ def test_both_directions(server, tmp, stack):
     `stream`, its log.ids line marked omemo; bob's devices file shows his
     device with the fingerprint his client shows, trusted on first use."""
     from omemo_peer import OmemoPeer
-    bob = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-bd-b"))
+    bob = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-bd-b",
+                                        alone=True))
     m = mount(stack, server, tmp, "t-bd")
     wait_until(lambda: rd(m.path(A, "contacts", B, "encryption")) == "omemo\n",
                timeout=10, what="bob's devices known")
@@ -198,3 +205,112 @@ def test_both_directions(server, tmp, stack):
     bob.send_encrypted(A, "again from bob")
     wait_until(lambda: any(t == "again from bob" for _, t in records(m, B)),
                timeout=10, what="bob's second answer")
+
+
+def test_two_devices_and_a_new_one_mid_conversation(server, tmp, stack):
+    """Bob has two devices: both read what the script sends.  A third
+    appears mid-conversation (a new device list by PEP notification):
+    the next message reaches it too, and it shows in `devices`.  A
+    message bob's new device starts (pre-key message) is read, and
+    answered with a heartbeat (an empty message) that moves the session
+    on."""
+    from omemo_peer import OmemoPeer
+    b1 = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-2d-b1",
+                                       alone=True))
+    b2 = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-2d-b2"))
+    m = mount(stack, server, tmp, "t-2d")
+    wait_until(lambda: set(devices(m, B)) == {b1.device_id, b2.device_id},
+               timeout=10, what="both of bob's devices")
+    m.write(f"{A}/contacts/{B}/send", "to both\n")
+    b1.wait_decrypted(A, "to both")
+    b2.wait_decrypted(A, "to both")
+    b3 = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-2d-b3"))
+    wait_until(lambda: b3.device_id in devices(m, B), timeout=10,
+               what="bob's new device in `devices`")
+    wait_until(lambda: devices(m, B)[b3.device_id][0] == b3.fingerprint,
+               timeout=10, what="its key (fetched with its bundle)")
+    m.write(f"{A}/contacts/{B}/send", "to all three\n")
+    for b in (b1, b2, b3):
+        b.wait_decrypted(A, "to all three")
+    # a device that writes to us first: a pre-key message, read, and
+    # answered with an empty message; the pre-key it used is replaced in
+    # our bundle
+    dev = own_id(m)
+    before = bundle_prekeys(b1, dev)
+    b4 = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-2d-b4"))
+    b4.send_encrypted(A, "hi from the new phone")
+    wait_until(lambda: any(t == "hi from the new phone" for _, t in records(m, B)),
+               timeout=10, what="b4's message in the log")
+    hb = b4.wait_decrypted(A, None)
+    assert hb["body"] is None and hb["error"] is None, hb
+    b4.send_encrypted(A, "second from the new phone")
+    wait_until(lambda: any(t == "second from the new phone" for _, t in records(m, B)),
+               timeout=10, what="b4's second message")
+    recs = [t for _, t in records(m, B)]
+    assert recs.count("hi from the new phone") == 1, recs
+    after = wait_until(lambda: (lambda p: p if p != before else None)(bundle_prekeys(b1, dev)),
+                       timeout=10, what="our bundle published again")
+    assert len(after) == 100 and len(before - after) == 1, (len(after), before - after)
+
+
+def test_trust_refuses_and_allows(server, tmp, stack):
+    """omemo_trust = manual: bob's device is undecided, a write fails with
+    ENOKEY and nothing reaches him; `trust ID` lets the next one through;
+    with a second device distrusted, only the trusted one can read; the
+    decisions survive a remount."""
+    from omemo_peer import OmemoPeer
+    b1 = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-tr-b1",
+                                       alone=True))
+    b2 = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-tr-b2"))
+    m = mount(stack, server, tmp, "t-tr", omemo_trust="manual")
+    wait_until(lambda: all(d[0] != "-" for d in devices(m, B).values())
+               and len(devices(m, B)) == 2,
+               timeout=10, what="bob's two devices with their keys")
+    assert {t for _, t in devices(m, B).values()} == {"undecided"}
+    assert rd(m.path(A, "contacts", B, "encryption")) == "omemo\n"
+    expect_errno(lambda: m.write(f"{A}/contacts/{B}/send", "nobody may read\n"),
+                 errno.ENOKEY)
+    m.write(f"{A}/contacts/{B}/devices", f"trust {b1.device_id}\ndistrust {b2.device_id}\n")
+    d = devices(m, B)
+    assert d[b1.device_id][1] == "trusted" and d[b2.device_id][1] == "untrusted", d
+    m.write(f"{A}/contacts/{B}/send", "for b1 only\n")
+    b1.wait_decrypted(A, "for b1 only")
+    r = b2.wait_decrypted(A, None)
+    assert r["body"] is None and "not encrypted for this device" in r["error"], r
+    time.sleep(0.5)
+    assert not any(x["body"] == "nobody may read" for x in b1.decrypted + b2.decrypted)
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    d = devices(m, B)
+    assert d[b1.device_id][1] == "trusted" and d[b2.device_id][1] == "untrusted", d
+
+
+def test_tampered_is_recorded_once_as_undecryptable(server, tmp, stack):
+    """A message whose payload was altered does not authenticate: one
+    record `[undecryptable: ...]` of KIND undecryptable and an event,
+    never the fallback body, never the altered text; a message not
+    encrypted for our device says so."""
+    from omemo_peer import OmemoPeer
+    bob = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-tm-b",
+                                        alone=True))
+    m = mount(stack, server, tmp, "t-tm")
+    wait_until(lambda: rd(m.path(A, "contacts", B, "encryption")) == "omemo\n",
+               timeout=10, what="bob's devices known")
+    bob.send_encrypted(A, "genuine")
+    wait_until(lambda: any(t == "genuine" for _, t in records(m, B)), timeout=10)
+    bob.send_encrypted(A, "evil twin", tamper=True)
+    wait_until(lambda: any(t.startswith("[undecryptable") for _, t in records(m, B)),
+               timeout=10, what="the undecryptable record")
+    bob.send_encrypted(A, "after it")
+    wait_until(lambda: any(t == "after it" for _, t in records(m, B)), timeout=10)
+    recs = records(m, B)
+    bad = [(i, t) for i, t in recs if t.startswith("[undecryptable")]
+    assert len(bad) == 1, recs
+    assert bad[0][0][1] == "undecryptable" and bad[0][0][4] == "omemo", bad
+    assert "altered or corrupt" in bad[0][1], bad
+    assert not any("evil twin" in t or "OMEMO encrypted" in t for _, t in recs)
+    assert any(e[1] == "undecryptable" and e[2] == B for e in events(m))
+    # one for our device is missing: said so
+    bob.send_encrypted(A, "not for you", only_devices=[])
+    wait_until(lambda: any("not encrypted for this device" in t
+                           for _, t in records(m, B)), timeout=10)
