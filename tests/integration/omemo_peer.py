@@ -108,6 +108,8 @@ class OmemoPeer(Peer):
             "omemo carbon", MatchXPath(
                 "{jabber:client}message/{urn:xmpp:carbons:2}sent"),
             self._on_carbon))
+        # carbons (XEP-0280): what the account's other clients send
+        await self._iq(None, "set", ET.Element("{urn:xmpp:carbons:2}enable"))
         await self._publish_bundle()
         ids = [] if self.alone else await self._fetch_list(self.bare)
         if self.alone or self.device_id not in ids:

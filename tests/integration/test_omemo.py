@@ -314,3 +314,54 @@ def test_tampered_is_recorded_once_as_undecryptable(server, tmp, stack):
     bob.send_encrypted(A, "not for you", only_devices=[])
     wait_until(lambda: any("not encrypted for this device" in t
                            for _, t in records(m, B)), timeout=10)
+
+
+def test_catch_up_and_carbons_decrypted_once(server, tmp, stack):
+    """What bob sent encrypted while the mount was down comes from the
+    archive at the next mount, decrypted, each once (a remount does not
+    log them twice); what alice's phone (another OMEMO client of hers)
+    sends bob reaches the mount as a carbon, decrypted, as alice's; a
+    message accepted for encryption while offline goes out encrypted."""
+    from omemo_peer import OmemoPeer
+    bob = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-cu-b",
+                                        alone=True))
+    m = mount(stack, server, tmp, "t-cu")
+    wait_until(lambda: rd(m.path(A, "contacts", B, "encryption")) == "omemo\n",
+               timeout=10, what="bob's devices known")
+    m.write(f"{A}/contacts/{B}/send", "before the break\n")
+    bob.wait_decrypted(A, "before the break")
+    m.close()
+    for i in range(3):
+        bob.send_encrypted(A, f"while you were away {i}")
+    time.sleep(0.5)
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    want = [f"while you were away {i}" for i in range(3)]
+    wait_until(lambda: [t for _, t in records(m, B) if t in want] == want,
+               timeout=15, what="the catch-up's messages, decrypted, in order")
+    assert all(i[4] == "omemo" for i, t in records(m, B) if t in want)
+    # alice's phone talks to bob: its carbon is decrypted here
+    phone = stack.enter_context(OmemoPeer(A, "alicepw", server, resource="t-cu-phone"))
+    wait_until(lambda: phone.device_id in devices(m, A), timeout=10,
+               what="the phone in ACCOUNT/omemo")
+    phone.send_encrypted(B, "from my phone")
+    bob.wait_decrypted(A, "from my phone")
+    wait_until(lambda: any(t == "from my phone" for _, t in records(m, B)),
+               timeout=10, what="the phone's carbon, decrypted")
+    (ids, _), = [r for r in records(m, B) if r[1] == "from my phone"]
+    assert ids[4] == "omemo"
+    assert rd(m.path(A, "contacts", B, "log")).count(f"\t{A}\tfrom my phone") == 1
+    # what we send now is encrypted for the phone too
+    m.write(f"{A}/contacts/{B}/send", "seen from both\n")
+    bob.wait_decrypted(A, "seen from both")
+    wait_until(lambda: any(r["body"] == "seen from both" and r["carbon"]
+                           for r in phone.decrypted),
+               timeout=10, what="the phone reads our carbon")
+    # a remount logs nothing twice
+    m.close()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    time.sleep(1.0)
+    texts = [t for _, t in records(m, B)]
+    for t in want + ["from my phone", "seen from both"]:
+        assert texts.count(t) == 1, (t, texts)
