@@ -365,3 +365,37 @@ def test_catch_up_and_carbons_decrypted_once(server, tmp, stack):
     texts = [t for _, t in records(m, B)]
     for t in want + ["from my phone", "seen from both"]:
         assert texts.count(t) == 1, (t, texts)
+
+
+def test_accepted_offline_goes_out_encrypted(server, tmp, stack):
+    """A message accepted for encryption while the account cannot log in
+    (queue_when_failed) waits in the outbox with its choice, across a
+    remount, and goes out encrypted once the login works: never in the
+    clear, although nothing about the conversation is known then but what
+    the data directory kept."""
+    from omemo_peer import OmemoPeer
+    bob = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-off-b",
+                                        alone=True))
+    # (carol keeps the mount up while alice's login is refused)
+    m = stack.enter_context(Mount(tmp, {
+        A: server.account("alice", resource="t-off", omemo="true",
+                          queue_when_failed="true"),
+        C: server.account("carol", resource="t-off-c")}))
+    m.wait_state(A, "online", timeout=10)
+    wait_until(lambda: rd(m.path(A, "contacts", B, "encryption")) == "omemo\n",
+               timeout=10, what="bob's devices known")
+    m.close()
+    good = m.cfg.read_text()
+    m.cfg.write_text(good.replace("alicepw", "wrong-password"))
+    m.remount()
+    wait_until(lambda: "authentication failed" in m.log_text(), timeout=10)
+    m.write(f"{A}/contacts/{B}/send", "queued while refused\n")
+    out = (m.data / A / "outbox").read_text()
+    assert "queued while refused" in out and ";omemo" in out, out
+    m.close()
+    m.cfg.write_text(good)
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    r = bob.wait_decrypted(A, "queued while refused", timeout=15)
+    assert "queued while refused" not in ET.tostring(r["xml"], encoding="unicode")
+    assert not any(x["body"] == "queued while refused" for x in bob.messages)
