@@ -153,6 +153,8 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 		record_append_ids(ids, k.url, id, "oob", id, archive_id, enc);
 	}
 	ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len, &at);
+	if (!ret && oin == OMEMO_IN_DECRYPTED)
+		omemo_logged(a);
 	if (ret) {
 		mam_log_failed(a, peer ? peer : bare, -ret);
 		kinds_clear(&k);

@@ -78,6 +78,11 @@ typedef enum {
  * another client of ours sent): if it carries OMEMO, decrypt it. */
 OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 			 char **why);
+/* omemo.c: the message omemo_message_in decrypted last is in its log
+ * (until then, the same message again is given its text again: a record
+ * that could not be written comes again from the archive, its key
+ * spent). */
+void omemo_logged(Account *a);
 
 
 /* chat.c: a message (or a bounce) from @jid as a record in its

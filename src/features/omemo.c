@@ -78,6 +78,7 @@ typedef struct {
 	gint64 bundle_due;   /* publish the bundle again then; 0: no */
 	GHashTable *recent;  /* key -> plain text (RECENT_MAX) */
 	GQueue recent_order; /* of keys, oldest first */
+	char *last_key;      /* of the last message decrypted */
 } Omemo;
 
 const Feature omemo_feature;
@@ -957,14 +958,18 @@ static void recent_add(Omemo *o, const char *key, const char *text)
 {
 	char *k;
 
+	g_free(o->last_key);
+	o->last_key = g_strdup(key);
 	if (g_hash_table_contains(o->recent, key))
 		return;
 	k = g_strdup(key);
 	g_hash_table_insert(o->recent, k, g_strdup(text));
-	g_queue_push_tail(&o->recent_order, k);
-	if (o->recent_order.length > RECENT_MAX)
-		g_hash_table_remove(o->recent,
-				    g_queue_pop_head(&o->recent_order));
+	g_queue_push_tail(&o->recent_order, g_strdup(key));
+	if (o->recent_order.length > RECENT_MAX) {
+		char *old = g_queue_pop_head(&o->recent_order);
+		g_hash_table_remove(o->recent, old);
+		g_free(old);
+	}
 }
 
 /* Put @text in place of @msg's body. */
@@ -1034,6 +1039,8 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 		if (!had)
 			return OMEMO_IN_NOTHING; /* a duplicate, logged */
 		set_body(a, msg, had);
+		g_free(o->last_key);
+		o->last_key = g_strdup(key);
 		return OMEMO_IN_DECRYPTED;
 	}
 	if (ret) {
@@ -1054,6 +1061,17 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 	recent_add(o, key, text);
 	set_body(a, msg, text);
 	return OMEMO_IN_DECRYPTED;
+}
+
+void omemo_logged(Account *a)
+{
+	Omemo *o = omemo_of(a);
+
+	/* kept only while its record could not be written: once it is, the
+	 * same message again is a duplicate */
+	if (o->last_key)
+		g_hash_table_remove(o->recent, o->last_key);
+	g_clear_pointer(&o->last_key, g_free);
 }
 
 /* A device list, from a contact's PEP service or ours. */
@@ -1121,7 +1139,8 @@ static void omemo_detach(Account *a)
 	g_hash_table_unref(o->prep);
 	g_hash_table_unref(o->failed);
 	g_hash_table_unref(o->recent);
-	g_queue_clear(&o->recent_order); /* (the keys were the table's) */
+	g_queue_clear_full(&o->recent_order, g_free);
+	g_free(o->last_key);
 	g_free(o->modes_path);
 	g_mutex_clear(&o->lock);
 }

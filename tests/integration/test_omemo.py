@@ -48,8 +48,13 @@ def devices(m, jid):
 
 def records(m, jid):
     """[(ids fields, record text)] of a conversation."""
-    log = rd(m.path(A, "contacts", jid, "log")).splitlines()
-    ids = rd(m.path(A, "contacts", jid, "log.ids")).splitlines()
+    for _ in range(100):
+        # (a record may come between the two reads: read again)
+        log = rd(m.path(A, "contacts", jid, "log")).splitlines()
+        ids = rd(m.path(A, "contacts", jid, "log.ids")).splitlines()
+        if len(log) == len(ids):
+            break
+        time.sleep(0.01)
     assert len(log) == len(ids), (log, ids)
     return [(i.split("\t"), l.split("\t", 2)[2]) for i, l in zip(ids, log)]
 

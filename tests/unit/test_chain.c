@@ -24,6 +24,7 @@
 #include "base/config.h"
 #include "features/featureset.h"
 #include "store/history.h"
+#include "store/omemo_store.h"
 #include "xmpp/account.h"
 #include "xmpp/await.h"
 #include "xmpp/dispatch.h"
@@ -421,6 +422,142 @@ static void test_await_deadline(void)
 	g_assert_cmpuint(got.calls, ==, 1);
 }
 
+/* ---- OMEMO: bob, a store of the test's own, writes to alice ---- */
+
+#define BOB "bob@omemo.test"
+
+static OmemoStore *bob;
+static guint32 alice_dev;
+
+/* Bob has a session with alice's device, built from her bundle (read
+ * from her store's files while the account, offline, changes none). */
+static void bob_meets_alice(void)
+{
+	g_autofree char *adir = g_build_filename(datadir, OWN, "omemo", NULL);
+	g_autofree char *bdir = g_build_filename(dir, "bob-omemo", NULL);
+	g_autoptr(GError) err = NULL;
+	g_autoptr(OmemoStore) alice = NULL;
+	g_autoptr(OmemoBundle) b = NULL;
+
+	if (bob)
+		return;
+	alice = omemo_store_open(adir, OMEMO_POLICY_TOFU, &err);
+	g_assert_no_error(err);
+	alice_dev = omemo_store_device_id(alice);
+	b = omemo_store_bundle(alice);
+	bob = omemo_store_open(bdir, OMEMO_POLICY_BLIND, &err);
+	g_assert_no_error(err);
+	g_assert_cmpint(omemo_store_session_from_bundle(bob, OWN, alice_dev, b),
+			==, 0);
+}
+
+static char *b64(GBytes *b)
+{
+	gsize len;
+	const guint8 *d = g_bytes_get_data(b, &len);
+
+	return g_base64_encode(d, len);
+}
+
+/* A message from bob's device with @text encrypted to alice (@tamper:
+ * a payload byte flipped), as XML. */
+static char *bob_says(const char *text, bool tamper)
+{
+	OmemoAddr to;
+	g_autoptr(OmemoEnvelope) e = NULL;
+	g_autofree char *key = NULL, *iv = NULL, *payload = NULL;
+	const OmemoKey *k;
+
+	bob_meets_alice();
+	to = (OmemoAddr){OWN, alice_dev};
+	g_assert_cmpint(omemo_store_encrypt(bob, text, &to, 1, &e), ==, 0);
+	k = g_ptr_array_index(e->keys, 0);
+	key = b64(k->data);
+	iv = b64(e->iv);
+	if (tamper) {
+		gsize len;
+		guint8 *d = g_bytes_unref_to_data(e->payload, &len);
+		d[len / 2] ^= 0x20;
+		e->payload = g_bytes_new_take(d, len);
+	}
+	payload = b64(e->payload);
+	return g_strdup_printf(
+		"<message from='" BOB "/phone' type='chat' id='om-%u'>"
+		"<encrypted xmlns='eu.siacs.conversations.axolotl'>"
+		"<header sid='%u'><key rid='%u'%s>%s</key><iv>%s</iv></header>"
+		"<payload>%s</payload></encrypted>"
+		"<body>I sent you an OMEMO encrypted message</body></message>",
+		g_random_int(), e->sid, alice_dev,
+		k->prekey ? " prekey='true'" : "", key, iv, payload);
+}
+
+static char *ids_of(const char *jid)
+{
+	g_autofree char *path = g_build_filename(datadir, OWN, "contacts", jid,
+						 "log.ids", NULL);
+	char *text = NULL;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return g_strdup("");
+	return text;
+}
+
+/* What bob encrypts is logged as text, its ids line marked omemo; the
+ * same stanza again is logged once; the fallback body never. */
+static void test_omemo_decrypted_once(void)
+{
+	g_autofree char *first = bob_says("hello, secretly", false);
+	g_autofree char *second = bob_says("and again", false);
+	g_autofree char *log = NULL, *ids = NULL;
+
+	feed(first);
+	feed(first); /* (a duplicate: its key is spent) */
+	feed(second);
+	log = log_of(BOB);
+	ids = ids_of(BOB);
+	g_assert_cmpuint(count(log, "\t" BOB "\thello, secretly\n"), ==, 1);
+	g_assert_cmpuint(count(log, "\t" BOB "\tand again\n"), ==, 1);
+	g_assert_cmpuint(count(log, "OMEMO encrypted"), ==, 0);
+	g_assert_cmpuint(count(ids, "\tmessage\t-\t-\tomemo\n"), ==, 2);
+}
+
+/* An envelope that does not authenticate, one not for our device, and
+ * malformed ones: each is one record saying why, never the fallback. */
+static void test_omemo_undecryptable(void)
+{
+	static const struct {
+		const char *xml, *why;
+	} bad[] = {
+		{"<message from='" BOB "/p' type='chat' id='m1'><encrypted "
+		 "xmlns='eu.siacs.conversations.axolotl'/><body>fb</body>"
+		 "</message>",
+		 "malformed OMEMO element"},
+		{"<message from='" BOB "/p' type='chat' id='m2'><encrypted "
+		 "xmlns='eu.siacs.conversations.axolotl'><header sid='7'>"
+		 "<key rid='1'>AAAA</key><iv>AAAAAAAAAAAAAAAA</iv></header>"
+		 "<payload>AAAA</payload></encrypted><body>fb</body></message>",
+		 "not encrypted for this device"},
+		{"<message from='" BOB "/p' type='chat' id='m3'><encrypted "
+		 "xmlns='eu.siacs.conversations.axolotl'><header sid='x'>"
+		 "<iv>AAAA</iv></header></encrypted><body>fb</body></message>",
+		 "malformed OMEMO element"},
+	};
+	g_autofree char *tampered = bob_says("evil twin", true);
+	g_autofree char *log = NULL;
+
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+		feed(bad[i].xml);
+	feed(tampered);
+	log = log_of(BOB);
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+		g_assert_cmpuint(count(log, bad[i].why), >=, 1);
+	g_assert_cmpuint(count(log, "[undecryptable: does not authenticate"),
+			 ==, 1);
+	g_assert_cmpuint(count(log, "[undecryptable: "), ==, 4);
+	g_assert_cmpuint(count(log, "evil twin"), ==, 0);
+	g_assert_cmpuint(count(log, "\tfb\n"), ==, 0);
+}
+
 static void set_up(void)
 {
 	g_autofree char *cfgpath = NULL, *text = NULL;
@@ -430,7 +567,7 @@ static void set_up(void)
 	datadir = g_build_filename(dir, "data", NULL);
 	cfgpath = g_build_filename(dir, "config", NULL);
 	text = g_strdup_printf("[" OWN "]\npassword = x\nhost = 127.0.0.1\n"
-			       "port = %u\n",
+			       "port = %u\nomemo = true\n",
 			       refusing_port());
 	g_assert_true(g_file_set_contents_full(cfgpath, text, -1,
 					       G_FILE_SET_CONTENTS_NONE, 0600,
@@ -454,6 +591,7 @@ static void tear_down(void)
 	g_autofree char *rm = g_strdup_printf("rm -rf '%s'", dir);
 
 	pool_call(pool, account, ctx_free_run, NULL, NULL);
+	g_clear_pointer(&bob, omemo_store_free);
 	g_free(got.from);
 	g_free(got.type);
 	pool_stop(pool);
@@ -498,6 +636,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/chain/await-own-account-answers",
 			test_await_own_account_answers);
 	g_test_add_func("/chain/await-deadline", test_await_deadline);
+	g_test_add_func("/chain/omemo-decrypted-once", test_omemo_decrypted_once);
+	g_test_add_func("/chain/omemo-undecryptable", test_omemo_undecryptable);
 	ret = g_test_run();
 	tear_down();
 	return ret;
