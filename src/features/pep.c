@@ -130,28 +130,29 @@ static void publish_send(Account *a, Publish *pub)
 	xmpp_stanza_set_id(item, pub->id);
 	/* (a stanza has one parent: a copy, kept for a second try) */
 	xmpp_stanza_add_child_ex(item, xmpp_stanza_copy(pub->payload), 0);
-	/* XEP-0223: kept, as many as there are, not sent again at each
-	 * presence, and for our own clients only */
-	if (!pub->plain && pub->access == PEP_OPEN) {
-		/* anyone may read it, without a subscription (OMEMO's
-		 * device list and bundles) */
+	if (!pub->plain) {
 		opts = acct_add_child(a, ps, "publish-options", NULL);
 		x = acct_add_child(a, opts, "x", "jabber:x:data");
 		xmpp_stanza_set_attribute(x, "type", "submit");
 		pep_add_field(a, x, "FORM_TYPE", "hidden",
 			      "http://jabber.org/protocol/pubsub#publish-options");
-		pep_add_field(a, x, "pubsub#access_model", NULL, "open");
-	} else if (!pub->plain) {
-		opts = acct_add_child(a, ps, "publish-options", NULL);
-		x = acct_add_child(a, opts, "x", "jabber:x:data");
-		xmpp_stanza_set_attribute(x, "type", "submit");
-		pep_add_field(a, x, "FORM_TYPE", "hidden",
-			      "http://jabber.org/protocol/pubsub#publish-options");
-		pep_add_field(a, x, "pubsub#persist_items", NULL, "true");
-		pep_add_field(a, x, "pubsub#max_items", NULL, "max");
-		pep_add_field(a, x, "pubsub#send_last_published_item", NULL,
-			      "never");
-		pep_add_field(a, x, "pubsub#access_model", NULL, "whitelist");
+		if (pub->access == PEP_OPEN) {
+			/* anyone may read it, without a subscription
+			 * (OMEMO's device list and bundles) */
+			pep_add_field(a, x, "pubsub#access_model", NULL,
+				      "open");
+		} else {
+			/* XEP-0223: kept, as many as there are, not sent
+			 * again at each presence, and for our own clients
+			 * only */
+			pep_add_field(a, x, "pubsub#persist_items", NULL,
+				      "true");
+			pep_add_field(a, x, "pubsub#max_items", NULL, "max");
+			pep_add_field(a, x, "pubsub#send_last_published_item",
+				      NULL, "never");
+			pep_add_field(a, x, "pubsub#access_model", NULL,
+				      "whitelist");
+		}
 	}
 	await_iq(a, iq, PEP_TIMEOUT_S, published, pub, publish_free);
 	xmpp_stanza_release(iq);

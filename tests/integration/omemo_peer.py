@@ -109,7 +109,7 @@ class OmemoPeer(Peer):
                 "{jabber:client}message/{urn:xmpp:carbons:2}sent"),
             self._on_carbon))
         # carbons (XEP-0280): what the account's other clients send
-        await self._iq(None, "set", ET.Element("{urn:xmpp:carbons:2}enable"))
+        await self.aiq(None, "set", ET.Element("{urn:xmpp:carbons:2}enable"))
         await self._publish_bundle()
         ids = [] if self.alone else await self._fetch_list(self.bare)
         if self.alone or self.device_id not in ids:
@@ -130,28 +130,13 @@ class OmemoPeer(Peer):
 
     # -- PEP --------------------------------------------------------------
 
-    async def _iq(self, to, itype, child, timeout=10):
-        from slixmpp.exceptions import IqError, IqTimeout
-        iq = self.xmpp.Iq()
-        iq["type"] = itype
-        if to:
-            iq["to"] = to
-        iq.append(child)
-        try:
-            r = await iq.send(timeout=timeout)
-        except IqError as e:
-            return e.iq.xml
-        except IqTimeout:
-            return None
-        return r.xml
-
     async def _publish(self, node, payload):
         ps = ET.Element(f"{{{NS_PUBSUB}}}pubsub")
         pub = ET.SubElement(ps, f"{{{NS_PUBSUB}}}publish", node=node)
         item = ET.SubElement(pub, f"{{{NS_PUBSUB}}}item", id="current")
         item.append(payload)
         ps.append(_options())
-        r = await self._iq(None, "set", ps)
+        r = await self.aiq(None, "set", ps)
         assert r is not None and r.get("type") == "result", \
             ET.tostring(r) if r is not None else "no answer"
 
@@ -169,7 +154,7 @@ class OmemoPeer(Peer):
     async def _items(self, jid, node):
         ps = ET.Element(f"{{{NS_PUBSUB}}}pubsub")
         ET.SubElement(ps, f"{{{NS_PUBSUB}}}items", node=node)
-        r = await self._iq(jid, "get", ps)
+        r = await self.aiq(jid, "get", ps)
         if r is None or r.get("type") != "result":
             return []
         return list(r.iter(f"{{{NS_PUBSUB}}}item"))

@@ -1051,23 +1051,27 @@ class Peer:
                               f"{_error_condition(x)}")
         return x
 
+    async def aiq(self, to, itype, child, timeout=10.0):
+        """iq() in the client's loop (to=None: our own account)."""
+        from slixmpp.exceptions import IqError, IqTimeout
+        iq = self.xmpp.Iq()
+        iq["type"] = itype
+        if to:
+            iq["to"] = to
+        iq.append(child)
+        try:
+            r = await iq.send(timeout=timeout)
+        except IqError as e:
+            return e.iq.xml
+        except IqTimeout:
+            return None
+        return r.xml
+
     def iq(self, to, itype, child, timeout=10.0):
         """Send an <iq type=@itype to=@to> with @child (an ET element);
         returns the answer's XML (result or error), None on no answer."""
-        async def go():
-            from slixmpp.exceptions import IqError, IqTimeout
-            iq = self.xmpp.Iq()
-            iq["type"] = itype
-            iq["to"] = to
-            iq.append(child)
-            try:
-                r = await iq.send(timeout=timeout)
-            except IqError as e:
-                return e.iq.xml
-            except IqTimeout:
-                return None
-            return r.xml
-        return self._call(go, timeout=timeout + 2)
+        return self._call(self.aiq, to, itype, child, timeout,
+                          timeout=timeout + 2)
 
     def roster_items(self):
         """The roster as the server has it now, fetched with a fresh
