@@ -404,3 +404,47 @@ def test_accepted_offline_goes_out_encrypted(server, tmp, stack):
     r = bob.wait_decrypted(A, "queued while refused", timeout=15)
     assert "queued while refused" not in ET.tostring(r["xml"], encoding="unicode")
     assert not any(x["body"] == "queued while refused" for x in bob.messages)
+
+
+def test_a_python_omemo_client_both_ways(server, tmp, stack):
+    """Against a client built on python-omemo's SessionManager (as
+    applications of that library behave: it checks our device list and
+    bundle strictly, answers our pre-key message with an empty message,
+    and repeats its key exchange until it has read from us): a
+    conversation each way, started by either side, nothing undecryptable
+    on either side, and our heartbeat read by it."""
+    from omemo_client import OmemoClient
+    bob = stack.enter_context(OmemoClient(B, "bobpw", server, resource="t-sm-b",
+                                          reset_device_list=True))
+    m = mount(stack, server, tmp, "t-sm")
+    wait_until(lambda: rd(m.path(A, "contacts", B, "encryption")) == "omemo\n",
+               timeout=10, what="bob's devices known")
+    m.write(f"{A}/contacts/{B}/send", "hi session manager\n")
+    r = bob.wait_decrypted(A, "hi session manager")
+    assert r["error"] is None and r["prekey"], r
+    bob.send_encrypted(A, "hello from python-omemo")
+    wait_until(lambda: any(t == "hello from python-omemo" for _, t in records(m, B)),
+               timeout=10, what="its answer")
+    m.write(f"{A}/contacts/{B}/send", "second\n")
+    assert not bob.wait_decrypted(A, "second")["prekey"]
+    # bob's second device starts a conversation of its own with us
+    b2 = stack.enter_context(OmemoClient(B, "bobpw", server, resource="t-sm-b2"))
+    b2.send_encrypted(A, "the laptop starts")
+    b2.send_encrypted(A, "the laptop again")
+    wait_until(lambda: any(t == "the laptop again" for _, t in records(m, B)),
+               timeout=10, what="the laptop's messages")
+    hb = b2.wait_record(lambda x: x["from_bare"] == A and x["key_transport"])
+    assert hb["error"] is None, hb
+    m.write(f"{A}/contacts/{B}/send", "to both of you\n")
+    for b in (bob, b2):
+        assert b.wait_decrypted(A, "to both of you")["error"] is None
+    time.sleep(0.5)
+    recs = records(m, B)
+    assert not any(t.startswith("[undecryptable") for _, t in recs), recs
+    assert [t for _, t in recs].count("the laptop starts") == 1
+    # (our heartbeat to the laptop goes to bob's bare JID: the phone
+    # sees it, not for it)
+    assert not [x for x in bob.decrypted + b2.decrypted
+                if x["from_bare"] == A and x["error"]
+                and not (x["key_transport"] or "NotForUs" in x["error"])], \
+        bob.decrypted + b2.decrypted

@@ -655,6 +655,7 @@ class Peer:
         x.register_handler(Callback(
             "xfstest bodyless", MatchXPath("{jabber:client}message"),
             self._on_bodyless))
+        self._configure(x)
         if self.direct_tls:
             x.connect((self.host, self.port), use_ssl=True)
         else:
@@ -670,6 +671,10 @@ class Peer:
                     asyncio.gather(*pending, return_exceptions=True))
         finally:
             self.loop.close()
+
+    def _configure(self, x):
+        """Hook for subclasses: register more plugins and handlers on the
+        slixmpp client @x, in its loop, before it connects."""
 
     def _fail(self, why):
         self._failed = why
