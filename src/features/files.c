@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/aesgcm.h"
 #include "base/jid.h"
 #include "base/log.h"
 #include "xmpp/pool.h"
@@ -46,6 +47,11 @@ typedef struct {
 	Account *a;
 	char *conv, *url, *ca_file, *connect_host;
 	guint64 max;
+	/* an aesgcm:// link (XEP-0454): @url is its https:// one, and the
+	 * file is decrypted with these */
+	bool aesgcm;
+	guint8 key[AESGCM_KEY], iv[16];
+	gsize iv_len;
 } Fetch;
 
 static Files *fi_of(Account *a)
@@ -182,6 +188,7 @@ static int progress(guint64 done, guint64 total, void *data)
 
 static void fetch_free(Fetch *f)
 {
+	explicit_bzero(f->key, sizeof f->key);
 	g_free(f->conv);
 	g_free(f->url);
 	g_free(f->ca_file);
@@ -212,7 +219,29 @@ static void fetch_run(gpointer data, gpointer user)
 		ret = -errno;
 		goto out;
 	}
-	ret = https_get(&o, f->url, fd, f->max, progress, fs, &err);
+	ret = https_get(&o, f->url, fd, f->max + (f->aesgcm ? AESGCM_TAG : 0),
+			progress, fs, &err);
+	if (!ret && f->aesgcm) {
+		/* the ciphertext is read from its unlinked file into the
+		 * one kept; one that does not authenticate is not kept */
+		g_autofree char *ctmp = g_steal_pointer(&tmp);
+		int cfd = fd;
+		tmp = g_build_filename(dir, ".part-XXXXXX", NULL);
+		fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0600);
+		unlink(ctmp);
+		if (fd < 0) {
+			ret = -errno;
+			close(cfd);
+			goto out;
+		}
+		ret = aesgcm_decrypt_fd(cfd, fd, f->key, f->iv, f->iv_len);
+		close(cfd);
+		if (ret == -EBADMSG)
+			g_set_error_literal(&err, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+					    "does not authenticate: altered or "
+					    "corrupt, or not the file the "
+					    "link's key is for");
+	}
 	if (!ret && fstat(fd, &st))
 		ret = -errno;
 	close(fd);
@@ -246,6 +275,8 @@ void files_offer(Account *a, const char *conv, const char *url)
 	const CfgAccount *c = acct_cfg(a);
 	g_autofree char *dir = conv_dir(a, conv);
 	g_autofree char *key = g_strdup_printf("%s\t%s", conv, url);
+	g_autofree char *https = NULL;
+	Fetch aes = {0};
 	HttpsOpts o;
 	Fetch *f;
 	bool again;
@@ -253,6 +284,15 @@ void files_offer(Account *a, const char *conv, const char *url)
 	POOL_ASSERT();
 	if (!c->downloads || !dir || g_atomic_int_get(&fs->stopping))
 		return;
+	if (g_str_has_prefix(url, "aesgcm://")) {
+		if (!aesgcm_url_parse(url, &https, aes.iv, &aes.iv_len,
+				      aes.key))
+			return;
+		aes.aesgcm = true;
+		url = https; /* (the key never goes to .links or an event) */
+		g_free(key);
+		key = g_strdup_printf("%s\t%s", conv, url);
+	}
 	g_mutex_lock(&fs->lock);
 	again = g_hash_table_contains(fs->busy, key) ||
 		fetched_before(dir, url);
@@ -273,6 +313,11 @@ void files_offer(Account *a, const char *conv, const char *url)
 	f->ca_file = g_strdup(o.ca_file);
 	f->connect_host = g_strdup(o.connect_host);
 	f->max = c->download_max;
+	f->aesgcm = aes.aesgcm;
+	memcpy(f->key, aes.key, sizeof f->key);
+	memcpy(f->iv, aes.iv, sizeof f->iv);
+	f->iv_len = aes.iv_len;
+	explicit_bzero(aes.key, sizeof aes.key);
 	g_thread_pool_push(fs->workers, f, NULL);
 }
 

@@ -190,6 +190,11 @@ bool kinds_of(Account *a, xmpp_stanza_t *msg, MsgKind *k)
 		    !strstr(k->text, url))
 			k->url = g_steal_pointer(&url);
 	}
+	/* a file shared encrypted (XEP-0454): its link is the whole body */
+	if (!k->file && !strcmp(k->kind, "message") &&
+	    g_str_has_prefix(k->text, "aesgcm://") &&
+	    !strpbrk(k->text, " \t\r\n"))
+		k->file = g_strdup(k->text);
 	return true;
 }
 

@@ -218,13 +218,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	/* cp report.pdf contacts/JID/ (or rooms/ROOM/): a file sent, at
 	 * close; a name of the conversation's own files is not one */
 	if (dir && dir->kind == NODE_CONTACT && name[0] != '.') {
-		/* the file would go to the server in the clear, its link
-		 * encrypted (XEP-0454 is not done yet): refused before a
-		 * byte is copied, not after */
+		/* an encrypted conversation no trusted device can read
+		 * takes no file: refused before a byte is copied */
 		const char *enc = NULL;
 		int ret = omemo_send_mode(dir->acct, dir->jid, &enc);
-		if (ret || enc) {
-			fuse_reply_err(req, ret ? -ret : EOPNOTSUPP);
+		if (ret) {
+			fuse_reply_err(req, -ret);
 			return;
 		}
 	}

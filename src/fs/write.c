@@ -9,12 +9,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/aesgcm.h"
 #include "base/log.h"
 #include "base/text.h"
 #include "base/xmlcheck.h"
 #include "features/chat.h"
 #include "features/iqfile.h"
 #include "features/muc.h"
+#include "features/omemo.h"
 #include "features/profile.h"
 #include "features/upload.h"
 #include "fs/park.h"
@@ -354,8 +356,12 @@ static int upload_send(Xfs *x, Handle *h)
 	const char *type = upload_type_of(n->name);
 	g_auto(UploadSlot) slot = {0};
 	g_autoptr(GError) err = NULL;
-	g_autofree char *text = NULL;
+	g_autofree char *text = NULL, *link = NULL;
 	Progress prog = {a, jid, name, 0};
+	const char *enc = NULL;
+	guint8 key[AESGCM_KEY], iv[AESGCM_IV];
+	int fd = h->fd, encfd = -1;
+	guint64 esize;
 	off_t size;
 	int ret;
 
@@ -376,21 +382,55 @@ static int upload_send(Xfs *x, Handle *h)
 		ret = -errno;
 		goto failed;
 	}
+	/* an encrypted conversation's file is encrypted too, and its link
+	 * goes inside an encrypted message (XEP-0454): the server keeps
+	 * only ciphertext */
+	if (n->parent->kind == NODE_CONTACT &&
+	    (ret = omemo_send_mode(a, jid, &enc)))
+		goto failed;
+	if (enc) {
+		if ((ret = aesgcm_new_key(key, iv)))
+			goto failed;
+		if ((encfd = upload_tmpfile(a)) < 0) {
+			ret = encfd;
+			goto failed;
+		}
+		if ((ret = aesgcm_encrypt_fd(h->fd, encfd, key, iv, &esize)))
+			goto failed;
+		fd = encfd;
+		size = (off_t)esize;
+		type = "application/octet-stream";
+	}
 	ret = upload_slot(x->pool, a, n->name, (guint64)size, type, &slot);
 	if (ret)
 		goto failed;
-	ret = upload_put(a, &slot, h->fd, (guint64)size, type, upload_progress,
+	ret = upload_put(a, &slot, fd, (guint64)size, type, upload_progress,
 			 &prog, &err);
 	if (ret)
 		goto failed;
-	ret = n->parent->kind == NODE_ROOM ? muc_about(a, jid, "oob", slot.get)
-					   : chat_send_oob(a, jid, slot.get);
+	if (enc) {
+		const char *bodies[1];
+		guint64 seq;
+		link = aesgcm_url(slot.get, iv, key);
+		bodies[0] = link;
+		ret = chat_send(a, jid, bodies, 1, &seq);
+	} else {
+		ret = n->parent->kind == NODE_ROOM
+			      ? muc_about(a, jid, "oob", slot.get)
+			      : chat_send_oob(a, jid, slot.get);
+	}
 	if (ret)
 		goto failed;
+	if (encfd >= 0)
+		close(encfd);
+	explicit_bzero(key, sizeof key);
 	text = g_strdup_printf("%s: sent, %s", name, slot.get);
 	acct_event(a, "upload", jid, text);
 	return 0;
 failed:
+	if (encfd >= 0)
+		close(encfd);
+	explicit_bzero(key, sizeof key);
 	text = g_strdup_printf("%s: not sent: %s", name,
 			       err ? err->message : g_strerror(-ret));
 	acct_event(a, "upload", jid, text);

@@ -448,3 +448,89 @@ def test_a_python_omemo_client_both_ways(server, tmp, stack):
                 if x["from_bare"] == A and x["error"]
                 and not (x["key_transport"] or "NotForUs" in x["error"])], \
         bob.decrypted + b2.decrypted
+
+
+NS_UPLOAD = "urn:xmpp:http:upload:0"
+
+
+def upload(server, peer, name, data):
+    """A slot from upload.localhost and the PUT of @data: the GET URL."""
+    import ssl
+    import urllib.request
+    req = ET.Element(f"{{{NS_UPLOAD}}}request", filename=name, size=str(len(data)),
+                     **{"content-type": "application/octet-stream"})
+    r = peer.iq("upload.localhost", "get", req)
+    assert r is not None and r.get("type") == "result", ET.tostring(r)
+    slot = r.find(f"{{{NS_UPLOAD}}}slot")
+    put = slot.find(f"{{{NS_UPLOAD}}}put")
+    hdrs = {h.get("name"): h.text for h in put.findall(f"{{{NS_UPLOAD}}}header")}
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    rq = urllib.request.Request(put.get("url"), data=data, method="PUT", headers={
+        **hdrs, "Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(rq, context=ctx, timeout=10) as resp:
+        assert resp.status in (200, 201), resp.status
+    return slot.find(f"{{{NS_UPLOAD}}}get").get("url")
+
+
+def fetch(server, url):
+    import ssl
+    import urllib.request
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+        return r.read()
+
+
+def test_files_shared_encrypted(server, tmp, stack):
+    """In an encrypted conversation `cp` encrypts the file (XEP-0454,
+    AES-256-GCM): the server keeps only ciphertext, and bob gets an
+    aesgcm:// link inside an encrypted message, with which he reads the
+    very bytes.  A file bob shares so is fetched into files/ decrypted;
+    one whose key does not fit is not kept, and the event says why,
+    without the key."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from omemo_peer import OmemoPeer
+    bob = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-fe-b",
+                                        alone=True))
+    m = mount(stack, server, tmp, "t-fe", downloads="true")
+    wait_until(lambda: rd(m.path(A, "contacts", B, "encryption")) == "omemo\n",
+               timeout=10, what="bob's devices known")
+    time.sleep(0.5)  # (the upload service found)
+    data = os.urandom(5000) + "é".encode()
+    src = m.dir / "report.bin"
+    src.write_bytes(data)
+    import shutil
+    shutil.copyfile(src, m.path(A, "contacts", B, "report.bin"))
+    r = bob.wait_decrypted(A, None)
+    link = r["body"]
+    assert link and link.startswith("aesgcm://") and "#" in link, r
+    rest, frag = link[len("aesgcm://"):].split("#")
+    iv, key = bytes.fromhex(frag[:24]), bytes.fromhex(frag[24:])
+    assert len(frag) == 88
+    blob = fetch(server, "https://" + rest)
+    assert len(blob) == len(data) + 16 and data[:64] not in blob
+    assert AESGCM(key).decrypt(iv, blob, None) == data
+    assert "aesgcm" not in ET.tostring(r["xml"], encoding="unicode")
+    ev = [e for e in events(m) if e[1] == "upload"]
+    assert ev and not any(frag in e[3] for e in ev), ev
+    # bob shares one
+    mine = os.urandom(3000)
+    k2, iv2 = AESGCM.generate_key(256), os.urandom(12)
+    get = upload(server, bob, "photo.jpg", AESGCM(k2).encrypt(iv2, mine, None))
+    bob.send_encrypted(A, "aesgcm://" + get[len("https://"):] + "#" +
+                       iv2.hex() + k2.hex())
+    got = m.path(A, "contacts", B, "files", "photo.jpg")
+    wait_until(lambda: os.path.exists(got), timeout=10, what="photo.jpg fetched")
+    with open(got, "rb") as f:
+        assert f.read() == mine
+    # a key that does not fit: not kept
+    get = upload(server, bob, "forged.jpg", AESGCM(k2).encrypt(iv2, mine, None))
+    bad = AESGCM.generate_key(256)
+    bob.send_encrypted(A, "aesgcm://" + get[len("https://"):] + "#" +
+                       iv2.hex() + bad.hex())
+    wait_until(lambda: any(e[1] == "download" and "forged.jpg" in e[3]
+                           and "not downloaded" in e[3] for e in events(m)),
+               timeout=10, what="the forged file refused")
+    assert not os.path.exists(m.path(A, "contacts", B, "files", "forged.jpg"))
+    # (the message itself, link and key, is the conversation's record and
+    # its event; the download's event names the https:// link only)
+    assert not any(bad.hex() in e[3] for e in events(m) if e[1] == "download")
