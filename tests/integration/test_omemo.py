@@ -243,6 +243,8 @@ def test_two_devices_and_a_new_one_mid_conversation(server, tmp, stack):
     dev = own_id(m)
     before = bundle_prekeys(b1, dev)
     b4 = stack.enter_context(OmemoPeer(B, "bobpw", server, resource="t-2d-b4"))
+    wait_until(lambda: dev in b4.devices_of(A), timeout=10,
+               what="our device in the list b4 reads")
     b4.send_encrypted(A, "hi from the new phone")
     wait_until(lambda: any(t == "hi from the new phone" for _, t in records(m, B)),
                timeout=10, what="b4's message in the log")
@@ -301,6 +303,9 @@ def test_tampered_is_recorded_once_as_undecryptable(server, tmp, stack):
     m = mount(stack, server, tmp, "t-tm")
     wait_until(lambda: rd(m.path(A, "contacts", B, "encryption")) == "omemo\n",
                timeout=10, what="bob's devices known")
+    # (bob writes first: he must see our device in our list)
+    wait_until(lambda: own_id(m) in bob.devices_of(A), timeout=10,
+               what="our device in the list bob reads")
     bob.send_encrypted(A, "genuine")
     wait_until(lambda: any(t == "genuine" for _, t in records(m, B)), timeout=10)
     bob.send_encrypted(A, "evil twin", tamper=True)
@@ -429,6 +434,8 @@ def test_a_python_omemo_client_both_ways(server, tmp, stack):
     assert not bob.wait_decrypted(A, "second")["prekey"]
     # bob's second device starts a conversation of its own with us
     b2 = stack.enter_context(OmemoClient(B, "bobpw", server, resource="t-sm-b2"))
+    wait_until(lambda: own_id(m) in (b2.fetch_device_list(A) or []),
+               timeout=10, what="our device in the list the laptop reads")
     b2.send_encrypted(A, "the laptop starts")
     b2.send_encrypted(A, "the laptop again")
     wait_until(lambda: any(t == "the laptop again" for _, t in records(m, B)),
