@@ -158,6 +158,8 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 		kinds_clear(&k);
 		return false;
 	}
+	if (oin == OMEMO_IN_DECRYPTED)
+		omemo_message_logged(a);
 	/* unread, or read (what we said from another client) */
 	receipts_logged(a, peer ? peer : bare, !peer, at, at + (goffset)rec->len,
 			copy ? NULL : msg, archive_id);

@@ -78,6 +78,9 @@ typedef enum {
  * another client of ours sent): if it carries OMEMO, decrypt it. */
 OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 			 char **why);
+/* omemo.c: [pool] what omemo_message_in last decrypted is recorded: a
+ * copy of it that comes again (a replay) is nothing to record. */
+void omemo_message_logged(Account *a);
 
 
 /* chat.c: a message (or a bounce) from @jid as a record in its

@@ -16,9 +16,10 @@
  * calls omemo_message_in before it reads the body.  A pre-key message
  * uses up a pre-key of ours: the bundle is published again, and an empty
  * message (a heartbeat) answers it, so that the sender stops sending
- * pre-key messages.  What was decrypted is kept for a while: when its
- * record cannot be written (a full disk), the archive gives the message
- * again, and its key is used up by then.
+ * pre-key messages.  What was decrypted is kept until it is recorded:
+ * when its record cannot be written (a full disk), the archive gives the
+ * message again, and its key is used up by then.  Once recorded, a copy
+ * (a replay) is nothing.
  *
  * Device lists: ours is fetched at each connect and published again
  * with our device in it when it lacks it; every list we are told of
@@ -78,6 +79,7 @@ typedef struct {
 	gint64 bundle_due;   /* publish the bundle again then; 0: no */
 	GHashTable *recent;  /* key -> plain text (RECENT_MAX) */
 	GQueue recent_order; /* of keys, oldest first */
+	char *last_key;      /* of what omemo_message_in last decrypted */
 } Omemo;
 
 const Feature omemo_feature;
@@ -967,6 +969,24 @@ static void recent_add(Omemo *o, const char *key, const char *text)
 				    g_queue_pop_head(&o->recent_order));
 }
 
+/* What omemo_message_in decrypted last is in the log now: it is kept no
+ * longer.  The text is kept only for a record that could not be written
+ * (the archive gives the message again, whose key is used up); a copy
+ * of a message that was recorded (the same stanza sent again, by a
+ * server or anyone who saw it) must not make a second record. */
+void omemo_message_logged(Account *a)
+{
+	Omemo *o = omemo_of(a);
+	gpointer k;
+
+	if (o->last_key &&
+	    g_hash_table_lookup_extended(o->recent, o->last_key, &k, NULL)) {
+		g_queue_remove(&o->recent_order, k);
+		g_hash_table_remove(o->recent, o->last_key);
+	}
+	g_clear_pointer(&o->last_key, g_free);
+}
+
 /* Put @text in place of @msg's body. */
 static void set_body(Account *a, xmpp_stanza_t *msg, const char *text)
 {
@@ -1000,6 +1020,7 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 	int ret;
 
 	*why = NULL;
+	g_clear_pointer(&o->last_key, g_free);
 	if (!enc)
 		return OMEMO_IN_PLAIN;
 	if (!o->store) {
@@ -1034,6 +1055,7 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 		if (!had)
 			return OMEMO_IN_NOTHING; /* a duplicate, logged */
 		set_body(a, msg, had);
+		o->last_key = g_steal_pointer(&key);
 		return OMEMO_IN_DECRYPTED;
 	}
 	if (ret) {
@@ -1053,6 +1075,7 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 	}
 	recent_add(o, key, text);
 	set_body(a, msg, text);
+	o->last_key = g_steal_pointer(&key);
 	return OMEMO_IN_DECRYPTED;
 }
 
@@ -1122,6 +1145,7 @@ static void omemo_detach(Account *a)
 	g_hash_table_unref(o->failed);
 	g_hash_table_unref(o->recent);
 	g_queue_clear(&o->recent_order); /* (the keys were the table's) */
+	g_free(o->last_key);
 	g_free(o->modes_path);
 	g_mutex_clear(&o->lock);
 }
