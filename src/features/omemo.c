@@ -61,6 +61,10 @@
 #define BUNDLE_REPUBLISH_US (2 * G_USEC_PER_SEC)
 /* decrypted messages kept for a second delivery (see above) */
 #define RECENT_MAX 256
+/* the devices taken from one device list: nobody has more, and each
+ * costs a bundle fetch and a line in the store's file, which a hostile
+ * contact (or a broken client) could otherwise grow without end */
+#define LIST_MAX 100
 
 typedef struct {
 	OmemoStore *store; /* NULL: OMEMO off; fixed after attach */
@@ -648,14 +652,34 @@ static bool has_id(const GArray *ids, guint32 id)
 
 static void prep_start(Account *a, const char *jid);
 
+/* @ids without repeats, cut at LIST_MAX (in place). */
+static void list_trim(Account *a, const char *jid, GArray *ids)
+{
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash,
+						      g_direct_equal);
+	guint n = 0, had = ids->len;
+
+	for (guint i = 0; i < ids->len && n < LIST_MAX; i++) {
+		guint32 id = g_array_index(ids, guint32, i);
+		if (g_hash_table_add(seen, GUINT_TO_POINTER(id)))
+			g_array_index(ids, guint32, n++) = id;
+	}
+	g_array_set_size(ids, n);
+	if (n == LIST_MAX && had > n)
+		xfs_info("%s: the OMEMO device list of %s has more than %u "
+			 "devices: the first %u are taken",
+			 own_jid(a), jid, LIST_MAX, LIST_MAX);
+}
+
 /* @jid published the device list @ids (our own: ours must be in it). */
 static void list_seen(Account *a, const char *jid, GArray *ids)
 {
 	Omemo *o = omemo_of(a);
-	int ret = omemo_store_set_device_list(o->store, jid,
-					      (const guint32 *)ids->data,
-					      ids->len);
+	int ret;
 
+	list_trim(a, jid, ids);
+	ret = omemo_store_set_device_list(o->store, jid,
+					  (const guint32 *)ids->data, ids->len);
 	if (ret)
 		xfs_warn("%s: the OMEMO devices of %s are not kept: %s",
 			 own_jid(a), jid, g_strerror(-ret));

@@ -14,10 +14,10 @@ import random
 import time
 import xml.etree.ElementTree as ET
 
-from xfstest import Peer, assert_stays, el, wait_until
+from xfstest import Peer, assert_stays, el, note, wait_until
 from test_omemo import (A, B, C, DOM, NS_AX, NS_PUBSUB, NODE_DEVICES, devices,
                         events, expect_errno, items, mount, own_id, rd,
-                        records)
+                        records, wait_listed)
 
 D = f"dan@{DOM}"
 SERVER = dict(users={"alice": "alicepw", "bob": "bobpw", "carol": "carolpw",
@@ -111,6 +111,7 @@ def test_malformed_envelopes_make_one_record_each_and_nothing_else(server, tmp, 
     ]
     for i, (enc, _) in enumerate(cases):
         bob.send_raw(forged(A, enc, body=f"{FALLBACK} #{i}"))
+    wait_listed(m, bob)
     bob.send_encrypted(A, "genuine after the junk")
     wait_until(lambda: "genuine after the junk" in texts(m, B), timeout=15,
                what=lambda: f"the genuine message; have {texts(m, B)}")
@@ -151,3 +152,159 @@ def test_a_replayed_message_is_logged_once(server, tmp, stack):
     for text in ("first, a pre-key message", "second, ordinary"):
         assert got.count(text) == 1, (text, got)
     assert not any(FALLBACK in t for t in got), got
+
+
+def pep_publish(peer, node, payload, access="open"):
+    """@peer publishes @payload (an Element) as item "current" of @node."""
+    ps = el(NS_PUBSUB, "pubsub")
+    pub = el(NS_PUBSUB, "publish", node=node)
+    item = el(NS_PUBSUB, "item", id="current")
+    item.append(payload)
+    pub.append(item)
+    ps.append(pub)
+    opts = el(NS_PUBSUB, "publish-options")
+    x = el("jabber:x:data", "x", type="submit")
+    for var, val in (("FORM_TYPE", "http://jabber.org/protocol/pubsub#publish-options"),
+                     ("pubsub#access_model", access)):
+        f = el("jabber:x:data", "field", var=var)
+        if var == "FORM_TYPE":
+            f.set("type", "hidden")
+        f.append(el("jabber:x:data", "value", val))
+        x.append(f)
+    opts.append(x)
+    ps.append(opts)
+    r = peer.iq(None, "set", ps, timeout=20)
+    assert r is not None and r.get("type") == "result", \
+        ET.tostring(r) if r is not None else "no answer"
+
+
+def device_list(ids):
+    lst = el(NS_AX, "list")
+    for i in ids:
+        lst.append(el(NS_AX, "device", id=str(i)))
+    return lst
+
+
+def list_event(ids):
+    """A PEP notification of a device list, as text."""
+    devs = "".join(f"<device id='{i}'/>" for i in ids)
+    return (f"<event xmlns='{NS_PUBSUB}#event'><items node='{NODE_DEVICES}'>"
+            f"<item id='current'><list xmlns='{NS_AX}'>{devs}</list></item>"
+            f"</items></event>")
+
+
+def test_forged_device_lists_change_nothing(server, tmp, stack):
+    """Only bob's own PEP service speaks for bob's devices.  A device
+    list notification sent by bob's client (from his full JID) or by
+    carol claiming to be bob, our server, or us, changes nothing of bob's
+    devices nor of ours; what we send bob still reaches only his device."""
+    bob = omemo_bob(stack, server, "t-fdl-b")
+    m = mount(stack, server, tmp, "t-fdl")
+    bob_known(m, bob)
+    before_b, before_a = devices(m, B), devices(m, A)
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-fdl-c"))
+    plain_bob = stack.enter_context(Peer(B, "bobpw", server, resource="t-fdl-b2"))
+    to_full = f"{A}/t-fdl"
+    evil = [424242, 434343]
+    for frm_peer in (carol, plain_bob):
+        for to in (A, to_full):
+            for frm in ("", f" from='{B}'", f" from='{A}'", f" from='{DOM}'",
+                        f" from='{B}/t-fdl-b'"):
+                frm_peer.send_raw(f"<message to='{to}'{frm} type='headline'>"
+                                  f"{list_event(evil)}</message>")
+    # carol's own notification arrives after all of these: then they
+    # were all seen
+    pep_publish(carol, NODE_DEVICES, device_list([515151]))
+    wait_until(lambda: 515151 in devices(m, C), timeout=10,
+               what=lambda: f"carol's own list; have {devices(m, C)}")
+    assert devices(m, B) == before_b, (devices(m, B), before_b)
+    assert devices(m, A) == before_a, (devices(m, A), before_a)
+    assert not set(evil) & set(devices(m, C)), devices(m, C)
+    m.write(f"{A}/contacts/{B}/send", "only for bob's device\n")
+    r = bob.wait_decrypted(A, "only for bob's device")
+    rids = {int(k.get("rid")) for k in r["xml"].iter(f"{{{NS_AX}}}key")}
+    assert not set(evil) & rids, rids
+
+
+def test_absurd_device_lists(server, tmp, stack):
+    """carol publishes a device list of ids that are no ids, and one of
+    10,000 devices.  The absurd ids are not kept; of the 10,000, a
+    hundred (each costs a bundle fetch, and a line in the store's file);
+    a new list of 10,000 other ids does not add to them.  xmppfs stays
+    responsive: a write to carol fails (ENOKEY: no device of hers has
+    keys) within seconds, and a write to bob is not held up."""
+    bob = omemo_bob(stack, server, "t-abs-b")
+    m = mount(stack, server, tmp, "t-abs")
+    bob_known(m, bob)
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-abs-c"))
+    weird = ["0", "-5", "2147483648", "4294967296", "abc", " 7", "+8", "0x10",
+             "", "1e3", "9" * 40, "３"]
+    lst = device_list([])
+    for w in weird:
+        lst.append(el(NS_AX, "device", id=w))
+    lst.append(el(NS_AX, "device"))
+    lst.append(el(NS_AX, "device", id="616161"))
+    lst.append(el(NS_AX, "device", id="616161"))
+    pep_publish(carol, NODE_DEVICES, lst)
+    wait_until(lambda: 616161 in devices(m, C), timeout=10,
+               what=lambda: f"carol's list; have {devices(m, C)}")
+    assert set(devices(m, C)) == {616161}, devices(m, C)
+    t0 = time.monotonic()
+    pep_publish(carol, NODE_DEVICES, device_list(range(1, 10001)))
+    wait_until(lambda: 1 in devices(m, C), timeout=15,
+               what="carol's big list seen")
+    m.write(f"{A}/contacts/{B}/send", "bob is not held up\n")
+    bob.wait_decrypted(A, "bob is not held up", timeout=10)
+    fd = os.open(m.path(A, "contacts", C, "send"), os.O_WRONLY)
+    try:
+        os.write(fd, b"to carol's ten thousand\n")
+        expect_errno(lambda: os.fsync(fd), errno.ENOKEY)
+    finally:
+        os.close(fd)
+    took = time.monotonic() - t0
+    note(f"10,000 devices: {len(devices(m, C))} kept, ENOKEY after {took:.1f}s")
+    assert took < 12, took
+    # a hundred at most are kept (a bundle fetch and a line on disk each)
+    assert len(rd(m.path(A, "contacts", C, "devices")).splitlines()) <= 100
+    # and a new list of new ids replaces them: what is known of none of
+    # them is not kept for ever
+    pep_publish(carol, NODE_DEVICES, device_list(range(20001, 30001)))
+    wait_until(lambda: 20001 in devices(m, C), timeout=10)
+    with open(m.data / A / "omemo" / "devices", encoding="utf-8") as f:
+        kept = [l for l in f.read().splitlines() if l.startswith(C + "\t")]
+    assert len(kept) <= 100, len(kept)
+    # the files stay readable, and the mount answers
+    rd(m.path(A, "omemo"))
+    m.write(f"{A}/contacts/{B}/send", "and after\n")
+    bob.wait_decrypted(A, "and after")
+
+
+def test_our_list_without_our_device_is_published_again(server, tmp, stack):
+    """Another client of ours (a phone) publishes our device list without
+    this device: we publish it again with ours added and the phone's
+    kept; a list that has ours is left alone (no publishing war)."""
+    from omemo_peer import OmemoPeer
+    m = mount(stack, server, tmp, "t-own")
+    me = own_id(m)
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-own-c"))
+
+    def published():
+        got = items(carol, A, NODE_DEVICES)
+        return [int(d.get("id")) for d in got[0].iter(f"{{{NS_AX}}}device")] \
+            if got else []
+    wait_until(lambda: me in published(), timeout=10, what="our device listed")
+    phone = stack.enter_context(OmemoPeer(A, "alicepw", server,
+                                          resource="t-own-phone", alone=True))
+    wait_until(lambda: set(published()) >= {me, phone.device_id}, timeout=10,
+               what=lambda: f"ours and the phone's; have {published()}")
+    wait_until(lambda: phone.device_id in devices(m, A), timeout=10)
+    # the phone drops us again, twice: we come back each time
+    for _ in range(2):
+        phone.publish_device_list([phone.device_id])
+        wait_until(lambda: set(published()) >= {me, phone.device_id}, timeout=10,
+                   what=lambda: f"ours back; have {published()}")
+    # a list with ours: nothing published
+    phone.publish_device_list([phone.device_id, me, 777])
+    wait_until(lambda: 777 in devices(m, A), timeout=10)
+    assert_stays(lambda: sorted(published()) == sorted([phone.device_id, me, 777]),
+                 1.5, what=lambda: f"the phone's list left alone; have {published()}")
