@@ -53,6 +53,16 @@ def envelope(sid, keys=(), iv=b64(rnd(12)), payload=None, header=True):
     return f"<encrypted xmlns='{NS_AX}'>{hx}{px}</encrypted>"
 
 
+def send_fsync(m, jid, text):
+    """Write @text to @jid's send and fsync it (what went out, or why not)."""
+    fd = os.open(m.path(A, "contacts", jid, "send"), os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def texts(m, jid):
     return [t for _, t in records(m, jid)]
 
@@ -255,12 +265,8 @@ def test_absurd_device_lists(server, tmp, stack):
                what="carol's big list seen")
     m.write(f"{A}/contacts/{B}/send", "bob is not held up\n")
     bob.wait_decrypted(A, "bob is not held up", timeout=10)
-    fd = os.open(m.path(A, "contacts", C, "send"), os.O_WRONLY)
-    try:
-        os.write(fd, b"to carol's ten thousand\n")
-        expect_errno(lambda: os.fsync(fd), errno.ENOKEY)
-    finally:
-        os.close(fd)
+    expect_errno(lambda: send_fsync(m, C, "to carol's ten thousand\n"),
+                 errno.ENOKEY)
     took = time.monotonic() - t0
     note(f"10,000 devices: {len(devices(m, C))} kept, ENOKEY after {took:.1f}s")
     assert took < 12, took
@@ -308,3 +314,109 @@ def test_our_list_without_our_device_is_published_again(server, tmp, stack):
     wait_until(lambda: 777 in devices(m, A), timeout=10)
     assert_stays(lambda: sorted(published()) == sorted([phone.device_id, me, 777]),
                  1.5, what=lambda: f"the phone's list left alone; have {published()}")
+
+
+def test_a_device_id_reused_with_new_keys_is_undecided_until_trusted(server, tmp, stack):
+    """bob's device X is replaced by another with new keys under the same
+    id (a reinstall, or someone who took over bob's account): its
+    message is read, but under tofu the new key is `undecided`, writes
+    to bob fail with ENOKEY and nothing reaches X; `trust X` lets them
+    through again."""
+    from omemo_peer import OmemoPeer
+    bob = omemo_bob(stack, server, "t-idc-b")
+    x = bob.device_id
+    m = mount(stack, server, tmp, "t-idc")
+    bob_known(m, bob)
+    old_fp = bob.fingerprint
+    assert devices(m, B) == {x: (old_fp, "trusted")}, devices(m, B)
+    m.write(f"{A}/contacts/{B}/send", "to the old X\n")
+    bob.wait_decrypted(A, "to the old X")
+    bob.disconnect()
+    impostor = stack.enter_context(OmemoPeer(B, "bobpw", server,
+                                             resource="t-idc-x", device_id=x,
+                                             alone=True))
+    assert impostor.fingerprint != old_fp
+    wait_listed(m, impostor)
+    impostor.send_encrypted(A, "same id, new key")
+    wait_until(lambda: "same id, new key" in texts(m, B), timeout=10,
+               what=lambda: f"the impostor's message; have {texts(m, B)}")
+    wait_until(lambda: devices(m, B)[x] == (impostor.fingerprint, "undecided"),
+               timeout=10, what=lambda: f"X undecided; have {devices(m, B)}")
+    assert rd(m.path(A, "contacts", B, "encryption")) == "omemo\n"
+    expect_errno(lambda: m.write(f"{A}/contacts/{B}/send", "not for X\n"),
+                 errno.ENOKEY)
+    # a remount does not forget it
+    m.close()
+    m.remount()
+    m.wait_state(A, "online", timeout=10)
+    assert devices(m, B)[x] == (impostor.fingerprint, "undecided")
+    expect_errno(lambda: m.write(f"{A}/contacts/{B}/send", "still not\n"),
+                 errno.ENOKEY)
+    m.write(f"{A}/contacts/{B}/devices", f"trust {x}\n")
+    m.write(f"{A}/contacts/{B}/send", "now X may read\n")
+    impostor.wait_decrypted(A, "now X may read")
+    time.sleep(0.3)
+    assert not any(r["body"] in ("not for X", "still not")
+                   for r in impostor.decrypted), impostor.decrypted
+    assert not any("not for X" in t or "still not" in t for t in texts(m, B))
+
+
+def bundle_xml(ik=None, spk=None, sig=None, prekeys=None, spk_id="1",
+               ns=NS_AX, drop=()):
+    """A bundle element: random keys of the right sizes unless given."""
+    b = el(ns, "bundle")
+    parts = [("signedPreKeyPublic", spk if spk is not None else b"\x05" + rnd(32)),
+             ("signedPreKeySignature", sig if sig is not None else rnd(64)),
+             ("identityKey", ik if ik is not None else b"\x05" + rnd(32))]
+    for name, data in parts:
+        if name in drop:
+            continue
+        e = el(ns, name, b64(data))
+        if name == "signedPreKeyPublic":
+            e.set("signedPreKeyId", spk_id)
+        b.append(e)
+    pks = el(ns, "prekeys")
+    for i, data in (prekeys if prekeys is not None
+                    else [(str(n), b"\x05" + rnd(32)) for n in range(1, 6)]):
+        pks.append(el(ns, "preKeyPublic", b64(data), preKeyId=i))
+    b.append(pks)
+    return b
+
+
+def test_hostile_bundles_fail_cleanly_and_never_in_the_clear(server, tmp, stack):
+    """carol's devices have bundles that cannot be used: a signature
+    that does not verify, no pre-keys, keys of the wrong length, a part
+    missing, pre-keys that are garbage, the wrong namespace, none at
+    all.  A write to her is accepted (no key known yet, tofu), then
+    fails: fsync says ENOKEY, an error event names the message, and
+    carol receives nothing, not even a fallback body."""
+    carol = stack.enter_context(Peer(C, "carolpw", server, resource="t-hb-c"))
+    ids = list(range(9101, 9109))
+    bundles = {
+        9101: bundle_xml(),                                   # bad signature
+        9102: bundle_xml(prekeys=[]),                         # no pre-keys
+        9103: bundle_xml(ik=b"\x05" + rnd(9)),                # short identity
+        9104: bundle_xml(spk=rnd(100)),                       # long spk
+        9105: bundle_xml(drop=("signedPreKeySignature",)),    # no signature
+        9106: bundle_xml(prekeys=[("0", rnd(33)), ("x", b"\x05"), ("7", b"")]),
+        9107: bundle_xml(ns="urn:xmpp:omemo:2"),              # wrong ns
+        # 9108: no bundle at all
+    }
+    for i, b in bundles.items():
+        pep_publish(carol, f"{NS_AX}.bundles:{i}", b)
+    pep_publish(carol, NODE_DEVICES, device_list(ids))
+    m = mount(stack, server, tmp, "t-hb")
+    wait_until(lambda: set(devices(m, C)) == set(ids), timeout=10,
+               what=lambda: f"carol's devices; have {devices(m, C)}")
+    assert rd(m.path(A, "contacts", C, "encryption")) == "omemo\n"
+    expect_errno(lambda: send_fsync(m, C, "secret for carol\n"), errno.ENOKEY)
+    wait_until(lambda: any(e[1] == "error" and e[2] == C and "secret for carol" in e[3]
+                           for e in events(m)), timeout=5,
+               what="the error event")
+    # none has a key: still `-`, no session was made
+    assert all(fp == "-" for fp, _ in devices(m, C).values()), devices(m, C)
+    # and the next one too, at once
+    expect_errno(lambda: send_fsync(m, C, "again\n"), errno.ENOKEY)
+    time.sleep(0.5)
+    got = [r for r in carol.messages if r.get("from", "").startswith(A)]
+    assert not got, got
