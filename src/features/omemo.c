@@ -1011,6 +1011,26 @@ void omemo_message_logged(Account *a)
 	g_clear_pointer(&o->last_key, g_free);
 }
 
+/* @text (valid UTF-8) as a <body/> could hold it: what XML 1.0 has no
+ * room for (control characters but tab and line ends, U+FFFE, U+FFFF)
+ * is U+FFFD.  A plain body cannot bring a terminal escape into `log`,
+ * `stream` or `events`; an encrypted one, whose payload is any bytes,
+ * must not either. */
+static char *as_body_text(const char *text)
+{
+	GString *s = g_string_sized_new(strlen(text));
+
+	for (const char *p = text; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+		if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') ||
+		    c == 0xfffe || c == 0xffff)
+			g_string_append_unichar(s, 0xfffd);
+		else
+			g_string_append_len(s, p, g_utf8_next_char(p) - p);
+	}
+	return g_string_free(s, FALSE);
+}
+
 /* Put @text in place of @msg's body. */
 static void set_body(Account *a, xmpp_stanza_t *msg, const char *text)
 {
@@ -1038,7 +1058,7 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 	xmpp_stanza_t *enc = xmpp_stanza_get_child_by_name_and_ns(
 		msg, "encrypted", NS_AXOLOTL);
 	g_autoptr(OmemoEnvelope) e = NULL;
-	g_autofree char *text = NULL, *key = NULL, *sum = NULL;
+	g_autofree char *text = NULL, *key = NULL, *sum = NULL, *body = NULL;
 	bool prekey_used = false;
 	guint32 own;
 	int ret;
@@ -1088,6 +1108,7 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 					? "does not authenticate: altered or "
 					  "corrupt"
 				: ret == -ENOENT ? "no session with that device"
+				: ret == -EILSEQ ? "not text"
 						 : g_strerror(-ret));
 		return OMEMO_IN_FAILED;
 	}
@@ -1097,8 +1118,9 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 		*why = g_strdup("not UTF-8 text");
 		return OMEMO_IN_FAILED;
 	}
-	recent_add(o, key, text);
-	set_body(a, msg, text);
+	body = as_body_text(text);
+	recent_add(o, key, body);
+	set_body(a, msg, body);
 	o->last_key = g_steal_pointer(&key);
 	return OMEMO_IN_DECRYPTED;
 }

@@ -346,6 +346,12 @@ static int decrypt_payload(const OmemoEnvelope *e, const guint8 *keymat,
 		g_free(out);
 		return -EBADMSG;
 	}
+	/* no text holds a NUL: cut there, the record would hide the rest */
+	if (memchr(out, '\0', len)) {
+		OPENSSL_cleanse(out, len);
+		g_free(out);
+		return -EILSEQ;
+	}
 	out[len] = '\0';
 	*text = out;
 	return 0;

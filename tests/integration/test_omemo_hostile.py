@@ -420,3 +420,73 @@ def test_hostile_bundles_fail_cleanly_and_never_in_the_clear(server, tmp, stack)
     time.sleep(0.5)
     got = [r for r in carol.messages if r.get("from", "").startswith(A)]
     assert not got, got
+
+
+def test_bad_writes_to_the_omemo_files_change_nothing(server, tmp, stack):
+    """A careless user or script: `devices` with garbage, ids that are no
+    ids, a huge line, NUL bytes, our own device; `encryption` with NUL
+    bytes, two words, another case.  Each fails with its errno and
+    changes nothing; good lines still work afterwards."""
+    bob = omemo_bob(stack, server, "t-bw-b")
+    m = mount(stack, server, tmp, "t-bw", omemo_trust="manual")
+    bob_known(m, bob)
+    me, x = own_id(m), bob.device_id
+    dev = f"{A}/contacts/{B}/devices"
+    before = devices(m, B)
+    assert before[x][1] == "undecided"
+    for bad in ("trust\n", "trust abc\n", f"trust {x} {x}\n", "trust 0\n",
+                "trust -1\n", "trust 4294967296\n", f"trust +{x}\n",
+                f"trust 0x{x:x}\n", f"TRUST {x}\n", f"trust{x}\n",
+                f"trusted {x}\n", "\n", "trust ３\n"):
+        expect_errno(lambda: m.write(dev, bad), errno.EINVAL)
+    expect_errno(lambda: m.write(dev, "trust 12345\n"), errno.ENOENT)
+    expect_errno(lambda: m.write(dev, f"trust {x}" + " " * 70000 + "\n"),
+                 errno.EFBIG)
+    expect_errno(lambda: m.write(dev, f"trust {x}\0\n"), errno.EILSEQ)
+    # our own device is no contact's, and not to be trusted or distrusted
+    expect_errno(lambda: m.write(dev, f"trust {me}\n"), errno.ENOENT)
+    expect_errno(lambda: m.write(f"{A}/omemo", f"distrust {me}\n"), errno.ENOENT)
+    assert devices(m, B) == before, devices(m, B)
+    assert devices(m, A)[me][1] == "own"
+    # a line that fails leaves the lines before it done, none after
+    expect_errno(lambda: m.write(dev, f"trust {x}\nfrob {x}\ndistrust {x}\n"),
+                 errno.EINVAL)
+    assert devices(m, B)[x][1] == "trusted", devices(m, B)
+    enc = f"{A}/contacts/{B}/encryption"
+    for bad, e in (("omemo\nplain\n", errno.EINVAL), ("OMEMO\n", errno.EINVAL),
+                   ("omemo\0\n", errno.EILSEQ), ("plain\0omemo", errno.EILSEQ),
+                   ("pl ain\n", errno.EINVAL), ("x" * 70000, errno.EFBIG)):
+        expect_errno(lambda: m.write(enc, bad), e)
+        assert rd(m.path(A, "contacts", B, "encryption")) == "omemo\n"
+    assert not os.path.exists(m.data / A / "encryption")
+    m.write(f"{A}/contacts/{B}/send", "after the bad writes\n")
+    bob.wait_decrypted(A, "after the bad writes")
+
+
+def test_decrypted_text_is_no_more_than_a_plain_body_may_be(server, tmp, stack):
+    """A plain <body/> cannot hold control characters (XML forbids them),
+    but an encrypted payload can hold any bytes.  Terminal escapes (a
+    contact retitling your terminal, or worse, when you `cat log`), NUL
+    bytes, invalid UTF-8: none reaches `log`, `stream` or `events` as it
+    came.  The message is still recorded, once; lines stay lines."""
+    bob = omemo_bob(stack, server, "t-ctl-b")
+    m = mount(stack, server, tmp, "t-ctl")
+    bob_known(m, bob)
+    wait_listed(m, bob)
+    evil = ["title\x1b]0;pwned\x07 here", "bell\x07\x08\x0b\x0c\x7f done",
+            "two\nlines\rand\ttab", "nul\x00hidden"]
+    for t in evil:
+        bob.send_encrypted(A, t)
+    bob.send_encrypted(A, "the last one")
+    wait_until(lambda: "the last one" in texts(m, B), timeout=10,
+               what=lambda: f"the last message; have {texts(m, B)}")
+    raw = (rd(m.path(A, "contacts", B, "log")) +
+           rd(m.data / A / "events" / "log"))
+    bad = [c for c in raw if ord(c) < 0x20 and c not in "\t\n"]
+    assert not bad, (bad, raw)
+    got = texts(m, B)
+    assert got == ["title\ufffd]0;pwned\ufffd here",
+                   "bell\ufffd\ufffd\ufffd\ufffd\x7f done",
+                   "two", "lines and\ttab",
+                   "[undecryptable: not text]",  # not cut at the NUL
+                   "the last one"], got
