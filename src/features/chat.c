@@ -100,9 +100,13 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 		return false; /* (a room's is no conversation) */
 	/* (a bounce of ours holds what we sent: an error, not for us) */
 	if (g_strcmp0(type, "error"))
-		oin = omemo_message_in(a, msg, bare, &why);
+		oin = omemo_message_in(a, msg, bare, &why, &ret);
 	if (oin == OMEMO_IN_NOTHING)
 		return false;
+	if (oin == OMEMO_IN_LATER) { /* as a record that could not be written */
+		mam_log_failed(a, bare, ret);
+		return false;
+	}
 	if (oin != OMEMO_IN_PLAIN)
 		enc = "omemo";
 	if (!kinds_of(a, msg, &k) && oin != OMEMO_IN_FAILED)

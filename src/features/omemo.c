@@ -1052,7 +1052,7 @@ static void set_body(Account *a, xmpp_stanza_t *msg, const char *text)
 }
 
 OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
-			 char **why)
+			 char **why, int *err)
 {
 	Omemo *o = omemo_of(a);
 	xmpp_stanza_t *enc = xmpp_stanza_get_child_by_name_and_ns(
@@ -1064,6 +1064,7 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 	int ret;
 
 	*why = NULL;
+	*err = 0;
 	g_clear_pointer(&o->last_key, g_free);
 	if (!enc)
 		return OMEMO_IN_PLAIN;
@@ -1101,6 +1102,14 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 		set_body(a, msg, had);
 		o->last_key = g_steal_pointer(&key);
 		return OMEMO_IN_DECRYPTED;
+	}
+	if (ret && ret != -ENOKEY && ret != -EBADMSG && ret != -ENOENT &&
+	    ret != -EILSEQ && ret != -EINVAL) {
+		/* the store could not keep what the decryption changed (a
+		 * full disk): nothing was used up, the message can be read
+		 * once it can; it is not the message's fault */
+		*err = -ret;
+		return OMEMO_IN_LATER;
 	}
 	if (ret) {
 		*why = g_strdup(ret == -ENOKEY ? "not encrypted for this device"

@@ -384,8 +384,16 @@ int omemo_store_decrypt(OmemoStore *s, const char *jid,
 	ret = decrypt_key(s, &a, k, &plain);
 	if (s->prekey_replaced && prekey_used)
 		*prekey_used = true;
-	if (!ret)
-		ret = omemo_seen_commit(s);
+	/* the session's new state is kept by now, the message's key used
+	 * up: a device's key that cannot be written to the file is kept in
+	 * memory (written with the next change), and the text is read
+	 * all the same, or it would be lost */
+	if (!ret && (ret = omemo_seen_commit(s)) < 0) {
+		xfs_warn("omemo: the key of device %" G_GUINT32_FORMAT
+			 " of %s is not written yet: %s", e->sid, jid,
+			 g_strerror(-ret));
+		ret = 0;
+	}
 	if (!ret)
 		ret = decrypt_payload(e, signal_buffer_data(plain),
 				      signal_buffer_len(plain), text);

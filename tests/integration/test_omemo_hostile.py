@@ -490,3 +490,48 @@ def test_decrypted_text_is_no_more_than_a_plain_body_may_be(server, tmp, stack):
                    "two", "lines and\ttab",
                    "[undecryptable: not text]",  # not cut at the NUL
                    "the last one"], got
+
+
+def test_a_store_that_cannot_be_written_loses_no_message(server, tmp, stack):
+    """The store's sessions/ cannot be written (here: it is replaced by a
+    file, which stops root as well as anyone).  A message bob sends then
+    is not thrown away as undecryptable: its key is not used up (the
+    session's new state was not kept), so once the store mends, the
+    archive gives it again and it is decrypted, once.  What we write
+    meanwhile fails with an error event and never goes out in the clear;
+    after the repair both directions work."""
+    bob = omemo_bob(stack, server, "t-ro-b")
+    m = mount(stack, server, tmp, "t-ro")
+    bob_known(m, bob)
+    wait_listed(m, bob)
+    m.write(f"{A}/contacts/{B}/send", "one\n")
+    bob.wait_decrypted(A, "one")
+    bob.send_encrypted(A, "two")
+    wait_until(lambda: "two" in texts(m, B), timeout=10)
+    sessions = m.data / A / "omemo" / "sessions"
+    away = m.data / A / "omemo" / "sessions.away"
+    os.rename(sessions, away)
+    sessions.write_text("not a directory\n")
+    try:
+        bob.send_encrypted(A, "while the store is broken")
+        n = len(bob.decrypted)
+        expect_errno(lambda: send_fsync(m, B, "out while broken\n"), errno.ENOTDIR)
+        wait_until(lambda: any(e[1] == "error" and "out while broken" in e[3]
+                               for e in events(m)), timeout=5, what="the error event")
+        time.sleep(0.5)
+    finally:
+        sessions.unlink()
+        os.rename(away, sessions)
+    assert not any(r["body"] == "out while broken" for r in bob.decrypted[n:])
+    assert not any(r["body"] == "out while broken" for r in bob.messages)
+    bob.send_encrypted(A, "after the repair")
+    wait_until(lambda: "after the repair" in texts(m, B), timeout=10)
+    wait_until(lambda: "while the store is broken" in texts(m, B), timeout=15,
+               what=lambda: f"the message of the broken time; have {texts(m, B)}")
+    got = texts(m, B)
+    assert got.count("while the store is broken") == 1, got
+    # (the retry of a fresh account asks the archive by time, from a
+    # minute before: it may bring what earlier tests sent other devices)
+    assert not any("directory" in t for t in got), got
+    m.write(f"{A}/contacts/{B}/send", "and out again\n")
+    bob.wait_decrypted(A, "and out again")
