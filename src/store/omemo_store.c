@@ -384,6 +384,7 @@ int omemo_store_set_device_list(OmemoStore *s, const char *jid,
 		 * ids a contact publishes would stay in the file for good */
 		if (!on && !d->identity && !d->manual) {
 			g_hash_table_iter_remove(&it);
+			changed = true;
 			continue;
 		}
 		d->active = on;
