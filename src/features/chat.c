@@ -100,9 +100,13 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 		return false; /* (a room's is no conversation) */
 	/* (a bounce of ours holds what we sent: an error, not for us) */
 	if (g_strcmp0(type, "error"))
-		oin = omemo_message_in(a, msg, bare, &why);
+		oin = omemo_message_in(a, msg, bare, &why, &ret);
 	if (oin == OMEMO_IN_NOTHING)
 		return false;
+	if (oin == OMEMO_IN_LATER) { /* as a record that could not be written */
+		mam_log_failed(a, bare, ret);
+		return false;
+	}
 	if (oin != OMEMO_IN_PLAIN)
 		enc = "omemo";
 	if (!kinds_of(a, msg, &k) && oin != OMEMO_IN_FAILED)
@@ -153,13 +157,13 @@ bool chat_log(Account *a, xmpp_stanza_t *msg, const Jid *jid, gint64 t,
 		record_append_ids(ids, k.url, id, "oob", id, archive_id, enc);
 	}
 	ret = hist_append_ids(h, rec->str, rec->len, ids->str, ids->len, &at);
-	if (!ret && oin == OMEMO_IN_DECRYPTED)
-		omemo_logged(a);
 	if (ret) {
 		mam_log_failed(a, peer ? peer : bare, -ret);
 		kinds_clear(&k);
 		return false;
 	}
+	if (oin == OMEMO_IN_DECRYPTED)
+		omemo_message_logged(a);
 	/* unread, or read (what we said from another client) */
 	receipts_logged(a, peer ? peer : bare, !peer, at, at + (goffset)rec->len,
 			copy ? NULL : msg, archive_id);

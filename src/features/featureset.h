@@ -72,17 +72,18 @@ typedef enum {
 	OMEMO_IN_FAILED,    /* encrypted, not readable: *why says why */
 	OMEMO_IN_NOTHING,   /* nothing to record: a key-transport or
 			     * heartbeat message, or one decrypted before */
+	OMEMO_IN_LATER,     /* not now: the store cannot be written (*err);
+			     * the message is not used up, so it is not to
+			     * be recorded but had again from the archive */
 } OmemoIn;
 
 /* omemo.c: [pool] @msg from @from (the sender's bare JID; ours for a copy of what
  * another client of ours sent): if it carries OMEMO, decrypt it. */
 OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
-			 char **why);
-/* omemo.c: the message omemo_message_in decrypted last is in its log
- * (until then, the same message again is given its text again: a record
- * that could not be written comes again from the archive, its key
- * spent). */
-void omemo_logged(Account *a);
+			 char **why, int *err);
+/* omemo.c: [pool] what omemo_message_in last decrypted is recorded: a
+ * copy of it that comes again (a replay) is nothing to record. */
+void omemo_message_logged(Account *a);
 
 
 /* chat.c: a message (or a bounce) from @jid as a record in its

@@ -16,9 +16,10 @@
  * calls omemo_message_in before it reads the body.  A pre-key message
  * uses up a pre-key of ours: the bundle is published again, and an empty
  * message (a heartbeat) answers it, so that the sender stops sending
- * pre-key messages.  What was decrypted is kept for a while: when its
- * record cannot be written (a full disk), the archive gives the message
- * again, and its key is used up by then.
+ * pre-key messages.  What was decrypted is kept until it is recorded:
+ * when its record cannot be written (a full disk), the archive gives the
+ * message again, and its key is used up by then.  Once recorded, a copy
+ * (a replay) is nothing.
  *
  * Device lists: ours is fetched at each connect and published again
  * with our device in it when it lacks it; every list we are told of
@@ -60,6 +61,10 @@
 #define BUNDLE_REPUBLISH_US (2 * G_USEC_PER_SEC)
 /* decrypted messages kept for a second delivery (see above) */
 #define RECENT_MAX 256
+/* the devices taken from one device list: nobody has more, and each
+ * costs a bundle fetch and a line in the store's file, which a hostile
+ * contact (or a broken client) could otherwise grow without end */
+#define LIST_MAX 100
 
 typedef struct {
 	OmemoStore *store; /* NULL: OMEMO off; fixed after attach */
@@ -78,7 +83,7 @@ typedef struct {
 	gint64 bundle_due;   /* publish the bundle again then; 0: no */
 	GHashTable *recent;  /* key -> plain text (RECENT_MAX) */
 	GQueue recent_order; /* of keys, oldest first */
-	char *last_key;      /* of the last message decrypted */
+	char *last_key;      /* of what omemo_message_in last decrypted */
 } Omemo;
 
 const Feature omemo_feature;
@@ -647,14 +652,34 @@ static bool has_id(const GArray *ids, guint32 id)
 
 static void prep_start(Account *a, const char *jid);
 
+/* @ids without repeats, cut at LIST_MAX (in place). */
+static void list_trim(Account *a, const char *jid, GArray *ids)
+{
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash,
+						      g_direct_equal);
+	guint n = 0, had = ids->len;
+
+	for (guint i = 0; i < ids->len && n < LIST_MAX; i++) {
+		guint32 id = g_array_index(ids, guint32, i);
+		if (g_hash_table_add(seen, GUINT_TO_POINTER(id)))
+			g_array_index(ids, guint32, n++) = id;
+	}
+	g_array_set_size(ids, n);
+	if (n == LIST_MAX && had > n)
+		xfs_info("%s: the OMEMO device list of %s has more than %u "
+			 "devices: the first %u are taken",
+			 own_jid(a), jid, LIST_MAX, LIST_MAX);
+}
+
 /* @jid published the device list @ids (our own: ours must be in it). */
 static void list_seen(Account *a, const char *jid, GArray *ids)
 {
 	Omemo *o = omemo_of(a);
-	int ret = omemo_store_set_device_list(o->store, jid,
-					      (const guint32 *)ids->data,
-					      ids->len);
+	int ret;
 
+	list_trim(a, jid, ids);
+	ret = omemo_store_set_device_list(o->store, jid,
+					  (const guint32 *)ids->data, ids->len);
 	if (ret)
 		xfs_warn("%s: the OMEMO devices of %s are not kept: %s",
 			 own_jid(a), jid, g_strerror(-ret));
@@ -958,18 +983,52 @@ static void recent_add(Omemo *o, const char *key, const char *text)
 {
 	char *k;
 
-	g_free(o->last_key);
-	o->last_key = g_strdup(key);
 	if (g_hash_table_contains(o->recent, key))
 		return;
 	k = g_strdup(key);
 	g_hash_table_insert(o->recent, k, g_strdup(text));
-	g_queue_push_tail(&o->recent_order, g_strdup(key));
-	if (o->recent_order.length > RECENT_MAX) {
-		char *old = g_queue_pop_head(&o->recent_order);
-		g_hash_table_remove(o->recent, old);
-		g_free(old);
+	g_queue_push_tail(&o->recent_order, k);
+	if (o->recent_order.length > RECENT_MAX)
+		g_hash_table_remove(o->recent,
+				    g_queue_pop_head(&o->recent_order));
+}
+
+/* What omemo_message_in decrypted last is in the log now: it is kept no
+ * longer.  The text is kept only for a record that could not be written
+ * (the archive gives the message again, whose key is used up); a copy
+ * of a message that was recorded (the same stanza sent again, by a
+ * server or anyone who saw it) must not make a second record. */
+void omemo_message_logged(Account *a)
+{
+	Omemo *o = omemo_of(a);
+	gpointer k;
+
+	if (o->last_key &&
+	    g_hash_table_lookup_extended(o->recent, o->last_key, &k, NULL)) {
+		g_queue_remove(&o->recent_order, k);
+		g_hash_table_remove(o->recent, o->last_key);
 	}
+	g_clear_pointer(&o->last_key, g_free);
+}
+
+/* @text (valid UTF-8) as a <body/> could hold it: what XML 1.0 has no
+ * room for (control characters but tab and line ends, U+FFFE, U+FFFF)
+ * is U+FFFD.  A plain body cannot bring a terminal escape into `log`,
+ * `stream` or `events`; an encrypted one, whose payload is any bytes,
+ * must not either. */
+static char *as_body_text(const char *text)
+{
+	GString *s = g_string_sized_new(strlen(text));
+
+	for (const char *p = text; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+		if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') ||
+		    c == 0xfffe || c == 0xffff)
+			g_string_append_unichar(s, 0xfffd);
+		else
+			g_string_append_len(s, p, g_utf8_next_char(p) - p);
+	}
+	return g_string_free(s, FALSE);
 }
 
 /* Put @text in place of @msg's body. */
@@ -993,18 +1052,20 @@ static void set_body(Account *a, xmpp_stanza_t *msg, const char *text)
 }
 
 OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
-			 char **why)
+			 char **why, int *err)
 {
 	Omemo *o = omemo_of(a);
 	xmpp_stanza_t *enc = xmpp_stanza_get_child_by_name_and_ns(
 		msg, "encrypted", NS_AXOLOTL);
 	g_autoptr(OmemoEnvelope) e = NULL;
-	g_autofree char *text = NULL, *key = NULL, *sum = NULL;
+	g_autofree char *text = NULL, *key = NULL, *sum = NULL, *body = NULL;
 	bool prekey_used = false;
 	guint32 own;
 	int ret;
 
 	*why = NULL;
+	*err = 0;
+	g_clear_pointer(&o->last_key, g_free);
 	if (!enc)
 		return OMEMO_IN_PLAIN;
 	if (!o->store) {
@@ -1039,9 +1100,16 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 		if (!had)
 			return OMEMO_IN_NOTHING; /* a duplicate, logged */
 		set_body(a, msg, had);
-		g_free(o->last_key);
-		o->last_key = g_strdup(key);
+		o->last_key = g_steal_pointer(&key);
 		return OMEMO_IN_DECRYPTED;
+	}
+	if (ret && ret != -ENOKEY && ret != -EBADMSG && ret != -ENOENT &&
+	    ret != -EILSEQ && ret != -EINVAL) {
+		/* the store could not keep what the decryption changed (a
+		 * full disk): nothing was used up, the message can be read
+		 * once it can; it is not the message's fault */
+		*err = -ret;
+		return OMEMO_IN_LATER;
 	}
 	if (ret) {
 		*why = g_strdup(ret == -ENOKEY ? "not encrypted for this device"
@@ -1049,6 +1117,7 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 					? "does not authenticate: altered or "
 					  "corrupt"
 				: ret == -ENOENT ? "no session with that device"
+				: ret == -EILSEQ ? "not text"
 						 : g_strerror(-ret));
 		return OMEMO_IN_FAILED;
 	}
@@ -1058,20 +1127,11 @@ OmemoIn omemo_message_in(Account *a, xmpp_stanza_t *msg, const char *from,
 		*why = g_strdup("not UTF-8 text");
 		return OMEMO_IN_FAILED;
 	}
-	recent_add(o, key, text);
-	set_body(a, msg, text);
+	body = as_body_text(text);
+	recent_add(o, key, body);
+	set_body(a, msg, body);
+	o->last_key = g_steal_pointer(&key);
 	return OMEMO_IN_DECRYPTED;
-}
-
-void omemo_logged(Account *a)
-{
-	Omemo *o = omemo_of(a);
-
-	/* kept only while its record could not be written: once it is, the
-	 * same message again is a duplicate */
-	if (o->last_key)
-		g_hash_table_remove(o->recent, o->last_key);
-	g_clear_pointer(&o->last_key, g_free);
 }
 
 /* A device list, from a contact's PEP service or ours. */
@@ -1139,7 +1199,7 @@ static void omemo_detach(Account *a)
 	g_hash_table_unref(o->prep);
 	g_hash_table_unref(o->failed);
 	g_hash_table_unref(o->recent);
-	g_queue_clear_full(&o->recent_order, g_free);
+	g_queue_clear(&o->recent_order); /* (the keys were the table's) */
 	g_free(o->last_key);
 	g_free(o->modes_path);
 	g_mutex_clear(&o->lock);

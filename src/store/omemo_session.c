@@ -346,6 +346,12 @@ static int decrypt_payload(const OmemoEnvelope *e, const guint8 *keymat,
 		g_free(out);
 		return -EBADMSG;
 	}
+	/* no text holds a NUL: cut there, the record would hide the rest */
+	if (memchr(out, '\0', len)) {
+		OPENSSL_cleanse(out, len);
+		g_free(out);
+		return -EILSEQ;
+	}
 	out[len] = '\0';
 	*text = out;
 	return 0;
@@ -378,8 +384,16 @@ int omemo_store_decrypt(OmemoStore *s, const char *jid,
 	ret = decrypt_key(s, &a, k, &plain);
 	if (s->prekey_replaced && prekey_used)
 		*prekey_used = true;
-	if (!ret)
-		ret = omemo_seen_commit(s);
+	/* the session's new state is kept by now, the message's key used
+	 * up: a device's key that cannot be written to the file is kept in
+	 * memory (written with the next change), and the text is read
+	 * all the same, or it would be lost */
+	if (!ret && (ret = omemo_seen_commit(s)) < 0) {
+		xfs_warn("omemo: the key of device %" G_GUINT32_FORMAT
+			 " of %s is not written yet: %s", e->sid, jid,
+			 g_strerror(-ret));
+		ret = 0;
+	}
 	if (!ret)
 		ret = decrypt_payload(e, signal_buffer_data(plain),
 				      signal_buffer_len(plain), text);

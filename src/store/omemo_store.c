@@ -378,8 +378,16 @@ int omemo_store_set_device_list(OmemoStore *s, const char *jid,
 		bool on = g_hash_table_contains(listed, OMEMO_ID_KEY(d->id));
 
 		changed |= d->active != on;
-		d->active = on;
 		g_hash_table_remove(listed, OMEMO_ID_KEY(d->id));
+		/* a device gone from the list with nothing known of it (no
+		 * key, no decision) is forgotten: else every list of new
+		 * ids a contact publishes would stay in the file for good */
+		if (!on && !d->identity && !d->manual) {
+			g_hash_table_iter_remove(&it);
+			changed = true;
+			continue;
+		}
+		d->active = on;
 	}
 	g_hash_table_iter_init(&it, listed);
 	while (g_hash_table_iter_next(&it, &v, NULL)) {

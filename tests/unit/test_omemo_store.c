@@ -770,19 +770,22 @@ static void test_device_list(void)
 	g_assert_cmpint(omemo_store_set_device_list(s, BOB, second, 4), ==, 0);
 	omemo_store_free(s);
 	s = open_ok(dir, OMEMO_POLICY_TOFU);
+	/* 11 left the list with nothing known of it: forgotten */
 	devs = omemo_store_devices(s, BOB);
-	g_assert_cmpuint(devs->len, ==, 4);
-	g_assert_false(device(devs, 11)->active);
+	g_assert_cmpuint(devs->len, ==, 3);
+	g_assert_null(device(devs, 11));
 	g_assert_true(device(devs, 22)->active);
 	g_assert_true(device(devs, 44)->active);
 	g_assert_null(device(devs, 0));
 	g_clear_pointer(&devs, g_array_unref);
 
+	/* one the user decided on stays, out of the list */
+	g_assert_cmpint(omemo_store_set_trust(s, BOB, 22, OMEMO_TRUSTED), ==, 0);
 	g_assert_cmpint(omemo_store_set_device_list(s, BOB, NULL, 0), ==, 0);
 	devs = omemo_store_devices(s, BOB);
-	g_assert_cmpuint(devs->len, ==, 4);
-	for (guint i = 0; i < devs->len; i++)
-		g_assert_false(g_array_index(devs, OmemoDevice, i).active);
+	g_assert_cmpuint(devs->len, ==, 1);
+	g_assert_false(device(devs, 22)->active);
+	g_assert_cmpint(device(devs, 22)->trust, ==, OMEMO_TRUSTED);
 	g_clear_pointer(&devs, g_array_unref);
 	g_assert_cmpint(omemo_store_set_device_list(s, "bad\tjid", first, 1),
 			==, -EINVAL);
