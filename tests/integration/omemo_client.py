@@ -373,22 +373,6 @@ class OmemoClient(Peer):
 
     # -- the XMPP side of python-omemo ----------------------------------------
 
-    async def _aiq(self, to, itype, child, timeout=10.0):
-        """An iq from inside the loop: the answer's XML, None on none."""
-        from slixmpp.exceptions import IqError, IqTimeout
-        iq = self.xmpp.Iq()
-        iq["type"] = itype
-        if to:
-            iq["to"] = to
-        iq.append(child)
-        try:
-            r = await iq.send(timeout=timeout)
-        except IqError as e:
-            return e.iq.xml
-        except IqTimeout:
-            return None
-        return r.xml
-
     async def _publish(self, node, item_id, payload, retry=True):
         """Publish @payload as item @item_id of our PEP @node with
         access_model=open.  None on success, else the error."""
@@ -398,7 +382,7 @@ class OmemoClient(Peer):
         opts = ET.SubElement(ps, f"{{{NS_PUBSUB}}}publish-options")
         opts.append(_form(f"{NS_PUBSUB}#publish-options",
                           {"pubsub#access_model": "open"}))
-        r = await self._aiq(None, "set", ps)
+        r = await self.aiq(None, "set", ps)
         if r is None:
             return "no answer"
         if r.get("type") == "result":
@@ -417,14 +401,14 @@ class OmemoClient(Peer):
         conf = ET.SubElement(ps, f"{{{NS_OWNER}}}configure", {"node": node})
         conf.append(_form(f"{NS_PUBSUB}#node_config",
                           {"pubsub#access_model": "open"}))
-        r = await self._aiq(None, "set", ps)
+        r = await self.aiq(None, "set", ps)
         if r is None:
             return "no answer"
         return None if r.get("type") == "result" else (_error_condition(r) or "error")
 
     async def _items(self, owner, node):
         """(items, None) or (None, error condition)."""
-        r = await self._aiq(owner, "get", items_request(node))
+        r = await self.aiq(owner, "get", items_request(node))
         if r is None:
             return None, "no answer"
         if r.get("type") != "result":
@@ -481,7 +465,7 @@ class OmemoClient(Peer):
         ps = ET.Element(f"{{{NS_OWNER}}}pubsub")
         ET.SubElement(ps, f"{{{NS_OWNER}}}delete",
                       {"node": NODE_BUNDLE.format(device_id)})
-        r = await self._aiq(None, "set", ps)
+        r = await self.aiq(None, "set", ps)
         if r is None:
             raise omemo.BundleDeletionFailed("no answer")
         cond = _error_condition(r) if r.get("type") != "result" else None
@@ -840,7 +824,7 @@ class OmemoClient(Peer):
                     q.append(_form(NS_MAM, {"with": with_jid}))
                 s = ET.SubElement(q, "{http://jabber.org/protocol/rsm}set")
                 ET.SubElement(s, "{http://jabber.org/protocol/rsm}max").text = str(page)
-                ans = await self._aiq(self.bare, "set", q, timeout=timeout)
+                ans = await self.aiq(self.bare, "set", q, timeout=timeout)
                 if ans is None or ans.get("type") != "result":
                     raise TestFailure(f"{self.jid}: archive query failed: "
                                       f"{ans if ans is None else _error_condition(ans)}")
