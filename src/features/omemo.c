@@ -194,7 +194,6 @@ static bool may_trust(const OmemoDevice *d, CfgOmemoTrust policy)
 }
 
 static void list_seen(Account *a, const char *jid, GArray *ids);
-static xmpp_stanza_t *first_item(xmpp_stanza_t *answer);
 static GArray *list_parse(xmpp_stanza_t *item);
 
 /* A device list asked for by a writer (shared with the pool: an atomic
@@ -222,7 +221,7 @@ static void list_answered(Account *a, xmpp_stanza_t *answer, int err,
 
 	/* none (item-not-found) is no device */
 	if (!res || res == -ENOENT) {
-		g_autoptr(GArray) ids = list_parse(first_item(answer));
+		g_autoptr(GArray) ids = list_parse(pep_first_item(answer));
 		list_seen(a, k->jid, ids);
 		res = 0;
 	}
@@ -508,14 +507,6 @@ static OmemoBundle *bundle_parse(xmpp_stanza_t *bundle)
 	return g_steal_pointer(&b);
 }
 
-/* The first <item/> of an answer to pep_fetch, or NULL. */
-static xmpp_stanza_t *first_item(xmpp_stanza_t *answer)
-{
-	xmpp_stanza_t *items = pep_items(answer);
-
-	return items ? xmpp_stanza_get_child_by_name(items, "item") : NULL;
-}
-
 /* The device ids of a <list/> (in an <item/>), 0s left out. */
 static GArray *list_parse(xmpp_stanza_t *item)
 {
@@ -694,7 +685,7 @@ static void list_seen(Account *a, const char *jid, GArray *ids)
 static void own_list_fetched(Account *a, xmpp_stanza_t *answer, int err,
 			     void *data)
 {
-	xmpp_stanza_t *item = first_item(answer);
+	xmpp_stanza_t *item = pep_first_item(answer);
 	g_autoptr(GArray) ids = NULL;
 	int res = await_errno(answer, err);
 
@@ -791,7 +782,7 @@ static void bundle_fetched(Account *a, xmpp_stanza_t *answer, int err,
 	Fetch *f = data;
 	Omemo *o = omemo_of(a);
 	int res = await_errno(answer, err), ret = res;
-	xmpp_stanza_t *item = first_item(answer);
+	xmpp_stanza_t *item = pep_first_item(answer);
 	guint pending;
 
 	if (!res) {

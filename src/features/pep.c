@@ -52,6 +52,13 @@ xmpp_stanza_t *pep_items(xmpp_stanza_t *answer)
 	return ps ? xmpp_stanza_get_child_by_name(ps, "items") : NULL;
 }
 
+xmpp_stanza_t *pep_first_item(xmpp_stanza_t *answer)
+{
+	xmpp_stanza_t *items = pep_items(answer);
+
+	return items ? xmpp_stanza_get_child_by_name(items, "item") : NULL;
+}
+
 /* Where no caller waits: a refusal is worth a line in the log, since
  * our other clients will not see what changed. */
 static void logged(Account *a, xmpp_stanza_t *answer, int err, void *data)

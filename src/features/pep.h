@@ -23,6 +23,8 @@ void pep_fetch_from(Account *a, const char *jid, const char *node,
 		    AwaitFn fn, void *data, GDestroyNotify free_data);
 /* The <items/> of an answer to pep_fetch, NULL for none. */
 xmpp_stanza_t *pep_items(xmpp_stanza_t *answer);
+/* Its first <item/> (a node of one item: "current"), NULL for none. */
+xmpp_stanza_t *pep_first_item(xmpp_stanza_t *answer);
 /* Who may read a node's items. */
 typedef enum {
 	PEP_PRIVATE,  /* the account's own clients (XEP-0223: whitelist,

@@ -242,7 +242,7 @@ static void data_fetched(Account *a, xmpp_stanza_t *answer, int err,
 {
 	Fetch *f = data;
 	Profile *p = pr_of(a);
-	xmpp_stanza_t *items = pep_items(answer), *item, *d;
+	xmpp_stanza_t *item, *d;
 	g_autofree char *b64 = NULL;
 	g_autofree guint8 *bytes = NULL;
 	g_autofree char *sum = NULL, *text = NULL;
@@ -250,7 +250,7 @@ static void data_fetched(Account *a, xmpp_stanza_t *answer, int err,
 
 	if (!fetch_done(p, f))
 		return; /* a newer one is on its way: this one is old */
-	item = items ? xmpp_stanza_get_child_by_name(items, "item") : NULL;
+	item = pep_first_item(answer);
 	d = item ? xmpp_stanza_get_child_by_name_and_ns(item, "data",
 							NS_AV_DATA)
 		 : NULL;

@@ -469,9 +469,7 @@ static void v4_answered(Account *a, xmpp_stanza_t *answer, int err,
 			void *data)
 {
 	Ask *k = data;
-	xmpp_stanza_t *items = pep_items(answer), *iq;
-	xmpp_stanza_t *item = items ? xmpp_stanza_get_child_by_name(items, "item")
-				    : NULL;
+	xmpp_stanza_t *item = pep_first_item(answer), *iq;
 	xmpp_stanza_t *vc = item ? xmpp_stanza_get_child_by_name_and_ns(
 					   item, "vcard", NS_VCARD4)
 				 : NULL;
