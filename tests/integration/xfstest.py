@@ -1033,22 +1033,10 @@ class Peer:
     def _roster_iq(self, itype, item=None, timeout=10.0):
         """Send a jabber:iq:roster get/set (@item: an ET <item/>); returns
         the answer's XML or raises TestFailure with the error."""
-        async def go():
-            from slixmpp.exceptions import IqError, IqTimeout
-            iq = self.xmpp.Iq()
-            iq["type"] = itype
-            q = ET.Element("{jabber:iq:roster}query")
-            if item is not None:
-                q.append(item)
-            iq.append(q)
-            try:
-                r = await iq.send(timeout=timeout)
-            except IqError as e:
-                return e.iq.xml
-            except IqTimeout:
-                return None
-            return r.xml
-        x = self._call(go, timeout=timeout + 2)
+        q = ET.Element("{jabber:iq:roster}query")
+        if item is not None:
+            q.append(item)
+        x = self._call(self.aiq, None, itype, q, timeout, timeout=timeout + 2)
         if x is None:
             raise TestFailure(f"{self.jid}: no answer to a roster {itype}")
         if x.get("type") == "error":
